@@ -1,0 +1,63 @@
+import { ErrorCode } from '@herald/protocol';
+
+/** A domain error: what went wrong, in the protocol's stable codes. Mapped to HTTP once, in HttpErrorFilter. */
+export class HeraldError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: { field: string; reason: string }[],
+  ) {
+    super(message);
+    this.name = 'HeraldError';
+  }
+}
+
+export class BadRequestError extends HeraldError {
+  constructor(message: string, details?: { field: string; reason: string }[]) {
+    super(ErrorCode.BadRequest, message, details);
+  }
+}
+
+export class UnauthorizedError extends HeraldError {
+  constructor(message: string) {
+    super(ErrorCode.Unauthorized, message);
+  }
+}
+
+export class NotFoundError extends HeraldError {
+  constructor(message: string) {
+    super(ErrorCode.NotFound, message);
+  }
+}
+
+export class PayloadTooLargeError extends HeraldError {
+  constructor(message: string) {
+    super(ErrorCode.PayloadTooLarge, message);
+  }
+}
+
+export class IdempotencyConflictError extends HeraldError {
+  constructor() {
+    super(ErrorCode.IdempotencyConflict, 'this Idempotency-Key was already used with a different request body');
+  }
+}
+
+/** The store could not make the request durable; nothing was written. */
+export class UnavailableError extends HeraldError {
+  constructor(message: string) {
+    super(ErrorCode.Unavailable, message);
+  }
+}
+
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  UNKNOWN_TYPE: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  IDEMPOTENCY_CONFLICT: 422,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+};

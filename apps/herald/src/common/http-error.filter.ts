@@ -1,0 +1,57 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { ApiErrorBody, ErrorCode } from '@herald/protocol';
+import type { Request, Response } from 'express';
+import { HeraldError, HTTP_STATUS } from './errors';
+import { requestIdOf } from './request-id';
+
+const BY_STATUS: Record<number, ErrorCode> = {
+  400: ErrorCode.BadRequest,
+  401: ErrorCode.Unauthorized,
+  403: ErrorCode.Forbidden,
+  404: ErrorCode.NotFound,
+  413: ErrorCode.PayloadTooLarge,
+  422: ErrorCode.IdempotencyConflict,
+  429: ErrorCode.RateLimited,
+  503: ErrorCode.Unavailable,
+};
+
+/** Maps every error to the one REST error body; unexpected ones become 500 without leaking internals. */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<Request>();
+    const response = http.getResponse<Response>();
+    const { status, body } = toErrorResponse(error, requestIdOf(request));
+    if (status >= 500) {
+      this.logger.error({
+        message: 'request failed',
+        method: request.method,
+        path: request.path,
+        status,
+        requestId: body.error.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+    if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) response.setHeader('Retry-After', '1');
+    response.status(status).json(body);
+  }
+}
+
+export function toErrorResponse(error: unknown, requestId: string): { status: number; body: ApiErrorBody } {
+  if (error instanceof HeraldError) {
+    const body: ApiErrorBody = { error: { code: error.code, message: error.message, requestId } };
+    if (error.details) body.error.details = error.details;
+    return { status: HTTP_STATUS[error.code], body };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    return {
+      status,
+      body: { error: { code: BY_STATUS[status] ?? ErrorCode.Internal, message: error.message, requestId } },
+    };
+  }
+  return { status: 500, body: { error: { code: ErrorCode.Internal, message: 'internal error', requestId } } };
+}

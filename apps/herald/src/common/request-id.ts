@@ -1,0 +1,20 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+
+const ACCEPTED = /^[A-Za-z0-9._:-]{1,128}$/;
+const KEY = Symbol('requestId');
+
+type WithId = Request & { [KEY]?: string };
+
+/** Takes `X-Request-Id` when it is sane, makes one when not, and echoes it on the response. */
+export function requestIdMiddleware(request: Request, response: Response, next: NextFunction): void {
+  const given = request.headers['x-request-id'];
+  const id = typeof given === 'string' && ACCEPTED.test(given) ? given : randomUUID();
+  (request as WithId)[KEY] = id;
+  response.setHeader('X-Request-Id', id);
+  next();
+}
+
+export function requestIdOf(request: Request): string {
+  return (request as WithId)[KEY] ?? 'unknown';
+}

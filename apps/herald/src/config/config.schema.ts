@@ -1,0 +1,285 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Every environment variable Herald reads, with its default and a one-line
+ * description. This is the only module that looks at `process.env` (through
+ * `loadConfig`). `docs/configuration.md` lists the same table.
+ */
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const list = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  );
+
+interface VariableSpec {
+  schema: z.ZodType;
+  default: string | undefined;
+  description: string;
+  secret?: boolean;
+}
+
+export const CONFIG_VARIABLES = {
+  PORT: { schema: int(1, 65535), default: '3000', description: 'HTTP and WebSocket port of this replica.' },
+  DATABASE_URL: {
+    schema: url(['postgres:', 'postgresql:']),
+    default: 'postgres://postgres@127.0.0.1:5432/herald',
+    description: 'PostgreSQL connection URL (the record of every notification and delivery).',
+    secret: true,
+  },
+  REDIS_URL: {
+    schema: url(['redis:', 'rediss:']),
+    default: 'redis://127.0.0.1:6379',
+    description: 'Redis connection URL (pub/sub between replicas, presence, BullMQ queues).',
+    secret: true,
+  },
+  REPLICA_ID: {
+    schema: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
+    default: undefined,
+    description: 'Name of this replica in logs and presence. Default: host name and process id.',
+  },
+  HERALD_API_KEYS: {
+    schema: list.pipe(
+      z
+        .array(z.string().min(16, 'each key must be at least 16 characters'))
+        .min(1, 'must list at least one publisher key (comma-separated)'),
+    ),
+    default: undefined,
+    description: 'Comma-separated publisher API keys, sent as `Authorization: Bearer <key>`. Required.',
+    secret: true,
+  },
+  HERALD_JWT_SECRET: {
+    schema: z.string().min(32, 'must be at least 32 characters'),
+    default: undefined,
+    description: 'HS256 secret that signs and verifies user tokens. Required.',
+    secret: true,
+  },
+  HERALD_ALLOWED_ORIGINS: {
+    schema: list.pipe(
+      z.array(
+        z.string().refine((value) => value === '*' || /^https?:\/\/[^/\s]+$/.test(value), {
+          message: 'each entry must be * or an origin such as https://app.example.com (scheme, host, optional port)',
+        }),
+      ),
+    ),
+    default: '*',
+    description:
+      'Comma-separated browser origins allowed to open /ws, matched exactly; `*` allows any. Requests without an Origin header (non-browser clients) are always allowed.',
+  },
+  HERALD_ACK_TIMEOUT_MS: {
+    schema: int(50, 3_600_000),
+    default: '10000',
+    description: 'How long a sent notification waits for its ack before the first redelivery.',
+  },
+  HERALD_REDELIVERY_BACKOFF_MS: {
+    schema: int(10, 3_600_000),
+    default: '1000',
+    description: 'Base of the exponential backoff added between redeliveries (doubles per attempt, with jitter).',
+  },
+  HERALD_REDELIVERY_MAX_BACKOFF_MS: {
+    schema: int(10, 86_400_000),
+    default: '60000',
+    description: 'Cap of the redelivery backoff.',
+  },
+  HERALD_REDELIVERY_MAX_ATTEMPTS: {
+    schema: int(1, 1000),
+    default: '5',
+    description: 'Sends to an online user before an unacked delivery ends `failed`.',
+  },
+  HERALD_DEFAULT_TTL_SECONDS: {
+    schema: int(1, 31_536_000),
+    default: '86400',
+    description: 'TTL of a notification published without `ttlSeconds`.',
+  },
+  HERALD_MAX_TTL_SECONDS: {
+    schema: int(1, 31_536_000),
+    default: '2592000',
+    description: 'Largest `ttlSeconds` a publisher may ask for (default 30 days).',
+  },
+  HERALD_MAX_MESSAGE_BYTES: {
+    schema: int(256, 16_777_216),
+    default: '65536',
+    description: 'Largest WebSocket message accepted from a client; larger ones close the socket with 1009.',
+  },
+  HERALD_MAX_PAYLOAD_BYTES: {
+    schema: int(2, 16_777_216),
+    default: '65536',
+    description: 'Largest notification payload (serialized JSON) a publisher may send; larger ones get 413.',
+  },
+  HERALD_MAX_BODY_BYTES: {
+    schema: int(1024, 67_108_864),
+    default: '262144',
+    description: 'Largest REST request body; larger ones get 413.',
+  },
+  HERALD_MAX_RECIPIENTS: {
+    schema: int(1, 1_000_000),
+    default: '10000',
+    description: 'Most user ids in one `to.users` list.',
+  },
+  HERALD_HEARTBEAT_MS: {
+    schema: int(100, 600_000),
+    default: '25000',
+    description: 'WebSocket ping interval; a connection silent for two intervals is terminated.',
+  },
+  HERALD_TOKEN_MAX_TTL_SECONDS: {
+    schema: int(1, 31_536_000),
+    default: '604800',
+    description: 'Longest user token that POST /v1/tokens mints (default 7 days).',
+  },
+  HERALD_PRESENCE_HEARTBEAT_MS: {
+    schema: int(100, 600_000),
+    default: '5000',
+    description: "How often a replica refreshes its presence in Redis; its entries expire after three missed beats.",
+  },
+  HERALD_SWEEP_INTERVAL_MS: {
+    schema: int(100, 3_600_000),
+    default: '5000',
+    description: 'How often the sweep job expires stale deliveries and re-routes ones whose redelivery job was lost.',
+  },
+  HERALD_REDIS_PREFIX: {
+    schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
+    default: 'herald',
+    description: 'Prefix of every Redis key, channel and BullMQ queue, so several deployments can share a Redis.',
+  },
+  HERALD_SHUTDOWN_GRACE_MS: {
+    schema: int(0, 600_000),
+    default: '10000',
+    description: 'On SIGTERM, how long to wait for in-flight acks and jobs before exiting.',
+  },
+  LOG_LEVEL: {
+    schema: z.enum(['fatal', 'error', 'warn', 'log', 'debug', 'verbose']),
+    default: 'log',
+    description: 'Lowest log level printed: fatal, error, warn, log, debug or verbose.',
+  },
+  LOG_FORMAT: {
+    schema: z.enum(['json', 'text']),
+    default: 'json',
+    description: 'json (one object per line) or text (colourless, for a terminal).',
+  },
+} satisfies Record<string, VariableSpec>;
+
+export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
+
+export interface HeraldConfig {
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  replicaId: string;
+  apiKeys: string[];
+  jwtSecret: string;
+  allowedOrigins: string[];
+  ackTimeoutMs: number;
+  redeliveryBackoffMs: number;
+  redeliveryMaxBackoffMs: number;
+  redeliveryMaxAttempts: number;
+  defaultTtlSeconds: number;
+  maxTtlSeconds: number;
+  maxMessageBytes: number;
+  maxPayloadBytes: number;
+  maxBodyBytes: number;
+  maxRecipients: number;
+  heartbeatMs: number;
+  tokenMaxTtlSeconds: number;
+  presenceHeartbeatMs: number;
+  sweepIntervalMs: number;
+  redisPrefix: string;
+  shutdownGraceMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  logFormat: 'json' | 'text';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; throws a ConfigError naming every bad value. */
+export function parseConfig(env: Record<string, string | undefined>): HeraldConfig {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(CONFIG_VARIABLES) as [ConfigVariable, VariableSpec][]) {
+    const raw = env[name] === undefined || env[name] === '' ? spec.default : env[name];
+    if (raw === undefined) {
+      if (name === 'REPLICA_ID') {
+        values[name] = `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 64);
+        continue;
+      }
+      problems.push(`${name} is required: ${spec.description}`);
+      continue;
+    }
+    const result = spec.schema.safeParse(raw);
+    if (result.success) {
+      values[name] = result.data;
+    } else {
+      const shown = spec.secret ? '(hidden)' : JSON.stringify(raw);
+      problems.push(`${name}=${shown} ${result.error.issues.map((i) => i.message).join('; ')}`);
+    }
+  }
+  if (problems.length === 0) {
+    const min = values.HERALD_REDELIVERY_BACKOFF_MS as number;
+    const max = values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number;
+    if (max < min) problems.push(`HERALD_REDELIVERY_MAX_BACKOFF_MS=${max} must not be below HERALD_REDELIVERY_BACKOFF_MS=${min}`);
+    const ttl = values.HERALD_DEFAULT_TTL_SECONDS as number;
+    const maxTtl = values.HERALD_MAX_TTL_SECONDS as number;
+    if (ttl > maxTtl) problems.push(`HERALD_DEFAULT_TTL_SECONDS=${ttl} must not exceed HERALD_MAX_TTL_SECONDS=${maxTtl}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    port: values.PORT as number,
+    databaseUrl: values.DATABASE_URL as string,
+    redisUrl: values.REDIS_URL as string,
+    replicaId: values.REPLICA_ID as string,
+    apiKeys: values.HERALD_API_KEYS as string[],
+    jwtSecret: values.HERALD_JWT_SECRET as string,
+    allowedOrigins: values.HERALD_ALLOWED_ORIGINS as string[],
+    ackTimeoutMs: values.HERALD_ACK_TIMEOUT_MS as number,
+    redeliveryBackoffMs: values.HERALD_REDELIVERY_BACKOFF_MS as number,
+    redeliveryMaxBackoffMs: values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number,
+    redeliveryMaxAttempts: values.HERALD_REDELIVERY_MAX_ATTEMPTS as number,
+    defaultTtlSeconds: values.HERALD_DEFAULT_TTL_SECONDS as number,
+    maxTtlSeconds: values.HERALD_MAX_TTL_SECONDS as number,
+    maxMessageBytes: values.HERALD_MAX_MESSAGE_BYTES as number,
+    maxPayloadBytes: values.HERALD_MAX_PAYLOAD_BYTES as number,
+    maxBodyBytes: values.HERALD_MAX_BODY_BYTES as number,
+    maxRecipients: values.HERALD_MAX_RECIPIENTS as number,
+    heartbeatMs: values.HERALD_HEARTBEAT_MS as number,
+    tokenMaxTtlSeconds: values.HERALD_TOKEN_MAX_TTL_SECONDS as number,
+    presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,
+    sweepIntervalMs: values.HERALD_SWEEP_INTERVAL_MS as number,
+    redisPrefix: values.HERALD_REDIS_PREFIX as string,
+    shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
+    logLevel: values.LOG_LEVEL as HeraldConfig['logLevel'],
+    logFormat: values.LOG_FORMAT as HeraldConfig['logFormat'],
+  };
+}
+
+/** Reads `process.env`; the one place in the service that does. */
+export function loadConfig(): HeraldConfig {
+  return parseConfig(process.env);
+}

@@ -1,0 +1,46 @@
+import type { JsonValue } from '@herald/protocol';
+
+/** A notification as it travels between replicas (dates as ISO strings). */
+export interface BusNotification {
+  id: string;
+  seq: number;
+  event: string;
+  payload: JsonValue;
+  topic: string | null;
+  createdAt: string;
+}
+
+/** Send `notification` to one user's connections, as send number `attempt`. */
+export interface DeliverMessage {
+  kind: 'deliver';
+  notification: BusNotification;
+  attempt: number;
+}
+
+/** A topic or everyone publish: each replica offers it to its own users once. */
+export interface BroadcastMessage {
+  kind: 'broadcast';
+  notification: BusNotification;
+}
+
+export type BusMessage = DeliverMessage | BroadcastMessage;
+
+export interface BusHandlers {
+  deliver(userId: string, message: DeliverMessage): void;
+  broadcast(message: BroadcastMessage): void;
+}
+
+/**
+ * The routing bus between replicas (Centrifugo's broker split): publish to a
+ * user or to everyone; receive the traffic of the users this replica holds.
+ * It is only the fast path: PostgreSQL decides what is delivered.
+ */
+export abstract class Bus {
+  /** Sends to each user's channel; resolves with how many users had a listening replica. */
+  abstract publishToUsers(userIds: string[], message: DeliverMessage): Promise<number>;
+  abstract publishBroadcast(message: BroadcastMessage): Promise<void>;
+  /** Starts receiving a user's traffic; resolves once the subscription is active. */
+  abstract subscribeUser(userId: string): Promise<void>;
+  abstract unsubscribeUser(userId: string): Promise<void>;
+  abstract setHandlers(handlers: BusHandlers): void;
+}

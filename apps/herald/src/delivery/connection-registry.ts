@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import { Connection } from './connection';
+
+/** This replica's live connections, by id and by user. */
+@Injectable()
+export class ConnectionRegistry {
+  private readonly byId = new Map<string, Connection>();
+  private readonly byUser = new Map<string, Set<Connection>>();
+
+  /** Adds a connection; true when it is the user's first on this replica. */
+  add(connection: Connection): boolean {
+    this.byId.set(connection.id, connection);
+    let set = this.byUser.get(connection.userId);
+    const first = set === undefined;
+    if (!set) {
+      set = new Set();
+      this.byUser.set(connection.userId, set);
+    }
+    set.add(connection);
+    return first;
+  }
+
+  /** Removes a connection; true when it was the user's last on this replica. */
+  remove(connection: Connection): boolean {
+    if (!this.byId.delete(connection.id)) return false;
+    const set = this.byUser.get(connection.userId);
+    if (!set) return false;
+    set.delete(connection);
+    if (set.size > 0) return false;
+    this.byUser.delete(connection.userId);
+    return true;
+  }
+
+  connectionsOf(userId: string): ReadonlySet<Connection> {
+    return this.byUser.get(userId) ?? new Set();
+  }
+
+  hasUser(userId: string): boolean {
+    return this.byUser.has(userId);
+  }
+
+  userIds(): string[] {
+    return [...this.byUser.keys()];
+  }
+
+  all(): IterableIterator<Connection> {
+    return this.byId.values();
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+}

@@ -1,0 +1,253 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION } from '@herald/protocol';
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { isNotificationId } from '../gateway/frame-parser';
+import { UserRepository } from '../notifications/user.repository';
+import { Bus } from './bus';
+import { Connection } from './connection';
+import { ConnectionRegistry } from './connection-registry';
+import { DeliveryService } from './delivery.service';
+import { PresenceRepository } from './presence.repository';
+
+export interface ConnectionMeta {
+  userId: string;
+  tokenExpiresAt: number;
+  remoteAddress: string;
+  userAgent: string;
+}
+
+/**
+ * The life of a connection on this replica: open (register, subscribe,
+ * presence, welcome, replay), commands, heartbeats, close, and shutdown.
+ */
+@Injectable()
+export class ConnectionService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(ConnectionService.name);
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private pingTimer: NodeJS.Timeout | undefined;
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    private readonly registry: ConnectionRegistry,
+    private readonly bus: Bus,
+    private readonly presence: PresenceRepository,
+    private readonly users: UserRepository,
+    private readonly delivery: DeliveryService,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.pingTimer = setInterval(() => this.pingAll(), this.config.heartbeatMs);
+    this.presenceTimer = setInterval(() => this.track(this.beat()), this.config.presenceHeartbeatMs);
+    this.track(this.beat());
+  }
+
+  private get presenceTtlMs(): number {
+    return 3 * this.config.presenceHeartbeatMs;
+  }
+
+  /**
+   * Registers a new connection at once (so no frame it sends is lost) and
+   * starts its setup: subscribe, presence, welcome, replay.
+   */
+  open(socket: WebSocket, meta: ConnectionMeta): Connection {
+    const connection = new Connection(
+      {
+        id: randomUUID(),
+        userId: meta.userId,
+        connectedAt: new Date(),
+        remoteAddress: meta.remoteAddress,
+        userAgent: meta.userAgent,
+        tokenExpiresAt: meta.tokenExpiresAt,
+      },
+      socket,
+    );
+    socket.on('pong', () => {
+      connection.alive = true;
+    });
+    if (this.shuttingDown) {
+      connection.close(CloseCode.GoingAway, 'server shutting down');
+      return connection;
+    }
+    const first = this.registry.add(connection);
+    this.track(this.setup(connection, first));
+    return connection;
+  }
+
+  private async setup(connection: Connection, first: boolean): Promise<void> {
+    try {
+      // Subscribe before reading the replay, so nothing committed in between is missed.
+      if (first) await this.bus.subscribeUser(connection.userId);
+      await this.users.touch(connection.userId);
+      await this.presence.add(
+        {
+          connectionId: connection.id,
+          userId: connection.userId,
+          replicaId: this.config.replicaId,
+          connectedAt: connection.info.connectedAt.toISOString(),
+          remoteAddress: connection.info.remoteAddress,
+          userAgent: connection.info.userAgent,
+        },
+        this.presenceTtlMs,
+      );
+      connection.send({
+        type: 'welcome',
+        protocol: PROTOCOL_VERSION,
+        connectionId: connection.id,
+        userId: connection.userId,
+        replicaId: this.config.replicaId,
+        heartbeatMs: this.config.heartbeatMs,
+        maxMessageBytes: this.config.maxMessageBytes,
+      });
+      const replayed = await this.delivery.replay(connection);
+      this.logger.log({
+        message: 'connection opened',
+        connectionId: connection.id,
+        userId: connection.userId,
+        replicaId: this.config.replicaId,
+        remoteAddress: connection.info.remoteAddress,
+        replayed,
+      });
+    } catch (error) {
+      this.logger.error({
+        message: 'connection setup failed',
+        connectionId: connection.id,
+        userId: connection.userId,
+        error: (error as Error).message,
+      });
+      connection.close(CloseCode.InternalError, 'setup failed, reconnect');
+    }
+  }
+
+  async closed(connection: Connection, code: number): Promise<void> {
+    const last = this.registry.remove(connection);
+    const durationMs = Date.now() - connection.info.connectedAt.getTime();
+    this.logger.log({
+      message: 'connection closed',
+      connectionId: connection.id,
+      userId: connection.userId,
+      replicaId: this.config.replicaId,
+      code,
+      durationMs,
+    });
+    try {
+      if (last && !this.shuttingDown) await this.bus.unsubscribeUser(connection.userId);
+      if (!this.shuttingDown) await this.presence.remove(this.config.replicaId, connection.userId, connection.id);
+    } catch (error) {
+      this.logger.warn({ message: 'presence cleanup failed; entries expire alone', error: (error as Error).message });
+    }
+  }
+
+  /** Runs one client command; answers on the connection. */
+  async command(connection: Connection, frame: ClientFrame): Promise<void> {
+    const work = this.run(connection, frame);
+    this.track(work);
+    await work;
+  }
+
+  private async run(connection: Connection, frame: ClientFrame): Promise<void> {
+    try {
+      switch (frame.type) {
+        case 'ping':
+          connection.send(
+            frame.id === undefined
+              ? { type: 'pong', timestamp: new Date().toISOString() }
+              : { type: 'pong', id: frame.id, timestamp: new Date().toISOString() },
+          );
+          return;
+        case 'ack': {
+          const result = await this.delivery.ack(connection.userId, frame.id, isNotificationId(frame.id));
+          if (result.ok) connection.send({ type: 'ack', id: frame.id, status: result.status });
+          else
+            connection.send({
+              type: 'error',
+              code: ErrorCode.Forbidden,
+              message: 'no such notification for this user',
+              id: frame.id,
+            });
+          return;
+        }
+        case 'subscribe':
+        case 'unsubscribe': {
+          const changed =
+            frame.type === 'subscribe'
+              ? await this.users.subscribe(connection.userId, frame.channel)
+              : await this.users.unsubscribe(connection.userId, frame.channel);
+          if (frame.id !== undefined) connection.send({ type: 'ack', id: frame.id, status: changed ? 'ok' : 'duplicate' });
+          return;
+        }
+      }
+    } catch (error) {
+      this.logger.error({
+        message: 'command failed',
+        connectionId: connection.id,
+        type: frame.type,
+        error: (error as Error).message,
+      });
+      connection.send({
+        type: 'error',
+        code: ErrorCode.Unavailable,
+        message: 'could not complete the command, retry',
+        ...(frame.id !== undefined ? { id: frame.id } : {}),
+      });
+    }
+  }
+
+  /** WebSocket-level ping; a peer that did not answer the previous one is gone. */
+  private pingAll(): void {
+    const nowSeconds = Date.now() / 1000;
+    for (const connection of this.registry.all()) {
+      if (!connection.alive) {
+        this.logger.log({ message: 'reaping dead connection', connectionId: connection.id, userId: connection.userId });
+        connection.terminate();
+        continue;
+      }
+      if (connection.info.tokenExpiresAt <= nowSeconds) {
+        connection.close(CloseCode.PolicyViolation, 'token expired');
+        continue;
+      }
+      connection.ping();
+    }
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.presence.beat(this.config.replicaId, this.registry.userIds(), this.registry.size, this.presenceTtlMs);
+    } catch (error) {
+      this.logger.warn({ message: 'presence heartbeat failed', error: (error as Error).message });
+    }
+  }
+
+  /**
+   * Graceful shutdown: close every client with 1001 so it reconnects
+   * elsewhere, wait for in-flight acks and sends to reach PostgreSQL, then
+   * forget this replica's presence.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    clearInterval(this.pingTimer);
+    clearInterval(this.presenceTimer);
+    const connections = [...this.registry.all()];
+    for (const connection of connections) connection.close(CloseCode.GoingAway, 'server shutting down');
+    const deadline = new Promise((resolve) => setTimeout(resolve, this.config.shutdownGraceMs).unref());
+    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    try {
+      await this.presence.removeReplica(
+        this.config.replicaId,
+        connections.map((c) => ({ userId: c.userId, connectionId: c.id })),
+      );
+    } catch (error) {
+      this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
+    }
+    this.logger.log({ message: 'connections drained', replicaId: this.config.replicaId, closed: connections.length });
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.inFlight.add(work);
+    void work.catch(() => undefined).finally(() => this.inFlight.delete(work));
+  }
+}

@@ -1,0 +1,81 @@
+import type { NotificationFrame, ServerFrame } from '@herald/protocol';
+import type { WebSocket } from 'ws';
+
+export interface ConnectionInfo {
+  id: string;
+  userId: string;
+  connectedAt: Date;
+  remoteAddress: string;
+  userAgent: string;
+  /** Token expiry (epoch seconds). */
+  tokenExpiresAt: number;
+}
+
+/**
+ * One live WebSocket of a user on this replica. While the replay on connect
+ * runs, live notifications are held back and sent after it, skipping any the
+ * replay already sent, so the client sees replay (in seq order) then live.
+ */
+export class Connection {
+  private replaying = true;
+  private held: NotificationFrame[] = [];
+  private readonly replayed = new Set<string>();
+  /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
+  alive = true;
+
+  constructor(
+    readonly info: ConnectionInfo,
+    private readonly socket: WebSocket,
+  ) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  get userId(): string {
+    return this.info.userId;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(frame: ServerFrame): void {
+    if (this.isOpen) this.socket.send(JSON.stringify(frame));
+  }
+
+  /** Sends a live notification, or holds it while the replay is running. */
+  deliver(frame: NotificationFrame): void {
+    if (this.replaying) this.held.push(frame);
+    else this.send(frame);
+  }
+
+  sendReplayed(frame: NotificationFrame): void {
+    this.replayed.add(frame.id);
+    this.send(frame);
+  }
+
+  finishReplay(): void {
+    this.replaying = false;
+    const held = this.held;
+    this.held = [];
+    held.sort((a, b) => a.seq - b.seq);
+    for (const frame of held) if (!this.replayed.has(frame.id)) this.send(frame);
+    this.replayed.clear();
+  }
+
+  ping(): void {
+    this.alive = false;
+    if (this.isOpen) this.socket.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(code, reason);
+    }
+  }
+
+  terminate(): void {
+    this.socket.terminate();
+  }
+}

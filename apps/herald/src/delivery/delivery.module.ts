@@ -1,0 +1,31 @@
+import { BullModule } from '@nestjs/bullmq';
+import { Module } from '@nestjs/common';
+import { NotificationsModule } from '../notifications/notifications.module';
+import { Bus } from './bus';
+import { ConnectionRegistry } from './connection-registry';
+import { ConnectionService } from './connection.service';
+import { DeliveryService } from './delivery.service';
+import { PresenceRepository } from './presence.repository';
+import { REDELIVERY_QUEUE, SWEEP_QUEUE } from './queues';
+import { RedeliveryProcessor } from './redelivery.processor';
+import { RedeliveryScheduler } from './redelivery.scheduler';
+import { RedeliveryService } from './redelivery.service';
+import { RedisBus } from './redis-bus';
+import { SweepProcessor } from './sweep.processor';
+
+@Module({
+  imports: [NotificationsModule, BullModule.registerQueue({ name: REDELIVERY_QUEUE }, { name: SWEEP_QUEUE })],
+  providers: [
+    { provide: Bus, useClass: RedisBus },
+    ConnectionRegistry,
+    ConnectionService,
+    DeliveryService,
+    PresenceRepository,
+    RedeliveryScheduler,
+    RedeliveryService,
+    RedeliveryProcessor,
+    SweepProcessor,
+  ],
+  exports: [ConnectionService, DeliveryService, ConnectionRegistry],
+})
+export class DeliveryModule {}

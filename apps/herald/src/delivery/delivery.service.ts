@@ -1,0 +1,129 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { AckStatus } from '@herald/protocol';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { DeliveryRepository } from '../notifications/delivery.repository';
+import { StoredNotification } from '../notifications/notification.types';
+import { maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
+import { Bus, BusNotification } from './bus';
+import { Connection } from './connection';
+import { ConnectionRegistry } from './connection-registry';
+import { toBusNotification, toNotificationFrame } from './notification-frame';
+import { RedeliveryScheduler } from './redelivery.scheduler';
+
+const REPLAY_BATCH = 500;
+
+export type AckResult = { ok: true; status: AckStatus } | { ok: false };
+
+/**
+ * Where deliveries change state on the live side: first sends routed through
+ * the bus, replay on connect, and acks. PostgreSQL is updated before a frame
+ * leaves, so the record is never behind what a client has seen.
+ */
+@Injectable()
+export class DeliveryService implements OnModuleInit {
+  private readonly logger = new Logger(DeliveryService.name);
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly registry: ConnectionRegistry,
+    private readonly deliveries: DeliveryRepository,
+    private readonly scheduler: RedeliveryScheduler,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.bus.setHandlers({
+      deliver: (userId, message) => this.track(this.deliverToLocal([userId], message.notification, message.attempt)),
+      broadcast: (message) => this.track(this.deliverToLocal(this.registry.userIds(), message.notification, 1)),
+    });
+  }
+
+  /**
+   * Tells the replicas holding the recipients that a stored notification
+   * exists. Best effort: if Redis is down the deliveries stay `pending` and
+   * the sweep routes them later.
+   */
+  async route(notification: StoredNotification, audience: 'users' | 'topic' | 'all', userIds: string[]): Promise<void> {
+    const message = toBusNotification(notification);
+    try {
+      if (audience === 'users') {
+        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1 });
+      } else {
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
+      }
+    } catch (error) {
+      this.logger.warn({
+        message: 'bus publish failed; the sweep will route the deliveries',
+        notificationId: notification.id,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /** Sends send number `attempt` of a notification to those of `userIds` connected here. */
+  async deliverToLocal(userIds: string[], notification: BusNotification, attempt: number): Promise<void> {
+    const local = userIds.filter((u) => this.registry.hasUser(u));
+    if (local.length === 0) return;
+    const nextAttemptAt = new Date(Date.now() + redeliveryDelayMs(attempt, this.config) + this.backstopMs());
+    const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
+    for (const delivery of sent) {
+      const frame = toNotificationFrame(notification, delivery.attempt);
+      for (const connection of this.registry.connectionsOf(delivery.userId)) connection.deliver(frame);
+    }
+    await this.scheduler.schedule(
+      sent.filter((d) => d.counted).map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
+    );
+    this.logger.debug?.({ message: 'delivered', notificationId: notification.id, attempt, users: sent.length });
+  }
+
+  /** Sends every open delivery of the connection's user, in seq order, then lets live ones through. */
+  async replay(connection: Connection): Promise<number> {
+    let afterSeq = 0;
+    let total = 0;
+    try {
+      for (;;) {
+        const nextAttemptAt = new Date(Date.now() + maxRedeliveryDelayMs(this.config) + this.backstopMs());
+        const batch = await this.deliveries.claimReplayBatch(connection.userId, afterSeq, REPLAY_BATCH, nextAttemptAt);
+        for (const item of batch) {
+          connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
+        }
+        await this.scheduler.schedule(
+          batch.map((item) => ({ notificationId: item.notification.id, userId: connection.userId, attempt: item.attempt })),
+        );
+        total += batch.length;
+        if (batch.length < REPLAY_BATCH) break;
+        afterSeq = batch[batch.length - 1]!.notification.seq;
+      }
+    } finally {
+      connection.finishReplay();
+    }
+    return total;
+  }
+
+  async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
+    if (!isValidId) return { ok: false };
+    const outcome = await this.deliveries.ack(notificationId, userId);
+    switch (outcome) {
+      case 'acked':
+        return { ok: true, status: 'ok' };
+      case 'duplicate':
+        return { ok: true, status: 'duplicate' };
+      case 'expired':
+        return { ok: true, status: 'expired' };
+      case 'unknown':
+        return { ok: false };
+    }
+  }
+
+  /** Extra time after a check is due before the sweep treats its job as lost. */
+  private backstopMs(): number {
+    return 2 * this.config.sweepIntervalMs;
+  }
+
+  private track(work: Promise<void>): void {
+    work.catch((error: unknown) =>
+      this.logger.error({ message: 'live delivery failed; the sweep will retry', error: (error as Error).message }),
+    );
+  }
+}

@@ -1,0 +1,16 @@
+/** Queue and job names, and typed job data, of every BullMQ queue. */
+export const REDELIVERY_QUEUE = 'redelivery';
+export const REDELIVERY_JOB = 'redeliver';
+export const SWEEP_QUEUE = 'sweep';
+export const SWEEP_JOB = 'sweep';
+export const SWEEP_SCHEDULER_ID = 'sweep-every-interval';
+
+/** Check delivery (notificationId, userId) after send number `attempt`. */
+export interface RedeliveryJobData {
+  notificationId: string;
+  userId: string;
+  attempt: number;
+}
+
+/** The sweep carries no data; its scheduler sets the interval. */
+export type SweepJobData = Record<string, never>;

@@ -1,0 +1,55 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { redeliveryDelayMs } from './backoff';
+import { REDELIVERY_JOB, REDELIVERY_QUEUE, RedeliveryJobData } from './queues';
+
+/** Puts the "check this delivery again" jobs on the redelivery queue. */
+@Injectable()
+export class RedeliveryScheduler {
+  private readonly logger = new Logger(RedeliveryScheduler.name);
+
+  constructor(
+    @InjectQueue(REDELIVERY_QUEUE) private readonly queue: Queue<RedeliveryJobData>,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  /**
+   * Schedules one check per delivery just sent. A failure here loses nothing:
+   * the delivery's `next_attempt_at` in PostgreSQL lets the sweep find it.
+   */
+  async schedule(items: RedeliveryJobData[]): Promise<void> {
+    if (items.length === 0) return;
+    try {
+      await this.queue.addBulk(
+        items.map((data) => ({
+          name: REDELIVERY_JOB,
+          data,
+          opts: {
+            jobId: jobId(data),
+            delay: redeliveryDelayMs(data.attempt, this.config),
+            attempts: 5,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: true,
+            removeOnFail: { count: 1000 },
+          },
+        })),
+      );
+    } catch (error) {
+      this.logger.warn({
+        message: 'could not schedule redelivery checks; the sweep will catch them',
+        count: items.length,
+        error: (error as Error).message,
+      });
+    }
+  }
+}
+
+/** Stable per (delivery, attempt): scheduling the same check twice makes one job. */
+function jobId(data: RedeliveryJobData): string {
+  const user = createHash('sha1').update(data.userId).digest('hex').slice(0, 16);
+  return `rd-${data.notificationId}-${user}-${data.attempt}`;
+}

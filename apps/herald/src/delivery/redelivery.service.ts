@@ -1,0 +1,111 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { DeliveryRepository } from '../notifications/delivery.repository';
+import { NotificationRepository } from '../notifications/notification.repository';
+import { StoredNotification } from '../notifications/notification.types';
+import { Bus } from './bus';
+import { toBusNotification } from './notification-frame';
+import { PresenceRepository } from './presence.repository';
+import { RedeliveryJobData } from './queues';
+
+export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent';
+
+const SWEEP_BATCH = 500;
+const SWEEP_MAX_BATCHES = 20;
+
+/**
+ * The timed side of delivery: what happens when an ack does not come. Runs in
+ * BullMQ workers on any replica; every decision is re-read from PostgreSQL.
+ */
+@Injectable()
+export class RedeliveryService {
+  private readonly logger = new Logger(RedeliveryService.name);
+
+  constructor(
+    private readonly deliveries: DeliveryRepository,
+    private readonly notifications: NotificationRepository,
+    private readonly presence: PresenceRepository,
+    private readonly bus: Bus,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  /**
+   * The ack timeout of send number `attempt` has run out. Still unacked and the
+   * user online: send again (or end `failed` after the last attempt). Offline:
+   * stop the clock; the replay on connect sends it.
+   */
+  async check(job: RedeliveryJobData): Promise<CheckOutcome> {
+    const open = await this.deliveries.findOpen(job.notificationId, job.userId);
+    if (!open || open.status !== 'sent' || open.attempts !== job.attempt || open.notification.expiresAt <= new Date()) {
+      return 'stale';
+    }
+    return this.resendOrSettle(open.notification, job.userId, open.attempts);
+  }
+
+  /**
+   * Expires what is past its TTL, then re-routes open deliveries whose check
+   * is overdue: their job was lost (Redis restarted) or never made (a replica
+   * died between commit and publish).
+   */
+  async sweep(): Promise<{ expired: number; resent: number; parked: number; failed: number }> {
+    let expired = 0;
+    for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
+      const n = await this.deliveries.expireDue(SWEEP_BATCH);
+      expired += n;
+      if (n < SWEEP_BATCH) break;
+    }
+    const counts = { expired, resent: 0, parked: 0, failed: 0 };
+    const due = await this.deliveries.findDue(SWEEP_BATCH);
+    const notifications = new Map<string, StoredNotification | null>();
+    for (const delivery of due) {
+      let notification = notifications.get(delivery.notificationId);
+      if (notification === undefined) {
+        notification = await this.notifications.findById(delivery.notificationId);
+        notifications.set(delivery.notificationId, notification);
+      }
+      if (!notification) continue;
+      const outcome = await this.resendOrSettle(notification, delivery.userId, delivery.attempts, delivery.status);
+      if (outcome !== 'stale') counts[outcome] += 1;
+    }
+    if (counts.expired + counts.resent + counts.parked + counts.failed > 0) {
+      this.logger.log({ message: 'sweep', ...counts });
+    }
+    return counts;
+  }
+
+  private async resendOrSettle(
+    notification: StoredNotification,
+    userId: string,
+    attempts: number,
+    status: 'pending' | 'sent' = 'sent',
+  ): Promise<CheckOutcome> {
+    if (!(await this.presence.isOnline(userId))) {
+      await this.deliveries.park(notification.id, userId, attempts);
+      return 'parked';
+    }
+    if (status === 'sent' && attempts >= this.config.redeliveryMaxAttempts) {
+      const failed = await this.deliveries.markFailed(notification.id, userId, attempts);
+      if (failed) this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts });
+      return failed ? 'failed' : 'stale';
+    }
+    // If the holding replica dies before it records the send, the sweep finds this again.
+    await this.deliveries.postpone(
+      notification.id,
+      userId,
+      attempts,
+      new Date(Date.now() + this.config.ackTimeoutMs + 2 * this.config.sweepIntervalMs),
+    );
+    const reached = await this.bus.publishToUsers([userId], {
+      kind: 'deliver',
+      notification: toBusNotification(notification),
+      attempt: attempts + 1,
+    });
+    if (reached === 0) {
+      await this.deliveries.park(notification.id, userId, attempts);
+      return 'parked';
+    }
+    this.logger.debug?.({ message: 'redelivering', notificationId: notification.id, userId, attempt: attempts + 1 });
+    return 'resent';
+  }
+}

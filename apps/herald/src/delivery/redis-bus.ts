@@ -1,0 +1,77 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { createRedis, REDIS } from '../redis/redis.module';
+import { RedisKeys } from '../redis/redis-keys';
+import { BroadcastMessage, Bus, BusHandlers, BusMessage, DeliverMessage } from './bus';
+
+/** The Bus on Redis pub/sub: one channel per user, one for broadcasts. */
+@Injectable()
+export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(RedisBus.name);
+  private readonly subscriber: Redis;
+  private handlers: BusHandlers | null = null;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(HERALD_CONFIG) config: HeraldConfig,
+    private readonly keys: RedisKeys,
+  ) {
+    super();
+    this.subscriber = createRedis(config, 'subscriber');
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.subscriber.on('message', (channel: string, raw: string) => this.dispatch(channel, raw));
+    await this.subscriber.subscribe(this.keys.broadcastChannel());
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+  }
+
+  setHandlers(handlers: BusHandlers): void {
+    this.handlers = handlers;
+  }
+
+  async publishToUsers(userIds: string[], message: DeliverMessage): Promise<number> {
+    const raw = JSON.stringify(message);
+    const pipeline = this.redis.pipeline();
+    for (const userId of userIds) pipeline.publish(this.keys.userChannel(userId), raw);
+    const results = (await pipeline.exec()) ?? [];
+    let reached = 0;
+    for (const [error, receivers] of results) {
+      if (error) throw error;
+      if (typeof receivers === 'number' && receivers > 0) reached += 1;
+    }
+    return reached;
+  }
+
+  async publishBroadcast(message: BroadcastMessage): Promise<void> {
+    await this.redis.publish(this.keys.broadcastChannel(), JSON.stringify(message));
+  }
+
+  async subscribeUser(userId: string): Promise<void> {
+    await this.subscriber.subscribe(this.keys.userChannel(userId));
+  }
+
+  async unsubscribeUser(userId: string): Promise<void> {
+    await this.subscriber.unsubscribe(this.keys.userChannel(userId));
+  }
+
+  private dispatch(channel: string, raw: string): void {
+    if (!this.handlers) return;
+    let message: BusMessage;
+    try {
+      message = JSON.parse(raw) as BusMessage;
+    } catch {
+      this.logger.error({ message: 'unparseable bus message', channel });
+      return;
+    }
+    const userId = this.keys.userFromChannel(channel);
+    if (userId !== null && message.kind === 'deliver') this.handlers.deliver(userId, message);
+    else if (channel === this.keys.broadcastChannel() && message.kind === 'broadcast') this.handlers.broadcast(message);
+    else this.logger.warn({ message: 'bus message on unexpected channel', channel, kind: message.kind });
+  }
+}

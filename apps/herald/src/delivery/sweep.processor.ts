@@ -1,0 +1,38 @@
+import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
+import { BeforeApplicationShutdown, Inject, OnApplicationBootstrap } from '@nestjs/common';
+import { Job, Queue } from 'bullmq';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { SWEEP_JOB, SWEEP_QUEUE, SWEEP_SCHEDULER_ID, SweepJobData } from './queues';
+import { RedeliveryService } from './redelivery.service';
+
+/**
+ * The one processor of the sweep queue. A BullMQ job scheduler runs it every
+ * HERALD_SWEEP_INTERVAL_MS on exactly one replica at a time.
+ */
+@Processor(SWEEP_QUEUE, { concurrency: 1 })
+export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  constructor(
+    private readonly redelivery: RedeliveryService,
+    @InjectQueue(SWEEP_QUEUE) private readonly queue: Queue<SweepJobData>,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {
+    super();
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.queue.upsertJobScheduler(
+      SWEEP_SCHEDULER_ID,
+      { every: this.config.sweepIntervalMs },
+      { name: SWEEP_JOB, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } },
+    );
+  }
+
+  async process(_job: Job<SweepJobData>): Promise<Awaited<ReturnType<RedeliveryService['sweep']>>> {
+    return this.redelivery.sweep();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.worker.close();
+  }
+}

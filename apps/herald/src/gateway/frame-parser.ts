@@ -1,0 +1,70 @@
+import {
+  ClientFrame,
+  COMMAND_ID_PATTERN,
+  ErrorCode,
+  TOPIC_PATTERN,
+} from '@herald/protocol';
+
+export type ParseResult =
+  | { ok: true; frame: ClientFrame }
+  | { ok: false; code: typeof ErrorCode.BadRequest | typeof ErrorCode.UnknownType; message: string; id?: string };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Turns one text frame into a typed client command, or says exactly what is
+ * wrong with it. Never throws; never drops a frame silently.
+ */
+export function parseClientFrame(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, code: ErrorCode.BadRequest, message: 'frame is not valid JSON' };
+  }
+  if (!isObject(value)) return { ok: false, code: ErrorCode.BadRequest, message: 'frame must be a JSON object' };
+
+  const rawId = value.id;
+  const validCommandId = typeof rawId === 'string' && COMMAND_ID_PATTERN.test(rawId) ? rawId : undefined;
+  const fail = (message: string, code: typeof ErrorCode.BadRequest | typeof ErrorCode.UnknownType = ErrorCode.BadRequest): ParseResult =>
+    validCommandId === undefined ? { ok: false, code, message } : { ok: false, code, message, id: validCommandId };
+
+  if (typeof value.type !== 'string') return fail('frame must have a string "type"');
+  if (rawId !== undefined && validCommandId === undefined) {
+    return fail('"id" must be a string of 1-64 printable ASCII characters');
+  }
+  const type = value.type;
+  switch (type) {
+    case 'ack': {
+      if (validCommandId === undefined) return fail('"ack" needs "id": the notification id');
+      if (!UUID.test(validCommandId)) {
+        // Same answer as an id that exists but is not this user's: nothing to learn by probing.
+        return { ok: true, frame: { type: 'ack', id: validCommandId } };
+      }
+      return { ok: true, frame: { type: 'ack', id: validCommandId.toLowerCase() } };
+    }
+    case 'ping':
+      return { ok: true, frame: validCommandId === undefined ? { type: 'ping' } : { type: 'ping', id: validCommandId } };
+    case 'subscribe':
+    case 'unsubscribe': {
+      const channel = value.channel;
+      if (typeof channel !== 'string' || !TOPIC_PATTERN.test(channel)) {
+        return fail(`"${type}" needs "channel": 1-128 characters of letters, digits and _ . : -`);
+      }
+      return {
+        ok: true,
+        frame: validCommandId === undefined ? { type, channel } : { type, channel, id: validCommandId },
+      };
+    }
+    default:
+      return fail(`unknown frame type ${JSON.stringify(type.slice(0, 64))}`, ErrorCode.UnknownType);
+  }
+}
+
+export function isNotificationId(id: string): boolean {
+  return UUID.test(id);
+}

@@ -1,0 +1,84 @@
+import { Inject, Logger } from '@nestjs/common';
+import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import { CloseCode } from '@herald/protocol';
+import type { IncomingMessage } from 'node:http';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import { UpgradeAuthService } from '../auth/upgrade-auth.service';
+import { UserPrincipal } from '../auth/user-token.service';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { ConnectionService } from '../delivery/connection.service';
+import { parseClientFrame } from './frame-parser';
+
+type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
+
+/**
+ * `/ws`: authenticate at the upgrade, register the connection, forward each
+ * parsed frame. Nothing else lives here.
+ */
+@WebSocketGateway({ path: '/ws' })
+export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket> {
+  private readonly logger = new Logger(HeraldGateway.name);
+
+  constructor(
+    private readonly auth: UpgradeAuthService,
+    private readonly connections: ConnectionService,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  afterInit(server: WebSocketServer): void {
+    // ws reads these per upgrade; they come from configuration, so they are set here.
+    server.options.maxPayload = this.config.maxMessageBytes;
+    server.options.perMessageDeflate = false;
+    server.options.verifyClient = (info, callback) => {
+      const decision = this.auth.decide(info.req);
+      if (!decision.ok) {
+        callback(false, decision.status, decision.message);
+        return;
+      }
+      (info.req as AuthedRequest).heraldPrincipal = decision.principal;
+      callback(true);
+    };
+  }
+
+  handleConnection(socket: WebSocket, request: AuthedRequest): void {
+    const principal = request.heraldPrincipal;
+    if (!principal) {
+      socket.close(CloseCode.PolicyViolation, 'unauthenticated');
+      return;
+    }
+    const connection = this.connections.open(socket, {
+      userId: principal.userId,
+      tokenExpiresAt: principal.expiresAt,
+      remoteAddress: request.socket.remoteAddress ?? 'unknown',
+      userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+    });
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) {
+        socket.close(CloseCode.UnsupportedData, 'binary frames are not supported');
+        return;
+      }
+      const parsed = parseClientFrame(rawToString(data));
+      if (!parsed.ok) {
+        connection.send({
+          type: 'error',
+          code: parsed.code,
+          message: parsed.message,
+          ...(parsed.id !== undefined ? { id: parsed.id } : {}),
+        });
+        return;
+      }
+      void this.connections.command(connection, parsed.frame);
+    });
+    socket.on('close', (code: number) => void this.connections.closed(connection, code));
+    socket.on('error', (error: Error) =>
+      this.logger.warn({ message: 'socket error', connectionId: connection.id, error: error.message }),
+    );
+  }
+}
+
+function rawToString(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}

@@ -1,0 +1,42 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { REDIS } from '../redis/redis.module';
+
+export interface ReadyReport {
+  status: 'ok' | 'unavailable';
+  replicaId: string;
+  checks: { postgres: 'up' | 'down'; redis: 'up' | 'down' };
+}
+
+const CHECK_TIMEOUT_MS = 2000;
+
+function within<T>(work: Promise<T>): Promise<T> {
+  return Promise.race([
+    work,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS).unref()),
+  ]);
+}
+
+@Injectable()
+export class HealthService {
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  async ready(): Promise<ReadyReport> {
+    const [postgres, redis] = await Promise.all([
+      within(this.dataSource.query('SELECT 1')).then(() => 'up' as const, () => 'down' as const),
+      within(this.redis.ping()).then(() => 'up' as const, () => 'down' as const),
+    ]);
+    return {
+      status: postgres === 'up' && redis === 'up' ? 'ok' : 'unavailable',
+      replicaId: this.config.replicaId,
+      checks: { postgres, redis },
+    };
+  }
+}

@@ -1,0 +1,73 @@
+import 'reflect-metadata';
+import { ConsoleLogger, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { WsAdapter } from '@nestjs/platform-ws';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { AppModule } from './app.module';
+import { PayloadTooLargeError, BadRequestError } from './common/errors';
+import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
+import { requestIdMiddleware, requestIdOf } from './common/request-id';
+import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
+
+const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
+
+function createLogger(config: HeraldConfig): ConsoleLogger {
+  return new ConsoleLogger({
+    json: config.logFormat === 'json',
+    colors: false,
+    prefix: 'herald',
+    logLevels: LEVELS.slice(LEVELS.indexOf(config.logLevel)),
+  });
+}
+
+/** Body-parser errors happen before Nest's filters: answer them in the same error shape. */
+function bodyErrorHandler(maxBodyBytes: number) {
+  return (error: unknown, request: Request, response: Response, next: NextFunction): void => {
+    if (!error) return next();
+    const type = (error as { type?: string }).type;
+    const mapped =
+      type === 'entity.too.large'
+        ? new PayloadTooLargeError(`request body exceeds ${maxBodyBytes} bytes`)
+        : type === 'entity.parse.failed'
+          ? new BadRequestError('request body is not valid JSON', [{ field: '(body)', reason: 'not valid JSON' }])
+          : new BadRequestError('request body could not be read', [{ field: '(body)', reason: String(type ?? 'unreadable') }]);
+    const { status, body } = toErrorResponse(mapped, requestIdOf(request));
+    response.status(status).json(body);
+  };
+}
+
+async function bootstrap(): Promise<void> {
+  let config: HeraldConfig;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`herald: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = createLogger(config);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    logger,
+    bodyParser: false,
+    abortOnError: false,
+  });
+  app.disable('x-powered-by');
+  app.use(requestIdMiddleware);
+  app.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(bodyErrorHandler(config.maxBodyBytes));
+  app.useGlobalFilters(new HttpErrorFilter());
+  // Frames are parsed by the gateway itself, which answers bad ones; Nest's parser stays out of the way.
+  app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  await app.listen(config.port);
+  new Logger('Main').log({ message: 'herald listening', port: config.port, replicaId: config.replicaId });
+}
+
+bootstrap().catch((error: unknown) => {
+  process.stderr.write(`herald: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

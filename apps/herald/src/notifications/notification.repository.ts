@@ -1,0 +1,184 @@
+import { Injectable } from '@nestjs/common';
+import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
+import { query } from './sql';
+import { DataSource, EntityManager } from 'typeorm';
+import {
+  CreatedNotification,
+  DeliveryRecord,
+  NewNotification,
+  NotificationRecord,
+  StoredNotification,
+} from './notification.types';
+
+interface NotificationRow {
+  id: string;
+  seq: string;
+  event: string;
+  payload: JsonValue;
+  topic: string | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+export function toStoredNotification(row: NotificationRow): StoredNotification {
+  return {
+    id: row.id,
+    seq: Number(row.seq),
+    event: row.event,
+    payload: row.payload,
+    topic: row.topic,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+/** Notifications and the fan-out of their deliveries, in one transaction. */
+@Injectable()
+export class NotificationRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * Stores a notification and one delivery per recipient atomically. With an
+   * idempotency key already used by this publisher, stores nothing and returns
+   * the earlier notification.
+   */
+  async create(input: NewNotification, deliveryDueAt: Date): Promise<CreatedNotification> {
+    return this.dataSource.transaction('READ COMMITTED', async (em) => {
+      const topic = 'topic' in input.audience ? input.audience.topic : null;
+      const inserted = (await query(em, 
+        `INSERT INTO notifications
+           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'))
+         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id, seq, event, payload, topic, created_at, expires_at`,
+        [
+          input.id,
+          input.publisherId,
+          input.idempotencyKey,
+          input.requestHash,
+          JSON.stringify(input.audience),
+          topic,
+          input.event,
+          JSON.stringify(input.payload),
+          input.ttlSeconds,
+        ],
+      )) as NotificationRow[];
+      if (inserted.length === 0) {
+        const [existing] = (await query(em, 
+          `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
+             FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
+          [input.publisherId, input.idempotencyKey],
+        )) as (NotificationRow & { recipients: number; request_hash: string })[];
+        if (!existing) throw new Error('idempotency conflict row vanished');
+        return {
+          notification: toStoredNotification(existing),
+          recipients: existing.recipients,
+          created: false,
+          requestHash: existing.request_hash,
+        };
+      }
+      const notification = toStoredNotification(inserted[0]!);
+      const recipients = await this.insertDeliveries(em, notification, input.audience, deliveryDueAt);
+      await query(em, `UPDATE notifications SET recipients = $2 WHERE id = $1`, [notification.id, recipients]);
+      return { notification, recipients, created: true, requestHash: input.requestHash };
+    });
+  }
+
+  private async insertDeliveries(
+    em: EntityManager,
+    n: StoredNotification,
+    audience: Audience,
+    dueAt: Date,
+  ): Promise<number> {
+    const common = [n.id, n.seq, n.expiresAt, dueAt];
+    if ('users' in audience) {
+      await query(em, 
+        `INSERT INTO users (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING`,
+        [audience.users],
+      );
+      const rows = (await query(em, 
+        `INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
+         SELECT $1, $2, $3, $4, u FROM unnest($5::text[]) AS u
+         RETURNING 1`,
+        [...common, audience.users],
+      )) as unknown[];
+      return rows.length;
+    }
+    const source =
+      'topic' in audience
+        ? { sql: `SELECT user_id FROM topic_subscriptions WHERE topic = $5`, params: [audience.topic] }
+        : { sql: `SELECT id FROM users`, params: [] };
+    const result = (await query(em, 
+      `WITH ins AS (
+         INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
+         SELECT $1, $2, $3, $4, r.uid FROM (${source.sql}) AS r(uid)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM ins`,
+      [...common, ...source.params],
+    )) as { n: number }[];
+    return result[0]?.n ?? 0;
+  }
+
+  async findForPublisher(id: string, publisherId: string): Promise<NotificationRecord | null> {
+    const rows = (await query(this.dataSource, 
+      `SELECT id, seq, event, payload, topic, created_at, expires_at, publisher_id, audience, recipients
+         FROM notifications WHERE id = $1 AND publisher_id = $2`,
+      [id, publisherId],
+    )) as (NotificationRow & { publisher_id: string; audience: Audience; recipients: number })[];
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      ...toStoredNotification(row),
+      publisherId: row.publisher_id,
+      audience: row.audience,
+      recipients: row.recipients,
+    };
+  }
+
+  async findById(id: string): Promise<StoredNotification | null> {
+    const rows = (await query(this.dataSource, 
+      `SELECT id, seq, event, payload, topic, created_at, expires_at FROM notifications WHERE id = $1`,
+      [id],
+    )) as NotificationRow[];
+    return rows[0] ? toStoredNotification(rows[0]) : null;
+  }
+
+  async countDeliveries(notificationId: string): Promise<Record<DeliveryStatus, number>> {
+    const rows = (await query(this.dataSource, 
+      `SELECT status, count(*)::int AS n FROM deliveries WHERE notification_id = $1 GROUP BY status`,
+      [notificationId],
+    )) as { status: DeliveryStatus; n: number }[];
+    const counts: Record<DeliveryStatus, number> = { pending: 0, sent: 0, acked: 0, expired: 0, failed: 0 };
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
+  }
+
+  /** One page of deliveries ordered by user id, after `after` (exclusive). */
+  async listDeliveries(notificationId: string, after: string | null, limit: number): Promise<DeliveryRecord[]> {
+    const rows = (await query(this.dataSource, 
+      `SELECT user_id, status, attempts, first_sent_at, last_sent_at, acked_at, updated_at
+         FROM deliveries
+        WHERE notification_id = $1 AND ($2::text IS NULL OR user_id > $2)
+        ORDER BY user_id
+        LIMIT $3`,
+      [notificationId, after, limit],
+    )) as {
+      user_id: string;
+      status: DeliveryStatus;
+      attempts: number;
+      first_sent_at: Date | null;
+      last_sent_at: Date | null;
+      acked_at: Date | null;
+      updated_at: Date;
+    }[];
+    return rows.map((r) => ({
+      userId: r.user_id,
+      status: r.status,
+      attempts: r.attempts,
+      firstSentAt: r.first_sent_at,
+      lastSentAt: r.last_sent_at,
+      ackedAt: r.acked_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+}

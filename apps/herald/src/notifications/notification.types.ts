@@ -1,0 +1,72 @@
+import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
+
+/** What the publish path stores. */
+export interface NewNotification {
+  id: string;
+  publisherId: string;
+  idempotencyKey: string | null;
+  requestHash: string;
+  audience: Audience;
+  event: string;
+  payload: JsonValue;
+  ttlSeconds: number;
+}
+
+/** A stored notification, as routed to replicas and sent in frames. */
+export interface StoredNotification {
+  id: string;
+  seq: number;
+  event: string;
+  payload: JsonValue;
+  topic: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface CreatedNotification {
+  notification: StoredNotification;
+  recipients: number;
+  /** False when the idempotency key matched an earlier publish. */
+  created: boolean;
+  /** The earlier publish's request hash when `created` is false. */
+  requestHash: string;
+}
+
+export interface NotificationRecord extends StoredNotification {
+  publisherId: string;
+  audience: Audience;
+  recipients: number;
+}
+
+export interface DeliveryRecord {
+  userId: string;
+  status: DeliveryStatus;
+  attempts: number;
+  firstSentAt: Date | null;
+  lastSentAt: Date | null;
+  ackedAt: Date | null;
+  updatedAt: Date;
+}
+
+/** A delivery that was just (re)sent, with what the frame needs. */
+export interface SentDelivery {
+  userId: string;
+  attempt: number;
+  /** True when this call moved the attempt counter (the caller schedules the next check). */
+  counted: boolean;
+}
+
+export interface ReplayedDelivery {
+  notification: StoredNotification;
+  attempt: number;
+}
+
+/** Open delivery whose redelivery time has passed, as found by the sweep. */
+export interface DueDelivery {
+  notificationId: string;
+  userId: string;
+  status: 'pending' | 'sent';
+  attempts: number;
+}
+
+export type AckOutcome = 'acked' | 'duplicate' | 'expired' | 'unknown';

@@ -1,0 +1,132 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { DELIVERY_STATUSES, NotificationView, PublishResponse, TokenResponse, USER_ID_PATTERN } from '@herald/protocol';
+import { createHash, randomUUID } from 'node:crypto';
+import { UserTokenService } from '../auth/user-token.service';
+import { BadRequestError, HeraldError, IdempotencyConflictError, NotFoundError, UnavailableError } from '../common/errors';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { DeliveryService } from '../delivery/delivery.service';
+import { NotificationRepository } from '../notifications/notification.repository';
+import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface PublishOutcome {
+  response: PublishResponse;
+  /** True when an earlier publish with the same idempotency key answered. */
+  replayed: boolean;
+}
+
+/** The publish API's rules: validate, store durably, then route. */
+@Injectable()
+export class PublishService {
+  private readonly logger = new Logger(PublishService.name);
+
+  constructor(
+    private readonly notifications: NotificationRepository,
+    private readonly delivery: DeliveryService,
+    private readonly tokens: UserTokenService,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  async publish(publisherId: string, body: unknown, idempotencyHeader: string | string[] | undefined): Promise<PublishOutcome> {
+    const input = parsePublishRequest(body, this.config);
+    const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
+    const requestHash = createHash('sha256')
+      .update(canonicalJson({ to: input.audience, event: input.event, payload: input.payload, ttlSeconds: input.ttlSeconds }))
+      .digest('hex');
+    let created;
+    try {
+      created = await this.notifications.create(
+        { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input },
+        // If no replica has taken a delivery by then, the sweep routes it.
+        new Date(Date.now() + this.config.ackTimeoutMs + 2 * this.config.sweepIntervalMs),
+      );
+    } catch (error) {
+      if (error instanceof HeraldError) throw error;
+      this.logger.error({ message: 'publish not stored', publisherId, error: (error as Error).message });
+      throw new UnavailableError('the notification store is unavailable; nothing was stored, retry later');
+    }
+    if (!created.created && created.requestHash !== requestHash) throw new IdempotencyConflictError();
+    const { notification, recipients } = created;
+    if (created.created) {
+      this.logger.log({
+        message: 'notification published',
+        notificationId: notification.id,
+        seq: notification.seq,
+        publisherId,
+        event: notification.event,
+        recipients,
+      });
+      const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
+      if (recipients > 0) {
+        await this.delivery.route(notification, kind, 'users' in input.audience ? input.audience.users : []);
+      }
+    }
+    return { response: { id: notification.id, seq: notification.seq, recipients }, replayed: !created.created };
+  }
+
+  async get(publisherId: string, id: string, limitParam: unknown, afterParam: unknown): Promise<NotificationView> {
+    const limit = limitParam === undefined ? 100 : Number(limitParam);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new BadRequestError('limit must be a whole number from 1 to 1000', [
+        { field: 'limit', reason: 'must be a whole number from 1 to 1000' },
+      ]);
+    }
+    if (afterParam !== undefined && (typeof afterParam !== 'string' || !USER_ID_PATTERN.test(afterParam))) {
+      throw new BadRequestError('after must be a user id from a previous page', [
+        { field: 'after', reason: 'must be the nextCursor of a previous page' },
+      ]);
+    }
+    if (!UUID.test(id)) throw new NotFoundError('no such notification');
+    const record = await this.notifications.findForPublisher(id.toLowerCase(), publisherId);
+    if (!record) throw new NotFoundError('no such notification');
+    const [counts, page] = await Promise.all([
+      this.notifications.countDeliveries(record.id),
+      this.notifications.listDeliveries(record.id, (afterParam as string | undefined) ?? null, limit + 1),
+    ]);
+    const items = page.slice(0, limit);
+    for (const status of DELIVERY_STATUSES) counts[status] ??= 0;
+    return {
+      id: record.id,
+      seq: record.seq,
+      event: record.event,
+      payload: record.payload,
+      audience: record.audience,
+      topic: record.topic,
+      createdAt: record.createdAt.toISOString(),
+      expiresAt: record.expiresAt.toISOString(),
+      recipients: record.recipients,
+      counts,
+      deliveries: {
+        items: items.map((d) => ({
+          userId: d.userId,
+          status: d.status,
+          attempts: d.attempts,
+          firstSentAt: d.firstSentAt?.toISOString() ?? null,
+          lastSentAt: d.lastSentAt?.toISOString() ?? null,
+          ackedAt: d.ackedAt?.toISOString() ?? null,
+          updatedAt: d.updatedAt.toISOString(),
+        })),
+        nextCursor: page.length > limit ? items[items.length - 1]!.userId : null,
+      },
+    };
+  }
+
+  mintToken(body: unknown): TokenResponse {
+    const problems: { field: string; reason: string }[] = [];
+    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    if (typeof b.userId !== 'string' || !USER_ID_PATTERN.test(b.userId)) {
+      problems.push({ field: 'userId', reason: 'required: 1-128 characters of letters, digits and _ . @ : -' });
+    }
+    const max = this.config.tokenMaxTtlSeconds;
+    const ttl = b.ttlSeconds === undefined ? Math.min(3600, max) : b.ttlSeconds;
+    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > max) {
+      problems.push({ field: 'ttlSeconds', reason: `must be a whole number from 1 to ${max}` });
+    }
+    for (const key of Object.keys(b)) if (key !== 'userId' && key !== 'ttlSeconds') problems.push({ field: key, reason: 'unknown field' });
+    if (problems.length > 0) throw new BadRequestError(problems.map((p) => `${p.field}: ${p.reason}`).join('; '), problems);
+    const { token, expiresAt } = this.tokens.sign(b.userId as string, ttl as number);
+    return { token, expiresAt: expiresAt.toISOString() };
+  }
+}

@@ -1,0 +1,43 @@
+/** Every Redis key and channel name Herald uses, under one prefix. */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Pub/sub channel of one user's traffic. */
+  userChannel(userId: string): string {
+    return `${this.prefix}:u:${userId}`;
+  }
+
+  userFromChannel(channel: string): string | null {
+    const head = `${this.prefix}:u:`;
+    return channel.startsWith(head) ? channel.slice(head.length) : null;
+  }
+
+  /** Pub/sub channel of topic and everyone broadcasts: every replica hears it once. */
+  broadcastChannel(): string {
+    return `${this.prefix}:broadcast`;
+  }
+
+  /** A replica's liveness key (expires when it stops beating). */
+  replica(replicaId: string): string {
+    return `${this.prefix}:replica:${replicaId}`;
+  }
+
+  replicaPattern(): string {
+    return `${this.prefix}:replica:*`;
+  }
+
+  /** Hash connectionId → connection info of one replica. */
+  replicaConnections(replicaId: string): string {
+    return `${this.prefix}:conns:${replicaId}`;
+  }
+
+  /** Hash connectionId → replicaId of one user. */
+  userConnections(userId: string): string {
+    return `${this.prefix}:user:${userId}`;
+  }
+
+  /** BullMQ key prefix. */
+  bullPrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+}

@@ -1,0 +1,54 @@
+import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { RedisKeys } from './redis-keys';
+
+/** The command connection (presence, publishing). Subscribers make their own. */
+export const REDIS = Symbol('REDIS');
+
+export function createRedis(config: HeraldConfig, name: string): Redis {
+  return new Redis(config.redisUrl, {
+    connectionName: `herald:${config.replicaId}:${name}`,
+    // Fail fast while Redis is down instead of queueing commands without bound:
+    // PostgreSQL stays the record and the sweep catches up once Redis is back.
+    enableOfflineQueue: name === 'subscriber',
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    lazyConnect: false,
+  });
+}
+
+@Injectable()
+class RedisCloser implements OnApplicationShutdown {
+  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: REDIS,
+      inject: [HERALD_CONFIG],
+      useFactory: async (config: HeraldConfig): Promise<Redis> => {
+        const redis = createRedis(config, 'commands');
+        await new Promise<void>((resolve, reject) => {
+          redis.once('ready', () => resolve());
+          redis.once('error', (error: Error) => reject(new Error(`Redis at ${config.redisUrl} is not reachable: ${error.message}`)));
+        });
+        return redis;
+      },
+    },
+    {
+      provide: RedisKeys,
+      inject: [HERALD_CONFIG],
+      useFactory: (config: HeraldConfig) => new RedisKeys(config.redisPrefix),
+    },
+    RedisCloser,
+  ],
+  exports: [REDIS, RedisKeys],
+})
+export class RedisModule {}

@@ -1,0 +1,216 @@
+/**
+ * Herald wire protocol, version 1.
+ *
+ * Framework-free types and constants shared by the server, the admin console
+ * and the client SDK. `docs/protocol.md` is the prose contract; this file is
+ * its typed twin and the two change in the same commit.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Any JSON value, as carried in a notification's payload. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+// ---------------------------------------------------------------------------
+// Error codes and close codes
+// ---------------------------------------------------------------------------
+
+/** Stable codes carried by `error` frames and REST error bodies. */
+export const ErrorCode = {
+  BadRequest: 'BAD_REQUEST',
+  UnknownType: 'UNKNOWN_TYPE',
+  Unauthorized: 'UNAUTHORIZED',
+  Forbidden: 'FORBIDDEN',
+  NotFound: 'NOT_FOUND',
+  RateLimited: 'RATE_LIMITED',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  IdempotencyConflict: 'IDEMPOTENCY_CONFLICT',
+  Unavailable: 'UNAVAILABLE',
+  Internal: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** WebSocket close codes used by Herald (RFC 6455 section 7.4.1). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  UnsupportedData: 1003,
+  InvalidPayload: 1007,
+  PolicyViolation: 1008,
+  MessageTooBig: 1009,
+  InternalError: 1011,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+// ---------------------------------------------------------------------------
+// Server → client frames
+// ---------------------------------------------------------------------------
+
+/** First frame on every connection, sent once the token is accepted. */
+export interface WelcomeFrame {
+  type: 'welcome';
+  protocol: typeof PROTOCOL_VERSION;
+  connectionId: string;
+  userId: string;
+  replicaId: string;
+  /** The server pings at this interval; silence for two intervals means the link is dead. */
+  heartbeatMs: number;
+  /** Largest text frame the server accepts from the client, in bytes. */
+  maxMessageBytes: number;
+}
+
+/** One notification for this user. Ack it with `{ type: "ack", id }`. */
+export interface NotificationFrame {
+  type: 'notification';
+  /** Notification id (UUID): the same on every redelivery; dedup by it. */
+  id: string;
+  /** Global sequence number; replay is in `seq` order. */
+  seq: number;
+  event: string;
+  payload: JsonValue;
+  /** When the notification was published (ISO 8601). */
+  timestamp: string;
+  /** Set when the notification was published to a topic. */
+  topic?: string;
+  /** 1 on the first send to this user, higher on redeliveries. */
+  attempt: number;
+}
+
+export type AckStatus = 'ok' | 'duplicate' | 'expired';
+
+/** The answer to a client command that carried an `id`, and to every notification ack. */
+export interface AckReplyFrame {
+  type: 'ack';
+  id: string;
+  /** `ok`: done now; `duplicate`: it was already done; `expired`: the notification's TTL had passed. */
+  status: AckStatus;
+}
+
+export interface PongFrame {
+  type: 'pong';
+  id?: string;
+  /** Server time (ISO 8601). */
+  timestamp: string;
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  /** The `id` of the command that caused it, when it carried a valid one. */
+  id?: string;
+}
+
+export type ServerFrame = WelcomeFrame | NotificationFrame | AckReplyFrame | PongFrame | ErrorFrame;
+export type ServerFrameType = ServerFrame['type'];
+
+// ---------------------------------------------------------------------------
+// Client → server frames
+// ---------------------------------------------------------------------------
+
+/** "I have this notification": `id` is the notification id. */
+export interface ClientAckFrame {
+  type: 'ack';
+  id: string;
+}
+
+export interface PingFrame {
+  type: 'ping';
+  id?: string;
+}
+
+export interface SubscribeFrame {
+  type: 'subscribe';
+  channel: string;
+  id?: string;
+}
+
+export interface UnsubscribeFrame {
+  type: 'unsubscribe';
+  channel: string;
+  id?: string;
+}
+
+export type ClientFrame = ClientAckFrame | PingFrame | SubscribeFrame | UnsubscribeFrame;
+export type ClientFrameType = ClientFrame['type'];
+export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = ['ack', 'ping', 'subscribe', 'unsubscribe'];
+
+/** Topic names: 1–128 characters of letters, digits and `_ . : -`. */
+export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** User ids: 1–128 characters of letters, digits and `_ . @ : -`. */
+export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,128}$/;
+/** Command ids chosen by the client: 1–64 printable ASCII characters. */
+export const COMMAND_ID_PATTERN = /^[\x21-\x7e]{1,64}$/;
+
+// ---------------------------------------------------------------------------
+// REST bodies (publish API)
+// ---------------------------------------------------------------------------
+
+export type Audience = { users: string[] } | { topic: string } | { all: true };
+
+export interface PublishRequest {
+  to: Audience;
+  event: string;
+  payload?: JsonValue;
+  ttlSeconds?: number;
+}
+
+export interface PublishResponse {
+  id: string;
+  seq: number;
+  recipients: number;
+}
+
+export const DELIVERY_STATUSES = ['pending', 'sent', 'acked', 'expired', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export interface DeliveryView {
+  userId: string;
+  status: DeliveryStatus;
+  attempts: number;
+  firstSentAt: string | null;
+  lastSentAt: string | null;
+  ackedAt: string | null;
+  updatedAt: string;
+}
+
+export interface NotificationView {
+  id: string;
+  seq: number;
+  event: string;
+  payload: JsonValue;
+  audience: Audience;
+  topic: string | null;
+  createdAt: string;
+  expiresAt: string;
+  recipients: number;
+  counts: Record<DeliveryStatus, number>;
+  deliveries: {
+    items: DeliveryView[];
+    /** Pass as `?after=` to get the next page; null on the last page. */
+    nextCursor: string | null;
+  };
+}
+
+export interface TokenRequest {
+  userId: string;
+  ttlSeconds?: number;
+}
+
+export interface TokenResponse {
+  token: string;
+  expiresAt: string;
+}
+
+/** The one error body shape of every REST endpoint. */
+export interface ApiErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    /** Per-field reasons for `BAD_REQUEST`. */
+    details?: { field: string; reason: string }[];
+    requestId: string;
+  };
+}
