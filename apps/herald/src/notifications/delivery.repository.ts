@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import { query } from './sql';
 import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
@@ -9,7 +8,6 @@ import { AckOutcome, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotifica
  * state it expects, so a stale job, a duplicate bus message or a second
  * replica doing the same work changes nothing.
  */
-@Injectable()
 export class DeliveryRepository {
   constructor(private readonly dataSource: DataSource) {}
 

@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
 import { query } from './sql';
 import { DataSource, EntityManager } from 'typeorm';
@@ -33,7 +32,6 @@ export function toStoredNotification(row: NotificationRow): StoredNotification {
 }
 
 /** Notifications and the fan-out of their deliveries, in one transaction. */
-@Injectable()
 export class NotificationRepository {
   constructor(private readonly dataSource: DataSource) {}
 

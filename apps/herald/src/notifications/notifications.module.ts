@@ -1,10 +1,16 @@
 import { Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
 import { UserRepository } from './user.repository';
 
+/** The repositories are framework-free (tested directly against PostgreSQL); Nest builds them here. */
 @Module({
-  providers: [NotificationRepository, DeliveryRepository, UserRepository],
+  providers: [
+    { provide: NotificationRepository, inject: [DataSource], useFactory: (ds: DataSource) => new NotificationRepository(ds) },
+    { provide: DeliveryRepository, inject: [DataSource], useFactory: (ds: DataSource) => new DeliveryRepository(ds) },
+    { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
+  ],
   exports: [NotificationRepository, DeliveryRepository, UserRepository],
 })
 export class NotificationsModule {}

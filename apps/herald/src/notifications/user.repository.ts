@@ -1,9 +1,7 @@
-import { Injectable } from '@nestjs/common';
 import { query } from './sql';
 import { DataSource } from 'typeorm';
 
 /** Users seen (connected or addressed) and their topic subscriptions. */
-@Injectable()
 export class UserRepository {
   constructor(private readonly dataSource: DataSource) {}
 

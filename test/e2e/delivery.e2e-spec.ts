@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type { ErrorFrame, NotificationFrame } from '@herald/protocol';
+import { getNotification, publish, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { waitFor } from '../helpers/wait';
+import { TestClient } from '../helpers/ws-client';
+
+/** Delivery semantics across two replica processes sharing PostgreSQL and Redis. */
+describe('Delivery across two replicas', () => {
+  let cluster: TestCluster;
+  const clients: TestClient[] = [];
+  const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+  const r1 = () => cluster.replicas[0]!;
+  const r2 = () => cluster.replicas[1]!;
+  const connect = async (replicaUrl: string, userId: string, options?: Parameters<typeof TestClient.connect>[2]) => {
+    const client = await TestClient.connect(replicaUrl, userToken(userId), options);
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('delivery');
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('delivers a publish taken by replica 2 to a user on replica 1, and records the ack', async () => {
+    const alice = user('alice');
+    const client = await connect(r1().ws, alice);
+    const published = await publish(r2().http, { to: { users: [alice] }, event: 'order.shipped', payload: { order: 42 } });
+    expect(published.recipients).toBe(1);
+
+    const [frame] = await client.notification(published.id);
+    expect(frame).toMatchObject({ type: 'notification', id: published.id, seq: published.seq, event: 'order.shipped', payload: { order: 42 }, attempt: 1 });
+    expect(new Date(frame!.timestamp).getTime()).not.toBeNaN();
+
+    expect(await client.ack(published.id)).toEqual({ type: 'ack', id: published.id, status: 'ok' });
+    expect(await cluster.deliveryOf(published.id, alice)).toEqual({ status: 'acked', attempts: 1 });
+    const view = await getNotification(r1().http, published.id);
+    expect(view.counts).toEqual({ pending: 0, sent: 0, acked: 1, expired: 0, failed: 0 });
+    expect(view.deliveries.items[0]).toMatchObject({ userId: alice, status: 'acked', attempts: 1 });
+    expect(await client.ack(published.id)).toEqual({ type: 'ack', id: published.id, status: 'duplicate' });
+  });
+
+  it('redelivers an unacked notification with attempts counted, then marks it failed', async () => {
+    const bob = user('bob');
+    const client = await connect(r1().ws, bob);
+    const { id } = await publish(r2().http, { to: { users: [bob] }, event: 'reminder', payload: {} });
+
+    const frames = await client.notification(id, 3, 15_000);
+    expect(frames.map((f) => f.attempt)).toEqual([1, 2, 3]);
+    await waitFor('delivery to fail', async () => (await cluster.deliveryOf(id, bob))?.status === 'failed');
+    expect(await cluster.deliveryOf(id, bob)).toEqual({ status: 'failed', attempts: 3 });
+    expect((await getNotification(r2().http, id)).counts.failed).toBe(1);
+  });
+
+  it('replays everything to a user who was offline, in order, on the other replica, and nothing twice after ack', async () => {
+    const carol = user('carol');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await publish(r1().http, { to: { users: [carol] }, event: 'msg', payload: { i } })).id);
+    }
+    const first = await connect(r2().ws, carol);
+    await first.notification(ids[4]!);
+    const replayed = first.notifications();
+    expect(replayed.map((n) => n.id)).toEqual(ids);
+    const seqs = replayed.map((n) => n.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+    for (const id of ids) expect(await first.ack(id)).toMatchObject({ type: 'ack', status: 'ok' });
+    await first.close();
+
+    const second = await connect(r1().ws, carol);
+    const marker = await publish(r2().http, { to: { users: [carol] }, event: 'marker' });
+    await second.notification(marker.id);
+    expect(second.notifications().map((n) => n.id)).toEqual([marker.id]);
+  });
+
+  it('sends live notifications after the replay, never before it', async () => {
+    const dave = user('dave');
+    const early = await publish(r1().http, { to: { users: [dave] }, event: 'early' });
+    const client = await connect(r2().ws, dave);
+    const live = await publish(r1().http, { to: { users: [dave] }, event: 'live' });
+    await client.notification(live.id);
+    expect(client.notifications().map((n) => n.id)).toEqual([early.id, live.id]);
+  });
+
+  it('delivers to every connection of a user, and an ack from any of them acks the delivery', async () => {
+    const erin = user('erin');
+    const a = await connect(r1().ws, erin);
+    const b = await connect(r2().ws, erin, { via: 'header' });
+    const { id } = await publish(r1().http, { to: { users: [erin] }, event: 'both' });
+    await a.notification(id);
+    await b.notification(id);
+    expect(await b.ack(id)).toMatchObject({ status: 'ok' });
+    expect(await cluster.deliveryOf(id, erin)).toEqual({ status: 'acked', attempts: 1 });
+  });
+
+  it('makes one notification of two publishes with the same idempotency key, and refuses the key with another body', async () => {
+    const frank = user('frank');
+    const key = `key-${randomUUID()}`;
+    const body = { to: { users: [frank] }, event: 'invoice.paid', payload: { amount: 10 } };
+    const one = await publish(r1().http, body, key);
+    const two = await publish(r2().http, body, key);
+    expect(two).toEqual(one);
+    const rows = await cluster.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM notifications WHERE idempotency_key = $1',
+      [key],
+    );
+    expect(rows[0]!.n).toBe(1);
+    expect(await cluster.db.query('SELECT 1 FROM deliveries WHERE user_id = $1', [frank])).toHaveLength(1);
+
+    const conflict = await fetch(`${r1().http}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer test-publisher-key-0123456789`, 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify({ ...body, payload: { amount: 11 } }),
+    });
+    expect(conflict.status).toBe(422);
+    expect(((await conflict.json()) as { error: { code: string } }).error.code).toBe('IDEMPOTENCY_CONFLICT');
+  });
+
+  it('expires a notification whose TTL passed and never delivers it', async () => {
+    const grace = user('grace');
+    const { id } = await publish(r1().http, { to: { users: [grace] }, event: 'flash.sale', ttlSeconds: 1 });
+    await waitFor('delivery to expire', async () => (await cluster.deliveryOf(id, grace))?.status === 'expired', 10_000);
+    const client = await connect(r2().ws, grace);
+    const marker = await publish(r1().http, { to: { users: [grace] }, event: 'marker' });
+    await client.notification(marker.id);
+    expect(client.notifications().map((n) => n.id)).toEqual([marker.id]);
+    expect((await getNotification(r1().http, id)).counts.expired).toBe(1);
+    expect(await client.ack(id)).toEqual({ type: 'ack', id, status: 'expired' });
+  });
+
+  it('delivers a topic publish to subscribers only, on either replica', async () => {
+    const topic = `news-${randomUUID().slice(0, 8)}`;
+    const heidi = user('heidi');
+    const ivan = user('ivan');
+    const judy = user('judy');
+    const h = await connect(r1().ws, heidi);
+    const i = await connect(r2().ws, ivan);
+    const j = await connect(r2().ws, judy);
+    expect(await h.command({ type: 'subscribe', channel: topic, id: 's1' })).toEqual({ type: 'ack', id: 's1', status: 'ok' });
+    expect(await i.command({ type: 'subscribe', channel: topic, id: 's2' })).toEqual({ type: 'ack', id: 's2', status: 'ok' });
+    expect(await i.command({ type: 'subscribe', channel: topic, id: 's3' })).toEqual({ type: 'ack', id: 's3', status: 'duplicate' });
+
+    const published = await publish(r1().http, { to: { topic }, event: 'headline', payload: { title: 'hi' } });
+    expect(published.recipients).toBe(2);
+    const [fromTopic] = await h.notification(published.id);
+    expect(fromTopic!.topic).toBe(topic);
+    await i.notification(published.id);
+    const marker = await publish(r1().http, { to: { users: [judy] }, event: 'marker' });
+    await j.notification(marker.id);
+    expect(j.notifications().map((n) => n.id)).toEqual([marker.id]);
+
+    expect(await i.command({ type: 'unsubscribe', channel: topic, id: 'u1' })).toEqual({ type: 'ack', id: 'u1', status: 'ok' });
+    const after = await publish(r2().http, { to: { topic }, event: 'headline' });
+    expect(after.recipients).toBe(1);
+  });
+
+  it('delivers an everyone publish to every known user, connected ones at once', async () => {
+    const kim = user('kim');
+    const leo = user('leo');
+    const k = await connect(r1().ws, kim);
+    const l = await connect(r2().ws, leo);
+    const [{ n: known }] = await cluster.db.query<{ n: number }>('SELECT count(*)::int AS n FROM users');
+    const published = await publish(r2().http, { to: { all: true }, event: 'maintenance', payload: { at: 'midnight' } });
+    expect(published.recipients).toBe(known);
+    await k.notification(published.id);
+    await l.notification(published.id);
+  });
+
+  it('refuses a missing, forged or expired token at the upgrade with 401', async () => {
+    const url = r1().ws;
+    expect(await TestClient.refusedStatus(url)).toBe(401);
+    expect(await TestClient.refusedStatus(`${url}?token=${userToken('mallory', 3600, 'another-secret-0123456789abcdef0123')}`)).toBe(401);
+    expect(await TestClient.refusedStatus(`${url}?token=${userToken('mallory', -60)}`)).toBe(401);
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(
+      JSON.stringify({ sub: 'mallory', exp: Math.floor(Date.now() / 1000) + 3600 }),
+    ).toString('base64url')}.`;
+    expect(await TestClient.refusedStatus(`${url}?token=${none}`)).toBe(401);
+    expect(await TestClient.refusedStatus(url, { authorization: 'Bearer not-a-jwt' })).toBe(401);
+  });
+
+  it("refuses an ack of another user's notification and of an unknown id with the same FORBIDDEN", async () => {
+    const owner = user('owner');
+    const other = user('other');
+    const o = await connect(r1().ws, owner);
+    const x = await connect(r2().ws, other);
+    const { id } = await publish(r1().http, { to: { users: [owner] }, event: 'private' });
+    await o.notification(id);
+
+    const stolen = (await x.ack(id)) as ErrorFrame;
+    expect(stolen).toMatchObject({ type: 'error', code: 'FORBIDDEN', id });
+    const unknown = (await x.ack(randomUUID())) as ErrorFrame;
+    expect(unknown.code).toBe('FORBIDDEN');
+    expect(unknown.message).toBe(stolen.message);
+    expect((await cluster.deliveryOf(id, owner))?.status).toBe('sent');
+  });
+
+  it('answers bad frames with error frames and keeps the connection open', async () => {
+    const client = await connect(r1().ws, user('proto'));
+    const from = client.frames.length;
+    client.send('not json');
+    expect(await client.next((f) => f.type === 'error', 5000, from)).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await client.command({ type: 'teleport', id: 'c1' })).toMatchObject({ type: 'error', code: 'UNKNOWN_TYPE', id: 'c1' });
+    expect(await client.command({ type: 'subscribe', channel: 'bad topic!', id: 'c2' })).toMatchObject({ type: 'error', code: 'BAD_REQUEST', id: 'c2' });
+    const pong = await client.command({ type: 'ping', id: 'p1' });
+    expect(pong).toMatchObject({ type: 'pong', id: 'p1' });
+    expect(client.closeCode).toBeNull();
+  });
+
+  it('keeps presence of live connections in Redis', async () => {
+    const nina = user('nina');
+    await connect(r2().ws, nina);
+    const { Redis } = await import('ioredis');
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      const entries = await redis.hgetall(`${cluster.redisPrefix}:user:${nina}`);
+      expect(Object.values(entries)).toEqual([r2().id]);
+      const conns = await redis.hvals(`${cluster.redisPrefix}:conns:${r2().id}`);
+      const mine = conns.map((c) => JSON.parse(c) as { userId: string; remoteAddress: string }).filter((c) => c.userId === nina);
+      expect(mine).toHaveLength(1);
+      expect(mine[0]!.remoteAddress).toContain('127.0.0.1');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('counts a notification that nobody holds as pending, and delivers it to the first connection', async () => {
+    const oscar = user('oscar');
+    const { id } = await publish(r1().http, { to: { users: [oscar] }, event: 'waiting' });
+    expect(await cluster.deliveryOf(id, oscar)).toEqual({ status: 'pending', attempts: 0 });
+    const client = await connect(r1().ws, oscar);
+    const [frame] = (await client.notification(id)) as NotificationFrame[];
+    expect(frame!.attempt).toBe(1);
+  });
+});
