@@ -62,9 +62,26 @@ async function bootstrap(): Promise<void> {
   app.useGlobalFilters(new HttpErrorFilter());
   // Frames are parsed by the gateway itself, which answers bad ones; Nest's parser stays out of the way.
   app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.listen(config.port);
-  new Logger('Main').log({ message: 'herald listening', port: config.port, replicaId: config.replicaId });
+  const log = new Logger('Main');
+  log.log({ message: 'herald listening', port: config.port, replicaId: config.replicaId });
+
+  // Graceful shutdown: clients closed 1001, in-flight acks written, workers stopped, then exit 0.
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.log({ message: 'shutting down', signal, replicaId: config.replicaId });
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ message: 'shutdown failed', error: error instanceof Error ? error.message : String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
 }
 
 bootstrap().catch((error: unknown) => {

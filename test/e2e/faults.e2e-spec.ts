@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { publish, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Replica } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
+import { TestClient } from '../helpers/ws-client';
+
+/** Crashes and shutdowns: PostgreSQL decides, so nothing is lost. */
+describe('Delivery through replica crashes and shutdowns', () => {
+  let cluster: TestCluster;
+  const clients: TestClient[] = [];
+  const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('faults');
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('sends again after SIGKILL of the replica that held the user between send and ack', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const alice = user('alice');
+    const before = await TestClient.connect(r1.ws, userToken(alice));
+    clients.push(before);
+    const { id } = await publish(r2.http, { to: { users: [alice] }, event: 'important', payload: { n: 1 } });
+    await before.notification(id);
+    expect(await cluster.deliveryOf(id, alice)).toEqual({ status: 'sent', attempts: 1 });
+
+    await r1.kill();
+    await before.waitClosed();
+
+    const after = await TestClient.connect(r2.ws, userToken(alice));
+    clients.push(after);
+    const [again] = await after.notification(id);
+    expect(again).toMatchObject({ id, attempt: 2, payload: { n: 1 } });
+    expect(await after.ack(id)).toMatchObject({ status: 'ok' });
+    expect(await cluster.deliveryOf(id, alice)).toEqual({ status: 'acked', attempts: 2 });
+
+    await r1.start();
+  });
+
+  it("forgets a killed replica's presence by itself", async () => {
+    const [r1] = cluster.replicas as [Replica, Replica];
+    const bob = user('bob');
+    const client = await TestClient.connect(r1.ws, userToken(bob));
+    clients.push(client);
+    const { Redis } = await import('ioredis');
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      expect(await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)).toBe(1);
+      await r1.kill();
+      await waitFor('dead replica presence to expire', async () => (await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)) === 0, 5000);
+      await waitFor('its connections to expire', async () => (await redis.exists(`${cluster.redisPrefix}:conns:${r1.id}`)) === 0, 5000);
+    } finally {
+      redis.disconnect();
+      await r1.start();
+    }
+  });
+
+  it('routes a delivery whose bus message was lost (committed, never published) through the sweep', async () => {
+    const [r1] = cluster.replicas as [Replica, Replica];
+    const carol = user('carol');
+    const client = await TestClient.connect(r1.ws, userToken(carol));
+    clients.push(client);
+    // Exactly what a publish leaves behind when its replica dies after the commit and
+    // before the Redis publish: the rows, and no bus message.
+    const id = randomUUID();
+    await cluster.db.query(
+      `INSERT INTO notifications (id, publisher_id, request_hash, audience, event, payload, ttl_seconds, recipients, expires_at)
+       VALUES ($1, 'crashed-publisher', 'h', $2, 'late.but.there', '{"n":7}', 60, 1, now() + interval '60 seconds')`,
+      [id, JSON.stringify({ users: [carol] })],
+    );
+    await cluster.db.query(
+      `INSERT INTO deliveries (notification_id, user_id, seq, expires_at, next_attempt_at)
+       SELECT id, $2, seq, expires_at, now() FROM notifications WHERE id = $1`,
+      [id, carol],
+    );
+    const [frame] = await client.notification(id, 1, 10_000);
+    expect(frame).toMatchObject({ attempt: 1, event: 'late.but.there', payload: { n: 7 } });
+    expect(await client.ack(id)).toMatchObject({ status: 'ok' });
+  });
+
+  it('closes clients with 1001 on SIGTERM and exits cleanly; unacked deliveries survive for the next connection', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const dave = user('dave');
+    const client = await TestClient.connect(r1.ws, userToken(dave));
+    clients.push(client);
+    const { id } = await publish(r2.http, { to: { users: [dave] }, event: 'shutdown.test' });
+    await client.notification(id);
+
+    const exitCode = await r1.stop();
+    expect(await client.waitClosed()).toBe(1001);
+    expect(exitCode).toBe(0);
+    expect(r1.log()).toContain('connections drained');
+
+    const after = await TestClient.connect(r2.ws, userToken(dave));
+    clients.push(after);
+    await after.notification(id);
+    await after.ack(id);
+    expect((await cluster.deliveryOf(id, dave))?.status).toBe('acked');
+    await r1.start();
+  });
+});

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
+import { publish, request } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { PrivatePostgres } from '../helpers/private-postgres';
+import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
+import { Replica } from '../helpers/replica';
+import { TestClient } from '../helpers/ws-client';
+
+/** The REST surface: validation, auth, limits, paging, tokens, health, and a store that is down. */
+describe('Publish API', () => {
+  let cluster: TestCluster;
+  const base = () => cluster.replicas[0]!.http;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('api', 1, { HERALD_MAX_PAYLOAD_BYTES: '1024', HERALD_MAX_BODY_BYTES: '4096' });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('answers 400 naming each bad field and stores nothing', async () => {
+    const before = await cluster.db.query<{ n: number }>('SELECT count(*)::int AS n FROM notifications');
+    const cases: [unknown, string][] = [
+      [{ event: 'x' }, 'to'],
+      [{ to: { users: [] }, event: 'x' }, 'to.users'],
+      [{ to: { users: ['ok', 'bad user'] }, event: 'x' }, 'to.users[1]'],
+      [{ to: { users: ['a'], topic: 't' }, event: 'x' }, 'to'],
+      [{ to: { topic: '' }, event: 'x' }, 'to.topic'],
+      [{ to: { all: 'yes' }, event: 'x' }, 'to.all'],
+      [{ to: { all: true } }, 'event'],
+      [{ to: { all: true }, event: 'x', ttlSeconds: 0 }, 'ttlSeconds'],
+      [{ to: { all: true }, event: 'x', ttlSeconds: 1.5 }, 'ttlSeconds'],
+      [{ to: { all: true }, event: 'x', colour: 'red' }, 'colour'],
+      [[1, 2], '(body)'],
+    ];
+    for (const [body, field] of cases) {
+      const result = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body });
+      expect({ field, status: result.status, code: result.body.error.code }).toEqual({ field, status: 400, code: 'BAD_REQUEST' });
+      expect(result.body.error.details?.map((d) => d.field)).toContain(field);
+      expect(result.body.error.requestId).toBeTruthy();
+    }
+    const malformed = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { rawBody: '{"to":' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.message).toMatch(/JSON/);
+    const after = await cluster.db.query<{ n: number }>('SELECT count(*)::int AS n FROM notifications');
+    expect(after[0]!.n).toBe(before[0]!.n);
+  });
+
+  it('answers 401 for a missing or unknown API key', async () => {
+    const body = { to: { all: true }, event: 'x' };
+    const missing = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body, apiKey: null });
+    expect(missing.status).toBe(401);
+    expect(missing.body.error.code).toBe('UNAUTHORIZED');
+    const wrong = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body, apiKey: 'wrong-key-0123456789abcdef' });
+    expect(wrong.status).toBe(401);
+    expect((await request(base(), 'GET', `/v1/notifications/${randomUUID()}`, { apiKey: null })).status).toBe(401);
+  });
+
+  it('answers 413 for a body or payload over the limit', async () => {
+    const bigBody = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', {
+      body: { to: { all: true }, event: 'x', payload: { blob: 'x'.repeat(5000) } },
+    });
+    expect(bigBody.status).toBe(413);
+    expect(bigBody.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    const bigPayload = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', {
+      body: { to: { all: true }, event: 'x', payload: { blob: 'x'.repeat(2000) } },
+    });
+    expect(bigPayload.status).toBe(413);
+    expect(bigPayload.body.error.message).toMatch(/limit is 1024/);
+  });
+
+  it('pages the deliveries of a notification and counts them by status', async () => {
+    const users = Array.from({ length: 5 }, (_, i) => `page-${i}-${randomUUID().slice(0, 6)}`);
+    const { id } = await publish(base(), { to: { users: [...users, users[0]!] }, event: 'paged' });
+    const first = await request<NotificationView>(base(), 'GET', `/v1/notifications/${id}?limit=2`);
+    expect(first.status).toBe(200);
+    expect(first.body.recipients).toBe(5);
+    expect(first.body.counts).toEqual({ pending: 5, sent: 0, acked: 0, expired: 0, failed: 0 });
+    expect(first.body.deliveries.items).toHaveLength(2);
+    const seen = [...first.body.deliveries.items.map((d) => d.userId)];
+    let cursor = first.body.deliveries.nextCursor;
+    while (cursor) {
+      const page = await request<NotificationView>(base(), 'GET', `/v1/notifications/${id}?limit=2&after=${cursor}`);
+      seen.push(...page.body.deliveries.items.map((d) => d.userId));
+      cursor = page.body.deliveries.nextCursor;
+    }
+    expect(seen).toEqual([...users].sort());
+    expect((await request(base(), 'GET', `/v1/notifications/${id}?limit=0`)).status).toBe(400);
+    expect((await request(base(), 'GET', `/v1/notifications/${randomUUID()}`)).status).toBe(404);
+    expect((await request(base(), 'GET', `/v1/notifications/not-a-uuid`)).status).toBe(404);
+  });
+
+  it('mints user tokens that the gateway accepts, and refuses bad token requests', async () => {
+    const minted = await request<TokenResponse>(base(), 'POST', '/v1/tokens', { body: { userId: 'minted-user', ttlSeconds: 60 } });
+    expect(minted.status).toBe(201);
+    expect(new Date(minted.body.expiresAt).getTime()).toBeGreaterThan(Date.now());
+    const client = await TestClient.connect(cluster.replicas[0]!.ws, minted.body.token);
+    await client.close();
+    const bad = await request<ApiErrorBody>(base(), 'POST', '/v1/tokens', { body: { userId: 'bad user', ttlSeconds: 10 ** 9 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details?.map((d) => d.field).sort()).toEqual(['ttlSeconds', 'userId']);
+    expect((await request(base(), 'POST', '/v1/tokens', { body: { userId: 'u' }, apiKey: null })).status).toBe(401);
+  });
+
+  it('reports liveness and readiness', async () => {
+    expect((await request(base(), 'GET', '/health/live', { apiKey: null })).status).toBe(200);
+    const ready = await request<{ status: string; checks: Record<string, string> }>(base(), 'GET', '/health/ready', { apiKey: null });
+    expect(ready.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
+  });
+
+  it('echoes a given X-Request-Id and makes one when absent', async () => {
+    const given = await request(base(), 'GET', '/health/live', { apiKey: null, headers: { 'x-request-id': 'trace-123' } });
+    expect(given.headers.get('x-request-id')).toBe('trace-123');
+    const made = await request(base(), 'GET', '/health/live', { apiKey: null });
+    expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers 503 while PostgreSQL is down, writes nothing half-way, and recovers', async () => {
+    const pg = await PrivatePostgres.create();
+    const prefix = testRedisPrefix('pgdown');
+    const replica = await Replica.create('api-pgdown', { databaseUrl: pg.url, redisPrefix: prefix });
+    try {
+      await replica.start();
+      const ok = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a', 'b'] }, event: 'before' } });
+      expect(ok.status).toBe(202);
+
+      await pg.stop();
+      const down = await request<ApiErrorBody>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a', 'b'] }, event: 'during' } });
+      expect(down.status).toBe(503);
+      expect(down.body.error.code).toBe('UNAVAILABLE');
+      expect(down.headers.get('retry-after')).toBe('1');
+      const ready = await request<{ checks: { postgres: string } }>(replica.http, 'GET', '/health/ready', { apiKey: null });
+      expect(ready.status).toBe(503);
+      expect(ready.body.checks.postgres).toBe('down');
+
+      await pg.start();
+      const recovered = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a'] }, event: 'after' } });
+      expect(recovered.status).toBe(202);
+      const { Client } = await import('pg');
+      const client = new Client({ connectionString: pg.url });
+      await client.connect();
+      try {
+        const events = (await client.query('SELECT event, recipients FROM notifications ORDER BY seq')).rows;
+        expect(events).toEqual([
+          { event: 'before', recipients: 2 },
+          { event: 'after', recipients: 1 },
+        ]);
+        expect((await client.query('SELECT count(*)::int AS n FROM deliveries')).rows[0].n).toBe(3);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await replica.stop().catch(() => undefined);
+      await pg.destroy();
+      await deleteRedisPrefix(prefix);
+    }
+  });
+});
+
+describe('Configuration', () => {
+  it('refuses to start with a message naming every bad value', () => {
+    const result = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'apps', 'herald', 'main.js')], {
+      env: { PATH: process.env.PATH ?? '', PORT: '70000', HERALD_ACK_TIMEOUT_MS: 'soon', DATABASE_URL: 'mysql://x', HERALD_JWT_SECRET: 'short' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(78);
+    for (const name of ['PORT', 'HERALD_ACK_TIMEOUT_MS', 'DATABASE_URL', 'HERALD_JWT_SECRET', 'HERALD_API_KEYS']) {
+      expect(result.stderr).toContain(name);
+    }
+    expect(result.stderr).not.toContain('mysql://x');
+  });
+});

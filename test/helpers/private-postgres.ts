@@ -1,0 +1,71 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './replica';
+
+/**
+ * A throwaway PostgreSQL server on its own port, for fault tests that stop
+ * and start the database. Uses the locally installed server binaries; never
+ * touches the shared server on 5432.
+ */
+export class PrivatePostgres {
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly bin: string,
+  ) {}
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  static async create(): Promise<PrivatePostgres> {
+    const root = '/usr/lib/postgresql';
+    const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+    if (versions.length === 0) throw new Error(`no PostgreSQL server binaries under ${root}`);
+    const bin = join(root, versions[0]!, 'bin');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-pg-'));
+    chmodSync(dir, 0o700);
+    const asPostgres = process.getuid?.() === 0;
+    if (asPostgres) {
+      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+      chownSync(dir, uid, gid);
+    }
+    const server = new PrivatePostgres(await freePort(), dir, bin);
+    server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+    await server.start();
+    return server;
+  }
+
+  async start(): Promise<void> {
+    this.run('pg_ctl', [
+      '-D', join(this.dir, 'data'),
+      '-l', join(this.dir, 'server.log'),
+      '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      '-w', 'start',
+    ]);
+  }
+
+  /** Immediate stop: like a crash, no clean shutdown of sessions. */
+  async stop(): Promise<void> {
+    this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
+  }
+
+  async destroy(): Promise<void> {
+    spawnSync(...this.command('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']), { stdio: 'ignore' });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private command(tool: string, args: string[]): [string, string[]] {
+    const path = join(this.bin, tool);
+    return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', path, ...args]] : [path, args];
+  }
+
+  private run(tool: string, args: string[]): void {
+    const [cmd, argv] = this.command(tool, args);
+    const result = spawnSync(cmd, argv, { encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`${tool} failed (${result.status}): ${result.stderr || result.stdout}`);
+  }
+}
