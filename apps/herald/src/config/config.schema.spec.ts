@@ -1,0 +1,58 @@
+import { ConfigError, parseConfig } from './config.schema';
+
+const minimal = { HERALD_API_KEYS: 'key-0123456789abcdef', HERALD_JWT_SECRET: 's'.repeat(32) };
+
+describe('parseConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = parseConfig(minimal);
+    expect(config).toMatchObject({
+      port: 3000,
+      ackTimeoutMs: 10000,
+      redeliveryMaxAttempts: 5,
+      defaultTtlSeconds: 86400,
+      maxMessageBytes: 65536,
+      heartbeatMs: 25000,
+      allowedOrigins: ['*'],
+      apiKeys: ['key-0123456789abcdef'],
+      redisPrefix: 'herald',
+    });
+    expect(config.replicaId).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
+  });
+
+  it('splits comma-separated lists', () => {
+    const config = parseConfig({
+      ...minimal,
+      HERALD_API_KEYS: ' a-key-0123456789abcdef , b-key-0123456789abcdef ,',
+      HERALD_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:4200',
+    });
+    expect(config.apiKeys).toEqual(['a-key-0123456789abcdef', 'b-key-0123456789abcdef']);
+    expect(config.allowedOrigins).toEqual(['https://app.example.com', 'http://localhost:4200']);
+  });
+
+  it('names every bad or missing value at once, hiding secrets', () => {
+    let error: ConfigError | undefined;
+    try {
+      parseConfig({
+        PORT: '0',
+        HERALD_ACK_TIMEOUT_MS: '1.5',
+        DATABASE_URL: 'mysql://user:pw@host/db',
+        HERALD_ALLOWED_ORIGINS: 'app.example.com',
+        LOG_LEVEL: 'loud',
+      });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const names = error!.problems.map((p) => p.split(/[= ]/)[0]);
+    expect(names.sort()).toEqual(
+      ['DATABASE_URL', 'HERALD_ACK_TIMEOUT_MS', 'HERALD_ALLOWED_ORIGINS', 'HERALD_API_KEYS', 'HERALD_JWT_SECRET', 'LOG_LEVEL', 'PORT'].sort(),
+    );
+    expect(error!.message).not.toContain('pw@host');
+  });
+
+  it('checks values against each other', () => {
+    expect(() =>
+      parseConfig({ ...minimal, HERALD_REDELIVERY_BACKOFF_MS: '5000', HERALD_REDELIVERY_MAX_BACKOFF_MS: '1000' }),
+    ).toThrow(/HERALD_REDELIVERY_MAX_BACKOFF_MS/);
+  });
+});

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { createDataSource, runMigrations } from '../../apps/herald/src/database/data-source';
+import { DeliveryRepository } from '../../apps/herald/src/notifications/delivery.repository';
+import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
+import { UserRepository } from '../../apps/herald/src/notifications/user.repository';
+import { createTestDatabase, TestDatabase } from '../helpers/database';
+
+/** The repositories against real PostgreSQL with the migrations applied. */
+describe('Delivery repositories', () => {
+  let db: TestDatabase;
+  let dataSource: DataSource;
+  let notifications: NotificationRepository;
+  let deliveries: DeliveryRepository;
+  let users: UserRepository;
+  const soon = () => new Date(Date.now() + 60_000);
+
+  const publishTo = async (userIds: string[], ttlSeconds = 60, key: string | null = null) =>
+    notifications.create(
+      {
+        id: randomUUID(),
+        publisherId: 'pk_test',
+        idempotencyKey: key,
+        requestHash: 'h',
+        audience: { users: userIds },
+        event: 'test.event',
+        payload: { ok: true },
+        ttlSeconds,
+      },
+      soon(),
+    );
+
+  beforeAll(async () => {
+    db = await createTestDatabase('repo');
+    dataSource = createDataSource(db.url, 'herald-int-test');
+    await dataSource.initialize();
+    // Concurrent migration runs (as replicas starting together) must be safe.
+    const second = createDataSource(db.url, 'herald-int-test-2');
+    await second.initialize();
+    const applied = await Promise.all([runMigrations(dataSource), runMigrations(second)]);
+    await second.destroy();
+    expect(applied.flat()).toEqual(['InitialSchema1764090000000']);
+    notifications = new NotificationRepository(dataSource);
+    deliveries = new DeliveryRepository(dataSource);
+    users = new UserRepository(dataSource);
+  });
+
+  afterAll(async () => {
+    await dataSource?.destroy();
+    await db?.drop();
+  });
+
+  it('stores a notification with one pending delivery per recipient', async () => {
+    const created = await publishTo(['a1', 'a2']);
+    expect(created).toMatchObject({ created: true, recipients: 2 });
+    const rows = await db.query<{ user_id: string; status: string; attempts: number }>(
+      'SELECT user_id, status, attempts FROM deliveries WHERE notification_id = $1 ORDER BY user_id',
+      [created.notification.id],
+    );
+    expect(rows).toEqual([
+      { user_id: 'a1', status: 'pending', attempts: 0 },
+      { user_id: 'a2', status: 'pending', attempts: 0 },
+    ]);
+  });
+
+  it('returns the earlier notification for a reused idempotency key, storing nothing new', async () => {
+    const first = await publishTo(['k1'], 60, 'same-key');
+    const again = await publishTo(['k1', 'k2'], 60, 'same-key');
+    expect(again).toMatchObject({ created: false, recipients: 1 });
+    expect(again.notification.id).toBe(first.notification.id);
+  });
+
+  it('counts a send once when two replicas record the same attempt', async () => {
+    const { notification } = await publishTo(['m1']);
+    const [one, two] = await Promise.all([
+      deliveries.markSent(notification.id, ['m1'], 1, soon()),
+      deliveries.markSent(notification.id, ['m1'], 1, soon()),
+    ]);
+    expect([...one!, ...two!].filter((d) => d.counted)).toHaveLength(1);
+    expect([...one!, ...two!].every((d) => d.userId === 'm1' && d.attempt === 1)).toBe(true);
+    expect(await deliveries.markSent(notification.id, ['m1', 'not-a-recipient'], 2, soon())).toEqual([
+      { userId: 'm1', attempt: 2, counted: true },
+    ]);
+  });
+
+  it('acks only the own delivery, once, and tells duplicates and strangers apart', async () => {
+    const { notification } = await publishTo(['o1']);
+    expect(await deliveries.ack(notification.id, 'someone-else')).toBe('unknown');
+    expect(await deliveries.ack(notification.id, 'o1')).toBe('acked');
+    expect(await deliveries.ack(notification.id, 'o1')).toBe('duplicate');
+    expect(await deliveries.markSent(notification.id, ['o1'], 5, soon())).toEqual([]);
+  });
+
+  it('claims a replay in seq order, in batches, counting an attempt each', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await publishTo(['r1'])).notification.id);
+    await deliveries.ack(ids[2]!, 'r1');
+    const firstBatch = await deliveries.claimReplayBatch('r1', 0, 3, soon());
+    expect(firstBatch.map((d) => d.notification.id)).toEqual([ids[0], ids[1], ids[3]]);
+    const rest = await deliveries.claimReplayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
+    expect(rest.map((d) => d.notification.id)).toEqual([ids[4]]);
+    expect(rest[0]!.attempt).toBe(1);
+  });
+
+  it('fails a delivery only at the attempt it expects, and parks only at that attempt', async () => {
+    const { notification } = await publishTo(['f1']);
+    await deliveries.markSent(notification.id, ['f1'], 1, soon());
+    await deliveries.markSent(notification.id, ['f1'], 2, soon());
+    expect(await deliveries.markFailed(notification.id, 'f1', 1)).toBe(false);
+    await deliveries.park(notification.id, 'f1', 1);
+    expect((await db.query('SELECT next_attempt_at FROM deliveries WHERE notification_id = $1', [notification.id]))[0]!.next_attempt_at).not.toBeNull();
+    expect(await deliveries.markFailed(notification.id, 'f1', 2)).toBe(true);
+    expect(await deliveries.ack(notification.id, 'f1')).toBe('acked');
+  });
+
+  it('expires open deliveries past their TTL and never claims them', async () => {
+    const { notification } = await publishTo(['e1'], 1);
+    await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [notification.id]);
+    expect(await deliveries.claimReplayBatch('e1', 0, 10, soon())).toEqual([]);
+    expect(await deliveries.expireDue(100)).toBeGreaterThanOrEqual(1);
+    expect(await deliveries.ack(notification.id, 'e1')).toBe('expired');
+  });
+
+  it('finds deliveries whose next attempt is overdue', async () => {
+    const { notification } = await publishTo(['d1']);
+    await db.query(`UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE notification_id = $1`, [notification.id]);
+    const due = await deliveries.findDue(1000);
+    expect(due).toContainEqual({ notificationId: notification.id, userId: 'd1', status: 'pending', attempts: 0 });
+  });
+
+  it('keeps topic subscriptions per user, and fans a topic out to them', async () => {
+    expect(await users.subscribe('t1', 'sports')).toBe(true);
+    expect(await users.subscribe('t1', 'sports')).toBe(false);
+    expect(await users.subscribe('t2', 'sports')).toBe(true);
+    expect(await users.topicsOf('t1')).toEqual(['sports']);
+    const created = await notifications.create(
+      { id: randomUUID(), publisherId: 'pk', idempotencyKey: null, requestHash: 'h', audience: { topic: 'sports' }, event: 'goal', payload: {}, ttlSeconds: 60 },
+      soon(),
+    );
+    expect(created.recipients).toBe(2);
+    expect(await users.unsubscribe('t2', 'sports')).toBe(true);
+    expect(await users.unsubscribe('t2', 'sports')).toBe(false);
+  });
+});
