@@ -55,8 +55,16 @@ describe('Delivery through replica crashes and shutdowns', () => {
     try {
       expect(await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)).toBe(1);
       await r1.kill();
-      await waitFor('dead replica presence to expire', async () => (await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)) === 0, 5000);
-      await waitFor('its connections to expire', async () => (await redis.exists(`${cluster.redisPrefix}:conns:${r1.id}`)) === 0, 5000);
+      await waitFor(
+        'dead replica presence to expire',
+        async () => (await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)) === 0,
+        5000,
+      );
+      await waitFor(
+        'its connections to expire',
+        async () => (await redis.exists(`${cluster.redisPrefix}:conns:${r1.id}`)) === 0,
+        5000,
+      );
     } finally {
       redis.disconnect();
       await r1.start();

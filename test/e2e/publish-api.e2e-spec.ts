@@ -39,7 +39,11 @@ describe('Publish API', () => {
     ];
     for (const [body, field] of cases) {
       const result = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body });
-      expect({ field, status: result.status, code: result.body.error.code }).toEqual({ field, status: 400, code: 'BAD_REQUEST' });
+      expect({ field, status: result.status, code: result.body.error.code }).toEqual({
+        field,
+        status: 400,
+        code: 'BAD_REQUEST',
+      });
       expect(result.body.error.details?.map((d) => d.field)).toContain(field);
       expect(result.body.error.requestId).toBeTruthy();
     }
@@ -55,7 +59,10 @@ describe('Publish API', () => {
     const missing = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body, apiKey: null });
     expect(missing.status).toBe(401);
     expect(missing.body.error.code).toBe('UNAUTHORIZED');
-    const wrong = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { body, apiKey: 'wrong-key-0123456789abcdef' });
+    const wrong = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', {
+      body,
+      apiKey: 'wrong-key-0123456789abcdef',
+    });
     expect(wrong.status).toBe(401);
     expect((await request(base(), 'GET', `/v1/notifications/${randomUUID()}`, { apiKey: null })).status).toBe(401);
   });
@@ -95,12 +102,16 @@ describe('Publish API', () => {
   });
 
   it('mints user tokens that the gateway accepts, and refuses bad token requests', async () => {
-    const minted = await request<TokenResponse>(base(), 'POST', '/v1/tokens', { body: { userId: 'minted-user', ttlSeconds: 60 } });
+    const minted = await request<TokenResponse>(base(), 'POST', '/v1/tokens', {
+      body: { userId: 'minted-user', ttlSeconds: 60 },
+    });
     expect(minted.status).toBe(201);
     expect(new Date(minted.body.expiresAt).getTime()).toBeGreaterThan(Date.now());
     const client = await TestClient.connect(cluster.replicas[0]!.ws, minted.body.token);
     await client.close();
-    const bad = await request<ApiErrorBody>(base(), 'POST', '/v1/tokens', { body: { userId: 'bad user', ttlSeconds: 10 ** 9 } });
+    const bad = await request<ApiErrorBody>(base(), 'POST', '/v1/tokens', {
+      body: { userId: 'bad user', ttlSeconds: 10 ** 9 },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details?.map((d) => d.field).sort()).toEqual(['ttlSeconds', 'userId']);
     expect((await request(base(), 'POST', '/v1/tokens', { body: { userId: 'u' }, apiKey: null })).status).toBe(401);
@@ -108,12 +119,17 @@ describe('Publish API', () => {
 
   it('reports liveness and readiness', async () => {
     expect((await request(base(), 'GET', '/health/live', { apiKey: null })).status).toBe(200);
-    const ready = await request<{ status: string; checks: Record<string, string> }>(base(), 'GET', '/health/ready', { apiKey: null });
+    const ready = await request<{ status: string; checks: Record<string, string> }>(base(), 'GET', '/health/ready', {
+      apiKey: null,
+    });
     expect(ready.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
   });
 
   it('echoes a given X-Request-Id and makes one when absent', async () => {
-    const given = await request(base(), 'GET', '/health/live', { apiKey: null, headers: { 'x-request-id': 'trace-123' } });
+    const given = await request(base(), 'GET', '/health/live', {
+      apiKey: null,
+      headers: { 'x-request-id': 'trace-123' },
+    });
     expect(given.headers.get('x-request-id')).toBe('trace-123');
     const made = await request(base(), 'GET', '/health/live', { apiKey: null });
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
@@ -125,20 +141,28 @@ describe('Publish API', () => {
     const replica = await Replica.create('api-pgdown', { databaseUrl: pg.url, redisPrefix: prefix });
     try {
       await replica.start();
-      const ok = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a', 'b'] }, event: 'before' } });
+      const ok = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', {
+        body: { to: { users: ['a', 'b'] }, event: 'before' },
+      });
       expect(ok.status).toBe(202);
 
       await pg.stop();
-      const down = await request<ApiErrorBody>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a', 'b'] }, event: 'during' } });
+      const down = await request<ApiErrorBody>(replica.http, 'POST', '/v1/notifications', {
+        body: { to: { users: ['a', 'b'] }, event: 'during' },
+      });
       expect(down.status).toBe(503);
       expect(down.body.error.code).toBe('UNAVAILABLE');
       expect(down.headers.get('retry-after')).toBe('1');
-      const ready = await request<{ checks: { postgres: string } }>(replica.http, 'GET', '/health/ready', { apiKey: null });
+      const ready = await request<{ checks: { postgres: string } }>(replica.http, 'GET', '/health/ready', {
+        apiKey: null,
+      });
       expect(ready.status).toBe(503);
       expect(ready.body.checks.postgres).toBe('down');
 
       await pg.start();
-      const recovered = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', { body: { to: { users: ['a'] }, event: 'after' } });
+      const recovered = await request<PublishResponse>(replica.http, 'POST', '/v1/notifications', {
+        body: { to: { users: ['a'] }, event: 'after' },
+      });
       expect(recovered.status).toBe(202);
       const { Client } = await import('pg');
       const client = new Client({ connectionString: pg.url });
@@ -149,7 +173,7 @@ describe('Publish API', () => {
           { event: 'before', recipients: 2 },
           { event: 'after', recipients: 1 },
         ]);
-        expect((await client.query('SELECT count(*)::int AS n FROM deliveries')).rows[0].n).toBe(3);
+        expect((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM deliveries')).rows[0]!.n).toBe(3);
       } finally {
         await client.end();
       }
@@ -164,7 +188,13 @@ describe('Publish API', () => {
 describe('Configuration', () => {
   it('refuses to start with a message naming every bad value', () => {
     const result = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'apps', 'herald', 'main.js')], {
-      env: { PATH: process.env.PATH ?? '', PORT: '70000', HERALD_ACK_TIMEOUT_MS: 'soon', DATABASE_URL: 'mysql://x', HERALD_JWT_SECRET: 'short' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: '70000',
+        HERALD_ACK_TIMEOUT_MS: 'soon',
+        DATABASE_URL: 'mysql://x',
+        HERALD_JWT_SECRET: 'short',
+      },
       encoding: 'utf8',
       timeout: 20_000,
     });

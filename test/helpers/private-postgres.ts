@@ -41,10 +41,14 @@ export class PrivatePostgres {
 
   async start(): Promise<void> {
     this.run('pg_ctl', [
-      '-D', join(this.dir, 'data'),
-      '-l', join(this.dir, 'server.log'),
-      '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-      '-w', 'start',
+      '-D',
+      join(this.dir, 'data'),
+      '-l',
+      join(this.dir, 'server.log'),
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      '-w',
+      'start',
     ]);
   }
 
@@ -54,7 +58,9 @@ export class PrivatePostgres {
   }
 
   async destroy(): Promise<void> {
-    spawnSync(...this.command('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']), { stdio: 'ignore' });
+    spawnSync(...this.command('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']), {
+      stdio: 'ignore',
+    });
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -61,7 +61,10 @@ export class Replica {
     return this.process?.pid;
   }
 
-  static async create(id: string, env: { databaseUrl: string; redisPrefix: string } & Record<string, string>): Promise<Replica> {
+  static async create(
+    id: string,
+    env: { databaseUrl: string; redisPrefix: string } & Record<string, string>,
+  ): Promise<Replica> {
     const { databaseUrl, redisPrefix, ...rest } = env;
     return new Replica(id, await freePort(), {
       DATABASE_URL: databaseUrl,

@@ -11,7 +11,7 @@ export class TestClient {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data: WebSocket.RawData) => {
-      this.frames.push(JSON.parse(String(data)) as ServerFrame);
+      this.frames.push(JSON.parse(rawText(data)) as ServerFrame);
       this.notify();
     });
     this.closed = new Promise((resolve) =>
@@ -25,7 +25,11 @@ export class TestClient {
   }
 
   /** Connects and waits for `welcome`. */
-  static async connect(url: string, token: string, options: { via?: 'query' | 'header'; autoAck?: boolean } = {}): Promise<TestClient> {
+  static async connect(
+    url: string,
+    token: string,
+    options: { via?: 'query' | 'header'; autoAck?: boolean } = {},
+  ): Promise<TestClient> {
     const via = options.via ?? 'query';
     const socket =
       via === 'query'
@@ -39,7 +43,7 @@ export class TestClient {
     });
     if (options.autoAck) {
       socket.on('message', (data: WebSocket.RawData) => {
-        const frame = JSON.parse(String(data)) as ServerFrame;
+        const frame = JSON.parse(rawText(data)) as ServerFrame;
         if (frame.type === 'notification') client.send({ type: 'ack', id: frame.id });
       });
     }
@@ -79,7 +83,8 @@ export class TestClient {
     for (;;) {
       const found = this.frames.slice(from).find(match);
       if (found) return found;
-      if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode} ${this.closeReason}) before a matching frame`);
+      if (this.closeCode !== null)
+        throw new Error(`socket closed (${this.closeCode} ${this.closeReason}) before a matching frame`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames)}`);
       await new Promise<void>((resolve) => {
@@ -98,7 +103,8 @@ export class TestClient {
     for (;;) {
       const got = this.notifications().filter((n) => n.id === id);
       if (got.length >= count) return got;
-      if (Date.now() > deadline) throw new Error(`got ${got.length}/${count} of notification ${id} within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`got ${got.length}/${count} of notification ${id} within ${timeoutMs} ms`);
       await this.next(() => true, Math.max(1, deadline - Date.now()), this.frames.length).catch(() => undefined);
     }
   }
@@ -123,7 +129,8 @@ export class TestClient {
   }
 
   async close(): Promise<void> {
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close(1000);
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING)
+      this.socket.close(1000);
     await this.closed;
   }
 
@@ -136,4 +143,10 @@ export class TestClient {
     this.waiters = [];
     for (const w of waiters) w();
   }
+}
+
+function rawText(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
 }

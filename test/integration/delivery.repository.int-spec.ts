@@ -76,8 +76,8 @@ describe('Delivery repositories', () => {
       deliveries.markSent(notification.id, ['m1'], 1, soon()),
       deliveries.markSent(notification.id, ['m1'], 1, soon()),
     ]);
-    expect([...one!, ...two!].filter((d) => d.counted)).toHaveLength(1);
-    expect([...one!, ...two!].every((d) => d.userId === 'm1' && d.attempt === 1)).toBe(true);
+    expect([...one, ...two].filter((d) => d.counted)).toHaveLength(1);
+    expect([...one, ...two].every((d) => d.userId === 'm1' && d.attempt === 1)).toBe(true);
     expect(await deliveries.markSent(notification.id, ['m1', 'not-a-recipient'], 2, soon())).toEqual([
       { userId: 'm1', attempt: 2, counted: true },
     ]);
@@ -108,14 +108,19 @@ describe('Delivery repositories', () => {
     await deliveries.markSent(notification.id, ['f1'], 2, soon());
     expect(await deliveries.markFailed(notification.id, 'f1', 1)).toBe(false);
     await deliveries.park(notification.id, 'f1', 1);
-    expect((await db.query('SELECT next_attempt_at FROM deliveries WHERE notification_id = $1', [notification.id]))[0]!.next_attempt_at).not.toBeNull();
+    expect(
+      (await db.query('SELECT next_attempt_at FROM deliveries WHERE notification_id = $1', [notification.id]))[0]!
+        .next_attempt_at,
+    ).not.toBeNull();
     expect(await deliveries.markFailed(notification.id, 'f1', 2)).toBe(true);
     expect(await deliveries.ack(notification.id, 'f1')).toBe('acked');
   });
 
   it('expires open deliveries past their TTL and never claims them', async () => {
     const { notification } = await publishTo(['e1'], 1);
-    await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [notification.id]);
+    await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [
+      notification.id,
+    ]);
     expect(await deliveries.claimReplayBatch('e1', 0, 10, soon())).toEqual([]);
     expect(await deliveries.expireDue(100)).toBeGreaterThanOrEqual(1);
     expect(await deliveries.ack(notification.id, 'e1')).toBe('expired');
@@ -123,7 +128,9 @@ describe('Delivery repositories', () => {
 
   it('finds deliveries whose next attempt is overdue', async () => {
     const { notification } = await publishTo(['d1']);
-    await db.query(`UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE notification_id = $1`, [notification.id]);
+    await db.query(`UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE notification_id = $1`, [
+      notification.id,
+    ]);
     const due = await deliveries.findDue(1000);
     expect(due).toContainEqual({ notificationId: notification.id, userId: 'd1', status: 'pending', attempts: 0 });
   });
@@ -134,7 +141,16 @@ describe('Delivery repositories', () => {
     expect(await users.subscribe('t2', 'sports')).toBe(true);
     expect(await users.topicsOf('t1')).toEqual(['sports']);
     const created = await notifications.create(
-      { id: randomUUID(), publisherId: 'pk', idempotencyKey: null, requestHash: 'h', audience: { topic: 'sports' }, event: 'goal', payload: {}, ttlSeconds: 60 },
+      {
+        id: randomUUID(),
+        publisherId: 'pk',
+        idempotencyKey: null,
+        requestHash: 'h',
+        audience: { topic: 'sports' },
+        event: 'goal',
+        payload: {},
+        ttlSeconds: 60,
+      },
       soon(),
     );
     expect(created.recipients).toBe(2);

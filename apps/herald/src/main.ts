@@ -32,7 +32,9 @@ function bodyErrorHandler(maxBodyBytes: number) {
         ? new PayloadTooLargeError(`request body exceeds ${maxBodyBytes} bytes`)
         : type === 'entity.parse.failed'
           ? new BadRequestError('request body is not valid JSON', [{ field: '(body)', reason: 'not valid JSON' }])
-          : new BadRequestError('request body could not be read', [{ field: '(body)', reason: String(type ?? 'unreadable') }]);
+          : new BadRequestError('request body could not be read', [
+              { field: '(body)', reason: String(type ?? 'unreadable') },
+            ]);
     const { status, body } = toErrorResponse(mapped, requestIdOf(request));
     response.status(status).json(body);
   };

@@ -5,8 +5,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { UserPrincipal, UserTokenService } from './user-token.service';
 
 export type UpgradeDecision =
-  | { ok: true; principal: UserPrincipal }
-  | { ok: false; status: 401 | 403; message: string };
+  { ok: true; principal: UserPrincipal } | { ok: false; status: 401 | 403; message: string };
 
 /**
  * Decides a WebSocket upgrade before it happens: the Origin must be allowed

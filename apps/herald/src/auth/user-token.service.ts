@@ -20,7 +20,10 @@ export class UserTokenService {
   sign(userId: string, ttlSeconds: number): { token: string; expiresAt: Date } {
     const now = Math.floor(Date.now() / 1000);
     const exp = now + ttlSeconds;
-    const token = jwt.sign({ sub: userId, iat: now, exp }, this.config.jwtSecret, { algorithm: 'HS256', noTimestamp: true });
+    const token = jwt.sign({ sub: userId, iat: now, exp }, this.config.jwtSecret, {
+      algorithm: 'HS256',
+      noTimestamp: true,
+    });
     return { token, expiresAt: new Date(exp * 1000) };
   }
 

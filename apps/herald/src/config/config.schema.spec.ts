@@ -45,7 +45,15 @@ describe('parseConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     const names = error!.problems.map((p) => p.split(/[= ]/)[0]);
     expect(names.sort()).toEqual(
-      ['DATABASE_URL', 'HERALD_ACK_TIMEOUT_MS', 'HERALD_ALLOWED_ORIGINS', 'HERALD_API_KEYS', 'HERALD_JWT_SECRET', 'LOG_LEVEL', 'PORT'].sort(),
+      [
+        'DATABASE_URL',
+        'HERALD_ACK_TIMEOUT_MS',
+        'HERALD_ALLOWED_ORIGINS',
+        'HERALD_API_KEYS',
+        'HERALD_JWT_SECRET',
+        'LOG_LEVEL',
+        'PORT',
+      ].sort(),
     );
     expect(error!.message).not.toContain('pw@host');
   });

@@ -19,22 +19,23 @@ const url = (protocols: string[]) =>
   z
     .string()
     .trim()
-    .refine((value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+    );
 
-const list = z
-  .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
-  );
+const list = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
 
 interface VariableSpec {
   schema: z.ZodType;
@@ -58,7 +59,10 @@ export const CONFIG_VARIABLES = {
     secret: true,
   },
   REPLICA_ID: {
-    schema: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
     default: undefined,
     description: 'Name of this replica in logs and presence. Default: host name and process id.',
   },
@@ -153,7 +157,7 @@ export const CONFIG_VARIABLES = {
   HERALD_PRESENCE_HEARTBEAT_MS: {
     schema: int(100, 600_000),
     default: '5000',
-    description: "How often a replica refreshes its presence in Redis; its entries expire after three missed beats.",
+    description: 'How often a replica refreshes its presence in Redis; its entries expire after three missed beats.',
   },
   HERALD_SWEEP_INTERVAL_MS: {
     schema: int(100, 3_600_000),
@@ -244,10 +248,12 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
   if (problems.length === 0) {
     const min = values.HERALD_REDELIVERY_BACKOFF_MS as number;
     const max = values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number;
-    if (max < min) problems.push(`HERALD_REDELIVERY_MAX_BACKOFF_MS=${max} must not be below HERALD_REDELIVERY_BACKOFF_MS=${min}`);
+    if (max < min)
+      problems.push(`HERALD_REDELIVERY_MAX_BACKOFF_MS=${max} must not be below HERALD_REDELIVERY_BACKOFF_MS=${min}`);
     const ttl = values.HERALD_DEFAULT_TTL_SECONDS as number;
     const maxTtl = values.HERALD_MAX_TTL_SECONDS as number;
-    if (ttl > maxTtl) problems.push(`HERALD_DEFAULT_TTL_SECONDS=${ttl} must not exceed HERALD_MAX_TTL_SECONDS=${maxTtl}`);
+    if (ttl > maxTtl)
+      problems.push(`HERALD_DEFAULT_TTL_SECONDS=${ttl} must not exceed HERALD_MAX_TTL_SECONDS=${maxTtl}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return {

@@ -177,7 +177,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
             frame.type === 'subscribe'
               ? await this.users.subscribe(connection.userId, frame.channel)
               : await this.users.unsubscribe(connection.userId, frame.channel);
-          if (frame.id !== undefined) connection.send({ type: 'ack', id: frame.id, status: changed ? 'ok' : 'duplicate' });
+          if (frame.id !== undefined)
+            connection.send({ type: 'ack', id: frame.id, status: changed ? 'ok' : 'duplicate' });
           return;
         }
       }

@@ -72,7 +72,9 @@ export class DeliveryService implements OnModuleInit {
       for (const connection of this.registry.connectionsOf(delivery.userId)) connection.deliver(frame);
     }
     await this.scheduler.schedule(
-      sent.filter((d) => d.counted).map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
+      sent
+        .filter((d) => d.counted)
+        .map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
     );
     this.logger.debug?.({ message: 'delivered', notificationId: notification.id, attempt, users: sent.length });
   }
@@ -89,7 +91,11 @@ export class DeliveryService implements OnModuleInit {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }
         await this.scheduler.schedule(
-          batch.map((item) => ({ notificationId: item.notification.id, userId: connection.userId, attempt: item.attempt })),
+          batch.map((item) => ({
+            notificationId: item.notification.id,
+            userId: connection.userId,
+            attempt: item.attempt,
+          })),
         );
         total += batch.length;
         if (batch.length < REPLAY_BATCH) break;

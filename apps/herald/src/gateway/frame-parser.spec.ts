@@ -3,14 +3,20 @@ import { parseClientFrame } from './frame-parser';
 describe('parseClientFrame', () => {
   it('parses each client command', () => {
     const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
-    expect(parseClientFrame(JSON.stringify({ type: 'ack', id: id.toUpperCase() }))).toEqual({ ok: true, frame: { type: 'ack', id } });
+    expect(parseClientFrame(JSON.stringify({ type: 'ack', id: id.toUpperCase() }))).toEqual({
+      ok: true,
+      frame: { type: 'ack', id },
+    });
     expect(parseClientFrame('{"type":"ping"}')).toEqual({ ok: true, frame: { type: 'ping' } });
     expect(parseClientFrame('{"type":"ping","id":"p1"}')).toEqual({ ok: true, frame: { type: 'ping', id: 'p1' } });
     expect(parseClientFrame('{"type":"subscribe","channel":"news.eu","id":"s"}')).toEqual({
       ok: true,
       frame: { type: 'subscribe', channel: 'news.eu', id: 's' },
     });
-    expect(parseClientFrame('{"type":"unsubscribe","channel":"news"}')).toEqual({ ok: true, frame: { type: 'unsubscribe', channel: 'news' } });
+    expect(parseClientFrame('{"type":"unsubscribe","channel":"news"}')).toEqual({
+      ok: true,
+      frame: { type: 'unsubscribe', channel: 'news' },
+    });
   });
 
   it('answers text that is not a JSON object with BAD_REQUEST', () => {
@@ -20,19 +26,20 @@ describe('parseClientFrame', () => {
   });
 
   it('echoes a valid command id in errors, and only a valid one', () => {
-    expect(parseClientFrame('{"type":"subscribe","id":"c9"}')).toEqual({
-      ok: false,
-      code: 'BAD_REQUEST',
-      message: expect.stringContaining('channel'),
-      id: 'c9',
-    });
+    const missing = parseClientFrame('{"type":"subscribe","id":"c9"}');
+    expect(missing).toMatchObject({ ok: false, code: 'BAD_REQUEST', id: 'c9' });
+    expect(missing.ok ? '' : missing.message).toContain('channel');
     const bad = parseClientFrame(JSON.stringify({ type: 'ping', id: 'x'.repeat(65) }));
     expect(bad).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
     expect(bad).not.toHaveProperty('id');
   });
 
   it('answers an unknown type with UNKNOWN_TYPE', () => {
-    expect(parseClientFrame('{"type":"launch","id":"l1"}')).toMatchObject({ ok: false, code: 'UNKNOWN_TYPE', id: 'l1' });
+    expect(parseClientFrame('{"type":"launch","id":"l1"}')).toMatchObject({
+      ok: false,
+      code: 'UNKNOWN_TYPE',
+      id: 'l1',
+    });
   });
 
   it('requires the notification id on ack and a string type', () => {

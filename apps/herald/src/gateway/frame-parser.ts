@@ -1,9 +1,4 @@
-import {
-  ClientFrame,
-  COMMAND_ID_PATTERN,
-  ErrorCode,
-  TOPIC_PATTERN,
-} from '@herald/protocol';
+import { ClientFrame, COMMAND_ID_PATTERN, ErrorCode, TOPIC_PATTERN } from '@herald/protocol';
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -30,7 +25,10 @@ export function parseClientFrame(text: string): ParseResult {
 
   const rawId = value.id;
   const validCommandId = typeof rawId === 'string' && COMMAND_ID_PATTERN.test(rawId) ? rawId : undefined;
-  const fail = (message: string, code: typeof ErrorCode.BadRequest | typeof ErrorCode.UnknownType = ErrorCode.BadRequest): ParseResult =>
+  const fail = (
+    message: string,
+    code: typeof ErrorCode.BadRequest | typeof ErrorCode.UnknownType = ErrorCode.BadRequest,
+  ): ParseResult =>
     validCommandId === undefined ? { ok: false, code, message } : { ok: false, code, message, id: validCommandId };
 
   if (typeof value.type !== 'string') return fail('frame must have a string "type"');
@@ -48,7 +46,10 @@ export function parseClientFrame(text: string): ParseResult {
       return { ok: true, frame: { type: 'ack', id: validCommandId.toLowerCase() } };
     }
     case 'ping':
-      return { ok: true, frame: validCommandId === undefined ? { type: 'ping' } : { type: 'ping', id: validCommandId } };
+      return {
+        ok: true,
+        frame: validCommandId === undefined ? { type: 'ping' } : { type: 'ping', id: validCommandId },
+      };
     case 'subscribe':
     case 'unsubscribe': {
       const channel = value.channel;

@@ -30,8 +30,14 @@ export class HealthService {
 
   async ready(): Promise<ReadyReport> {
     const [postgres, redis] = await Promise.all([
-      within(this.dataSource.query('SELECT 1')).then(() => 'up' as const, () => 'down' as const),
-      within(this.redis.ping()).then(() => 'up' as const, () => 'down' as const),
+      within(this.dataSource.query('SELECT 1')).then(
+        () => 'up' as const,
+        () => 'down' as const,
+      ),
+      within(this.redis.ping()).then(
+        () => 'up' as const,
+        () => 'down' as const,
+      ),
     ]);
     return {
       status: postgres === 'up' && redis === 'up' ? 'ok' : 'unavailable',

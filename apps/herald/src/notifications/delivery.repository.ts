@@ -23,7 +23,8 @@ export class DeliveryRepository {
     attempt: number,
     nextAttemptAt: Date,
   ): Promise<SentDelivery[]> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<{ user_id: string; attempt: number; counted: boolean }>(
+      this.dataSource,
       `WITH target AS (
          SELECT user_id, attempts FROM deliveries
           WHERE notification_id = $1 AND user_id = ANY($2::text[])
@@ -39,7 +40,7 @@ export class DeliveryRepository {
        SELECT t.user_id, GREATEST(t.attempts, $3) AS attempt, (u.user_id IS NOT NULL) AS counted
          FROM target t LEFT JOIN upd u ON u.user_id = t.user_id`,
       [notificationId, userIds, attempt, nextAttemptAt],
-    )) as { user_id: string; attempt: number; counted: boolean }[];
+    );
     return rows.map((r) => ({ userId: r.user_id, attempt: r.attempt, counted: r.counted }));
   }
 
@@ -53,7 +54,8 @@ export class DeliveryRepository {
     limit: number,
     nextAttemptAt: Date,
   ): Promise<ReplayedDelivery[]> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<Parameters<typeof toStoredNotification>[0] & { attempts: number }>(
+      this.dataSource,
       `WITH batch AS (
          SELECT notification_id FROM deliveries
           WHERE user_id = $1 AND status IN ('pending', 'sent') AND expires_at > now() AND seq > $2
@@ -71,13 +73,14 @@ export class DeliveryRepository {
          FROM upd JOIN notifications n ON n.id = upd.notification_id
         ORDER BY n.seq`,
       [userId, afterSeq, limit, nextAttemptAt],
-    )) as (Parameters<typeof toStoredNotification>[0] & { attempts: number })[];
+    );
     return rows.map((r) => ({ notification: toStoredNotification(r), attempt: r.attempts }));
   }
 
   /** Records a user's ack. Only the user's own delivery can be acked. */
   async ack(notificationId: string, userId: string): Promise<AckOutcome> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<{ outcome: AckOutcome }>(
+      this.dataSource,
       `WITH upd AS (
          UPDATE deliveries SET status = 'acked', acked_at = now(), next_attempt_at = NULL, updated_at = now()
           WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
@@ -89,7 +92,7 @@ export class DeliveryRepository {
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('acked', 'expired')
           AND NOT EXISTS (SELECT 1 FROM upd)`,
       [notificationId, userId],
-    )) as { outcome: AckOutcome }[];
+    );
     return rows[0]?.outcome ?? 'unknown';
   }
 
@@ -98,30 +101,35 @@ export class DeliveryRepository {
     notificationId: string,
     userId: string,
   ): Promise<{ status: 'pending' | 'sent'; attempts: number; notification: StoredNotification } | null> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<
+      Parameters<typeof toStoredNotification>[0] & { status: 'pending' | 'sent'; attempts: number }
+    >(
+      this.dataSource,
       `SELECT d.status, d.attempts, n.id, n.seq, n.event, n.payload, n.topic, n.created_at, d.expires_at
          FROM deliveries d JOIN notifications n ON n.id = d.notification_id
         WHERE d.notification_id = $1 AND d.user_id = $2 AND d.status IN ('pending', 'sent')`,
       [notificationId, userId],
-    )) as (Parameters<typeof toStoredNotification>[0] & { status: 'pending' | 'sent'; attempts: number })[];
+    );
     const row = rows[0];
     return row ? { status: row.status, attempts: row.attempts, notification: toStoredNotification(row) } : null;
   }
 
   /** Ends a delivery `failed` if it is still unacked at `attempts`. */
   async markFailed(notificationId: string, userId: string, attempts: number): Promise<boolean> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<unknown>(
+      this.dataSource,
       `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status = 'sent' AND attempts = $3
        RETURNING 1`,
       [notificationId, userId, attempts],
-    )) as unknown[];
+    );
     return rows.length > 0;
   }
 
   /** The user is offline: stop timing this delivery; it is replayed on connect. */
   async park(notificationId: string, userId: string, attempts: number): Promise<void> {
-    await query(this.dataSource, 
+    await query(
+      this.dataSource,
       `UPDATE deliveries SET next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent') AND attempts = $3`,
       [notificationId, userId, attempts],
@@ -130,7 +138,8 @@ export class DeliveryRepository {
 
   /** Marks open deliveries past their TTL `expired`, a batch at a time; returns how many. */
   async expireDue(limit: number): Promise<number> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<unknown>(
+      this.dataSource,
       `UPDATE deliveries d SET status = 'expired', next_attempt_at = NULL, updated_at = now()
          FROM (SELECT notification_id, user_id FROM deliveries
                 WHERE status IN ('pending', 'sent') AND expires_at <= now()
@@ -138,20 +147,26 @@ export class DeliveryRepository {
         WHERE d.notification_id = due.notification_id AND d.user_id = due.user_id
        RETURNING 1`,
       [limit],
-    )) as unknown[];
+    );
     return rows.length;
   }
 
   /** Open, unexpired deliveries whose next attempt time has passed (their job was lost or never made). */
   async findDue(limit: number): Promise<DueDelivery[]> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<{
+      notification_id: string;
+      user_id: string;
+      status: 'pending' | 'sent';
+      attempts: number;
+    }>(
+      this.dataSource,
       `SELECT notification_id, user_id, status, attempts FROM deliveries
         WHERE status IN ('pending', 'sent') AND next_attempt_at IS NOT NULL AND next_attempt_at <= now()
           AND expires_at > now()
         ORDER BY next_attempt_at
         LIMIT $1`,
       [limit],
-    )) as { notification_id: string; user_id: string; status: 'pending' | 'sent'; attempts: number }[];
+    );
     return rows.map((r) => ({
       notificationId: r.notification_id,
       userId: r.user_id,
@@ -162,7 +177,8 @@ export class DeliveryRepository {
 
   /** Pushes a due delivery's next attempt time forward, so the sweep does not pick it twice in a row. */
   async postpone(notificationId: string, userId: string, attempts: number, until: Date): Promise<void> {
-    await query(this.dataSource, 
+    await query(
+      this.dataSource,
       `UPDATE deliveries SET next_attempt_at = $4, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent') AND attempts = $3`,
       [notificationId, userId, attempts, until],

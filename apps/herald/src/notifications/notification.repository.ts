@@ -43,7 +43,8 @@ export class NotificationRepository {
   async create(input: NewNotification, deliveryDueAt: Date): Promise<CreatedNotification> {
     return this.dataSource.transaction('READ COMMITTED', async (em) => {
       const topic = 'topic' in input.audience ? input.audience.topic : null;
-      const inserted = (await query(em, 
+      const inserted = await query<NotificationRow>(
+        em,
         `INSERT INTO notifications
            (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'))
@@ -60,13 +61,14 @@ export class NotificationRepository {
           JSON.stringify(input.payload),
           input.ttlSeconds,
         ],
-      )) as NotificationRow[];
+      );
       if (inserted.length === 0) {
-        const [existing] = (await query(em, 
+        const [existing] = await query<NotificationRow & { recipients: number; request_hash: string }>(
+          em,
           `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
              FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
           [input.publisherId, input.idempotencyKey],
-        )) as (NotificationRow & { recipients: number; request_hash: string })[];
+        );
         if (!existing) throw new Error('idempotency conflict row vanished');
         return {
           notification: toStoredNotification(existing),
@@ -90,39 +92,39 @@ export class NotificationRepository {
   ): Promise<number> {
     const common = [n.id, n.seq, n.expiresAt, dueAt];
     if ('users' in audience) {
-      await query(em, 
-        `INSERT INTO users (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING`,
-        [audience.users],
-      );
-      const rows = (await query(em, 
+      await query(em, `INSERT INTO users (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING`, [audience.users]);
+      const rows = await query<unknown>(
+        em,
         `INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
          SELECT $1, $2, $3, $4, u FROM unnest($5::text[]) AS u
          RETURNING 1`,
         [...common, audience.users],
-      )) as unknown[];
+      );
       return rows.length;
     }
     const source =
       'topic' in audience
         ? { sql: `SELECT user_id FROM topic_subscriptions WHERE topic = $5`, params: [audience.topic] }
         : { sql: `SELECT id FROM users`, params: [] };
-    const result = (await query(em, 
+    const result = await query<{ n: number }>(
+      em,
       `WITH ins AS (
          INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
          SELECT $1, $2, $3, $4, r.uid FROM (${source.sql}) AS r(uid)
          RETURNING 1)
        SELECT count(*)::int AS n FROM ins`,
       [...common, ...source.params],
-    )) as { n: number }[];
+    );
     return result[0]?.n ?? 0;
   }
 
   async findForPublisher(id: string, publisherId: string): Promise<NotificationRecord | null> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<NotificationRow & { publisher_id: string; audience: Audience; recipients: number }>(
+      this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at, publisher_id, audience, recipients
          FROM notifications WHERE id = $1 AND publisher_id = $2`,
       [id, publisherId],
-    )) as (NotificationRow & { publisher_id: string; audience: Audience; recipients: number })[];
+    );
     const row = rows[0];
     if (!row) return null;
     return {
@@ -134,18 +136,20 @@ export class NotificationRepository {
   }
 
   async findById(id: string): Promise<StoredNotification | null> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<NotificationRow>(
+      this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at FROM notifications WHERE id = $1`,
       [id],
-    )) as NotificationRow[];
+    );
     return rows[0] ? toStoredNotification(rows[0]) : null;
   }
 
   async countDeliveries(notificationId: string): Promise<Record<DeliveryStatus, number>> {
-    const rows = (await query(this.dataSource, 
+    const rows = await query<{ status: DeliveryStatus; n: number }>(
+      this.dataSource,
       `SELECT status, count(*)::int AS n FROM deliveries WHERE notification_id = $1 GROUP BY status`,
       [notificationId],
-    )) as { status: DeliveryStatus; n: number }[];
+    );
     const counts: Record<DeliveryStatus, number> = { pending: 0, sent: 0, acked: 0, expired: 0, failed: 0 };
     for (const row of rows) counts[row.status] = row.n;
     return counts;
@@ -153,14 +157,7 @@ export class NotificationRepository {
 
   /** One page of deliveries ordered by user id, after `after` (exclusive). */
   async listDeliveries(notificationId: string, after: string | null, limit: number): Promise<DeliveryRecord[]> {
-    const rows = (await query(this.dataSource, 
-      `SELECT user_id, status, attempts, first_sent_at, last_sent_at, acked_at, updated_at
-         FROM deliveries
-        WHERE notification_id = $1 AND ($2::text IS NULL OR user_id > $2)
-        ORDER BY user_id
-        LIMIT $3`,
-      [notificationId, after, limit],
-    )) as {
+    const rows = await query<{
       user_id: string;
       status: DeliveryStatus;
       attempts: number;
@@ -168,7 +165,15 @@ export class NotificationRepository {
       last_sent_at: Date | null;
       acked_at: Date | null;
       updated_at: Date;
-    }[];
+    }>(
+      this.dataSource,
+      `SELECT user_id, status, attempts, first_sent_at, last_sent_at, acked_at, updated_at
+         FROM deliveries
+        WHERE notification_id = $1 AND ($2::text IS NULL OR user_id > $2)
+        ORDER BY user_id
+        LIMIT $3`,
+      [notificationId, after, limit],
+    );
     return rows.map((r) => ({
       userId: r.user_id,
       status: r.status,

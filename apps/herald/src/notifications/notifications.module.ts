@@ -7,7 +7,11 @@ import { UserRepository } from './user.repository';
 /** The repositories are framework-free (tested directly against PostgreSQL); Nest builds them here. */
 @Module({
   providers: [
-    { provide: NotificationRepository, inject: [DataSource], useFactory: (ds: DataSource) => new NotificationRepository(ds) },
+    {
+      provide: NotificationRepository,
+      inject: [DataSource],
+      useFactory: (ds: DataSource) => new NotificationRepository(ds),
+    },
     { provide: DeliveryRepository, inject: [DataSource], useFactory: (ds: DataSource) => new DeliveryRepository(ds) },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
   ],

@@ -14,7 +14,9 @@ describe('parsePublishRequest', () => {
   });
 
   it('accepts topic and everyone audiences', () => {
-    expect(parsePublishRequest({ to: { topic: 'news' }, event: 'e', ttlSeconds: 100 }, limits).audience).toEqual({ topic: 'news' });
+    expect(parsePublishRequest({ to: { topic: 'news' }, event: 'e', ttlSeconds: 100 }, limits).audience).toEqual({
+      topic: 'news',
+    });
     expect(parsePublishRequest({ to: { all: true }, event: 'e' }, limits).audience).toEqual({ all: true });
   });
 
@@ -29,9 +31,9 @@ describe('parsePublishRequest', () => {
   });
 
   it('refuses a payload over the limit with PayloadTooLargeError', () => {
-    expect(() => parsePublishRequest({ to: { all: true }, event: 'e', payload: { s: 'x'.repeat(64) } }, limits)).toThrow(
-      PayloadTooLargeError,
-    );
+    expect(() =>
+      parsePublishRequest({ to: { all: true }, event: 'e', payload: { s: 'x'.repeat(64) } }, limits),
+    ).toThrow(PayloadTooLargeError);
   });
 });
 
@@ -46,6 +48,8 @@ describe('parseIdempotencyKey', () => {
 
 describe('canonicalJson', () => {
   it('is independent of key order', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { f: 1, e: 2 }], c: null } })).toBe(canonicalJson({ a: { c: null, d: [1, { e: 2, f: 1 }] }, b: 1 }));
+    expect(canonicalJson({ b: 1, a: { d: [1, { f: 1, e: 2 }], c: null } })).toBe(
+      canonicalJson({ a: { c: null, d: [1, { e: 2, f: 1 }] }, b: 1 }),
+    );
   });
 });

@@ -28,7 +28,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** Validates `POST /v1/notifications`: every problem is reported with its field. */
 export function parsePublishRequest(body: unknown, limits: PublishLimits): ValidPublish {
   const problems: Problem[] = [];
-  if (!isObject(body)) throw new BadRequestError('body must be a JSON object', [{ field: '(body)', reason: 'must be a JSON object' }]);
+  if (!isObject(body))
+    throw new BadRequestError('body must be a JSON object', [{ field: '(body)', reason: 'must be a JSON object' }]);
   const known = new Set<keyof PublishRequest>(['to', 'event', 'payload', 'ttlSeconds']);
   for (const key of Object.keys(body)) {
     if (!known.has(key as keyof PublishRequest)) problems.push({ field: key, reason: 'unknown field' });
@@ -53,7 +54,10 @@ export function parsePublishRequest(body: unknown, limits: PublishLimits): Valid
       } else {
         const bad = users.findIndex((u) => typeof u !== 'string' || !USER_ID_PATTERN.test(u));
         if (bad >= 0) {
-          problems.push({ field: `to.users[${bad}]`, reason: 'must be 1-128 characters of letters, digits and _ . @ : -' });
+          problems.push({
+            field: `to.users[${bad}]`,
+            reason: 'must be 1-128 characters of letters, digits and _ . @ : -',
+          });
         } else {
           audience = { users: [...new Set(users as string[])] };
         }

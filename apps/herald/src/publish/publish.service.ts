@@ -1,8 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DELIVERY_STATUSES, NotificationView, PublishResponse, TokenResponse, USER_ID_PATTERN } from '@herald/protocol';
+import { NotificationView, PublishResponse, TokenResponse, USER_ID_PATTERN } from '@herald/protocol';
 import { createHash, randomUUID } from 'node:crypto';
 import { UserTokenService } from '../auth/user-token.service';
-import { BadRequestError, HeraldError, IdempotencyConflictError, NotFoundError, UnavailableError } from '../common/errors';
+import {
+  BadRequestError,
+  HeraldError,
+  IdempotencyConflictError,
+  NotFoundError,
+  UnavailableError,
+} from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { DeliveryService } from '../delivery/delivery.service';
@@ -29,11 +35,17 @@ export class PublishService {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
   ) {}
 
-  async publish(publisherId: string, body: unknown, idempotencyHeader: string | string[] | undefined): Promise<PublishOutcome> {
+  async publish(
+    publisherId: string,
+    body: unknown,
+    idempotencyHeader: string | string[] | undefined,
+  ): Promise<PublishOutcome> {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
     const requestHash = createHash('sha256')
-      .update(canonicalJson({ to: input.audience, event: input.event, payload: input.payload, ttlSeconds: input.ttlSeconds }))
+      .update(
+        canonicalJson({ to: input.audience, event: input.event, payload: input.payload, ttlSeconds: input.ttlSeconds }),
+      )
       .digest('hex');
     let created;
     try {
@@ -83,10 +95,9 @@ export class PublishService {
     if (!record) throw new NotFoundError('no such notification');
     const [counts, page] = await Promise.all([
       this.notifications.countDeliveries(record.id),
-      this.notifications.listDeliveries(record.id, (afterParam as string | undefined) ?? null, limit + 1),
+      this.notifications.listDeliveries(record.id, afterParam ?? null, limit + 1),
     ]);
     const items = page.slice(0, limit);
-    for (const status of DELIVERY_STATUSES) counts[status] ??= 0;
     return {
       id: record.id,
       seq: record.seq,
@@ -115,7 +126,10 @@ export class PublishService {
 
   mintToken(body: unknown): TokenResponse {
     const problems: { field: string; reason: string }[] = [];
-    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<
+      string,
+      unknown
+    >;
     if (typeof b.userId !== 'string' || !USER_ID_PATTERN.test(b.userId)) {
       problems.push({ field: 'userId', reason: 'required: 1-128 characters of letters, digits and _ . @ : -' });
     }
@@ -124,8 +138,10 @@ export class PublishService {
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > max) {
       problems.push({ field: 'ttlSeconds', reason: `must be a whole number from 1 to ${max}` });
     }
-    for (const key of Object.keys(b)) if (key !== 'userId' && key !== 'ttlSeconds') problems.push({ field: key, reason: 'unknown field' });
-    if (problems.length > 0) throw new BadRequestError(problems.map((p) => `${p.field}: ${p.reason}`).join('; '), problems);
+    for (const key of Object.keys(b))
+      if (key !== 'userId' && key !== 'ttlSeconds') problems.push({ field: key, reason: 'unknown field' });
+    if (problems.length > 0)
+      throw new BadRequestError(problems.map((p) => `${p.field}: ${p.reason}`).join('; '), problems);
     const { token, expiresAt } = this.tokens.sign(b.userId as string, ttl as number);
     return { token, expiresAt: expiresAt.toISOString() };
   }

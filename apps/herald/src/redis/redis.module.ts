@@ -37,7 +37,9 @@ class RedisCloser implements OnApplicationShutdown {
         const redis = createRedis(config, 'commands');
         await new Promise<void>((resolve, reject) => {
           redis.once('ready', () => resolve());
-          redis.once('error', (error: Error) => reject(new Error(`Redis at ${config.redisUrl} is not reachable: ${error.message}`)));
+          redis.once('error', (error: Error) =>
+            reject(new Error(`Redis at ${config.redisUrl} is not reachable: ${error.message}`)),
+          );
         });
         return redis;
       },
