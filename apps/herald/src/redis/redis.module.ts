@@ -1,4 +1,4 @@
-import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -7,8 +7,10 @@ import { RedisKeys } from './redis-keys';
 /** The command connection (presence, publishing). Subscribers make their own. */
 export const REDIS = Symbol('REDIS');
 
+const logger = new Logger('Redis');
+
 export function createRedis(config: HeraldConfig, name: string): Redis {
-  return new Redis(config.redisUrl, {
+  const redis = new Redis(config.redisUrl, {
     connectionName: `herald:${config.replicaId}:${name}`,
     // Fail fast while Redis is down instead of queueing commands without bound:
     // PostgreSQL stays the record and the sweep catches up once Redis is back.
@@ -17,6 +19,16 @@ export function createRedis(config: HeraldConfig, name: string): Redis {
     retryStrategy: (times) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (!down) logger.warn({ message: 'Redis connection lost; retrying', connection: name, error: error.message });
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) logger.log({ message: 'Redis connection back', connection: name });
+    down = false;
+  });
+  return redis;
 }
 
 @Injectable()
