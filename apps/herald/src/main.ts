@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { WsAdapter } from '@nestjs/platform-ws';
@@ -7,14 +7,15 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
+import { HeraldLogger } from './common/herald-logger';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdMiddleware, requestIdOf } from './common/request-id';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
 
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
 
-function createLogger(config: HeraldConfig): ConsoleLogger {
-  return new ConsoleLogger({
+function createLogger(config: HeraldConfig): HeraldLogger {
+  return new HeraldLogger(config.replicaId, {
     json: config.logFormat === 'json',
     colors: false,
     prefix: 'herald',
