@@ -101,6 +101,29 @@ describe('Delivery across two replicas', () => {
     expect(client.notifications().map((n) => n.id)).toEqual([early.id, live.id]);
   });
 
+  it('does not retry a user who went offline, and replays to them on return', async () => {
+    const uma = user('uma');
+    const first = await connect(r1().ws, uma);
+    const { id } = await publish(r2().http, { to: { users: [uma] }, event: 'while.away' });
+    await first.notification(id);
+    await first.close();
+    await waitFor(
+      'the redelivery check to park the delivery of an offline user',
+      async () =>
+        (
+          await cluster.db.query<{ parked: boolean }>(
+            'SELECT next_attempt_at IS NULL AS parked FROM deliveries WHERE notification_id = $1 AND user_id = $2',
+            [id, uma],
+          )
+        )[0]?.parked,
+    );
+    expect(await cluster.deliveryOf(id, uma)).toEqual({ status: 'sent', attempts: 1 });
+
+    const back = await connect(r2().ws, uma);
+    const [again] = await back.notification(id);
+    expect(again!.attempt).toBe(2);
+  });
+
   it('delivers to every connection of a user, and an ack from any of them acks the delivery', async () => {
     const erin = user('erin');
     const a = await connect(r1().ws, erin);

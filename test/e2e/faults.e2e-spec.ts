@@ -94,6 +94,25 @@ describe('Delivery through replica crashes and shutdowns', () => {
     expect(await client.ack(id)).toMatchObject({ status: 'ok' });
   });
 
+  it('terminates a peer that stops answering WebSocket pings within two heartbeats', async () => {
+    const [r1] = cluster.replicas as [Replica, Replica];
+    const silent = await TestClient.connect(r1.ws, userToken(user('silent')), { autoPong: false });
+    clients.push(silent);
+    const started = Date.now();
+    // HERALD_HEARTBEAT_MS is 1000 in the tests: reaped at the second ping after the silence began.
+    expect(await silent.waitClosed(5000)).toBe(1006);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(r1.log()).toContain('reaping dead connection');
+  });
+
+  it('closes a connection with 1008 when its token expires', async () => {
+    const [r1] = cluster.replicas as [Replica, Replica];
+    const client = await TestClient.connect(r1.ws, userToken(user('brief'), 2));
+    clients.push(client);
+    expect(await client.waitClosed(6000)).toBe(1008);
+    expect(client.closeReason).toBe('token expired');
+  });
+
   it('closes clients with 1001 on SIGTERM and exits cleanly; unacked deliveries survive for the next connection', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
     const dave = user('dave');

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
-import { publish, request } from '../helpers/api';
+import { publish, request, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { PrivatePostgres } from '../helpers/private-postgres';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
@@ -15,7 +15,11 @@ describe('Publish API', () => {
   const base = () => cluster.replicas[0]!.http;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('api', 1, { HERALD_MAX_PAYLOAD_BYTES: '1024', HERALD_MAX_BODY_BYTES: '4096' });
+    cluster = await TestCluster.start('api', 1, {
+      HERALD_MAX_PAYLOAD_BYTES: '1024',
+      HERALD_MAX_BODY_BYTES: '4096',
+      HERALD_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:4200',
+    });
   });
 
   afterAll(async () => {
@@ -115,6 +119,24 @@ describe('Publish API', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.details?.map((d) => d.field).sort()).toEqual(['ttlSeconds', 'userId']);
     expect((await request(base(), 'POST', '/v1/tokens', { body: { userId: 'u' }, apiKey: null })).status).toBe(401);
+  });
+
+  it('lets browsers connect only from an allowed Origin, matched exactly', async () => {
+    const url = `${cluster.replicas[0]!.ws}?token=${userToken('browser-user')}`;
+    for (const origin of [
+      'https://evil.example.com',
+      'http://app.example.com',
+      'https://app.example.com:8443',
+      'null',
+    ]) {
+      expect({ origin, status: await TestClient.refusedStatus(url, { origin }) }).toEqual({ origin, status: 403 });
+    }
+    const allowed = await TestClient.connect(cluster.replicas[0]!.ws, userToken('browser-user'), {
+      origin: 'https://app.example.com',
+    });
+    await allowed.close();
+    const noOrigin = await TestClient.connect(cluster.replicas[0]!.ws, userToken('server-user'));
+    await noOrigin.close();
   });
 
   it('reports liveness and readiness', async () => {

@@ -28,13 +28,13 @@ export class TestClient {
   static async connect(
     url: string,
     token: string,
-    options: { via?: 'query' | 'header'; autoAck?: boolean } = {},
+    options: { via?: 'query' | 'header'; autoAck?: boolean; autoPong?: boolean; origin?: string } = {},
   ): Promise<TestClient> {
     const via = options.via ?? 'query';
-    const socket =
-      via === 'query'
-        ? new WebSocket(`${url}?token=${encodeURIComponent(token)}`)
-        : new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    const headers: Record<string, string> = via === 'header' ? { authorization: `Bearer ${token}` } : {};
+    if (options.origin !== undefined) headers.origin = options.origin;
+    const target = via === 'query' ? `${url}?token=${encodeURIComponent(token)}` : url;
+    const socket = new WebSocket(target, { headers, autoPong: options.autoPong ?? true });
     const client = new TestClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
