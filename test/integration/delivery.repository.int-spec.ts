@@ -126,6 +126,20 @@ describe('Delivery repositories', () => {
     expect(await deliveries.ack(notification.id, 'e1')).toBe('expired');
   });
 
+  it('answers an ack that comes after the TTL with expired, even before the sweep ran', async () => {
+    const { notification } = await publishTo(['late1']);
+    await deliveries.markSent(notification.id, ['late1'], 1, soon());
+    await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [
+      notification.id,
+    ]);
+    expect(await deliveries.ack(notification.id, 'late1')).toBe('expired');
+    const [row] = await db.query<{ status: string; acked_at: Date | null }>(
+      'SELECT status, acked_at FROM deliveries WHERE notification_id = $1',
+      [notification.id],
+    );
+    expect(row).toEqual({ status: 'expired', acked_at: null });
+  });
+
   it('finds deliveries whose next attempt is overdue', async () => {
     const { notification } = await publishTo(['d1']);
     await db.query(`UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE notification_id = $1`, [

@@ -77,15 +77,23 @@ export class DeliveryRepository {
     return rows.map((r) => ({ notification: toStoredNotification(r), attempt: r.attempts }));
   }
 
-  /** Records a user's ack. Only the user's own delivery can be acked. */
+  /**
+   * Records a user's ack. Only the user's own delivery can be acked. An ack
+   * that comes after the TTL ends the delivery `expired` (even before the
+   * sweep got to it); a late ack of a `failed` delivery records `acked`,
+   * because the user demonstrably has the notification.
+   */
   async ack(notificationId: string, userId: string): Promise<AckOutcome> {
     const rows = await query<{ outcome: AckOutcome }>(
       this.dataSource,
       `WITH upd AS (
-         UPDATE deliveries SET status = 'acked', acked_at = now(), next_attempt_at = NULL, updated_at = now()
+         UPDATE deliveries
+            SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
+                acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
+                next_attempt_at = NULL, updated_at = now()
           WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
-         RETURNING 'acked'::text AS outcome)
-       SELECT outcome FROM upd
+         RETURNING status)
+       SELECT status AS outcome FROM upd
        UNION ALL
        SELECT CASE status WHEN 'acked' THEN 'duplicate' ELSE 'expired' END
          FROM deliveries
