@@ -39,8 +39,12 @@ export abstract class Bus {
   /** Sends to each user's channel; resolves with how many users had a listening replica. */
   abstract publishToUsers(userIds: string[], message: DeliverMessage): Promise<number>;
   abstract publishBroadcast(message: BroadcastMessage): Promise<void>;
-  /** Starts receiving a user's traffic; resolves once the subscription is active. */
+  /**
+   * Starts receiving a user's traffic for one more local connection; resolves
+   * once the subscription is active (for every caller, not only the first).
+   */
   abstract subscribeUser(userId: string): Promise<void>;
+  /** One local connection of the user fewer; the last one stops the traffic. */
   abstract unsubscribeUser(userId: string): Promise<void>;
   abstract setHandlers(handlers: BusHandlers): void;
 }

@@ -10,7 +10,7 @@ import { Bus } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { DeliveryService } from './delivery.service';
-import { PresenceRepository } from './presence.repository';
+import { PresenceEntry, PresenceRepository } from './presence.repository';
 
 export interface ConnectionMeta {
   userId: string;
@@ -30,6 +30,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private pingTimer: NodeJS.Timeout | undefined;
   private presenceTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
+  private readonly setups = new WeakMap<Connection, Promise<void>>();
+  private readonly held = new WeakMap<Connection, { subscribed: boolean; present: boolean }>();
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -73,27 +75,35 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       connection.close(CloseCode.GoingAway, 'server shutting down');
       return connection;
     }
-    const first = this.registry.add(connection);
-    this.track(this.setup(connection, first));
+    this.registry.add(connection);
+    const setup = this.setup(connection);
+    this.setups.set(connection, setup);
+    this.track(setup);
     return connection;
   }
 
-  private async setup(connection: Connection, first: boolean): Promise<void> {
+  private presenceEntry(connection: Connection): PresenceEntry {
+    return {
+      connectionId: connection.id,
+      userId: connection.userId,
+      replicaId: this.config.replicaId,
+      connectedAt: connection.info.connectedAt.toISOString(),
+      remoteAddress: connection.info.remoteAddress,
+      userAgent: connection.info.userAgent,
+    };
+  }
+
+  /** Never rejects: a failure closes the connection with 1011. What was acquired is recorded on `held`. */
+  private async setup(connection: Connection): Promise<void> {
+    const held = { subscribed: false, present: false };
+    this.held.set(connection, held);
     try {
       // Subscribe before reading the replay, so nothing committed in between is missed.
-      if (first) await this.bus.subscribeUser(connection.userId);
+      await this.bus.subscribeUser(connection.userId);
+      held.subscribed = true;
       await this.users.touch(connection.userId);
-      await this.presence.add(
-        {
-          connectionId: connection.id,
-          userId: connection.userId,
-          replicaId: this.config.replicaId,
-          connectedAt: connection.info.connectedAt.toISOString(),
-          remoteAddress: connection.info.remoteAddress,
-          userAgent: connection.info.userAgent,
-        },
-        this.presenceTtlMs,
-      );
+      await this.presence.add(this.presenceEntry(connection), this.presenceTtlMs);
+      held.present = true;
       connection.send({
         type: 'welcome',
         protocol: PROTOCOL_VERSION,
@@ -103,13 +113,13 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         heartbeatMs: this.config.heartbeatMs,
         maxMessageBytes: this.config.maxMessageBytes,
       });
-      const replayed = await this.delivery.replay(connection);
+      const replayed = connection.isOpen ? await this.delivery.replay(connection) : 0;
       this.logger.log({
         message: 'connection opened',
         connectionId: connection.id,
         userId: connection.userId,
-        replicaId: this.config.replicaId,
         remoteAddress: connection.info.remoteAddress,
+        userAgent: connection.info.userAgent,
         replayed,
       });
     } catch (error) {
@@ -123,20 +133,29 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
+  /**
+   * The socket is gone. Waits for the setup to finish, so that what it
+   * acquired (the bus subscription, the presence entry) is released exactly
+   * once, whatever the order of events.
+   */
   async closed(connection: Connection, code: number): Promise<void> {
-    const last = this.registry.remove(connection);
-    const durationMs = Date.now() - connection.info.connectedAt.getTime();
+    this.registry.remove(connection);
     this.logger.log({
       message: 'connection closed',
       connectionId: connection.id,
       userId: connection.userId,
-      replicaId: this.config.replicaId,
+      remoteAddress: connection.info.remoteAddress,
       code,
-      durationMs,
+      durationMs: Date.now() - connection.info.connectedAt.getTime(),
     });
+    await this.setups.get(connection);
+    this.setups.delete(connection);
+    const held = this.held.get(connection);
+    this.held.delete(connection);
+    if (!held || this.shuttingDown) return;
     try {
-      if (last && !this.shuttingDown) await this.bus.unsubscribeUser(connection.userId);
-      if (!this.shuttingDown) await this.presence.remove(this.config.replicaId, connection.userId, connection.id);
+      if (held.subscribed) await this.bus.unsubscribeUser(connection.userId);
+      if (held.present) await this.presence.remove(this.config.replicaId, connection.userId, connection.id);
     } catch (error) {
       this.logger.warn({ message: 'presence cleanup failed; entries expire alone', error: (error as Error).message });
     }
@@ -217,7 +236,14 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   private async beat(): Promise<void> {
     try {
-      await this.presence.beat(this.config.replicaId, this.registry.userIds(), this.registry.size, this.presenceTtlMs);
+      const connections = [...this.registry.all()].filter((c) => this.held.get(c)?.present);
+      const restored = await this.presence.beat(
+        this.config.replicaId,
+        connections.map((c) => this.presenceEntry(c)),
+        this.presenceTtlMs,
+      );
+      if (restored > 0)
+        this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored });
     } catch (error) {
       this.logger.warn({ message: 'presence heartbeat failed', error: (error as Error).message });
     }

@@ -65,7 +65,8 @@ export class DeliveryService implements OnModuleInit {
   async deliverToLocal(userIds: string[], notification: BusNotification, attempt: number): Promise<void> {
     const local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
-    const nextAttemptAt = new Date(Date.now() + redeliveryDelayMs(attempt, this.config) + this.backstopMs());
+    // The backstop lies past the latest time the job can fire (jitter at its upper bound).
+    const nextAttemptAt = new Date(Date.now() + redeliveryDelayMs(attempt, this.config, () => 1) + this.backstopMs());
     const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
     for (const delivery of sent) {
       const frame = toNotificationFrame(notification, delivery.attempt);

@@ -44,18 +44,33 @@ export class PresenceRepository {
       .exec();
   }
 
-  /** Marks the replica alive and extends the life of its entries. */
-  async beat(replicaId: string, userIds: Iterable<string>, connections: number, ttlMs: number): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    pipeline.set(
+  /**
+   * Marks the replica alive and extends the life of its entries. When the
+   * replica's key was gone (Redis restarted empty, or this replica was
+   * presumed dead), writes every live connection again; returns how many.
+   */
+  async beat(replicaId: string, connections: PresenceEntry[], ttlMs: number): Promise<number> {
+    const conns = this.keys.replicaConnections(replicaId);
+    const previous = await this.redis.set(
       this.keys.replica(replicaId),
-      JSON.stringify({ replicaId, connections, at: new Date().toISOString() }),
+      JSON.stringify({ replicaId, connections: connections.length, at: new Date().toISOString() }),
       'PX',
       ttlMs,
+      'GET',
     );
-    pipeline.pexpire(this.keys.replicaConnections(replicaId), ttlMs);
-    for (const userId of userIds) pipeline.pexpire(this.keys.userConnections(userId), ttlMs);
+    const pipeline = this.redis.pipeline();
+    const restore = previous === null && connections.length > 0;
+    for (const entry of connections) {
+      const user = this.keys.userConnections(entry.userId);
+      if (restore) {
+        pipeline.hset(conns, entry.connectionId, JSON.stringify(entry));
+        pipeline.hset(user, entry.connectionId, replicaId);
+      }
+      pipeline.pexpire(user, ttlMs);
+    }
+    pipeline.pexpire(conns, ttlMs);
     await pipeline.exec();
+    return restore ? connections.length : 0;
   }
 
   /** True when the user has a connection on a replica that is still beating. */

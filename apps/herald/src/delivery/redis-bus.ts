@@ -12,6 +12,8 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   private readonly logger = new Logger(RedisBus.name);
   private readonly subscriber: Redis;
   private handlers: BusHandlers | null = null;
+  /** Local connections per subscribed user, and the subscription they all wait for. */
+  private readonly userSubscriptions = new Map<string, { connections: number; active: Promise<unknown> }>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -53,10 +55,29 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   }
 
   async subscribeUser(userId: string): Promise<void> {
-    await this.subscriber.subscribe(this.keys.userChannel(userId));
+    const existing = this.userSubscriptions.get(userId);
+    if (existing) {
+      existing.connections += 1;
+      await existing.active;
+      return;
+    }
+    const entry = { connections: 1, active: this.subscriber.subscribe(this.keys.userChannel(userId)) };
+    this.userSubscriptions.set(userId, entry);
+    try {
+      await entry.active;
+    } catch (error) {
+      if (this.userSubscriptions.get(userId) === entry) this.userSubscriptions.delete(userId);
+      throw error;
+    }
   }
 
   async unsubscribeUser(userId: string): Promise<void> {
+    const entry = this.userSubscriptions.get(userId);
+    if (!entry) return;
+    entry.connections -= 1;
+    if (entry.connections > 0) return;
+    this.userSubscriptions.delete(userId);
+    // Same connection as the subscribe: Redis sees them in order, so a new subscribe after this one wins.
     await this.subscriber.unsubscribe(this.keys.userChannel(userId));
   }
 

@@ -1,5 +1,5 @@
 import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
-import { BeforeApplicationShutdown, Inject, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job, Queue } from 'bullmq';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -12,6 +12,9 @@ import { RedeliveryService } from './redelivery.service';
  */
 @Processor(SWEEP_QUEUE, { concurrency: 1 })
 export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(SweepProcessor.name);
+  private refresh: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly redelivery: RedeliveryService,
     @InjectQueue(SWEEP_QUEUE) private readonly queue: Queue<SweepJobData>,
@@ -21,6 +24,18 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.ensureScheduled();
+    // Upserting is idempotent; doing it now and then brings the schedule back
+    // after Redis lost its data, without waiting for a replica to restart.
+    const every = Math.min(30_000, 10 * this.config.sweepIntervalMs);
+    this.refresh = setInterval(() => {
+      this.ensureScheduled().catch((error: unknown) =>
+        this.logger.warn({ message: 'could not refresh the sweep schedule', error: (error as Error).message }),
+      );
+    }, every);
+  }
+
+  private async ensureScheduled(): Promise<void> {
     await this.queue.upsertJobScheduler(
       SWEEP_SCHEDULER_ID,
       { every: this.config.sweepIntervalMs },
@@ -33,6 +48,7 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.refresh);
     await this.worker.close();
   }
 }
