@@ -55,7 +55,11 @@ export interface WelcomeFrame {
   connectionId: string;
   userId: string;
   replicaId: string;
-  /** The server pings at this interval; silence for two intervals means the link is dead. */
+  /**
+   * The server sends a WebSocket ping at this interval and terminates a peer
+   * that has not answered the previous ping by the next one (so a dead link
+   * goes within two intervals). Clients may treat silence beyond it as dead.
+   */
   heartbeatMs: number;
   /** Largest text frame the server accepts from the client, in bytes. */
   maxMessageBytes: number;
@@ -80,7 +84,10 @@ export interface NotificationFrame {
 
 export type AckStatus = 'ok' | 'duplicate' | 'expired';
 
-/** The answer to a client command that carried an `id`, and to every notification ack. */
+/**
+ * The answer to every notification ack, and to a `subscribe` / `unsubscribe`
+ * that carried an `id` (a `ping` is answered by `pong`, failures by `error`).
+ */
 export interface AckReplyFrame {
   type: 'ack';
   id: string;

@@ -147,7 +147,7 @@ export const CONFIG_VARIABLES = {
   HERALD_HEARTBEAT_MS: {
     schema: int(100, 600_000),
     default: '25000',
-    description: 'WebSocket ping interval; a connection silent for two intervals is terminated.',
+    description: 'WebSocket ping interval; a peer that has not answered one ping by the next is terminated.',
   },
   HERALD_TOKEN_MAX_TTL_SECONDS: {
     schema: int(1, 31_536_000),
