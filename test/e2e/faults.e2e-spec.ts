@@ -113,6 +113,27 @@ describe('Delivery through replica crashes and shutdowns', () => {
     expect(client.closeReason).toBe('token expired');
   });
 
+  it('writes every ack a client sent while the replica was shutting down', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const erin = user('erin');
+    const client = await TestClient.connect(r1.ws, userToken(erin));
+    clients.push(client);
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++)
+      ids.push((await publish(r2.http, { to: { users: [erin] }, event: 'burst', payload: { i } })).id);
+    await client.notification(ids[29]!);
+    // SIGTERM first, then the acks in the same tick: they reach the replica while it shuts down.
+    const stopping = r1.stop();
+    for (const id of ids) client.send({ type: 'ack', id });
+    expect(await stopping).toBe(0);
+    const rows = await cluster.db.query<{ status: string; n: number }>(
+      'SELECT status, count(*)::int AS n FROM deliveries WHERE user_id = $1 GROUP BY status',
+      [erin],
+    );
+    expect(rows).toEqual([{ status: 'acked', n: 30 }]);
+    await r1.start();
+  });
+
   it('closes clients with 1001 on SIGTERM and exits cleanly; unacked deliveries survive for the next connection', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
     const dave = user('dave');

@@ -260,8 +260,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     clearInterval(this.presenceTimer);
     const connections = [...this.registry.all()];
     for (const connection of connections) connection.close(CloseCode.GoingAway, 'server shutting down');
-    const deadline = new Promise((resolve) => setTimeout(resolve, this.config.shutdownGraceMs).unref());
-    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    const deadline = Date.now() + this.config.shutdownGraceMs;
+    // Frames a client sent before it saw our close frame (acks above all) are still read
+    // until its close reply arrives: wait for every socket to finish closing, then for
+    // every command those frames started.
+    while (this.registry.size > 0 && Date.now() < deadline) await pause(20);
+    while (this.inFlight.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.inFlight]), pause(Math.max(0, deadline - Date.now()))]);
+    }
+    const unfinished = this.inFlight.size;
     try {
       await this.presence.removeReplica(
         this.config.replicaId,
@@ -270,11 +277,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     } catch (error) {
       this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
     }
-    this.logger.log({ message: 'connections drained', replicaId: this.config.replicaId, closed: connections.length });
+    this.logger.log({ message: 'connections drained', closed: connections.length, unfinished });
   }
 
   private track(work: Promise<unknown>): void {
     this.inFlight.add(work);
     void work.catch(() => undefined).finally(() => this.inFlight.delete(work));
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
