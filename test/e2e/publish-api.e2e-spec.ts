@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import { publish, request, userToken } from '../helpers/api';
+import { HERALD_MAIN } from '../helpers/paths';
 import { TestCluster } from '../helpers/cluster';
 import { PrivatePostgres } from '../helpers/private-postgres';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
@@ -209,7 +209,7 @@ describe('Publish API', () => {
 
 describe('Configuration', () => {
   it('refuses to start with a message naming every bad value', () => {
-    const result = spawnSync(process.execPath, [join(__dirname, '..', '..', 'dist', 'apps', 'herald', 'main.js')], {
+    const result = spawnSync(process.execPath, [HERALD_MAIN], {
       env: {
         PATH: process.env.PATH ?? '',
         PORT: '70000',

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Client } from 'pg';
+import { HERALD_MAIN } from './paths';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './env';
 
 /**
@@ -34,7 +34,7 @@ export default async function globalSetup(): Promise<void> {
   } finally {
     redis.disconnect();
   }
-  if (!existsSync(join(__dirname, '..', '..', 'dist', 'apps', 'herald', 'main.js'))) {
+  if (!existsSync(HERALD_MAIN)) {
     problems.push('dist/apps/herald/main.js is missing: run `npm test` (it builds first) or `npm run build`');
   }
   if (problems.length > 0) {

@@ -4,9 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_REDIS_URL } from './env';
+import { HERALD_MAIN } from './paths';
 import { waitFor } from './wait';
-
-const MAIN = join(__dirname, '..', '..', 'dist', 'apps', 'herald', 'main.js');
 
 export const TEST_API_KEY = 'test-publisher-key-0123456789';
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef0123456789';
@@ -80,7 +79,7 @@ export class Replica {
 
   async start(): Promise<void> {
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [MAIN], {
+    const child = spawn(process.execPath, [HERALD_MAIN], {
       env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), REPLICA_ID: this.id },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

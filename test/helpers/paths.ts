@@ -1,0 +1,18 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** The repository root, found from wherever this file runs (source under Jest, or compiled for bench/). */
+export function repoRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'herald') {
+      return dir;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no herald package.json above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+export const HERALD_MAIN = join(repoRoot(), 'dist', 'apps', 'herald', 'main.js');
