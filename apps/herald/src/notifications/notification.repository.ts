@@ -1,6 +1,6 @@
 import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
 import { query } from './sql';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 import {
   CreatedNotification,
   DeliveryRecord,
@@ -36,86 +36,71 @@ export class NotificationRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   /**
-   * Stores a notification and one delivery per recipient atomically. With an
-   * idempotency key already used by this publisher, stores nothing and returns
-   * the earlier notification.
+   * Stores a notification and one delivery per recipient atomically, in one
+   * statement (one round trip; the recipient count and the delivery rows come
+   * from the same snapshot). With an idempotency key already used by this
+   * publisher, stores nothing and returns the earlier notification.
    */
   async create(input: NewNotification, deliveryDueAt: Date): Promise<CreatedNotification> {
-    return this.dataSource.transaction('READ COMMITTED', async (em) => {
-      const topic = 'topic' in input.audience ? input.audience.topic : null;
-      const inserted = await query<NotificationRow>(
-        em,
-        `INSERT INTO notifications
-           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'))
+    const audience = input.audience;
+    const recipients =
+      'users' in audience
+        ? 'SELECT unnest($10::text[])'
+        : 'topic' in audience
+          ? 'SELECT user_id FROM topic_subscriptions WHERE topic = $6'
+          : 'SELECT id FROM users';
+    const inserted = await query<NotificationRow & { recipients: number }>(
+      this.dataSource,
+      `WITH n AS (
+         INSERT INTO notifications
+           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
+            expires_at, recipients)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'),
+                (SELECT count(*) FROM (${recipients}) AS r)
          ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id, seq, event, payload, topic, created_at, expires_at`,
-        [
-          input.id,
-          input.publisherId,
-          input.idempotencyKey,
-          input.requestHash,
-          JSON.stringify(input.audience),
-          topic,
-          input.event,
-          JSON.stringify(input.payload),
-          input.ttlSeconds,
-        ],
-      );
-      if (inserted.length === 0) {
-        const [existing] = await query<NotificationRow & { recipients: number; request_hash: string }>(
-          em,
-          `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
-             FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
-          [input.publisherId, input.idempotencyKey],
-        );
-        if (!existing) throw new Error('idempotency conflict row vanished');
-        return {
-          notification: toStoredNotification(existing),
-          recipients: existing.recipients,
-          created: false,
-          requestHash: existing.request_hash,
-        };
-      }
-      const notification = toStoredNotification(inserted[0]!);
-      const recipients = await this.insertDeliveries(em, notification, input.audience, deliveryDueAt);
-      await query(em, `UPDATE notifications SET recipients = $2 WHERE id = $1`, [notification.id, recipients]);
-      return { notification, recipients, created: true, requestHash: input.requestHash };
-    });
-  }
-
-  private async insertDeliveries(
-    em: EntityManager,
-    n: StoredNotification,
-    audience: Audience,
-    dueAt: Date,
-  ): Promise<number> {
-    const common = [n.id, n.seq, n.expiresAt, dueAt];
-    if ('users' in audience) {
-      await query(em, `INSERT INTO users (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING`, [audience.users]);
-      const rows = await query<unknown>(
-        em,
-        `INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
-         SELECT $1, $2, $3, $4, u FROM unnest($5::text[]) AS u
-         RETURNING 1`,
-        [...common, audience.users],
-      );
-      return rows.length;
-    }
-    const source =
-      'topic' in audience
-        ? { sql: `SELECT user_id FROM topic_subscriptions WHERE topic = $5`, params: [audience.topic] }
-        : { sql: `SELECT id FROM users`, params: [] };
-    const result = await query<{ n: number }>(
-      em,
-      `WITH ins AS (
+         RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
+       seen AS (
+         INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING),
+       fanout AS (
          INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
-         SELECT $1, $2, $3, $4, r.uid FROM (${source.sql}) AS r(uid)
-         RETURNING 1)
-       SELECT count(*)::int AS n FROM ins`,
-      [...common, ...source.params],
+         SELECT n.id, n.seq, n.expires_at, $11, r.uid FROM n, (${recipients}) AS r(uid))
+       SELECT * FROM n`,
+      [
+        input.id,
+        input.publisherId,
+        input.idempotencyKey,
+        input.requestHash,
+        JSON.stringify(audience),
+        'topic' in audience ? audience.topic : null,
+        input.event,
+        JSON.stringify(input.payload),
+        input.ttlSeconds,
+        'users' in audience ? audience.users : [],
+        deliveryDueAt,
+      ],
     );
-    return result[0]?.n ?? 0;
+    const row = inserted[0];
+    if (row) {
+      return {
+        notification: toStoredNotification(row),
+        recipients: row.recipients,
+        created: true,
+        requestHash: input.requestHash,
+      };
+    }
+    const [existing] = await query<NotificationRow & { recipients: number; request_hash: string }>(
+      this.dataSource,
+      `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
+         FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
+      [input.publisherId, input.idempotencyKey],
+    );
+    if (!existing) throw new Error('idempotency conflict row vanished');
+    return {
+      notification: toStoredNotification(existing),
+      recipients: existing.recipients,
+      created: false,
+      requestHash: existing.request_hash,
+    };
   }
 
   async findForPublisher(id: string, publisherId: string): Promise<NotificationRecord | null> {
