@@ -51,6 +51,12 @@ describe('Publish API', () => {
       expect(result.body.error.details?.map((d) => d.field)).toContain(field);
       expect(result.body.error.requestId).toBeTruthy();
     }
+    const wrongType = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', {
+      rawBody: '{"to":{"all":true},"event":"x"}',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.error.message).toMatch(/Content-Type: application\/json/);
     const malformed = await request<ApiErrorBody>(base(), 'POST', '/v1/notifications', { rawBody: '{"to":' });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error.message).toMatch(/JSON/);

@@ -28,6 +28,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** Validates `POST /v1/notifications`: every problem is reported with its field. */
 export function parsePublishRequest(body: unknown, limits: PublishLimits): ValidPublish {
   const problems: Problem[] = [];
+  if (body === undefined) {
+    throw new BadRequestError('no JSON body: send one with Content-Type: application/json', [
+      { field: '(body)', reason: 'missing, or not sent as application/json' },
+    ]);
+  }
   if (!isObject(body))
     throw new BadRequestError('body must be a JSON object', [{ field: '(body)', reason: 'must be a JSON object' }]);
   const known = new Set<keyof PublishRequest>(['to', 'event', 'payload', 'ttlSeconds']);
