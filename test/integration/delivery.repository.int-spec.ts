@@ -91,6 +91,15 @@ describe('Delivery repositories', () => {
     expect(await deliveries.markSent(notification.id, ['o1'], 5, soon())).toEqual([]);
   });
 
+  it('answers concurrent acks of one delivery with one ok and duplicates, never unknown', async () => {
+    for (let round = 0; round < 20; round++) {
+      const { notification } = await publishTo(['c1']);
+      await deliveries.markSent(notification.id, ['c1'], 1, soon());
+      const outcomes = await Promise.all([1, 2, 3].map(() => deliveries.ack(notification.id, 'c1')));
+      expect(outcomes.sort()).toEqual(['acked', 'duplicate', 'duplicate']);
+    }
+  });
+
   it('claims a replay in seq order, in batches, counting an attempt each', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await publishTo(['r1'])).notification.id);

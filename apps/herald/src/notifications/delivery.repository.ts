@@ -84,24 +84,29 @@ export class DeliveryRepository {
    * because the user demonstrably has the notification.
    */
   async ack(notificationId: string, userId: string): Promise<AckOutcome> {
-    const rows = await query<{ outcome: AckOutcome }>(
+    const updated = await query<{ outcome: 'acked' | 'expired' }>(
       this.dataSource,
-      `WITH upd AS (
-         UPDATE deliveries
-            SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
-                acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
-                next_attempt_at = NULL, updated_at = now()
-          WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
-         RETURNING status)
-       SELECT status AS outcome FROM upd
-       UNION ALL
-       SELECT CASE status WHEN 'acked' THEN 'duplicate' ELSE 'expired' END
-         FROM deliveries
-        WHERE notification_id = $1 AND user_id = $2 AND status IN ('acked', 'expired')
-          AND NOT EXISTS (SELECT 1 FROM upd)`,
+      `UPDATE deliveries
+          SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
+              acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
+              next_attempt_at = NULL, updated_at = now()
+        WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
+       RETURNING status AS outcome`,
       [notificationId, userId],
     );
-    return rows[0]?.outcome ?? 'unknown';
+    if (updated[0]) return updated[0].outcome;
+    // A separate statement, so it sees what a concurrent ack or expiry committed
+    // while the UPDATE above waited for the row.
+    const [row] = await query<{ status: string }>(
+      this.dataSource,
+      `SELECT status FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
+      [notificationId, userId],
+    );
+    if (!row) return 'unknown';
+    if (row.status === 'acked') return 'duplicate';
+    if (row.status === 'expired') return 'expired';
+    // Open again (a concurrent statement moved it): try once more.
+    return this.ack(notificationId, userId);
   }
 
   /** The delivery a redelivery job is about, with its notification. */
