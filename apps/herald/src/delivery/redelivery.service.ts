@@ -9,7 +9,7 @@ import { toBusNotification } from './notification-frame';
 import { PresenceRepository } from './presence.repository';
 import { RedeliveryJobData } from './queues';
 
-export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent';
+export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed';
 
 const SWEEP_BATCH = 500;
 const SWEEP_MAX_BATCHES = 20;
@@ -48,14 +48,14 @@ export class RedeliveryService {
    * is overdue: their job was lost (Redis restarted) or never made (a replica
    * died between commit and publish).
    */
-  async sweep(): Promise<{ expired: number; resent: number; parked: number; failed: number }> {
+  async sweep(): Promise<Record<Exclude<CheckOutcome, 'stale'> | 'expired', number>> {
     let expired = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const n = await this.deliveries.expireDue(SWEEP_BATCH);
       expired += n;
       if (n < SWEEP_BATCH) break;
     }
-    const counts = { expired, resent: 0, parked: 0, failed: 0 };
+    const counts = { expired, resent: 0, parked: 0, failed: 0, postponed: 0 };
     const due = await this.deliveries.findDue(SWEEP_BATCH);
     const notifications = new Map<string, StoredNotification | null>();
     for (const delivery of due) {
@@ -68,7 +68,7 @@ export class RedeliveryService {
       const outcome = await this.resendOrSettle(notification, delivery.userId, delivery.attempts, delivery.status);
       if (outcome !== 'stale') counts[outcome] += 1;
     }
-    if (counts.expired + counts.resent + counts.parked + counts.failed > 0) {
+    if (Object.values(counts).some((n) => n > 0)) {
       this.logger.log({ message: 'sweep', ...counts });
     }
     return counts;
@@ -102,8 +102,10 @@ export class RedeliveryService {
       attempt: attempts + 1,
     });
     if (reached === 0) {
-      await this.deliveries.park(notification.id, userId, attempts);
-      return 'parked';
+      // Presence says online but no replica is listening right now (its subscriber is
+      // reconnecting, say). Not parked: the postponed next_attempt_at brings it back to the sweep.
+      this.logger.debug?.({ message: 'no replica took the resend; the sweep retries', notificationId: notification.id, userId });
+      return 'postponed';
     }
     this.logger.debug?.({ message: 'redelivering', notificationId: notification.id, userId, attempt: attempts + 1 });
     return 'resent';
