@@ -104,7 +104,11 @@ export class RedeliveryService {
     if (reached === 0) {
       // Presence says online but no replica is listening right now (its subscriber is
       // reconnecting, say). Not parked: the postponed next_attempt_at brings it back to the sweep.
-      this.logger.debug?.({ message: 'no replica took the resend; the sweep retries', notificationId: notification.id, userId });
+      this.logger.debug?.({
+        message: 'no replica took the resend; the sweep retries',
+        notificationId: notification.id,
+        userId,
+      });
       return 'postponed';
     }
     this.logger.debug?.({ message: 'redelivering', notificationId: notification.id, userId, attempt: attempts + 1 });

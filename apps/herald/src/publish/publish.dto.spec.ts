@@ -53,3 +53,31 @@ describe('canonicalJson', () => {
     );
   });
 });
+
+describe('parsePublishRequest payload checks', () => {
+  const roomy = { ...limits, maxPayloadBytes: 100_000 };
+
+  it('refuses what PostgreSQL jsonb cannot store, with 400 on the payload field', () => {
+    for (const payload of [{ s: 'a\u0000b' }, { s: '\ud800' }, { ['k\u0000']: 1 }, ['\udc00x']]) {
+      expect(() => parsePublishRequest({ to: { all: true }, event: 'e', payload }, roomy)).toThrow(BadRequestError);
+    }
+    for (const payload of [{ s: '😀' }, { s: '\\u0000 is how you write it' }]) {
+      expect(parsePublishRequest({ to: { all: true }, event: 'e', payload }, roomy).payload).toEqual(payload);
+    }
+  });
+
+  it('refuses deep nesting without overflowing the stack', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(() => parsePublishRequest({ to: { all: true }, event: 'e', payload: deep }, roomy)).toThrow(/nests deeper/);
+    let ok: unknown = 1;
+    for (let i = 0; i < 31; i++) ok = { a: ok };
+    expect(() => parsePublishRequest({ to: { all: true }, event: 'e', payload: ok }, roomy)).not.toThrow();
+  });
+
+  it('sorts user ids, so the same set in any order is the same request', () => {
+    expect(parsePublishRequest({ to: { users: ['b', 'a', 'b'] }, event: 'e' }, roomy).audience).toEqual({
+      users: ['a', 'b'],
+    });
+  });
+});

@@ -3,6 +3,26 @@ import { BadRequestError, PayloadTooLargeError } from '../common/errors';
 
 export const EVENT_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** Deepest nesting of arrays and objects a payload may have. */
+export const MAX_PAYLOAD_DEPTH = 32;
+/**
+ * What PostgreSQL's jsonb cannot store, as JSON.stringify writes it: \u0000, and
+ * lone surrogates (paired ones are written as the characters themselves).
+ * An escaped backslash before the `u` does not count.
+ */
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/** True when arrays and objects nest deeper than `max`; iterative, so hostile depth cannot overflow the stack. */
+function depthExceeds(value: JsonValue, max: number): boolean {
+  const stack: [JsonValue, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(current) ? current : Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 export interface PublishLimits {
   maxRecipients: number;
@@ -64,7 +84,9 @@ export function parsePublishRequest(body: unknown, limits: PublishLimits): Valid
             reason: 'must be 1-128 characters of letters, digits and _ . @ : -',
           });
         } else {
-          audience = { users: [...new Set(users as string[])] };
+          // Sorted: the same set in any order hashes alike, and concurrent publishes
+          // lock the same new users in the same order.
+          audience = { users: [...new Set(users as string[])].sort() };
         }
       }
     } else if (kinds[0] === 'topic') {
@@ -100,9 +122,20 @@ export function parsePublishRequest(body: unknown, limits: PublishLimits): Valid
   }
 
   const payload = (body.payload === undefined ? {} : body.payload) as JsonValue;
-  const size = Buffer.byteLength(JSON.stringify(payload), 'utf8');
+  if (depthExceeds(payload, MAX_PAYLOAD_DEPTH)) {
+    throw new BadRequestError(`payload nests deeper than ${MAX_PAYLOAD_DEPTH} levels`, [
+      { field: 'payload', reason: `must nest at most ${MAX_PAYLOAD_DEPTH} levels deep` },
+    ]);
+  }
+  const serialized = JSON.stringify(payload);
+  const size = Buffer.byteLength(serialized, 'utf8');
   if (size > limits.maxPayloadBytes) {
     throw new PayloadTooLargeError(`payload is ${size} bytes; the limit is ${limits.maxPayloadBytes}`);
+  }
+  if (UNSTORABLE_ESCAPE.test(serialized)) {
+    throw new BadRequestError('payload contains a NUL character or an unpaired surrogate', [
+      { field: 'payload', reason: 'strings must not contain U+0000 or unpaired UTF-16 surrogates' },
+    ]);
   }
   return { audience, event: event as string, payload, ttlSeconds };
 }

@@ -56,6 +56,13 @@ export class PublishService {
       );
     } catch (error) {
       if (error instanceof HeraldError) throw error;
+      const sqlState = (error as { code?: unknown }).code;
+      if (typeof sqlState === 'string' && sqlState.startsWith('22')) {
+        // A data exception: the store refused this content, and a retry would fail alike.
+        throw new BadRequestError('the store refused the notification content', [
+          { field: 'payload', reason: (error as Error).message },
+        ]);
+      }
       this.logger.error({ message: 'publish not stored', publisherId, error: (error as Error).message });
       throw new UnavailableError('the notification store is unavailable; nothing was stored, retry later');
     }
