@@ -20,8 +20,12 @@ export function createDataSource(databaseUrl: string, applicationName = 'herald'
     extra: {
       max: 20,
       connectionTimeoutMillis: 3000,
-      // A stuck statement must not hold a publish forever: the caller gets a 503.
-      statement_timeout: 10_000,
+      // A stuck statement must not hold a publish forever: the caller gets a 503. Generous,
+      // because an everyone-publish writes one row per known user in one statement.
+      statement_timeout: 30_000,
+      // And a PostgreSQL that stops answering (partition) must not either.
+      query_timeout: 35_000,
+      keepAlive: true,
       idleTimeoutMillis: 30_000,
     },
   });

@@ -16,6 +16,8 @@ export function createRedis(config: HeraldConfig, name: string): Redis {
     // PostgreSQL stays the record and the sweep catches up once Redis is back.
     enableOfflineQueue: name === 'subscriber',
     maxRetriesPerRequest: 1,
+    // A stalled Redis must not stall a publish (it is already durable) or a connection setup.
+    ...(name === 'subscriber' ? {} : { commandTimeout: 2000 }),
     retryStrategy: (times) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });
