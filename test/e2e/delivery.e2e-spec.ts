@@ -220,6 +220,25 @@ describe('Delivery across two replicas', () => {
     expect(after.recipients).toBe(1);
   });
 
+  it('delivers a large user list (sent once per replica, not per user) to exactly its connected recipients', async () => {
+    const online = ['list-a', 'list-b', 'list-c', 'list-d'].map(user);
+    const bystander = user('list-bystander');
+    const sockets = await Promise.all(online.map((u, i) => connect((i % 2 === 0 ? r1() : r2()).ws, u)));
+    const outsider = await connect(r1().ws, bystander);
+    const offline = Array.from({ length: 96 }, (_, i) => `list-offline-${i}-${randomUUID().slice(0, 6)}`);
+    const published = await publish(r2().http, {
+      to: { users: [...offline, ...online] },
+      event: 'big.list',
+      payload: { blob: 'x'.repeat(4000) },
+    });
+    expect(published.recipients).toBe(100);
+    for (const socket of sockets)
+      expect((await socket.notification(published.id))[0]!.payload).toEqual({ blob: 'x'.repeat(4000) });
+    const marker = await publish(r2().http, { to: { users: [bystander] }, event: 'marker' });
+    await outsider.notification(marker.id);
+    expect(outsider.notifications().map((n) => n.id)).toEqual([marker.id]);
+  });
+
   it('delivers an everyone publish to every known user, connected ones at once', async () => {
     const kim = user('kim');
     const leo = user('leo');

@@ -17,10 +17,15 @@ export interface DeliverMessage {
   attempt: number;
 }
 
-/** A topic or everyone publish: each replica offers it to its own users once. */
+/**
+ * A publish sent once to every replica, which offers it to its own users:
+ * topics and everyone, and user lists too large to send user by user.
+ */
 export interface BroadcastMessage {
   kind: 'broadcast';
   notification: BusNotification;
+  /** The recipients, for a user list; absent for a topic or everyone (PostgreSQL knows who). */
+  userIds?: string[];
 }
 
 export type BusMessage = DeliverMessage | BroadcastMessage;

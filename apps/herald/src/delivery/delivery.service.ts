@@ -13,6 +13,14 @@ import { RedeliveryScheduler } from './redelivery.scheduler';
 
 const REPLAY_BATCH = 500;
 
+/**
+ * A user list goes out user by user (only the replicas holding them hear it)
+ * while that stays small; beyond, it goes once to every replica with the
+ * recipient list, so a big list or a big payload is not copied per user.
+ */
+const PER_USER_ROUTING_MAX_USERS = 64;
+const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
+
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
@@ -35,7 +43,8 @@ export class DeliveryService implements OnModuleInit {
   onModuleInit(): void {
     this.bus.setHandlers({
       deliver: (userId, message) => this.track(this.deliverToLocal([userId], message.notification, message.attempt)),
-      broadcast: (message) => this.track(this.deliverToLocal(this.registry.userIds(), message.notification, 1)),
+      broadcast: (message) =>
+        this.track(this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1)),
     });
   }
 
@@ -47,10 +56,15 @@ export class DeliveryService implements OnModuleInit {
   async route(notification: StoredNotification, audience: 'users' | 'topic' | 'all', userIds: string[]): Promise<void> {
     const message = toBusNotification(notification);
     try {
-      if (audience === 'users') {
+      if (audience !== 'users') {
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
+      } else if (
+        userIds.length <= PER_USER_ROUTING_MAX_USERS &&
+        userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
+      ) {
         await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1 });
       } else {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds });
       }
     } catch (error) {
       this.logger.warn({
