@@ -71,6 +71,37 @@ describe('Delivery through replica crashes and shutdowns', () => {
     }
   });
 
+  it('does not count connections of a killed replica as online when it restarts under the same id', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const gus = user('gus');
+    const client = await TestClient.connect(r1.ws, userToken(gus));
+    clients.push(client);
+    const { id } = await publish(r2.http, { to: { users: [gus] }, event: 'before.crash' });
+    await client.notification(id);
+    await r1.kill();
+    await r1.start();
+    // The check after the ack timeout must see gus offline (parked), not online forever.
+    await waitFor(
+      'the delivery of a user whose only connection died to be parked',
+      async () =>
+        (
+          await cluster.db.query<{ parked: boolean }>(
+            'SELECT next_attempt_at IS NULL AS parked FROM deliveries WHERE notification_id = $1',
+            [id],
+          )
+        )[0]?.parked,
+      10_000,
+    );
+    const { Redis } = await import('ioredis');
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      const conns = await redis.hvals(`${cluster.redisPrefix}:conns:${r1.id}`);
+      expect(conns.map((c) => (JSON.parse(c) as { userId: string }).userId)).not.toContain(gus);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('routes a delivery whose bus message was lost (committed, never published) through the sweep', async () => {
     const [r1] = cluster.replicas as [Replica, Replica];
     const carol = user('carol');

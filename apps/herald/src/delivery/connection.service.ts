@@ -32,6 +32,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private shuttingDown = false;
   private readonly setups = new WeakMap<Connection, Promise<void>>();
   private readonly held = new WeakMap<Connection, { subscribed: boolean; present: boolean }>();
+  /** connectionId → userId of presence entries whose removal failed. */
+  private readonly pendingRemovals = new Map<string, string>();
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -42,7 +44,9 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
   ) {}
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    // A replica restarted under the same id must not inherit its predecessor's connections.
+    await this.presence.resetReplica(this.config.replicaId);
     this.pingTimer = setInterval(() => this.pingAll(), this.config.heartbeatMs);
     this.presenceTimer = setInterval(() => this.track(this.beat()), this.config.presenceHeartbeatMs);
     this.track(this.beat());
@@ -153,11 +157,29 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     const held = this.held.get(connection);
     this.held.delete(connection);
     if (!held || this.shuttingDown) return;
+    if (held.subscribed) {
+      await this.bus.unsubscribeUser(connection.userId).catch((error: unknown) =>
+        this.logger.warn({
+          message: 'bus unsubscribe failed',
+          userId: connection.userId,
+          error: (error as Error).message,
+        }),
+      );
+    }
+    if (held.present) await this.removePresence(connection.userId, connection.id);
+  }
+
+  /** Removes a presence entry; one that cannot be removed now is retried at the next beat. */
+  private async removePresence(userId: string, connectionId: string): Promise<void> {
     try {
-      if (held.subscribed) await this.bus.unsubscribeUser(connection.userId);
-      if (held.present) await this.presence.remove(this.config.replicaId, connection.userId, connection.id);
+      await this.presence.remove(this.config.replicaId, userId, connectionId);
+      this.pendingRemovals.delete(connectionId);
     } catch (error) {
-      this.logger.warn({ message: 'presence cleanup failed; entries expire alone', error: (error as Error).message });
+      this.pendingRemovals.set(connectionId, userId);
+      this.logger.warn({
+        message: 'presence removal failed; retried at the next beat',
+        error: (error as Error).message,
+      });
     }
   }
 
@@ -235,6 +257,9 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   private async beat(): Promise<void> {
+    for (const [connectionId, userId] of [...this.pendingRemovals]) {
+      if (!(await this.removePresence(userId, connectionId))) break;
+    }
     try {
       const connections = [...this.registry.all()].filter((c) => this.held.get(c)?.present);
       const restored = await this.presence.beat(

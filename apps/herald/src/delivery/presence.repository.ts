@@ -73,20 +73,26 @@ export class PresenceRepository {
     return restore ? connections.length : 0;
   }
 
-  /** True when the user has a connection on a replica that is still beating. */
+  /**
+   * True when the user has a connection that its replica still lists, on a
+   * replica that is still beating. Entries that fail either test are ghosts
+   * (a dead replica, or a replica restarted under the same id) and are pruned.
+   */
   async isOnline(userId: string): Promise<boolean> {
-    const byConnection = await this.redis.hgetall(this.keys.userConnections(userId));
-    const replicas = [...new Set(Object.values(byConnection))];
-    if (replicas.length === 0) return false;
-    const alive = await this.redis.mget(replicas.map((r) => this.keys.replica(r)));
-    const dead = replicas.filter((_, i) => alive[i] === null);
-    if (dead.length > 0) {
-      const stale = Object.entries(byConnection)
-        .filter(([, replica]) => dead.includes(replica))
-        .map(([connectionId]) => connectionId);
-      await this.redis.hdel(this.keys.userConnections(userId), ...stale);
-    }
-    return alive.some((value) => value !== null);
+    const userKey = this.keys.userConnections(userId);
+    const entries = Object.entries(await this.redis.hgetall(userKey));
+    if (entries.length === 0) return false;
+    const replicas = [...new Set(entries.map(([, replica]) => replica))];
+    const pipeline = this.redis.pipeline();
+    for (const replica of replicas) pipeline.exists(this.keys.replica(replica));
+    for (const [connectionId, replica] of entries)
+      pipeline.hexists(this.keys.replicaConnections(replica), connectionId);
+    const results = (await pipeline.exec()) ?? [];
+    const alive = new Set(replicas.filter((_, i) => results[i]?.[1] === 1));
+    const live = entries.map(([, replica], i) => alive.has(replica) && results[replicas.length + i]?.[1] === 1);
+    const ghosts = entries.filter((_, i) => !live[i]).map(([connectionId]) => connectionId);
+    if (ghosts.length > 0) await this.redis.hdel(userKey, ...ghosts);
+    return live.some(Boolean);
   }
 
   /** Every live connection across replicas. */
@@ -105,6 +111,11 @@ export class PresenceRepository {
       for (const value of values) entries.push(JSON.parse(value) as PresenceEntry);
     }
     return entries;
+  }
+
+  /** At start: drop what an earlier process under the same replica id left behind. */
+  async resetReplica(replicaId: string): Promise<void> {
+    await this.redis.del(this.keys.replicaConnections(replicaId));
   }
 
   /** On a clean shutdown: forget this replica and its connections now rather than at expiry. */
