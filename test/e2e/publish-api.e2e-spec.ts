@@ -7,6 +7,7 @@ import { TestCluster } from '../helpers/cluster';
 import { PrivatePostgres } from '../helpers/private-postgres';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
 import { Replica } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 /** The REST surface: validation, auth, limits, paging, tokens, health, and a store that is down. */
@@ -19,6 +20,8 @@ describe('Publish API', () => {
       HERALD_MAX_PAYLOAD_BYTES: '1024',
       HERALD_MAX_BODY_BYTES: '4096',
       HERALD_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:4200',
+      HERALD_MAX_QUEUED_COMMANDS: '20',
+      HERALD_MAX_TOPICS_PER_USER: '5',
     });
   });
 
@@ -143,6 +146,40 @@ describe('Publish API', () => {
     await allowed.close();
     const noOrigin = await TestClient.connect(cluster.replicas[0]!.ws, userToken('server-user'));
     await noOrigin.close();
+  });
+
+  it('answers every command of a flood, refusing what overflows the queue with RATE_LIMITED', async () => {
+    const client = await TestClient.connect(cluster.replicas[0]!.ws, userToken(`flood-${randomUUID().slice(0, 8)}`));
+    try {
+      const from = client.frames.length;
+      for (let i = 0; i < 200; i++) client.send({ type: 'ack', id: randomUUID() });
+      await waitFor('an answer to each of the 200 commands', () => client.frames.length - from >= 200);
+      const answers = client.frames.slice(from) as { type: string; code?: string }[];
+      const limited = answers.filter((f) => f.code === 'RATE_LIMITED').length;
+      expect(limited).toBeGreaterThan(0);
+      expect(answers.filter((f) => f.code === 'FORBIDDEN').length + limited).toBe(200);
+      expect(await client.command({ type: 'ping', id: 'still-here' })).toMatchObject({ type: 'pong' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('limits the topics one user may hold', async () => {
+    const client = await TestClient.connect(cluster.replicas[0]!.ws, userToken(`topical-${randomUUID().slice(0, 8)}`));
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect(await client.command({ type: 'subscribe', channel: `t${i}`, id: `s${i}` })).toMatchObject({
+          status: 'ok',
+        });
+      }
+      const refused = await client.command({ type: 'subscribe', channel: 't5', id: 's5' });
+      expect(refused).toMatchObject({ type: 'error', code: 'BAD_REQUEST', id: 's5' });
+      expect(await client.command({ type: 'subscribe', channel: 't0', id: 'again' })).toMatchObject({
+        status: 'duplicate',
+      });
+    } finally {
+      await client.close();
+    }
   });
 
   it('reports liveness and readiness', async () => {

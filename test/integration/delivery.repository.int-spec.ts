@@ -159,9 +159,12 @@ describe('Delivery repositories', () => {
   });
 
   it('keeps topic subscriptions per user, and fans a topic out to them', async () => {
-    expect(await users.subscribe('t1', 'sports')).toBe(true);
-    expect(await users.subscribe('t1', 'sports')).toBe(false);
-    expect(await users.subscribe('t2', 'sports')).toBe(true);
+    expect(await users.subscribe('t1', 'sports', 10)).toBe('added');
+    expect(await users.subscribe('t1', 'sports', 10)).toBe('exists');
+    expect(await users.subscribe('t2', 'sports', 10)).toBe('added');
+    expect(await users.subscribe('t2', 'chess', 2)).toBe('added');
+    expect(await users.subscribe('t2', 'go', 2)).toBe('limit');
+    expect(await users.subscribe('t2', 'chess', 2)).toBe('exists');
     expect(await users.topicsOf('t1')).toEqual(['sports']);
     const created = await notifications.create(
       {
@@ -177,6 +180,7 @@ describe('Delivery repositories', () => {
       soon(),
     );
     expect(created.recipients).toBe(2);
+    await users.unsubscribe('t2', 'chess');
     expect(await users.unsubscribe('t2', 'sports')).toBe(true);
     expect(await users.unsubscribe('t2', 'sports')).toBe(false);
   });

@@ -144,6 +144,21 @@ export const CONFIG_VARIABLES = {
     default: '10000',
     description: 'Most user ids in one `to.users` list.',
   },
+  HERALD_MAX_COMMANDS_IN_FLIGHT: {
+    schema: int(1, 1000),
+    default: '4',
+    description: 'Client commands (acks, subscribes) one connection may have running against the store at once.',
+  },
+  HERALD_MAX_QUEUED_COMMANDS: {
+    schema: int(0, 1_000_000),
+    default: '1000',
+    description: 'Further commands a connection may have waiting; beyond, each gets an error RATE_LIMITED.',
+  },
+  HERALD_MAX_TOPICS_PER_USER: {
+    schema: int(1, 100_000),
+    default: '100',
+    description: 'Topics one user may be subscribed to.',
+  },
   HERALD_HEARTBEAT_MS: {
     schema: int(100, 600_000),
     default: '25000',
@@ -206,6 +221,9 @@ export interface HeraldConfig {
   maxPayloadBytes: number;
   maxBodyBytes: number;
   maxRecipients: number;
+  maxCommandsInFlight: number;
+  maxQueuedCommands: number;
+  maxTopicsPerUser: number;
   heartbeatMs: number;
   tokenMaxTtlSeconds: number;
   presenceHeartbeatMs: number;
@@ -274,6 +292,9 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxPayloadBytes: values.HERALD_MAX_PAYLOAD_BYTES as number,
     maxBodyBytes: values.HERALD_MAX_BODY_BYTES as number,
     maxRecipients: values.HERALD_MAX_RECIPIENTS as number,
+    maxCommandsInFlight: values.HERALD_MAX_COMMANDS_IN_FLIGHT as number,
+    maxQueuedCommands: values.HERALD_MAX_QUEUED_COMMANDS as number,
+    maxTopicsPerUser: values.HERALD_MAX_TOPICS_PER_USER as number,
     heartbeatMs: values.HERALD_HEARTBEAT_MS as number,
     tokenMaxTtlSeconds: values.HERALD_TOKEN_MAX_TTL_SECONDS as number,
     presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,

@@ -170,24 +170,56 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /** Removes a presence entry; one that cannot be removed now is retried at the next beat. */
-  private async removePresence(userId: string, connectionId: string): Promise<void> {
+  private async removePresence(userId: string, connectionId: string): Promise<boolean> {
     try {
       await this.presence.remove(this.config.replicaId, userId, connectionId);
       this.pendingRemovals.delete(connectionId);
+      return true;
     } catch (error) {
+      if (!this.pendingRemovals.has(connectionId)) {
+        this.logger.warn({
+          message: 'presence removal failed; retried at the next beat',
+          error: (error as Error).message,
+        });
+      }
       this.pendingRemovals.set(connectionId, userId);
-      this.logger.warn({
-        message: 'presence removal failed; retried at the next beat',
-        error: (error as Error).message,
+      return false;
+    }
+  }
+
+  /**
+   * Runs one client command and answers on the connection. A ping is answered
+   * at once; commands that touch the store run at most
+   * HERALD_MAX_COMMANDS_IN_FLIGHT at a time per connection, so one socket
+   * cannot take the database pool, and wait in a bounded queue beyond that.
+   */
+  command(connection: Connection, frame: ClientFrame): void {
+    if (frame.type === 'ping') {
+      this.track(this.run(connection, frame));
+      return;
+    }
+    if (connection.commandsRunning < this.config.maxCommandsInFlight) {
+      this.start(connection, frame);
+    } else if (connection.commandQueue.length < this.config.maxQueuedCommands) {
+      connection.commandQueue.push(frame);
+    } else {
+      connection.send({
+        type: 'error',
+        code: ErrorCode.RateLimited,
+        message: 'too many commands waiting on this connection; send fewer at once',
+        ...(frame.id !== undefined ? { id: frame.id } : {}),
       });
     }
   }
 
-  /** Runs one client command; answers on the connection. */
-  async command(connection: Connection, frame: ClientFrame): Promise<void> {
-    const work = this.run(connection, frame);
+  private start(connection: Connection, frame: ClientFrame): void {
+    connection.commandsRunning += 1;
+    const work = this.run(connection, frame).finally(() => {
+      connection.commandsRunning -= 1;
+      const next = connection.commandQueue.shift();
+      if (next) this.start(connection, next);
+    });
     this.track(work);
-    await work;
   }
 
   private async run(connection: Connection, frame: ClientFrame): Promise<void> {
@@ -214,12 +246,22 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         }
         case 'subscribe':
         case 'unsubscribe': {
-          const changed =
+          const outcome =
             frame.type === 'subscribe'
-              ? await this.users.subscribe(connection.userId, frame.channel)
-              : await this.users.unsubscribe(connection.userId, frame.channel);
-          if (frame.id !== undefined)
-            connection.send({ type: 'ack', id: frame.id, status: changed ? 'ok' : 'duplicate' });
+              ? await this.users.subscribe(connection.userId, frame.channel, this.config.maxTopicsPerUser)
+              : (await this.users.unsubscribe(connection.userId, frame.channel))
+                ? 'added'
+                : 'exists';
+          if (outcome === 'limit') {
+            connection.send({
+              type: 'error',
+              code: ErrorCode.BadRequest,
+              message: `topic limit reached (${this.config.maxTopicsPerUser}); unsubscribe from one first`,
+              ...(frame.id !== undefined ? { id: frame.id } : {}),
+            });
+          } else if (frame.id !== undefined) {
+            connection.send({ type: 'ack', id: frame.id, status: outcome === 'added' ? 'ok' : 'duplicate' });
+          }
           return;
         }
       }

@@ -1,4 +1,4 @@
-import type { NotificationFrame, ServerFrame } from '@herald/protocol';
+import type { ClientFrame, NotificationFrame, ServerFrame } from '@herald/protocol';
 import type { WebSocket } from 'ws';
 
 export interface ConnectionInfo {
@@ -22,6 +22,9 @@ export class Connection {
   private readonly replayed = new Set<string>();
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
   alive = true;
+  /** Client commands running against the store, and those waiting for a slot. */
+  commandsRunning = 0;
+  readonly commandQueue: ClientFrame[] = [];
 
   constructor(
     readonly info: ConnectionInfo,

@@ -68,7 +68,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
         });
         return;
       }
-      void this.connections.command(connection, parsed.frame);
+      this.connections.command(connection, parsed.frame);
     });
     socket.on('close', (code: number) => void this.connections.closed(connection, code));
     socket.on('error', (error: Error) =>

@@ -13,13 +13,23 @@ export class UserRepository {
     );
   }
 
-  async subscribe(userId: string, topic: string): Promise<boolean> {
-    const rows = await query<unknown>(
+  /** Subscribes a user to a topic unless they already hold `maxTopics` subscriptions. */
+  async subscribe(userId: string, topic: string, maxTopics: number): Promise<'added' | 'exists' | 'limit'> {
+    const rows = await query<{ outcome: 'added' | 'exists' | 'limit' }>(
       this.dataSource,
-      `INSERT INTO topic_subscriptions (user_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`,
-      [userId, topic],
+      `WITH ins AS (
+         INSERT INTO topic_subscriptions (user_id, topic)
+         SELECT $1, $2 WHERE (SELECT count(*) FROM topic_subscriptions WHERE user_id = $1) < $3
+         ON CONFLICT DO NOTHING
+         RETURNING 1)
+       SELECT CASE
+                WHEN EXISTS (SELECT 1 FROM ins) THEN 'added'
+                WHEN EXISTS (SELECT 1 FROM topic_subscriptions WHERE user_id = $1 AND topic = $2) THEN 'exists'
+                ELSE 'limit'
+              END AS outcome`,
+      [userId, topic, maxTopics],
     );
-    return rows.length > 0;
+    return rows[0]!.outcome;
   }
 
   async unsubscribe(userId: string, topic: string): Promise<boolean> {
