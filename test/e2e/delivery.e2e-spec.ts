@@ -92,6 +92,27 @@ describe('Delivery across two replicas', () => {
     expect(second.notifications().map((n) => n.id)).toEqual([marker.id]);
   });
 
+  it('replays a backlog larger than one batch completely, in seq order', async () => {
+    const vera = user('vera');
+    const published: number[] = [];
+    for (let chunk = 0; chunk < 22; chunk++) {
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          publish((i % 2 === 0 ? r1() : r2()).http, {
+            to: { users: [vera] },
+            event: 'backlog',
+            payload: { n: chunk * 50 + i },
+          }),
+        ),
+      );
+      published.push(...results.map((r) => r.seq));
+    }
+    const client = await connect(r2().ws, vera);
+    await waitFor('the whole backlog', () => client.notifications().length >= 1100, 30_000);
+    const seqs = client.notifications().map((n) => n.seq);
+    expect(seqs).toEqual([...published].sort((a, b) => a - b));
+  });
+
   it('sends live notifications after the replay, never before it', async () => {
     const dave = user('dave');
     const early = await publish(r1().http, { to: { users: [dave] }, event: 'early' });

@@ -67,6 +67,17 @@ export class Connection {
     this.replayed.clear();
   }
 
+  /**
+   * Resolves once the socket's send buffer is down to `maxBufferedBytes`, the
+   * socket closed, or `timeoutMs` passed: lets a replay go at the reader's pace.
+   */
+  async drained(maxBufferedBytes: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.isOpen && this.socket.bufferedAmount > maxBufferedBytes && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   ping(): void {
     this.alive = false;
     if (this.isOpen) this.socket.ping();

@@ -12,6 +12,9 @@ import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 
 const REPLAY_BATCH = 500;
+/** The replay claims its next batch only once the socket has sent all but this much. */
+const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
+const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 /**
  * A user list goes out user by user (only the replicas holding them hear it)
@@ -114,6 +117,10 @@ export class DeliveryService implements OnModuleInit {
         );
         total += batch.length;
         if (batch.length < REPLAY_BATCH) break;
+        // Claiming marks deliveries sent: do not claim faster than the client reads,
+        // and not at all once it is gone.
+        await connection.drained(REPLAY_MAX_BUFFERED_BYTES, REPLAY_DRAIN_TIMEOUT_MS);
+        if (!connection.isOpen) break;
         afterSeq = batch[batch.length - 1]!.notification.seq;
       }
     } finally {

@@ -5,10 +5,13 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { SWEEP_JOB, SWEEP_QUEUE, SWEEP_SCHEDULER_ID, SweepJobData } from './queues';
 import { RedeliveryService } from './redelivery.service';
+import { closeWorker } from './worker-shutdown';
 
 /**
- * The one processor of the sweep queue. A BullMQ job scheduler runs it every
- * HERALD_SWEEP_INTERVAL_MS on exactly one replica at a time.
+ * The one processor of the sweep queue. A BullMQ job scheduler makes one job
+ * every HERALD_SWEEP_INTERVAL_MS, which one replica takes. A sweep that runs
+ * longer than the interval can overlap the next one on another replica; that
+ * is harmless, every change it makes is conditional on the state it read.
  */
 @Processor(SWEEP_QUEUE, { concurrency: 1 })
 export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -49,6 +52,6 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.refresh);
-    await this.worker.close();
+    await closeWorker(this.worker, this.config.shutdownGraceMs);
   }
 }
