@@ -125,6 +125,24 @@ describe('Delivery repositories', () => {
     expect(await deliveries.ack(notification.id, 'f1')).toBe('acked');
   });
 
+  it('parks many deliveries in one statement, each only at the attempt it was read at', async () => {
+    const a = (await publishTo(['p1', 'p2'])).notification;
+    await deliveries.markSent(a.id, ['p2'], 1, soon());
+    const parked = await deliveries.parkMany([
+      { notificationId: a.id, userId: 'p1', attempts: 0 },
+      { notificationId: a.id, userId: 'p2', attempts: 0 },
+    ]);
+    expect(parked).toBe(1);
+    const rows = await db.query<{ user_id: string; parked: boolean }>(
+      'SELECT user_id, next_attempt_at IS NULL AS parked FROM deliveries WHERE notification_id = $1 ORDER BY user_id',
+      [a.id],
+    );
+    expect(rows).toEqual([
+      { user_id: 'p1', parked: true },
+      { user_id: 'p2', parked: false },
+    ]);
+  });
+
   it('expires open deliveries past their TTL and never claims them', async () => {
     const { notification } = await publishTo(['e1'], 1);
     await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [

@@ -79,20 +79,41 @@ export class PresenceRepository {
    * (a dead replica, or a replica restarted under the same id) and are pruned.
    */
   async isOnline(userId: string): Promise<boolean> {
-    const userKey = this.keys.userConnections(userId);
-    const entries = Object.entries(await this.redis.hgetall(userKey));
-    if (entries.length === 0) return false;
-    const replicas = [...new Set(entries.map(([, replica]) => replica))];
-    const pipeline = this.redis.pipeline();
-    for (const replica of replicas) pipeline.exists(this.keys.replica(replica));
-    for (const [connectionId, replica] of entries)
-      pipeline.hexists(this.keys.replicaConnections(replica), connectionId);
-    const results = (await pipeline.exec()) ?? [];
+    return (await this.onlineUsers([userId])).has(userId);
+  }
+
+  /** `isOnline` for many users, in three round trips whatever their number. */
+  async onlineUsers(userIds: string[]): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set();
+    const read = this.redis.pipeline();
+    for (const userId of userIds) read.hgetall(this.keys.userConnections(userId));
+    const hashes = ((await read.exec()) ?? []).map(([error, value]) => {
+      if (error) throw error;
+      return Object.entries(value as Record<string, string>);
+    });
+    const entries = userIds.flatMap((userId, u) =>
+      hashes[u]!.map(([connectionId, replica]) => ({ userId, connectionId, replica })),
+    );
+    if (entries.length === 0) return new Set();
+    const replicas = [...new Set(entries.map((e) => e.replica))];
+    const check = this.redis.pipeline();
+    for (const replica of replicas) check.exists(this.keys.replica(replica));
+    for (const e of entries) check.hexists(this.keys.replicaConnections(e.replica), e.connectionId);
+    const results = (await check.exec()) ?? [];
     const alive = new Set(replicas.filter((_, i) => results[i]?.[1] === 1));
-    const live = entries.map(([, replica], i) => alive.has(replica) && results[replicas.length + i]?.[1] === 1);
-    const ghosts = entries.filter((_, i) => !live[i]).map(([connectionId]) => connectionId);
-    if (ghosts.length > 0) await this.redis.hdel(userKey, ...ghosts);
-    return live.some(Boolean);
+    const online = new Set<string>();
+    const prune = this.redis.pipeline();
+    let ghosts = 0;
+    entries.forEach((e, i) => {
+      if (alive.has(e.replica) && results[replicas.length + i]?.[1] === 1) {
+        online.add(e.userId);
+      } else {
+        prune.hdel(this.keys.userConnections(e.userId), e.connectionId);
+        ghosts += 1;
+      }
+    });
+    if (ghosts > 0) await prune.exec();
+    return online;
   }
 
   /** Every live connection across replicas. */

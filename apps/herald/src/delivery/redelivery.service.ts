@@ -56,17 +56,26 @@ export class RedeliveryService {
       if (n < SWEEP_BATCH) break;
     }
     const counts = { expired, resent: 0, parked: 0, failed: 0, postponed: 0 };
-    const due = await this.deliveries.findDue(SWEEP_BATCH);
     const notifications = new Map<string, StoredNotification | null>();
-    for (const delivery of due) {
-      let notification = notifications.get(delivery.notificationId);
-      if (notification === undefined) {
-        notification = await this.notifications.findById(delivery.notificationId);
-        notifications.set(delivery.notificationId, notification);
+    for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
+      const due = await this.deliveries.findDue(SWEEP_BATCH);
+      if (due.length === 0) break;
+      // Presence for the whole batch at once, and the offline ones parked in one statement:
+      // a broadcast to many offline users costs a few round trips per 500, not per user.
+      const online = await this.presence.onlineUsers([...new Set(due.map((d) => d.userId))]);
+      counts.parked += await this.deliveries.parkMany(due.filter((d) => !online.has(d.userId)));
+      for (const delivery of due) {
+        if (!online.has(delivery.userId)) continue;
+        let notification = notifications.get(delivery.notificationId);
+        if (notification === undefined) {
+          notification = await this.notifications.findById(delivery.notificationId);
+          notifications.set(delivery.notificationId, notification);
+        }
+        if (!notification) continue;
+        const outcome = await this.resendOrSettle(notification, delivery.userId, delivery.attempts, delivery.status);
+        if (outcome !== 'stale') counts[outcome] += 1;
       }
-      if (!notification) continue;
-      const outcome = await this.resendOrSettle(notification, delivery.userId, delivery.attempts, delivery.status);
-      if (outcome !== 'stale') counts[outcome] += 1;
+      if (due.length < SWEEP_BATCH) break;
     }
     if (Object.values(counts).some((n) => n > 0)) {
       this.logger.log({ message: 'sweep', ...counts });

@@ -149,6 +149,21 @@ export class DeliveryRepository {
     );
   }
 
+  /** Parks many deliveries at once (each only at the attempt it was read at); returns how many. */
+  async parkMany(items: { notificationId: string; userId: string; attempts: number }[]): Promise<number> {
+    if (items.length === 0) return 0;
+    const rows = await query<unknown>(
+      this.dataSource,
+      `UPDATE deliveries d SET next_attempt_at = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::int[]) AS p(notification_id, user_id, attempts)
+        WHERE d.notification_id = p.notification_id AND d.user_id = p.user_id AND d.attempts = p.attempts
+          AND d.status IN ('pending', 'sent')
+       RETURNING 1`,
+      [items.map((i) => i.notificationId), items.map((i) => i.userId), items.map((i) => i.attempts)],
+    );
+    return rows.length;
+  }
+
   /** Marks open deliveries past their TTL `expired`, a batch at a time; returns how many. */
   async expireDue(limit: number): Promise<number> {
     const rows = await query<unknown>(
