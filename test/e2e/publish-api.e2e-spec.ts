@@ -22,6 +22,7 @@ describe('Publish API', () => {
       HERALD_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:4200',
       HERALD_MAX_QUEUED_COMMANDS: '20',
       HERALD_MAX_TOPICS_PER_USER: '5',
+      HERALD_MAX_MESSAGE_BYTES: '1024',
     });
   });
 
@@ -162,6 +163,19 @@ describe('Publish API', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('closes with 1003 on a binary frame, 1009 on an oversized message and 1007 on invalid UTF-8', async () => {
+    const open = () => TestClient.connect(cluster.replicas[0]!.ws, userToken(`frames-${randomUUID().slice(0, 8)}`));
+    const binary = await open();
+    binary.socket.send(Buffer.from([1, 2, 3]), { binary: true });
+    expect(await binary.waitClosed()).toBe(1003);
+    const big = await open();
+    big.send({ type: 'ping', id: 'x', pad: 'y'.repeat(2000) });
+    expect(await big.waitClosed()).toBe(1009);
+    const garbled = await open();
+    garbled.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect(await garbled.waitClosed()).toBe(1007);
   });
 
   it('limits the topics one user may hold', async () => {
