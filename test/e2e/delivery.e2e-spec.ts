@@ -128,16 +128,7 @@ describe('Delivery across two replicas', () => {
     const { id } = await publish(r2().http, { to: { users: [uma] }, event: 'while.away' });
     await first.notification(id);
     await first.close();
-    await waitFor(
-      'the redelivery check to park the delivery of an offline user',
-      async () =>
-        (
-          await cluster.db.query<{ parked: boolean }>(
-            'SELECT next_attempt_at IS NULL AS parked FROM deliveries WHERE notification_id = $1 AND user_id = $2',
-            [id, uma],
-          )
-        )[0]?.parked,
-    );
+    await cluster.waitParked(id, uma);
     expect(await cluster.deliveryOf(id, uma)).toEqual({ status: 'sent', attempts: 1 });
 
     const back = await connect(r2().ws, uma);

@@ -81,17 +81,7 @@ describe('Delivery through replica crashes and shutdowns', () => {
     await r1.kill();
     await r1.start();
     // The check after the ack timeout must see gus offline (parked), not online forever.
-    await waitFor(
-      'the delivery of a user whose only connection died to be parked',
-      async () =>
-        (
-          await cluster.db.query<{ parked: boolean }>(
-            'SELECT next_attempt_at IS NULL AS parked FROM deliveries WHERE notification_id = $1',
-            [id],
-          )
-        )[0]?.parked,
-      10_000,
-    );
+    await cluster.waitParked(id, gus);
     const { Redis } = await import('ioredis');
     const redis = new Redis('redis://127.0.0.1:6379');
     try {

@@ -1,6 +1,7 @@
 import { createTestDatabase, TestDatabase } from './database';
 import { deleteRedisPrefix, testRedisPrefix } from './redis';
 import { Replica } from './replica';
+import { waitFor } from './wait';
 
 /** Two (or more) replicas sharing one private database and Redis prefix. */
 export class TestCluster {
@@ -35,5 +36,21 @@ export class TestCluster {
       [notificationId, userId],
     );
     return rows[0];
+  }
+
+  /** Waits until the delivery is parked: open, but no longer timed (its user is offline). */
+  async waitParked(notificationId: string, userId: string, timeoutMs = 10_000): Promise<void> {
+    await waitFor(
+      `delivery ${notificationId} to ${userId} to be parked`,
+      async () =>
+        (
+          await this.db.query<{ parked: boolean }>(
+            `SELECT next_attempt_at IS NULL AND status IN ('pending', 'sent') AS parked
+               FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
+            [notificationId, userId],
+          )
+        )[0]?.parked,
+      timeoutMs,
+    );
   }
 }
