@@ -232,6 +232,9 @@ describe('Publish API', () => {
       expect(down.status).toBe(503);
       expect(down.body.error.code).toBe('UNAVAILABLE');
       expect(down.headers.get('retry-after')).toBe('1');
+      const read = await request<ApiErrorBody>(replica.http, 'GET', `/v1/notifications/${ok.body.id}`);
+      expect(read.status).toBe(503);
+      expect(read.body.error.code).toBe('UNAVAILABLE');
       const ready = await request<{ checks: { postgres: string } }>(replica.http, 'GET', '/health/ready', {
         apiKey: null,
       });

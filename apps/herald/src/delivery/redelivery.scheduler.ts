@@ -2,10 +2,13 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { Queue } from 'bullmq';
+import { withTimeout } from '../common/timeout';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { redeliveryDelayMs } from './backoff';
 import { REDELIVERY_JOB, REDELIVERY_QUEUE, RedeliveryJobData } from './queues';
+
+const SCHEDULE_TIMEOUT_MS = 2000;
 
 /** Puts the "check this delivery again" jobs on the redelivery queue. */
 @Injectable()
@@ -24,19 +27,25 @@ export class RedeliveryScheduler {
   async schedule(items: RedeliveryJobData[]): Promise<void> {
     if (items.length === 0) return;
     try {
-      await this.queue.addBulk(
-        items.map((data) => ({
-          name: REDELIVERY_JOB,
-          data,
-          opts: {
-            jobId: jobId(data),
-            delay: redeliveryDelayMs(data.attempt, this.config),
-            attempts: 5,
-            backoff: { type: 'exponential', delay: 1000 },
-            removeOnComplete: true,
-            removeOnFail: { count: 1000 },
-          },
-        })),
+      // Bounded: BullMQ's connection queues commands while Redis is away, and a live send
+      // or a replay must not wait for it; the sweep backstop covers a check not scheduled.
+      await withTimeout(
+        this.queue.addBulk(
+          items.map((data) => ({
+            name: REDELIVERY_JOB,
+            data,
+            opts: {
+              jobId: jobId(data),
+              delay: redeliveryDelayMs(data.attempt, this.config),
+              attempts: 5,
+              backoff: { type: 'exponential', delay: 1000 },
+              removeOnComplete: true,
+              removeOnFail: { count: 1000 },
+            },
+          })),
+        ),
+        SCHEDULE_TIMEOUT_MS,
+        'BullMQ addBulk',
       );
     } catch (error) {
       this.logger.warn({

@@ -4,7 +4,10 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
+import { withTimeout } from '../common/timeout';
 import { BroadcastMessage, Bus, BusHandlers, BusMessage, DeliverMessage } from './bus';
+
+const SUBSCRIBE_TIMEOUT_MS = 5000;
 
 /** The Bus on Redis pub/sub: one channel per user, one for broadcasts. */
 @Injectable()
@@ -61,12 +64,19 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       await existing.active;
       return;
     }
-    const entry = { connections: 1, active: this.subscriber.subscribe(this.keys.userChannel(userId)) };
+    const channel = this.keys.userChannel(userId);
+    // Bounded: a stalled Redis fails the connection setup (1011, the client retries) instead of hanging it.
+    const entry = {
+      connections: 1,
+      active: withTimeout(this.subscriber.subscribe(channel), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE'),
+    };
     this.userSubscriptions.set(userId, entry);
     try {
       await entry.active;
     } catch (error) {
       if (this.userSubscriptions.get(userId) === entry) this.userSubscriptions.delete(userId);
+      // The SUBSCRIBE may still go through later: an UNSUBSCRIBE queued behind it undoes it.
+      this.subscriber.unsubscribe(channel).catch(() => undefined);
       throw error;
     }
   }

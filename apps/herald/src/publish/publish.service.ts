@@ -98,12 +98,14 @@ export class PublishService {
       ]);
     }
     if (!UUID.test(id)) throw new NotFoundError('no such notification');
-    const record = await this.notifications.findForPublisher(id.toLowerCase(), publisherId);
+    const record = await this.store(() => this.notifications.findForPublisher(id.toLowerCase(), publisherId));
     if (!record) throw new NotFoundError('no such notification');
-    const [counts, page] = await Promise.all([
-      this.notifications.countDeliveries(record.id),
-      this.notifications.listDeliveries(record.id, afterParam ?? null, limit + 1),
-    ]);
+    const [counts, page] = await this.store(() =>
+      Promise.all([
+        this.notifications.countDeliveries(record.id),
+        this.notifications.listDeliveries(record.id, afterParam ?? null, limit + 1),
+      ]),
+    );
     const items = page.slice(0, limit);
     return {
       id: record.id,
@@ -129,6 +131,16 @@ export class PublishService {
         nextCursor: page.length > limit ? items[items.length - 1]!.userId : null,
       },
     };
+  }
+
+  /** A read from the store: failing is 503 (retry later), not 500. */
+  private async store<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      this.logger.error({ message: 'store read failed', error: (error as Error).message });
+      throw new UnavailableError('the notification store is unavailable, retry later');
+    }
   }
 
   mintToken(body: unknown): TokenResponse {
