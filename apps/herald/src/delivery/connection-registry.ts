@@ -7,28 +7,21 @@ export class ConnectionRegistry {
   private readonly byId = new Map<string, Connection>();
   private readonly byUser = new Map<string, Set<Connection>>();
 
-  /** Adds a connection; true when it is the user's first on this replica. */
-  add(connection: Connection): boolean {
+  add(connection: Connection): void {
     this.byId.set(connection.id, connection);
     let set = this.byUser.get(connection.userId);
-    const first = set === undefined;
     if (!set) {
       set = new Set();
       this.byUser.set(connection.userId, set);
     }
     set.add(connection);
-    return first;
   }
 
-  /** Removes a connection; true when it was the user's last on this replica. */
-  remove(connection: Connection): boolean {
-    if (!this.byId.delete(connection.id)) return false;
+  remove(connection: Connection): void {
+    if (!this.byId.delete(connection.id)) return;
     const set = this.byUser.get(connection.userId);
-    if (!set) return false;
-    set.delete(connection);
-    if (set.size > 0) return false;
-    this.byUser.delete(connection.userId);
-    return true;
+    set?.delete(connection);
+    if (set?.size === 0) this.byUser.delete(connection.userId);
   }
 
   connectionsOf(userId: string): ReadonlySet<Connection> {
