@@ -22,3 +22,12 @@ export function redeliveryDelayMs(attempt: number, policy: BackoffPolicy, random
 export function maxRedeliveryDelayMs(policy: BackoffPolicy): number {
   return policy.ackTimeoutMs + policy.redeliveryMaxBackoffMs;
 }
+
+/**
+ * When the sweep should treat a delivery's check as lost: `delayMs` (the
+ * latest the check can fire) plus two sweep intervals. Stored as
+ * `next_attempt_at`; one rule for every place that times a delivery.
+ */
+export function backstopAt(delayMs: number, policy: { sweepIntervalMs: number }): Date {
+  return new Date(Date.now() + delayMs + 2 * policy.sweepIntervalMs);
+}

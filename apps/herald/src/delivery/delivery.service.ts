@@ -4,7 +4,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { StoredNotification } from '../notifications/notification.types';
-import { maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
+import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -83,7 +83,10 @@ export class DeliveryService implements OnModuleInit {
     const local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
     // The backstop lies past the latest time the job can fire (jitter at its upper bound).
-    const nextAttemptAt = new Date(Date.now() + redeliveryDelayMs(attempt, this.config, () => 1) + this.backstopMs());
+    const nextAttemptAt = backstopAt(
+      redeliveryDelayMs(attempt, this.config, () => 1),
+      this.config,
+    );
     const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
     for (const delivery of sent) {
       const frame = toNotificationFrame(notification, delivery.attempt);
@@ -103,7 +106,7 @@ export class DeliveryService implements OnModuleInit {
     let total = 0;
     try {
       for (;;) {
-        const nextAttemptAt = new Date(Date.now() + maxRedeliveryDelayMs(this.config) + this.backstopMs());
+        const nextAttemptAt = backstopAt(maxRedeliveryDelayMs(this.config), this.config);
         const batch = await this.deliveries.claimReplayBatch(connection.userId, afterSeq, REPLAY_BATCH, nextAttemptAt);
         for (const item of batch) {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
@@ -142,11 +145,6 @@ export class DeliveryService implements OnModuleInit {
       case 'unknown':
         return { ok: false };
     }
-  }
-
-  /** Extra time after a check is due before the sweep treats its job as lost. */
-  private backstopMs(): number {
-    return 2 * this.config.sweepIntervalMs;
   }
 
   private track(work: Promise<void>): void {

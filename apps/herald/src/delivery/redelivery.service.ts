@@ -4,6 +4,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { NotificationRepository } from '../notifications/notification.repository';
 import { StoredNotification } from '../notifications/notification.types';
+import { backstopAt } from './backoff';
 import { Bus } from './bus';
 import { toBusNotification } from './notification-frame';
 import { PresenceRepository } from './presence.repository';
@@ -103,7 +104,7 @@ export class RedeliveryService {
       notification.id,
       userId,
       attempts,
-      new Date(Date.now() + this.config.ackTimeoutMs + 2 * this.config.sweepIntervalMs),
+      backstopAt(this.config.ackTimeoutMs, this.config),
     );
     const reached = await this.bus.publishToUsers([userId], {
       kind: 'deliver',

@@ -11,6 +11,7 @@ import {
 } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { backstopAt } from '../delivery/backoff';
 import { DeliveryService } from '../delivery/delivery.service';
 import { NotificationRepository } from '../notifications/notification.repository';
 import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
@@ -52,7 +53,7 @@ export class PublishService {
       created = await this.notifications.create(
         { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input },
         // If no replica has taken a delivery by then, the sweep routes it.
-        new Date(Date.now() + this.config.ackTimeoutMs + 2 * this.config.sweepIntervalMs),
+        backstopAt(this.config.ackTimeoutMs, this.config),
       );
     } catch (error) {
       if (error instanceof HeraldError) throw error;
