@@ -7,6 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
+import { compileProxyTrust } from './common/client-address';
 import { HeraldLogger } from './common/herald-logger';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdMiddleware, requestIdOf } from './common/request-id';
@@ -59,7 +60,14 @@ async function bootstrap(): Promise<void> {
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // req.ip and req.protocol follow X-Forwarded-* only when the peer is a configured proxy.
+  app.set('trust proxy', compileProxyTrust(config.trustedProxies));
   app.use(requestIdMiddleware);
+  // Which replica answered: behind a balancer, this is how an operator (and a test) tells.
+  app.use((_request: Request, response: Response, next: NextFunction) => {
+    response.setHeader('X-Herald-Replica', config.replicaId);
+    next();
+  });
   app.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
   app.use(bodyErrorHandler(config.maxBodyBytes));
   app.useGlobalFilters(new HttpErrorFilter());

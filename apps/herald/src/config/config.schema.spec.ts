@@ -15,6 +15,7 @@ describe('parseConfig', () => {
       allowedOrigins: ['*'],
       apiKeys: ['key-0123456789abcdef'],
       redisPrefix: 'herald',
+      trustedProxies: [],
     });
     expect(config.replicaId).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
   });
@@ -27,6 +28,14 @@ describe('parseConfig', () => {
     });
     expect(config.apiKeys).toEqual(['a-key-0123456789abcdef', 'b-key-0123456789abcdef']);
     expect(config.allowedOrigins).toEqual(['https://app.example.com', 'http://localhost:4200']);
+  });
+
+  it('accepts proxy addresses, ranges and named ranges, and refuses anything else', () => {
+    const config = parseConfig({ ...minimal, HERALD_TRUSTED_PROXIES: '127.0.0.1, 172.28.0.0/16,loopback' });
+    expect(config.trustedProxies).toEqual(['127.0.0.1', '172.28.0.0/16', 'loopback']);
+    expect(() => parseConfig({ ...minimal, HERALD_TRUSTED_PROXIES: 'nginx.local' })).toThrow(
+      /HERALD_TRUSTED_PROXIES="nginx.local" each entry must be an IP address/,
+    );
   });
 
   it('names every bad or missing value at once, hiding secrets', () => {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 
 /**
@@ -93,6 +94,26 @@ export const CONFIG_VARIABLES = {
     default: '*',
     description:
       'Comma-separated browser origins allowed to open /ws, matched exactly; `*` allows any. Requests without an Origin header (non-browser clients) are always allowed.',
+  },
+  HERALD_TRUSTED_PROXIES: {
+    schema: list.pipe(
+      z.array(
+        z.string().refine(
+          (value) => {
+            try {
+              proxyaddr.compile(value);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { message: 'each entry must be an IP address, a CIDR range, or loopback / linklocal / uniquelocal' },
+        ),
+      ),
+    ),
+    default: '',
+    description:
+      'Comma-separated addresses or CIDR ranges of the reverse proxies in front of this replica (for example `127.0.0.1` or `172.28.0.0/16`). Only requests from these may set the client address with `X-Forwarded-For` and the scheme with `X-Forwarded-Proto`; empty trusts nobody.',
   },
   HERALD_ACK_TIMEOUT_MS: {
     schema: int(50, 3_600_000),
@@ -211,6 +232,7 @@ export interface HeraldConfig {
   apiKeys: string[];
   jwtSecret: string;
   allowedOrigins: string[];
+  trustedProxies: string[];
   ackTimeoutMs: number;
   redeliveryBackoffMs: number;
   redeliveryMaxBackoffMs: number;
@@ -282,6 +304,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     apiKeys: values.HERALD_API_KEYS as string[],
     jwtSecret: values.HERALD_JWT_SECRET as string,
     allowedOrigins: values.HERALD_ALLOWED_ORIGINS as string[],
+    trustedProxies: values.HERALD_TRUSTED_PROXIES as string[],
     ackTimeoutMs: values.HERALD_ACK_TIMEOUT_MS as number,
     redeliveryBackoffMs: values.HERALD_REDELIVERY_BACKOFF_MS as number,
     redeliveryMaxBackoffMs: values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number,

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
+import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { ConnectionService } from '../delivery/connection.service';
@@ -19,12 +20,15 @@ type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
 @WebSocketGateway({ path: '/ws' })
 export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket> {
   private readonly logger = new Logger(HeraldGateway.name);
+  private readonly proxyTrust: ProxyTrust;
 
   constructor(
     private readonly auth: UpgradeAuthService,
     private readonly connections: ConnectionService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
-  ) {}
+  ) {
+    this.proxyTrust = compileProxyTrust(config.trustedProxies);
+  }
 
   afterInit(server: WebSocketServer): void {
     // ws reads these per upgrade; they come from configuration, so they are set here.
@@ -50,7 +54,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     const connection = this.connections.open(socket, {
       userId: principal.userId,
       tokenExpiresAt: principal.expiresAt,
-      remoteAddress: request.socket.remoteAddress ?? 'unknown',
+      remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
     });
     socket.on('message', (data: RawData, isBinary: boolean) => {
