@@ -11,7 +11,7 @@ export interface TestDatabase {
 }
 
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const name = `herald_test_${label}_${randomBytes(4).toString('hex')}`;
+  const name = `herald_test_${label.replace(/[^a-z0-9_]/gi, '_')}_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: TEST_POSTGRES_URL });
   await admin.connect();
   try {

@@ -28,13 +28,28 @@ export class TestClient {
   static async connect(
     url: string,
     token: string,
-    options: { via?: 'query' | 'header'; autoAck?: boolean; autoPong?: boolean; origin?: string } = {},
+    options: {
+      via?: 'query' | 'header';
+      autoAck?: boolean;
+      autoPong?: boolean;
+      origin?: string;
+      /** Source address of the TCP connection, e.g. 127.0.0.2 to tell this client apart on loopback. */
+      localAddress?: string;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<TestClient> {
     const via = options.via ?? 'query';
-    const headers: Record<string, string> = via === 'header' ? { authorization: `Bearer ${token}` } : {};
+    const headers: Record<string, string> = {
+      ...options.headers,
+      ...(via === 'header' ? { authorization: `Bearer ${token}` } : {}),
+    };
     if (options.origin !== undefined) headers.origin = options.origin;
     const target = via === 'query' ? `${url}?token=${encodeURIComponent(token)}` : url;
-    const socket = new WebSocket(target, { headers, autoPong: options.autoPong ?? true });
+    const socket = new WebSocket(target, {
+      headers,
+      autoPong: options.autoPong ?? true,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     const client = new TestClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// Renders nginx/nginx.conf.template for a target. One template, two targets, so the docker-compose
+// config and the local one cannot drift apart:
+//   compose  the committed nginx/compose/nginx.conf (replicas herald-1/herald-2 on the compose network)
+//   local    written by the one-command stack and the tests (loopback ports, paths in a folder)
+// Usage: node nginx/render.js compose            (rewrites nginx/compose/nginx.conf)
+//        node nginx/render.js compose --check    (exits 1 if the committed copy is stale)
+'use strict';
+
+const { readFileSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const TEMPLATE = join(__dirname, 'nginx.conf.template');
+const COMPOSE_OUTPUT = join(__dirname, 'compose', 'nginx.conf');
+const PLACEHOLDER_ROOT = join(__dirname, 'placeholder');
+
+/** The service's default HERALD_MAX_BODY_BYTES; a test keeps the two equal. */
+const DEFAULT_MAX_BODY_BYTES = 262144;
+const WS_TIMEOUT = '3600s';
+const MAX_FAILS = 2;
+const FAIL_TIMEOUT = '10s';
+
+/**
+ * @typedef {object} EdgeOptions
+ * @property {string} listen            what `listen` gets: a port, or address:port
+ * @property {string[]} upstreams       host:port of each replica
+ * @property {string} adminRoot         folder with the console's index.html
+ * @property {number} [maxBodyBytes]    HERALD_MAX_BODY_BYTES of the replicas
+ * @property {string} [dir]             local only: folder for pid, logs and temp files
+ */
+
+/** @param {'compose' | 'local'} target @param {EdgeOptions} options @returns {string} */
+function render(target, options) {
+  if (!options.upstreams || options.upstreams.length === 0) throw new Error('at least one upstream is needed');
+  const local = target === 'local';
+  if (local && !options.dir) throw new Error('a local render needs a folder (dir) for its pid, logs and temp files');
+  const dir = options.dir;
+  const values = {
+    TARGET: target,
+    WORKER_PROCESSES: 'auto',
+    WORKER_RLIMIT_NOFILE: '20000',
+    WORKER_CONNECTIONS: '8192',
+    PID_FILE: local ? join(dir, 'nginx.pid') : '/var/run/nginx.pid',
+    ERROR_LOG: local ? join(dir, 'error.log') : '/var/log/nginx/error.log',
+    ACCESS_LOG: local ? join(dir, 'access.log') : '/var/log/nginx/access.log',
+    TEMP_PATHS: local
+      ? ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+          .map((kind) => `    ${kind}_temp_path ${join(dir, 'tmp', kind)};`)
+          .join('\n') + '\n'
+      : '',
+    MAX_FAILS: String(MAX_FAILS),
+    FAIL_TIMEOUT,
+    UPSTREAM_SERVERS: options.upstreams
+      .map((server) => `        server ${server} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT};`)
+      .join('\n'),
+    UPSTREAM_TRIES: String(options.upstreams.length),
+    LISTEN: options.listen,
+    MAX_BODY_BYTES: String(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+    WS_TIMEOUT,
+    ADMIN_ROOT: options.adminRoot.replace(/\/+$/, ''),
+  };
+  const text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
+    if (!(name in values)) throw new Error(`nginx.conf.template uses {{${name}}}, which render.js does not fill`);
+    return values[name];
+  });
+  return text;
+}
+
+/** The docker-compose stack: two replicas by service name, the console baked into the edge image. */
+function renderCompose() {
+  return render('compose', {
+    listen: '8080',
+    upstreams: ['herald-1:3000', 'herald-2:3000'],
+    adminRoot: '/usr/share/nginx/html/admin',
+  });
+}
+
+module.exports = {
+  render,
+  renderCompose,
+  COMPOSE_OUTPUT,
+  PLACEHOLDER_ROOT,
+  DEFAULT_MAX_BODY_BYTES,
+  WS_TIMEOUT,
+};
+
+if (require.main === module) {
+  const [target, flag] = process.argv.slice(2);
+  if (target !== 'compose') {
+    process.stderr.write('usage: node nginx/render.js compose [--check]\n(local configs are rendered by npm run up)\n');
+    process.exit(2);
+  }
+  const fresh = renderCompose();
+  if (flag === '--check') {
+    const committed = readFileSync(COMPOSE_OUTPUT, 'utf8');
+    if (committed !== fresh) {
+      process.stderr.write(`${COMPOSE_OUTPUT} is stale: run npm run nginx:render\n`);
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(COMPOSE_OUTPUT, fresh);
+    process.stdout.write(`wrote ${COMPOSE_OUTPUT}\n`);
+  }
+}

@@ -1,0 +1,258 @@
+import type { NotificationFrame, WelcomeFrame } from '@herald/protocol';
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONFIG_VARIABLES } from '../../apps/herald/src/config/config.schema';
+import { publish, request, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Edge, nginxRender, nginxTest } from '../helpers/edge';
+import { TEST_REDIS_URL } from '../helpers/env';
+import { Replica } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
+import { TestClient } from '../helpers/ws-client';
+
+const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+const isWelcome = (f: { type: string }): f is WelcomeFrame => f.type === 'welcome';
+
+async function welcomeOf(client: TestClient): Promise<WelcomeFrame> {
+  return client.next(isWelcome);
+}
+
+describe('Front door: Nginx in front of two replicas', () => {
+  let cluster: TestCluster;
+  let edge: Edge;
+  let redis: Redis;
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('edge', 2, { HERALD_TRUSTED_PROXIES: '127.0.0.1' });
+    edge = await Edge.start(cluster.replicas.map((r) => r.port));
+    redis = new Redis(TEST_REDIS_URL);
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await edge?.stop();
+    await cluster?.stop();
+  });
+
+  it('renders one template for both targets, and nginx -t accepts both', () => {
+    expect(nginxTest(edge.configFile)).toContain('test is successful');
+
+    // The committed compose config is exactly what the template renders today.
+    expect(readFileSync(nginxRender.COMPOSE_OUTPUT, 'utf8')).toBe(nginxRender.renderCompose());
+    // Its upstream names resolve only on the compose network: give them an address in a private mount namespace.
+    const hosts = join(tmpdir(), `herald-hosts-${process.pid}`);
+    writeFileSync(hosts, '127.0.0.1 localhost\n127.0.0.1 herald-1 herald-2\n');
+    const unshare = process.getuid?.() === 0 ? ['unshare', '-m'] : ['unshare', '-rm'];
+    const wrap = [...unshare, 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts];
+    expect(nginxTest(nginxRender.COMPOSE_OUTPUT, wrap)).toContain('test is successful');
+
+    // The body limit is in step with the service's.
+    expect(String(nginxRender.DEFAULT_MAX_BODY_BYTES)).toBe(CONFIG_VARIABLES.HERALD_MAX_BODY_BYTES.default);
+    expect(nginxRender.WS_TIMEOUT).toBe('3600s');
+  });
+
+  it('upgrades /ws through the proxy; presence shows the client address, never a forged one', async () => {
+    const alice = user('alice');
+    const token = userToken(alice);
+    const client = await TestClient.connect(edge.ws, token, {
+      localAddress: '127.0.0.2',
+      headers: { 'x-forwarded-for': '6.6.6.6', 'user-agent': 'front-door-test' },
+    });
+    clients.push(client);
+    const welcome = await welcomeOf(client);
+    expect(welcome.userId).toBe(alice);
+    const entry = await waitFor('presence entry', async () => {
+      const raw = await redis.hget(`${cluster.redisPrefix}:conns:${welcome.replicaId}`, welcome.connectionId);
+      return raw ? (JSON.parse(raw) as { remoteAddress: string; userAgent: string }) : undefined;
+    });
+    expect(entry).toMatchObject({ remoteAddress: '127.0.0.2', userAgent: 'front-door-test' });
+
+    // Straight to a replica from an address that is not the proxy: X-Forwarded-For is not believed.
+    const [r1] = cluster.replicas as [Replica, Replica];
+    const direct = await TestClient.connect(r1.ws, token, {
+      localAddress: '127.0.0.3',
+      headers: { 'x-forwarded-for': '6.6.6.6' },
+    });
+    clients.push(direct);
+    const directWelcome = await welcomeOf(direct);
+    const directEntry = await waitFor('presence entry of the direct connection', async () =>
+      redis.hget(`${cluster.redisPrefix}:conns:${r1.id}`, directWelcome.connectionId),
+    );
+    expect(JSON.parse(directEntry)).toMatchObject({ remoteAddress: '127.0.0.3' });
+
+    // The access log has the request (written when the socket closes) but not the token in its query.
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await waitFor('access log line for /ws', () => edge.accessLog().includes('"GET /ws HTTP/1.1" 101'));
+    expect(edge.accessLog()).not.toContain(token);
+    expect(edge.accessLog()).not.toContain('token=');
+  });
+
+  it('delivers to a user on one replica a notification published through the proxy to the other', async () => {
+    const bob = user('bob');
+    const client = await TestClient.connect(edge.ws, userToken(bob));
+    clients.push(client);
+    const held = (await welcomeOf(client)).replicaId;
+
+    const other = cluster.replicas.find((r) => r.id !== held)!;
+
+    // Least connections: bob's socket is the only one open, so every publish goes to the other replica
+    // and crosses over Redis to reach him.
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const result = await request<{ id: string }>(edge.http, 'POST', '/v1/notifications', {
+        body: { to: { users: [bob] }, event: 'edge.test', payload: { i } },
+      });
+      expect(result.status).toBe(202);
+      expect(result.headers.get('x-herald-replica')).toBe(other.id);
+      ids.push(result.body.id);
+    }
+    for (const id of ids) await client.notification(id);
+    expect(client.notifications().map((n) => n.id)).toEqual(ids);
+  });
+
+  it('keeps the service error body for limits the proxy enforces, and passes the request id through', async () => {
+    const limit = nginxRender.DEFAULT_MAX_BODY_BYTES;
+    const tooLarge = await request<{ error: { code: string; requestId: string } }>(
+      edge.http,
+      'POST',
+      '/v1/notifications',
+      {
+        rawBody: JSON.stringify({ to: { users: ['x'] }, event: 'big', payload: { pad: 'x'.repeat(limit) } }),
+        headers: { 'x-request-id': 'edge-too-large-1' },
+      },
+    );
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', requestId: 'edge-too-large-1' });
+    expect(tooLarge.headers.get('x-herald-replica')).toBeNull(); // never reached a replica
+
+    // Just under the proxy's limit (buffered to a temp file by Nginx): the service itself answers.
+    const underLimit = await request<{ error: { code: string; requestId: string } }>(
+      edge.http,
+      'POST',
+      '/v1/notifications',
+      {
+        rawBody: JSON.stringify({ to: { users: ['x'] }, event: 'big', payload: { pad: 'x'.repeat(limit - 200) } }),
+        headers: { 'x-request-id': 'edge-under-limit-1' },
+      },
+    );
+    expect(underLimit.status).toBe(413); // the payload limit (64 KiB) is the service's to enforce
+    expect(underLimit.body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', requestId: 'edge-under-limit-1' });
+    expect(underLimit.headers.get('x-herald-replica')).not.toBeNull();
+
+    const unknown = await request<{ error: { code: string } }>(edge.http, 'GET', '/metrics', { apiKey: null });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('NOT_FOUND');
+    expect(unknown.headers.get('x-herald-replica')).toBeNull(); // metrics stay off the internet
+
+    const ready = await fetch(`${edge.http}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/); // made by Nginx when the caller gave none
+  });
+
+  it('serves the console at /admin/ with security headers, and proxies the admin API', async () => {
+    const page = await fetch(`${edge.http}/admin/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toContain('admin console has not been built yet');
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+
+    // Client-side routes fall back to the app's index.html.
+    const deep = await fetch(`${edge.http}/admin/connections/some-user`);
+    expect(deep.status).toBe(200);
+    expect(await deep.text()).toContain('Herald admin console');
+    const bare = await fetch(`${edge.http}/admin`, { redirect: 'manual' });
+    expect(bare.status).toBe(301);
+    expect(bare.headers.get('location')).toMatch(/\/admin\/$/);
+
+    const api = await fetch(`${edge.http}/admin/api/anything`);
+    expect(api.headers.get('x-herald-replica')).not.toBeNull();
+    expect(api.status).toBe(404);
+  });
+
+  // Last: it kills a replica.
+  it('after SIGKILL of the replica holding a client, the client reconnects through Nginx to the survivor and gets every unacked notification', async () => {
+    const carol = user('carol');
+    const first = await TestClient.connect(edge.ws, userToken(carol));
+    clients.push(first);
+    const held = (await welcomeOf(first)).replicaId;
+    const victim = cluster.replicas.find((r) => r.id === held)!;
+    const survivor = cluster.replicas.find((r) => r.id !== held)!;
+
+    const before: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      before.push((await publish(edge.http, { to: { users: [carol] }, event: 'before', payload: { i } })).id);
+    }
+    for (const id of before) await first.notification(id);
+    await first.ack(before[0]!);
+    await first.ack(before[1]!);
+
+    await victim.kill();
+    await first.waitClosed();
+
+    // Publishing goes on through the proxy: the dead replica is skipped.
+    const during: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const result = await request<{ id: string }>(edge.http, 'POST', '/v1/notifications', {
+        body: { to: { users: [carol] }, event: 'during', payload: { i } },
+      });
+      expect(result.status).toBe(202);
+      expect(result.headers.get('x-herald-replica')).toBe(survivor.id);
+      during.push(result.body.id);
+    }
+
+    const second = await TestClient.connect(edge.ws, userToken(carol));
+    clients.push(second);
+    expect((await welcomeOf(second)).replicaId).toBe(survivor.id);
+    const expected = [...before.slice(2), ...during];
+    for (const id of expected) await second.notification(id);
+    const received = second.notifications().map((n: NotificationFrame) => n.id);
+    expect(new Set(received)).toEqual(new Set(expected));
+    expect(received).not.toContain(before[0]);
+    expect(received).not.toContain(before[1]);
+    for (const id of expected) expect(await second.ack(id)).toMatchObject({ status: 'ok' });
+    for (const id of expected) expect(await cluster.deliveryOf(id, carol)).toMatchObject({ status: 'acked' });
+  });
+});
+
+describe('Front door: the WebSocket read timeout', () => {
+  let cluster: TestCluster;
+  let edge: Edge;
+
+  beforeAll(async () => {
+    // Server pings every 2 minutes: nothing crosses the socket while the test waits.
+    cluster = await TestCluster.start('edge-idle', 1, {
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
+      HERALD_HEARTBEAT_MS: '120000',
+    });
+    edge = await Edge.start(cluster.replicas.map((r) => r.port));
+  });
+
+  afterAll(async () => {
+    await edge?.stop();
+    await cluster?.stop();
+  });
+
+  it("keeps a silent socket open past Nginx's default 60 s read timeout", async () => {
+    const dave = user('dave');
+    const client = await TestClient.connect(edge.ws, userToken(dave), { autoPong: false });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 65_000));
+      expect(client.closeCode).toBeNull();
+      const { id } = await publish(edge.http, { to: { users: [dave] }, event: 'after-silence', payload: {} });
+      await client.notification(id);
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,133 @@
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from './paths';
+import { freePort } from './replica';
+import { waitFor } from './wait';
+
+interface EdgeOptions {
+  listen: string;
+  upstreams: string[];
+  adminRoot: string;
+  maxBodyBytes?: number;
+  dir?: string;
+}
+
+/** The renderer shared with `npm run up` and the compose config (CommonJS, so Jest can load it). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain-JS script, not a TS module
+export const nginxRender = require(join(repoRoot(), 'nginx', 'render.js')) as {
+  render(target: 'compose' | 'local', options: EdgeOptions): string;
+  renderCompose(): string;
+  COMPOSE_OUTPUT: string;
+  PLACEHOLDER_ROOT: string;
+  DEFAULT_MAX_BODY_BYTES: number;
+  WS_TIMEOUT: string;
+};
+
+/** The Nginx binary; CI installs it (.ci/run). A missing one fails the test instead of skipping it. */
+export function nginxBinary(): string {
+  for (const candidate of [
+    '/usr/sbin/nginx',
+    '/usr/local/sbin/nginx',
+    '/usr/local/bin/nginx',
+    '/opt/homebrew/bin/nginx',
+  ]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  const found = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
+  if (found) return found;
+  throw new Error('nginx is not installed: on Debian/Ubuntu run `apt-get install -y nginx` (.ci/run does it in CI)');
+}
+
+/** `nginx -t` on a config file; resolves with the combined output, throws when it is refused. */
+export function nginxTest(configFile: string, wrap: string[] = []): string {
+  const command = [...wrap, nginxBinary(), '-t', '-c', configFile];
+  const result = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8' });
+  const output = `${result.stdout}${result.stderr}`;
+  if (result.status !== 0) throw new Error(`nginx -t refused ${configFile}:\n${output}`);
+  return output;
+}
+
+/** Nginx in front of replicas, with the local render of the production template, on a free port. */
+export class Edge {
+  private process: ChildProcess | null = null;
+  private exit: Promise<number | null> = Promise.resolve(null);
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+    readonly configFile: string,
+  ) {}
+
+  get http(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get ws(): string {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  static async start(upstreamPorts: number[], options: { adminRoot?: string } = {}): Promise<Edge> {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-edge-'));
+    // Workers run as nobody when the master is root: they must reach the temp folders Nginx makes here.
+    chmodSync(dir, 0o755);
+    mkdirSync(join(dir, 'tmp'));
+    const port = await freePort();
+    const configFile = join(dir, 'nginx.conf');
+    writeFileSync(
+      configFile,
+      nginxRender.render('local', {
+        listen: `127.0.0.1:${port}`,
+        upstreams: upstreamPorts.map((p) => `127.0.0.1:${p}`),
+        adminRoot: options.adminRoot ?? nginxRender.PLACEHOLDER_ROOT,
+        dir,
+      }),
+    );
+    nginxTest(configFile);
+    const edge = new Edge(port, dir, configFile);
+    const child = spawn(nginxBinary(), ['-c', configFile, '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    edge.process = child;
+    edge.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(
+      `nginx on :${port}`,
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${edge.errorLog()}`);
+        const response = await fetch(`${edge.http}/`, { redirect: 'manual' });
+        return response.status === 302;
+      },
+      10_000,
+      50,
+    );
+    return edge;
+  }
+
+  /** Graceful stop (SIGQUIT lets open requests finish; sockets are cut after the worker shutdown timeout). */
+  async stop(): Promise<void> {
+    if (!this.process) return;
+    this.process.kill('SIGTERM');
+    await this.exit;
+    this.process = null;
+  }
+
+  accessLog(): string {
+    return read(join(this.dir, 'access.log'));
+  }
+
+  errorLog(): string {
+    return read(join(this.dir, 'error.log'));
+  }
+}
+
+function read(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
