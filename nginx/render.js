@@ -22,11 +22,12 @@ const FAIL_TIMEOUT = '10s';
 
 /**
  * @typedef {object} EdgeOptions
- * @property {string} listen            what `listen` gets: a port, or address:port
+ * @property {string | string[]} listen what `listen` gets: a port or address:port (several for IPv4 and IPv6)
  * @property {string[]} upstreams       host:port of each replica
  * @property {string} adminRoot         folder with the console's index.html
  * @property {number} [maxBodyBytes]    HERALD_MAX_BODY_BYTES of the replicas
  * @property {string} [dir]             local only: folder for pid, logs and temp files
+ * @property {string} [user]            local only: user the workers run as when the master is root
  */
 
 /** @param {'compose' | 'local'} target @param {EdgeOptions} options @returns {string} */
@@ -37,6 +38,7 @@ function render(target, options) {
   const dir = options.dir;
   const values = {
     TARGET: target,
+    USER: local && options.user ? `user ${options.user};\n` : '',
     WORKER_PROCESSES: 'auto',
     WORKER_RLIMIT_NOFILE: '20000',
     WORKER_CONNECTIONS: '8192',
@@ -54,7 +56,10 @@ function render(target, options) {
       .map((server) => `        server ${server} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT};`)
       .join('\n'),
     UPSTREAM_TRIES: String(options.upstreams.length),
-    LISTEN: options.listen,
+    LISTEN: [options.listen]
+      .flat()
+      .map((address) => `        listen ${address};`)
+      .join('\n'),
     MAX_BODY_BYTES: String(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     WS_TIMEOUT,
     ADMIN_ROOT: options.adminRoot.replace(/\/+$/, ''),

@@ -1,0 +1,730 @@
+#!/usr/bin/env node
+// The whole Herald stack on a developer's machine, in one command:
+//
+//   npm run up                 install if needed, build, PostgreSQL + Redis (reused or private), migrations,
+//                              two replicas and Nginx on http://localhost:8080; Ctrl-C stops what it started
+//   npm run up -- --detach     the same, but returns once everything answers; `npm run down` stops it
+//   npm run down               stops what the last `up` started, and nothing else
+//
+// Options (after `--`): --port 8080  --replicas 2  --database herald  --redis-prefix herald
+//                       --private-services (never reuse the servers on 5432/6379)  --detach
+// Everything it makes lives in .stack/ : logs/, secrets.json, state.json, nginx/, and private
+// postgres/ and redis/ data when those are started here.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const isRoot = process.getuid?.() === 0;
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const options = {
+    command: argv[0] ?? 'up',
+    port: 8080,
+    replicas: 2,
+    database: 'herald',
+    redisPrefix: 'herald',
+    privateServices: false,
+    detach: false,
+    dir: join(ROOT, '.stack'),
+  };
+  const rest = argv.slice(1);
+  const value = (flag) => {
+    const v = rest.shift();
+    if (v === undefined) fail(`${flag} needs a value`);
+    return v;
+  };
+  while (rest.length > 0) {
+    const flag = rest.shift();
+    switch (flag) {
+      case '--port':
+        options.port = integer(value(flag), flag, 1, 65535);
+        break;
+      case '--replicas':
+        options.replicas = integer(value(flag), flag, 1, 16);
+        break;
+      case '--database':
+        options.database = value(flag);
+        if (!/^[a-z_][a-z0-9_]{0,62}$/.test(options.database))
+          fail('--database must be a lowercase PostgreSQL name (letters, digits, _)');
+        break;
+      case '--redis-prefix':
+        options.redisPrefix = value(flag);
+        if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.redisPrefix))
+          fail('--redis-prefix must be 1-64 letters, digits, _ . -');
+        break;
+      case '--private-services':
+        options.privateServices = true;
+        break;
+      case '--detach':
+        options.detach = true;
+        break;
+      case '--help':
+      case '-h':
+        usage(0);
+        break;
+      default:
+        fail(`unknown option ${flag}`, true);
+    }
+  }
+  if (!['up', 'down', 'status'].includes(options.command)) fail(`unknown command ${options.command}`, true);
+  return options;
+}
+
+function integer(text, flag, min, max) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) fail(`${flag} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function usage(code) {
+  process.stdout.write(
+    [
+      'usage: node scripts/stack.mjs up|down|status [options]   (npm run up / npm run down)',
+      '  --port N             Nginx port (default 8080)',
+      '  --replicas N         Herald replicas (default 2)',
+      '  --database NAME      PostgreSQL database (default herald)',
+      '  --redis-prefix P     prefix of every Redis key (default herald)',
+      '  --private-services   start PostgreSQL and Redis in .stack/ even if servers answer on 5432/6379',
+      '  --detach             return once the stack answers; stop it with npm run down',
+      '',
+    ].join('\n'),
+  );
+  process.exit(code);
+}
+
+// ---------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------
+
+const started = Date.now();
+function step(message) {
+  const seconds = ((Date.now() - started) / 1000).toFixed(1).padStart(5);
+  process.stdout.write(`[stack ${seconds}s] ${message}\n`);
+}
+
+function fail(message, showUsage = false) {
+  process.stderr.write(`[stack] ${message}\n`);
+  if (showUsage) process.stderr.write('run `node scripts/stack.mjs --help` for the options\n');
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------
+// Processes and state
+// ---------------------------------------------------------------------------
+
+function statePath(options) {
+  return join(options.dir, 'state.json');
+}
+
+function readState(options) {
+  try {
+    return JSON.parse(readFileSync(statePath(options), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function writeState(options, state) {
+  writeFileSync(statePath(options), JSON.stringify(state, null, 2) + '\n');
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** The command line of a pid, to make sure a recorded pid still is the process the stack started. */
+function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return null; // no /proc (macOS): trust the pid
+  }
+}
+
+function isOurs(entry) {
+  if (!alive(entry.pid)) return false;
+  const cmd = commandLine(entry.pid);
+  return cmd === null || cmd.includes(entry.match);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: 'inherit', cwd: ROOT, ...options });
+  if (result.error) fail(`${command} could not run: ${result.error.message}`);
+  if (result.status !== 0) fail(`${command} ${args.join(' ')} failed with exit code ${result.status}`);
+  return result;
+}
+
+/** Starts a long-lived process in its own process group, logging to a file; it outlives this script. */
+function launch(name, command, args, { env = {}, logFile, match }) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  child.unref();
+  if (!child.pid) fail(`${name} did not start (${command}); see ${logFile}`);
+  return { name, pid: child.pid, match: match ?? command, logFile };
+}
+
+async function waitUntil(what, check, timeoutMs, logFile) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) {
+      const tail =
+        logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
+      throw new Error(
+        `${what} did not come up within ${timeoutMs / 1000} s${tail ? `; last lines of ${logFile}:\n${tail}` : ''}`,
+      );
+    }
+    await sleep(200);
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function portFree(port, host = '127.0.0.1') {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, host, () => server.close(() => resolveFree(true)));
+  });
+}
+
+async function freePortFrom(start, taken) {
+  for (let port = start; port < start + 200; port++) {
+    if (!taken.has(port) && (await portFree(port))) {
+      taken.add(port);
+      return port;
+    }
+  }
+  fail(`no free port from ${start} to ${start + 199}`);
+}
+
+function tcpAnswers(port, host = '127.0.0.1', probe, expect) {
+  return new Promise((resolveAnswer) => {
+    const socket = tcpConnect({ port, host });
+    let data = '';
+    const done = (ok) => {
+      socket.destroy();
+      resolveAnswer(ok);
+    };
+    socket.setTimeout(1500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => {
+      if (!probe) return done(true);
+      socket.write(probe);
+    });
+    socket.on('data', (chunk) => {
+      data += chunk.toString();
+      if (data.includes(expect)) done(true);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Tools: Nginx, PostgreSQL, Redis binaries
+// ---------------------------------------------------------------------------
+
+function which(name, extra = []) {
+  for (const candidate of extra) if (existsSync(candidate)) return candidate;
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+  return found || null;
+}
+
+const INSTALL_HINT = {
+  nginx: 'Debian/Ubuntu: sudo apt-get install nginx · Fedora: sudo dnf install nginx · macOS: brew install nginx',
+  postgresql:
+    'Debian/Ubuntu: sudo apt-get install postgresql · Fedora: sudo dnf install postgresql-server · macOS: brew install postgresql@16',
+  'redis-server':
+    'Debian/Ubuntu: sudo apt-get install redis-server · Fedora: sudo dnf install redis · macOS: brew install redis',
+};
+
+/** On Debian/Ubuntu as root, installs a missing package; elsewhere says exactly what to install. */
+function ensurePackage(pkg, find) {
+  const found = find();
+  if (found) return found;
+  if (isRoot && which('apt-get')) {
+    step(`installing ${pkg} with apt-get`);
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    const now = find();
+    if (now) return now;
+  }
+  fail(`${pkg} is needed but not installed. Install it and run again (${INSTALL_HINT[pkg]}).`);
+}
+
+function findNginx() {
+  return which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/opt/homebrew/bin/nginx']);
+}
+
+function findPostgresBin() {
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    const versions = readdirSync(debian)
+      .filter((v) => existsSync(join(debian, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions.length > 0) return join(debian, versions[0], 'bin');
+  }
+  const initdb = which('initdb');
+  return initdb ? dirname(initdb) : null;
+}
+
+function findRedis() {
+  return which('redis-server', [
+    '/usr/bin/redis-server',
+    '/usr/local/bin/redis-server',
+    '/opt/homebrew/bin/redis-server',
+  ]);
+}
+
+// ---------------------------------------------------------------------------
+// Services
+// ---------------------------------------------------------------------------
+
+/** PostgreSQL: the one on 5432 if it answers, otherwise a private one in .stack/postgres. */
+async function postgres(options, processes, taken) {
+  const { Client } = require('pg');
+  const tryUrl = async (url) => {
+    const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  let adminUrl;
+  let description;
+  const shared = 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (!options.privateServices && (await tryUrl(shared))) {
+    adminUrl = shared;
+    description = 'reused the server on 127.0.0.1:5432';
+  } else {
+    const bin = ensurePackage('postgresql', findPostgresBin);
+    const home = join(options.dir, 'postgres');
+    const data = join(home, 'data');
+    mkdirSync(home, { recursive: true });
+    chmodSync(home, 0o700);
+    // initdb and postgres refuse to run as root: as root, the data belongs to the postgres user.
+    const asUser = (tool, args) =>
+      isRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+    if (isRoot) chownSync(home, ...pgOwner());
+    if (!existsSync(join(data, 'PG_VERSION'))) {
+      step(`initialising a private PostgreSQL in ${relative(ROOT, data)}`);
+      const [cmd, args] = asUser('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+      run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+    const port = await freePortFrom(55432, taken);
+    const logFile = join(options.dir, 'logs', 'postgres.log');
+    if (isRoot) {
+      // The server writes this log as the postgres user.
+      writeFileSync(logFile, '', { flag: 'a' });
+      chownSync(logFile, ...pgOwner());
+    }
+    step(`starting a private PostgreSQL on 127.0.0.1:${port}`);
+    const [cmd, args] = asUser('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      logFile,
+      '-o',
+      `-p ${port} -k ${home} -c listen_addresses=127.0.0.1`,
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
+    run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    processes.push({
+      name: 'postgres',
+      pid,
+      match: data,
+      logFile,
+      stop: { pgCtl: asUser('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']) },
+    });
+    adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    description = `private server on 127.0.0.1:${port} (data in ${relative(ROOT, data)})`;
+  }
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [options.database]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${options.database}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${options.database}`;
+  return { url: url.toString(), description: `${description}, database ${options.database}` };
+}
+
+function ownerOf(path) {
+  const uid = statSync(path).uid;
+  const name = spawnSync('id', ['-nu', String(uid)], { encoding: 'utf8' }).stdout.trim();
+  return name || 'root';
+}
+
+function pgOwner() {
+  return [
+    Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  ];
+}
+
+/** Redis: the one on 6379 if it answers PING, otherwise a private one (append-only, so jobs survive) in .stack/redis. */
+async function redis(options, processes, taken) {
+  if (!options.privateServices && (await tcpAnswers(6379, '127.0.0.1', 'PING\r\n', '+PONG'))) {
+    return { url: 'redis://127.0.0.1:6379', description: 'reused the server on 127.0.0.1:6379' };
+  }
+  const binary = ensurePackage('redis-server', findRedis);
+  const data = join(options.dir, 'redis');
+  mkdirSync(data, { recursive: true });
+  const port = await freePortFrom(56379, taken);
+  const logFile = join(options.dir, 'logs', 'redis.log');
+  step(`starting a private Redis on 127.0.0.1:${port}`);
+  const entry = launch(
+    'redis',
+    binary,
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      data,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--daemonize',
+      'no',
+    ],
+    {
+      logFile,
+      match: 'redis-server',
+    },
+  );
+  processes.push(entry);
+  await waitUntil('Redis', () => tcpAnswers(port, '127.0.0.1', 'PING\r\n', '+PONG'), 15_000, logFile);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    description: `private server on 127.0.0.1:${port} (data in ${relative(ROOT, data)})`,
+  };
+}
+
+function secrets(options) {
+  const file = join(options.dir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const made = {
+    apiKey: `hk_dev_${randomBytes(18).toString('base64url')}`,
+    jwtSecret: randomBytes(32).toString('base64url'),
+  };
+  writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
+  return made;
+}
+
+async function ipv6Loopback() {
+  return new Promise((resolveV6) => {
+    const server = createServer();
+    server.once('error', () => resolveV6(false));
+    server.listen(0, '::1', () => server.close(() => resolveV6(true)));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// up / down
+// ---------------------------------------------------------------------------
+
+async function up(options) {
+  const previous = readState(options);
+  if (previous) {
+    const running = previous.processes.filter(isOurs);
+    if (running.length > 0) {
+      fail(
+        `a stack is already running (${running.map((p) => `${p.name} pid ${p.pid}`).join(', ')}): ` +
+          `stop it with npm run down, or use another --port`,
+      );
+    }
+    rmSync(statePath(options), { force: true });
+  }
+  mkdirSync(join(options.dir, 'logs'), { recursive: true });
+
+  if (!(await portFree(options.port))) fail(`port ${options.port} is taken: stop what uses it, or pass --port N`);
+
+  if (!existsSync(join(ROOT, 'node_modules', '.package-lock.json'))) {
+    step('installing npm packages (npm ci)');
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+  }
+  step('building (npm run build)');
+  run('npm', ['run', '--silent', 'build']);
+  const nginx = ensurePackage('nginx', findNginx);
+
+  const processes = [];
+  const state = { startedAt: new Date().toISOString(), port: options.port, processes };
+  const taken = new Set([options.port]);
+  let stopping = false;
+  const abort = async (error) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`[stack] ${error instanceof Error ? error.message : String(error)}\n`);
+    step('stopping what was started');
+    await stopAll(processes);
+    rmSync(statePath(options), { force: true });
+    process.exit(1);
+  };
+  process.once('SIGINT', () => void abort('interrupted while starting'));
+  process.once('SIGTERM', () => void abort('terminated while starting'));
+
+  try {
+    const pg = await postgres(options, processes, taken);
+    writeState(options, state);
+    step(`PostgreSQL: ${pg.description}`);
+    const rd = await redis(options, processes, taken);
+    writeState(options, state);
+    step(`Redis: ${rd.description}`);
+
+    const keys = secrets(options);
+    const env = {
+      DATABASE_URL: pg.url,
+      REDIS_URL: rd.url,
+      HERALD_REDIS_PREFIX: options.redisPrefix,
+      HERALD_API_KEYS: keys.apiKey,
+      HERALD_JWT_SECRET: keys.jwtSecret,
+      HERALD_TRUSTED_PROXIES: '127.0.0.1,::1',
+      LOG_FORMAT: 'json',
+    };
+    step('applying migrations');
+    run(process.execPath, ['dist/apps/herald/database/migrate.js'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+
+    const replicas = [];
+    for (let i = 1; i <= options.replicas; i++) {
+      const port = await freePortFrom(3000 + i, taken);
+      const id = `herald-${i}`;
+      const logFile = join(options.dir, 'logs', `${id}.log`);
+      const entry = launch(id, process.execPath, [join(ROOT, 'dist/apps/herald/main.js')], {
+        env: { ...env, PORT: String(port), REPLICA_ID: id },
+        logFile,
+        match: 'dist/apps/herald/main.js',
+      });
+      processes.push(entry);
+      writeState(options, state);
+      replicas.push({ id, port, logFile });
+    }
+    step(`starting ${replicas.map((r) => `${r.id} on :${r.port}`).join(', ')}`);
+    await Promise.all(
+      replicas.map((r) =>
+        waitUntil(
+          `${r.id}`,
+          async () => (await fetch(`http://127.0.0.1:${r.port}/health/ready`)).status === 200,
+          60_000,
+          r.logFile,
+        ),
+      ),
+    );
+
+    const render = require(join(ROOT, 'nginx', 'render.js'));
+    const nginxDir = join(options.dir, 'nginx');
+    mkdirSync(join(nginxDir, 'tmp'), { recursive: true });
+    const builtConsole = join(ROOT, 'dist', 'admin', 'browser');
+    const listen = [`127.0.0.1:${options.port}`, ...((await ipv6Loopback()) ? [`[::1]:${options.port}`] : [])];
+    const configFile = join(nginxDir, 'nginx.conf');
+    writeFileSync(
+      configFile,
+      render.render('local', {
+        listen,
+        upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
+        adminRoot: existsSync(join(builtConsole, 'index.html')) ? builtConsole : render.PLACEHOLDER_ROOT,
+        dir: nginxDir,
+        // As root, workers would be `nobody`, who may not reach a project under /root: run them as its owner.
+        ...(isRoot ? { user: ownerOf(ROOT) } : {}),
+      }),
+    );
+    const check = spawnSync(nginx, ['-t', '-c', configFile], { encoding: 'utf8' });
+    if (check.status !== 0) throw new Error(`nginx -t refused ${configFile}:\n${check.stderr}`);
+    const nginxLog = join(options.dir, 'logs', 'nginx.log');
+    processes.push(
+      launch('nginx', nginx, ['-c', configFile, '-g', 'daemon off;'], { logFile: nginxLog, match: configFile }),
+    );
+    writeState(options, state);
+    step(`starting Nginx on http://localhost:${options.port}`);
+    await waitUntil(
+      'Nginx',
+      async () => (await fetch(`http://127.0.0.1:${options.port}/health/ready`)).status === 200,
+      20_000,
+      nginxLog,
+    );
+    banner(options, keys, replicas, pg, rd);
+  } catch (error) {
+    await abort(error);
+    return;
+  }
+
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  if (options.detach) {
+    step('detached: the stack keeps running; stop it with npm run down');
+    process.exit(0);
+  }
+  // Foreground: watch the children, stop everything on Ctrl-C.
+  const watch = setInterval(() => {
+    for (const p of processes) {
+      if (!p.reported && !alive(p.pid)) {
+        p.reported = true;
+        step(`${p.name} (pid ${p.pid}) has exited; see ${relative(process.cwd(), p.logFile)}`);
+      }
+    }
+  }, 1000);
+  const stop = async (signal) => {
+    clearInterval(watch);
+    process.stdout.write('\n');
+    step(`${signal}: stopping the stack`);
+    await stopAll(processes);
+    rmSync(statePath(options), { force: true });
+    step('stopped');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+function banner(options, keys, replicas, pg, rd) {
+  const base = `http://localhost:${options.port}`;
+  const logs = relative(process.cwd(), join(options.dir, 'logs')) || '.';
+  const body = JSON.stringify({ to: { users: ['alice'] }, event: 'greeting', payload: { text: 'Hello, Alice!' } });
+  const lines = [
+    '',
+    `Herald is up at ${base}`,
+    '',
+    `  REST API       ${base}/v1/`,
+    `  WebSocket      ws://localhost:${options.port}/ws`,
+    `  Health         ${base}/health/ready`,
+    `  Admin console  ${base}/admin/`,
+    ...replicas.map((r) => `  Replica        ${r.id} http://127.0.0.1:${r.port} (direct, not through Nginx)`),
+    `  PostgreSQL     ${pg.description}`,
+    `  Redis          ${rd.description}, key prefix ${options.redisPrefix}`,
+    `  Logs           ${logs}/ (one file per process)`,
+    '',
+    `API key (publisher): ${keys.apiKey}`,
+    '',
+    'Connect as alice (prints each notification and acks it):',
+    `  npm run connect -- alice`,
+    '',
+    'Publish a notification to alice:',
+    `  curl -sS -X POST ${base}/v1/notifications -H 'Authorization: Bearer ${keys.apiKey}' -H 'Content-Type: application/json' -d '${body}'`,
+    '',
+    options.detach ? 'Stop: npm run down' : 'Stop: Ctrl-C here (or npm run down from another terminal)',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Stops Nginx first, then the replicas together, then Redis and PostgreSQL; politely, waiting until each is gone. */
+async function stopAll(processes) {
+  const tier = (p) => (p.name === 'nginx' ? 0 : p.name.startsWith('herald') ? 1 : p.name === 'redis' ? 2 : 3);
+  for (const level of [0, 1, 2, 3]) {
+    await Promise.all(processes.filter((p) => tier(p) === level).map(stopOne));
+  }
+}
+
+async function stopOne(p) {
+  if (!isOurs(p)) return;
+  if (p.stop?.pgCtl) {
+    const [cmd, args] = p.stop.pgCtl;
+    spawnSync(cmd, args, { stdio: 'ignore' });
+  } else {
+    // Nginx: SIGQUIT finishes open requests; replicas: SIGTERM drains; Redis: SIGTERM syncs its append-only file.
+    signal(p.pid, p.name === 'nginx' ? 'SIGQUIT' : 'SIGTERM');
+  }
+  const deadline = Date.now() + (p.name.startsWith('herald') ? 20_000 : 10_000);
+  while (alive(p.pid) && Date.now() < deadline) await sleep(100);
+  if (alive(p.pid)) {
+    step(`${p.name} (pid ${p.pid}) did not stop in time: killing it`);
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      signal(p.pid, 'SIGKILL');
+    }
+    while (alive(p.pid)) await sleep(50);
+  }
+  step(`stopped ${p.name} (pid ${p.pid})`);
+}
+
+function signal(pid, name) {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+async function down(options) {
+  const state = readState(options);
+  if (!state) {
+    step(`nothing to stop: no ${relative(process.cwd(), statePath(options))}`);
+    return;
+  }
+  const running = state.processes.filter(isOurs);
+  if (running.length === 0) step('nothing was running any more');
+  await stopAll(state.processes);
+  rmSync(statePath(options), { force: true });
+  step('stopped');
+}
+
+function status(options) {
+  const state = readState(options);
+  if (!state) {
+    step('not running');
+    return;
+  }
+  for (const p of state.processes) step(`${p.name.padEnd(9)} pid ${p.pid} ${isOurs(p) ? 'running' : 'gone'}`);
+  step(`http://localhost:${state.port}`);
+}
+
+const options = parseArgs(process.argv.slice(2));
+if (options.command === 'up') await up(options);
+else if (options.command === 'down') await down(options);
+else status(options);
