@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { nginxRender } from '../helpers/edge';
+import { repoRoot } from '../helpers/paths';
+
+const root = repoRoot();
+const SECRETS = {
+  HERALD_API_KEYS: 'compose-check-key-0123456789',
+  HERALD_JWT_SECRET: 'x'.repeat(40),
+  POSTGRES_PASSWORD: 'pw',
+};
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; target?: string };
+  environment?: Record<string, string>;
+  healthcheck?: { test: string[] };
+  volumes?: (string | { source: string; target: string })[];
+  ports?: (string | { published: number | string; target: number })[];
+  networks?: Record<string, { ipv4_address?: string } | null>;
+  depends_on?: Record<string, { condition: string }>;
+}
+
+/** `docker-compose config`: the validator that needs no Docker engine (CI installs Debian's docker-compose). */
+function composeConfig(env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', ...env },
+  });
+  if (result.error)
+    throw new Error(`docker-compose is not installed (apt-get install docker-compose): ${result.error.message}`);
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('docker-compose.yml and the Dockerfile', () => {
+  it('validates, and names each missing secret instead of starting without it', () => {
+    const valid = composeConfig(SECRETS);
+    expect({ status: valid.status, stderr: valid.stderr }).toEqual({ status: 0, stderr: '' });
+
+    const missing = composeConfig({ HERALD_API_KEYS: SECRETS.HERALD_API_KEYS, POSTGRES_PASSWORD: 'pw' });
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('set HERALD_JWT_SECRET in .env');
+  });
+
+  it('runs PostgreSQL, Redis, two replicas and Nginx, each health-checked, with data on volumes', () => {
+    const config = parse(composeConfig(SECRETS).stdout) as {
+      services: Record<string, ComposeService>;
+      volumes: Record<string, unknown>;
+    };
+    const services = config.services;
+    expect(Object.keys(services).sort()).toEqual(['herald-1', 'herald-2', 'nginx', 'postgres', 'redis']);
+    for (const [name, service] of Object.entries(services)) {
+      expect({ name, healthcheck: Array.isArray(service.healthcheck?.test) }).toEqual({ name, healthcheck: true });
+    }
+    const volumeTargets = (s: ComposeService) =>
+      (s.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':')[1] : v.target));
+    expect(volumeTargets(services.postgres!)).toEqual(['/var/lib/postgresql/data']);
+    expect(volumeTargets(services.redis!)).toEqual(['/data']);
+    expect(Object.keys(config.volumes).sort()).toEqual(['pgdata', 'redisdata']);
+
+    // The rendered Nginx config points at these replicas, on the port they listen on.
+    const nginxConfig = readFileSync(nginxRender.COMPOSE_OUTPUT, 'utf8');
+    const upstreams = [...nginxConfig.matchAll(/^\s*server (\S+) max_fails/gm)].map((m) => m[1]);
+    const replicas = ['herald-1', 'herald-2'];
+    expect(upstreams).toEqual(replicas.map((name) => `${name}:${services[name]!.environment!.PORT}`));
+    const nginxAddress = services.nginx!.networks!.herald!.ipv4_address;
+    for (const name of replicas) {
+      const service = services[name]!;
+      expect(service.build?.target).toBe('herald');
+      expect(service.environment).toMatchObject({
+        REPLICA_ID: name,
+        HERALD_TRUSTED_PROXIES: nginxAddress,
+        REDIS_URL: 'redis://redis:6379',
+      });
+      expect(service.depends_on).toEqual({
+        postgres: { condition: 'service_healthy' },
+        redis: { condition: 'service_healthy' },
+      });
+    }
+    expect(services.nginx!.build?.target).toBe('edge');
+    const published = (services.nginx!.ports ?? []).map((p) =>
+      typeof p === 'string' ? p : `${p.published}:${p.target}`,
+    );
+    expect(published).toEqual(['8080:8080']);
+  });
+
+  it('builds the image with the same commands as a local checkout, from files that exist', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const runs = [...dockerfile.matchAll(/^RUN (.+)$/gm)].map((m) => m[1]);
+    expect(runs).toEqual(['npm ci --no-audit --no-fund', 'npm run build', 'npm prune --omit=dev --no-audit --no-fund']);
+    // npm run up and npm test install and build the same way.
+    expect(readFileSync(join(root, 'scripts', 'stack.mjs'), 'utf8')).toContain(
+      "run('npm', ['ci', '--no-audit', '--no-fund'])",
+    );
+    expect(readFileSync(join(root, 'scripts', 'stack.mjs'), 'utf8')).toContain(
+      "run('npm', ['run', '--silent', 'build'])",
+    );
+    expect(readFileSync(join(root, 'scripts', 'test.mjs'), 'utf8')).toContain(
+      "run('npm', ['ci', '--no-audit', '--no-fund'])",
+    );
+
+    // Sources from the build context exist; what the build stage copies out is what `npm run build` makes.
+    const copies = [...dockerfile.matchAll(/^COPY (.+)$/gm)].map((m) => m[1]!.split(/\s+/));
+    expect(copies.length).toBeGreaterThan(5);
+    for (const words of copies) {
+      const fromStage = words.some((w) => w.startsWith('--from='));
+      const sources = words.filter((w) => !w.startsWith('--')).slice(0, -1);
+      for (const source of sources) {
+        if (fromStage) expect(source).toMatch(/^\/app\//);
+        const path = join(root, source.replace(/^\/app\//, ''));
+        expect({ source, exists: existsSync(path) }).toEqual({ source, exists: true });
+      }
+    }
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n');
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'dist', '.stack', '.env', '.git']));
+  });
+});
