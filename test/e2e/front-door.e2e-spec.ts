@@ -1,5 +1,6 @@
 import type { NotificationFrame, WelcomeFrame } from '@herald/protocol';
 import { Redis } from 'ioredis';
+import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,22 @@ import { TestClient } from '../helpers/ws-client';
 
 const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
 const isWelcome = (f: { type: string }): f is WelcomeFrame => f.type === 'welcome';
+
+/** What an upgrade attempt got: an HTTP refusal (with its Retry-After), an open socket, or a network error. */
+function upgradeOutcome(url: string): Promise<{ status: number | 'open' | 'error'; retryAfter?: string }> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url);
+    socket.once('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode ?? 0, retryAfter: String(response.headers['retry-after']) });
+      socket.terminate();
+    });
+    socket.once('open', () => {
+      resolve({ status: 'open' });
+      socket.terminate();
+    });
+    socket.once('error', () => resolve({ status: 'error' }));
+  });
+}
 
 async function welcomeOf(client: TestClient): Promise<WelcomeFrame> {
   return client.next(isWelcome);
@@ -147,9 +164,13 @@ describe('Front door: Nginx in front of two replicas', () => {
     expect(underLimit.body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', requestId: 'edge-under-limit-1' });
     expect(underLimit.headers.get('x-herald-replica')).not.toBeNull();
 
-    const unknown = await request<{ error: { code: string } }>(edge.http, 'GET', '/metrics', { apiKey: null });
+    const unknown = await request<{ error: { code: string; requestId: string } }>(edge.http, 'GET', '/metrics', {
+      apiKey: null,
+      headers: { 'x-request-id': 'not"json' }, // not a sane id: replaced, so the body stays valid JSON
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.code).toBe('NOT_FOUND');
+    expect(unknown.body.error.requestId).toMatch(/^[0-9a-f]{32}$/);
     expect(unknown.headers.get('x-herald-replica')).toBeNull(); // metrics stay off the internet
 
     const ready = await fetch(`${edge.http}/health/ready`);
@@ -178,6 +199,36 @@ describe('Front door: Nginx in front of two replicas', () => {
     const api = await fetch(`${edge.http}/admin/api/anything`);
     expect(api.headers.get('x-herald-replica')).not.toBeNull();
     expect(api.status).toBe(404);
+  });
+
+  it('a draining replica refuses new sockets with 503 before the upgrade and reports not ready; Nginx sends them to the other', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const token = userToken(user('erin'));
+    // Sockets held by r1 give its drain some work (each is closed 1001).
+    const held = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(r1.ws, token)));
+    const stopping = r1.stop();
+    try {
+      const seen = await waitFor(
+        'r1 to report draining and refuse an upgrade',
+        async () => {
+          const ready = await fetch(`${r1.http}/health/ready`);
+          const report = (await ready.json()) as { status: string };
+          if (ready.status !== 503 || report.status !== 'draining') return undefined;
+          const outcome = await upgradeOutcome(`${r1.ws}?token=${encodeURIComponent(token)}`);
+          return outcome.status === 503 ? outcome : undefined;
+        },
+        5_000,
+        5,
+      );
+      expect(seen.retryAfter).toBe('1');
+      const via = await TestClient.connect(edge.ws, token);
+      clients.push(via);
+      expect((await welcomeOf(via)).replicaId).toBe(r2.id);
+      for (const client of held) expect(await client.waitClosed()).toBe(1001);
+      expect(await stopping).toBe(0);
+    } finally {
+      await r1.start();
+    }
   });
 
   // Last: it kills a replica.

@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
+import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
@@ -17,6 +18,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        LifecycleModule,
         DatabaseModule,
         RedisModule,
         BullModule.forRoot({

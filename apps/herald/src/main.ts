@@ -8,6 +8,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
 import { compileProxyTrust } from './common/client-address';
+import { DrainState } from './common/lifecycle.module';
 import { HeraldLogger } from './common/herald-logger';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdMiddleware, requestIdOf } from './common/request-id';
@@ -82,6 +83,7 @@ async function bootstrap(): Promise<void> {
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
+    app.get(DrainState).begin();
     log.log({ message: 'shutting down', signal, replicaId: config.replicaId });
     app.close().then(
       () => process.exit(0),

@@ -6,6 +6,7 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
+import { DrainState } from '../common/lifecycle.module';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { ConnectionService } from '../delivery/connection.service';
@@ -26,6 +27,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     private readonly auth: UpgradeAuthService,
     private readonly connections: ConnectionService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly drain: DrainState,
   ) {
     this.proxyTrust = compileProxyTrust(config.trustedProxies);
   }
@@ -35,6 +37,11 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     server.options.maxPayload = this.config.maxMessageBytes;
     server.options.perMessageDeflate = false;
     server.options.verifyClient = (info, callback) => {
+      if (this.drain.isDraining) {
+        // Before the upgrade, so a proxy can send the client to another replica (Nginx: http_503).
+        callback(false, 503, 'Server shutting down', { 'Retry-After': '1' });
+        return;
+      }
       const decision = this.auth.decide(info.req);
       if (!decision.ok) {
         callback(false, decision.status, decision.message);

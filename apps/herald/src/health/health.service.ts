@@ -1,12 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
+import { DrainState } from '../common/lifecycle.module';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { REDIS } from '../redis/redis.module';
 
 export interface ReadyReport {
-  status: 'ok' | 'unavailable';
+  /** `draining`: shutting down; it finishes what it holds but takes nothing new. */
+  status: 'ok' | 'unavailable' | 'draining';
   replicaId: string;
   checks: { postgres: 'up' | 'down'; redis: 'up' | 'down' };
 }
@@ -26,6 +28,7 @@ export class HealthService {
     private readonly dataSource: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly drain: DrainState,
   ) {}
 
   async ready(): Promise<ReadyReport> {
@@ -40,7 +43,7 @@ export class HealthService {
       ),
     ]);
     return {
-      status: postgres === 'up' && redis === 'up' ? 'ok' : 'unavailable',
+      status: this.drain.isDraining ? 'draining' : postgres === 'up' && redis === 'up' ? 'ok' : 'unavailable',
       replicaId: this.config.replicaId,
       checks: { postgres, redis },
     };
