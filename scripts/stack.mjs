@@ -483,7 +483,7 @@ async function up(options) {
     if (running.length > 0) {
       fail(
         `a stack is already running (${running.map((p) => `${p.name} pid ${p.pid}`).join(', ')}): ` +
-          `stop it with npm run down, or use another --port`,
+          `stop it with npm run down first`,
       );
     }
     rmSync(statePath(options), { force: true });
@@ -577,6 +577,8 @@ async function up(options) {
       render.render('local', {
         listen,
         upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
+        // In step with the replicas, which read the same variable (or its default).
+        ...(process.env.HERALD_MAX_BODY_BYTES ? { maxBodyBytes: Number(process.env.HERALD_MAX_BODY_BYTES) } : {}),
         adminRoot: existsSync(join(builtConsole, 'index.html')) ? builtConsole : render.PLACEHOLDER_ROOT,
         dir: nginxDir,
         // As root, workers would be `nobody`, who may not reach a project under /root: run them as its owner.

@@ -107,7 +107,7 @@ export class Edge {
     return edge;
   }
 
-  /** Graceful stop (SIGQUIT lets open requests finish; sockets are cut after the worker shutdown timeout). */
+  /** Fast stop (SIGTERM): open connections are closed at once. */
   async stop(): Promise<void> {
     if (!this.process) return;
     this.process.kill('SIGTERM');

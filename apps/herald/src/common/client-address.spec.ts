@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { clientAddress, clientProtocol, compileProxyTrust } from './client-address';
+import { clientAddress, compileProxyTrust } from './client-address';
 
 function request(remoteAddress: string | undefined, headers: Record<string, string> = {}): IncomingMessage {
   const socket = { remoteAddress };
@@ -34,14 +34,5 @@ describe('clientAddress', () => {
       '192.0.2.1',
     );
     expect(clientAddress(request(undefined), trust)).toBe('unknown');
-  });
-});
-
-describe('clientProtocol', () => {
-  it('believes X-Forwarded-Proto only from a trusted proxy', () => {
-    const trust = compileProxyTrust(['127.0.0.1']);
-    expect(clientProtocol(request('127.0.0.1', { 'x-forwarded-proto': 'https' }), trust)).toBe('https');
-    expect(clientProtocol(request('127.0.0.9', { 'x-forwarded-proto': 'https' }), trust)).toBe('http');
-    expect(clientProtocol(request('127.0.0.1', { 'x-forwarded-proto': 'gopher' }), trust)).toBe('http');
   });
 });

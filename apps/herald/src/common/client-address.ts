@@ -21,16 +21,6 @@ export function clientAddress(request: IncomingMessage, trust: ProxyTrust): stri
   return unmapIPv4(proxyaddr(request, trust));
 }
 
-/** `https` or `http` as the client used it: `X-Forwarded-Proto` counts only from a trusted proxy. */
-export function clientProtocol(request: IncomingMessage, trust: ProxyTrust): 'http' | 'https' {
-  const direct = 'encrypted' in request.socket && request.socket.encrypted ? 'https' : 'http';
-  const peer = request.socket.remoteAddress;
-  if (!peer || !trust(peer, 0)) return direct;
-  const forwarded = request.headers['x-forwarded-proto'];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
-  return first === 'https' || first === 'http' ? first : direct;
-}
-
 function unmapIPv4(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
