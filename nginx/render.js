@@ -71,11 +71,14 @@ function render(target, options) {
   return text;
 }
 
-/** The docker-compose stack: two replicas by service name, the console baked into the edge image. */
+/**
+ * The docker-compose stack: the replicas at their fixed addresses (docker-compose.yml), not by name, so
+ * Nginx starts even while a replica container is down; the console is baked into the edge image.
+ */
 function renderCompose() {
   return render('compose', {
     listen: '8080',
-    upstreams: ['herald-1:3000', 'herald-2:3000'],
+    upstreams: ['172.28.0.11:3000', '172.28.0.12:3000'],
     adminRoot: '/usr/share/nginx/html/admin',
   });
 }

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { nginxRender } from '../helpers/edge';
@@ -25,11 +26,18 @@ interface ComposeService {
 
 /** `docker-compose config`: the validator that needs no Docker engine (CI installs Debian's docker-compose). */
 function composeConfig(env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', ...env },
-  });
+  // An empty --env-file: a developer's own .env must not change what is checked.
+  const emptyEnv = join(mkdtempSync(join(tmpdir(), 'herald-compose-')), 'empty.env');
+  writeFileSync(emptyEnv, '');
+  const result = spawnSync(
+    'docker-compose',
+    ['--env-file', emptyEnv, '-f', join(root, 'docker-compose.yml'), 'config'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', ...env },
+    },
+  );
   if (result.error)
     throw new Error(`docker-compose is not installed (apt-get install docker-compose): ${result.error.message}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -61,11 +69,13 @@ describe('docker-compose.yml and the Dockerfile', () => {
     expect(volumeTargets(services.redis!)).toEqual(['/data']);
     expect(Object.keys(config.volumes).sort()).toEqual(['pgdata', 'redisdata']);
 
-    // The rendered Nginx config points at these replicas, on the port they listen on.
+    // The rendered Nginx config points at these replicas' fixed addresses, on the port they listen on.
     const nginxConfig = readFileSync(nginxRender.COMPOSE_OUTPUT, 'utf8');
     const upstreams = [...nginxConfig.matchAll(/^\s*server (\S+) max_fails/gm)].map((m) => m[1]);
     const replicas = ['herald-1', 'herald-2'];
-    expect(upstreams).toEqual(replicas.map((name) => `${name}:${services[name]!.environment!.PORT}`));
+    expect(upstreams).toEqual(
+      replicas.map((name) => `${services[name]!.networks!.herald!.ipv4_address}:${services[name]!.environment!.PORT}`),
+    );
     const nginxAddress = services.nginx!.networks!.herald!.ipv4_address;
     for (const name of replicas) {
       const service = services[name]!;
