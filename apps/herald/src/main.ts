@@ -74,9 +74,10 @@ async function bootstrap(): Promise<void> {
   app.useGlobalFilters(new HttpErrorFilter());
   // Frames are parsed by the gateway itself, which answers bad ones; Nest's parser stays out of the way.
   app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
-  await app.listen(config.port);
+  if (config.host) await app.listen(config.port, config.host);
+  else await app.listen(config.port);
   const log = new Logger('Main');
-  log.log({ message: 'herald listening', port: config.port, replicaId: config.replicaId });
+  log.log({ message: 'herald listening', host: config.host || '*', port: config.port, replicaId: config.replicaId });
 
   // Graceful shutdown: clients closed 1001, in-flight acks written, workers stopped, then exit 0.
   let stopping = false;

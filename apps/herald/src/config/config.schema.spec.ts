@@ -16,6 +16,7 @@ describe('parseConfig', () => {
       apiKeys: ['key-0123456789abcdef'],
       redisPrefix: 'herald',
       trustedProxies: [],
+      host: '',
     });
     expect(config.replicaId).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
   });
@@ -33,6 +34,8 @@ describe('parseConfig', () => {
   it('accepts proxy addresses, ranges and named ranges, and refuses anything else', () => {
     const config = parseConfig({ ...minimal, HERALD_TRUSTED_PROXIES: '127.0.0.1, 172.28.0.0/16,loopback' });
     expect(config.trustedProxies).toEqual(['127.0.0.1', '172.28.0.0/16', 'loopback']);
+    expect(parseConfig({ ...minimal, HOST: '127.0.0.1' }).host).toBe('127.0.0.1');
+    expect(() => parseConfig({ ...minimal, HOST: 'localhost' })).toThrow(/HOST="localhost" must be an IP address/);
     expect(() => parseConfig({ ...minimal, HERALD_TRUSTED_PROXIES: 'nginx.local' })).toThrow(
       /HERALD_TRUSTED_PROXIES="nginx.local" each entry must be an IP address/,
     );

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
@@ -47,6 +48,15 @@ interface VariableSpec {
 
 export const CONFIG_VARIABLES = {
   PORT: { schema: int(1, 65535), default: '3000', description: 'HTTP and WebSocket port of this replica.' },
+  HOST: {
+    schema: z
+      .string()
+      .trim()
+      .refine((value) => value === '' || isIP(value) !== 0, 'must be an IP address such as 127.0.0.1, or empty'),
+    default: '',
+    description:
+      'Address this replica listens on; empty listens on every interface. Behind a local proxy, `127.0.0.1` keeps the replica unreachable except through it.',
+  },
   DATABASE_URL: {
     schema: url(['postgres:', 'postgresql:']),
     default: 'postgres://postgres@127.0.0.1:5432/herald',
@@ -226,6 +236,8 @@ export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
 
 export interface HeraldConfig {
   port: number;
+  /** Empty: every interface. */
+  host: string;
   databaseUrl: string;
   redisUrl: string;
   replicaId: string;
@@ -298,6 +310,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: values.PORT as number,
+    host: values.HOST as string,
     databaseUrl: values.DATABASE_URL as string,
     redisUrl: values.REDIS_URL as string,
     replicaId: values.REPLICA_ID as string,
