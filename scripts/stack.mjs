@@ -11,7 +11,7 @@
 // Everything it makes lives in .stack/ : logs/, secrets.json, state.json, nginx/, and private
 // postgres/ and redis/ data when those are started here.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -30,6 +30,7 @@ import { connect as tcpConnect, createServer } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+let aborting = false;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const isRoot = process.getuid?.() === 0;
@@ -124,6 +125,9 @@ function step(message) {
   process.stdout.write(`[stack ${seconds}s] ${message}\n`);
 }
 
+/** A failure while starting: `up` stops what it started, then reports it. */
+class StackError extends Error {}
+
 function fail(message, showUsage = false) {
   process.stderr.write(`[stack] ${message}\n`);
   if (showUsage) process.stderr.write('run `node scripts/stack.mjs --help` for the options\n');
@@ -150,13 +154,28 @@ function writeState(options, state) {
   writeFileSync(statePath(options), JSON.stringify(state, null, 2) + '\n');
 }
 
+/** /proc/<pid>/stat fields after the command name: [state, ppid, ...]; null without /proc. */
+function procStat(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** When the process started (clock ticks since boot), to tell it from a later one that got the same pid. */
+function startTime(pid) {
+  return procStat(pid)?.[19] ?? null;
+}
+
 function alive(pid) {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return error.code === 'EPERM';
+    if (error.code !== 'EPERM') return false;
   }
+  return procStat(pid)?.[0] !== 'Z'; // a zombie has exited; only its parent has not collected it
 }
 
 /** The command line of a pid, to make sure a recorded pid still is the process the stack started. */
@@ -164,25 +183,27 @@ function commandLine(pid) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
   } catch {
-    return null; // no /proc (macOS): trust the pid
+    return null; // no /proc (macOS): the pid and start time are all there is
   }
 }
 
 function isOurs(entry) {
   if (!alive(entry.pid)) return false;
+  if (entry.startTime && startTime(entry.pid) !== entry.startTime) return false; // pid reused
   const cmd = commandLine(entry.pid);
   return cmd === null || cmd.includes(entry.match);
 }
 
 function run(command, args, options = {}) {
   const result = spawnSync(command, args, { stdio: 'inherit', cwd: ROOT, ...options });
-  if (result.error) fail(`${command} could not run: ${result.error.message}`);
-  if (result.status !== 0) fail(`${command} ${args.join(' ')} failed with exit code ${result.status}`);
+  if (result.error) throw new StackError(`${command} could not run: ${result.error.message}`);
+  if (result.status !== 0) throw new StackError(`${command} ${args.join(' ')} failed with exit code ${result.status}`);
   return result;
 }
 
 /** Starts a long-lived process in its own process group, logging to a file; it outlives this script. */
 function launch(name, command, args, { env = {}, logFile, match }) {
+  if (aborting) throw new StackError(`not starting ${name}: the stack is being stopped`);
   const fd = openSync(logFile, 'a');
   const child = spawn(command, args, {
     cwd: ROOT,
@@ -192,8 +213,8 @@ function launch(name, command, args, { env = {}, logFile, match }) {
   });
   closeSync(fd);
   child.unref();
-  if (!child.pid) fail(`${name} did not start (${command}); see ${logFile}`);
-  return { name, pid: child.pid, match: match ?? command, logFile };
+  if (!child.pid) throw new StackError(`${name} did not start (${command}); see ${logFile}`);
+  return { name, pid: child.pid, match: match ?? command, startTime: startTime(child.pid), logFile };
 }
 
 async function waitUntil(what, check, timeoutMs, logFile) {
@@ -232,7 +253,7 @@ async function freePortFrom(start, taken) {
       return port;
     }
   }
-  fail(`no free port from ${start} to ${start + 199}`);
+  throw new StackError(`no free port from ${start} to ${start + 199}`);
 }
 
 function tcpAnswers(port, host = '127.0.0.1', probe, expect) {
@@ -287,7 +308,7 @@ function ensurePackage(pkg, find) {
     const now = find();
     if (now) return now;
   }
-  fail(`${pkg} is needed but not installed. Install it and run again (${INSTALL_HINT[pkg]}).`);
+  throw new StackError(`${pkg} is needed but not installed. Install it and run again (${INSTALL_HINT[pkg]}).`);
 }
 
 function findNginx() {
@@ -341,16 +362,26 @@ async function postgres(options, processes, taken) {
     description = 'reused the server on 127.0.0.1:5432';
   } else {
     const bin = ensurePackage('postgresql', findPostgresBin);
-    const home = join(options.dir, 'postgres');
+    // initdb and postgres refuse to run as root: as root, the data belongs to the postgres user, who must be
+    // able to reach it. Under a folder it cannot enter (a project in /root), the data goes to /var/tmp.
+    const asUser = (tool, args) =>
+      isRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+    let home = join(options.dir, 'postgres');
+    if (isRoot && spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', options.dir]).status !== 0) {
+      home = join(
+        '/var/tmp',
+        `herald-stack-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`,
+        'postgres',
+      );
+      step(`the postgres user cannot enter ${options.dir}: keeping the private PostgreSQL data in ${home}`);
+      mkdirSync(dirname(home), { recursive: true, mode: 0o755 });
+    }
     const data = join(home, 'data');
     mkdirSync(home, { recursive: true });
     chmodSync(home, 0o700);
-    // initdb and postgres refuse to run as root: as root, the data belongs to the postgres user.
-    const asUser = (tool, args) =>
-      isRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
     if (isRoot) chownSync(home, ...pgOwner());
     if (!existsSync(join(data, 'PG_VERSION'))) {
-      step(`initialising a private PostgreSQL in ${relative(ROOT, data)}`);
+      step(`initialising a private PostgreSQL in ${shown(data)}`);
       const [cmd, args] = asUser('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
       run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     }
@@ -374,17 +405,25 @@ async function postgres(options, processes, taken) {
       '60',
       'start',
     ]);
-    run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    processes.push({
-      name: 'postgres',
-      pid,
-      match: data,
-      logFile,
-      stop: { pgCtl: asUser('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']) },
-    });
+    try {
+      run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    } finally {
+      // Recorded even when pg_ctl failed or timed out: the server it detached may be running all the same.
+      const pidFile = join(data, 'postmaster.pid');
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+        processes.push({
+          name: 'postgres',
+          pid,
+          match: data,
+          startTime: startTime(pid),
+          logFile,
+          stop: { pgCtl: asUser('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']) },
+        });
+      }
+    }
     adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    description = `private server on 127.0.0.1:${port} (data in ${relative(ROOT, data)})`;
+    description = `private server on 127.0.0.1:${port} (data in ${shown(data)})`;
   }
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
@@ -399,10 +438,18 @@ async function postgres(options, processes, taken) {
   return { url: url.toString(), description: `${description}, database ${options.database}` };
 }
 
+/** A path relative to the project when inside it, else absolute. */
+function shown(path) {
+  const rel = relative(ROOT, path);
+  return rel.startsWith('..') ? path : rel;
+}
+
+/** `user group` owning a folder, for Nginx's `user` directive. */
 function ownerOf(path) {
-  const uid = statSync(path).uid;
-  const name = spawnSync('id', ['-nu', String(uid)], { encoding: 'utf8' }).stdout.trim();
-  return name || 'root';
+  const uid = String(statSync(path).uid);
+  const user = spawnSync('id', ['-nu', uid], { encoding: 'utf8' }).stdout.trim() || 'root';
+  const group = spawnSync('id', ['-gn', uid], { encoding: 'utf8' }).stdout.trim() || user;
+  return `${user} ${group}`;
 }
 
 function pgOwner() {
@@ -442,7 +489,7 @@ async function redis(options, processes, taken) {
     ],
     {
       logFile,
-      match: 'redis-server',
+      match: 'redis-server', // Redis rewrites its command line; the start time tells this one apart
     },
   );
   processes.push(entry);
@@ -503,18 +550,19 @@ async function up(options) {
   const processes = [];
   const state = { startedAt: new Date().toISOString(), port: options.port, processes };
   const taken = new Set([options.port]);
-  let stopping = false;
+  // Signals during start-up: stop what was started. A second Ctrl-C (or the copy npm forwards) is ignored.
   const abort = async (error) => {
-    if (stopping) return;
-    stopping = true;
+    if (aborting) return;
+    aborting = true; // from here on, launch() refuses, so nothing starts behind stopAll's back
     process.stderr.write(`[stack] ${error instanceof Error ? error.message : String(error)}\n`);
     step('stopping what was started');
     await stopAll(processes);
     rmSync(statePath(options), { force: true });
     process.exit(1);
   };
-  process.once('SIGINT', () => void abort('interrupted while starting'));
-  process.once('SIGTERM', () => void abort('terminated while starting'));
+  const onStartupSignal = (signal) => void abort(`${signal} while starting`);
+  process.on('SIGINT', onStartupSignal);
+  process.on('SIGTERM', onStartupSignal);
 
   try {
     const pg = await postgres(options, processes, taken);
@@ -531,7 +579,9 @@ async function up(options) {
       HERALD_REDIS_PREFIX: options.redisPrefix,
       HERALD_API_KEYS: keys.apiKey,
       HERALD_JWT_SECRET: keys.jwtSecret,
-      HERALD_TRUSTED_PROXIES: '127.0.0.1,::1',
+      // Replicas listen on loopback only: reachable through Nginx (or directly from this machine).
+      HOST: '127.0.0.1',
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
       LOG_FORMAT: 'json',
     };
     step('applying migrations');
@@ -548,7 +598,7 @@ async function up(options) {
       const entry = launch(id, process.execPath, [join(ROOT, 'dist/apps/herald/main.js')], {
         env: { ...env, PORT: String(port), REPLICA_ID: id },
         logFile,
-        match: 'dist/apps/herald/main.js',
+        match: join(ROOT, 'dist/apps/herald/main.js'),
       });
       processes.push(entry);
       writeState(options, state);
@@ -605,8 +655,8 @@ async function up(options) {
     return;
   }
 
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  process.off('SIGINT', onStartupSignal);
+  process.off('SIGTERM', onStartupSignal);
   if (options.detach) {
     step('detached: the stack keeps running; stop it with npm run down');
     process.exit(0);
@@ -620,7 +670,10 @@ async function up(options) {
       }
     }
   }, 1000);
+  let stopping = false;
   const stop = async (signal) => {
+    if (stopping) return; // Ctrl-C twice, or npm forwarding the terminal's SIGINT: one stop is enough
+    stopping = true;
     clearInterval(watch);
     process.stdout.write('\n');
     step(`${signal}: stopping the stack`);
@@ -629,8 +682,8 @@ async function up(options) {
     step('stopped');
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
 function banner(options, keys, replicas, pg, rd) {
@@ -664,9 +717,12 @@ function banner(options, keys, replicas, pg, rd) {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-/** Stops Nginx first, then the replicas together, then Redis and PostgreSQL; politely, waiting until each is gone. */
+/**
+ * Stops the replicas together first (they close their sockets with 1001 and finish in-flight work), then
+ * Nginx, Redis and PostgreSQL; politely, waiting until each is gone.
+ */
 async function stopAll(processes) {
-  const tier = (p) => (p.name === 'nginx' ? 0 : p.name.startsWith('herald') ? 1 : p.name === 'redis' ? 2 : 3);
+  const tier = (p) => (p.name.startsWith('herald') ? 0 : p.name === 'nginx' ? 1 : p.name === 'redis' ? 2 : 3);
   for (const level of [0, 1, 2, 3]) {
     await Promise.all(processes.filter((p) => tier(p) === level).map(stopOne));
   }
@@ -681,7 +737,8 @@ async function stopOne(p) {
     // Nginx: SIGQUIT finishes open requests; replicas: SIGTERM drains; Redis: SIGTERM syncs its append-only file.
     signal(p.pid, p.name === 'nginx' ? 'SIGQUIT' : 'SIGTERM');
   }
-  const deadline = Date.now() + (p.name.startsWith('herald') ? 20_000 : 10_000);
+  // Longer than the replicas' shutdown grace and Nginx's worker_shutdown_timeout (10 s each).
+  const deadline = Date.now() + 20_000;
   while (alive(p.pid) && Date.now() < deadline) await sleep(100);
   if (alive(p.pid)) {
     step(`${p.name} (pid ${p.pid}) did not stop in time: killing it`);
@@ -690,7 +747,8 @@ async function stopOne(p) {
     } catch {
       signal(p.pid, 'SIGKILL');
     }
-    while (alive(p.pid)) await sleep(50);
+    const killDeadline = Date.now() + 5_000;
+    while (alive(p.pid) && Date.now() < killDeadline) await sleep(50);
   }
   step(`stopped ${p.name} (pid ${p.pid})`);
 }
@@ -727,6 +785,11 @@ function status(options) {
 }
 
 const options = parseArgs(process.argv.slice(2));
-if (options.command === 'up') await up(options);
-else if (options.command === 'down') await down(options);
-else status(options);
+try {
+  if (options.command === 'up') await up(options);
+  else if (options.command === 'down') await down(options);
+  else status(options);
+} catch (error) {
+  if (error instanceof StackError) fail(error.message);
+  throw error;
+}
