@@ -85,9 +85,9 @@ describe('Delivery repositories', () => {
 
   it('acks only the own delivery, once, and tells duplicates and strangers apart', async () => {
     const { notification } = await publishTo(['o1']);
-    expect(await deliveries.ack(notification.id, 'someone-else')).toBe('unknown');
-    expect(await deliveries.ack(notification.id, 'o1')).toBe('acked');
-    expect(await deliveries.ack(notification.id, 'o1')).toBe('duplicate');
+    expect((await deliveries.ack(notification.id, 'someone-else')).outcome).toBe('unknown');
+    expect((await deliveries.ack(notification.id, 'o1')).outcome).toBe('acked');
+    expect((await deliveries.ack(notification.id, 'o1')).outcome).toBe('duplicate');
     expect(await deliveries.markSent(notification.id, ['o1'], 5, soon())).toEqual([]);
   });
 
@@ -95,8 +95,12 @@ describe('Delivery repositories', () => {
     for (let round = 0; round < 20; round++) {
       const { notification } = await publishTo(['c1']);
       await deliveries.markSent(notification.id, ['c1'], 1, soon());
-      const outcomes = await Promise.all([1, 2, 3].map(() => deliveries.ack(notification.id, 'c1')));
-      expect(outcomes.sort()).toEqual(['acked', 'duplicate', 'duplicate']);
+      const results = await Promise.all([1, 2, 3].map(() => deliveries.ack(notification.id, 'c1')));
+      expect(results.map((r) => r.outcome).sort()).toEqual(['acked', 'duplicate', 'duplicate']);
+      // Exactly one of them changed the delivery, and it knows how long since publish.
+      const changed = results.filter((r) => r.changed);
+      expect(changed).toHaveLength(1);
+      expect(changed[0]!.sincePublishMs).toBeGreaterThanOrEqual(0);
     }
   });
 
@@ -122,7 +126,7 @@ describe('Delivery repositories', () => {
         .next_attempt_at,
     ).not.toBeNull();
     expect(await deliveries.markFailed(notification.id, 'f1', 2)).toBe(true);
-    expect(await deliveries.ack(notification.id, 'f1')).toBe('acked');
+    expect((await deliveries.ack(notification.id, 'f1')).outcome).toBe('acked');
   });
 
   it('parks many deliveries in one statement, each only at the attempt it was read at', async () => {
@@ -150,7 +154,7 @@ describe('Delivery repositories', () => {
     ]);
     expect(await deliveries.claimReplayBatch('e1', 0, 10, soon())).toEqual([]);
     expect(await deliveries.expireDue(100)).toBeGreaterThanOrEqual(1);
-    expect(await deliveries.ack(notification.id, 'e1')).toBe('expired');
+    expect((await deliveries.ack(notification.id, 'e1')).outcome).toBe('expired');
   });
 
   it('answers an ack that comes after the TTL with expired, even before the sweep ran', async () => {
@@ -159,7 +163,7 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [
       notification.id,
     ]);
-    expect(await deliveries.ack(notification.id, 'late1')).toBe('expired');
+    expect((await deliveries.ack(notification.id, 'late1')).outcome).toBe('expired');
     const [row] = await db.query<{ status: string; acked_at: Date | null }>(
       'SELECT status, acked_at FROM deliveries WHERE notification_id = $1',
       [notification.id],

@@ -6,6 +6,7 @@ import { HeraldConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PublishModule } from './publish/publish.module';
 import { RedisModule } from './redis/redis.module';
 import { RedisKeys } from './redis/redis-keys';
@@ -19,6 +20,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         LifecycleModule,
+        MetricsModule,
         DatabaseModule,
         RedisModule,
         BullModule.forRoot({

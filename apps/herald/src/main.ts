@@ -12,6 +12,8 @@ import { DrainState } from './common/lifecycle.module';
 import { HeraldLogger } from './common/herald-logger';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdMiddleware, requestIdOf } from './common/request-id';
+import { requestLogMiddleware } from './common/request-log';
+import { MetricsService } from './metrics/metrics.service';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
 
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
@@ -64,6 +66,7 @@ async function bootstrap(): Promise<void> {
   // req.ip and req.protocol follow X-Forwarded-* only when the peer is a configured proxy.
   app.set('trust proxy', compileProxyTrust(config.trustedProxies));
   app.use(requestIdMiddleware);
+  app.use(requestLogMiddleware(new Logger('Http'), app.get(MetricsService)));
   // Which replica answered: behind a balancer, this is how an operator (and a test) tells.
   app.use((_request: Request, response: Response, next: NextFunction) => {
     response.setHeader('X-Herald-Replica', config.replicaId);

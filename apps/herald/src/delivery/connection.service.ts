@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { isNotificationId } from '../gateway/frame-parser';
 import { UserRepository } from '../notifications/user.repository';
 import { Bus } from './bus';
@@ -42,7 +43,12 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     private readonly users: UserRepository,
     private readonly delivery: DeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
-  ) {}
+    private readonly metrics: MetricsService,
+  ) {
+    metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
+      gauge.set(this.registry.size),
+    );
+  }
 
   async onModuleInit(): Promise<void> {
     // A replica restarted under the same id must not inherit its predecessor's connections.
@@ -80,6 +86,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       return connection;
     }
     this.registry.add(connection);
+    this.metrics.connectionsOpened.inc();
     const setup = this.setup(connection);
     this.setups.set(connection, setup);
     this.track(setup);
@@ -118,6 +125,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         maxMessageBytes: this.config.maxMessageBytes,
       });
       const replayed = connection.isOpen ? await this.delivery.replay(connection) : 0;
+      this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',
         connectionId: connection.id,
@@ -144,6 +152,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    */
   async closed(connection: Connection, code: number): Promise<void> {
     this.registry.remove(connection);
+    this.metrics.connectionClosed(code);
     this.logger.log({
       message: 'connection closed',
       connectionId: connection.id,
@@ -203,6 +212,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     } else if (connection.commandQueue.length < this.config.maxQueuedCommands) {
       connection.commandQueue.push(frame);
     } else {
+      this.metrics.rateLimitedFrames.inc();
       connection.send({
         type: 'error',
         code: ErrorCode.RateLimited,

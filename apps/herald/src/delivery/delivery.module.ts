@@ -6,6 +6,7 @@ import { ConnectionRegistry } from './connection-registry';
 import { ConnectionService } from './connection.service';
 import { DeliveryService } from './delivery.service';
 import { PresenceRepository } from './presence.repository';
+import { QueueMetrics } from './queue-metrics';
 import { REDELIVERY_QUEUE, SWEEP_QUEUE } from './queues';
 import { RedeliveryProcessor } from './redelivery.processor';
 import { RedeliveryScheduler } from './redelivery.scheduler';
@@ -21,6 +22,7 @@ import { SweepProcessor } from './sweep.processor';
     ConnectionService,
     DeliveryService,
     PresenceRepository,
+    QueueMetrics,
     RedeliveryScheduler,
     RedeliveryService,
     RedeliveryProcessor,

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { AckStatus } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
@@ -41,6 +42,7 @@ export class DeliveryService implements OnModuleInit {
     private readonly deliveries: DeliveryRepository,
     private readonly scheduler: RedeliveryScheduler,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   onModuleInit(): void {
@@ -92,10 +94,10 @@ export class DeliveryService implements OnModuleInit {
       const frame = toNotificationFrame(notification, delivery.attempt);
       for (const connection of this.registry.connectionsOf(delivery.userId)) connection.deliver(frame);
     }
+    const counted = sent.filter((d) => d.counted);
+    this.metrics.sent(counted.map((d) => d.attempt));
     await this.scheduler.schedule(
-      sent
-        .filter((d) => d.counted)
-        .map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
+      counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
     );
     this.logger.debug?.({ message: 'delivered', notificationId: notification.id, attempt, users: sent.length });
   }
@@ -111,6 +113,7 @@ export class DeliveryService implements OnModuleInit {
         for (const item of batch) {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }
+        this.metrics.sent(batch.map((item) => item.attempt));
         await this.scheduler.schedule(
           batch.map((item) => ({
             notificationId: item.notification.id,
@@ -134,7 +137,14 @@ export class DeliveryService implements OnModuleInit {
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
-    const outcome = await this.deliveries.ack(notificationId, userId);
+    const { outcome, changed, sincePublishMs } = await this.deliveries.ack(notificationId, userId);
+    if (changed && outcome === 'acked') {
+      this.metrics.delivery('acked');
+      if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);
+    } else if (changed && outcome === 'expired') {
+      this.metrics.delivery('expired');
+    }
+    this.logger.debug?.({ message: 'ack', notificationId, userId, outcome, changed });
     switch (outcome) {
       case 'acked':
         return { ok: true, status: 'ok' };

@@ -2,9 +2,10 @@ import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Inject } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { Job } from 'bullmq';
 import { REDELIVERY_QUEUE, RedeliveryJobData } from './queues';
-import { closeWorker } from './worker-shutdown';
+import { closeWorker, countJob } from './worker-shutdown';
 import { CheckOutcome, RedeliveryService } from './redelivery.service';
 
 /** The one processor of the redelivery queue. */
@@ -13,12 +14,13 @@ export class RedeliveryProcessor extends WorkerHost implements BeforeApplication
   constructor(
     private readonly redelivery: RedeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
   ) {
     super();
   }
 
   async process(job: Job<RedeliveryJobData>): Promise<CheckOutcome> {
-    return this.redelivery.check(job.data);
+    return countJob(this.metrics, REDELIVERY_QUEUE, this.redelivery.check(job.data));
   }
 
   /** Lets running jobs finish (within the grace) before the database and Redis close. */

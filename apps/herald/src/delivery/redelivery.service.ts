@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { NotificationRepository } from '../notifications/notification.repository';
 import { StoredNotification } from '../notifications/notification.types';
@@ -29,6 +30,7 @@ export class RedeliveryService {
     private readonly presence: PresenceRepository,
     private readonly bus: Bus,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -54,6 +56,7 @@ export class RedeliveryService {
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const n = await this.deliveries.expireDue(SWEEP_BATCH);
       expired += n;
+      this.metrics.delivery('expired', n);
       if (n < SWEEP_BATCH) break;
     }
     const counts = { expired, resent: 0, parked: 0, failed: 0, postponed: 0 };
@@ -96,7 +99,10 @@ export class RedeliveryService {
     }
     if (status === 'sent' && attempts >= this.config.redeliveryMaxAttempts) {
       const failed = await this.deliveries.markFailed(notification.id, userId, attempts);
-      if (failed) this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts });
+      if (failed) {
+        this.metrics.delivery('failed');
+        this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts });
+      }
       return failed ? 'failed' : 'stale';
     }
     // If the holding replica dies before it records the send, the sweep finds this again.

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 import { withTimeout } from '../common/timeout';
@@ -22,6 +23,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(HERALD_CONFIG) config: HeraldConfig,
     private readonly keys: RedisKeys,
+    private readonly metrics: MetricsService,
   ) {
     super();
     this.subscriber = createRedis(config, 'subscriber');
@@ -45,6 +47,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     const pipeline = this.redis.pipeline();
     for (const userId of userIds) pipeline.publish(this.keys.userChannel(userId), raw);
     const results = (await pipeline.exec()) ?? [];
+    this.metrics.busMessages.inc({ direction: 'out' }, userIds.length);
     let reached = 0;
     for (const [error, receivers] of results) {
       if (error) throw error;
@@ -55,6 +58,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
 
   async publishBroadcast(message: BroadcastMessage): Promise<void> {
     await this.redis.publish(this.keys.broadcastChannel(), JSON.stringify(message));
+    this.metrics.busMessages.inc({ direction: 'out' });
   }
 
   async subscribeUser(userId: string): Promise<void> {
@@ -92,6 +96,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   }
 
   private dispatch(channel: string, raw: string): void {
+    this.metrics.busMessages.inc({ direction: 'in' });
     if (!this.handlers) return;
     let message: BusMessage;
     try {

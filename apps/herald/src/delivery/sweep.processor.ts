@@ -3,9 +3,10 @@ import { BeforeApplicationShutdown, Inject, Logger, OnApplicationBootstrap } fro
 import { Job, Queue } from 'bullmq';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { SWEEP_JOB, SWEEP_QUEUE, SWEEP_SCHEDULER_ID, SweepJobData } from './queues';
 import { RedeliveryService } from './redelivery.service';
-import { closeWorker } from './worker-shutdown';
+import { closeWorker, countJob } from './worker-shutdown';
 
 /**
  * The one processor of the sweep queue. A BullMQ job scheduler makes one job
@@ -22,6 +23,7 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
     private readonly redelivery: RedeliveryService,
     @InjectQueue(SWEEP_QUEUE) private readonly queue: Queue<SweepJobData>,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
   ) {
     super();
   }
@@ -47,7 +49,7 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
   }
 
   async process(_job: Job<SweepJobData>): Promise<Awaited<ReturnType<RedeliveryService['sweep']>>> {
-    return this.redelivery.sweep();
+    return countJob(this.metrics, SWEEP_QUEUE, this.redelivery.sweep());
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -1,7 +1,7 @@
 import { query } from './sql';
 import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
-import { AckOutcome, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
+import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
 
 /**
  * Every state change of a delivery. Each transition is conditional on the
@@ -83,18 +83,23 @@ export class DeliveryRepository {
    * sweep got to it); a late ack of a `failed` delivery records `acked`,
    * because the user demonstrably has the notification.
    */
-  async ack(notificationId: string, userId: string): Promise<AckOutcome> {
-    const updated = await query<{ outcome: 'acked' | 'expired' }>(
+  async ack(notificationId: string, userId: string): Promise<AckResult> {
+    const updated = await query<{ outcome: 'acked' | 'expired'; since_publish_ms: number }>(
       this.dataSource,
       `UPDATE deliveries
           SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
               acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
               next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
-       RETURNING status AS outcome`,
+       RETURNING status AS outcome, (EXTRACT(EPOCH FROM now() - created_at) * 1000)::float8 AS since_publish_ms`,
       [notificationId, userId],
     );
-    if (updated[0]) return updated[0].outcome;
+    const row0 = updated[0];
+    if (row0) {
+      return row0.outcome === 'acked'
+        ? { outcome: 'acked', changed: true, sincePublishMs: row0.since_publish_ms }
+        : { outcome: 'expired', changed: true };
+    }
     // A separate statement, so it sees what a concurrent ack or expiry committed
     // while the UPDATE above waited for the row.
     const [row] = await query<{ status: string }>(
@@ -102,9 +107,9 @@ export class DeliveryRepository {
       `SELECT status FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
       [notificationId, userId],
     );
-    if (!row) return 'unknown';
-    if (row.status === 'acked') return 'duplicate';
-    if (row.status === 'expired') return 'expired';
+    if (!row) return { outcome: 'unknown', changed: false };
+    if (row.status === 'acked') return { outcome: 'duplicate', changed: false };
+    if (row.status === 'expired') return { outcome: 'expired', changed: false };
     // Open again (a concurrent statement moved it): try once more.
     return this.ack(notificationId, userId);
   }

@@ -70,3 +70,11 @@ export interface DueDelivery {
 }
 
 export type AckOutcome = 'acked' | 'duplicate' | 'expired' | 'unknown';
+
+/** What an ack did: `changed` when this call moved the delivery (to acked or expired). */
+export interface AckResult {
+  outcome: AckOutcome;
+  changed: boolean;
+  /** For a change to `acked`: milliseconds from publish to this ack. */
+  sincePublishMs?: number;
+}

@@ -11,6 +11,7 @@ import {
 } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
 import { backstopAt } from '../delivery/backoff';
 import { DeliveryService } from '../delivery/delivery.service';
 import { NotificationRepository } from '../notifications/notification.repository';
@@ -34,6 +35,7 @@ export class PublishService {
     private readonly delivery: DeliveryService,
     private readonly tokens: UserTokenService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   async publish(
@@ -79,6 +81,7 @@ export class PublishService {
         recipients,
       });
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
+      this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {
         await this.delivery.route(notification, kind, 'users' in input.audience ? input.audience.users : []);
       }
