@@ -27,6 +27,8 @@ module.exports = {
       moduleNameMapper,
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+      // Fails the run if any log written during it holds an API key, the token secret or a user token.
+      globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },
   ],
   testTimeout: 60_000,

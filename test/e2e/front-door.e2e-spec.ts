@@ -93,8 +93,11 @@ describe('Front door: Nginx in front of two replicas', () => {
     });
     clients.push(local);
     const localWelcome = await welcomeOf(local);
-    const localEntry = await waitFor('presence entry of the loopback client', async () =>
-      redis.hget(`${cluster.redisPrefix}:conns:${localWelcome.replicaId}`, localWelcome.connectionId),
+    const localEntry = await waitFor(
+      'presence entry of the loopback client',
+      async () =>
+        (await redis.hget(`${cluster.redisPrefix}:conns:${localWelcome.replicaId}`, localWelcome.connectionId)) ??
+        undefined,
     );
     expect(JSON.parse(localEntry)).toMatchObject({ remoteAddress: '127.0.0.1' });
 
@@ -106,8 +109,9 @@ describe('Front door: Nginx in front of two replicas', () => {
     });
     clients.push(direct);
     const directWelcome = await welcomeOf(direct);
-    const directEntry = await waitFor('presence entry of the direct connection', async () =>
-      redis.hget(`${cluster.redisPrefix}:conns:${r1.id}`, directWelcome.connectionId),
+    const directEntry = await waitFor(
+      'presence entry of the direct connection',
+      async () => (await redis.hget(`${cluster.redisPrefix}:conns:${r1.id}`, directWelcome.connectionId)) ?? undefined,
     );
     expect(JSON.parse(directEntry)).toMatchObject({ remoteAddress: '127.0.0.3' });
 

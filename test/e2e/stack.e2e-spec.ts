@@ -1,6 +1,15 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
@@ -158,6 +167,19 @@ describe('The one-command stack, from a fresh clone', () => {
     } finally {
       interrupt(connect.child);
       await exited(connect.child);
+    }
+
+    // No process of the stack logged the API key or alice's token.
+    const apiKey = /API key \(publisher\): (\S+)/.exec(upOutput)![1]!;
+    for (const dir of ['logs', 'nginx']) {
+      for (const file of readdirSync(join(clone, '.stack', dir)).filter((f) => f.endsWith('.log'))) {
+        const text = readFileSync(join(clone, '.stack', dir, file), 'utf8');
+        expect({ file, apiKey: text.includes(apiKey), token: /eyJ[\w-]{8,}\.eyJ/.test(text) }).toEqual({
+          file,
+          apiKey: false,
+          token: false,
+        });
+      }
     }
 
     const down = spawnSync('npm', ['run', 'down'], { cwd: clone, encoding: 'utf8', timeout: 60_000 });

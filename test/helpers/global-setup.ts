@@ -37,6 +37,8 @@ export default async function globalSetup(): Promise<void> {
   if (!existsSync(HERALD_MAIN)) {
     problems.push('dist/apps/herald/main.js is missing: run `npm test` (it builds first) or `npm run build`');
   }
+  // The log scan after the run (global-teardown.ts) looks at what this run wrote.
+  (globalThis as { heraldRunStartedAt?: number }).heraldRunStartedAt = Date.now();
   if (problems.length > 0) {
     throw new Error(
       `Cannot run the integration and end-to-end tests:\n  - ${problems.join('\n  - ')}\n` +

@@ -15,6 +15,8 @@ export interface DeliverMessage {
   kind: 'deliver';
   notification: BusNotification;
   attempt: number;
+  /** The publish request's X-Request-Id, for the logs of every replica and job that handle it. */
+  requestId?: string;
 }
 
 /**
@@ -26,6 +28,7 @@ export interface BroadcastMessage {
   notification: BusNotification;
   /** The recipients, for a user list; absent for a topic or everyone (PostgreSQL knows who). */
   userIds?: string[];
+  requestId?: string;
 }
 
 export type BusMessage = DeliverMessage | BroadcastMessage;

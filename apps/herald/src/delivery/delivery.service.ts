@@ -47,9 +47,12 @@ export class DeliveryService implements OnModuleInit {
 
   onModuleInit(): void {
     this.bus.setHandlers({
-      deliver: (userId, message) => this.track(this.deliverToLocal([userId], message.notification, message.attempt)),
+      deliver: (userId, message) =>
+        this.track(this.deliverToLocal([userId], message.notification, message.attempt, message.requestId)),
       broadcast: (message) =>
-        this.track(this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1)),
+        this.track(
+          this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1, message.requestId),
+        ),
     });
   }
 
@@ -58,30 +61,41 @@ export class DeliveryService implements OnModuleInit {
    * exists. Best effort: if Redis is down the deliveries stay `pending` and
    * the sweep routes them later.
    */
-  async route(notification: StoredNotification, audience: 'users' | 'topic' | 'all', userIds: string[]): Promise<void> {
+  async route(
+    notification: StoredNotification,
+    audience: 'users' | 'topic' | 'all',
+    userIds: string[],
+    requestId?: string,
+  ): Promise<void> {
     const message = toBusNotification(notification);
     try {
       if (audience !== 'users') {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
       } else if (
         userIds.length <= PER_USER_ROUTING_MAX_USERS &&
         userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
       ) {
-        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1 });
+        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
       } else {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds });
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
       }
     } catch (error) {
       this.logger.warn({
         message: 'bus publish failed; the sweep will route the deliveries',
         notificationId: notification.id,
+        requestId,
         error: (error as Error).message,
       });
     }
   }
 
   /** Sends send number `attempt` of a notification to those of `userIds` connected here. */
-  async deliverToLocal(userIds: string[], notification: BusNotification, attempt: number): Promise<void> {
+  async deliverToLocal(
+    userIds: string[],
+    notification: BusNotification,
+    attempt: number,
+    requestId?: string,
+  ): Promise<void> {
     const local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
     // The backstop lies past the latest time the job can fire (jitter at its upper bound).
@@ -97,9 +111,17 @@ export class DeliveryService implements OnModuleInit {
     const counted = sent.filter((d) => d.counted);
     this.metrics.sent(counted.map((d) => d.attempt));
     await this.scheduler.schedule(
-      counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt })),
+      counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
     );
-    this.logger.debug?.({ message: 'delivered', notificationId: notification.id, attempt, users: sent.length });
+    for (const d of counted) {
+      this.logger.debug?.({
+        message: 'delivery sent',
+        notificationId: notification.id,
+        userId: d.userId,
+        attempt: d.attempt,
+        requestId,
+      });
+    }
   }
 
   /** Sends every open delivery of the connection's user, in seq order, then lets live ones through. */

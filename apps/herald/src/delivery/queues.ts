@@ -10,6 +10,8 @@ export interface RedeliveryJobData {
   notificationId: string;
   userId: string;
   attempt: number;
+  /** X-Request-Id of the publish, when the send came from it (not for replays). */
+  requestId?: string;
 }
 
 /** The sweep carries no data; its scheduler sets the interval. */

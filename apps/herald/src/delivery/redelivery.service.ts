@@ -43,7 +43,7 @@ export class RedeliveryService {
     if (!open || open.status !== 'sent' || open.attempts !== job.attempt || open.notification.expiresAt <= new Date()) {
       return 'stale';
     }
-    return this.resendOrSettle(open.notification, job.userId, open.attempts);
+    return this.resendOrSettle(open.notification, job.userId, open.attempts, 'sent', job.requestId);
   }
 
   /**
@@ -92,6 +92,7 @@ export class RedeliveryService {
     userId: string,
     attempts: number,
     status: 'pending' | 'sent' = 'sent',
+    requestId?: string,
   ): Promise<CheckOutcome> {
     if (!(await this.presence.isOnline(userId))) {
       await this.deliveries.park(notification.id, userId, attempts);
@@ -101,7 +102,7 @@ export class RedeliveryService {
       const failed = await this.deliveries.markFailed(notification.id, userId, attempts);
       if (failed) {
         this.metrics.delivery('failed');
-        this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts });
+        this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts, requestId });
       }
       return failed ? 'failed' : 'stale';
     }
@@ -116,6 +117,7 @@ export class RedeliveryService {
       kind: 'deliver',
       notification: toBusNotification(notification),
       attempt: attempts + 1,
+      requestId,
     });
     if (reached === 0) {
       // Presence says online but no replica is listening right now (its subscriber is
@@ -127,7 +129,13 @@ export class RedeliveryService {
       });
       return 'postponed';
     }
-    this.logger.debug?.({ message: 'redelivering', notificationId: notification.id, userId, attempt: attempts + 1 });
+    this.logger.debug?.({
+      message: 'redelivering',
+      notificationId: notification.id,
+      userId,
+      attempt: attempts + 1,
+      requestId,
+    });
     return 'resent';
   }
 }

@@ -1,3 +1,4 @@
+import { requestIdOf } from '../common/request-id';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import type { Response } from 'express';
@@ -22,7 +23,7 @@ export class PublishController {
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<PublishResponse> {
-    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey);
+    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey, requestIdOf(request));
     if (outcome.replayed) response.setHeader('Idempotent-Replayed', 'true');
     return outcome.response;
   }

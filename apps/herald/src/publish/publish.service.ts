@@ -42,6 +42,7 @@ export class PublishService {
     publisherId: string,
     body: unknown,
     idempotencyHeader: string | string[] | undefined,
+    requestId?: string,
   ): Promise<PublishOutcome> {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
@@ -79,11 +80,12 @@ export class PublishService {
         publisherId,
         event: notification.event,
         recipients,
+        requestId,
       });
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
       this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {
-        await this.delivery.route(notification, kind, 'users' in input.audience ? input.audience.users : []);
+        await this.delivery.route(notification, kind, 'users' in input.audience ? input.audience.users : [], requestId);
       }
     }
     return { response: { id: notification.id, seq: notification.seq, recipients }, replayed: !created.created };

@@ -1,0 +1,47 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TEST_API_KEY, TEST_JWT_SECRET } from './replica';
+
+/** A signed JWT (header.payload.signature, base64url): what a user token looks like in a log. */
+const JWT = /eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}/;
+
+function logFiles(dir: string, since: number, depth = 0): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory() && depth < 3) found.push(...logFiles(path, since, depth + 1));
+    else if (entry.isFile() && entry.name.endsWith('.log') && statSync(path).mtimeMs >= since) found.push(path);
+  }
+  return found;
+}
+
+/**
+ * After the whole run: no log line that any replica or Nginx wrote during it
+ * may contain the publisher API key, the token secret or a user token.
+ */
+export default async function globalTeardown(): Promise<void> {
+  const since = (globalThis as { heraldRunStartedAt?: number }).heraldRunStartedAt ?? Date.now();
+  const roots = readdirSync(tmpdir())
+    .filter((name) => name.startsWith('herald-'))
+    .map((name) => join(tmpdir(), name))
+    .filter((path) => statSync(path).isDirectory() && statSync(path).mtimeMs >= since - 60_000);
+  const leaks: string[] = [];
+  for (const root of roots) {
+    for (const file of logFiles(root, since)) {
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, index) => {
+          const what = line.includes(TEST_API_KEY)
+            ? 'the API key'
+            : line.includes(TEST_JWT_SECRET)
+              ? 'the token secret'
+              : JWT.test(line)
+                ? 'a user token'
+                : null;
+          if (what) leaks.push(`${file}:${index + 1} contains ${what}: ${line.slice(0, 200)}`);
+        });
+    }
+  }
+  if (leaks.length > 0) throw new Error(`Secrets in logs written by this run:\n  ${leaks.slice(0, 20).join('\n  ')}`);
+}
