@@ -183,6 +183,14 @@ describe('Front door: Nginx in front of two replicas', () => {
     expect(unknown.body.error.requestId).toMatch(/^[0-9a-f]{32}$/);
     expect(unknown.headers.get('x-herald-replica')).toBeNull(); // metrics stay off the internet
 
+    // The API description and its browsable page, through the proxy.
+    const described = await fetch(`${edge.http}/v1/openapi.json`);
+    expect(described.status).toBe(200);
+    expect(((await described.json()) as { openapi: string }).openapi).toMatch(/^3\./);
+    const docs = await fetch(`${edge.http}/v1/docs`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('swagger-ui');
+
     const ready = await fetch(`${edge.http}/health/ready`);
     expect(ready.status).toBe(200);
     expect(ready.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/); // made by Nginx when the caller gave none

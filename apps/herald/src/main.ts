@@ -14,6 +14,7 @@ import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdMiddleware, requestIdOf } from './common/request-id';
 import { requestLogMiddleware } from './common/request-log';
 import { MetricsService } from './metrics/metrics.service';
+import { buildOpenApiDocument, serveOpenApi } from './openapi/openapi';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
 
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
@@ -77,6 +78,7 @@ async function bootstrap(): Promise<void> {
   app.useGlobalFilters(new HttpErrorFilter());
   // Frames are parsed by the gateway itself, which answers bad ones; Nest's parser stays out of the way.
   app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+  serveOpenApi(app, buildOpenApiDocument(app));
   if (config.host) await app.listen(config.port, config.host);
   else await app.listen(config.port);
   const log = new Logger('Main');

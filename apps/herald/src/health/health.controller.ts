@@ -1,20 +1,28 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import type { Response } from 'express';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { LiveDto, ReadyDto } from '../openapi/schemas';
 import { HealthService, ReadyReport } from './health.service';
 
 @Controller('health')
+@ApiTags('health')
 export class HealthController {
   constructor(private readonly health: HealthService) {}
 
   /** The process is up. */
   @Get('live')
   @HttpCode(200)
+  @ApiOperation({ summary: 'The process is up' })
+  @ApiResponse({ status: 200, type: LiveDto })
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   /** PostgreSQL and Redis answer: 200, else 503 naming which does not. */
   @Get('ready')
+  @ApiOperation({ summary: 'PostgreSQL and Redis answer, and the replica is not draining' })
+  @ApiResponse({ status: 200, type: ReadyDto, description: 'Ready' })
+  @ApiResponse({ status: 503, type: ReadyDto, description: 'A store is down, or the replica is draining' })
   async ready(@Res({ passthrough: true }) response: Response): Promise<ReadyReport> {
     const report = await this.health.ready();
     response.status(report.status === 'ok' ? 200 : 503);

@@ -1,8 +1,10 @@
 import { Controller, Get, Header } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
 import { MetricsService } from './metrics.service';
 
 /** Prometheus scrape endpoint. Not routed by Nginx: scrape each replica on its own port. */
 @Controller()
+@ApiExcludeController() // internal: scraped on the replica's port, not part of the public API
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 

@@ -3,6 +3,24 @@ import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res,
 import type { NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import type { Response } from 'express';
 import { ApiKeyGuard, PublisherRequest } from '../auth/api-key.guard';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiErrors } from '../openapi/decorators';
+import {
+  NotificationViewDto,
+  PublishRequestDto,
+  PublishResponseDto,
+  TokenRequestDto,
+  TokenResponseDto,
+} from '../openapi/schemas';
 import { PublishService } from './publish.service';
 
 function publisherOf(request: PublisherRequest): string {
@@ -12,11 +30,35 @@ function publisherOf(request: PublisherRequest): string {
 /** The publish API: thin bindings onto PublishService. */
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
+@ApiBearerAuth('apiKey')
+@ApiErrors(401)
 export class PublishController {
   constructor(private readonly publish: PublishService) {}
 
   @Post('notifications')
   @HttpCode(202)
+  @ApiTags('publish')
+  @ApiOperation({
+    summary: 'Publish a notification',
+    description:
+      'Stores the notification and one delivery per recipient in PostgreSQL, then answers 202; delivery follows over `/ws`.',
+  })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Makes retries safe: the same key with the same body returns the first answer (with `Idempotent-Replayed: true`).',
+  })
+  @ApiBody({
+    type: PublishRequestDto,
+    examples: {
+      users: { value: { to: { users: ['alice'] }, event: 'order.shipped', payload: { order: 42 } } },
+      topic: { value: { to: { topic: 'orders' }, event: 'order.created', payload: { order: 43 }, ttlSeconds: 600 } },
+      everyone: { value: { to: { all: true }, event: 'maintenance', payload: { at: '22:00' } } },
+    },
+  })
+  @ApiResponse({ status: 202, description: 'Stored; delivery follows.', type: PublishResponseDto })
+  @ApiErrors(400, 413, 422, 503)
   async create(
     @Req() request: PublisherRequest,
     @Body() body: unknown,
@@ -29,6 +71,13 @@ export class PublishController {
   }
 
   @Get('notifications/:id')
+  @ApiTags('publish')
+  @ApiOperation({ summary: 'A notification with its delivery counts and per-recipient deliveries (paged)' })
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiQuery({ name: 'limit', required: false, description: 'Deliveries per page, 1-1000 (default 100)' })
+  @ApiQuery({ name: 'after', required: false, description: '`deliveries.nextCursor` of the previous page' })
+  @ApiResponse({ status: 200, type: NotificationViewDto })
+  @ApiErrors(400, 404, 503)
   get(
     @Req() request: PublisherRequest,
     @Param('id') id: string,
@@ -40,6 +89,11 @@ export class PublishController {
 
   @Post('tokens')
   @HttpCode(201)
+  @ApiTags('tokens')
+  @ApiOperation({ summary: 'Mint a user token for the WebSocket' })
+  @ApiBody({ type: TokenRequestDto, examples: { alice: { value: { userId: 'alice', ttlSeconds: 3600 } } } })
+  @ApiResponse({ status: 201, type: TokenResponseDto })
+  @ApiErrors(400)
   token(@Body() body: unknown): TokenResponse {
     return this.publish.mintToken(body);
   }

@@ -1,0 +1,48 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiResponse } from '@nestjs/swagger';
+import { ErrorCode } from '@herald/protocol';
+import { ApiErrorBodyDto, errorExample } from './schemas';
+
+const ERRORS: Record<number, { description: string; example: ReturnType<typeof errorExample> }> = {
+  400: {
+    description: 'A field is missing or malformed; `details` names each one.',
+    example: errorExample(ErrorCode.BadRequest, 'event: required', [{ field: 'event', reason: 'required' }]),
+  },
+  401: {
+    description: 'No API key, or an unknown one.',
+    example: errorExample(ErrorCode.Unauthorized, 'unknown API key'),
+  },
+  404: {
+    description: 'No such notification for this publisher.',
+    example: errorExample(ErrorCode.NotFound, 'notification not found'),
+  },
+  413: {
+    description: 'The body or the payload is larger than allowed.',
+    example: errorExample(ErrorCode.PayloadTooLarge, 'payload exceeds 65536 bytes'),
+  },
+  422: {
+    description: 'The Idempotency-Key was used before with a different body.',
+    example: errorExample(ErrorCode.IdempotencyConflict, 'Idempotency-Key reused with a different request'),
+  },
+  503: {
+    description: 'A store did not answer; nothing was stored. Retry (with the same Idempotency-Key). `Retry-After: 1`.',
+    example: errorExample(
+      ErrorCode.Unavailable,
+      'the notification store is unavailable; nothing was stored, retry later',
+    ),
+  },
+};
+
+/** The error responses an endpoint can give, each with the one error body and an example. */
+export function ApiErrors(...statuses: (keyof typeof ERRORS)[]): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ...statuses.map((status) =>
+      ApiResponse({
+        status,
+        description: ERRORS[status]!.description,
+        type: ApiErrorBodyDto,
+        example: ERRORS[status]!.example,
+      }),
+    ),
+  );
+}

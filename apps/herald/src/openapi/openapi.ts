@@ -1,0 +1,46 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { AUDIENCE_MODELS } from './schemas';
+
+export const OPENAPI_JSON_PATH = 'v1/openapi.json';
+export const OPENAPI_UI_PATH = 'v1/docs';
+
+/** The OpenAPI 3 document of the REST API, from the controllers' decorators. Deterministic: no host, no dates. */
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('Herald REST API')
+    .setDescription(
+      'Publish notifications, read their delivery state, mint user tokens, and check health. ' +
+        'Real-time delivery itself is the WebSocket protocol at `/ws` (docs/protocol.md). ' +
+        'Every error has the same body; every response carries `X-Request-Id` and `X-Herald-Replica`.',
+    )
+    .setVersion('1')
+    .addServer('/')
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', description: 'A publisher API key (one of HERALD_API_KEYS).' },
+      'apiKey',
+    )
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'A user token from POST /v1/tokens, for the WebSocket at /ws (`?token=` or this header).',
+      },
+      'userToken',
+    )
+    .addTag('publish', 'Publishing and delivery state, for your services (API key).')
+    .addTag('tokens', 'User tokens for the WebSocket, minted by your services (API key).')
+    .addTag('health', 'Liveness and readiness, no authentication.')
+    .build();
+  return SwaggerModule.createDocument(app, config, { extraModels: AUDIENCE_MODELS });
+}
+
+/** Serves the document at /v1/openapi.json and a browsable page at /v1/docs. */
+export function serveOpenApi(app: INestApplication, document: OpenAPIObject): void {
+  SwaggerModule.setup(OPENAPI_UI_PATH, app, document, {
+    jsonDocumentUrl: OPENAPI_JSON_PATH,
+    raw: ['json'],
+    customSiteTitle: 'Herald REST API',
+  });
+}

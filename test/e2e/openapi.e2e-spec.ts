@@ -1,0 +1,106 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestCluster } from '../helpers/cluster';
+import { repoRoot } from '../helpers/paths';
+import { Replica } from '../helpers/replica';
+
+interface Operation {
+  security?: Record<string, string[]>[];
+  requestBody?: { content: Record<string, { schema?: unknown; examples?: Record<string, unknown> }> };
+  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+}
+type Document = { openapi: string; paths: Record<string, Record<string, Operation>> };
+
+/**
+ * Validates with @apidevtools/swagger-parser in a plain Node process: it is ESM inside, which Jest's
+ * module loader cannot take on Node 20, while Node itself can.
+ */
+function validateOpenApi(document: unknown): { ok: boolean; output: string } {
+  const script =
+    "require('@apidevtools/swagger-parser').validate(JSON.parse(require('fs').readFileSync(0, 'utf8')))" +
+    ".then((api) => console.log('valid', api.openapi), (error) => { console.error(error.message); process.exit(1); })";
+  const result = spawnSync(process.execPath, ['-e', script], {
+    cwd: repoRoot(),
+    input: JSON.stringify(document),
+    encoding: 'utf8',
+  });
+  return { ok: result.status === 0, output: `${result.stdout}${result.stderr}`.trim() };
+}
+
+/** Routes the app's router registered, as Nest logs them at start: `Mapped {/v1/notifications/:id, GET} route`. */
+function registeredRoutes(replica: Replica): string[] {
+  return [...replica.log().matchAll(/"Mapped \{([^,]+), (\w+)\} route"/g)].map((m) => `${m[2]} ${m[1]}`);
+}
+
+describe('OpenAPI description of the REST API', () => {
+  let cluster: TestCluster;
+  let replica: Replica;
+  let served: Document;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('openapi', 1);
+    replica = cluster.replicas[0]!;
+    const response = await fetch(`${replica.http}/v1/openapi.json`);
+    expect(response.status).toBe(200);
+    served = (await response.json()) as Document;
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('is served at /v1/openapi.json exactly as committed in docs/openapi.json (npm run docs:openapi)', () => {
+    const committed = JSON.parse(readFileSync(join(repoRoot(), 'docs', 'openapi.json'), 'utf8')) as Document;
+    expect(served).toEqual(committed);
+  });
+
+  it('validates as OpenAPI 3', () => {
+    expect(served.openapi).toMatch(/^3\./);
+    expect(validateOpenApi(served)).toEqual({ ok: true, output: `valid ${served.openapi}` });
+    // The validator does reject a broken document.
+    const broken = { ...served, paths: { '/x': { get: { responses: 'none' } } } };
+    expect(validateOpenApi(broken).ok).toBe(false);
+  });
+
+  it('describes every route the app registers, and nothing else (/metrics is internal)', () => {
+    const routes = registeredRoutes(replica);
+    expect(routes.length).toBeGreaterThan(3);
+    const expected = routes
+      .filter((r) => r !== 'GET /metrics')
+      .map((r) => r.replace(/:(\w+)/g, '{$1}'))
+      .sort();
+    const documented = Object.entries(served.paths)
+      .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`))
+      .sort();
+    expect(documented).toEqual(expected);
+  });
+
+  it('documents auth, bodies with examples, and the error body on every publisher endpoint', () => {
+    for (const [path, operations] of Object.entries(served.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        if (path.startsWith('/v1/')) {
+          expect({ where, security: operation.security }).toEqual({ where, security: [{ apiKey: [] }] });
+          expect({
+            where,
+            unauthorized: operation.responses['401']?.content?.['application/json']?.schema?.$ref,
+          }).toEqual({ where, unauthorized: '#/components/schemas/ApiErrorBodyDto' });
+        }
+        if (operation.requestBody) {
+          const json = operation.requestBody.content['application/json'];
+          expect({ where, examples: Object.keys(json?.examples ?? {}).length > 0 }).toEqual({ where, examples: true });
+        }
+      }
+    }
+    expect(Object.keys(served.paths['/v1/notifications']!.post!.responses).sort()).toEqual(
+      ['202', '400', '401', '413', '422', '503'].sort(),
+    );
+  });
+
+  it('has a browsable page at /v1/docs', async () => {
+    const page = await fetch(`${replica.http}/v1/docs`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('swagger-ui');
+  });
+});
