@@ -17,11 +17,13 @@ export class ConnectionRegistry {
     set.add(connection);
   }
 
-  remove(connection: Connection): void {
-    if (!this.byId.delete(connection.id)) return;
+  /** False when the connection was not registered (refused during shutdown, or removed already). */
+  remove(connection: Connection): boolean {
+    if (!this.byId.delete(connection.id)) return false;
     const set = this.byUser.get(connection.userId);
     set?.delete(connection);
     if (set?.size === 0) this.byUser.delete(connection.userId);
+    return true;
   }
 
   connectionsOf(userId: string): ReadonlySet<Connection> {

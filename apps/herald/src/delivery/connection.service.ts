@@ -151,8 +151,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * once, whatever the order of events.
    */
   async closed(connection: Connection, code: number): Promise<void> {
-    this.registry.remove(connection);
-    this.metrics.connectionClosed(code);
+    // Counted like the opening: only connections that were registered (not those refused while draining).
+    if (this.registry.remove(connection)) this.metrics.connectionClosed(code);
     this.logger.log({
       message: 'connection closed',
       connectionId: connection.id,
