@@ -70,6 +70,9 @@ describe('Prometheus metrics at /metrics', () => {
     });
     expect(empty.body.recipients).toBe(0);
 
+    // A forged token: refused before the upgrade.
+    expect(await TestClient.refusedStatus(`${r1.ws}?token=not-a-token`)).toBe(401);
+
     await aliceClient.close();
     await carolClient.close();
     // Every redelivery check scheduled by the sends above has run (each runs ~400-600 ms after its send).
@@ -96,6 +99,7 @@ describe('Prometheus metrics at /metrics', () => {
         'herald_jobs_total{outcome="completed",queue="redelivery"}',
         'herald_jobs_total{outcome="failed",queue="redelivery"}',
         'herald_rate_limited_frames_total',
+        'herald_upgrades_refused_total{status="401"}',
         'herald_http_requests_total{method="POST",route="/v1/notifications",status="202"}',
       ]),
     ).toEqual({
@@ -119,6 +123,7 @@ describe('Prometheus metrics at /metrics', () => {
       'herald_jobs_total{outcome="completed",queue="redelivery"}': 5,
       'herald_jobs_total{outcome="failed",queue="redelivery"}': 0,
       herald_rate_limited_frames_total: 0,
+      'herald_upgrades_refused_total{status="401"}': 1,
       'herald_http_requests_total{method="POST",route="/v1/notifications",status="202"}': 5,
     });
     // The sweep runs on its own clock: it ran, and never failed.

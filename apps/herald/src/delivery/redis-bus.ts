@@ -47,12 +47,12 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     const pipeline = this.redis.pipeline();
     for (const userId of userIds) pipeline.publish(this.keys.userChannel(userId), raw);
     const results = (await pipeline.exec()) ?? [];
-    this.metrics.busMessages.inc({ direction: 'out' }, userIds.length);
     let reached = 0;
     for (const [error, receivers] of results) {
       if (error) throw error;
       if (typeof receivers === 'number' && receivers > 0) reached += 1;
     }
+    this.metrics.busMessages.inc({ direction: 'out' }, results.length);
     return reached;
   }
 

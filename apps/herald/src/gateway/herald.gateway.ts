@@ -7,6 +7,7 @@ import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
 import { DrainState } from '../common/lifecycle.module';
+import { MetricsService } from '../metrics/metrics.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { ConnectionService } from '../delivery/connection.service';
@@ -28,6 +29,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     private readonly connections: ConnectionService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly drain: DrainState,
+    private readonly metrics: MetricsService,
   ) {
     this.proxyTrust = compileProxyTrust(config.trustedProxies);
   }
@@ -39,17 +41,31 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     server.options.verifyClient = (info, callback) => {
       if (this.drain.isDraining) {
         // Before the upgrade, so a proxy can send the client to another replica (Nginx: http_503).
+        this.refused(info.req, 503, 'Server shutting down');
         callback(false, 503, 'Server shutting down', { 'Retry-After': '1' });
         return;
       }
       const decision = this.auth.decide(info.req);
       if (!decision.ok) {
+        this.refused(info.req, decision.status, decision.message);
         callback(false, decision.status, decision.message);
         return;
       }
       (info.req as AuthedRequest).heraldPrincipal = decision.principal;
       callback(true);
     };
+  }
+
+  /** One line and one count per refused upgrade; the URL (which may carry ?token=) is never logged. */
+  private refused(request: IncomingMessage, status: number, reason: string): void {
+    this.metrics.upgradesRefused.inc({ status: String(status) });
+    this.logger.log({
+      message: 'upgrade refused',
+      status,
+      reason,
+      remoteAddress: clientAddress(request, this.proxyTrust),
+      origin: request.headers.origin,
+    });
   }
 
   handleConnection(socket: WebSocket, request: AuthedRequest): void {

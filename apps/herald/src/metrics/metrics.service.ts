@@ -13,7 +13,8 @@ export type AudienceKind = 'users' | 'topic' | 'all';
  * Every Prometheus metric of a replica, in one registry served at /metrics.
  * Labels are bounded sets (outcome, audience kind, close code, queue): never
  * a user id, notification id or publisher key. Every series carries the
- * `replica` label; sum over it for the cluster.
+ * `replica` label: sum counters over it for the cluster (but herald_queue_jobs
+ * reads the shared queues, so every replica reports the same: take the max).
  */
 @Injectable()
 export class MetricsService {
@@ -30,6 +31,7 @@ export class MetricsService {
   readonly busMessages: Counter<'direction'>;
   readonly rateLimitedFrames: Counter;
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly upgradesRefused: Counter<'status'>;
 
   constructor(@Inject(HERALD_CONFIG) config: HeraldConfig) {
     this.registry.setDefaultLabels({ replica: config.replicaId });
@@ -90,6 +92,12 @@ export class MetricsService {
     this.rateLimitedFrames = new Counter({
       name: 'herald_rate_limited_frames_total',
       help: 'Client commands answered RATE_LIMITED (too many queued on one connection).',
+      registers,
+    });
+    this.upgradesRefused = new Counter({
+      name: 'herald_upgrades_refused_total',
+      help: 'WebSocket upgrades refused before the upgrade, by HTTP status (401 token, 403 origin, 503 draining).',
+      labelNames: ['status'],
       registers,
     });
     this.httpRequests = new Counter({
