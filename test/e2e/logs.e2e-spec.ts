@@ -59,6 +59,9 @@ describe('Operator logs', () => {
     expect(requestLine!.publisher).toMatch(/^pk_[0-9a-f]{12}$/);
     expect(typeof requestLine!.durationMs).toBe('number');
     expect(find([r1], (l) => l.message === 'notification published')[0]).toMatchObject({ requestId });
+    // These reach their files through pipes, after the client saw the frames: wait for them.
+    await waitFor('the send line', () => find([r2], (l) => l.message === 'delivery sent' && l.attempt === 1)[0]);
+    await waitFor('the redelivery line', () => find(all, (l) => l.message === 'redelivering')[0]);
     expect(find([r2], (l) => l.message === 'delivery sent' && l.attempt === 1)[0]).toMatchObject({
       requestId,
       userId: dana,

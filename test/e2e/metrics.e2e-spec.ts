@@ -6,13 +6,16 @@ import { Replica } from '../helpers/replica';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
-/** FAST_TIMINGS: ack timeout 400 ms, at most 3 sends, sweep every 300 ms. */
+/**
+ * FAST_TIMINGS (ack timeout 400 ms, at most 3 sends), but a 2 s sweep: its backstop then lies seconds
+ * after every redelivery job is due, so a job running late is never overtaken by a sweep resend.
+ */
 describe('Prometheus metrics at /metrics', () => {
   let cluster: TestCluster;
   const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('metrics');
+    cluster = await TestCluster.start('metrics', 2, { HERALD_SWEEP_INTERVAL_MS: '2000' });
   });
 
   afterAll(async () => {
@@ -47,6 +50,9 @@ describe('Prometheus metrics at /metrics', () => {
     expect(await aliceClient.ack(acked.id)).toMatchObject({ status: 'ok' });
     // Never acked: sent 3 (2 of them redeliveries), then failed.
     const ignored = await publish(r2.http, { to: { users: [alice] }, event: 'm.ignored', payload: {} });
+    // Its check is waiting in the queue now.
+    const pending = await scrape(bases);
+    expect(pending.get('herald_queue_jobs{queue="redelivery",state="delayed"}')).toBeGreaterThanOrEqual(1);
     await aliceClient.notification(ignored.id, 3);
     await waitFor(
       'the ignored delivery to fail',
@@ -57,6 +63,7 @@ describe('Prometheus metrics at /metrics', () => {
     await waitFor(
       'the offline delivery to expire',
       async () => (await cluster.deliveryOf(lapsed.id, bob))?.status === 'expired',
+      8000,
       5000,
     );
     // Offline, then replayed on connect (1 replayed, sent 1) and acked.
@@ -76,8 +83,22 @@ describe('Prometheus metrics at /metrics', () => {
     await aliceClient.close();
     await carolClient.close();
     // Every redelivery check scheduled by the sends above has run (each runs ~400-600 ms after its send).
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    const after = await scrape(bases);
+    // Every redelivery check scheduled by the sends above has run (the first fires ~400-600 ms after its send).
+    const done = 'herald_jobs_total{outcome="completed",queue="redelivery"}';
+    const after = await waitFor(
+      'the redelivery checks to finish and the counters to settle',
+      async () => {
+        const first = await scrape(bases);
+        const queued = ['delayed', 'waiting', 'active'].map(
+          (state) => first.get(`herald_queue_jobs{queue="redelivery",state="${state}"}`) ?? -1,
+        );
+        if ((first.get(done) ?? 0) - (before.get(done) ?? 0) < 5 || queued.some((n) => n !== 0)) return undefined;
+        const second = await scrape(bases);
+        return second.get(done) === first.get(done) ? second : undefined;
+      },
+      10_000,
+      100,
+    );
 
     expect(
       moved(before, after, [
@@ -92,6 +113,7 @@ describe('Prometheus metrics at /metrics', () => {
         'herald_deliveries_total{outcome="expired"}',
         'herald_redeliveries_total',
         'herald_publish_to_ack_seconds_count',
+        'herald_send_to_ack_seconds_count',
         'herald_replay_size_count',
         'herald_replay_size_sum',
         'herald_bus_messages_total{direction="out"}',
@@ -114,6 +136,7 @@ describe('Prometheus metrics at /metrics', () => {
       'herald_deliveries_total{outcome="expired"}': 1,
       herald_redeliveries_total: 2,
       herald_publish_to_ack_seconds_count: 2,
+      herald_send_to_ack_seconds_count: 2,
       herald_replay_size_count: 2,
       herald_replay_size_sum: 1,
       // 4 user publishes + 2 resends out; in: only the replica holding alice listens (3 for her); nobody held bob or carol.

@@ -42,6 +42,7 @@ function bodyErrorHandler(maxBodyBytes: number) {
               { field: '(body)', reason: String(type ?? 'unreadable') },
             ]);
     const { status, body } = toErrorResponse(mapped, requestIdOf(request));
+    response.locals.bodyRefused = true; // for the request log: refused before any route matched
     response.status(status).json(body);
   };
 }

@@ -12,8 +12,9 @@ import { requestIdOf } from './request-id';
 export function requestLogMiddleware(logger: Logger, metrics: MetricsService) {
   return (request: Request, response: Response, next: NextFunction): void => {
     const started = process.hrtime.bigint();
-    response.on('finish', () => {
-      const route = routeOf(request);
+    // `close` comes for every request, answered or not (`finish` only for answered ones).
+    response.on('close', () => {
+      const route = routeOf(request, response);
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       metrics.httpRequests.inc({ method: request.method, route, status: String(response.statusCode) });
       if (route === '/metrics') return; // scrapes every few seconds would drown the log
@@ -26,14 +27,19 @@ export function requestLogMiddleware(logger: Logger, metrics: MetricsService) {
         requestId: requestIdOf(request),
         publisher: (request as PublisherRequest).publisher?.keyId,
         remoteAddress: request.ip,
+        ...(response.writableFinished ? {} : { aborted: true }),
       });
     });
     next();
   };
 }
 
-/** The matched route's pattern (`/v1/notifications/:id`), so labels and logs never carry ids; else `unmatched`. */
-function routeOf(request: Request): string {
+/**
+ * The matched route's pattern (`/v1/notifications/:id`), so labels and logs never carry ids; `(body)`
+ * when the body was refused before routing (bad JSON, too large); else `unmatched`.
+ */
+function routeOf(request: Request, response: Response): string {
   const path = (request.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? `${request.baseUrl}${path}` : 'unmatched';
+  if (typeof path === 'string') return `${request.baseUrl}${path}`;
+  return response.locals.bodyRefused === true ? '(body)' : 'unmatched';
 }

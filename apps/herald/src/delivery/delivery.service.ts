@@ -159,10 +159,11 @@ export class DeliveryService implements OnModuleInit {
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
-    const { outcome, changed, sincePublishMs } = await this.deliveries.ack(notificationId, userId);
+    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.deliveries.ack(notificationId, userId);
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);
+      if (sinceSentMs !== undefined) this.metrics.sendToAck.observe(sinceSentMs / 1000);
     } else if (changed && outcome === 'expired') {
       this.metrics.delivery('expired');
     }

@@ -64,7 +64,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       status,
       reason,
       remoteAddress: clientAddress(request, this.proxyTrust),
-      origin: request.headers.origin,
+      origin: request.headers.origin?.slice(0, 256),
     });
   }
 

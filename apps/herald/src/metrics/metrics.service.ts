@@ -26,6 +26,7 @@ export class MetricsService {
   readonly deliveries: Counter<'outcome'>;
   readonly redeliveries: Counter;
   readonly publishToAck: Histogram;
+  readonly sendToAck: Histogram;
   readonly replaySize: Histogram;
   readonly jobs: Counter<'queue' | 'outcome'>;
   readonly busMessages: Counter<'direction'>;
@@ -67,8 +68,14 @@ export class MetricsService {
     });
     this.publishToAck = new Histogram({
       name: 'herald_publish_to_ack_seconds',
-      help: 'Time from publish (stored) to the ack being recorded.',
+      help: 'Time from publish (stored) to the ack being recorded, including any time the user was offline.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    });
+    this.sendToAck = new Histogram({
+      name: 'herald_send_to_ack_seconds',
+      help: 'Time from the latest send of a delivery to its ack: the client round trip, without offline time.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.replaySize = new Histogram({

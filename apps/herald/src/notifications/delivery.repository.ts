@@ -84,20 +84,31 @@ export class DeliveryRepository {
    * because the user demonstrably has the notification.
    */
   async ack(notificationId: string, userId: string): Promise<AckResult> {
-    const updated = await query<{ outcome: 'acked' | 'expired'; since_publish_ms: number }>(
+    const updated = await query<{
+      outcome: 'acked' | 'expired';
+      since_publish_ms: number;
+      since_sent_ms: number | null;
+    }>(
       this.dataSource,
       `UPDATE deliveries
           SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
               acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
               next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
-       RETURNING status AS outcome, (EXTRACT(EPOCH FROM now() - created_at) * 1000)::float8 AS since_publish_ms`,
+       RETURNING status AS outcome,
+                 (EXTRACT(EPOCH FROM now() - created_at) * 1000)::float8 AS since_publish_ms,
+                 (EXTRACT(EPOCH FROM now() - last_sent_at) * 1000)::float8 AS since_sent_ms`,
       [notificationId, userId],
     );
     const row0 = updated[0];
     if (row0) {
       return row0.outcome === 'acked'
-        ? { outcome: 'acked', changed: true, sincePublishMs: row0.since_publish_ms }
+        ? {
+            outcome: 'acked',
+            changed: true,
+            sincePublishMs: row0.since_publish_ms,
+            ...(row0.since_sent_ms !== null ? { sinceSentMs: row0.since_sent_ms } : {}),
+          }
         : { outcome: 'expired', changed: true };
     }
     // A separate statement, so it sees what a concurrent ack or expiry committed

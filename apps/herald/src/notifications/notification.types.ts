@@ -75,6 +75,8 @@ export type AckOutcome = 'acked' | 'duplicate' | 'expired' | 'unknown';
 export interface AckResult {
   outcome: AckOutcome;
   changed: boolean;
-  /** For a change to `acked`: milliseconds from publish to this ack. */
+  /** For a change to `acked`: milliseconds from publish to this ack (includes time the user was offline). */
   sincePublishMs?: number;
+  /** For a change to `acked`: milliseconds from the latest send to this ack (the client's own latency). */
+  sinceSentMs?: number;
 }

@@ -17,7 +17,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setVersion('1')
     .addServer('/')
     .addBearerAuth(
-      { type: 'http', scheme: 'bearer', description: 'A publisher API key (one of HERALD_API_KEYS).' },
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'opaque API key',
+        description: 'A publisher API key (one of HERALD_API_KEYS).',
+      },
       'apiKey',
     )
     .addBearerAuth(
@@ -33,7 +38,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addTag('tokens', 'User tokens for the WebSocket, minted by your services (API key).')
     .addTag('health', 'Liveness and readiness, no authentication.')
     .build();
-  return SwaggerModule.createDocument(app, config, { extraModels: AUDIENCE_MODELS });
+  return SwaggerModule.createDocument(app, config, { extraModels: AUDIENCE_MODELS, autoTagControllers: false });
 }
 
 /** Serves the document at /v1/openapi.json and a browsable page at /v1/docs. */

@@ -21,7 +21,12 @@ import type { ReadyReport } from '../health/health.service';
  */
 
 export class UsersAudience {
-  @ApiProperty({ description: '1 to HERALD_MAX_RECIPIENTS user ids', example: ['alice', 'bob'], type: [String] })
+  @ApiProperty({
+    description: '1 to HERALD_MAX_RECIPIENTS user ids',
+    example: ['alice', 'bob'],
+    type: [String],
+    minItems: 1,
+  })
   users!: string[];
 }
 
@@ -41,7 +46,18 @@ const audienceSchema = {
   oneOf: AUDIENCE_MODELS.map((model) => ({ $ref: getSchemaPath(model) })),
 };
 
-const anyJson = { description: 'Any JSON value', nullable: true };
+/** Any JSON value: object, array, string, number, boolean or null. */
+const anyJson = {
+  description: 'Any JSON value',
+  nullable: true,
+  anyOf: [
+    { type: 'object', additionalProperties: true },
+    { type: 'array', items: {} },
+    { type: 'string' },
+    { type: 'number' },
+    { type: 'boolean' },
+  ],
+};
 
 export class PublishRequestDto implements PublishRequest {
   @ApiProperty({ description: 'Who receives it: a list of users, a topic, or everyone.', ...audienceSchema })
@@ -58,7 +74,8 @@ export class PublishRequestDto implements PublishRequest {
   payload?: JsonValue;
 
   @ApiPropertyOptional({
-    description: 'How long it may be delivered; default HERALD_DEFAULT_TTL_SECONDS',
+    description: 'How long it may be delivered; default HERALD_DEFAULT_TTL_SECONDS, at most HERALD_MAX_TTL_SECONDS',
+    type: 'integer',
     minimum: 1,
     example: 3600,
   })
@@ -137,7 +154,12 @@ export class TokenRequestDto implements TokenRequest {
   @ApiProperty({ description: '1-128 characters of letters, digits and `_ . @ : -`', example: 'alice' })
   userId!: string;
 
-  @ApiPropertyOptional({ description: 'Lifetime; at most HERALD_TOKEN_MAX_TTL_SECONDS', example: 3600 })
+  @ApiPropertyOptional({
+    description: 'Lifetime; at most HERALD_TOKEN_MAX_TTL_SECONDS',
+    type: 'integer',
+    minimum: 1,
+    example: 3600,
+  })
   ttlSeconds?: number;
 }
 

@@ -74,8 +74,18 @@ export class PublishController {
   @ApiTags('publish')
   @ApiOperation({ summary: 'A notification with its delivery counts and per-recipient deliveries (paged)' })
   @ApiParam({ name: 'id', format: 'uuid' })
-  @ApiQuery({ name: 'limit', required: false, description: 'Deliveries per page, 1-1000 (default 100)' })
-  @ApiQuery({ name: 'after', required: false, description: '`deliveries.nextCursor` of the previous page' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    description: 'Deliveries per page',
+  })
+  @ApiQuery({
+    name: 'after',
+    required: false,
+    schema: { type: 'string' },
+    description: '`deliveries.nextCursor` of the previous page',
+  })
   @ApiResponse({ status: 200, type: NotificationViewDto })
   @ApiErrors(400, 404, 503)
   get(
