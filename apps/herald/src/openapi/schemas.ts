@@ -49,9 +49,9 @@ const audienceSchema = {
 /** Any JSON value: object, array, string, number, boolean or null. */
 const anyJson = {
   description: 'Any JSON value',
-  nullable: true,
+  // OpenAPI 3.0 has no null type, and `nullable` counts only beside a `type`: null rides on the object branch.
   anyOf: [
-    { type: 'object', additionalProperties: true },
+    { type: 'object', additionalProperties: true, nullable: true },
     { type: 'array', items: {} },
     { type: 'string' },
     { type: 'number' },
