@@ -113,6 +113,8 @@ export class DeliveryService implements OnModuleInit {
     await this.scheduler.schedule(
       counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
     );
+    // One line per delivery: skipped whole unless debug is on, since a broadcast can be thousands.
+    if (!Logger.isLevelEnabled('debug')) return;
     for (const d of counted) {
       this.logger.debug?.({
         message: 'delivery sent',
