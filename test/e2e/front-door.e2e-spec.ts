@@ -51,6 +51,17 @@ describe('Front door: Nginx in front of two replicas', () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
   });
 
+  /** The presence entry Redis holds for a client's connection, once its replica wrote it. */
+  async function presenceOf(client: TestClient): Promise<{ remoteAddress: string; userAgent: string }> {
+    const welcome = await welcomeOf(client);
+    const raw = await waitFor(
+      `presence entry of ${welcome.connectionId}`,
+      async () =>
+        (await redis.hget(`${cluster.redisPrefix}:conns:${welcome.replicaId}`, welcome.connectionId)) ?? undefined,
+    );
+    return JSON.parse(raw) as { remoteAddress: string; userAgent: string };
+  }
+
   afterAll(async () => {
     redis?.disconnect();
     await edge?.stop();
@@ -78,13 +89,8 @@ describe('Front door: Nginx in front of two replicas', () => {
       headers: { 'x-forwarded-for': '6.6.6.6', 'user-agent': 'front-door-test' },
     });
     clients.push(client);
-    const welcome = await welcomeOf(client);
-    expect(welcome.userId).toBe(alice);
-    const entry = await waitFor('presence entry', async () => {
-      const raw = await redis.hget(`${cluster.redisPrefix}:conns:${welcome.replicaId}`, welcome.connectionId);
-      return raw ? (JSON.parse(raw) as { remoteAddress: string; userAgent: string }) : undefined;
-    });
-    expect(entry).toMatchObject({ remoteAddress: '127.0.0.2', userAgent: 'front-door-test' });
+    expect((await welcomeOf(client)).userId).toBe(alice);
+    expect(await presenceOf(client)).toMatchObject({ remoteAddress: '127.0.0.2', userAgent: 'front-door-test' });
 
     // From the proxy's own address, a forged X-Forwarded-For is replaced by Nginx, not passed along.
     const local = await TestClient.connect(edge.ws, token, {
@@ -92,14 +98,7 @@ describe('Front door: Nginx in front of two replicas', () => {
       headers: { 'x-forwarded-for': '6.6.6.6' },
     });
     clients.push(local);
-    const localWelcome = await welcomeOf(local);
-    const localEntry = await waitFor(
-      'presence entry of the loopback client',
-      async () =>
-        (await redis.hget(`${cluster.redisPrefix}:conns:${localWelcome.replicaId}`, localWelcome.connectionId)) ??
-        undefined,
-    );
-    expect(JSON.parse(localEntry)).toMatchObject({ remoteAddress: '127.0.0.1' });
+    expect(await presenceOf(local)).toMatchObject({ remoteAddress: '127.0.0.1' });
 
     // Straight to a replica from an address that is not the proxy: X-Forwarded-For is not believed.
     const [r1] = cluster.replicas as [Replica, Replica];
@@ -108,12 +107,7 @@ describe('Front door: Nginx in front of two replicas', () => {
       headers: { 'x-forwarded-for': '6.6.6.6' },
     });
     clients.push(direct);
-    const directWelcome = await welcomeOf(direct);
-    const directEntry = await waitFor(
-      'presence entry of the direct connection',
-      async () => (await redis.hget(`${cluster.redisPrefix}:conns:${r1.id}`, directWelcome.connectionId)) ?? undefined,
-    );
-    expect(JSON.parse(directEntry)).toMatchObject({ remoteAddress: '127.0.0.3' });
+    expect(await presenceOf(direct)).toMatchObject({ remoteAddress: '127.0.0.3' });
 
     // The access log has the request (written when the socket closes) but not the token in its query.
     await Promise.all(clients.splice(0).map((c) => c.close()));

@@ -5,7 +5,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { Job } from 'bullmq';
 import { REDELIVERY_QUEUE, RedeliveryJobData } from './queues';
-import { closeWorker, countJob } from './worker-shutdown';
+import { closeWorker } from './worker-shutdown';
 import { CheckOutcome, RedeliveryService } from './redelivery.service';
 
 /** The one processor of the redelivery queue. */
@@ -20,7 +20,7 @@ export class RedeliveryProcessor extends WorkerHost implements BeforeApplication
   }
 
   async process(job: Job<RedeliveryJobData>): Promise<CheckOutcome> {
-    return countJob(this.metrics, REDELIVERY_QUEUE, this.redelivery.check(job.data));
+    return this.metrics.countJob(REDELIVERY_QUEUE, this.redelivery.check(job.data));
   }
 
   /** Lets running jobs finish (within the grace) before the database and Redis close. */

@@ -6,7 +6,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { SWEEP_JOB, SWEEP_QUEUE, SWEEP_SCHEDULER_ID, SweepJobData } from './queues';
 import { RedeliveryService } from './redelivery.service';
-import { closeWorker, countJob } from './worker-shutdown';
+import { closeWorker } from './worker-shutdown';
 
 /**
  * The one processor of the sweep queue. A BullMQ job scheduler makes one job
@@ -49,7 +49,7 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
   }
 
   async process(_job: Job<SweepJobData>): Promise<Awaited<ReturnType<RedeliveryService['sweep']>>> {
-    return countJob(this.metrics, SWEEP_QUEUE, this.redelivery.sweep());
+    return this.metrics.countJob(SWEEP_QUEUE, this.redelivery.sweep());
   }
 
   async beforeApplicationShutdown(): Promise<void> {

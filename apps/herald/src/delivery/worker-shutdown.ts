@@ -1,4 +1,3 @@
-import type { MetricsService } from '../metrics/metrics.service';
 import type { Worker } from 'bullmq';
 
 /**
@@ -16,16 +15,4 @@ export async function closeWorker(worker: Worker, graceMs: number): Promise<void
   ]);
   clearTimeout(timer);
   if (!closed) await worker.close(true);
-}
-
-/** Counts a job's outcome for herald_jobs_total, passing its result or error through. */
-export async function countJob<T>(metrics: MetricsService, queue: string, work: Promise<T>): Promise<T> {
-  try {
-    const result = await work;
-    metrics.jobs.inc({ queue, outcome: 'completed' });
-    return result;
-  } catch (error) {
-    metrics.jobs.inc({ queue, outcome: 'failed' });
-    throw error;
-  }
 }

@@ -18,7 +18,7 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** PostgreSQL and Redis answer: 200, else 503 naming which does not. */
+  /** PostgreSQL and Redis answer and the replica is not draining: 200, else 503 saying which. */
   @Get('ready')
   @ApiOperation({ summary: 'PostgreSQL and Redis answer, and the replica is not draining' })
   @ApiResponse({ status: 200, type: ReadyDto, description: 'Ready' })

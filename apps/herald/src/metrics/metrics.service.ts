@@ -20,99 +20,80 @@ export type AudienceKind = 'users' | 'topic' | 'all';
 export class MetricsService {
   readonly registry = new Registry();
 
-  readonly connectionsOpened: Counter;
-  readonly connectionsClosed: Counter<'code'>;
-  readonly notificationsPublished: Counter<'audience'>;
-  readonly deliveries: Counter<'outcome'>;
-  readonly redeliveries: Counter;
-  readonly publishToAck: Histogram;
-  readonly sendToAck: Histogram;
-  readonly replaySize: Histogram;
-  readonly jobs: Counter<'queue' | 'outcome'>;
-  readonly busMessages: Counter<'direction'>;
-  readonly rateLimitedFrames: Counter;
-  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
-  readonly upgradesRefused: Counter<'status'>;
+  readonly connectionsOpened = this.counter(
+    'herald_connections_opened_total',
+    'WebSocket connections accepted (after authentication).',
+  );
+  readonly connectionsClosed = this.counter(
+    'herald_connections_closed_total',
+    'WebSocket connections closed, by close code (`other` for application codes).',
+    ['code'],
+  );
+  readonly upgradesRefused = this.counter(
+    'herald_upgrades_refused_total',
+    'WebSocket upgrades refused before the upgrade, by HTTP status (401 token, 403 origin, 503 draining).',
+    ['status'],
+  );
+  readonly notificationsPublished = this.counter(
+    'herald_notifications_published_total',
+    'Notifications stored by POST /v1/notifications (idempotent replays not counted), by audience kind.',
+    ['audience'],
+  );
+  readonly deliveries = this.counter(
+    'herald_deliveries_total',
+    'Delivery state changes made by this replica: sent (each send, first or again), acked, expired, failed.',
+    ['outcome'],
+  );
+  readonly redeliveries = this.counter(
+    'herald_redeliveries_total',
+    'Sends of a delivery after its first (ack timeout passed, or replayed after an unacked send).',
+  );
+  readonly publishToAck = this.histogram(
+    'herald_publish_to_ack_seconds',
+    'Time from publish (stored) to the ack being recorded, including any time the user was offline.',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+  );
+  readonly sendToAck = this.histogram(
+    'herald_send_to_ack_seconds',
+    'Time from the latest send of a delivery to its ack: the client round trip, without offline time.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  readonly replaySize = this.histogram(
+    'herald_replay_size',
+    'Notifications replayed to a connection when it opened.',
+    [0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000],
+  );
+  readonly jobs = this.counter(
+    'herald_jobs_total',
+    'BullMQ jobs processed by this replica, by queue and outcome (completed, failed).',
+    ['queue', 'outcome'],
+  );
+  readonly busMessages = this.counter(
+    'herald_bus_messages_total',
+    'Redis pub/sub messages between replicas: out (published) and in (received).',
+    ['direction'],
+  );
+  readonly rateLimitedFrames = this.counter(
+    'herald_rate_limited_frames_total',
+    'Client commands answered RATE_LIMITED (too many queued on one connection).',
+  );
+  readonly httpRequests = this.counter(
+    'herald_http_requests_total',
+    'REST requests answered, by method, route pattern and status.',
+    ['method', 'route', 'status'],
+  );
 
   constructor(@Inject(HERALD_CONFIG) config: HeraldConfig) {
     this.registry.setDefaultLabels({ replica: config.replicaId });
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
-    const registers = [this.registry];
-    this.connectionsOpened = new Counter({
-      name: 'herald_connections_opened_total',
-      help: 'WebSocket connections accepted (after authentication).',
-      registers,
-    });
-    this.connectionsClosed = new Counter({
-      name: 'herald_connections_closed_total',
-      help: 'WebSocket connections closed, by close code (`other` for application codes).',
-      labelNames: ['code'],
-      registers,
-    });
-    this.notificationsPublished = new Counter({
-      name: 'herald_notifications_published_total',
-      help: 'Notifications stored by POST /v1/notifications (idempotent replays not counted), by audience kind.',
-      labelNames: ['audience'],
-      registers,
-    });
-    this.deliveries = new Counter({
-      name: 'herald_deliveries_total',
-      help: 'Delivery state changes made by this replica: sent (each send, first or again), acked, expired, failed.',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.redeliveries = new Counter({
-      name: 'herald_redeliveries_total',
-      help: 'Sends of a delivery after its first (ack timeout passed, or replayed after an unacked send).',
-      registers,
-    });
-    this.publishToAck = new Histogram({
-      name: 'herald_publish_to_ack_seconds',
-      help: 'Time from publish (stored) to the ack being recorded, including any time the user was offline.',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
-      registers,
-    });
-    this.sendToAck = new Histogram({
-      name: 'herald_send_to_ack_seconds',
-      help: 'Time from the latest send of a delivery to its ack: the client round trip, without offline time.',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    });
-    this.replaySize = new Histogram({
-      name: 'herald_replay_size',
-      help: 'Notifications replayed to a connection when it opened.',
-      buckets: [0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000],
-      registers,
-    });
-    this.jobs = new Counter({
-      name: 'herald_jobs_total',
-      help: 'BullMQ jobs processed by this replica, by queue and outcome (completed, failed).',
-      labelNames: ['queue', 'outcome'],
-      registers,
-    });
-    this.busMessages = new Counter({
-      name: 'herald_bus_messages_total',
-      help: 'Redis pub/sub messages between replicas: out (published) and in (received).',
-      labelNames: ['direction'],
-      registers,
-    });
-    this.rateLimitedFrames = new Counter({
-      name: 'herald_rate_limited_frames_total',
-      help: 'Client commands answered RATE_LIMITED (too many queued on one connection).',
-      registers,
-    });
-    this.upgradesRefused = new Counter({
-      name: 'herald_upgrades_refused_total',
-      help: 'WebSocket upgrades refused before the upgrade, by HTTP status (401 token, 403 origin, 503 draining).',
-      labelNames: ['status'],
-      registers,
-    });
-    this.httpRequests = new Counter({
-      name: 'herald_http_requests_total',
-      help: 'REST requests answered, by method, route pattern and status.',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
+  }
+
+  private counter<L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> {
+    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private histogram(name: string, help: string, buckets: number[]): Histogram {
+    return new Histogram({ name, help, buckets, registers: [this.registry] });
   }
 
   /** A gauge read when Prometheus scrapes. */
@@ -147,5 +128,17 @@ export class MetricsService {
 
   delivery(outcome: DeliveryOutcome, count = 1): void {
     if (count > 0) this.deliveries.inc({ outcome }, count);
+  }
+
+  /** Counts a job's outcome for herald_jobs_total, passing its result or error through. */
+  async countJob<T>(queue: string, work: Promise<T>): Promise<T> {
+    try {
+      const result = await work;
+      this.jobs.inc({ queue, outcome: 'completed' });
+      return result;
+    } catch (error) {
+      this.jobs.inc({ queue, outcome: 'failed' });
+      throw error;
+    }
   }
 }
