@@ -4,6 +4,7 @@ import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
+import { DemoModule } from './demo/demo.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -38,6 +39,7 @@ export class AppModule {
         HealthModule,
         PublishModule,
         GatewayModule,
+        DemoModule,
       ],
     };
   }

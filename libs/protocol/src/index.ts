@@ -140,9 +140,23 @@ export interface UnsubscribeFrame {
   id?: string;
 }
 
-export type ClientFrame = ClientAckFrame | PingFrame | SubscribeFrame | UnsubscribeFrame;
+/**
+ * Replaces the connection's token before it expires, without reconnecting.
+ * The new token must name the same user. Answered by `ack` (with `id`) or by
+ * `error` `UNAUTHORIZED` / `FORBIDDEN`; the old token stays in force then.
+ */
+export interface AuthFrame {
+  type: 'auth';
+  token: string;
+  id?: string;
+}
+
+export type ClientFrame = ClientAckFrame | PingFrame | SubscribeFrame | UnsubscribeFrame | AuthFrame;
 export type ClientFrameType = ClientFrame['type'];
-export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = ['ack', 'ping', 'subscribe', 'unsubscribe'];
+export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = ['ack', 'ping', 'subscribe', 'unsubscribe', 'auth'];
+
+/** Longest token an `auth` frame (or `?token=`) may carry, in characters. */
+export const MAX_TOKEN_LENGTH = 4096;
 
 /** Topic names: 1–128 characters of letters, digits and `_ . : -`. */
 export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -200,6 +214,36 @@ export interface NotificationView {
     nextCursor: string | null;
   };
 }
+
+// ---------------------------------------------------------------------------
+// End-user REST: the Server-Sent Events fallback and its acks
+// ---------------------------------------------------------------------------
+
+/**
+ * `GET /v1/stream` sends the server frames as SSE events named after their
+ * `type` (`welcome`, `notification`), with `id:` = the notification's `seq`,
+ * comment lines as heartbeats, and this `close` event before the server ends
+ * the stream (the same codes as the WebSocket's close frames).
+ */
+export interface StreamCloseEvent {
+  code: number;
+  reason: string;
+}
+
+/** `POST /v1/acks`: the notification ids the user has. */
+export interface AcksRequest {
+  ids: string[];
+}
+
+/** `forbidden`: not a notification of this user (or no such id), the answer the WebSocket gives as `FORBIDDEN`. */
+export type AckOutcome = AckStatus | 'forbidden';
+
+export interface AcksResponse {
+  results: { id: string; status: AckOutcome }[];
+}
+
+/** Most ids one `POST /v1/acks` may carry. */
+export const MAX_ACKS_PER_REQUEST = 500;
 
 export interface TokenRequest {
   userId: string;

@@ -24,6 +24,12 @@ export class UnauthorizedError extends HeraldError {
   }
 }
 
+export class ForbiddenError extends HeraldError {
+  constructor(message: string) {
+    super(ErrorCode.Forbidden, message);
+  }
+}
+
 export class NotFoundError extends HeraldError {
   constructor(message: string) {
     super(ErrorCode.NotFound, message);

@@ -220,6 +220,12 @@ export const CONFIG_VARIABLES = {
     default: '10000',
     description: 'On SIGTERM, how long to wait for in-flight acks and jobs before exiting.',
   },
+  HERALD_DEMO_TOKENS: {
+    schema: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true'),
+    default: 'false',
+    description:
+      'Turns on POST /v1/demo/tokens, which mints a user token for anyone who asks (the demo page at /demo/ uses it). Never in production.',
+  },
   LOG_LEVEL: {
     schema: z.enum(['fatal', 'error', 'warn', 'log', 'debug', 'verbose']),
     default: 'log',
@@ -264,6 +270,8 @@ export interface HeraldConfig {
   sweepIntervalMs: number;
   redisPrefix: string;
   shutdownGraceMs: number;
+  /** POST /v1/demo/tokens answers (demo only). */
+  demoTokens: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   logFormat: 'json' | 'text';
 }
@@ -337,6 +345,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     sweepIntervalMs: values.HERALD_SWEEP_INTERVAL_MS as number,
     redisPrefix: values.HERALD_REDIS_PREFIX as string,
     shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
+    demoTokens: values.HERALD_DEMO_TOKENS as boolean,
     logLevel: values.LOG_LEVEL as HeraldConfig['logLevel'],
     logFormat: values.LOG_FORMAT as HeraldConfig['logFormat'],
   };

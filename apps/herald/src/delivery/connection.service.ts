@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
-import type { WebSocket } from 'ws';
+import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -12,12 +12,19 @@ import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { DeliveryService } from './delivery.service';
 import { PresenceEntry, PresenceRepository } from './presence.repository';
+import { ClientTransport } from './transport';
 
 export interface ConnectionMeta {
   userId: string;
   tokenExpiresAt: number;
   remoteAddress: string;
   userAgent: string;
+  /**
+   * SSE `Last-Event-ID`: the client holds every notification up to this seq,
+   * so the replay sends those after it (and any never sent); the earlier
+   * unacked ones come back on the redelivery schedule if no ack arrives.
+   */
+  resumeAfterSeq?: number;
 }
 
 /**
@@ -44,6 +51,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     private readonly delivery: DeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly tokens: UserTokenService,
   ) {
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
@@ -66,7 +74,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * Registers a new connection at once (so no frame it sends is lost) and
    * starts its setup: subscribe, presence, welcome, replay.
    */
-  open(socket: WebSocket, meta: ConnectionMeta): Connection {
+  open(transport: ClientTransport, meta: ConnectionMeta): Connection {
     const connection = new Connection(
       {
         id: randomUUID(),
@@ -76,18 +84,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         userAgent: meta.userAgent,
         tokenExpiresAt: meta.tokenExpiresAt,
       },
-      socket,
+      transport,
     );
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
     if (this.shuttingDown) {
       connection.close(CloseCode.GoingAway, 'server shutting down');
       return connection;
     }
     this.registry.add(connection);
     this.metrics.connectionsOpened.inc();
-    const setup = this.setup(connection);
+    const setup = this.setup(connection, meta.resumeAfterSeq);
     this.setups.set(connection, setup);
     this.track(setup);
     return connection;
@@ -105,7 +110,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /** Never rejects: a failure closes the connection with 1011. What was acquired is recorded on `held`. */
-  private async setup(connection: Connection): Promise<void> {
+  private async setup(connection: Connection, resumeAfterSeq: number | undefined): Promise<void> {
     const held = { subscribed: false, present: false };
     this.held.set(connection, held);
     try {
@@ -124,7 +129,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         heartbeatMs: this.config.heartbeatMs,
         maxMessageBytes: this.config.maxMessageBytes,
       });
-      const replayed = connection.isOpen ? await this.delivery.replay(connection) : 0;
+      const replayed = connection.isOpen ? await this.delivery.replay(connection, resumeAfterSeq) : 0;
       this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',
@@ -132,7 +137,9 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         userId: connection.userId,
         remoteAddress: connection.info.remoteAddress,
         userAgent: connection.info.userAgent,
+        transport: connection.transportKind,
         replayed,
+        ...(resumeAfterSeq !== undefined ? { resumeAfterSeq } : {}),
       });
     } catch (error) {
       this.logger.error({
@@ -197,13 +204,13 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /**
-   * Runs one client command and answers on the connection. A ping is answered
+   * Runs one client command and answers on the connection. A ping or a token refresh is answered
    * at once; commands that touch the store run at most
    * HERALD_MAX_COMMANDS_IN_FLIGHT at a time per connection, so one socket
    * cannot take the database pool, and wait in a bounded queue beyond that.
    */
   command(connection: Connection, frame: ClientFrame): void {
-    if (frame.type === 'ping') {
+    if (frame.type === 'ping' || frame.type === 'auth') {
       this.track(this.run(connection, frame));
       return;
     }
@@ -254,6 +261,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
             });
           return;
         }
+        case 'auth': {
+          this.refreshToken(connection, frame.token, frame.id);
+          return;
+        }
         case 'subscribe':
         case 'unsubscribe': {
           const outcome =
@@ -289,6 +300,32 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         ...(frame.id !== undefined ? { id: frame.id } : {}),
       });
     }
+  }
+
+  /** In-band token refresh: the same user's fresh token moves the connection's expiry on. */
+  private refreshToken(connection: Connection, token: string, id: string | undefined): void {
+    const withId = id !== undefined ? { id } : {};
+    const result = this.tokens.verify(token);
+    if (!result.ok) {
+      connection.send({ type: 'error', code: ErrorCode.Unauthorized, message: result.reason, ...withId });
+      return;
+    }
+    if (result.principal.userId !== connection.userId) {
+      connection.send({
+        type: 'error',
+        code: ErrorCode.Forbidden,
+        message: 'the token names another user; reconnect to switch users',
+        ...withId,
+      });
+      return;
+    }
+    connection.info.tokenExpiresAt = result.principal.expiresAt;
+    this.logger.debug?.({
+      message: 'token refreshed',
+      connectionId: connection.id,
+      expiresAt: result.principal.expiresAt,
+    });
+    if (id !== undefined) connection.send({ type: 'ack', id, status: 'ok' });
   }
 
   /** WebSocket-level ping; a peer that did not answer the previous one is gone. */

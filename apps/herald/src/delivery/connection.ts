@@ -1,5 +1,5 @@
 import type { ClientFrame, NotificationFrame, ServerFrame } from '@herald/protocol';
-import type { WebSocket } from 'ws';
+import type { ClientTransport } from './transport';
 
 export interface ConnectionInfo {
   id: string;
@@ -7,12 +7,12 @@ export interface ConnectionInfo {
   connectedAt: Date;
   remoteAddress: string;
   userAgent: string;
-  /** Token expiry (epoch seconds). */
+  /** Token expiry (epoch seconds); moved on by an in-band `auth` refresh. */
   tokenExpiresAt: number;
 }
 
 /**
- * One live WebSocket of a user on this replica. While the replay on connect
+ * One live connection of a user on this replica (a WebSocket or an SSE stream). While the replay on connect
  * runs, live notifications are held back and sent after it, skipping any the
  * replay already sent, so the client sees replay (in seq order) then live.
  */
@@ -28,8 +28,12 @@ export class Connection {
 
   constructor(
     readonly info: ConnectionInfo,
-    private readonly socket: WebSocket,
+    private readonly transport: ClientTransport,
   ) {}
+
+  get transportKind(): ClientTransport['kind'] {
+    return this.transport.kind;
+  }
 
   get id(): string {
     return this.info.id;
@@ -40,11 +44,11 @@ export class Connection {
   }
 
   get isOpen(): boolean {
-    return this.socket.readyState === this.socket.OPEN;
+    return this.transport.isOpen;
   }
 
   send(frame: ServerFrame): void {
-    if (this.isOpen) this.socket.send(JSON.stringify(frame));
+    if (this.transport.isOpen) this.transport.send(frame);
   }
 
   /** Sends a live notification, or holds it while the replay is running. */
@@ -73,23 +77,21 @@ export class Connection {
    */
   async drained(maxBufferedBytes: number, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.isOpen && this.socket.bufferedAmount > maxBufferedBytes && Date.now() < deadline) {
+    while (this.isOpen && this.transport.bufferedAmount > maxBufferedBytes && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 
   ping(): void {
-    this.alive = false;
-    if (this.isOpen) this.socket.ping();
+    this.alive = !this.transport.answersPings;
+    if (this.transport.isOpen) this.transport.ping();
   }
 
   close(code: number, reason: string): void {
-    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
-      this.socket.close(code, reason);
-    }
+    this.transport.close(code, reason);
   }
 
   terminate(): void {
-    this.socket.terminate();
+    this.transport.terminate();
   }
 }

@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { NotificationsModule } from '../notifications/notifications.module';
 import { Bus } from './bus';
 import { ConnectionRegistry } from './connection-registry';
@@ -15,7 +16,11 @@ import { RedisBus } from './redis-bus';
 import { SweepProcessor } from './sweep.processor';
 
 @Module({
-  imports: [NotificationsModule, BullModule.registerQueue({ name: REDELIVERY_QUEUE }, { name: SWEEP_QUEUE })],
+  imports: [
+    AuthModule,
+    NotificationsModule,
+    BullModule.registerQueue({ name: REDELIVERY_QUEUE }, { name: SWEEP_QUEUE }),
+  ],
   providers: [
     { provide: Bus, useClass: RedisBus },
     ConnectionRegistry,

@@ -126,14 +126,31 @@ export class DeliveryService implements OnModuleInit {
     }
   }
 
-  /** Sends every open delivery of the connection's user, in seq order, then lets live ones through. */
-  async replay(connection: Connection): Promise<number> {
+  /**
+   * Sends every open delivery of the connection's user, in seq order, then
+   * lets live ones through. A resumed SSE stream (`resumeAfterSeq`) skips the
+   * sent ones the client already has and puts those back on the clock.
+   */
+  async replay(connection: Connection, resumeAfterSeq = 0): Promise<number> {
     let afterSeq = 0;
     let total = 0;
     try {
+      if (resumeAfterSeq > 0) {
+        await this.deliveries.rearmResumed(
+          connection.userId,
+          resumeAfterSeq,
+          backstopAt(this.config.ackTimeoutMs, this.config),
+        );
+      }
       for (;;) {
         const nextAttemptAt = backstopAt(maxRedeliveryDelayMs(this.config), this.config);
-        const batch = await this.deliveries.claimReplayBatch(connection.userId, afterSeq, REPLAY_BATCH, nextAttemptAt);
+        const batch = await this.deliveries.claimReplayBatch(
+          connection.userId,
+          afterSeq,
+          REPLAY_BATCH,
+          nextAttemptAt,
+          resumeAfterSeq,
+        );
         for (const item of batch) {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }

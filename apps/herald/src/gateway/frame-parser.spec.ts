@@ -19,6 +19,20 @@ describe('parseClientFrame', () => {
     });
   });
 
+  it('parses a token refresh and refuses one without a usable token', () => {
+    expect(parseClientFrame('{"type":"auth","token":"a.b.c","id":"r1"}')).toEqual({
+      ok: true,
+      frame: { type: 'auth', token: 'a.b.c', id: 'r1' },
+    });
+    for (const token of [undefined, '', 42, 'x'.repeat(4097)]) {
+      expect(parseClientFrame(JSON.stringify({ type: 'auth', token, id: 'r2' }))).toMatchObject({
+        ok: false,
+        code: 'BAD_REQUEST',
+        id: 'r2',
+      });
+    }
+  });
+
   it('answers text that is not a JSON object with BAD_REQUEST', () => {
     for (const text of ['', 'hello', '[1]', '42', 'null', '"s"']) {
       expect(parseClientFrame(text)).toMatchObject({ ok: false, code: 'BAD_REQUEST' });

@@ -1,4 +1,4 @@
-import { ClientFrame, COMMAND_ID_PATTERN, ErrorCode, TOPIC_PATTERN } from '@herald/protocol';
+import { ClientFrame, COMMAND_ID_PATTERN, ErrorCode, MAX_TOKEN_LENGTH, TOPIC_PATTERN } from '@herald/protocol';
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -59,6 +59,16 @@ export function parseClientFrame(text: string): ParseResult {
       return {
         ok: true,
         frame: validCommandId === undefined ? { type, channel } : { type, channel, id: validCommandId },
+      };
+    }
+    case 'auth': {
+      const token = value.token;
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        return fail(`"auth" needs "token": a string of 1-${MAX_TOKEN_LENGTH} characters`);
+      }
+      return {
+        ok: true,
+        frame: validCommandId === undefined ? { type, token } : { type, token, id: validCommandId },
       };
     }
     default:

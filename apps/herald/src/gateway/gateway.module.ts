@@ -2,9 +2,12 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
 import { HeraldGateway } from './herald.gateway';
+import { StreamController } from './stream.controller';
+import { StreamService } from './stream.service';
 
 @Module({
   imports: [AuthModule, DeliveryModule],
-  providers: [HeraldGateway],
+  controllers: [StreamController],
+  providers: [HeraldGateway, StreamService],
 })
 export class GatewayModule {}

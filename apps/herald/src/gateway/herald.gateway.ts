@@ -12,6 +12,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { ConnectionService } from '../delivery/connection.service';
 import { parseClientFrame } from './frame-parser';
+import { WebSocketTransport } from './websocket-transport';
 
 type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
 
@@ -74,11 +75,14 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       socket.close(CloseCode.PolicyViolation, 'unauthenticated');
       return;
     }
-    const connection = this.connections.open(socket, {
+    const connection = this.connections.open(new WebSocketTransport(socket), {
       userId: principal.userId,
       tokenExpiresAt: principal.expiresAt,
       remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+    });
+    socket.on('pong', () => {
+      connection.alive = true;
     });
     socket.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) {

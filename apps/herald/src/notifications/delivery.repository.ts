@@ -53,12 +53,14 @@ export class DeliveryRepository {
     afterSeq: number,
     limit: number,
     nextAttemptAt: Date,
+    resumeAfterSeq = 0,
   ): Promise<ReplayedDelivery[]> {
     const rows = await query<Parameters<typeof toStoredNotification>[0] & { attempts: number }>(
       this.dataSource,
       `WITH batch AS (
          SELECT notification_id FROM deliveries
           WHERE user_id = $1 AND status IN ('pending', 'sent') AND expires_at > now() AND seq > $2
+            AND (status = 'pending' OR seq > $5)
           ORDER BY seq
           LIMIT $3
           FOR UPDATE),
@@ -72,9 +74,25 @@ export class DeliveryRepository {
        SELECT n.id, n.seq, n.event, n.payload, n.topic, n.created_at, n.expires_at, upd.attempts
          FROM upd JOIN notifications n ON n.id = upd.notification_id
         ORDER BY n.seq`,
-      [userId, afterSeq, limit, nextAttemptAt],
+      [userId, afterSeq, limit, nextAttemptAt, resumeAfterSeq],
     );
     return rows.map((r) => ({ notification: toStoredNotification(r), attempt: r.attempts }));
+  }
+
+  /**
+   * A resumed stream skipped the sent, unacked deliveries up to `seq` (the
+   * client has them): put the parked ones back on the clock, so the sweep
+   * sends them again at `nextAttemptAt` if their ack does not come.
+   */
+  async rearmResumed(userId: string, seq: number, nextAttemptAt: Date): Promise<number> {
+    const rows = await query<{ notification_id: string }>(
+      this.dataSource,
+      `UPDATE deliveries SET next_attempt_at = $3, updated_at = now()
+        WHERE user_id = $1 AND status = 'sent' AND seq <= $2 AND expires_at > now() AND next_attempt_at IS NULL
+        RETURNING notification_id`,
+      [userId, seq, nextAttemptAt],
+    );
+    return rows.length;
   }
 
   /**

@@ -46,3 +46,21 @@ export function ApiErrors(...statuses: (keyof typeof ERRORS)[]): MethodDecorator
     ),
   );
 }
+
+/** The errors every end-user endpoint can give: the same checks as the WebSocket upgrade. */
+export function ApiUserErrors(): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ApiResponse({
+      status: 401,
+      description: 'No user token, or a forged, expired or not-yet-valid one (API keys are not user tokens).',
+      type: ApiErrorBodyDto,
+      example: errorExample(ErrorCode.Unauthorized, 'token expired'),
+    }),
+    ApiResponse({
+      status: 403,
+      description: 'The Origin is not in HERALD_ALLOWED_ORIGINS.',
+      type: ApiErrorBodyDto,
+      example: errorExample(ErrorCode.Forbidden, 'Origin not allowed'),
+    }),
+  );
+}

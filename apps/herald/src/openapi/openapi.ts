@@ -10,7 +10,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Herald REST API')
     .setDescription(
-      'Publish notifications, read their delivery state, mint user tokens, and check health. ' +
+      'Publish notifications, read their delivery state, mint user tokens, stream to end users over ' +
+        'Server-Sent Events where WebSockets are blocked, and check health. ' +
         'Real-time delivery itself is the WebSocket protocol at `/ws` (docs/protocol.md). ' +
         'Every error has the same body; every response carries `X-Request-Id` and `X-Herald-Replica`.',
     )
@@ -30,12 +31,15 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
         type: 'http',
         scheme: 'bearer',
         bearerFormat: 'JWT',
-        description: 'A user token from POST /v1/tokens, for the WebSocket at /ws (`?token=` or this header).',
+        description:
+          'A user token from POST /v1/tokens, for the WebSocket at /ws and the end-user endpoints (`?token=` or this header).',
       },
       'userToken',
     )
     .addTag('publish', 'Publishing and delivery state, for your services (API key).')
     .addTag('tokens', 'User tokens for the WebSocket, minted by your services (API key).')
+    .addTag('end users', 'The Server-Sent Events fallback for /ws and its acks, for end-user apps (user token).')
+    .addTag('demo', 'Tokens for the demo page: no authentication, off unless HERALD_DEMO_TOKENS=true.')
     .addTag('health', 'Liveness and readiness, no authentication.')
     .build();
   return SwaggerModule.createDocument(app, config, { extraModels: AUDIENCE_MODELS, autoTagControllers: false });

@@ -2,6 +2,10 @@ import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger
 import {
   DELIVERY_STATUSES,
   ErrorCode,
+  MAX_ACKS_PER_REQUEST,
+  type AckOutcome,
+  type AcksRequest,
+  type AcksResponse,
   type ApiErrorBody,
   type DeliveryStatus,
   type DeliveryView,
@@ -169,6 +173,26 @@ export class TokenResponseDto implements TokenResponse {
 
   @ApiProperty({ format: 'date-time' })
   expiresAt!: string;
+}
+
+export class AcksRequestDto implements AcksRequest {
+  @ApiProperty({
+    type: [String],
+    minItems: 1,
+    maxItems: MAX_ACKS_PER_REQUEST,
+    description: 'Notification ids (the `id` of each notification event).',
+    example: ['0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11'],
+  })
+  ids!: string[];
+}
+
+export class AckResultDto {
+  @ApiProperty() id!: string;
+  @ApiProperty({ enum: ['ok', 'duplicate', 'expired', 'forbidden'] }) status!: AckOutcome;
+}
+
+export class AcksResponseDto implements AcksResponse {
+  @ApiProperty({ type: [AckResultDto] }) results!: AckResultDto[];
 }
 
 export class ErrorDetailDto {

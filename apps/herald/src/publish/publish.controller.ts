@@ -22,6 +22,7 @@ import {
   TokenResponseDto,
 } from '../openapi/schemas';
 import { PublishService } from './publish.service';
+import { TokenIssuer } from '../auth/token-issuer';
 
 function publisherOf(request: PublisherRequest): string {
   return request.publisher!.keyId;
@@ -33,7 +34,10 @@ function publisherOf(request: PublisherRequest): string {
 @ApiBearerAuth('apiKey')
 @ApiErrors(401)
 export class PublishController {
-  constructor(private readonly publish: PublishService) {}
+  constructor(
+    private readonly publish: PublishService,
+    private readonly issuer: TokenIssuer,
+  ) {}
 
   @Post('notifications')
   @HttpCode(202)
@@ -105,6 +109,6 @@ export class PublishController {
   @ApiResponse({ status: 201, type: TokenResponseDto })
   @ApiErrors(400)
   token(@Body() body: unknown): TokenResponse {
-    return this.publish.mintToken(body);
+    return this.issuer.issue(body);
   }
 }

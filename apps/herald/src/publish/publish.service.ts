@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { NotificationView, PublishResponse, TokenResponse, USER_ID_PATTERN } from '@herald/protocol';
+import { NotificationView, PublishResponse, USER_ID_PATTERN } from '@herald/protocol';
 import { createHash, randomUUID } from 'node:crypto';
-import { UserTokenService } from '../auth/user-token.service';
 import {
   BadRequestError,
   HeraldError,
@@ -33,7 +32,6 @@ export class PublishService {
   constructor(
     private readonly notifications: NotificationRepository,
     private readonly delivery: DeliveryService,
-    private readonly tokens: UserTokenService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
   ) {}
@@ -147,27 +145,5 @@ export class PublishService {
       this.logger.error({ message: 'store read failed', error: (error as Error).message });
       throw new UnavailableError('the notification store is unavailable, retry later');
     }
-  }
-
-  mintToken(body: unknown): TokenResponse {
-    const problems: { field: string; reason: string }[] = [];
-    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<
-      string,
-      unknown
-    >;
-    if (typeof b.userId !== 'string' || !USER_ID_PATTERN.test(b.userId)) {
-      problems.push({ field: 'userId', reason: 'required: 1-128 characters of letters, digits and _ . @ : -' });
-    }
-    const max = this.config.tokenMaxTtlSeconds;
-    const ttl = b.ttlSeconds === undefined ? Math.min(3600, max) : b.ttlSeconds;
-    if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > max) {
-      problems.push({ field: 'ttlSeconds', reason: `must be a whole number from 1 to ${max}` });
-    }
-    for (const key of Object.keys(b))
-      if (key !== 'userId' && key !== 'ttlSeconds') problems.push({ field: key, reason: 'unknown field' });
-    if (problems.length > 0)
-      throw new BadRequestError(problems.map((p) => `${p.field}: ${p.reason}`).join('; '), problems);
-    const { token, expiresAt } = this.tokens.sign(b.userId as string, ttl as number);
-    return { token, expiresAt: expiresAt.toISOString() };
   }
 }

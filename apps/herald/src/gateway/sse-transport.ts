@@ -1,0 +1,58 @@
+import type { ServerFrame, StreamCloseEvent } from '@herald/protocol';
+import type { Response } from 'express';
+import type { ClientTransport } from '../delivery/transport';
+
+/**
+ * An open `text/event-stream` response as a client transport. Each server
+ * frame is one event named after its `type`; notifications carry `id:` =
+ * their seq, so a client resumes with `Last-Event-ID`. Heartbeats are comment
+ * lines, and the server's reason for ending the stream is a `close` event.
+ */
+export class SseTransport implements ClientTransport {
+  readonly kind = 'sse';
+  readonly answersPings = false;
+  /** The close code the server ended the stream with; unset when the client went away. */
+  closeCode: number | undefined;
+
+  constructor(private readonly response: Response) {
+    response.status(200);
+    response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    response.setHeader('Cache-Control', 'no-store');
+    // Nginx (and proxies honouring it) must pass every event on at once.
+    response.setHeader('X-Accel-Buffering', 'no');
+    response.socket?.setNoDelay(true);
+    response.flushHeaders();
+    // Tells EventSource how soon to come back if the stream drops; the SDK keeps its own backoff.
+    response.write('retry: 1000\n\n');
+  }
+
+  get isOpen(): boolean {
+    return !this.response.writableEnded && !this.response.destroyed;
+  }
+
+  get bufferedAmount(): number {
+    return this.response.writableLength + (this.response.socket?.writableLength ?? 0);
+  }
+
+  send(frame: ServerFrame): void {
+    if (!this.isOpen) return;
+    const id = frame.type === 'notification' ? `id: ${frame.seq}\n` : '';
+    // JSON.stringify escapes line breaks inside strings, so the data is one line.
+    this.response.write(`${id}event: ${frame.type}\ndata: ${JSON.stringify(frame)}\n\n`);
+  }
+
+  ping(): void {
+    if (this.isOpen) this.response.write(': ping\n\n');
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.isOpen) return;
+    this.closeCode = code;
+    const event: StreamCloseEvent = { code, reason };
+    this.response.end(`event: close\ndata: ${JSON.stringify(event)}\n\n`);
+  }
+
+  terminate(): void {
+    this.response.destroy();
+  }
+}

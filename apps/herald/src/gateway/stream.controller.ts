@@ -1,0 +1,79 @@
+import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { AcksResponse } from '@herald/protocol';
+import type { Response } from 'express';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiProduces,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { UserRequest, UserTokenGuard } from '../auth/user-token.guard';
+import { ApiErrors, ApiUserErrors } from '../openapi/decorators';
+import { AcksRequestDto, AcksResponseDto } from '../openapi/schemas';
+import { StreamService } from './stream.service';
+
+/** The end-user REST side: the SSE fallback stream and its acks. Thin bindings onto StreamService. */
+@Controller('v1')
+@UseGuards(UserTokenGuard)
+@ApiTags('end users')
+@ApiBearerAuth('userToken')
+@ApiUserErrors()
+export class StreamController {
+  constructor(private readonly streams: StreamService) {}
+
+  @Get('stream')
+  @ApiOperation({
+    summary: 'Server-Sent Events fallback for /ws',
+    description:
+      'The same notifications as the WebSocket, as `text/event-stream`: a `welcome` event, then `notification` events ' +
+      'with `id:` = seq, comment heartbeats every HERALD_HEARTBEAT_MS, and a `close` event ({code, reason}) before the ' +
+      'server ends the stream. Resume with `Last-Event-ID`. Ack with POST /v1/acks. The token may also come as `?token=`.',
+  })
+  @ApiHeader({
+    name: 'Last-Event-ID',
+    required: false,
+    description:
+      'The seq of the last notification received: the replay sends what came after it (and anything never sent); ' +
+      'earlier unacked ones are sent again on the redelivery schedule if their ack does not come.',
+  })
+  @ApiQuery({
+    name: 'lastEventId',
+    required: false,
+    schema: { type: 'integer', minimum: 0 },
+    description: 'Same as the header, for a first connect.',
+  })
+  @ApiProduces('text/event-stream')
+  @ApiResponse({
+    status: 200,
+    description: 'The event stream.',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
+  @ApiErrors(400, 503)
+  stream(@Req() request: UserRequest, @Res() response: Response): void {
+    this.streams.open(request, response);
+  }
+
+  @Post('acks')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Ack notifications received over the stream',
+    description:
+      'One result per id, in order: `ok`, `duplicate` (already acked), `expired`, or `forbidden` (not a notification of ' +
+      'this user, or no such id; the WebSocket answers the same `FORBIDDEN`). Safe to retry.',
+  })
+  @ApiBody({
+    type: AcksRequestDto,
+    examples: {
+      two: { value: { ids: ['0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11', '5d0e8c1a-7f3b-4b9e-8a61-3c2d9e4f5a6b'] } },
+    },
+  })
+  @ApiResponse({ status: 200, type: AcksResponseDto })
+  @ApiErrors(400, 413, 503)
+  acks(@Req() request: UserRequest, @Body() body: unknown): Promise<AcksResponse> {
+    return this.streams.ack(request.user!.userId, body);
+  }
+}

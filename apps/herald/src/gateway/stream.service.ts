@@ -1,0 +1,81 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AcksResponse, CloseCode } from '@herald/protocol';
+import type { Response } from 'express';
+import { UserRequest } from '../auth/user-token.guard';
+import { BadRequestError, UnavailableError } from '../common/errors';
+import { DrainState } from '../common/lifecycle.module';
+import { ConnectionService } from '../delivery/connection.service';
+import { DeliveryService } from '../delivery/delivery.service';
+import { isNotificationId } from './frame-parser';
+import { parseAcksRequest } from './acks-request';
+import { SseTransport } from './sse-transport';
+
+/**
+ * The Server-Sent Events fallback for networks that block WebSockets: the
+ * same connection life as `/ws` (register, presence, welcome, replay, live),
+ * with acks arriving over `POST /v1/acks` instead of on the socket.
+ */
+@Injectable()
+export class StreamService {
+  private readonly logger = new Logger(StreamService.name);
+
+  constructor(
+    private readonly connections: ConnectionService,
+    private readonly delivery: DeliveryService,
+    private readonly drain: DrainState,
+  ) {}
+
+  /** Turns the response into an event stream; it stays open until either side ends it. */
+  open(request: UserRequest, response: Response): void {
+    const principal = request.user!;
+    // Before any byte is written, so a proxy can send the client to another replica.
+    if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
+    const resumeAfterSeq = lastEventIdOf(request);
+    const transport = new SseTransport(response);
+    const connection = this.connections.open(transport, {
+      userId: principal.userId,
+      tokenExpiresAt: principal.expiresAt,
+      remoteAddress: request.ip ?? request.socket.remoteAddress ?? '',
+      userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+      ...(resumeAfterSeq !== undefined ? { resumeAfterSeq } : {}),
+    });
+    response.once('close', () => {
+      // The client went away (no close frame on HTTP): counted as 1001, going away.
+      void this.connections.closed(connection, transport.closeCode ?? CloseCode.GoingAway);
+    });
+    response.once('error', (error: Error) =>
+      this.logger.warn({ message: 'stream error', connectionId: connection.id, error: error.message }),
+    );
+  }
+
+  async ack(userId: string, body: unknown): Promise<AcksResponse> {
+    const ids = parseAcksRequest(body);
+    const results: AcksResponse['results'] = [];
+    try {
+      for (const raw of ids) {
+        const id = isNotificationId(raw) ? raw.toLowerCase() : raw;
+        const result = await this.delivery.ack(userId, id, isNotificationId(id));
+        results.push({ id: raw, status: result.ok ? result.status : 'forbidden' });
+      }
+    } catch (error) {
+      this.logger.error({ message: 'ack failed', userId, error: (error as Error).message });
+      // Acks are idempotent: the client sends the same ids again.
+      throw new UnavailableError('the notification store is unavailable; retry the acks');
+    }
+    return { results };
+  }
+}
+
+/** `Last-Event-ID` (set by EventSource on its reconnects) or `?lastEventId=` for a first connect. */
+function lastEventIdOf(request: UserRequest): number | undefined {
+  const header = request.headers['last-event-id'];
+  const query = request.query.lastEventId;
+  const raw = typeof header === 'string' && header !== '' ? header : typeof query === 'string' ? query : '';
+  if (raw === '') return undefined;
+  if (!/^\d{1,15}$/.test(raw.trim())) {
+    throw new BadRequestError('Last-Event-ID must be the seq of a notification (a whole number)', [
+      { field: 'Last-Event-ID', reason: 'must be a whole number' },
+    ]);
+  }
+  return Number(raw.trim());
+}
