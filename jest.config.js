@@ -1,6 +1,10 @@
 /** Three tiers, one runner: unit (beside the code), integration (PostgreSQL/Redis), e2e (replica processes). */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };
-const moduleNameMapper = { '^@herald/protocol$': '<rootDir>/libs/protocol/src' };
+const moduleNameMapper = {
+  '^@herald/protocol$': '<rootDir>/libs/protocol/src',
+  // ESM sources (libs/client) import siblings as './x.js'; under Jest they are the .ts files.
+  '^(\\.{1,2}/.*)\\.js$': '$1',
+};
 
 /** @type {import('jest').Config} */
 module.exports = {

@@ -1,0 +1,479 @@
+import type { NotificationFrame, ServerFrame } from '@herald/protocol';
+import { reconnectDelayMs, DEFAULT_BACKOFF } from './backoff.js';
+import { HeraldClient, HeraldClientOptions, Notification, ReadyState } from './client.js';
+import { RecentIds } from './dedup.js';
+import { SseParser, SseEvent } from './sse.js';
+import { tokenExpiresAtMs } from './token.js';
+
+/** A scripted WebSocket: the test plays the server. */
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  readonly sent: Record<string, unknown>[] = [];
+  closedWith: { code?: number; reason?: string } | undefined;
+
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+
+  static get last(): FakeSocket {
+    return FakeSocket.all[FakeSocket.all.length - 1]!;
+  }
+
+  send(data: string): void {
+    this.sent.push(JSON.parse(data) as Record<string, unknown>);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.closedWith = { code, reason };
+    this.serverClose(code ?? 1005, reason ?? '');
+  }
+
+  /** The upgrade succeeds and the server says welcome. */
+  accept(heartbeatMs = 25_000): void {
+    this.readyState = 1;
+    this.onopen?.({});
+    this.receive({
+      type: 'welcome',
+      protocol: 1,
+      connectionId: `c-${FakeSocket.all.length}`,
+      userId: 'alice',
+      replicaId: 'r1',
+      heartbeatMs,
+      maxMessageBytes: 65536,
+    });
+  }
+
+  receive(...frames: ServerFrame[]): void {
+    for (const frame of frames) this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  serverClose(code: number, reason = ''): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+
+  /** The upgrade is refused (a browser sees only 1006). */
+  refuse(): void {
+    this.serverClose(1006);
+  }
+
+  sentOfType(type: string): Record<string, unknown>[] {
+    return this.sent.filter((f) => f.type === type);
+  }
+}
+
+function notification(seq: number, id = `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`): NotificationFrame {
+  return {
+    type: 'notification',
+    id,
+    seq,
+    event: 'test',
+    payload: { seq },
+    timestamp: '2026-11-25T00:00:00.000Z',
+    attempt: 1,
+  };
+}
+
+/** A JWT-shaped token (unsigned: the client only reads `exp`). */
+function jwt(expSeconds: number, sub = 'alice'): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'HS256' })}.${part({ sub, exp: expSeconds })}.sig`;
+}
+
+function client(options: Partial<HeraldClientOptions> = {}): HeraldClient {
+  return new HeraldClient({
+    url: 'ws://herald.test/ws',
+    token: 't0',
+    WebSocket: FakeSocket,
+    random: () => 0.5,
+    // Unit tests never touch the network: the SSE fallback gets a fetch that fails.
+    fetch: () => Promise.reject(new Error('no network in unit tests')),
+    ...options,
+  });
+}
+
+/** Lets pending promises and zero-delay timers run. */
+async function settle(ms = 0): Promise<void> {
+  await jest.advanceTimersByTimeAsync(ms);
+}
+
+beforeEach(() => {
+  jest.useFakeTimers();
+  FakeSocket.all = [];
+});
+
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('reconnectDelayMs', () => {
+  it('doubles from about 1 s, stays within [ceiling/2, ceiling], and caps at 30 s', () => {
+    for (let attempt = 1; attempt <= 12; attempt++) {
+      const ceiling = Math.min(30_000, 1000 * 2 ** (attempt - 1));
+      expect(reconnectDelayMs(attempt, DEFAULT_BACKOFF, () => 0)).toBe(ceiling / 2);
+      expect(reconnectDelayMs(attempt, DEFAULT_BACKOFF, () => 1)).toBe(ceiling);
+      for (let i = 0; i < 50; i++) {
+        const delay = reconnectDelayMs(attempt);
+        expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+        expect(delay).toBeLessThanOrEqual(ceiling);
+      }
+    }
+    expect(reconnectDelayMs(100, DEFAULT_BACKOFF, () => 1)).toBe(30_000);
+  });
+
+  it('spreads a crowd: 1000 clients at the same attempt do not pick the same instant', () => {
+    const delays = Array.from({ length: 1000 }, () => reconnectDelayMs(6));
+    expect(new Set(delays).size).toBeGreaterThan(900);
+    expect(Math.max(...delays) - Math.min(...delays)).toBeGreaterThan(12_000);
+  });
+});
+
+describe('RecentIds', () => {
+  it('forgets the oldest id beyond its capacity', () => {
+    const ids = new RecentIds(3);
+    for (const id of ['a', 'b', 'c', 'd']) ids.add(id);
+    expect([ids.has('a'), ids.has('b'), ids.has('d'), ids.size]).toEqual([false, true, true, 3]);
+  });
+});
+
+describe('SseParser', () => {
+  it('parses events split across chunks, with CRLF, comments, ids and multi-line data', () => {
+    const events: SseEvent[] = [];
+    let comments = 0;
+    const parser = new SseParser(
+      (e) => events.push(e),
+      () => comments++,
+    );
+    parser.push('retry: 1000\n\n: ping\n\nid: 7\nevent: notifi');
+    parser.push('cation\r\ndata: {"a":1}\r\n\r');
+    parser.push('\ndata: x\ndata: y\n\n');
+    expect(events).toEqual([
+      { event: 'notification', data: '{"a":1}', id: '7' },
+      { event: 'message', data: 'x\ny', id: '7' },
+    ]);
+    expect(comments).toBe(1);
+  });
+});
+
+describe('tokenExpiresAtMs', () => {
+  it('reads exp of a JWT and gives up on anything else', () => {
+    expect(tokenExpiresAtMs(jwt(1_800_000_000))).toBe(1_800_000_000_000);
+    expect(tokenExpiresAtMs('opaque')).toBeUndefined();
+    expect(tokenExpiresAtMs('a.!!!.c')).toBeUndefined();
+  });
+});
+
+describe('HeraldClient', () => {
+  it('refuses options it cannot work with', () => {
+    expect(() => client({ url: 'http://herald.test/ws' })).toThrow(/ws:\/\//);
+    expect(() => client({ url: '/ws' })).toThrow(/absolute/);
+    expect(() => client({ token: undefined })).toThrow(/token/);
+  });
+
+  it('connects with the token in the query and reports its states', async () => {
+    const c = client();
+    const states: number[] = [];
+    c.on('state', (s) => states.push(s));
+    const opened = jest.fn();
+    c.on('open', opened);
+    c.connect();
+    await settle();
+    expect(new URL(FakeSocket.last.url).searchParams.get('token')).toBe('t0');
+    expect(c.readyState).toBe(ReadyState.CONNECTING);
+    FakeSocket.last.accept();
+    expect(c.readyState).toBe(ReadyState.OPEN);
+    expect(opened).toHaveBeenCalledWith(expect.objectContaining({ transport: 'websocket', replicaId: 'r1' }));
+    c.close();
+    expect(c.readyState).toBe(ReadyState.CLOSED);
+    expect(states).toEqual([ReadyState.CONNECTING, ReadyState.OPEN, ReadyState.CLOSING, ReadyState.CLOSED]);
+    expect(FakeSocket.last.closedWith).toEqual({ code: 1000, reason: 'client closed' });
+  });
+
+  it('reconnects with growing, jittered delays and resets them after a stable connection', async () => {
+    const c = client({ random: () => 1, transport: 'websocket' });
+    const delays: number[] = [];
+    c.on('reconnecting', (e) => delays.push(e.delayMs));
+    c.connect();
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      FakeSocket.last.refuse();
+      await settle(delays[delays.length - 1]);
+    }
+    expect(delays).toEqual([1000, 2000, 4000, 8000, 16000, 30000]);
+    FakeSocket.last.accept();
+    await settle(DEFAULT_BACKOFF.stableAfterMs);
+    FakeSocket.last.serverClose(1001, 'server shutting down');
+    expect(delays[delays.length - 1]).toBe(1000);
+    // A connection that drops before it is stable keeps climbing.
+    await settle(1000);
+    FakeSocket.last.accept();
+    await settle(100);
+    FakeSocket.last.serverClose(1011);
+    expect(delays[delays.length - 1]).toBe(2000);
+    c.close();
+  });
+
+  it('does not reconnect after close(), nor after a close the protocol cannot recover from', async () => {
+    const c = client();
+    const closed = jest.fn();
+    c.on('closed', closed);
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(1002, 'protocol error');
+    expect(closed).toHaveBeenCalledWith({ code: 1002, reason: 'protocol error' });
+    await settle(60_000);
+    expect(FakeSocket.all).toHaveLength(1);
+
+    const d = client();
+    d.connect();
+    await settle();
+    FakeSocket.last.accept();
+    d.close();
+    await settle(60_000);
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(d.readyState).toBe(ReadyState.CLOSED);
+  });
+
+  it('fetches a fresh token after a 1008 close, and stops when a fresh one does not help', async () => {
+    let issued = 0;
+    const getToken = jest.fn(async () => `fresh-${++issued}`);
+    const c = client({ getToken });
+    const closed = jest.fn();
+    c.on('closed', closed);
+    c.connect();
+    await settle();
+    expect(getToken).not.toHaveBeenCalled();
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(1008, 'token expired');
+    await settle(1000);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    expect(new URL(FakeSocket.last.url).searchParams.get('token')).toBe('fresh-1');
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(1008, 'refused');
+    expect(closed).toHaveBeenCalledWith({ code: 1008, reason: 'refused' });
+
+    const withoutCallback = client();
+    const closedToo = jest.fn();
+    withoutCallback.on('closed', closedToo);
+    withoutCallback.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(1008, 'token expired');
+    expect(closedToo).toHaveBeenCalledWith({ code: 1008, reason: 'token expired' });
+  });
+
+  it('refreshes a token near its expiry in-band, without reconnecting', async () => {
+    jest.setSystemTime(new Date('2026-11-25T00:00:00Z'));
+    const now = Math.floor(Date.now() / 1000);
+    const getToken = jest.fn(async () => jwt(now + 600));
+    const c = client({ token: jwt(now + 120), getToken, tokenRefreshBeforeMs: 60_000 });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept(3_600_000);
+    await settle(59_000);
+    expect(FakeSocket.last.sentOfType('auth')).toHaveLength(0);
+    await settle(1_500);
+    const [auth] = FakeSocket.last.sentOfType('auth');
+    expect(auth).toMatchObject({ type: 'auth', token: jwt(now + 600) });
+    FakeSocket.last.receive({ type: 'ack', id: auth!.id as string, status: 'ok' });
+    await settle();
+    expect(FakeSocket.all).toHaveLength(1);
+    c.close();
+  });
+
+  it('hands each notification to the handler once, across reconnects, and acks every copy', async () => {
+    const c = client();
+    const seen: string[] = [];
+    c.onNotification((n) => {
+      seen.push(n.id);
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(1), notification(2));
+    await settle();
+    FakeSocket.last.serverClose(1006);
+    await settle(1000);
+    // Replay on the new connection: the ack of 2 was lost, so it comes again.
+    FakeSocket.last.accept();
+    FakeSocket.last.receive({ ...notification(2), attempt: 2 }, notification(3));
+    await settle();
+    expect(seen).toEqual([notification(1).id, notification(2).id, notification(3).id]);
+    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([notification(2).id, notification(3).id]);
+    c.close();
+  });
+
+  it('delivers a burst in seq order, one handler call at a time, and acks only when the handler is done', async () => {
+    const c = client();
+    const order: number[] = [];
+    let running = 0;
+    let overlap = false;
+    c.onNotification(async (n: Notification) => {
+      running++;
+      overlap ||= running > 1;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      order.push(n.seq);
+      running--;
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(5), notification(3), notification(4));
+    await settle(50);
+    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    await settle(300);
+    expect(order).toEqual([3, 4, 5]);
+    expect(overlap).toBe(false);
+    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([3, 4, 5].map((s) => notification(s).id));
+    c.close();
+  });
+
+  it('does not ack when the handler fails, and gives it another go on redelivery', async () => {
+    const c = client();
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.message));
+    let calls = 0;
+    c.onNotification(() => {
+      calls++;
+      if (calls === 1) throw new Error('boom');
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(1));
+    await settle();
+    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    expect(errors[0]).toMatch(/handler failed.*boom/);
+    FakeSocket.last.receive({ ...notification(1), attempt: 2 });
+    await settle();
+    expect(calls).toBe(2);
+    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(1);
+    c.close();
+  });
+
+  it('in manual mode acks only when the app says so, and queues acks made while disconnected', async () => {
+    const c = client({ ackMode: 'manual' });
+    const received: Notification[] = [];
+    c.onNotification((n) => {
+      received.push(n);
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(1));
+    await settle();
+    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    FakeSocket.last.serverClose(1006);
+    received[0]!.ack();
+    await settle(1000);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([notification(1).id]);
+    c.close();
+  });
+
+  it('treats a silent connection as dead: pings at half the heartbeat, reconnects past heartbeat + margin', async () => {
+    const c = client({ heartbeatMarginMs: 500 });
+    const reconnecting = jest.fn();
+    c.on('reconnecting', reconnecting);
+    c.connect();
+    await settle();
+    const first = FakeSocket.last;
+    first.accept(1000);
+    await settle(600);
+    expect(first.sentOfType('ping').length).toBeGreaterThan(0);
+    // Answered: stays up.
+    first.receive({ type: 'pong', timestamp: '' });
+    await settle(600);
+    first.receive({ type: 'pong', timestamp: '' });
+    await settle(600);
+    expect(reconnecting).not.toHaveBeenCalled();
+    // Silence beyond 1000 + 500 ms.
+    await settle(1600);
+    expect(reconnecting).toHaveBeenCalledWith(
+      expect.objectContaining({ reason: expect.stringMatching(/heartbeat/) as unknown }),
+    );
+    expect(first.closedWith?.code).toBe(4000);
+    c.close();
+  });
+
+  it('gives up on a connection that never says welcome', async () => {
+    const c = client({ connectTimeoutMs: 2000 });
+    const reconnecting = jest.fn();
+    c.on('reconnecting', reconnecting);
+    c.connect();
+    await settle(2001);
+    expect(reconnecting).toHaveBeenCalledWith(
+      expect.objectContaining({ reason: expect.stringMatching(/welcome/) as unknown }),
+    );
+    c.close();
+  });
+
+  it('queues subscribes made while disconnected and subscribes every topic again after a reconnect', async () => {
+    const c = client({ topics: ['news'] });
+    c.connect();
+    const subscribed = c.subscribe('orders');
+    await settle();
+    FakeSocket.last.accept();
+    const first = FakeSocket.last.sentOfType('subscribe');
+    expect(first.map((f) => f.channel)).toEqual(['news', 'orders']);
+    FakeSocket.last.receive({ type: 'ack', id: first[1]!.id as string, status: 'ok' });
+    await expect(subscribed).resolves.toBeUndefined();
+    FakeSocket.last.serverClose(1001);
+    await settle(1000);
+    FakeSocket.last.accept();
+    expect(FakeSocket.last.sentOfType('subscribe').map((f) => f.channel)).toEqual(['news', 'orders']);
+    void c.unsubscribe('news');
+    expect(FakeSocket.last.sentOfType('unsubscribe').map((f) => f.channel)).toEqual(['news']);
+    c.close();
+  });
+
+  it('falls back to Server-Sent Events after repeated failed upgrades, and acks over POST', async () => {
+    const requests: { url: string; init: RequestInit }[] = [];
+    const encoder = new TextEncoder();
+    let push: (text: string) => void = () => undefined;
+    const fakeFetch = jest.fn(async (url: string, init?: RequestInit) => {
+      requests.push({ url, init: init ?? {} });
+      if (url.endsWith('/v1/acks')) {
+        const ids = (JSON.parse(init?.body as string) as { ids: string[] }).ids;
+        return new Response(JSON.stringify({ results: ids.map((id) => ({ id, status: 'ok' })) }), { status: 200 });
+      }
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          push = (text) => controller.enqueue(encoder.encode(text));
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+    });
+    const c = client({ fetch: fakeFetch as unknown as typeof fetch });
+    const seen: number[] = [];
+    c.onNotification((n) => {
+      seen.push(n.seq);
+    });
+    c.connect();
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      FakeSocket.last.refuse();
+      await settle(10_000);
+    }
+    expect(c.transport).toBe('sse');
+    expect(requests[0]!.url).toBe('http://herald.test/v1/stream');
+    expect((requests[0]!.init.headers as Record<string, string>).Authorization).toBe('Bearer t0');
+    push(
+      `event: welcome\ndata: ${JSON.stringify({ type: 'welcome', protocol: 1, connectionId: 'c', userId: 'alice', replicaId: 'r2', heartbeatMs: 25000, maxMessageBytes: 65536 })}\n\n`,
+    );
+    push(`id: 9\nevent: notification\ndata: ${JSON.stringify(notification(9))}\n\n`);
+    await settle(10);
+    expect(c.readyState).toBe(ReadyState.OPEN);
+    expect(seen).toEqual([9]);
+    const acks = requests.filter((r) => r.url.endsWith('/v1/acks'));
+    expect(acks.map((r) => JSON.parse(r.init.body as string) as unknown)).toEqual([{ ids: [notification(9).id] }]);
+    c.close();
+  });
+});

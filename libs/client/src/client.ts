@@ -1,0 +1,789 @@
+import type {
+  AcksResponse,
+  ClientFrame,
+  JsonValue,
+  NotificationFrame,
+  ServerFrame,
+  StreamCloseEvent,
+  WelcomeFrame,
+} from '@herald/protocol';
+import { BackoffOptions, DEFAULT_BACKOFF, reconnectDelayMs } from './backoff.js';
+import { RecentIds } from './dedup.js';
+import { Emitter } from './emitter.js';
+import { SseParser } from './sse.js';
+import { tokenExpiresAtMs } from './token.js';
+
+/** The browser's `WebSocket.readyState` values, with the same meaning for the client as a whole. */
+export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+export type TransportKind = 'websocket' | 'sse';
+
+/** What the client needs of a WebSocket: the browser's, or the `ws` package's in Node. */
+interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket class: `globalThis.WebSocket` in browsers, `import WebSocket from 'ws'` in Node. */
+export type WebSocketClass = abstract new (url: string) => object;
+
+export type TokenSource = () => string | Promise<string>;
+
+export interface HeraldClientOptions {
+  /** The WebSocket URL, e.g. `wss://herald.example.com/ws`. */
+  url: string;
+  /** A user token. With `getToken` too, used first. */
+  token?: string;
+  /**
+   * Fetches a fresh token: before the first connect when there is no `token`,
+   * when the server closes with 1008 (policy: an expired or refused token),
+   * and ahead of the token's expiry (then sent in-band, without reconnecting).
+   */
+  getToken?: TokenSource;
+  /** The WebSocket class (default `globalThis.WebSocket`; in Node pass the `ws` package's). */
+  WebSocket?: WebSocketClass;
+  /** `fetch` for the SSE fallback and its acks (default `globalThis.fetch`). */
+  fetch?: typeof fetch;
+  /** `auto` (default): WebSocket, falling back to SSE after `fallbackAfterFailures` failed upgrades in a row. */
+  transport?: 'auto' | TransportKind;
+  /** Failed WebSocket upgrades in a row before `auto` switches to SSE (default 3). */
+  fallbackAfterFailures?: number;
+  /** SSE stream URL (default: `url` with http(s) and `/v1/stream` for `/ws`). */
+  streamUrl?: string;
+  /** SSE ack URL (default: `/v1/acks` beside the stream). */
+  acksUrl?: string;
+  /** `auto` (default): ack after the handler returns or its promise resolves. `manual`: call `notification.ack()`. */
+  ackMode?: 'auto' | 'manual';
+  /** Topics to subscribe to on every connect. */
+  topics?: string[];
+  /** Reconnect backoff: start ~1 s, cap ~30 s, reset after a stable connection. */
+  backoff?: BackoffOptions;
+  /** Silence allowed beyond the server's announced heartbeat before the connection counts as dead (default 5000 ms). */
+  heartbeatMarginMs?: number;
+  /** How long to wait for the server's `welcome` after starting to connect (default 10 000 ms). */
+  connectTimeoutMs?: number;
+  /** Refresh the token this long before it expires (default 60 000 ms). */
+  tokenRefreshBeforeMs?: number;
+  /** Notification ids remembered for dedup, across reconnects (default 10 000). */
+  dedupWindow?: number;
+  /** Random source for the jitter (tests pin it). */
+  random?: () => number;
+}
+
+/** A notification as the app's handler sees it. */
+export interface Notification<P extends JsonValue = JsonValue> {
+  id: string;
+  seq: number;
+  event: string;
+  payload: P;
+  timestamp: string;
+  topic?: string;
+  /** 1 on the first send; higher when the server sent it again (this client still sees it once). */
+  attempt: number;
+  /** Acks it (manual mode). Queued while disconnected; safe to call twice. */
+  ack(): void;
+}
+
+export type NotificationHandler = (notification: Notification) => void | Promise<void>;
+
+export interface ClientEvents {
+  /** A connection attempt starts. */
+  connecting: { transport: TransportKind; attempt: number };
+  /** The server's `welcome` arrived: notifications flow. */
+  open: { transport: TransportKind; connectionId: string; replicaId: string; userId: string; heartbeatMs: number };
+  /** A connection ended; another follows after `delayMs`. */
+  reconnecting: { delayMs: number; attempt: number; code: number; reason: string; transport: TransportKind };
+  /** The client stopped for good: `close()` was called, or a close that reconnecting cannot fix. */
+  closed: { code: number; reason: string };
+  /** The `readyState` changed. */
+  state: ReadyState;
+  /** Something the app may want to know; the client carries on. */
+  error: { message: string; code?: string; cause?: unknown };
+}
+
+/** Close codes a reconnect cannot fix: the client is speaking the protocol wrongly. */
+const FATAL_CODES = new Set([1002, 1003, 1007]);
+const POLICY = 1008;
+const ABNORMAL = 1006;
+const MAX_ACKS_PER_POST = 500;
+
+interface PendingCommand {
+  frame: Extract<ClientFrame, { id?: string }>;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * A Herald connection that stays up: reconnects with backoff and jitter,
+ * watches the heartbeat, hands each notification to the app once and in
+ * `seq` order, acks it, resubscribes topics, and falls back to Server-Sent
+ * Events where WebSockets are blocked. See docs/client.md.
+ */
+export class HeraldClient extends Emitter<ClientEvents> {
+  static readonly CONNECTING = ReadyState.CONNECTING;
+  static readonly OPEN = ReadyState.OPEN;
+  static readonly CLOSING = ReadyState.CLOSING;
+  static readonly CLOSED = ReadyState.CLOSED;
+
+  private readonly url: URL;
+  private readonly streamUrl: string;
+  private readonly acksUrl: string;
+  private readonly WebSocketImpl: WebSocketClass | undefined;
+  private readonly fetchImpl: typeof fetch | undefined;
+  private readonly backoff: Required<BackoffOptions>;
+  private readonly ackMode: 'auto' | 'manual';
+  private readonly mode: 'auto' | TransportKind;
+  private readonly fallbackAfter: number;
+  private readonly heartbeatMarginMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly refreshBeforeMs: number;
+  private readonly random: () => number;
+  private readonly getToken: TokenSource | undefined;
+
+  private state: ReadyState = ReadyState.CLOSED;
+  private kind: TransportKind;
+  private token: string | undefined;
+  private needFreshToken = false;
+  /** Bumped whenever a transport is abandoned: events of an old one are ignored. */
+  private generation = 0;
+  private socket: WebSocketLike | null = null;
+  private stream: AbortController | null = null;
+  private welcome: WelcomeFrame | null = null;
+  private openedAt = 0;
+  private lastReceivedAt = 0;
+  private attempt = 0;
+  private failedUpgrades = 0;
+  private policyCloses = 0;
+  private stopping = false;
+  private lastEventId: string | undefined;
+
+  private reconnectTimer: Timer | undefined;
+  private welcomeTimer: Timer | undefined;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private refreshTimer: Timer | undefined;
+  private ackRetryTimer: Timer | undefined;
+
+  private handler: NotificationHandler | undefined;
+  private readonly seen: RecentIds;
+  private readonly acked: RecentIds;
+  private readonly inProgress = new Set<string>();
+  private queue: NotificationFrame[] = [];
+  private dispatching = false;
+  private pendingAcks: string[] = [];
+  private postingAcks = false;
+  private readonly topics = new Set<string>();
+  private readonly commands = new Map<string, PendingCommand>();
+  private commandSeq = 0;
+
+  constructor(options: HeraldClientOptions) {
+    super();
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+      throw new TypeError(`url must start with ws:// or wss://, got ${JSON.stringify(options.url)}`);
+    }
+    if (options.token === undefined && options.getToken === undefined) {
+      throw new TypeError('give a token, a getToken callback, or both');
+    }
+    this.url = url;
+    this.streamUrl = options.streamUrl ?? httpUrlBeside(url, '/v1/stream');
+    this.acksUrl = options.acksUrl ?? httpUrlBeside(url, '/v1/acks');
+    this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+    this.fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.ackMode = options.ackMode ?? 'auto';
+    this.mode = options.transport ?? 'auto';
+    this.kind = this.mode === 'sse' ? 'sse' : 'websocket';
+    if (this.kind === 'websocket' && !this.WebSocketImpl) {
+      if (this.mode === 'websocket')
+        throw new TypeError('no WebSocket class: pass options.WebSocket (in Node, the ws package)');
+      this.kind = 'sse';
+    }
+    this.fallbackAfter = options.fallbackAfterFailures ?? 3;
+    this.heartbeatMarginMs = options.heartbeatMarginMs ?? 5000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.refreshBeforeMs = options.tokenRefreshBeforeMs ?? 60_000;
+    this.random = options.random ?? Math.random;
+    this.getToken = options.getToken;
+    this.token = options.token;
+    this.seen = new RecentIds(options.dedupWindow ?? 10_000);
+    this.acked = new RecentIds(options.dedupWindow ?? 10_000);
+    for (const topic of options.topics ?? []) this.topics.add(topic);
+  }
+
+  /** Like `WebSocket.readyState`: CONNECTING (also while waiting to reconnect), OPEN, CLOSING, CLOSED. */
+  get readyState(): ReadyState {
+    return this.state;
+  }
+
+  /** The transport in use now (or next). */
+  get transport(): TransportKind {
+    return this.kind;
+  }
+
+  /** The server's `welcome` of the current connection, or null while not open. */
+  get connection(): WelcomeFrame | null {
+    return this.welcome;
+  }
+
+  /** Sets the handler; notifications that arrived before it wait for it. */
+  onNotification(handler: NotificationHandler): () => void {
+    this.handler = handler;
+    this.scheduleDispatch();
+    return () => {
+      if (this.handler === handler) this.handler = undefined;
+    };
+  }
+
+  /** Starts connecting (and keeps the connection up until `close()`). */
+  connect(): void {
+    if (this.state !== ReadyState.CLOSED) return;
+    this.stopping = false;
+    this.attempt = 0;
+    this.failedUpgrades = 0;
+    this.policyCloses = 0;
+    void this.openTransport();
+  }
+
+  /** Closes for good: no reconnect. Acks already queued are sent first where the transport allows. */
+  close(code = 1000, reason = 'client closed'): void {
+    if (this.state === ReadyState.CLOSED) return;
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    if (this.socket && this.socket.readyState === 1) {
+      this.flushAcks();
+      this.setState(ReadyState.CLOSING);
+      this.socket.close(code, reason);
+      return;
+    }
+    this.finish(code, reason);
+  }
+
+  /** Subscribes to a topic now and after every reconnect. Resolves when the server has it. */
+  subscribe(topic: string): Promise<void> {
+    this.topics.add(topic);
+    return this.command({ type: 'subscribe', channel: topic });
+  }
+
+  unsubscribe(topic: string): Promise<void> {
+    this.topics.delete(topic);
+    return this.command({ type: 'unsubscribe', channel: topic });
+  }
+
+  /** Acks a notification by id (manual mode; auto mode does it for you). Queued while disconnected. */
+  ack(id: string): void {
+    if (this.acked.has(id)) return;
+    this.acked.add(id);
+    this.queueAck(id);
+  }
+
+  // -------------------------------------------------------------------------
+  // Connecting
+  // -------------------------------------------------------------------------
+
+  private async openTransport(): Promise<void> {
+    const generation = ++this.generation;
+    this.setState(ReadyState.CONNECTING);
+    this.emit('connecting', { transport: this.kind, attempt: this.attempt });
+    let token: string;
+    try {
+      token = await this.currentToken();
+    } catch (error) {
+      if (generation !== this.generation || this.stopping) return;
+      this.emit('error', { message: `getToken failed: ${messageOf(error)}`, cause: error });
+      this.transportClosed(generation, ABNORMAL, 'no token');
+      return;
+    }
+    if (generation !== this.generation || this.stopping) return;
+    this.welcomeTimer = setTimeout(
+      () => this.abandon(generation, ABNORMAL, `no welcome within ${this.connectTimeoutMs} ms`),
+      this.connectTimeoutMs,
+    );
+    if (this.kind === 'websocket') this.openWebSocket(token, generation);
+    else void this.openStream(token, generation);
+  }
+
+  /** The token to connect with, fetching a fresh one when it is missing, refused or about to expire. */
+  private async currentToken(): Promise<string> {
+    const expiresAt = this.token === undefined ? undefined : tokenExpiresAtMs(this.token);
+    const stale = expiresAt !== undefined && expiresAt - Date.now() < Math.min(this.refreshBeforeMs, 5000);
+    if (this.getToken && (this.token === undefined || this.needFreshToken || stale)) {
+      this.token = await this.getToken();
+      this.needFreshToken = false;
+    }
+    return this.token!;
+  }
+
+  private openWebSocket(token: string, generation: number): void {
+    const url = new URL(this.url);
+    // Browsers cannot set headers on a WebSocket: the token goes in the query.
+    url.searchParams.set('token', token);
+    let socket: WebSocketLike;
+    try {
+      socket = new (this.WebSocketImpl as unknown as new (url: string) => WebSocketLike)(url.toString());
+    } catch (error) {
+      this.emit('error', { message: `WebSocket failed: ${messageOf(error)}`, cause: error });
+      this.transportClosed(generation, ABNORMAL, 'WebSocket could not be created');
+      return;
+    }
+    this.socket = socket;
+    socket.onmessage = (event) => {
+      if (generation !== this.generation) return;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(String(event.data)) as ServerFrame;
+      } catch {
+        this.emit('error', { message: 'the server sent a frame that is not JSON' });
+        return;
+      }
+      this.received(generation, frame);
+    };
+    socket.onclose = (event) => this.transportClosed(generation, event.code, event.reason);
+    // A close event follows every error; that is where it is handled.
+    socket.onerror = () => undefined;
+  }
+
+  private async openStream(token: string, generation: number): Promise<void> {
+    if (!this.fetchImpl) {
+      this.finish(1002, 'no fetch for the SSE fallback: pass options.fetch');
+      return;
+    }
+    const controller = new AbortController();
+    this.stream = controller;
+    const headers: Record<string, string> = { Accept: 'text/event-stream', Authorization: `Bearer ${token}` };
+    if (this.lastEventId !== undefined) headers['Last-Event-ID'] = this.lastEventId;
+    let closeEvent: StreamCloseEvent | undefined;
+    try {
+      const response = await this.fetchImpl(this.streamUrl, { headers, signal: controller.signal });
+      if (!response.ok || !response.body) {
+        const message = await errorMessageOf(response);
+        // 401/403 are the upgrade's refusals (1008 on a WebSocket); 400/404 mean a server without this endpoint.
+        const code = response.status === 401 || response.status === 403 ? POLICY : response.status < 500 ? 1002 : 1011;
+        this.transportClosed(generation, code, `stream refused (${response.status}): ${message}`);
+        return;
+      }
+      const parser = new SseParser(
+        (event) => {
+          if (generation !== this.generation) return;
+          if (event.event === 'close') {
+            closeEvent = parseJson<StreamCloseEvent>(event.data);
+            return;
+          }
+          if (event.id !== undefined) this.lastEventId = event.id;
+          const frame = parseJson<ServerFrame>(event.data);
+          if (frame) this.received(generation, frame);
+          else this.emit('error', { message: 'the server sent an event that is not JSON' });
+        },
+        () => {
+          if (generation === this.generation) this.lastReceivedAt = Date.now();
+        },
+      );
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || generation !== this.generation) break;
+        parser.push(decoder.decode(value, { stream: true }));
+      }
+    } catch (error) {
+      if (generation === this.generation && !controller.signal.aborted) {
+        this.transportClosed(generation, ABNORMAL, `stream failed: ${messageOf(error)}`);
+        return;
+      }
+    }
+    this.transportClosed(generation, closeEvent?.code ?? ABNORMAL, closeEvent?.reason ?? 'stream ended');
+  }
+
+  /** Gives up on the current transport without waiting for it (dead peer, no welcome). */
+  private abandon(generation: number, code: number, reason: string): void {
+    if (generation !== this.generation) return;
+    this.transportClosed(generation, code, reason);
+  }
+
+  // -------------------------------------------------------------------------
+  // Receiving
+  // -------------------------------------------------------------------------
+
+  private received(generation: number, frame: ServerFrame): void {
+    this.lastReceivedAt = Date.now();
+    switch (frame.type) {
+      case 'welcome':
+        this.opened(generation, frame);
+        return;
+      case 'notification':
+        this.notification(frame);
+        return;
+      case 'ack': {
+        const command = this.commands.get(frame.id);
+        if (command) {
+          this.commands.delete(frame.id);
+          command.resolve();
+        }
+        return;
+      }
+      case 'error': {
+        const command = frame.id === undefined ? undefined : this.commands.get(frame.id);
+        if (command && frame.id !== undefined) {
+          this.commands.delete(frame.id);
+          command.reject(new Error(`${frame.code}: ${frame.message}`));
+          return;
+        }
+        this.emit('error', { message: frame.message, code: frame.code });
+        return;
+      }
+      case 'pong':
+        return;
+    }
+  }
+
+  private opened(generation: number, welcome: WelcomeFrame): void {
+    clearTimeout(this.welcomeTimer);
+    this.welcome = welcome;
+    this.openedAt = Date.now();
+    if (this.kind === 'websocket') this.failedUpgrades = 0;
+    this.setState(ReadyState.OPEN);
+    this.startWatchdog(generation, welcome.heartbeatMs);
+    if (this.kind === 'websocket') {
+      for (const topic of this.topics) {
+        const pending = [...this.commands.values()].some(
+          (c) => c.frame.type === 'subscribe' && c.frame.channel === topic,
+        );
+        if (!pending) this.send({ type: 'subscribe', channel: topic });
+      }
+      for (const command of this.commands.values()) this.send(command.frame);
+      this.scheduleTokenRefresh(generation);
+    }
+    this.flushAcks();
+    this.emit('open', {
+      transport: this.kind,
+      connectionId: welcome.connectionId,
+      replicaId: welcome.replicaId,
+      userId: welcome.userId,
+      heartbeatMs: welcome.heartbeatMs,
+    });
+  }
+
+  private notification(frame: NotificationFrame): void {
+    if (this.seen.has(frame.id)) {
+      // Sent again because our ack did not arrive: the app has it, so only the ack is repeated.
+      if (this.ackMode === 'auto' || this.acked.has(frame.id)) this.queueAck(frame.id);
+      return;
+    }
+    if (this.inProgress.has(frame.id) || this.queue.some((q) => q.id === frame.id)) return;
+    let index = this.queue.length;
+    while (index > 0 && this.queue[index - 1]!.seq > frame.seq) index--;
+    this.queue.splice(index, 0, frame);
+    this.scheduleDispatch();
+  }
+
+  private scheduleDispatch(): void {
+    // A microtask: frames that arrived in the same read are all queued (and sorted) first.
+    queueMicrotask(() => void this.dispatch());
+  }
+
+  /** Hands queued notifications to the handler one at a time, lowest seq first. */
+  private async dispatch(): Promise<void> {
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      while (this.queue.length > 0 && this.handler) {
+        const frame = this.queue.shift()!;
+        const handler = this.handler;
+        this.inProgress.add(frame.id);
+        try {
+          await handler(this.toNotification(frame));
+          this.seen.add(frame.id);
+          if (this.ackMode === 'auto') this.ack(frame.id);
+        } catch (error) {
+          // Not acked: the server sends it again later, and the handler gets another chance.
+          this.emit('error', {
+            message: `notification handler failed for ${frame.id}: ${messageOf(error)}`,
+            cause: error,
+          });
+        } finally {
+          this.inProgress.delete(frame.id);
+        }
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private toNotification(frame: NotificationFrame): Notification {
+    const notification: Notification = {
+      id: frame.id,
+      seq: frame.seq,
+      event: frame.event,
+      payload: frame.payload,
+      timestamp: frame.timestamp,
+      attempt: frame.attempt,
+      ack: () => this.ack(frame.id),
+    };
+    if (frame.topic !== undefined) notification.topic = frame.topic;
+    return notification;
+  }
+
+  // -------------------------------------------------------------------------
+  // Sending
+  // -------------------------------------------------------------------------
+
+  private send(frame: ClientFrame): boolean {
+    if (this.kind !== 'websocket' || !this.socket || this.socket.readyState !== 1 || !this.welcome) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  private command(frame: PendingCommand['frame']): Promise<void> {
+    const id = `c${++this.commandSeq}`;
+    const withId = { ...frame, id };
+    const done = new Promise<void>((resolve, reject) => {
+      this.commands.set(id, { frame: withId, resolve, reject });
+      // Not open (or on SSE, which has no way to send): sent on the next WebSocket welcome.
+      this.send(withId);
+    });
+    // A caller that does not await must not get an unhandled rejection when the client closes.
+    done.catch(() => undefined);
+    return done;
+  }
+
+  private queueAck(id: string): void {
+    this.pendingAcks.push(id);
+    this.flushAcks();
+  }
+
+  private flushAcks(): void {
+    if (this.pendingAcks.length === 0 || this.state !== ReadyState.OPEN) return;
+    if (this.kind === 'websocket') {
+      while (this.pendingAcks.length > 0) {
+        if (!this.send({ type: 'ack', id: this.pendingAcks[0]! })) return;
+        this.pendingAcks.shift();
+      }
+      return;
+    }
+    void this.postAcks();
+  }
+
+  /** SSE acks: POST /v1/acks, coalesced; a failed POST is retried (acks are idempotent). */
+  private async postAcks(): Promise<void> {
+    if (this.postingAcks || !this.fetchImpl) return;
+    this.postingAcks = true;
+    try {
+      // Acks made while a POST is in flight go together in the next one.
+      while (this.pendingAcks.length > 0 && this.state === ReadyState.OPEN && this.kind === 'sse') {
+        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_POST);
+        const response = await this.fetchImpl(this.acksUrl, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${this.token ?? ''}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ ids }),
+        });
+        if (!response.ok) throw new Error(`POST acks answered ${response.status}: ${await errorMessageOf(response)}`);
+        const body = (await response.json()) as AcksResponse;
+        for (const result of body.results) {
+          if (result.status === 'forbidden')
+            this.emit('error', { message: `ack refused for ${result.id}`, code: 'FORBIDDEN' });
+        }
+        this.pendingAcks.splice(0, ids.length);
+      }
+    } catch (error) {
+      this.emit('error', { message: `acks not sent, retrying: ${messageOf(error)}`, cause: error });
+      clearTimeout(this.ackRetryTimer);
+      this.ackRetryTimer = setTimeout(() => this.flushAcks(), 1000);
+    } finally {
+      this.postingAcks = false;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Staying up
+  // -------------------------------------------------------------------------
+
+  /**
+   * One timer per client. The server pings at `heartbeatMs` (invisible to a
+   * browser) and sends SSE comments as often; a WebSocket client pings when
+   * quiet for half an interval, so a live link is never silent for long. Past
+   * the interval plus the margin, the connection is dead.
+   */
+  private startWatchdog(generation: number, heartbeatMs: number): void {
+    clearInterval(this.watchdog);
+    const limit = heartbeatMs + this.heartbeatMarginMs;
+    this.watchdog = setInterval(
+      () => {
+        if (generation !== this.generation) return;
+        const silent = Date.now() - this.lastReceivedAt;
+        if (silent > limit) {
+          this.abandon(generation, ABNORMAL, `nothing from the server for ${silent} ms (heartbeat ${heartbeatMs} ms)`);
+        } else if (silent >= heartbeatMs / 2) {
+          this.send({ type: 'ping' });
+        }
+      },
+      Math.max(100, Math.floor(heartbeatMs / 4)),
+    );
+  }
+
+  /** Before the token expires, a fresh one goes in-band (`auth` frame): no reconnect. */
+  private scheduleTokenRefresh(generation: number): void {
+    clearTimeout(this.refreshTimer);
+    const expiresAt = this.token === undefined ? undefined : tokenExpiresAtMs(this.token);
+    if (!this.getToken || expiresAt === undefined) return;
+    const inMs = Math.max(1000, expiresAt - this.refreshBeforeMs - Date.now());
+    this.refreshTimer = setTimeout(() => void this.refreshToken(generation), inMs);
+  }
+
+  private async refreshToken(generation: number): Promise<void> {
+    try {
+      const token = await this.getToken!();
+      if (generation !== this.generation) return;
+      const id = `c${++this.commandSeq}`;
+      const accepted = new Promise<void>((resolve, reject) => {
+        this.commands.set(id, { frame: { type: 'auth', token, id }, resolve, reject });
+      });
+      if (!this.send({ type: 'auth', token, id })) {
+        this.commands.delete(id);
+        return;
+      }
+      await accepted;
+      this.token = token;
+      this.scheduleTokenRefresh(generation);
+    } catch (error) {
+      // The server closes with 1008 at expiry; the reconnect then fetches a fresh token.
+      this.emit('error', { message: `token refresh failed: ${messageOf(error)}`, cause: error });
+    }
+  }
+
+  /** Every transport ends here, once: decide between reconnecting and stopping. */
+  private transportClosed(generation: number, code: number, reason: string): void {
+    if (generation !== this.generation) return;
+    this.generation++;
+    const wasOpen = this.welcome !== null;
+    const openFor = wasOpen ? Date.now() - this.openedAt : 0;
+    this.dropTransport();
+    // An `auth` frame in flight is moot now; subscribes wait for the next welcome.
+    for (const [id, command] of this.commands) {
+      if (command.frame.type === 'auth') {
+        this.commands.delete(id);
+        command.reject(new Error('connection closed'));
+      }
+    }
+    if (this.stopping) {
+      this.finish(code, reason);
+      return;
+    }
+    if (FATAL_CODES.has(code)) {
+      this.finish(code, reason);
+      return;
+    }
+    if (openFor >= this.backoff.stableAfterMs) {
+      this.attempt = 0;
+      this.policyCloses = 0;
+    }
+    if (code === POLICY) {
+      // A fresh token may fix it, once; a second policy close in a row means it cannot.
+      this.policyCloses += 1;
+      if (!this.getToken || this.policyCloses > 1) {
+        this.finish(code, reason);
+        return;
+      }
+      this.needFreshToken = true;
+    }
+    if (!wasOpen && this.kind === 'websocket') {
+      this.failedUpgrades += 1;
+      if (this.mode === 'auto' && this.failedUpgrades >= this.fallbackAfter) {
+        this.kind = 'sse';
+        this.emit('error', {
+          message: `${this.failedUpgrades} WebSocket attempts failed in a row; using Server-Sent Events`,
+          code: 'FALLBACK_TO_SSE',
+        });
+      }
+    }
+    this.attempt += 1;
+    const delayMs = reconnectDelayMs(this.attempt, this.backoff, this.random);
+    this.setState(ReadyState.CONNECTING);
+    this.emit('reconnecting', { delayMs, attempt: this.attempt, code, reason, transport: this.kind });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.openTransport();
+    }, delayMs);
+  }
+
+  private dropTransport(): void {
+    clearTimeout(this.welcomeTimer);
+    clearTimeout(this.refreshTimer);
+    clearTimeout(this.ackRetryTimer);
+    clearInterval(this.watchdog);
+    this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.watchdog = undefined;
+    this.welcome = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.onmessage = socket.onclose = socket.onerror = null;
+      if (socket.readyState === 0 || socket.readyState === 1) {
+        try {
+          socket.close(4000, 'abandoned by the client');
+        } catch {
+          // Already failing: nothing more to release.
+        }
+      }
+    }
+    this.stream?.abort();
+    this.stream = null;
+  }
+
+  private finish(code: number, reason: string): void {
+    this.generation++;
+    this.dropTransport();
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.stopping = false;
+    for (const command of this.commands.values()) command.reject(new Error(`client closed (${code}): ${reason}`));
+    this.commands.clear();
+    this.setState(ReadyState.CLOSED);
+    this.emit('closed', { code, reason });
+  }
+
+  private setState(state: ReadyState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+}
+
+/** `ws(s)://host/base/ws` → `http(s)://host/base` + path. */
+function httpUrlBeside(url: URL, path: string): string {
+  const http = new URL(url);
+  http.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  http.pathname = url.pathname.replace(/\/ws\/?$/, '') + path;
+  http.search = '';
+  http.hash = '';
+  return http.toString();
+}
+
+function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function errorMessageOf(response: Response): Promise<string> {
+  const text = await response.text().catch(() => '');
+  const body = parseJson<{ error?: { message?: string } }>(text);
+  return body?.error?.message ?? (text.slice(0, 200) || response.statusText);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
