@@ -1,6 +1,6 @@
 # Herald images, built with the same commands as a local checkout (npm ci, npm run build).
 #   herald  the service (one image, run as any number of replicas)
-#   edge    Nginx with the rendered front-door config and the admin console
+#   edge    Nginx with the rendered front-door config, the admin console and the demo page
 # docker compose builds both (see docker-compose.yml).
 
 # --- build: install and compile exactly as `npm run up` does ------------------
@@ -8,6 +8,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY libs/protocol/package.json libs/protocol/
+COPY libs/client/package.json libs/client/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
@@ -34,5 +35,6 @@ FROM nginx:1.27-alpine AS edge
 COPY nginx/compose/nginx.conf /etc/nginx/nginx.conf
 # The console's build replaces this placeholder once it exists.
 COPY nginx/placeholder/ /usr/share/nginx/html/admin/
+COPY --from=build /app/dist/demo/ /usr/share/nginx/html/demo/
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health/live"]

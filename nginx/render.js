@@ -13,6 +13,8 @@ const { join } = require('node:path');
 const TEMPLATE = join(__dirname, 'nginx.conf.template');
 const COMPOSE_OUTPUT = join(__dirname, 'compose', 'nginx.conf');
 const PLACEHOLDER_ROOT = join(__dirname, 'placeholder');
+/** Where `npm run build` puts the demo end-user page. */
+const DEMO_ROOT = join(__dirname, '..', 'dist', 'demo');
 
 /** The service's default HERALD_MAX_BODY_BYTES; a test keeps the two equal. */
 const DEFAULT_MAX_BODY_BYTES = 262144;
@@ -25,6 +27,7 @@ const FAIL_TIMEOUT = '10s';
  * @property {string | string[]} listen what `listen` gets: a port or address:port (several for IPv4 and IPv6)
  * @property {string[]} upstreams       host:port of each replica
  * @property {string} adminRoot         folder with the console's index.html
+ * @property {string} [demoRoot]        folder with the demo page (default: the build's dist/demo)
  * @property {number} [maxBodyBytes]    HERALD_MAX_BODY_BYTES of the replicas
  * @property {string} [dir]             local only: folder for pid, logs and temp files
  * @property {string} [user]            local only: user the workers run as when the master is root
@@ -63,6 +66,7 @@ function render(target, options) {
     MAX_BODY_BYTES: String(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     WS_TIMEOUT,
     ADMIN_ROOT: options.adminRoot.replace(/\/+$/, ''),
+    DEMO_ROOT: (options.demoRoot ?? DEMO_ROOT).replace(/\/+$/, ''),
   };
   const text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
     if (!(name in values)) throw new Error(`nginx.conf.template uses {{${name}}}, which render.js does not fill`);
@@ -80,6 +84,7 @@ function renderCompose() {
     listen: '8080',
     upstreams: ['172.28.0.11:3000', '172.28.0.12:3000'],
     adminRoot: '/usr/share/nginx/html/admin',
+    demoRoot: '/usr/share/nginx/html/demo',
   });
 }
 
@@ -88,6 +93,7 @@ module.exports = {
   renderCompose,
   COMPOSE_OUTPUT,
   PLACEHOLDER_ROOT,
+  DEMO_ROOT,
   DEFAULT_MAX_BODY_BYTES,
   WS_TIMEOUT,
 };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the programs the tests drive besides Node: Nginx (the front door) and docker-compose
-# (only its `config` validator runs; no Docker engine is needed). As root on Debian/Ubuntu they come
-# from apt-get; elsewhere this says what to install.
+# Installs the programs the tests drive besides Node: Nginx (the front door), docker-compose
+# (only its `config` validator runs; no Docker engine is needed) and Chromium (the browser tests,
+# driven by playwright-core at /usr/bin/chromium). As root on Debian/Ubuntu they come from apt-get;
+# elsewhere this says what to install.
 set -euo pipefail
 
 say() { printf '[tools] %s\n' "$*"; }
@@ -9,9 +10,10 @@ say() { printf '[tools] %s\n' "$*"; }
 packages=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
 
 if [ ${#packages[@]} -eq 0 ]; then
-  say "nginx and docker-compose are installed"
+  say "nginx, docker-compose and chromium are installed"
   exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -24,6 +26,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   fi
   say "installed ${packages[*]}"
 else
-  say "missing: ${packages[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${packages[*]}; macOS: brew install nginx docker-compose) and run again."
+  say "missing: ${packages[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${packages[*]}; macOS: brew install nginx docker-compose chromium) and run again."
   exit 1
 fi

@@ -582,6 +582,8 @@ async function up(options) {
       // Replicas listen on loopback only: reachable through Nginx (or directly from this machine).
       HOST: '127.0.0.1',
       HERALD_TRUSTED_PROXIES: '127.0.0.1',
+      // A developer's machine: the demo page at /demo/ may mint tokens (never in production).
+      HERALD_DEMO_TOKENS: 'true',
       LOG_FORMAT: 'json',
     };
     step('applying migrations');
@@ -698,6 +700,7 @@ function banner(options, keys, replicas, pg, rd) {
     `  WebSocket      ws://localhost:${options.port}/ws`,
     `  Health         ${base}/health/ready`,
     `  Admin console  ${base}/admin/`,
+    `  Demo inbox     ${base}/demo/ (an end-user page: pick a user, publish to it, watch it arrive)`,
     ...replicas.map((r) => `  Replica        ${r.id} http://127.0.0.1:${r.port} (direct, not through Nginx)`),
     `  PostgreSQL     ${pg.description}`,
     `  Redis          ${rd.description}, key prefix ${options.redisPrefix}`,

@@ -21,6 +21,7 @@ export const nginxRender = require(join(repoRoot(), 'nginx', 'render.js')) as {
   renderCompose(): string;
   COMPOSE_OUTPUT: string;
   PLACEHOLDER_ROOT: string;
+  DEMO_ROOT: string;
   DEFAULT_MAX_BODY_BYTES: number;
   WS_TIMEOUT: string;
 };

@@ -1,0 +1,147 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { HeraldClient } from '../../libs/client/src';
+import { request, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Edge, nginxRender } from '../helpers/edge';
+import { repoRoot } from '../helpers/paths';
+import { waitFor } from '../helpers/wait';
+
+/** Debian's Chromium; CI installs it (scripts/ensure-tools.sh). A missing one fails the test, never skips it. */
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** The demo end-user page in real headless Chromium, through Nginx, in front of two replicas. */
+describe('Demo page in Chromium', () => {
+  let cluster: TestCluster;
+  let edge: Edge;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  const publishTo = async (userId: string, event: string) => {
+    const answer = await request<{ id: string }>(edge.http, 'POST', '/v1/notifications', {
+      body: { to: { users: [userId] }, event, payload: { text: `${event} for ${userId}` } },
+    });
+    expect(answer.status).toBe(202);
+    return answer.body.id;
+  };
+  const state = () => page.getAttribute('#state', 'data-state');
+  /** Runs in the page; typed by hand, as the tests compile without the DOM library. */
+  type Item = { getAttribute(name: string): string | null };
+  const inboxIds = () =>
+    page.$$eval('#inbox li', (items: Item[]) => items.map((li) => li.getAttribute('data-id') ?? ''));
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+    expect(existsSync(join(nginxRender.DEMO_ROOT, 'app.js'))).toBe(true);
+    cluster = await TestCluster.start('demo', 2, { HERALD_DEMO_TOKENS: 'true', HERALD_TRUSTED_PROXIES: '127.0.0.1' });
+    edge = await Edge.start(cluster.replicas.map((r) => r.port));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await edge?.stop();
+    await cluster?.stop();
+  });
+
+  it('receives a notification published over REST, survives a replica restart, and shows the one published while it was away', async () => {
+    const user = `demo-${Date.now().toString(36)}`;
+    await page.goto(`${edge.http}/demo/`);
+    await page.fill('#user', user);
+    await page.click('#connect');
+    await waitFor('the page to connect', async () => (await state()) === 'open', 15_000);
+
+    const first = await publishTo(user, 'order.shipped');
+    await waitFor('the first notification in the inbox', async () => (await inboxIds()).includes(first));
+    expect(await page.textContent('#unread')).toBe('1');
+    expect(await page.textContent('.toast')).toContain('order.shipped');
+
+    // Kill the replica holding the page's connection, then publish while the page is away.
+    const detail = (await page.textContent('#detail')) ?? '';
+    const holder = cluster.replicas.find((r) => detail.includes(`replica ${r.id}`));
+    expect(holder).toBeDefined();
+    await holder!.kill();
+    await waitFor('the page to notice and count down', async () => (await state()) === 'reconnecting', 10_000);
+    expect(await page.isVisible('#countdown')).toBe(true);
+    expect(await page.textContent('#countdown')).toMatch(/next attempt in \d+\.\d s/);
+    const away = await publishTo(user, 'while.away');
+    await holder!.start();
+
+    await waitFor('the page to reconnect by itself', async () => (await state()) === 'open', 20_000);
+    await waitFor('the notification published while away', async () => (await inboxIds()).includes(away), 15_000);
+    const ids = await inboxIds();
+    // Each exactly once, newest first.
+    expect(ids).toEqual([away, first]);
+    expect(await page.textContent('#unread')).toBe('2');
+    // `HERALD_SCREENSHOTS=1 npm test` refreshes the picture in the README.
+    if (process.env.HERALD_SCREENSHOTS)
+      await page.screenshot({ path: join(repoRoot(), 'docs', 'images', 'demo-inbox.png') });
+    await page.click('#mark-read');
+    expect(await page.textContent('#unread')).toBe('0');
+    expect(pageErrors.filter((e) => !/WebSocket|ERR_CONNECTION|Failed to load resource/.test(e))).toEqual([]);
+  }, 90_000);
+
+  it('streams Server-Sent Events through Nginx as they happen (no proxy buffering), acks over POST, and logs no token', async () => {
+    const user = `sse-${Date.now().toString(36)}`;
+    const token = userToken(user);
+    const client = new HeraldClient({ url: edge.ws, token, transport: 'sse' });
+    const received: string[] = [];
+    client.onNotification((n) => {
+      received.push(n.id);
+    });
+    const opened = new Promise<void>((resolve) => client.on('open', () => resolve()));
+    client.connect();
+    try {
+      await opened;
+      for (let i = 0; i < 3; i++) {
+        const id = await publishTo(user, `sse.${i}`);
+        // Each one arrives on its own: a buffering proxy would hold them back.
+        await waitFor(`sse.${i} through Nginx`, () => received.includes(id), 3000, 20);
+      }
+      await waitFor('acked through Nginx', async () => {
+        const rows = await cluster.db.query<{ status: string }>('SELECT status FROM deliveries WHERE user_id = $1', [
+          user,
+        ]);
+        return rows.length === 3 && rows.every((r) => r.status === 'acked');
+      });
+    } finally {
+      client.close();
+    }
+    const logs = edge.accessLog() + edge.errorLog();
+    expect(logs).toContain('GET /v1/stream');
+    expect(logs).not.toContain(token);
+  });
+
+  it('says so when demo tokens are off, instead of retrying forever', async () => {
+    // The token endpoint answers 404 on a replica without HERALD_DEMO_TOKENS.
+    const off = await TestCluster.start('demo-off', 1);
+    const offEdge = await Edge.start([off.replicas[0]!.port]);
+    try {
+      const other = await browser.newPage();
+      await other.goto(`${offEdge.http}/demo/`);
+      await other.click('#connect');
+      await other.waitForSelector('#login-error:not([hidden])', { timeout: 10_000 });
+      expect(await other.textContent('#login-error')).toContain('HERALD_DEMO_TOKENS=true');
+      await waitFor('the page to stop', async () => (await other.getAttribute('#state', 'data-state')) === 'closed');
+      await other.close();
+    } finally {
+      await offEdge.stop();
+      await off.stop();
+    }
+  }, 60_000);
+});
