@@ -258,6 +258,29 @@ describe('Client SDK against real replicas', () => {
     resumed.close();
   });
 
+  it('lets a browser app on an allowed origin use the stream and the acks across origins (CORS)', async () => {
+    const preflight = await fetch(`${r1().http}/v1/stream`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example.com',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'authorization, last-event-id',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, Last-Event-ID');
+    expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
+    const acks = await request<AcksResponse>(r1().http, 'POST', '/v1/acks', {
+      apiKey: userToken(user('henry')),
+      headers: { origin: 'https://app.example.com' },
+      body: { ids: [randomUUID()] },
+    });
+    expect(acks.status).toBe(200);
+    expect(acks.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(acks.headers.get('vary')).toContain('Origin');
+  });
+
   it('answers bad stream and ack requests with clear errors', async () => {
     const gina = user('gina');
     const token = userToken(gina);
@@ -290,5 +313,12 @@ describe('Client SDK against real replicas', () => {
     expect(acks.status).toBe(200);
     expect(acks.body.results.map((r) => r.status)).toEqual(['forbidden', 'forbidden', 'forbidden']);
     expect((await statusOf([theirs.id], owner))[0]?.status).not.toBe('acked');
+
+    const demoOff = await request<ApiErrorBody>(r1().http, 'POST', '/v1/demo/tokens', {
+      apiKey: null,
+      body: { userId: 'anyone' },
+    });
+    expect(demoOff).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    expect(demoOff.body.error.message).toContain('HERALD_DEMO_TOKENS=true');
   });
 });

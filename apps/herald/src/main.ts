@@ -6,6 +6,8 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
+import { UpgradeAuthService } from './auth/upgrade-auth.service';
+import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
 import { compileProxyTrust } from './common/client-address';
 import { DrainState } from './common/lifecycle.module';
@@ -74,6 +76,7 @@ async function bootstrap(): Promise<void> {
     response.setHeader('X-Herald-Replica', config.replicaId);
     next();
   });
+  app.use(END_USER_PATHS, endUserCors(app.get(UpgradeAuthService)));
   app.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
   app.use(bodyErrorHandler(config.maxBodyBytes));
   app.useGlobalFilters(new HttpErrorFilter());

@@ -25,9 +25,14 @@ export class UpgradeAuthService {
     this.origins = new Set(config.allowedOrigins.map((o) => o.toLowerCase()));
   }
 
+  /** HERALD_ALLOWED_ORIGINS, matched exactly (case-insensitive); `*` allows any. */
+  originAllowed(origin: string): boolean {
+    return this.anyOrigin || this.origins.has(origin.toLowerCase());
+  }
+
   decide(request: IncomingMessage): UpgradeDecision {
     const origin = request.headers.origin;
-    if (origin !== undefined && !this.anyOrigin && !this.origins.has(origin.toLowerCase())) {
+    if (origin !== undefined && !this.originAllowed(origin)) {
       return { ok: false, status: 403, message: 'Origin not allowed' };
     }
     const token = tokenOf(request);
