@@ -30,6 +30,10 @@ class FakeSocket {
 
   close(code?: number, reason?: string): void {
     this.closedWith = { code, reason };
+    // Like `ws`: closing a socket that is still connecting emits 'error', which must have a listener.
+    if (this.readyState === 0 && typeof this.onerror !== 'function') {
+      throw new Error('closed while connecting with no error listener: ws would crash the process');
+    }
     this.serverClose(code ?? 1005, reason ?? '');
   }
 
@@ -434,6 +438,89 @@ describe('HeraldClient', () => {
     c.close();
   });
 
+  it('stops for good when close() is called while connecting, waiting for a token, or from a listener', async () => {
+    let release: (token: string) => void = () => undefined;
+    const slow = client({ token: undefined, getToken: () => new Promise<string>((resolve) => (release = resolve)) });
+    slow.connect();
+    await settle();
+    slow.close();
+    release('late');
+    await settle(60_000);
+    expect(FakeSocket.all).toHaveLength(0);
+    expect(slow.readyState).toBe(ReadyState.CLOSED);
+
+    const connecting = client();
+    connecting.connect();
+    await settle();
+    connecting.close();
+    expect(FakeSocket.last.closedWith?.code).toBe(4000);
+    expect(connecting.readyState).toBe(ReadyState.CLOSED);
+
+    const fromListener = client({ transport: 'websocket' });
+    fromListener.on('reconnecting', () => fromListener.close());
+    fromListener.connect();
+    await settle();
+    FakeSocket.last.refuse();
+    await settle(60_000);
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(fromListener.readyState).toBe(ReadyState.CLOSED);
+
+    // And it can be started again.
+    fromListener.connect();
+    await settle();
+    expect(FakeSocket.all).toHaveLength(3);
+    fromListener.close();
+    expect(() => fromListener.close(1001)).not.toThrow();
+    expect(() => client().close(1001)).not.toThrow();
+  });
+
+  it('does not take a late timer tick (a throttled background tab) for a dead server', async () => {
+    const c = client({ heartbeatMarginMs: 500 });
+    const reconnecting = jest.fn();
+    c.on('reconnecting', reconnecting);
+    c.connect();
+    await settle();
+    FakeSocket.last.accept(1000);
+    // Timers frozen for 60 s, then one late tick: it pings instead of giving up.
+    jest.setSystemTime(Date.now() + 60_000);
+    await settle(250);
+    expect(reconnecting).not.toHaveBeenCalled();
+    expect(FakeSocket.last.sentOfType('ping').length).toBeGreaterThan(0);
+    FakeSocket.last.receive({ type: 'pong', timestamp: '' });
+    await settle(500);
+    expect(reconnecting).not.toHaveBeenCalled();
+    c.close();
+  });
+
+  it('does not spin on a long-lived or a short-lived token', async () => {
+    jest.setSystemTime(new Date('2026-11-25T00:00:00Z'));
+    const now = Math.floor(Date.now() / 1000);
+    const getToken = jest.fn(async () => jwt(now + 365 * 86400));
+    const long = client({ token: jwt(now + 365 * 86400), getToken });
+    long.connect();
+    await settle();
+    FakeSocket.last.accept(3_600_000);
+    await settle(10_000);
+    expect(getToken).not.toHaveBeenCalled();
+    long.close();
+
+    const shortLived = jest.fn(async () => jwt(Math.floor(Date.now() / 1000) + 30));
+    // 30 s to live, with refreshBeforeMs 60 s: refreshed half-way, not every second.
+    const short = client({
+      token: jwt(Math.floor(Date.now() / 1000) + 30),
+      getToken: shortLived,
+      tokenRefreshBeforeMs: 60_000,
+    });
+    short.connect();
+    await settle();
+    FakeSocket.last.accept(3_600_000);
+    await settle(10_000);
+    expect(shortLived).not.toHaveBeenCalled();
+    await settle(6_000);
+    expect(shortLived).toHaveBeenCalledTimes(1);
+    short.close();
+  });
+
   it('falls back to Server-Sent Events after repeated failed upgrades, and acks over POST', async () => {
     const requests: { url: string; init: RequestInit }[] = [];
     const encoder = new TextEncoder();
@@ -474,6 +561,7 @@ describe('HeraldClient', () => {
     expect(seen).toEqual([9]);
     const acks = requests.filter((r) => r.url.endsWith('/v1/acks'));
     expect(acks.map((r) => JSON.parse(r.init.body as string) as unknown)).toEqual([{ ids: [notification(9).id] }]);
+    await expect(c.subscribe('news')).rejects.toThrow(/WebSocket/);
     c.close();
   });
 });

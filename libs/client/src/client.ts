@@ -54,9 +54,11 @@ export interface HeraldClientOptions {
   transport?: 'auto' | TransportKind;
   /** Failed WebSocket upgrades in a row before `auto` switches to SSE (default 3). */
   fallbackAfterFailures?: number;
+  /** After falling back, how long to stay on SSE before trying the WebSocket again at the next reconnect (default 300 000 ms). */
+  retryWebSocketAfterMs?: number;
   /** SSE stream URL (default: `url` with http(s) and `/v1/stream` for `/ws`). */
   streamUrl?: string;
-  /** SSE ack URL (default: `/v1/acks` beside the stream). */
+  /** SSE ack URL (default: `url` with http(s) and `/v1/acks` for `/ws`). */
   acksUrl?: string;
   /** `auto` (default): ack after the handler returns or its promise resolves. `manual`: call `notification.ack()`. */
   ackMode?: 'auto' | 'manual';
@@ -112,6 +114,10 @@ const FATAL_CODES = new Set([1002, 1003, 1007]);
 const POLICY = 1008;
 const ABNORMAL = 1006;
 const MAX_ACKS_PER_POST = 500;
+/** setTimeout's largest delay; longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+const SSE_NO_COMMANDS =
+  'topic changes need the WebSocket: the SSE fallback cannot send commands (subscriptions made before stay in force)';
 
 interface PendingCommand {
   frame: Extract<ClientFrame, { id?: string }>;
@@ -142,6 +148,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly ackMode: 'auto' | 'manual';
   private readonly mode: 'auto' | TransportKind;
   private readonly fallbackAfter: number;
+  private readonly retryWebSocketAfterMs: number;
   private readonly heartbeatMarginMs: number;
   private readonly connectTimeoutMs: number;
   private readonly refreshBeforeMs: number;
@@ -161,6 +168,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private lastReceivedAt = 0;
   private attempt = 0;
   private failedUpgrades = 0;
+  /** Set when this attempt really tried a WebSocket (not, say, a failed getToken). */
+  private upgradeAttempted = false;
+  /** When `auto` fell back to SSE; the WebSocket is tried again after retryWebSocketAfterMs. */
+  private fellBackAt: number | undefined;
+  private lastTickAt = 0;
   private policyCloses = 0;
   private stopping = false;
   private lastEventId: string | undefined;
@@ -212,6 +224,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.kind = 'sse';
     }
     this.fallbackAfter = options.fallbackAfterFailures ?? 3;
+    this.retryWebSocketAfterMs = options.retryWebSocketAfterMs ?? 300_000;
     this.heartbeatMarginMs = options.heartbeatMarginMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.refreshBeforeMs = options.tokenRefreshBeforeMs ?? 60_000;
@@ -249,8 +262,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Starts connecting (and keeps the connection up until `close()`). */
   connect(): void {
+    // Still closing (a logout then a login, say): drop the old transport now and start afresh.
+    if (this.state === ReadyState.CLOSING) this.finish(1000, 'client closed');
     if (this.state !== ReadyState.CLOSED) return;
     this.stopping = false;
+    this.kind = this.mode === 'sse' || !this.WebSocketImpl ? 'sse' : 'websocket';
+    this.fellBackAt = undefined;
     this.attempt = 0;
     this.failedUpgrades = 0;
     this.policyCloses = 0;
@@ -259,15 +276,25 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Closes for good: no reconnect. Acks already queued are sent first where the transport allows. */
   close(code = 1000, reason = 'client closed'): void {
-    if (this.state === ReadyState.CLOSED) return;
+    if (this.state === ReadyState.CLOSED || this.state === ReadyState.CLOSING) return;
+    if (code !== 1000 && (code < 3000 || code > 4999)) {
+      throw new RangeError(`close code must be 1000 or 3000-4999 (the WebSocket API's rule), got ${code}`);
+    }
     this.stopping = true;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     if (this.socket && this.socket.readyState === 1) {
       this.flushAcks();
       this.setState(ReadyState.CLOSING);
-      this.socket.close(code, reason);
-      return;
+      try {
+        this.socket.close(code, reason.slice(0, 120));
+        return;
+      } catch {
+        // An over-long reason in some browsers: finish without the handshake.
+      }
+    } else if (this.kind === 'sse' && this.state === ReadyState.OPEN && this.pendingAcks.length > 0) {
+      // One last POST for the acks made so far; what it cannot send comes back as a redelivery.
+      void this.postAckBatch(this.pendingAcks.splice(0, MAX_ACKS_PER_POST), this.token).catch(() => undefined);
     }
     this.finish(code, reason);
   }
@@ -296,6 +323,13 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private async openTransport(): Promise<void> {
     const generation = ++this.generation;
+    this.upgradeAttempted = false;
+    if (this.fellBackAt !== undefined && Date.now() - this.fellBackAt >= this.retryWebSocketAfterMs) {
+      // The network that blocked WebSockets may be gone (a laptop moves on): try again.
+      this.fellBackAt = undefined;
+      this.failedUpgrades = 0;
+      this.kind = 'websocket';
+    }
     this.setState(ReadyState.CONNECTING);
     this.emit('connecting', { transport: this.kind, attempt: this.attempt });
     let token: string;
@@ -335,11 +369,13 @@ export class HeraldClient extends Emitter<ClientEvents> {
     try {
       socket = new (this.WebSocketImpl as unknown as new (url: string) => WebSocketLike)(url.toString());
     } catch (error) {
-      this.emit('error', { message: `WebSocket failed: ${messageOf(error)}`, cause: error });
+      // Not the error's message: some browsers quote the URL, and with it the token.
+      this.emit('error', { message: 'the WebSocket could not be created', cause: error });
       this.transportClosed(generation, ABNORMAL, 'WebSocket could not be created');
       return;
     }
     this.socket = socket;
+    this.upgradeAttempted = true;
     socket.onmessage = (event) => {
       if (generation !== this.generation) return;
       let frame: ServerFrame;
@@ -370,8 +406,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
       const response = await this.fetchImpl(this.streamUrl, { headers, signal: controller.signal });
       if (!response.ok || !response.body) {
         const message = await errorMessageOf(response);
-        // 401/403 are the upgrade's refusals (1008 on a WebSocket); 400/404 mean a server without this endpoint.
-        const code = response.status === 401 || response.status === 403 ? POLICY : response.status < 500 ? 1002 : 1011;
+        // 401/403 are the upgrade's refusals (1008 on a WebSocket); a 400 is this client's mistake; anything
+        // else (a proxy's 404 or 429 during a deploy, a 5xx) may pass, so it is retried.
+        const code =
+          response.status === 401 || response.status === 403 ? POLICY : response.status === 400 ? 1002 : 1011;
         this.transportClosed(generation, code, `stream refused (${response.status}): ${message}`);
         return;
       }
@@ -438,6 +476,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         const command = frame.id === undefined ? undefined : this.commands.get(frame.id);
         if (command && frame.id !== undefined) {
           this.commands.delete(frame.id);
+          // A refused subscribe is not sent again on every reconnect.
+          if (command.frame.type === 'subscribe') this.topics.delete(command.frame.channel);
           command.reject(new Error(`${frame.code}: ${frame.message}`));
           return;
         }
@@ -465,6 +505,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
       }
       for (const command of this.commands.values()) this.send(command.frame);
       this.scheduleTokenRefresh(generation);
+    } else {
+      for (const [id, command] of this.commands) {
+        this.commands.delete(id);
+        command.reject(new Error(SSE_NO_COMMANDS));
+      }
     }
     this.flushAcks();
     this.emit('open', {
@@ -477,6 +522,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   private notification(frame: NotificationFrame): void {
+    // Closing: the app is done with us; what it has not acked comes back next session.
+    if (this.stopping) return;
     if (this.seen.has(frame.id)) {
       // Sent again because our ack did not arrive: the app has it, so only the ack is repeated.
       if (this.ackMode === 'auto' || this.acked.has(frame.id)) this.queueAck(frame.id);
@@ -550,8 +597,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const id = `c${++this.commandSeq}`;
     const withId = { ...frame, id };
     const done = new Promise<void>((resolve, reject) => {
+      if (this.kind === 'sse') {
+        reject(new Error(SSE_NO_COMMANDS));
+        return;
+      }
       this.commands.set(id, { frame: withId, resolve, reject });
-      // Not open (or on SSE, which has no way to send): sent on the next WebSocket welcome.
+      // Not open yet: sent on the next welcome.
       this.send(withId);
     });
     // A caller that does not await must not get an unhandled rejection when the client closes.
@@ -576,34 +627,60 @@ export class HeraldClient extends Emitter<ClientEvents> {
     void this.postAcks();
   }
 
-  /** SSE acks: POST /v1/acks, coalesced; a failed POST is retried (acks are idempotent). */
+  /** SSE acks: POST /v1/acks; acks made while one is in flight go together in the next. */
   private async postAcks(): Promise<void> {
     if (this.postingAcks || !this.fetchImpl) return;
     this.postingAcks = true;
     try {
-      // Acks made while a POST is in flight go together in the next one.
       while (this.pendingAcks.length > 0 && this.state === ReadyState.OPEN && this.kind === 'sse') {
         const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_POST);
-        const response = await this.fetchImpl(this.acksUrl, {
-          method: 'POST',
-          headers: { Authorization: `Bearer ${this.token ?? ''}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ ids }),
-        });
-        if (!response.ok) throw new Error(`POST acks answered ${response.status}: ${await errorMessageOf(response)}`);
-        const body = (await response.json()) as AcksResponse;
-        for (const result of body.results) {
-          if (result.status === 'forbidden')
-            this.emit('error', { message: `ack refused for ${result.id}`, code: 'FORBIDDEN' });
+        const status = await this.postAckBatch(ids, this.token);
+        if (status === 'retry') {
+          this.ackRetryTimer = setTimeout(() => this.flushAcks(), 1000);
+          return;
         }
         this.pendingAcks.splice(0, ids.length);
       }
-    } catch (error) {
-      this.emit('error', { message: `acks not sent, retrying: ${messageOf(error)}`, cause: error });
-      clearTimeout(this.ackRetryTimer);
-      this.ackRetryTimer = setTimeout(() => this.flushAcks(), 1000);
     } finally {
       this.postingAcks = false;
     }
+  }
+
+  /**
+   * One POST. 'done' when the batch needs no resending: accepted, or refused
+   * as malformed (sending it again cannot help; the server redelivers and the
+   * client acks again). 'retry' on a network failure, 5xx or 429; a 401 also
+   * asks for a fresh token at the next connect.
+   */
+  private async postAckBatch(ids: string[], token: string | undefined): Promise<'done' | 'retry'> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl!(this.acksUrl, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token ?? ''}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ids }),
+      });
+    } catch (error) {
+      this.emit('error', { message: `acks not sent, retrying: ${messageOf(error)}`, cause: error });
+      return 'retry';
+    }
+    if (response.ok) {
+      const body = parseJson<AcksResponse>(await response.text().catch(() => ''));
+      for (const result of body?.results ?? []) {
+        if (result.status === 'forbidden') {
+          this.emit('error', { message: `ack refused for ${result.id}`, code: 'FORBIDDEN' });
+        }
+      }
+      return 'done';
+    }
+    const message = `POST acks answered ${response.status}: ${await errorMessageOf(response)}`;
+    if (response.status === 401) this.needFreshToken = true;
+    if (response.status === 401 || response.status === 429 || response.status >= 500) {
+      this.emit('error', { message: `${message}; retrying` });
+      return 'retry';
+    }
+    this.emit('error', { message: `${message}; these acks are dropped (the server sends them again)` });
+    return 'done';
   }
 
   // -------------------------------------------------------------------------
@@ -619,18 +696,25 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private startWatchdog(generation: number, heartbeatMs: number): void {
     clearInterval(this.watchdog);
     const limit = heartbeatMs + this.heartbeatMarginMs;
-    this.watchdog = setInterval(
-      () => {
-        if (generation !== this.generation) return;
-        const silent = Date.now() - this.lastReceivedAt;
-        if (silent > limit) {
-          this.abandon(generation, ABNORMAL, `nothing from the server for ${silent} ms (heartbeat ${heartbeatMs} ms)`);
-        } else if (silent >= heartbeatMs / 2) {
-          this.send({ type: 'ping' });
-        }
-      },
-      Math.max(100, Math.floor(heartbeatMs / 4)),
-    );
+    const every = Math.max(100, Math.floor(heartbeatMs / 4));
+    this.lastTickAt = Date.now();
+    this.watchdog = setInterval(() => {
+      if (generation !== this.generation) return;
+      const now = Date.now();
+      const late = now - this.lastTickAt > 2 * every;
+      this.lastTickAt = now;
+      const silent = now - this.lastReceivedAt;
+      if (late) {
+        // A throttled background tab, a sleeping laptop: our own timer was late, so the silence is
+        // not the server's. Ask, and judge at a later tick.
+        this.send({ type: 'ping' });
+        this.lastReceivedAt = Math.max(this.lastReceivedAt, now - heartbeatMs / 2);
+      } else if (silent > limit) {
+        this.abandon(generation, ABNORMAL, `nothing from the server for ${silent} ms (heartbeat ${heartbeatMs} ms)`);
+      } else if (silent >= heartbeatMs / 2) {
+        this.send({ type: 'ping' });
+      }
+    }, every);
   }
 
   /** Before the token expires, a fresh one goes in-band (`auth` frame): no reconnect. */
@@ -638,8 +722,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
     clearTimeout(this.refreshTimer);
     const expiresAt = this.token === undefined ? undefined : tokenExpiresAtMs(this.token);
     if (!this.getToken || expiresAt === undefined) return;
-    const inMs = Math.max(1000, expiresAt - this.refreshBeforeMs - Date.now());
-    this.refreshTimer = setTimeout(() => void this.refreshToken(generation), inMs);
+    const lifetime = expiresAt - Date.now();
+    // Ahead of expiry by refreshBeforeMs, but no sooner than half-way for short tokens (no refresh loop).
+    const due = Math.max(1000, lifetime - this.refreshBeforeMs, lifetime / 2);
+    if (due > MAX_TIMER_MS) {
+      // Too far for one timer: look again later.
+      this.refreshTimer = setTimeout(() => this.scheduleTokenRefresh(generation), MAX_TIMER_MS);
+      return;
+    }
+    this.refreshTimer = setTimeout(() => void this.refreshToken(generation), due);
   }
 
   private async refreshToken(generation: number): Promise<void> {
@@ -652,6 +743,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
       });
       if (!this.send({ type: 'auth', token, id })) {
         this.commands.delete(id);
+        // Not connected now: the fresh token serves the next connect.
+        this.token = token;
         return;
       }
       await accepted;
@@ -698,24 +791,34 @@ export class HeraldClient extends Emitter<ClientEvents> {
       }
       this.needFreshToken = true;
     }
-    if (!wasOpen && this.kind === 'websocket') {
+    let fellBack = false;
+    if (!wasOpen && this.kind === 'websocket' && this.upgradeAttempted) {
       this.failedUpgrades += 1;
+      // A browser sees a refused upgrade (401) as 1006: after two in a row, try a fresh token too.
+      if (this.failedUpgrades >= 2) this.needFreshToken = true;
       if (this.mode === 'auto' && this.failedUpgrades >= this.fallbackAfter) {
         this.kind = 'sse';
-        this.emit('error', {
-          message: `${this.failedUpgrades} WebSocket attempts failed in a row; using Server-Sent Events`,
-          code: 'FALLBACK_TO_SSE',
-        });
+        this.fellBackAt = Date.now();
+        fellBack = true;
       }
     }
     this.attempt += 1;
     const delayMs = reconnectDelayMs(this.attempt, this.backoff, this.random);
-    this.setState(ReadyState.CONNECTING);
-    this.emit('reconnecting', { delayMs, attempt: this.attempt, code, reason, transport: this.kind });
+    // Armed before the events: a listener that calls close() clears it.
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.openTransport();
     }, delayMs);
+    this.setState(ReadyState.CONNECTING);
+    if (fellBack) {
+      this.emit('error', {
+        message: `${this.failedUpgrades} WebSocket attempts failed in a row; using Server-Sent Events`,
+        code: 'FALLBACK_TO_SSE',
+      });
+    }
+    if (this.state === ReadyState.CONNECTING && !this.stopping) {
+      this.emit('reconnecting', { delayMs, attempt: this.attempt, code, reason, transport: this.kind });
+    }
   }
 
   private dropTransport(): void {
@@ -728,7 +831,10 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const socket = this.socket;
     this.socket = null;
     if (socket) {
-      socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.onmessage = socket.onclose = null;
+      // Never null: `ws` emits 'error' when a connecting socket is closed, and an 'error' with no
+      // listener would crash Node.
+      socket.onerror = () => undefined;
       if (socket.readyState === 0 || socket.readyState === 1) {
         try {
           socket.close(4000, 'abandoned by the client');
@@ -764,7 +870,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 function httpUrlBeside(url: URL, path: string): string {
   const http = new URL(url);
   http.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  http.pathname = url.pathname.replace(/\/ws\/?$/, '') + path;
+  http.pathname = url.pathname.replace(/\/ws\/?$/, '').replace(/\/+$/, '') + path;
   http.search = '';
   http.hash = '';
   return http.toString();

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { MAX_TOKEN_LENGTH } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -37,6 +38,7 @@ export class UpgradeAuthService {
     }
     const token = tokenOf(request);
     if (!token) return { ok: false, status: 401, message: 'Missing token' };
+    if (token.length > MAX_TOKEN_LENGTH) return { ok: false, status: 401, message: 'token too long' };
     const result = this.tokens.verify(token);
     if (!result.ok) return { ok: false, status: 401, message: result.reason };
     return { ok: true, principal: result.principal };

@@ -70,11 +70,13 @@ export class StreamService {
 function lastEventIdOf(request: UserRequest): number | undefined {
   const header = request.headers['last-event-id'];
   const query = request.query.lastEventId;
-  const raw = typeof header === 'string' && header !== '' ? header : typeof query === 'string' ? query : '';
+  const fromHeader = typeof header === 'string' && header !== '';
+  const raw = fromHeader ? header : typeof query === 'string' ? query : '';
   if (raw === '') return undefined;
   if (!/^\d{1,15}$/.test(raw.trim())) {
-    throw new BadRequestError('Last-Event-ID must be the seq of a notification (a whole number)', [
-      { field: 'Last-Event-ID', reason: 'must be a whole number' },
+    const field = fromHeader ? 'Last-Event-ID' : 'lastEventId';
+    throw new BadRequestError(`${field} must be the seq of a notification (a whole number)`, [
+      { field, reason: 'must be a whole number' },
     ]);
   }
   return Number(raw.trim());
