@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AcksResponse, ApiErrorBody, NotificationFrame } from '@herald/protocol';
+import type { AcksResponse, ApiErrorBody, NotificationFrame, WelcomeFrame } from '@herald/protocol';
 import WebSocket from 'ws';
 import { HeraldClient, HeraldClientOptions, Notification } from '../../libs/client/src';
 import { publish, request, userToken } from '../helpers/api';
@@ -27,13 +27,28 @@ async function openStream(
   base: string,
   token: string,
   lastEventId?: number,
-): Promise<{ frames: NotificationFrame[]; events: string[]; status: number; close(): void }> {
+): Promise<{
+  frames: NotificationFrame[];
+  events: string[];
+  status: number;
+  welcome: WelcomeFrame | undefined;
+  ended: boolean;
+  close(): void;
+}> {
   const controller = new AbortController();
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/event-stream' };
   if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
   const response = await fetch(`${base}/v1/stream`, { headers, signal: controller.signal });
   const frames: NotificationFrame[] = [];
   const events: string[] = [];
+  const stream = {
+    frames,
+    events,
+    status: response.status,
+    welcome: undefined as WelcomeFrame | undefined,
+    ended: false,
+    close: () => controller.abort(),
+  };
   if (response.ok && response.body) {
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
@@ -42,7 +57,10 @@ async function openStream(
       try {
         for (;;) {
           const { done, value } = await reader.read();
-          if (done) return;
+          if (done) {
+            stream.ended = true;
+            return;
+          }
           buffer += decoder.decode(value, { stream: true });
           let end: number;
           while ((end = buffer.indexOf('\n\n')) !== -1) {
@@ -52,14 +70,16 @@ async function openStream(
             const data = /^data: (.*)$/m.exec(block)?.[1];
             if (event) events.push(event);
             if (event === 'notification' && data) frames.push(JSON.parse(data) as NotificationFrame);
+            if (event === 'welcome' && data) stream.welcome = JSON.parse(data) as WelcomeFrame;
           }
         }
       } catch {
-        // aborted
+        // aborted by us, or ended by the server
+        stream.ended = true;
       }
     })();
   }
-  return { frames, events, status: response.status, close: () => controller.abort() };
+  return stream;
 }
 
 describe('Client SDK against real replicas', () => {
@@ -256,6 +276,38 @@ describe('Client SDK against real replicas', () => {
     );
     expect(resumed.events[0]).toBe('welcome');
     resumed.close();
+  });
+
+  it('ends an SSE stream whose client stopped answering heartbeats, and keeps one that never opted in', async () => {
+    const ivan = user('ivan');
+    const token = userToken(ivan);
+    const quiet = await openStream(r1().http, token);
+    const answering = await openStream(r1().http, token);
+    await waitFor('both welcomes', () => quiet.welcome !== undefined && answering.welcome !== undefined);
+    // One answer opts the stream in, through the other replica (routed over Redis to the one holding it).
+    const pong = await request<ApiErrorBody>(r2().http, 'POST', '/v1/stream/pong', {
+      apiKey: token,
+      body: { connectionId: answering.welcome!.connectionId },
+    });
+    expect(pong.status).toBe(204);
+    // Then silence: ended within two heartbeats (1 s here), while the stream that never answered stays.
+    await waitFor('the silent stream to be ended', () => answering.ended, 5000);
+    expect(quiet.ended).toBe(false);
+    // Another user's pong does not keep a stream alive: it is looked for among that user's connections only.
+    const other = await request<ApiErrorBody>(r1().http, 'POST', '/v1/stream/pong', {
+      apiKey: userToken(user('mallory')),
+      body: { connectionId: quiet.welcome!.connectionId },
+    });
+    expect(other).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    // Once the user has no connection left anywhere, a pong says so: the client reconnects.
+    quiet.close();
+    await waitFor('a 404 for the ended stream', async () => {
+      const gone = await request<ApiErrorBody>(r2().http, 'POST', '/v1/stream/pong', {
+        apiKey: token,
+        body: { connectionId: answering.welcome!.connectionId },
+      });
+      return gone.status === 404;
+    });
   });
 
   it('lets a browser app on an allowed origin use the stream and the acks across origins (CORS)', async () => {

@@ -527,6 +527,7 @@ describe('HeraldClient', () => {
     let push: (text: string) => void = () => undefined;
     const fakeFetch = jest.fn(async (url: string, init?: RequestInit) => {
       requests.push({ url, init: init ?? {} });
+      if (url.endsWith('/v1/stream/pong')) return new Response(null, { status: 204 });
       if (url.endsWith('/v1/acks')) {
         const ids = (JSON.parse(init?.body as string) as { ids: string[] }).ids;
         return new Response(JSON.stringify({ results: ids.map((id) => ({ id, status: 'ok' })) }), { status: 200 });
@@ -562,6 +563,11 @@ describe('HeraldClient', () => {
     const acks = requests.filter((r) => r.url.endsWith('/v1/acks'));
     expect(acks.map((r) => JSON.parse(r.init.body as string) as unknown)).toEqual([{ ids: [notification(9).id] }]);
     await expect(c.subscribe('news')).rejects.toThrow(/WebSocket/);
+    // Each heartbeat of the stream is answered, with the welcome's connection id.
+    push(': ping\n\n');
+    await settle(1);
+    const pongs = requests.filter((r) => r.url.endsWith('/v1/stream/pong'));
+    expect(pongs.map((r) => JSON.parse(r.init.body as string) as unknown)).toEqual([{ connectionId: 'c' }]);
     c.close();
   });
 });

@@ -142,6 +142,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly url: URL;
   private readonly streamUrl: string;
   private readonly acksUrl: string;
+  private readonly pongUrl: string;
   private readonly WebSocketImpl: WebSocketClass | undefined;
   private readonly fetchImpl: typeof fetch | undefined;
   private readonly backoff: Required<BackoffOptions>;
@@ -212,6 +213,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.url = url;
     this.streamUrl = options.streamUrl ?? httpUrlBeside(url, '/v1/stream');
     this.acksUrl = options.acksUrl ?? httpUrlBeside(url, '/v1/acks');
+    this.pongUrl = this.streamUrl.replace(/\/?(\?.*)?$/, '/pong');
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
     this.fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -426,7 +428,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
           else this.emit('error', { message: 'the server sent an event that is not JSON' });
         },
         () => {
-          if (generation === this.generation) this.lastReceivedAt = Date.now();
+          if (generation !== this.generation) return;
+          this.lastReceivedAt = Date.now();
+          void this.answerHeartbeat(generation);
         },
       );
       const reader = response.body.getReader();
@@ -443,6 +447,27 @@ export class HeraldClient extends Emitter<ClientEvents> {
       }
     }
     this.transportClosed(generation, closeEvent?.code ?? ABNORMAL, closeEvent?.reason ?? 'stream ended');
+  }
+
+  /**
+   * Answers an SSE heartbeat (`POST /v1/stream/pong`), so the server can tell
+   * a live stream from one whose client vanished. Driven by the server's
+   * heartbeat arriving, not by a timer, so a throttled background tab answers
+   * in time. A 404 means no replica holds the stream any more.
+   */
+  private async answerHeartbeat(generation: number): Promise<void> {
+    const connectionId = this.welcome?.connectionId;
+    if (!this.fetchImpl || connectionId === undefined) return;
+    try {
+      const response = await this.fetchImpl(this.pongUrl, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.token ?? ''}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ connectionId }),
+      });
+      if (response.status === 404) this.abandon(generation, ABNORMAL, 'the server no longer holds this stream');
+    } catch {
+      // The next heartbeat tries again; a stream that is really gone ends by itself.
+    }
   }
 
   /** Gives up on the current transport without waiting for it (dead peer, no welcome). */

@@ -230,6 +230,16 @@ export interface StreamCloseEvent {
   reason: string;
 }
 
+/**
+ * `POST /v1/stream/pong`: the answer to the stream's heartbeat (a `: ping`
+ * comment), with the `connectionId` of its `welcome`. A stream whose client
+ * has answered once must answer every heartbeat before the next one, or it is
+ * ended; a client that never answers (a plain EventSource) is not held to it.
+ */
+export interface StreamPongRequest {
+  connectionId: string;
+}
+
 /** `POST /v1/acks`: the notification ids the user has. */
 export interface AcksRequest {
   ids: string[];

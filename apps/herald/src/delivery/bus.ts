@@ -31,11 +31,23 @@ export interface BroadcastMessage {
   requestId?: string;
 }
 
-export type BusMessage = DeliverMessage | BroadcastMessage;
+/**
+ * An SSE client answered the stream's heartbeat (`POST /v1/stream/pong`) on
+ * whichever replica took the request: tell the replica holding the stream.
+ */
+export interface StreamAliveMessage {
+  kind: 'alive';
+  connectionId: string;
+}
+
+/** What travels on a user's channel. */
+export type UserMessage = DeliverMessage | StreamAliveMessage;
+export type BusMessage = UserMessage | BroadcastMessage;
 
 export interface BusHandlers {
   deliver(userId: string, message: DeliverMessage): void;
   broadcast(message: BroadcastMessage): void;
+  alive(userId: string, message: StreamAliveMessage): void;
 }
 
 /**
@@ -45,7 +57,7 @@ export interface BusHandlers {
  */
 export abstract class Bus {
   /** Sends to each user's channel; resolves with how many users had a listening replica. */
-  abstract publishToUsers(userIds: string[], message: DeliverMessage): Promise<number>;
+  abstract publishToUsers(userIds: string[], message: UserMessage): Promise<number>;
   abstract publishBroadcast(message: BroadcastMessage): Promise<void>;
   /**
    * Starts receiving a user's traffic for one more local connection; resolves

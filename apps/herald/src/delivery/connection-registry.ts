@@ -26,6 +26,10 @@ export class ConnectionRegistry {
     return true;
   }
 
+  get(connectionId: string): Connection | undefined {
+    return this.byId.get(connectionId);
+  }
+
   connectionsOf(userId: string): ReadonlySet<Connection> {
     return this.byUser.get(userId) ?? new Set();
   }

@@ -22,6 +22,8 @@ export class Connection {
   private readonly replayed = new Set<string>();
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
   alive = true;
+  /** An SSE client that has answered a heartbeat once is held to answering them all. */
+  private answersPings = false;
   /** Client commands running against the store, and those waiting for a slot. */
   commandsRunning = 0;
   readonly commandQueue: ClientFrame[] = [];
@@ -82,8 +84,15 @@ export class Connection {
     }
   }
 
+  /** The peer answered a heartbeat: a WebSocket pong, or an SSE client's POST /v1/stream/pong. */
+  pong(): void {
+    this.alive = true;
+    this.answersPings = true;
+  }
+
   ping(): void {
-    this.alive = !this.transport.answersPings;
+    // A plain EventSource never answers: its stream is ended only by TCP (or the token's expiry).
+    this.alive = !(this.transport.answersPings || this.answersPings);
     if (this.transport.isOpen) this.transport.ping();
   }
 

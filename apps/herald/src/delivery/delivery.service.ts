@@ -53,6 +53,7 @@ export class DeliveryService implements OnModuleInit {
         this.track(
           this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1, message.requestId),
         ),
+      alive: (userId, message) => this.streamAlive(userId, message.connectionId),
     });
   }
 
@@ -87,6 +88,23 @@ export class DeliveryService implements OnModuleInit {
         error: (error as Error).message,
       });
     }
+  }
+
+  /** An SSE client answered its stream's heartbeat; true when the stream is held here. */
+  streamAlive(userId: string, connectionId: string): boolean {
+    const connection = this.registry.get(connectionId);
+    if (!connection || connection.userId !== userId) return false;
+    connection.pong();
+    return true;
+  }
+
+  /**
+   * Routes an SSE client's heartbeat answer to the replica holding its stream
+   * (the request may have reached another). False: no replica holds it.
+   */
+  async routeStreamAlive(userId: string, connectionId: string): Promise<boolean> {
+    if (this.streamAlive(userId, connectionId)) return true;
+    return (await this.bus.publishToUsers([userId], { kind: 'alive', connectionId })) > 0;
   }
 
   /** Sends send number `attempt` of a notification to those of `userIds` connected here. */

@@ -6,7 +6,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 import { withTimeout } from '../common/timeout';
-import { BroadcastMessage, Bus, BusHandlers, BusMessage, DeliverMessage } from './bus';
+import { BroadcastMessage, Bus, BusHandlers, BusMessage, UserMessage } from './bus';
 
 const SUBSCRIBE_TIMEOUT_MS = 5000;
 
@@ -42,7 +42,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     this.handlers = handlers;
   }
 
-  async publishToUsers(userIds: string[], message: DeliverMessage): Promise<number> {
+  async publishToUsers(userIds: string[], message: UserMessage): Promise<number> {
     const raw = JSON.stringify(message);
     const pipeline = this.redis.pipeline();
     for (const userId of userIds) pipeline.publish(this.keys.userChannel(userId), raw);
@@ -107,6 +107,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     }
     const userId = this.keys.userFromChannel(channel);
     if (userId !== null && message.kind === 'deliver') this.handlers.deliver(userId, message);
+    else if (userId !== null && message.kind === 'alive') this.handlers.alive(userId, message);
     else if (channel === this.keys.broadcastChannel() && message.kind === 'broadcast') this.handlers.broadcast(message);
     else this.logger.warn({ message: 'bus message on unexpected channel', channel, kind: message.kind });
   }

@@ -81,9 +81,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
     });
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
+    socket.on('pong', () => connection.pong());
     socket.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) {
         socket.close(CloseCode.UnsupportedData, 'binary frames are not supported');

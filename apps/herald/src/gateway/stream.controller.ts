@@ -13,7 +13,7 @@ import {
 } from '@nestjs/swagger';
 import { UserRequest, UserTokenGuard } from '../auth/user-token.guard';
 import { ApiErrors, ApiUserErrors } from '../openapi/decorators';
-import { AcksRequestDto, AcksResponseDto } from '../openapi/schemas';
+import { AcksRequestDto, AcksResponseDto, StreamPongRequestDto } from '../openapi/schemas';
 import { StreamService } from './stream.service';
 
 /** The end-user REST side: the SSE fallback stream and its acks. Thin bindings onto StreamService. */
@@ -55,6 +55,26 @@ export class StreamController {
   @ApiErrors(400, 503)
   stream(@Req() request: UserRequest, @Res() response: Response): void {
     this.streams.open(request, response);
+  }
+
+  @Post('stream/pong')
+  @HttpCode(204)
+  @ApiOperation({
+    summary: 'Answer the stream heartbeat',
+    description:
+      'Send after each heartbeat comment of GET /v1/stream, with the `connectionId` of its `welcome` event. A stream ' +
+      'whose client has answered once must answer each heartbeat before the next one, or the server ends it (so a ' +
+      'vanished client stops counting as online); a client that never answers is not held to it. 404: no replica ' +
+      'holds a connection of this user any more: reconnect.',
+  })
+  @ApiBody({
+    type: StreamPongRequestDto,
+    examples: { pong: { value: { connectionId: '5d0e8c1a-7f3b-4b9e-8a61-3c2d9e4f5a6b' } } },
+  })
+  @ApiResponse({ status: 204, description: 'The stream is alive.' })
+  @ApiErrors(400, 404, 503)
+  pong(@Req() request: UserRequest, @Body() body: unknown): Promise<void> {
+    return this.streams.pong(request.user!.userId, body);
   }
 
   @Post('acks')

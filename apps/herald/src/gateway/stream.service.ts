@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode } from '@herald/protocol';
 import type { Response } from 'express';
 import { UserRequest } from '../auth/user-token.guard';
-import { BadRequestError, UnavailableError } from '../common/errors';
+import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { ConnectionService } from '../delivery/connection.service';
 import { DeliveryService } from '../delivery/delivery.service';
@@ -46,6 +46,26 @@ export class StreamService {
     response.once('error', (error: Error) =>
       this.logger.warn({ message: 'stream error', connectionId: connection.id, error: error.message }),
     );
+  }
+
+  /** The client answered its stream's heartbeat; the stream may be held by another replica. */
+  async pong(userId: string, body: unknown): Promise<void> {
+    const b =
+      typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const connectionId = b.connectionId;
+    if (typeof connectionId !== 'string' || !isNotificationId(connectionId)) {
+      throw new BadRequestError("connectionId: required, the connectionId of the stream's welcome event", [
+        { field: 'connectionId', reason: 'required: a UUID' },
+      ]);
+    }
+    let held: boolean;
+    try {
+      held = await this.delivery.routeStreamAlive(userId, connectionId.toLowerCase());
+    } catch (error) {
+      this.logger.warn({ message: 'stream pong not routed', userId, error: (error as Error).message });
+      throw new UnavailableError('could not reach the replica holding the stream; retry');
+    }
+    if (!held) throw new NotFoundError('no open stream with this connectionId; reconnect');
   }
 
   async ack(userId: string, body: unknown): Promise<AcksResponse> {

@@ -6,6 +6,7 @@ import {
   type AckOutcome,
   type AcksRequest,
   type AcksResponse,
+  type StreamPongRequest,
   type ApiErrorBody,
   type DeliveryStatus,
   type DeliveryView,
@@ -173,6 +174,11 @@ export class TokenResponseDto implements TokenResponse {
 
   @ApiProperty({ format: 'date-time' })
   expiresAt!: string;
+}
+
+export class StreamPongRequestDto implements StreamPongRequest {
+  @ApiProperty({ format: 'uuid', description: "The `connectionId` of the stream's `welcome` event." })
+  connectionId!: string;
 }
 
 export class AcksRequestDto implements AcksRequest {
