@@ -502,12 +502,16 @@ async function redis(options, processes, taken) {
 
 function secrets(options) {
   const file = join(options.dir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const kept = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
   const made = {
-    apiKey: `hk_dev_${randomBytes(18).toString('base64url')}`,
-    jwtSecret: randomBytes(32).toString('base64url'),
+    apiKey: kept.apiKey ?? `hk_dev_${randomBytes(18).toString('base64url')}`,
+    jwtSecret: kept.jwtSecret ?? randomBytes(32).toString('base64url'),
+    // Added later than the others: a stack folder from before gets one now.
+    adminPassword: kept.adminPassword ?? randomBytes(12).toString('base64url'),
   };
-  writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
+  if (JSON.stringify(made) !== JSON.stringify(kept)) {
+    writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
+  }
   return made;
 }
 
@@ -579,6 +583,7 @@ async function up(options) {
       HERALD_REDIS_PREFIX: options.redisPrefix,
       HERALD_API_KEYS: keys.apiKey,
       HERALD_JWT_SECRET: keys.jwtSecret,
+      HERALD_ADMIN_PASSWORD: keys.adminPassword,
       // Replicas listen on loopback only: reachable through Nginx (or directly from this machine).
       HOST: '127.0.0.1',
       HERALD_TRUSTED_PROXIES: '127.0.0.1',
@@ -707,6 +712,7 @@ function banner(options, keys, replicas, pg, rd) {
     `  Logs           ${logs}/ (one file per process)`,
     '',
     `API key (publisher): ${keys.apiKey}`,
+    `Admin password (console and /admin/api/): ${keys.adminPassword}`,
     '',
     'Connect as alice (prints each notification and acks it):',
     `  npm run connect -- alice`,

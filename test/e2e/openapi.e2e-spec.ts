@@ -84,8 +84,9 @@ describe('OpenAPI description of the REST API', () => {
     for (const [path, operations] of Object.entries(served.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         const where = `${method.toUpperCase()} ${path}`;
-        if (path.startsWith('/v1/') && !path.startsWith('/v1/demo/')) {
-          const scheme = userEndpoints.includes(where) ? 'userToken' : 'apiKey';
+        const admin = path.startsWith('/admin/api/') && path !== '/admin/api/login';
+        if ((path.startsWith('/v1/') && !path.startsWith('/v1/demo/')) || admin) {
+          const scheme = admin ? 'adminSession' : userEndpoints.includes(where) ? 'userToken' : 'apiKey';
           expect({ where, security: operation.security }).toEqual({ where, security: [{ [scheme]: [] }] });
           expect({
             where,

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TEST_API_KEY, TEST_JWT_SECRET } from './replica';
+import { TEST_ADMIN_PASSWORD, TEST_API_KEY, TEST_JWT_SECRET } from './replica';
 
 /** A signed JWT (header.payload.signature, base64url): what a user token looks like in a log. */
 const JWT = /eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}/;
@@ -41,7 +41,8 @@ function readOrEmpty(file: string): string {
 
 /**
  * After the whole run: no log line that any replica or Nginx wrote during it
- * may contain the publisher API key, the token secret or a user token.
+ * may contain the publisher API key, the token secret, the admin password, or
+ * a token (user or admin session).
  */
 export default async function globalTeardown(): Promise<void> {
   const since = (globalThis as { heraldRunStartedAt?: number }).heraldRunStartedAt ?? Date.now();
@@ -61,9 +62,11 @@ export default async function globalTeardown(): Promise<void> {
             ? 'the API key'
             : line.includes(TEST_JWT_SECRET)
               ? 'the token secret'
-              : JWT.test(line)
-                ? 'a user token'
-                : null;
+              : line.includes(TEST_ADMIN_PASSWORD)
+                ? 'the admin password'
+                : JWT.test(line)
+                  ? 'a token (user or admin session)'
+                  : null;
           if (what) leaks.push(`${file}:${index + 1} contains ${what}: ${line.slice(0, 200)}`);
         });
     }

@@ -9,6 +9,7 @@ import { waitFor } from './wait';
 
 export const TEST_API_KEY = 'test-publisher-key-0123456789';
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef0123456789';
+export const TEST_ADMIN_PASSWORD = 'correct horse battery staple';
 
 /** Fast timings so redelivery, expiry and the sweep happen within a test. */
 export const FAST_TIMINGS: Record<string, string> = {

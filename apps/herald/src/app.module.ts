@@ -3,6 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
+import { AdminModule } from './admin/admin.module';
 import { DatabaseModule } from './database/database.module';
 import { DemoModule } from './demo/demo.module';
 import { GatewayModule } from './gateway/gateway.module';
@@ -40,6 +41,7 @@ export class AppModule {
         PublishModule,
         GatewayModule,
         DemoModule,
+        AdminModule,
       ],
     };
   }

@@ -275,3 +275,83 @@ export interface ApiErrorBody {
     requestId: string;
   };
 }
+
+// ---------------------------------------------------------------------------
+// Admin API (/admin/api/), for the console
+// ---------------------------------------------------------------------------
+
+export interface AdminLoginRequest {
+  password: string;
+}
+
+export interface AdminSession {
+  /** Send as `Authorization: Bearer <token>` (or `?token=` on the event stream). */
+  token: string;
+  expiresAt: string;
+}
+
+/** One live connection, on any replica. */
+export interface AdminConnection {
+  connectionId: string;
+  userId: string;
+  replicaId: string;
+  connectedAt: string;
+  remoteAddress: string;
+  userAgent: string;
+  /** The user's topics (subscriptions belong to the user, not the connection). */
+  topics: string[];
+  /** The user's latest ack, on any connection; null when none. */
+  lastAckAt: string | null;
+}
+
+export interface AdminConnectionsResponse {
+  items: AdminConnection[];
+  total: number;
+  /** Live connections per replica, filter or not. */
+  perReplica: Record<string, number>;
+}
+
+export interface AdminBroadcastPreview {
+  /** How many users the audience reaches now. */
+  recipients: number;
+}
+
+/** A notification in the console's history list. */
+export interface AdminNotificationSummary {
+  id: string;
+  seq: number;
+  event: string;
+  publisherId: string;
+  audience: Audience;
+  topic: string | null;
+  createdAt: string;
+  expiresAt: string;
+  recipients: number;
+  counts: Record<DeliveryStatus, number>;
+}
+
+export interface AdminNotificationsResponse {
+  items: AdminNotificationSummary[];
+  /** Pass as `?before=` for the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface AdminStats {
+  at: string;
+  connections: { total: number; perReplica: Record<string, number> };
+  /** Notifications published per minute, oldest first, the last 30 minutes (the last entry is the current minute). */
+  notificationsPerMinute: { minute: string; count: number }[];
+  /** Publish → ack latency of the deliveries acked in the last 5 minutes, in milliseconds (null without acks). */
+  ackLatencyMs: { p50: number | null; p95: number | null; samples: number };
+  /** Resends (attempts beyond the first) of deliveries updated in the last hour. */
+  redeliveriesLastHour: number;
+  /** Deliveries that ended `failed` in the last hour. */
+  failuresLastHour: number;
+}
+
+/** Events of the admin stream (`GET /admin/api/events`, SSE: `event:` is the `type`). */
+export type AdminEvent =
+  | { type: 'connection.opened'; connection: Omit<AdminConnection, 'topics' | 'lastAckAt'> }
+  | { type: 'connection.closed'; connectionId: string; userId: string; replicaId: string; code: number }
+  | { type: 'notification.progress'; id: string; counts: Record<DeliveryStatus, number>; recipients: number }
+  | { type: 'user.acked'; userId: string; at: string };

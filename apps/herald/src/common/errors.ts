@@ -24,6 +24,15 @@ export class UnauthorizedError extends HeraldError {
   }
 }
 
+export class RateLimitedError extends HeraldError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(ErrorCode.RateLimited, message);
+  }
+}
+
 export class ForbiddenError extends HeraldError {
   constructor(message: string) {
     super(ErrorCode.Forbidden, message);

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { ApiErrorBody, ErrorCode } from '@herald/protocol';
 import type { Request, Response } from 'express';
-import { HeraldError, HTTP_STATUS } from './errors';
+import { HeraldError, HTTP_STATUS, RateLimitedError } from './errors';
 import { requestIdOf } from './request-id';
 
 const BY_STATUS: Record<number, ErrorCode> = {
@@ -36,6 +36,7 @@ export class HttpErrorFilter implements ExceptionFilter {
       });
     }
     if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) response.setHeader('Retry-After', '1');
+    if (error instanceof RateLimitedError) response.setHeader('Retry-After', String(error.retryAfterSeconds));
     response.status(status).json(body);
   }
 }

@@ -220,6 +220,23 @@ export const CONFIG_VARIABLES = {
     default: '10000',
     description: 'On SIGTERM, how long to wait for in-flight acks and jobs before exiting.',
   },
+  HERALD_ADMIN_PASSWORD: {
+    schema: z.string().refine((value) => value === '' || value.length >= 12, 'must be at least 12 characters'),
+    default: '',
+    description:
+      'Password of the admin console and its API (/admin/api/); empty turns the admin API off (every call answers 503).',
+    secret: true,
+  },
+  HERALD_ADMIN_SESSION_TTL_SECONDS: {
+    schema: int(60, 604_800),
+    default: '28800',
+    description: 'How long an admin session (the token POST /admin/api/login returns) lasts.',
+  },
+  HERALD_ADMIN_LOGIN_ATTEMPTS: {
+    schema: int(1, 1000),
+    default: '5',
+    description: 'Wrong admin passwords allowed per client address per minute, across replicas; beyond, 429.',
+  },
   HERALD_DEMO_TOKENS: {
     schema: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true'),
     default: 'false',
@@ -272,6 +289,10 @@ export interface HeraldConfig {
   shutdownGraceMs: number;
   /** POST /v1/demo/tokens answers (demo only). */
   demoTokens: boolean;
+  /** Empty: the admin API is off. */
+  adminPassword: string;
+  adminSessionTtlSeconds: number;
+  adminLoginAttempts: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   logFormat: 'json' | 'text';
 }
@@ -346,6 +367,9 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     redisPrefix: values.HERALD_REDIS_PREFIX as string,
     shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
     demoTokens: values.HERALD_DEMO_TOKENS as boolean,
+    adminPassword: values.HERALD_ADMIN_PASSWORD as string,
+    adminSessionTtlSeconds: values.HERALD_ADMIN_SESSION_TTL_SECONDS as number,
+    adminLoginAttempts: values.HERALD_ADMIN_LOGIN_ATTEMPTS as number,
     logLevel: values.LOG_LEVEL as HeraldConfig['logLevel'],
     logFormat: values.LOG_FORMAT as HeraldConfig['logFormat'],
   };

@@ -40,14 +40,21 @@ export interface StreamAliveMessage {
   connectionId: string;
 }
 
+/** An admin asked to close one of the user's connections. */
+export interface DisconnectMessage {
+  kind: 'disconnect';
+  connectionId: string;
+}
+
 /** What travels on a user's channel. */
-export type UserMessage = DeliverMessage | StreamAliveMessage;
+export type UserMessage = DeliverMessage | StreamAliveMessage | DisconnectMessage;
 export type BusMessage = UserMessage | BroadcastMessage;
 
 export interface BusHandlers {
   deliver(userId: string, message: DeliverMessage): void;
   broadcast(message: BroadcastMessage): void;
   alive(userId: string, message: StreamAliveMessage): void;
+  disconnect(userId: string, message: DisconnectMessage): void;
 }
 
 /**

@@ -11,6 +11,7 @@ import { Bus } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { DeliveryService } from './delivery.service';
+import { LiveEvents } from './live-events';
 import { PresenceEntry, PresenceRepository } from './presence.repository';
 import { ClientTransport } from './transport';
 
@@ -52,6 +53,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly tokens: UserTokenService,
+    private readonly live: LiveEvents,
   ) {
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
@@ -118,8 +120,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       await this.bus.subscribeUser(connection.userId);
       held.subscribed = true;
       await this.users.touch(connection.userId);
-      await this.presence.add(this.presenceEntry(connection), this.presenceTtlMs);
+      const entry = this.presenceEntry(connection);
+      await this.presence.add(entry, this.presenceTtlMs);
       held.present = true;
+      this.live.emit({ type: 'connection.opened', connection: entry });
       connection.send({
         type: 'welcome',
         protocol: PROTOCOL_VERSION,
@@ -171,6 +175,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     await this.setups.get(connection);
     this.setups.delete(connection);
     const held = this.held.get(connection);
+    if (held?.present) {
+      this.live.emit({
+        type: 'connection.closed',
+        connectionId: connection.id,
+        userId: connection.userId,
+        replicaId: this.config.replicaId,
+        code,
+      });
+    }
     this.held.delete(connection);
     if (!held || this.shuttingDown) return;
     if (held.subscribed) {

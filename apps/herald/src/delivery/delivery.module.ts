@@ -6,6 +6,7 @@ import { Bus } from './bus';
 import { ConnectionRegistry } from './connection-registry';
 import { ConnectionService } from './connection.service';
 import { DeliveryService } from './delivery.service';
+import { LiveEvents } from './live-events';
 import { PresenceRepository } from './presence.repository';
 import { QueueMetrics } from './queue-metrics';
 import { REDELIVERY_QUEUE, SWEEP_QUEUE } from './queues';
@@ -26,6 +27,7 @@ import { SweepProcessor } from './sweep.processor';
     ConnectionRegistry,
     ConnectionService,
     DeliveryService,
+    LiveEvents,
     PresenceRepository,
     QueueMetrics,
     RedeliveryScheduler,
@@ -33,6 +35,6 @@ import { SweepProcessor } from './sweep.processor';
     RedeliveryProcessor,
     SweepProcessor,
   ],
-  exports: [ConnectionService, DeliveryService, ConnectionRegistry],
+  exports: [ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],
 })
 export class DeliveryModule {}

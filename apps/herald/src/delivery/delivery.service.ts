@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import type { AckStatus } from '@herald/protocol';
+import { CloseCode, type AckStatus } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -9,6 +9,7 @@ import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
+import { LiveEvents } from './live-events';
 import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 
@@ -43,6 +44,7 @@ export class DeliveryService implements OnModuleInit {
     private readonly scheduler: RedeliveryScheduler,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly live: LiveEvents,
   ) {}
 
   onModuleInit(): void {
@@ -54,6 +56,10 @@ export class DeliveryService implements OnModuleInit {
           this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1, message.requestId),
         ),
       alive: (userId, message) => this.streamAlive(userId, message.connectionId),
+      disconnect: (userId, message) => {
+        const connection = this.registry.get(message.connectionId);
+        if (connection?.userId === userId) connection.close(CloseCode.Normal, 'disconnected by an admin');
+      },
     });
   }
 
@@ -128,6 +134,7 @@ export class DeliveryService implements OnModuleInit {
     }
     const counted = sent.filter((d) => d.counted);
     this.metrics.sent(counted.map((d) => d.attempt));
+    if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
     await this.scheduler.schedule(
       counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
     );
@@ -173,6 +180,9 @@ export class DeliveryService implements OnModuleInit {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
+        if (batch.length > 0) {
+          this.live.emit({ type: 'deliveries.changed', notificationIds: batch.map((item) => item.notification.id) });
+        }
         await this.scheduler.schedule(
           batch.map((item) => ({
             notificationId: item.notification.id,
@@ -205,6 +215,8 @@ export class DeliveryService implements OnModuleInit {
       this.metrics.delivery('expired');
     }
     this.logger.debug?.({ message: 'ack', notificationId, userId, outcome, changed });
+    if (changed) this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
+    if (changed && outcome === 'acked') this.live.emit({ type: 'user.acked', userId, at: new Date().toISOString() });
     switch (outcome) {
       case 'acked':
         return { ok: true, status: 'ok' };

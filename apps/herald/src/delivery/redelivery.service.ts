@@ -8,6 +8,7 @@ import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt } from './backoff';
 import { Bus } from './bus';
 import { toBusNotification } from './notification-frame';
+import { LiveEvents } from './live-events';
 import { PresenceRepository } from './presence.repository';
 import { RedeliveryJobData } from './queues';
 
@@ -31,6 +32,7 @@ export class RedeliveryService {
     private readonly bus: Bus,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly live: LiveEvents,
   ) {}
 
   /**
@@ -102,6 +104,7 @@ export class RedeliveryService {
       const failed = await this.deliveries.markFailed(notification.id, userId, attempts);
       if (failed) {
         this.metrics.delivery('failed');
+        this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
         this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts, requestId });
       }
       return failed ? 'failed' : 'stale';

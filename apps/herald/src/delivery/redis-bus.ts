@@ -108,6 +108,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     const userId = this.keys.userFromChannel(channel);
     if (userId !== null && message.kind === 'deliver') this.handlers.deliver(userId, message);
     else if (userId !== null && message.kind === 'alive') this.handlers.alive(userId, message);
+    else if (userId !== null && message.kind === 'disconnect') this.handlers.disconnect(userId, message);
     else if (channel === this.keys.broadcastChannel() && message.kind === 'broadcast') this.handlers.broadcast(message);
     else this.logger.warn({ message: 'bus message on unexpected channel', channel, kind: message.kind });
   }

@@ -103,11 +103,12 @@ export class NotificationRepository {
     };
   }
 
-  async findForPublisher(id: string, publisherId: string): Promise<NotificationRecord | null> {
+  /** `publisherId` null: any publisher's (the admin console). */
+  async findForPublisher(id: string, publisherId: string | null): Promise<NotificationRecord | null> {
     const rows = await query<NotificationRow & { publisher_id: string; audience: Audience; recipients: number }>(
       this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at, publisher_id, audience, recipients
-         FROM notifications WHERE id = $1 AND publisher_id = $2`,
+         FROM notifications WHERE id = $1 AND ($2::text IS NULL OR publisher_id = $2)`,
       [id, publisherId],
     );
     const row = rows[0];

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
 import { UserRepository } from './user.repository';
@@ -14,7 +15,8 @@ import { UserRepository } from './user.repository';
     },
     { provide: DeliveryRepository, inject: [DataSource], useFactory: (ds: DataSource) => new DeliveryRepository(ds) },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
+    { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
   ],
-  exports: [NotificationRepository, DeliveryRepository, UserRepository],
+  exports: [NotificationRepository, DeliveryRepository, UserRepository, AdminRepository],
 })
 export class NotificationsModule {}

@@ -16,6 +16,10 @@ const ERRORS: Record<number, { description: string; example: ReturnType<typeof e
     description: 'No such notification for this publisher.',
     example: errorExample(ErrorCode.NotFound, 'notification not found'),
   },
+  429: {
+    description: 'Too many wrong admin passwords from this address; `Retry-After` says when to try again.',
+    example: errorExample(ErrorCode.RateLimited, 'too many wrong passwords from this address; try again in 42 s'),
+  },
   413: {
     description: 'The body or the payload is larger than allowed.',
     example: errorExample(ErrorCode.PayloadTooLarge, 'payload exceeds 65536 bytes'),
@@ -61,6 +65,25 @@ export function ApiUserErrors(): MethodDecorator & ClassDecorator {
       description: 'The Origin is not in HERALD_ALLOWED_ORIGINS.',
       type: ApiErrorBodyDto,
       example: errorExample(ErrorCode.Forbidden, 'Origin not allowed'),
+    }),
+  );
+}
+
+/** The errors every admin endpoint behind the login can give. */
+export function ApiAdminErrors(): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ApiResponse({
+      status: 401,
+      description: 'No admin session, or an expired or forged one (API keys and user tokens are not admin sessions).',
+      type: ApiErrorBodyDto,
+      example: errorExample(ErrorCode.Unauthorized, 'not an admin session, or it expired: log in again'),
+    }),
+    ApiResponse({
+      status: 503,
+      description:
+        'The admin API is off (HERALD_ADMIN_PASSWORD is empty), or a store did not answer. `Retry-After: 1`.',
+      type: ApiErrorBodyDto,
+      example: errorExample(ErrorCode.Unavailable, 'the admin API is off: set HERALD_ADMIN_PASSWORD to turn it on'),
     }),
   );
 }

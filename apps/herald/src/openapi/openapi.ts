@@ -39,6 +39,16 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addTag('publish', 'Publishing and delivery state, for your services (API key).')
     .addTag('tokens', 'User tokens for the WebSocket, minted by your services (API key).')
     .addTag('end users', 'The Server-Sent Events fallback for /ws and its acks, for end-user apps (user token).')
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'An admin session from POST /admin/api/login (not an API key, not a user token).',
+      },
+      'adminSession',
+    )
+    .addTag('admin', 'The admin console’s API: live connections, broadcasts, history, statistics (admin session).')
     .addTag('demo', 'Tokens for the demo page: no authentication, off unless HERALD_DEMO_TOKENS=true.')
     .addTag('health', 'Liveness and readiness, no authentication.')
     .build();

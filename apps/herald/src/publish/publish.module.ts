@@ -9,5 +9,6 @@ import { PublishService } from './publish.service';
   imports: [AuthModule, DeliveryModule, NotificationsModule],
   controllers: [PublishController],
   providers: [PublishService],
+  exports: [PublishService],
 })
 export class PublishModule {}

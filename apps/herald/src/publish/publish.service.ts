@@ -89,7 +89,13 @@ export class PublishService {
     return { response: { id: notification.id, seq: notification.seq, recipients }, replayed: !created.created };
   }
 
-  async get(publisherId: string, id: string, limitParam: unknown, afterParam: unknown): Promise<NotificationView> {
+  /** `publisherId` null: any publisher's notification (the admin console). */
+  async get(
+    publisherId: string | null,
+    id: string,
+    limitParam: unknown,
+    afterParam: unknown,
+  ): Promise<NotificationView> {
     const limit = limitParam === undefined ? 100 : Number(limitParam);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
       throw new BadRequestError('limit must be a whole number from 1 to 1000', [

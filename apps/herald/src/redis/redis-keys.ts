@@ -36,6 +36,16 @@ export class RedisKeys {
     return `${this.prefix}:user:${userId}`;
   }
 
+  /** Pub/sub channel of the admin console's live events (every replica relays it to its admin streams). */
+  adminChannel(): string {
+    return `${this.prefix}:admin:events`;
+  }
+
+  /** Counter of wrong admin passwords from one client address, for the current minute. */
+  adminLoginFailures(address: string): string {
+    return `${this.prefix}:admin:login-failures:${address}`;
+  }
+
   /** BullMQ key prefix. */
   bullPrefix(): string {
     return `${this.prefix}:bull`;

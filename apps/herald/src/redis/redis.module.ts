@@ -10,14 +10,16 @@ export const REDIS = Symbol('REDIS');
 const logger = new Logger('Redis');
 
 export function createRedis(config: HeraldConfig, name: string): Redis {
+  // Pub/sub connections ('subscriber', 'admin-subscriber') queue their SUBSCRIBE until connected.
+  const subscriber = name.endsWith('subscriber');
   const redis = new Redis(config.redisUrl, {
     connectionName: `herald:${config.replicaId}:${name}`,
     // Fail fast while Redis is down instead of queueing commands without bound:
     // PostgreSQL stays the record and the sweep catches up once Redis is back.
-    enableOfflineQueue: name === 'subscriber',
+    enableOfflineQueue: subscriber,
     maxRetriesPerRequest: 1,
     // A stalled Redis must not stall a publish (it is already durable) or a connection setup.
-    ...(name === 'subscriber' ? {} : { commandTimeout: 2000 }),
+    ...(subscriber ? {} : { commandTimeout: 2000 }),
     retryStrategy: (times) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });

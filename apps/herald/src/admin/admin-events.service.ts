@@ -1,0 +1,130 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { AdminEvent } from '@herald/protocol';
+import type { Response } from 'express';
+import { Redis } from 'ioredis';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { LiveEvent, LiveEvents } from '../delivery/live-events';
+import { AdminRepository } from '../notifications/admin.repository';
+import { createRedis, REDIS } from '../redis/redis.module';
+import { RedisKeys } from '../redis/redis-keys';
+
+/** Progress of notifications is read and sent at most this often, per replica. */
+const PROGRESS_EVERY_MS = 250;
+const STREAM_HEARTBEAT_MS = 15_000;
+
+/**
+ * The admin console's live feed. Each replica turns what happens on its live
+ * side into admin events on one Redis channel; each replica relays that
+ * channel to the admin streams (`GET /admin/api/events`) it holds. So every
+ * admin sees every replica's connections open and close, and each
+ * notification's delivery counts move.
+ */
+@Injectable()
+export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(AdminEventsService.name);
+  private subscriber: Redis | null = null;
+  private readonly streams = new Set<Response>();
+  private readonly changed = new Set<string>();
+  private progressTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private offLive: (() => void) | undefined;
+
+  constructor(
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly live: LiveEvents,
+    private readonly admin: AdminRepository,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (this.config.adminPassword === '') return;
+    this.subscriber = createRedis(this.config, 'admin-subscriber');
+    this.subscriber.on('message', (_channel: string, raw: string) => this.relay(raw));
+    await this.subscriber.subscribe(this.keys.adminChannel());
+    this.offLive = this.live.on((event) => this.onLive(event));
+    this.heartbeat = setInterval(() => {
+      for (const stream of this.streams) stream.write(': ping\n\n');
+    }, STREAM_HEARTBEAT_MS);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.offLive?.();
+    clearInterval(this.heartbeat);
+    clearTimeout(this.progressTimer);
+    for (const stream of this.streams) stream.end();
+    this.streams.clear();
+    await this.subscriber?.quit().catch(() => undefined);
+  }
+
+  /** Turns the response into this admin's event stream, until either side ends it. */
+  open(response: Response): void {
+    response.status(200);
+    response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    response.setHeader('Cache-Control', 'no-store');
+    response.setHeader('X-Accel-Buffering', 'no');
+    response.flushHeaders();
+    response.write('retry: 2000\n\n');
+    this.streams.add(response);
+    response.once('close', () => this.streams.delete(response));
+  }
+
+  get watchers(): number {
+    return this.streams.size;
+  }
+
+  private onLive(event: LiveEvent): void {
+    switch (event.type) {
+      case 'connection.opened': {
+        const { connection } = event;
+        this.publish({ type: 'connection.opened', connection });
+        return;
+      }
+      case 'connection.closed':
+        this.publish(event);
+        return;
+      case 'user.acked':
+        this.publish(event);
+        return;
+      case 'deliveries.changed':
+        for (const id of event.notificationIds) this.changed.add(id);
+        this.progressTimer ??= setTimeout(() => void this.flushProgress(), PROGRESS_EVERY_MS);
+        return;
+    }
+  }
+
+  /** The counts of every notification whose deliveries moved since the last flush, in one query. */
+  private async flushProgress(): Promise<void> {
+    this.progressTimer = undefined;
+    const ids = [...this.changed];
+    this.changed.clear();
+    try {
+      for (const progress of await this.admin.progressOf(ids)) {
+        this.publish({ type: 'notification.progress', ...progress });
+      }
+    } catch (error) {
+      this.logger.warn({ message: 'admin progress not sent', error: (error as Error).message });
+    }
+  }
+
+  private publish(event: AdminEvent): void {
+    this.redis
+      .publish(this.keys.adminChannel(), JSON.stringify(event))
+      .catch((error: unknown) =>
+        this.logger.warn({ message: 'admin event not published', error: (error as Error).message }),
+      );
+  }
+
+  private relay(raw: string): void {
+    if (this.streams.size === 0) return;
+    let type: string;
+    try {
+      type = (JSON.parse(raw) as AdminEvent).type;
+    } catch {
+      return;
+    }
+    const text = `event: ${type}\ndata: ${raw}\n\n`;
+    for (const stream of this.streams) stream.write(text);
+  }
+}

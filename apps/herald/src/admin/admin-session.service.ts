@@ -1,0 +1,79 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { AdminSession } from '@herald/protocol';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { LoginAttemptsRepository } from './login-attempts.repository';
+
+const AUDIENCE = 'herald-admin';
+
+/**
+ * Admin sessions: a password (HERALD_ADMIN_PASSWORD) buys a signed, expiring
+ * token. The signing key is derived from the JWT secret and the password, so
+ * user tokens are never admin tokens (nor the reverse), and changing the
+ * password ends every session.
+ */
+@Injectable()
+export class AdminSessionService {
+  private readonly logger = new Logger(AdminSessionService.name);
+  private readonly key: Buffer;
+  private readonly passwordDigest: Buffer;
+
+  constructor(
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly attempts: LoginAttemptsRepository,
+  ) {
+    this.passwordDigest = createHash('sha256').update(config.adminPassword).digest();
+    this.key = createHmac('sha256', config.jwtSecret)
+      .update('herald admin session\0')
+      .update(this.passwordDigest)
+      .digest();
+  }
+
+  get enabled(): boolean {
+    return this.config.adminPassword !== '';
+  }
+
+  assertEnabled(): void {
+    if (!this.enabled) throw new UnavailableError('the admin API is off: set HERALD_ADMIN_PASSWORD to turn it on');
+  }
+
+  async login(body: unknown, address: string): Promise<AdminSession> {
+    this.assertEnabled();
+    const password =
+      typeof body === 'object' && body !== null && typeof (body as { password?: unknown }).password === 'string'
+        ? (body as { password: string }).password
+        : null;
+    const { count, resetInMs } = await this.attempts.failures(address);
+    if (count >= this.config.adminLoginAttempts) {
+      throw new RateLimitedError(
+        `too many wrong passwords from this address; try again in ${Math.ceil(resetInMs / 1000)} s`,
+        Math.ceil(resetInMs / 1000),
+      );
+    }
+    const given = createHash('sha256')
+      .update(password ?? '')
+      .digest();
+    if (password === null || !timingSafeEqual(given, this.passwordDigest)) {
+      await this.attempts.recordFailure(address);
+      this.logger.warn({ message: 'admin login refused', remoteAddress: address });
+      throw new UnauthorizedError(password === null ? 'body must be {"password": "..."}' : 'wrong password');
+    }
+    const exp = Math.floor(Date.now() / 1000) + this.config.adminSessionTtlSeconds;
+    const token = jwt.sign({ sub: 'admin', aud: AUDIENCE, exp }, this.key, { algorithm: 'HS256', noTimestamp: true });
+    this.logger.log({ message: 'admin login', remoteAddress: address });
+    return { token, expiresAt: new Date(exp * 1000).toISOString() };
+  }
+
+  /** True for a live session token of this deployment's current password. */
+  verify(token: string): boolean {
+    try {
+      jwt.verify(token, this.key, { algorithms: ['HS256'], audience: AUDIENCE, clockTolerance: 5 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,196 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
+import type {
+  AdminBroadcastPreview,
+  AdminConnectionsResponse,
+  AdminNotificationsResponse,
+  AdminSession,
+  AdminStats,
+  NotificationView,
+  PublishResponse,
+} from '@herald/protocol';
+import type { Request, Response } from 'express';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiAdminErrors, ApiErrors } from '../openapi/decorators';
+import {
+  AdminBroadcastPreviewDto,
+  AdminConnectionsResponseDto,
+  AdminLoginRequestDto,
+  AdminNotificationsResponseDto,
+  AdminSessionDto,
+  AdminStatsDto,
+} from '../openapi/admin-schemas';
+import { NotificationViewDto, PublishRequestDto, PublishResponseDto } from '../openapi/schemas';
+import { requestIdOf } from '../common/request-id';
+import { AdminEventsService } from './admin-events.service';
+import { AdminGuard } from './admin.guard';
+import { AdminSessionService } from './admin-session.service';
+import { AdminService } from './admin.service';
+
+/** The console's login. */
+@Controller('admin/api')
+@ApiTags('admin')
+export class AdminLoginController {
+  constructor(private readonly sessions: AdminSessionService) {}
+
+  @Post('login')
+  @HttpCode(201)
+  @ApiOperation({
+    summary: 'Log in to the admin console',
+    description:
+      'Trades HERALD_ADMIN_PASSWORD for a session token (HERALD_ADMIN_SESSION_TTL_SECONDS). Wrong passwords are ' +
+      'limited per client address across replicas (HERALD_ADMIN_LOGIN_ATTEMPTS per minute; then 429 with Retry-After). ' +
+      '503 while the admin API is off (no password set).',
+  })
+  @ApiBody({ type: AdminLoginRequestDto, examples: { login: { value: { password: 'the admin password' } } } })
+  @ApiResponse({ status: 201, type: AdminSessionDto })
+  @ApiErrors(401, 429, 503)
+  login(@Req() request: Request, @Body() body: unknown): Promise<AdminSession> {
+    return this.sessions.login(body, request.ip ?? request.socket.remoteAddress ?? 'unknown');
+  }
+}
+
+/** The admin API: thin bindings onto AdminService and the live event stream. Documented in docs/admin-api.md. */
+@Controller('admin/api')
+@UseGuards(AdminGuard)
+@ApiTags('admin')
+@ApiBearerAuth('adminSession')
+@ApiAdminErrors()
+export class AdminController {
+  constructor(
+    private readonly admin: AdminService,
+    private readonly events: AdminEventsService,
+  ) {}
+
+  @Get('connections')
+  @ApiOperation({ summary: 'Live connections on every replica, with totals per replica' })
+  @ApiQuery({ name: 'userId', required: false, description: 'Only this user’s connections' })
+  @ApiResponse({ status: 200, type: AdminConnectionsResponseDto })
+  @ApiErrors(400)
+  connections(@Query() query: Record<string, unknown>): Promise<AdminConnectionsResponse> {
+    return this.admin.connections(query);
+  }
+
+  @Delete('connections/:id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Close one connection (1000, "disconnected by an admin"), on whichever replica holds it' })
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiResponse({ status: 204, description: 'The holding replica was told to close it.' })
+  @ApiErrors(404)
+  disconnect(@Param('id') id: string): Promise<void> {
+    return this.admin.disconnect(id);
+  }
+
+  @Post('broadcasts/preview')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'How many users a broadcast would reach now (the body of POST /admin/api/broadcasts)' })
+  @ApiBody({ type: PublishRequestDto, examples: { everyone: { value: { to: { all: true }, event: 'maintenance' } } } })
+  @ApiResponse({ status: 200, type: AdminBroadcastPreviewDto })
+  @ApiErrors(400)
+  preview(@Body() body: unknown): Promise<AdminBroadcastPreview> {
+    return this.admin.preview(body);
+  }
+
+  @Post('broadcasts')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: 'Send a broadcast from the console',
+    description:
+      'The same body, audiences, limits and idempotency as POST /v1/notifications; publisher `admin-console`.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false })
+  @ApiBody({
+    type: PublishRequestDto,
+    examples: { topic: { value: { to: { topic: 'news' }, event: 'news.flash', payload: { title: 'Hello' } } } },
+  })
+  @ApiResponse({ status: 202, type: PublishResponseDto })
+  @ApiErrors(400, 413, 422)
+  broadcast(
+    @Req() request: Request,
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+  ): Promise<PublishResponse> {
+    return this.admin.broadcast(body, idempotencyKey, requestIdOf(request));
+  }
+
+  @Get('notifications')
+  @ApiOperation({ summary: 'Notification history, newest first, with delivery counts' })
+  @ApiQuery({ name: 'event', required: false })
+  @ApiQuery({ name: 'userId', required: false, description: 'Only notifications with a delivery to this user' })
+  @ApiQuery({
+    name: 'status',
+    required: false,
+    enum: ['pending', 'sent', 'acked', 'expired', 'failed'],
+    description: 'Only notifications with a delivery in this state',
+  })
+  @ApiQuery({ name: 'from', required: false, schema: { type: 'string', format: 'date-time' } })
+  @ApiQuery({ name: 'to', required: false, schema: { type: 'string', format: 'date-time' } })
+  @ApiQuery({ name: 'before', required: false, description: 'nextCursor of the previous page' })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } })
+  @ApiResponse({ status: 200, type: AdminNotificationsResponseDto })
+  @ApiErrors(400)
+  notifications(@Query() query: Record<string, unknown>): Promise<AdminNotificationsResponse> {
+    return this.admin.notifications(query);
+  }
+
+  @Get('notifications/:id')
+  @ApiOperation({ summary: 'One notification (any publisher’s) with its per-recipient deliveries (paged)' })
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } })
+  @ApiQuery({ name: 'after', required: false, description: 'nextCursor of the previous page' })
+  @ApiResponse({ status: 200, type: NotificationViewDto })
+  @ApiErrors(400, 404)
+  notification(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<NotificationView> {
+    return this.admin.notification(id, query);
+  }
+
+  @Get('stats')
+  @ApiOperation({
+    summary: 'Live counters for the overview: connections, notifications per minute, ack latency, resends, failures',
+  })
+  @ApiResponse({ status: 200, type: AdminStatsDto })
+  stats(): Promise<AdminStats> {
+    return this.admin.stats();
+  }
+
+  @Get('events')
+  @ApiOperation({
+    summary: 'The live admin event stream (Server-Sent Events)',
+    description:
+      'Events from every replica: `connection.opened`, `connection.closed`, `notification.progress` (delivery counts, ' +
+      'at most every 250 ms per replica), `user.acked`. The session may come as `?token=` (EventSource cannot send ' +
+      'headers). Open it before reading the snapshot (GET connections) so nothing falls in between.',
+  })
+  @ApiQuery({ name: 'token', required: false, description: 'The admin session, for EventSource' })
+  @ApiProduces('text/event-stream')
+  @ApiResponse({
+    status: 200,
+    description: 'The event stream.',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
+  stream(@Res() response: Response): void {
+    this.events.open(response);
+  }
+}

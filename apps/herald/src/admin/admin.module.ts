@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { DeliveryModule } from '../delivery/delivery.module';
+import { NotificationsModule } from '../notifications/notifications.module';
+import { PublishModule } from '../publish/publish.module';
+import { AdminEventsService } from './admin-events.service';
+import { AdminController, AdminLoginController } from './admin.controller';
+import { AdminGuard } from './admin.guard';
+import { AdminSessionService } from './admin-session.service';
+import { AdminService } from './admin.service';
+import { LoginAttemptsRepository } from './login-attempts.repository';
+
+/** The admin API under /admin/api/ and its live event stream; off while HERALD_ADMIN_PASSWORD is empty. */
+@Module({
+  imports: [DeliveryModule, NotificationsModule, PublishModule],
+  controllers: [AdminLoginController, AdminController],
+  providers: [AdminEventsService, AdminGuard, AdminSessionService, AdminService, LoginAttemptsRepository],
+})
+export class AdminModule {}

@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  AdminBroadcastPreview,
+  AdminConnectionsResponse,
+  AdminEvent,
+  AdminNotificationsResponse,
+  AdminSession,
+  AdminStats,
+  ApiErrorBody,
+  NotificationView,
+  PublishResponse,
+} from '@herald/protocol';
+import { publish, request, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
+import { TestClient } from '../helpers/ws-client';
+
+const PASSWORD = TEST_ADMIN_PASSWORD;
+
+/** A raw reader of the admin event stream. */
+async function adminEvents(base: string, token: string): Promise<{ events: AdminEvent[]; close(): void }> {
+  const controller = new AbortController();
+  const response = await fetch(`${base}/admin/api/events?token=${encodeURIComponent(token)}`, {
+    signal: controller.signal,
+  });
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toContain('text/event-stream');
+  const events: AdminEvent[] = [];
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
+          buffer = buffer.slice(end + 2);
+          if (data) events.push(JSON.parse(data) as AdminEvent);
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return { events, close: () => controller.abort() };
+}
+
+describe('Admin API', () => {
+  let cluster: TestCluster;
+  const clients: TestClient[] = [];
+  const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
+  const r1 = () => cluster.replicas[0]!;
+  const r2 = () => cluster.replicas[1]!;
+  let session: string;
+  const asAdmin = <T>(base: string, method: string, path: string, body?: unknown) =>
+    request<T>(base, method, path, { apiKey: session, ...(body !== undefined ? { body } : {}) });
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('admin', 2, {
+      HERALD_ADMIN_PASSWORD: PASSWORD,
+      HERALD_ADMIN_LOGIN_ATTEMPTS: '3',
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
+    });
+    const login = await request<AdminSession>(r1().http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      body: { password: PASSWORD },
+    });
+    expect(login.status).toBe(201);
+    session = login.body.token;
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('logs in with the password, and limits wrong passwords per address across replicas', async () => {
+    const login = await request<AdminSession>(r2().http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      body: { password: PASSWORD },
+    });
+    expect(login.status).toBe(201);
+    expect(Date.parse(login.body.expiresAt) - Date.now()).toBeGreaterThan(8 * 3600 * 1000 - 60_000);
+    // A made-up client address (the replicas trust 127.0.0.1 as a proxy), so other tests keep theirs.
+    const from = { 'x-forwarded-for': '198.51.100.7' };
+    const wrong = () =>
+      request<ApiErrorBody>(r1().http, 'POST', '/admin/api/login', {
+        apiKey: null,
+        headers: from,
+        body: { password: 'guess' },
+      });
+    expect((await wrong()).status).toBe(401);
+    expect((await wrong()).body.error.message).toBe('wrong password');
+    expect((await wrong()).status).toBe(401);
+    // The fourth, on the other replica: the count is shared.
+    const limited = await request<ApiErrorBody>(r2().http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      headers: from,
+      body: { password: PASSWORD },
+    });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  it('refuses API keys, user tokens, forged and missing sessions on every admin endpoint', async () => {
+    for (const credential of [null, TEST_API_KEY, userToken('admin'), `${session}x`]) {
+      for (const [method, path] of [
+        ['GET', '/admin/api/connections'],
+        ['GET', '/admin/api/stats'],
+        ['GET', '/admin/api/notifications'],
+        ['POST', '/admin/api/broadcasts'],
+        ['GET', '/admin/api/events'],
+      ] as const) {
+        const answer = await request<ApiErrorBody>(r1().http, method, path, {
+          apiKey: credential,
+          ...(method === 'POST' ? { body: {} } : {}),
+        });
+        expect({ credential: credential?.slice(0, 8), method, path, status: answer.status }).toEqual({
+          credential: credential?.slice(0, 8),
+          method,
+          path,
+          status: 401,
+        });
+      }
+    }
+    // And an admin session is not a user token.
+    const upgrade = await fetch(`${r1().http}/v1/stream`, { headers: { authorization: `Bearer ${session}` } });
+    expect(upgrade.status).toBe(401);
+  });
+
+  it('lists live connections across replicas with their topics, and disconnects one, live on the event stream', async () => {
+    const stream = await adminEvents(r2().http, session);
+    const alice = user('alice');
+    const bob = user('bob');
+    const a = await TestClient.connect(r1().ws, userToken(alice));
+    const b = await TestClient.connect(r2().ws, userToken(bob));
+    clients.push(a, b);
+    await a.command({ type: 'subscribe', channel: 'news', id: 's1' });
+    await waitFor('both openings on the stream', () =>
+      [alice, bob].every((u) => stream.events.some((e) => e.type === 'connection.opened' && e.connection.userId === u)),
+    );
+    const list = await asAdmin<AdminConnectionsResponse>(r1().http, 'GET', '/admin/api/connections');
+    expect(list.status).toBe(200);
+    const mine = list.body.items.filter((c) => c.userId === alice || c.userId === bob);
+    expect(mine.map((c) => [c.userId, c.replicaId]).sort()).toEqual(
+      [
+        [alice, r1().id],
+        [bob, r2().id],
+      ].sort(),
+    );
+    expect(list.body.perReplica[r1().id]).toBeGreaterThanOrEqual(1);
+    await waitFor('the topic to show', async () => {
+      const one = await asAdmin<AdminConnectionsResponse>(r1().http, 'GET', `/admin/api/connections?userId=${alice}`);
+      return one.body.items.length === 1 && one.body.items[0]!.topics.includes('news');
+    });
+
+    const target = mine.find((c) => c.userId === bob)!;
+    const kicked = await asAdmin<void>(r1().http, 'DELETE', `/admin/api/connections/${target.connectionId}`);
+    expect(kicked.status).toBe(204);
+    expect(await b.waitClosed()).toBe(1000);
+    expect(b.closeReason).toBe('disconnected by an admin');
+    await waitFor('the closing on the stream', () =>
+      stream.events.some((e) => e.type === 'connection.closed' && e.connectionId === target.connectionId),
+    );
+    const missing = await asAdmin<ApiErrorBody>(r1().http, 'DELETE', `/admin/api/connections/${randomUUID()}`);
+    expect(missing.status).toBe(404);
+    stream.close();
+  });
+
+  it('previews a broadcast, sends it, and streams its progress to acked; history and detail show it', async () => {
+    const stream = await adminEvents(r1().http, session);
+    const carol = user('carol');
+    const dave = user('dave');
+    const c = await TestClient.connect(r1().ws, userToken(carol));
+    const d = await TestClient.connect(r2().ws, userToken(dave));
+    clients.push(c, d);
+    const body = { to: { users: [carol, dave] }, event: 'console.broadcast', payload: { text: 'hello' } };
+    const preview = await asAdmin<AdminBroadcastPreview>(r2().http, 'POST', '/admin/api/broadcasts/preview', body);
+    expect(preview.body).toEqual({ recipients: 2 });
+    const bad = await asAdmin<ApiErrorBody>(r2().http, 'POST', '/admin/api/broadcasts/preview', { to: {}, event: '' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details?.length).toBeGreaterThan(0);
+
+    const sent = await asAdmin<PublishResponse>(r2().http, 'POST', '/admin/api/broadcasts', body);
+    expect(sent.status).toBe(202);
+    for (const client of [c, d]) {
+      const [frame] = await client.notification(sent.body.id);
+      await client.ack(frame!.id);
+    }
+    await waitFor('progress reaching acked on the stream', () =>
+      stream.events.some((e) => e.type === 'notification.progress' && e.id === sent.body.id && e.counts.acked === 2),
+    );
+
+    const history = await asAdmin<AdminNotificationsResponse>(
+      r1().http,
+      'GET',
+      `/admin/api/notifications?event=console.broadcast&userId=${carol}&status=acked`,
+    );
+    expect(history.status).toBe(200);
+    expect(history.body.items.map((n) => n.id)).toEqual([sent.body.id]);
+    expect(history.body.items[0]).toMatchObject({ publisherId: 'admin-console', recipients: 2, counts: { acked: 2 } });
+    const detail = await asAdmin<NotificationView>(r1().http, 'GET', `/admin/api/notifications/${sent.body.id}`);
+    expect(detail.body.deliveries.items.map((i) => [i.userId, i.status, i.attempts])).toEqual(
+      [
+        [carol, 'acked', 1],
+        [dave, 'acked', 1],
+      ].sort(),
+    );
+    expect(detail.body.deliveries.items.every((i) => i.firstSentAt !== null && i.ackedAt !== null)).toBe(true);
+    // A publisher's notification is visible to the console too.
+    const theirs = await publish(r1().http, { to: { users: [carol] }, event: 'from.service' });
+    const seen = await asAdmin<NotificationView>(r1().http, 'GET', `/admin/api/notifications/${theirs.id}`);
+    expect(seen.status).toBe(200);
+    stream.close();
+  });
+
+  it('pages the history and answers bad filters with the field', async () => {
+    const erin = user('erin');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await publish(r1().http, { to: { users: [erin] }, event: 'paged' })).id);
+    const first = await asAdmin<AdminNotificationsResponse>(
+      r1().http,
+      'GET',
+      `/admin/api/notifications?userId=${erin}&limit=3`,
+    );
+    expect(first.body.items.map((n) => n.id)).toEqual(ids.slice(2).reverse());
+    const second = await asAdmin<AdminNotificationsResponse>(
+      r1().http,
+      'GET',
+      `/admin/api/notifications?userId=${erin}&limit=3&before=${first.body.nextCursor}`,
+    );
+    expect(second.body.items.map((n) => n.id)).toEqual(ids.slice(0, 2).reverse());
+    expect(second.body.nextCursor).toBeNull();
+    for (const [query, field] of [
+      ['status=lost', 'status'],
+      ['limit=0', 'limit'],
+      ['from=yesterday', 'from'],
+      ['before=abc', 'before'],
+    ]) {
+      const answer = await asAdmin<ApiErrorBody>(r1().http, 'GET', `/admin/api/notifications?${query}`);
+      expect({ query, status: answer.status, field: answer.body.error.details?.[0]?.field }).toEqual({
+        query,
+        status: 400,
+        field,
+      });
+    }
+  });
+
+  it('reports live statistics: connections per replica, notifications per minute, ack latency', async () => {
+    const frank = user('frank');
+    const f = await TestClient.connect(r2().ws, userToken(frank));
+    clients.push(f);
+    const { id } = await publish(r1().http, { to: { users: [frank] }, event: 'stats' });
+    await f.notification(id);
+    await f.ack(id);
+    await waitFor('acked', async () => (await cluster.deliveryOf(id, frank))?.status === 'acked');
+    const stats = await asAdmin<AdminStats>(r1().http, 'GET', '/admin/api/stats');
+    expect(stats.status).toBe(200);
+    expect(stats.body.connections.total).toBeGreaterThanOrEqual(1);
+    expect(stats.body.connections.perReplica[r2().id]).toBeGreaterThanOrEqual(1);
+    expect(stats.body.notificationsPerMinute).toHaveLength(30);
+    expect(stats.body.notificationsPerMinute.at(-1)!.count).toBeGreaterThanOrEqual(1);
+    expect(stats.body.ackLatencyMs.samples).toBeGreaterThanOrEqual(1);
+    expect(stats.body.ackLatencyMs.p50).toEqual(expect.any(Number));
+  });
+});
