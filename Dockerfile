@@ -33,8 +33,7 @@ CMD ["node", "dist/apps/herald/main.js"]
 # --- edge: Nginx in front of the replicas --------------------------------------
 FROM nginx:1.27-alpine AS edge
 COPY nginx/compose/nginx.conf /etc/nginx/nginx.conf
-# The console's build replaces this placeholder once it exists.
-COPY nginx/placeholder/ /usr/share/nginx/html/admin/
+COPY --from=build /app/dist/admin/browser/ /usr/share/nginx/html/admin/
 COPY --from=build /app/dist/demo/ /usr/share/nginx/html/demo/
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health/live"]

@@ -15,6 +15,8 @@ module.exports = {
       transform,
       moduleNameMapper,
       testMatch: ['<rootDir>/apps/**/*.spec.ts', '<rootDir>/libs/**/*.spec.ts'],
+      // The console's specs run under Vitest (ng test), with Angular's compiler.
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/apps/admin/'],
     },
     {
       displayName: 'integration',

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: installs packages if missing, builds, then runs every test tier
-// (unit, integration against PostgreSQL and Redis, end-to-end with replica processes).
+// `npm test`: installs packages if missing, builds, then runs every test tier: the admin console's
+// component tests (Vitest via ng test), then Jest's unit, integration (PostgreSQL, Redis) and end-to-end
+// (replica processes, Nginx, Chromium) projects.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -15,5 +16,7 @@ if (!existsSync('node_modules/.package-lock.json')) {
 }
 console.log('> building');
 run('npm', ['run', 'build']);
+console.log("> running the console's component and service tests (Vitest, through ng test)");
+run('npx', ['ng', 'test', 'admin']);
 console.log('> running tests');
 run('npx', ['jest', '--runInBand', ...process.argv.slice(2)]);

@@ -349,7 +349,11 @@ export interface AdminStats {
   failuresLastHour: number;
 }
 
-/** Events of the admin stream (`GET /admin/api/events`, SSE: `event:` is the `type`). */
+/**
+ * Events of the admin stream (`GET /admin/api/events`, SSE: `event:` is the
+ * `type`). Besides these, the stream carries `event: stats` with an
+ * `AdminStats` body when it opens and every 5 s, for the overview.
+ */
 export type AdminEvent =
   | { type: 'connection.opened'; connection: Omit<AdminConnection, 'topics' | 'lastAckAt'> }
   | { type: 'connection.closed'; connectionId: string; userId: string; replicaId: string; code: number }

@@ -1,6 +1,16 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationShutdown,
+  OnModuleInit,
+} from '@nestjs/common';
 import type { AdminEvent } from '@herald/protocol';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { UnavailableError } from '../common/errors';
+import { DrainState } from '../common/lifecycle.module';
+import { AdminSessionService } from './admin-session.service';
 import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -8,10 +18,13 @@ import { LiveEvent, LiveEvents } from '../delivery/live-events';
 import { AdminRepository } from '../notifications/admin.repository';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
+import { AdminService } from './admin.service';
 
 /** Progress of notifications is read and sent at most this often, per replica. */
 const PROGRESS_EVERY_MS = 250;
 const STREAM_HEARTBEAT_MS = 15_000;
+/** How often the overview's counters are pushed to this replica's admin streams (only while there are some). */
+const STATS_EVERY_MS = 5_000;
 
 /**
  * The admin console's live feed. Each replica turns what happens on its live
@@ -21,13 +34,14 @@ const STREAM_HEARTBEAT_MS = 15_000;
  * notification's delivery counts move.
  */
 @Injectable()
-export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
+export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(AdminEventsService.name);
   private subscriber: Redis | null = null;
   private readonly streams = new Set<Response>();
   private readonly changed = new Set<string>();
   private progressTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
   private offLive: (() => void) | undefined;
 
   constructor(
@@ -36,6 +50,9 @@ export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
     private readonly keys: RedisKeys,
     private readonly live: LiveEvents,
     private readonly admin: AdminRepository,
+    private readonly stats: AdminService,
+    private readonly drain: DrainState,
+    private readonly sessions: AdminSessionService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -47,19 +64,39 @@ export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
     this.heartbeat = setInterval(() => {
       for (const stream of this.streams) stream.write(': ping\n\n');
     }, STREAM_HEARTBEAT_MS);
+    this.statsTimer = setInterval(() => void this.pushStats(), STATS_EVERY_MS);
+  }
+
+  /** The overview's counters, pushed so the console never polls; read only while someone watches here. */
+  private async pushStats(): Promise<void> {
+    if (this.streams.size === 0) return;
+    try {
+      const text = `event: stats\ndata: ${JSON.stringify(await this.stats.stats())}\n\n`;
+      for (const stream of this.streams) stream.write(text);
+    } catch (error) {
+      this.logger.warn({ message: 'admin stats not pushed', error: (error as Error).message });
+    }
+  }
+
+  /** Before the HTTP server closes (it waits for open responses): end every admin stream, so shutdown is not held up. */
+  beforeApplicationShutdown(): void {
+    for (const stream of this.streams)
+      stream.end('event: close\ndata: {"code":1001,"reason":"server shutting down"}\n\n');
+    this.streams.clear();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.offLive?.();
     clearInterval(this.heartbeat);
+    clearInterval(this.statsTimer);
     clearTimeout(this.progressTimer);
-    for (const stream of this.streams) stream.end();
-    this.streams.clear();
     await this.subscriber?.quit().catch(() => undefined);
   }
 
-  /** Turns the response into this admin's event stream, until either side ends it. */
-  open(response: Response): void {
+  /** Turns the response into this admin's event stream, until either side ends it or the session expires. */
+  open(request: Request, response: Response): void {
+    if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
+    const expiresAt = this.sessions.expiryOf(sessionOf(request));
     response.status(200);
     response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
     response.setHeader('Cache-Control', 'no-store');
@@ -67,7 +104,16 @@ export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
     response.flushHeaders();
     response.write('retry: 2000\n\n');
     this.streams.add(response);
-    response.once('close', () => this.streams.delete(response));
+    // A stream must not outlive its session: the console logs in again.
+    const expiry = setTimeout(
+      () => response.end('event: close\ndata: {"code":1008,"reason":"session expired"}\n\n'),
+      Math.max(0, Math.min(expiresAt - Date.now(), 2_147_483_647)),
+    );
+    response.once('close', () => {
+      clearTimeout(expiry);
+      this.streams.delete(response);
+    });
+    void this.pushStats();
   }
 
   get watchers(): number {
@@ -127,4 +173,10 @@ export class AdminEventsService implements OnModuleInit, OnApplicationShutdown {
     const text = `event: ${type}\ndata: ${raw}\n\n`;
     for (const stream of this.streams) stream.write(text);
   }
+}
+
+function sessionOf(request: Request): string {
+  const header = request.headers.authorization;
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1] ?? (typeof request.query.token === 'string' ? request.query.token : '');
 }

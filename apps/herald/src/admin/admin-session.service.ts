@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AdminSession } from '@herald/protocol';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
+import { BadRequestError, RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { LoginAttemptsRepository } from './login-attempts.repository';
@@ -46,25 +46,38 @@ export class AdminSessionService {
       typeof body === 'object' && body !== null && typeof (body as { password?: unknown }).password === 'string'
         ? (body as { password: string }).password
         : null;
-    const { count, resetInMs } = await this.attempts.failures(address);
-    if (count >= this.config.adminLoginAttempts) {
-      throw new RateLimitedError(
-        `too many wrong passwords from this address; try again in ${Math.ceil(resetInMs / 1000)} s`,
-        Math.ceil(resetInMs / 1000),
-      );
+    if (password === null) {
+      throw new BadRequestError('body must be {"password": "..."}', [
+        { field: 'password', reason: 'required: a string' },
+      ]);
     }
-    const given = createHash('sha256')
-      .update(password ?? '')
-      .digest();
-    if (password === null || !timingSafeEqual(given, this.passwordDigest)) {
-      await this.attempts.recordFailure(address);
+    let reserved: { count: number; resetInMs: number };
+    try {
+      reserved = await this.attempts.reserve(address);
+    } catch (error) {
+      this.logger.error({ message: 'admin login attempts not counted', error: (error as Error).message });
+      throw new UnavailableError('cannot check the login limit now (Redis); retry');
+    }
+    if (reserved.count > this.config.adminLoginAttempts) {
+      const seconds = Math.ceil(reserved.resetInMs / 1000);
+      throw new RateLimitedError(`too many wrong passwords from this address; try again in ${seconds} s`, seconds);
+    }
+    const given = createHash('sha256').update(password).digest();
+    if (!timingSafeEqual(given, this.passwordDigest)) {
       this.logger.warn({ message: 'admin login refused', remoteAddress: address });
-      throw new UnauthorizedError(password === null ? 'body must be {"password": "..."}' : 'wrong password');
+      throw new UnauthorizedError('wrong password');
     }
+    await this.attempts.release(address).catch(() => undefined);
     const exp = Math.floor(Date.now() / 1000) + this.config.adminSessionTtlSeconds;
     const token = jwt.sign({ sub: 'admin', aud: AUDIENCE, exp }, this.key, { algorithm: 'HS256', noTimestamp: true });
     this.logger.log({ message: 'admin login', remoteAddress: address });
     return { token, expiresAt: new Date(exp * 1000).toISOString() };
+  }
+
+  /** When a valid session ends (epoch ms); 0 for anything else. */
+  expiryOf(token: string): number {
+    const claims = jwt.decode(token);
+    return this.verify(token) && typeof claims === 'object' && typeof claims?.exp === 'number' ? claims.exp * 1000 : 0;
   }
 
   /** True for a live session token of this deployment's current password. */

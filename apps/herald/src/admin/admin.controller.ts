@@ -66,7 +66,7 @@ export class AdminLoginController {
   })
   @ApiBody({ type: AdminLoginRequestDto, examples: { login: { value: { password: 'the admin password' } } } })
   @ApiResponse({ status: 201, type: AdminSessionDto })
-  @ApiErrors(401, 429, 503)
+  @ApiErrors(400, 401, 429, 503)
   login(@Req() request: Request, @Body() body: unknown): Promise<AdminSession> {
     return this.sessions.login(body, request.ip ?? request.socket.remoteAddress ?? 'unknown');
   }
@@ -127,12 +127,15 @@ export class AdminController {
   })
   @ApiResponse({ status: 202, type: PublishResponseDto })
   @ApiErrors(400, 413, 422)
-  broadcast(
+  async broadcast(
     @Req() request: Request,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) response: Response,
   ): Promise<PublishResponse> {
-    return this.admin.broadcast(body, idempotencyKey, requestIdOf(request));
+    const outcome = await this.admin.broadcast(body, idempotencyKey, requestIdOf(request));
+    if (outcome.replayed) response.setHeader('Idempotent-Replayed', 'true');
+    return outcome.response;
   }
 
   @Get('notifications')
@@ -190,7 +193,7 @@ export class AdminController {
     description: 'The event stream.',
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
-  stream(@Res() response: Response): void {
-    this.events.open(response);
+  stream(@Req() request: Request, @Res() response: Response): void {
+    this.events.open(request, response);
   }
 }

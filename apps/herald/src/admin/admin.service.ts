@@ -63,7 +63,11 @@ export class AdminService {
       (e) => e.connectionId === connectionId,
     );
     if (!entry) throw new NotFoundError('no live connection with this id');
-    await this.store(() => this.bus.publishToUsers([entry.userId], { kind: 'disconnect', connectionId }));
+    const reached = await this.store(() =>
+      this.bus.publishToUsers([entry.userId], { kind: 'disconnect', connectionId }),
+    );
+    // Presence outlives a replica by a few beats: nobody listening means the connection is gone already.
+    if (reached === 0) throw new NotFoundError('no replica holds this connection any more');
     this.logger.log({ message: 'admin disconnect', connectionId, userId: entry.userId, replicaId: entry.replicaId });
   }
 
@@ -72,8 +76,12 @@ export class AdminService {
     return { recipients: await this.store(() => this.admin.audienceSize(input.audience)) };
   }
 
-  broadcast(body: unknown, idempotencyKey: string | undefined, requestId: string): Promise<PublishResponse> {
-    return this.publish.publish(ADMIN_PUBLISHER, body, idempotencyKey, requestId).then((outcome) => outcome.response);
+  broadcast(
+    body: unknown,
+    idempotencyKey: string | undefined,
+    requestId: string,
+  ): Promise<{ response: PublishResponse; replayed: boolean }> {
+    return this.publish.publish(ADMIN_PUBLISHER, body, idempotencyKey, requestId);
   }
 
   async notifications(query: Query): Promise<AdminNotificationsResponse> {

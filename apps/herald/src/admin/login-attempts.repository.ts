@@ -13,19 +13,22 @@ export class LoginAttemptsRepository {
     private readonly keys: RedisKeys,
   ) {}
 
-  /** Failures in the current window, and how long until it ends. */
-  async failures(address: string): Promise<{ count: number; resetInMs: number }> {
+  /**
+   * Counts this attempt before the password is compared, atomically, so
+   * parallel guesses cannot all slip under the limit. Returns the count with
+   * it, and how long until the window ends (it starts at the first attempt).
+   */
+  async reserve(address: string): Promise<{ count: number; resetInMs: number }> {
     const key = this.keys.adminLoginFailures(address);
-    const [[, count], [, ttl]] = (await this.redis.multi().get(key).pttl(key).exec()) as [
-      [Error | null, string | null],
-      [Error | null, number],
-    ];
-    return { count: Number(count ?? 0), resetInMs: ttl > 0 ? ttl : WINDOW_MS };
+    const results = (await this.redis.multi().incr(key).pexpire(key, WINDOW_MS, 'NX').pttl(key).exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    const count = Number(results[0]?.[1] ?? 0);
+    const ttl = Number(results[2]?.[1] ?? WINDOW_MS);
+    return { count, resetInMs: ttl > 0 ? ttl : WINDOW_MS };
   }
 
-  /** Counts one; the window starts at the first failure. */
-  async recordFailure(address: string): Promise<void> {
-    const key = this.keys.adminLoginFailures(address);
-    await this.redis.multi().incr(key).pexpire(key, WINDOW_MS, 'NX').exec();
+  /** The attempt was right after all: it does not count. */
+  async release(address: string): Promise<void> {
+    await this.redis.decr(this.keys.adminLoginFailures(address));
   }
 }

@@ -1,0 +1,114 @@
+import { DatePipe, JsonPipe } from '@angular/common';
+import { ChangeDetectionStrategy, Component, DestroyRef, inject, input, OnInit, signal } from '@angular/core';
+import { RouterLink } from '@angular/router';
+import type { DeliveryView, NotificationView } from '@herald/protocol';
+import { describeError } from '../core/api-error';
+import { RealtimeService } from '../core/realtime.service';
+import { NotificationsApi } from './notifications-api';
+
+/** One step of a delivery's timeline. */
+export interface TimelineStep {
+  label: string;
+  at: string;
+}
+
+/** What happened to one delivery, in order, from the record's timestamps. */
+export function timelineOf(createdAt: string, delivery: DeliveryView): TimelineStep[] {
+  const steps: TimelineStep[] = [{ label: 'stored', at: createdAt }];
+  if (delivery.firstSentAt) steps.push({ label: 'first sent', at: delivery.firstSentAt });
+  if (delivery.lastSentAt && delivery.attempts > 1) {
+    steps.push({ label: `sent again (attempt ${delivery.attempts})`, at: delivery.lastSentAt });
+  }
+  if (delivery.ackedAt) steps.push({ label: 'acked', at: delivery.ackedAt });
+  else if (delivery.status === 'expired' || delivery.status === 'failed') {
+    steps.push({ label: delivery.status, at: delivery.updatedAt });
+  }
+  return steps;
+}
+
+@Component({
+  selector: 'hd-notification-detail',
+  imports: [DatePipe, JsonPipe, RouterLink],
+  changeDetection: ChangeDetectionStrategy.OnPush,
+  template: `
+    <p><a routerLink="/notifications">← Notifications</a></p>
+    @if (error()) {
+      <p class="error" role="alert">{{ error() }}</p>
+    }
+    @if (view(); as n) {
+      <h1>
+        {{ n.event }} <small class="muted">#{{ n.seq }}</small>
+      </h1>
+      <section class="card">
+        <dl class="counts">
+          <div>
+            <dt>Recipients</dt>
+            <dd>{{ n.recipients }}</dd>
+          </div>
+          @for (s of statuses; track s) {
+            <div>
+              <dt>{{ s }}</dt>
+              <dd [attr.data-testid]="'detail-' + s">{{ n.counts[s] }}</dd>
+            </div>
+          }
+        </dl>
+        <p class="muted">
+          Created {{ n.createdAt | date: 'medium' }} · expires {{ n.expiresAt | date: 'medium'
+          }}{{ n.topic ? ' · topic ' + n.topic : '' }}
+        </p>
+        <pre class="mono">{{ n.payload | json }}</pre>
+      </section>
+      <h2>Deliveries</h2>
+      <ol class="deliveries" data-testid="timeline">
+        @for (d of n.deliveries.items; track d.userId) {
+          <li class="card" [attr.data-user]="d.userId">
+            <b>{{ d.userId }}</b> <span class="pill" [attr.data-status]="d.status">{{ d.status }}</span>
+            <ol class="timeline">
+              @for (step of timeline(n.createdAt, d); track step.label) {
+                <li>
+                  <span>{{ step.label }}</span>
+                  <time [attr.datetime]="step.at">{{ step.at | date: 'HH:mm:ss.SSS' }}</time>
+                </li>
+              }
+            </ol>
+          </li>
+        } @empty {
+          <li class="muted">No recipient.</li>
+        }
+      </ol>
+    } @else if (!error()) {
+      <p class="muted">Loading…</p>
+    }
+  `,
+})
+export class NotificationDetail implements OnInit {
+  readonly id = input.required<string>();
+  private readonly api = inject(NotificationsApi);
+  private readonly realtime = inject(RealtimeService);
+  private readonly destroyRef = inject(DestroyRef);
+  protected readonly statuses = ['pending', 'sent', 'acked', 'expired', 'failed'] as const;
+  protected readonly view = signal<NotificationView | null>(null);
+  protected readonly error = signal<string | null>(null);
+  protected readonly timeline = timelineOf;
+
+  ngOnInit(): void {
+    void this.init();
+  }
+
+  private async init(): Promise<void> {
+    // When its deliveries move, read it again: the timeline needs the new timestamps.
+    const subscription = this.realtime.events.subscribe((event) => {
+      if (event.type === 'notification.progress' && event.id === this.id()) void this.load();
+    });
+    this.destroyRef.onDestroy(() => subscription.unsubscribe());
+    await this.load();
+  }
+
+  private async load(): Promise<void> {
+    try {
+      this.view.set(await this.api.get(this.id()));
+    } catch (error) {
+      this.error.set(describeError(error));
+    }
+  }
+}
