@@ -51,9 +51,13 @@ import { sparklinePoints } from './sparkline';
           />
         </svg>
         <p class="muted">
-          Per replica:
+          Connections per replica:
           @for (r of replicas(); track r[0]) {
-            <span class="metric">{{ r[0] }} {{ r[1] }}</span>
+            <span class="metric"
+              >{{ r[0] }} <b>{{ r[1] }}</b></span
+            >
+          } @empty {
+            none right now
           }
         </p>
       </section>

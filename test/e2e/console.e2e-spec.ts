@@ -1,0 +1,160 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Edge } from '../helpers/edge';
+import { repoRoot } from '../helpers/paths';
+import { TEST_ADMIN_PASSWORD } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
+import { TestClient } from '../helpers/ws-client';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const CONSOLE_ROOT = join(repoRoot(), 'dist', 'admin', 'browser');
+
+/** The admin console in real headless Chromium, built and served by Nginx in front of two replicas. */
+describe('Admin console in Chromium', () => {
+  let cluster: TestCluster;
+  let edge: Edge;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const shot = async (name: string, target: Page = page) => {
+    // `HERALD_SCREENSHOTS=1 npm test` refreshes the pictures in the README.
+    if (process.env.HERALD_SCREENSHOTS) {
+      await target.screenshot({ path: join(repoRoot(), 'docs', 'images', `${name}.png`), fullPage: true });
+    }
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+    expect(existsSync(join(CONSOLE_ROOT, 'index.html'))).toBe(true);
+    cluster = await TestCluster.start('console', 2, {
+      HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+      HERALD_DEMO_TOKENS: 'true',
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
+    });
+    edge = await Edge.start(
+      cluster.replicas.map((r) => r.port),
+      { adminRoot: CONSOLE_ROOT },
+    );
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await edge?.stop();
+    await cluster?.stop();
+  });
+
+  it('refuses a wrong password, then logs in and shows the live overview', async () => {
+    await page.goto(`${edge.http}/admin/`);
+    await page.waitForSelector('#password');
+    await page.fill('#password', 'not the password');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('[data-testid="login-error"]');
+    expect(await page.textContent('[data-testid="login-error"]')).toContain('wrong password');
+    await page.fill('#password', TEST_ADMIN_PASSWORD);
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('[data-testid="stat-connections"]');
+    await waitFor('the live stream', async () => (await page.textContent('[data-testid="live-status"]')) === 'live');
+  });
+
+  it('shows a user connecting and leaving, without a reload', async () => {
+    await page.click('a[href="/admin/connections"]');
+    await page.waitForSelector('[data-testid="connections-empty"], [data-testid="connections-table"]');
+    const user = `console-${Date.now().toString(36)}`;
+    const client = await TestClient.connect(edge.ws, userToken(user));
+    const row = `tr[data-user="${user}"]`;
+    await page.waitForSelector(row, { timeout: 10_000 });
+    expect(await page.textContent(row)).toContain('console-r');
+    await shot('console-connections');
+    await client.close();
+    await page.waitForSelector(row, { state: 'detached', timeout: 10_000 });
+  });
+
+  it('sends a broadcast that reaches a real browser page, follows it to acked, and shows its timeline', async () => {
+    // A real end user: the demo page, in its own browser context.
+    const user = `reader-${Date.now().toString(36)}`;
+    const reader = await (await browser.newContext()).newPage();
+    await reader.goto(`${edge.http}/demo/`);
+    await reader.fill('#user', user);
+    await reader.click('#connect');
+    await waitFor('the reader to connect', async () => (await reader.getAttribute('#state', 'data-state')) === 'open');
+
+    await page.click('a[href="/admin/broadcast"]');
+    await page.check('input[value="users"]');
+    await page.fill('#users', user);
+    await page.fill('#event', 'console.hello');
+    await page.fill('#payload', '{"text": "Hello from the console"');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('[data-testid="payload-error"]');
+    expect(await page.textContent('[data-testid="payload-error"]')).toMatch(/^Not valid JSON/);
+    await page.fill('#payload', '{"text": "Hello from the console"}');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('[data-testid="confirm-recipients"]');
+    expect(await page.textContent('[data-testid="confirm-recipients"]')).toContain('1 user');
+    await page.click('section.confirm button:has-text("Send")');
+    await page.waitForSelector('[data-testid="broadcast-progress"]');
+    await waitFor(
+      'the progress to reach acked',
+      async () => (await page.textContent('[data-testid="progress-acked"]')) === '1',
+      15_000,
+    );
+    await waitFor('the reader to show it', async () =>
+      ((await reader.textContent('#inbox')) ?? '').includes('console.hello'),
+    );
+    await shot('console-broadcast');
+
+    await page.click('[data-testid="broadcast-progress"] a');
+    await page.waitForSelector(`[data-testid="timeline"] li[data-user="${user}"]`);
+    const timeline = (await page.textContent(`[data-testid="timeline"] li[data-user="${user}"]`)) ?? '';
+    for (const step of ['stored', 'first sent', 'acked']) expect(timeline).toContain(step);
+    await shot('console-notification');
+
+    await page.click('a[href="/admin/notifications"]');
+    await page.fill('input[name="userId"]', user);
+    await page.click('form button[type="submit"]');
+    await waitFor('the history row', async () =>
+      ((await page.textContent('[data-testid="notifications-table"]').catch(() => '')) ?? '').includes('console.hello'),
+    );
+    await shot('console-notifications');
+
+    // The overview now has something to show: the reader online, a notification this minute, an ack latency.
+    await page.click('a[href="/admin/overview"]');
+    await waitFor(
+      'the overview counters',
+      async () => Number(await page.textContent('[data-testid="stat-per-minute"]')) >= 1,
+    );
+    expect(Number(await page.textContent('[data-testid="stat-connections"]'))).toBeGreaterThanOrEqual(1);
+    await shot('console-overview');
+    await reader.close();
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('fits a phone screen', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    const small = await phone.newPage();
+    await small.goto(`${edge.http}/admin/login`);
+    await small.fill('#password', TEST_ADMIN_PASSWORD);
+    await small.click('button[type="submit"]');
+    await small.waitForSelector('[data-testid="stat-connections"]');
+    // Nothing wider than the screen but the tables, which scroll inside their own box.
+    const overflow = await small.evaluate('document.documentElement.scrollWidth - window.innerWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot('console-phone', small);
+    await phone.close();
+  });
+});
