@@ -66,6 +66,7 @@ describe('Admin console in Chromium', () => {
     await page.click('button[type="submit"]');
     await page.waitForSelector('[data-testid="login-error"]');
     expect(await page.textContent('[data-testid="login-error"]')).toContain('wrong password');
+    await shot('console-login');
     await page.fill('#password', TEST_ADMIN_PASSWORD);
     await page.click('button[type="submit"]');
     await page.waitForSelector('[data-testid="stat-connections"]');
@@ -76,10 +77,17 @@ describe('Admin console in Chromium', () => {
     await page.click('a[href="/admin/connections"]');
     await page.waitForSelector('[data-testid="connections-empty"], [data-testid="connections-table"]');
     const user = `console-${Date.now().toString(36)}`;
+    // The user subscribed to a topic earlier (subscriptions belong to the user).
+    const earlier = await TestClient.connect(edge.ws, userToken(user));
+    await earlier.command({ type: 'subscribe', channel: 'news', id: 's1' });
+    await earlier.close();
+    await page.waitForSelector(`tr[data-user="${user}"]`, { state: 'detached', timeout: 10_000 });
     const client = await TestClient.connect(edge.ws, userToken(user));
     const row = `tr[data-user="${user}"]`;
     await page.waitForSelector(row, { timeout: 10_000 });
     expect(await page.textContent(row)).toContain('console-r');
+    // Its topics are filled in after the event, without a reload.
+    await waitFor('the topic in the row', async () => ((await page.textContent(row)) ?? '').includes('news'));
     await shot('console-connections');
     await client.close();
     await page.waitForSelector(row, { state: 'detached', timeout: 10_000 });

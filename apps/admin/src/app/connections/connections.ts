@@ -110,8 +110,13 @@ export class Connections implements OnInit {
     const pending: Parameters<typeof applyConnectionEvent>[1][] = [];
     let ready = false;
     const subscription = this.realtime.events.subscribe((event) => {
-      if (ready) this.all.update((list) => applyConnectionEvent(list, event));
-      else pending.push(event);
+      if (!ready) {
+        pending.push(event);
+        return;
+      }
+      this.all.update((list) => applyConnectionEvent(list, event));
+      // The event names the connection; its user's topics and last ack come from one read.
+      if (event.type === 'connection.opened') void this.fillIn(event.connection.userId);
     });
     this.destroyRef.onDestroy(() => subscription.unsubscribe());
     try {
@@ -123,6 +128,21 @@ export class Connections implements OnInit {
     } finally {
       ready = true;
       this.loading.set(false);
+    }
+  }
+
+  private async fillIn(userId: string): Promise<void> {
+    try {
+      const fresh = await this.api.list(userId);
+      const byId = new Map(fresh.items.map((c) => [c.connectionId, c]));
+      this.all.update((list) =>
+        list.map((c) => {
+          const known = byId.get(c.connectionId);
+          return known ? { ...c, topics: known.topics, lastAckAt: known.lastAckAt } : c;
+        }),
+      );
+    } catch {
+      // The row stays without topics; the next visit reads them.
     }
   }
 
