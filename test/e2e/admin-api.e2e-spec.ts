@@ -13,6 +13,7 @@ import type {
 import { publish, request, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
+import { readEventStream } from '../helpers/sse';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
@@ -27,26 +28,9 @@ async function adminEvents(base: string, token: string): Promise<{ events: Admin
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toContain('text/event-stream');
   const events: AdminEvent[] = [];
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(value, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
-          buffer = buffer.slice(end + 2);
-          if (data) events.push(JSON.parse(data) as AdminEvent);
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
+  readEventStream(response, (event, data) => {
+    if (event !== 'stats') events.push(JSON.parse(data) as AdminEvent);
+  });
   return { events, close: () => controller.abort() };
 }
 

@@ -5,6 +5,7 @@ import { HeraldClient, HeraldClientOptions, Notification } from '../../libs/clie
 import { publish, request, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { TEST_API_KEY } from '../helpers/replica';
+import { readEventStream } from '../helpers/sse';
 import { waitFor } from '../helpers/wait';
 
 /** What an app's handler saw, by notification id. */
@@ -23,63 +24,26 @@ class Inbox {
 }
 
 /** A raw SSE reader, to test the stream itself (resume, events) without the SDK. */
-async function openStream(
-  base: string,
-  token: string,
-  lastEventId?: number,
-): Promise<{
-  frames: NotificationFrame[];
-  events: string[];
-  status: number;
-  welcome: WelcomeFrame | undefined;
-  ended: boolean;
-  close(): void;
-}> {
+async function openStream(base: string, token: string, lastEventId?: number) {
   const controller = new AbortController();
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/event-stream' };
   if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
   const response = await fetch(`${base}/v1/stream`, { headers, signal: controller.signal });
-  const frames: NotificationFrame[] = [];
-  const events: string[] = [];
   const stream = {
-    frames,
-    events,
+    frames: [] as NotificationFrame[],
+    events: [] as string[],
     status: response.status,
     welcome: undefined as WelcomeFrame | undefined,
     ended: false,
     close: () => controller.abort(),
   };
-  if (response.ok && response.body) {
-    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    const decoder = new TextDecoder();
-    let buffer = '';
-    void (async () => {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            stream.ended = true;
-            return;
-          }
-          buffer += decoder.decode(value, { stream: true });
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) !== -1) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event) events.push(event);
-            if (event === 'notification' && data) frames.push(JSON.parse(data) as NotificationFrame);
-            if (event === 'welcome' && data) stream.welcome = JSON.parse(data) as WelcomeFrame;
-          }
-        }
-      } catch {
-        // aborted by us, or ended by the server
-        stream.ended = true;
-      }
-    })();
-  }
-  return stream;
+  if (!response.ok) return stream;
+  const state = readEventStream(response, (event, data) => {
+    stream.events.push(event);
+    if (event === 'notification') stream.frames.push(JSON.parse(data) as NotificationFrame);
+    if (event === 'welcome') stream.welcome = JSON.parse(data) as WelcomeFrame;
+  });
+  return Object.defineProperty(stream, 'ended', { get: () => state.ended });
 }
 
 describe('Client SDK against real replicas', () => {

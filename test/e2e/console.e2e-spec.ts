@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { userToken } from '../helpers/api';
+import { launchChromium } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
 import { repoRoot } from '../helpers/paths';
@@ -9,15 +10,6 @@ import { TEST_ADMIN_PASSWORD } from '../helpers/replica';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CONSOLE_ROOT = join(repoRoot(), 'dist', 'admin', 'browser');
 
 /** The admin console in real headless Chromium, built and served by Nginx in front of two replicas. */
@@ -36,7 +28,6 @@ describe('Admin console in Chromium', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
     expect(existsSync(join(CONSOLE_ROOT, 'index.html'))).toBe(true);
     cluster = await TestCluster.start('console', 2, {
       HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
@@ -47,7 +38,7 @@ describe('Admin console in Chromium', () => {
       cluster.replicas.map((r) => r.port),
       { adminRoot: CONSOLE_ROOT },
     );
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -1,23 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { HeraldClient } from '../../libs/client/src';
 import { request, userToken } from '../helpers/api';
+import { launchChromium } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge, nginxRender } from '../helpers/edge';
 import { repoRoot } from '../helpers/paths';
 import { waitFor } from '../helpers/wait';
-
-/** Debian's Chromium; CI installs it (scripts/ensure-tools.sh). A missing one fails the test, never skips it. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** The demo end-user page in real headless Chromium, through Nginx, in front of two replicas. */
 describe('Demo page in Chromium', () => {
@@ -41,11 +31,10 @@ describe('Demo page in Chromium', () => {
     page.$$eval('#inbox li', (items: Item[]) => items.map((li) => li.getAttribute('data-id') ?? ''));
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
     expect(existsSync(join(nginxRender.DEMO_ROOT, 'app.js'))).toBe(true);
     cluster = await TestCluster.start('demo', 2, { HERALD_DEMO_TOKENS: 'true', HERALD_TRUSTED_PROXIES: '127.0.0.1' });
     edge = await Edge.start(cluster.replicas.map((r) => r.port));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
