@@ -192,6 +192,22 @@ describe('Admin API', () => {
     expect(history.status).toBe(200);
     expect(history.body.items.map((n) => n.id)).toEqual([sent.body.id]);
     expect(history.body.items[0]).toMatchObject({ publisherId: 'admin-console', recipients: 2, counts: { acked: 2 } });
+    // User and status together: that user's delivery in that state, not anyone's.
+    const other = await publish(r1().http, { to: { users: [carol, dave] }, event: 'console.pair' });
+    await d.notification(other.id);
+    await d.ack(other.id);
+    const carolsAcked = await asAdmin<AdminNotificationsResponse>(
+      r1().http,
+      'GET',
+      `/admin/api/notifications?event=console.pair&userId=${carol}&status=acked`,
+    );
+    expect(carolsAcked.body.items).toEqual([]);
+    const davesAcked = await asAdmin<AdminNotificationsResponse>(
+      r1().http,
+      'GET',
+      `/admin/api/notifications?event=console.pair&userId=${dave}&status=acked`,
+    );
+    expect(davesAcked.body.items.map((n) => n.id)).toEqual([other.id]);
     const detail = await asAdmin<NotificationView>(r1().http, 'GET', `/admin/api/notifications/${sent.body.id}`);
     expect(detail.body.deliveries.items.map((i) => [i.userId, i.status, i.attempts])).toEqual(
       [

@@ -341,11 +341,11 @@ export interface AdminStats {
   connections: { total: number; perReplica: Record<string, number> };
   /** Notifications published per minute, oldest first, the last 30 minutes (the last entry is the current minute). */
   notificationsPerMinute: { minute: string; count: number }[];
-  /** Publish → ack latency of the deliveries acked in the last 5 minutes, in milliseconds (null without acks). */
+  /** Publish → ack latency of the acked deliveries of notifications published in the last 5 minutes, in ms (null without acks). */
   ackLatencyMs: { p50: number | null; p95: number | null; samples: number };
-  /** Resends (attempts beyond the first) of deliveries updated in the last hour. */
+  /** Resends (attempts beyond the first) of deliveries of notifications published in the last hour. */
   redeliveriesLastHour: number;
-  /** Deliveries that ended `failed` in the last hour. */
+  /** Deliveries that ended `failed`, of notifications published in the last hour. */
   failuresLastHour: number;
 }
 
@@ -357,5 +357,12 @@ export interface AdminStats {
 export type AdminEvent =
   | { type: 'connection.opened'; connection: Omit<AdminConnection, 'topics' | 'lastAckAt'> }
   | { type: 'connection.closed'; connectionId: string; userId: string; replicaId: string; code: number }
-  | { type: 'notification.progress'; id: string; counts: Record<DeliveryStatus, number>; recipients: number }
+  | {
+      type: 'notification.progress';
+      id: string;
+      counts: Record<DeliveryStatus, number>;
+      recipients: number;
+      /** When the counts were read: replicas report independently, so keep the latest per id. */
+      at: string;
+    }
   | { type: 'user.acked'; userId: string; at: string };

@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, effect, inject } from '@angular/core';
+import { ChangeDetectionStrategy, Component, effect, inject, untracked } from '@angular/core';
 import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
 import { AuthService } from './core/auth.service';
 import { RealtimeService } from './core/realtime.service';
@@ -33,8 +33,12 @@ export class App {
   constructor() {
     // One live stream for the whole console, while logged in.
     effect(() => {
-      if (this.auth.loggedIn()) void this.realtime.start();
-      else this.realtime.stop();
+      const loggedIn = this.auth.loggedIn();
+      // Only the login state drives this; what start() reads must not re-run it.
+      untracked(() => {
+        if (loggedIn) void this.realtime.start();
+        else this.realtime.stop();
+      });
     });
   }
 }

@@ -25,6 +25,8 @@ const PROGRESS_EVERY_MS = 250;
 const STREAM_HEARTBEAT_MS = 15_000;
 /** How often the overview's counters are pushed to this replica's admin streams (only while there are some). */
 const STATS_EVERY_MS = 5_000;
+/** An admin stream with more than this waiting to be sent is closed (its console reconnects and reads afresh). */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
 
 /**
  * The admin console's live feed. Each replica turns what happens on its live
@@ -38,6 +40,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   private readonly logger = new Logger(AdminEventsService.name);
   private subscriber: Redis | null = null;
   private readonly streams = new Set<Response>();
+  private readonly expiries = new Map<Response, NodeJS.Timeout>();
   private readonly changed = new Set<string>();
   private progressTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -61,9 +64,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     this.subscriber.on('message', (_channel: string, raw: string) => this.relay(raw));
     await this.subscriber.subscribe(this.keys.adminChannel());
     this.offLive = this.live.on((event) => this.onLive(event));
-    this.heartbeat = setInterval(() => {
-      for (const stream of this.streams) stream.write(': ping\n\n');
-    }, STREAM_HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => this.writeAll(': ping\n\n'), STREAM_HEARTBEAT_MS);
     this.statsTimer = setInterval(() => void this.pushStats(), STATS_EVERY_MS);
   }
 
@@ -71,8 +72,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   private async pushStats(): Promise<void> {
     if (this.streams.size === 0) return;
     try {
-      const text = `event: stats\ndata: ${JSON.stringify(await this.stats.stats())}\n\n`;
-      for (const stream of this.streams) stream.write(text);
+      this.writeAll(`event: stats\ndata: ${JSON.stringify(await this.stats.stats())}\n\n`);
     } catch (error) {
       this.logger.warn({ message: 'admin stats not pushed', error: (error as Error).message });
     }
@@ -80,9 +80,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
 
   /** Before the HTTP server closes (it waits for open responses): end every admin stream, so shutdown is not held up. */
   beforeApplicationShutdown(): void {
-    for (const stream of this.streams)
-      stream.end('event: close\ndata: {"code":1001,"reason":"server shutting down"}\n\n');
-    this.streams.clear();
+    for (const stream of [...this.streams]) this.closeStream(stream, 1001, 'server shutting down');
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -105,14 +103,16 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     response.write('retry: 2000\n\n');
     this.streams.add(response);
     // A stream must not outlive its session: the console logs in again.
-    const expiry = setTimeout(
-      () => response.end('event: close\ndata: {"code":1008,"reason":"session expired"}\n\n'),
-      Math.max(0, Math.min(expiresAt - Date.now(), 2_147_483_647)),
+    this.expiries.set(
+      response,
+      setTimeout(
+        () => this.closeStream(response, 1008, 'session expired'),
+        Math.max(0, Math.min(expiresAt - Date.now(), 2_147_483_647)),
+      ),
     );
-    response.once('close', () => {
-      clearTimeout(expiry);
-      this.streams.delete(response);
-    });
+    response.once('close', () => this.forget(response));
+    // Nothing else listens for a write error on this response: unhandled, it would end the process.
+    response.on('error', () => this.forget(response));
     void this.pushStats();
   }
 
@@ -142,7 +142,6 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
 
   /** The counts of every notification whose deliveries moved since the last flush, in one query. */
   private async flushProgress(): Promise<void> {
-    this.progressTimer = undefined;
     const ids = [...this.changed];
     this.changed.clear();
     try {
@@ -152,6 +151,31 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     } catch (error) {
       this.logger.warn({ message: 'admin progress not sent', error: (error as Error).message });
     }
+    // The next read only once this one is done: a slow database does not pile queries up.
+    this.progressTimer =
+      this.changed.size > 0 ? setTimeout(() => void this.flushProgress(), PROGRESS_EVERY_MS) : undefined;
+  }
+
+  /** Writes to every stream; one that cannot keep up (over MAX_BUFFERED_BYTES waiting) is closed, and reconnects. */
+  private writeAll(text: string): void {
+    for (const stream of [...this.streams]) {
+      if (stream.writableEnded || stream.destroyed) this.forget(stream);
+      else if (stream.writableLength > MAX_BUFFERED_BYTES) this.closeStream(stream, 1008, 'too slow: events piled up');
+      else stream.write(text);
+    }
+  }
+
+  private closeStream(stream: Response, code: number, reason: string): void {
+    this.forget(stream);
+    if (!stream.writableEnded && !stream.destroyed) {
+      stream.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
+    }
+  }
+
+  private forget(stream: Response): void {
+    this.streams.delete(stream);
+    clearTimeout(this.expiries.get(stream));
+    this.expiries.delete(stream);
   }
 
   private publish(event: AdminEvent): void {
@@ -170,8 +194,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     } catch {
       return;
     }
-    const text = `event: ${type}\ndata: ${raw}\n\n`;
-    for (const stream of this.streams) stream.write(text);
+    this.writeAll(`event: ${type}\ndata: ${raw}\n\n`);
   }
 }
 

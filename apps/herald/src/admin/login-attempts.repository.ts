@@ -29,6 +29,8 @@ export class LoginAttemptsRepository {
 
   /** The attempt was right after all: it does not count. */
   async release(address: string): Promise<void> {
-    await this.redis.decr(this.keys.adminLoginFailures(address));
+    const key = this.keys.adminLoginFailures(address);
+    // If the window ended meanwhile, DECR makes a fresh key: it still expires.
+    await this.redis.multi().decr(key).pexpire(key, WINDOW_MS, 'NX').exec();
   }
 }

@@ -175,15 +175,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     await this.setups.get(connection);
     this.setups.delete(connection);
     const held = this.held.get(connection);
-    if (held?.present) {
-      this.live.emit({
-        type: 'connection.closed',
-        connectionId: connection.id,
-        userId: connection.userId,
-        replicaId: this.config.replicaId,
-        code,
-      });
-    }
     this.held.delete(connection);
     if (!held || this.shuttingDown) return;
     if (held.subscribed) {
@@ -195,7 +186,21 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         }),
       );
     }
-    if (held.present) await this.removePresence(connection.userId, connection.id);
+    if (held.present) {
+      await this.removePresence(connection.userId, connection.id);
+      // After the presence entry is gone, so a snapshot read after the event no longer lists it.
+      this.emitClosed(connection, code);
+    }
+  }
+
+  private emitClosed(connection: Connection, code: number): void {
+    this.live.emit({
+      type: 'connection.closed',
+      connectionId: connection.id,
+      userId: connection.userId,
+      replicaId: this.config.replicaId,
+      code,
+    });
   }
 
   /** Removes a presence entry; one that cannot be removed now is retried at the next beat. */
@@ -404,6 +409,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     } catch (error) {
       this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
     }
+    for (const connection of connections) this.emitClosed(connection, CloseCode.GoingAway);
     this.logger.log({ message: 'connections drained', closed: connections.length, unfinished });
   }
 

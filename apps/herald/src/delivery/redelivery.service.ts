@@ -56,7 +56,9 @@ export class RedeliveryService {
   async sweep(): Promise<Record<Exclude<CheckOutcome, 'stale'> | 'expired', number>> {
     let expired = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      const n = await this.deliveries.expireDue(SWEEP_BATCH);
+      const ids = await this.deliveries.expireDue(SWEEP_BATCH);
+      const n = ids.length;
+      if (n > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [...new Set(ids)] });
       expired += n;
       this.metrics.delivery('expired', n);
       if (n < SWEEP_BATCH) break;

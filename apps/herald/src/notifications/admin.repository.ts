@@ -58,8 +58,12 @@ export class AdminRepository {
                         WHERE d.notification_id = n.id GROUP BY status) s) AS counts
          FROM notifications n
         WHERE ($1::text IS NULL OR n.event = $1)
-          AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.user_id = $2))
-          AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status = $3))
+          -- User and status together mean that user's delivery in that state.
+          AND ($2::text IS NULL AND $3::text IS NULL
+               OR EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.notification_id = n.id
+                             AND ($2::text IS NULL OR d.user_id = $2)
+                             AND ($3::text IS NULL OR d.status = $3)))
           AND ($4::timestamptz IS NULL OR n.created_at >= $4)
           AND ($5::timestamptz IS NULL OR n.created_at < $5)
           AND ($6::bigint IS NULL OR n.seq < $6)
@@ -92,18 +96,18 @@ export class AdminRepository {
   /** Delivery counts and recipients of several notifications at once (live progress). */
   async progressOf(
     ids: string[],
-  ): Promise<{ id: string; recipients: number; counts: Record<DeliveryStatus, number> }[]> {
+  ): Promise<{ id: string; recipients: number; counts: Record<DeliveryStatus, number>; at: string }[]> {
     if (ids.length === 0) return [];
-    const rows = await query<{ id: string; recipients: number; counts: Record<string, number> | null }>(
+    const rows = await query<{ id: string; recipients: number; counts: Record<string, number> | null; at: Date }>(
       this.dataSource,
-      `SELECT n.id, n.recipients,
+      `SELECT n.id, n.recipients, clock_timestamp() AS at,
               (SELECT jsonb_object_agg(s.status, s.n)
                  FROM (SELECT status, count(*)::int AS n FROM deliveries d
                         WHERE d.notification_id = n.id GROUP BY status) s) AS counts
          FROM notifications n WHERE n.id = ANY($1::uuid[])`,
       [ids],
     );
-    return rows.map((r) => ({ id: r.id, recipients: r.recipients, counts: counts(r.counts) }));
+    return rows.map((r) => ({ id: r.id, recipients: r.recipients, counts: counts(r.counts), at: r.at.toISOString() }));
   }
 
   /** Each user's topics and latest ack. */
@@ -114,7 +118,7 @@ export class AdminRepository {
       this.dataSource,
       `SELECT u.user_id,
               (SELECT array_agg(t.topic ORDER BY t.topic) FROM topic_subscriptions t WHERE t.user_id = u.user_id) AS topics,
-              (SELECT max(d.acked_at) FROM deliveries d WHERE d.user_id = u.user_id) AS last_ack_at
+              (SELECT max(d.acked_at) FROM deliveries d WHERE d.user_id = u.user_id AND d.status = 'acked') AS last_ack_at
          FROM unnest($1::text[]) AS u(user_id)`,
       [userIds],
     );
@@ -143,14 +147,15 @@ export class AdminRepository {
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
                 count(*)::int AS samples
            FROM (SELECT extract(epoch FROM d.acked_at - n.created_at) * 1000 AS ms
-                   FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-                  WHERE d.status = 'acked' AND d.acked_at > now() - interval '5 minutes') AS a`,
+                   FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+                  WHERE n.created_at > now() - interval '5 minutes' AND d.status = 'acked') AS a`,
       ),
       query<{ redeliveries: number; failures: number }>(
         this.dataSource,
-        `SELECT coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS redeliveries,
-                count(*) FILTER (WHERE status = 'failed')::int AS failures
-           FROM deliveries WHERE updated_at > now() - interval '1 hour'`,
+        `SELECT coalesce(sum(greatest(d.attempts - 1, 0)), 0)::int AS redeliveries,
+                count(*) FILTER (WHERE d.status = 'failed')::int AS failures
+           FROM notifications n JOIN deliveries d ON d.notification_id = n.id
+          WHERE n.created_at > now() - interval '1 hour'`,
       ),
     ]);
     return {

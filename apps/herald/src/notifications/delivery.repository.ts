@@ -199,18 +199,19 @@ export class DeliveryRepository {
   }
 
   /** Marks open deliveries past their TTL `expired`, a batch at a time; returns how many. */
-  async expireDue(limit: number): Promise<number> {
-    const rows = await query<unknown>(
+  /** Ends deliveries past their TTL; returns the notification id of each (one per delivery). */
+  async expireDue(limit: number): Promise<string[]> {
+    const rows = await query<{ notification_id: string }>(
       this.dataSource,
       `UPDATE deliveries d SET status = 'expired', next_attempt_at = NULL, updated_at = now()
          FROM (SELECT notification_id, user_id FROM deliveries
                 WHERE status IN ('pending', 'sent') AND expires_at <= now()
                 LIMIT $1 FOR UPDATE SKIP LOCKED) due
         WHERE d.notification_id = due.notification_id AND d.user_id = due.user_id
-       RETURNING 1`,
+       RETURNING d.notification_id`,
       [limit],
     );
-    return rows.length;
+    return rows.map((r) => r.notification_id);
   }
 
   /** Open, unexpired deliveries whose next attempt time has passed (their job was lost or never made). */

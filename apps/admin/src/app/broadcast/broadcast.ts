@@ -5,7 +5,14 @@ import type { DeliveryStatus, PublishRequest, PublishResponse } from '@herald/pr
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
 import { BroadcastApi } from './broadcast-api';
+import { LatestProgress } from '../core/progress';
 import { BroadcastDraft, buildRequest } from './broadcast-form';
+
+/** A random idempotency key; crypto.randomUUID exists only in secure contexts (not plain HTTP on a LAN). */
+function idempotencyKey(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 interface Progress {
   recipients: number;
@@ -29,7 +36,7 @@ interface Progress {
         <label for="topic">Topic</label>
         <input id="topic" name="topic" [(ngModel)]="draft.topic" [attr.aria-invalid]="!!errors().topic" />
         @if (errors().topic) {
-          <p class="error">{{ errors().topic }}</p>
+          <p class="error" role="alert">{{ errors().topic }}</p>
         }
       }
       @if (draft.audience === 'users') {
@@ -43,7 +50,7 @@ interface Progress {
           placeholder="alice, bob"
         ></textarea>
         @if (errors().users) {
-          <p class="error">{{ errors().users }}</p>
+          <p class="error" role="alert">{{ errors().users }}</p>
         }
       }
       <label for="event">Event</label>
@@ -55,7 +62,7 @@ interface Progress {
         [attr.aria-invalid]="!!errors().event"
       />
       @if (errors().event) {
-        <p class="error">{{ errors().event }}</p>
+        <p class="error" role="alert">{{ errors().event }}</p>
       }
       <label for="payload">Payload (JSON, optional)</label>
       <textarea
@@ -68,7 +75,7 @@ interface Progress {
         placeholder='{"text": "Back at 22:00"}'
       ></textarea>
       @if (errors().payload) {
-        <p class="error" data-testid="payload-error">{{ errors().payload }}</p>
+        <p class="error" role="alert" data-testid="payload-error">{{ errors().payload }}</p>
       }
       <label for="ttl">TTL in seconds (optional)</label>
       <input
@@ -79,7 +86,7 @@ interface Progress {
         [attr.aria-invalid]="!!errors().ttlSeconds"
       />
       @if (errors().ttlSeconds) {
-        <p class="error">{{ errors().ttlSeconds }}</p>
+        <p class="error" role="alert">{{ errors().ttlSeconds }}</p>
       }
       @if (error()) {
         <p class="error" role="alert">{{ error() }}</p>
@@ -94,14 +101,14 @@ interface Progress {
           It will reach <b>{{ pending.recipients }}</b> {{ pending.recipients === 1 ? 'user' : 'users' }}.
         </p>
         <div class="row">
-          <button type="button" (click)="send(pending.request)" [disabled]="busy()">Send</button>
+          <button type="button" (click)="send(pending.request, pending.key)" [disabled]="busy()">Send</button>
           <button type="button" class="link" (click)="confirming.set(null)">Cancel</button>
         </div>
       </section>
     }
 
     @if (sent(); as done) {
-      <section class="card" aria-live="polite" data-testid="broadcast-progress">
+      <section class="card" data-testid="broadcast-progress">
         <h2>Progress of #{{ done.seq }}</h2>
         <dl class="counts">
           <div>
@@ -129,19 +136,18 @@ export class Broadcast {
   protected readonly errors = signal<Partial<Record<keyof BroadcastDraft, string>>>({});
   protected readonly error = signal<string | null>(null);
   protected readonly busy = signal(false);
-  protected readonly confirming = signal<{ request: PublishRequest; recipients: number } | null>(null);
+  protected readonly confirming = signal<{ request: PublishRequest; recipients: number; key: string } | null>(null);
   protected readonly sent = signal<PublishResponse | null>(null);
   protected readonly progress = signal<Progress | null>(null);
-  private readonly latest = new Map<string, Progress>();
+  private readonly latest = new LatestProgress();
 
   constructor() {
     const subscription = this.realtime.events.subscribe((event) => {
       if (event.type !== 'notification.progress') return;
-      const progress = { recipients: event.recipients, counts: event.counts };
-      // Progress can beat the HTTP answer: keep the latest of each, briefly.
-      this.latest.set(event.id, progress);
-      if (this.latest.size > 100) this.latest.delete(this.latest.keys().next().value as string);
-      if (event.id === this.sent()?.id) this.progress.set(progress);
+      // Progress can beat the HTTP answer, and replicas report out of order: keep the newest of each.
+      if (this.latest.offer(event) && event.id === this.sent()?.id) {
+        this.progress.set({ recipients: event.recipients, counts: event.counts });
+      }
     });
     inject(DestroyRef).onDestroy(() => subscription.unsubscribe());
   }
@@ -157,7 +163,8 @@ export class Broadcast {
     this.busy.set(true);
     try {
       const { recipients } = await this.api.preview(built.request);
-      this.confirming.set({ request: built.request, recipients });
+      // One key per reviewed broadcast: pressing Send again after a lost answer cannot send it twice.
+      this.confirming.set({ request: built.request, recipients, key: idempotencyKey() });
     } catch (error) {
       this.error.set(describeError(error));
     } finally {
@@ -165,14 +172,14 @@ export class Broadcast {
     }
   }
 
-  async send(request: PublishRequest): Promise<void> {
+  async send(request: PublishRequest, key: string): Promise<void> {
     this.busy.set(true);
     try {
-      await this.realtime.start();
       this.progress.set(null);
-      const response = await this.api.send(request, crypto.randomUUID());
+      const response = await this.api.send(request, key);
       this.sent.set(response);
-      this.progress.set(this.latest.get(response.id) ?? null);
+      const known = this.latest.get(response.id);
+      this.progress.set(known ? { recipients: known.recipients, counts: known.counts } : null);
       this.confirming.set(null);
     } catch (error) {
       this.error.set(describeError(error));

@@ -1,7 +1,17 @@
 import { DatePipe } from '@angular/common';
-import { ChangeDetectionStrategy, Component, computed, DestroyRef, inject, OnInit, signal } from '@angular/core';
+import {
+  ChangeDetectionStrategy,
+  Component,
+  computed,
+  DestroyRef,
+  effect,
+  inject,
+  OnInit,
+  signal,
+  untracked,
+} from '@angular/core';
 import { FormsModule } from '@angular/forms';
-import type { AdminConnection } from '@herald/protocol';
+import type { AdminConnection, AdminEvent } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
 import { ConnectionsApi } from './connections-api';
@@ -101,48 +111,63 @@ export class Connections implements OnInit {
     return filter ? this.all().filter((c) => c.userId.toLowerCase().includes(filter)) : this.all();
   });
 
+  private ready = false;
+  private synced = false;
+  private pending: AdminEvent[] = [];
+  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor() {
+    const subscription = this.realtime.events.subscribe((event) => {
+      if (!this.ready) {
+        this.pending.push(event);
+        return;
+      }
+      this.all.update((list) => applyConnectionEvent(list, event));
+      // Openings carry no topics or last ack: read them once things settle, not once per opening.
+      if (event.type === 'connection.opened') this.resyncSoon();
+    });
+    // Each time the stream (re)opens, what happened in the gap is read afresh.
+    effect(() => {
+      if (this.realtime.opened() > 0) untracked(() => void this.resync());
+    });
+    this.destroyRef.onDestroy(() => {
+      subscription.unsubscribe();
+      clearTimeout(this.resyncTimer);
+    });
+  }
+
   ngOnInit(): void {
     void this.init();
   }
 
   private async init(): Promise<void> {
-    // Events first, snapshot second: what happens in between is applied on top.
-    const pending: Parameters<typeof applyConnectionEvent>[1][] = [];
-    let ready = false;
-    const subscription = this.realtime.events.subscribe((event) => {
-      if (!ready) {
-        pending.push(event);
-        return;
-      }
-      this.all.update((list) => applyConnectionEvent(list, event));
-      // The event names the connection; its user's topics and last ack come from one read.
-      if (event.type === 'connection.opened') void this.fillIn(event.connection.userId);
-    });
-    this.destroyRef.onDestroy(() => subscription.unsubscribe());
+    // Opening the stream reads a snapshot (the effect above); if it cannot open, read one anyway.
+    await this.realtime.start();
+    if (!this.synced) await this.resync();
+    this.loading.set(false);
+  }
+
+  private resyncSoon(): void {
+    this.resyncTimer ??= setTimeout(() => {
+      this.resyncTimer = undefined;
+      void this.resync();
+    }, 1000);
+  }
+
+  /** A fresh snapshot, with the events that arrive while it is read applied on top. */
+  private async resync(): Promise<void> {
+    this.ready = false;
+    this.pending = [];
     try {
-      await this.realtime.start();
       const snapshot = await this.api.list();
-      this.all.set(pending.reduce(applyConnectionEvent, snapshot.items));
+      this.all.set(this.pending.reduce(applyConnectionEvent, snapshot.items));
+      this.synced = true;
+      this.error.set(null);
     } catch (error) {
       this.error.set(describeError(error));
     } finally {
-      ready = true;
-      this.loading.set(false);
-    }
-  }
-
-  private async fillIn(userId: string): Promise<void> {
-    try {
-      const fresh = await this.api.list(userId);
-      const byId = new Map(fresh.items.map((c) => [c.connectionId, c]));
-      this.all.update((list) =>
-        list.map((c) => {
-          const known = byId.get(c.connectionId);
-          return known ? { ...c, topics: known.topics, lastAckAt: known.lastAckAt } : c;
-        }),
-      );
-    } catch {
-      // The row stays without topics; the next visit reads them.
+      this.ready = true;
+      this.pending = [];
     }
   }
 

@@ -18,14 +18,31 @@ export class AuthService {
     return session && Date.parse(session.expiresAt) > Date.now() ? session.token : null;
   });
   readonly loggedIn = computed(() => this.token() !== null);
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor() {
+    this.armExpiry();
+  }
+
+  /** `token` reads the clock only when the session changes: at expiry, log out for real. */
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const session = this.session();
+    if (!session) return;
+    const left = Date.parse(session.expiresAt) - Date.now();
+    if (left <= 0) return;
+    this.expiryTimer = setTimeout(() => this.logout(), Math.min(left, 2_147_483_647));
+  }
 
   async login(password: string): Promise<void> {
     const session = await firstValueFrom(this.http.post<AdminSession>('/admin/api/login', { password }));
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
     this.session.set(session);
+    this.armExpiry();
   }
 
   logout(): void {
+    clearTimeout(this.expiryTimer);
     sessionStorage.removeItem(STORAGE_KEY);
     this.session.set(null);
     void this.router.navigate(['/login']);

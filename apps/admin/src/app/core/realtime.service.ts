@@ -6,10 +6,14 @@ import { AuthService } from './auth.service';
 
 export type RealtimeStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
+/** The server writes a heartbeat every 15 s: this much silence means the link is dead. */
+const SILENCE_LIMIT_MS = 45_000;
+
 /**
  * The one stream of live admin events (GET /admin/api/events), turned into
- * typed events and signals. It reconnects with backoff and jitter; features
- * subscribe to `events` and read `stats`.
+ * typed events and signals. It reconnects with backoff and jitter, and gives
+ * up on a silent link. Features subscribe to `events`, read `stats`, and read
+ * a fresh snapshot whenever `opened` moves (events of a gap are not replayed).
  */
 @Injectable({ providedIn: 'root' })
 export class RealtimeService {
@@ -17,32 +21,42 @@ export class RealtimeService {
   private readonly subject = new Subject<AdminEvent>();
   private controller: AbortController | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private lastData = 0;
   private attempt = 0;
+  /** Settled when an attempt opens the stream or fails: callers then read their snapshot either way. */
+  private waiters: (() => void)[] = [];
 
   readonly events = this.subject.asObservable();
   readonly status = signal<RealtimeStatus>('stopped');
+  /** Counts the times the stream (re)opened: a change means "read your snapshot again". */
+  readonly opened = signal(0);
   /** The latest statistics the server pushed (every few seconds while someone watches). */
   readonly stats = signal<AdminStats | null>(null);
-  /** Resolves once the stream is open: read snapshots after it, so nothing falls in between. */
-  private openWaiters: (() => void)[] = [];
 
   constructor() {
     inject(DestroyRef).onDestroy(() => this.stop());
   }
 
-  /** Starts the stream if it is not running; resolves when it is open. */
+  /** Starts the stream if it is not running; resolves once this attempt opened it or failed. */
   start(): Promise<void> {
     if (this.status() === 'live') return Promise.resolve();
-    const opened = new Promise<void>((resolve) => this.openWaiters.push(resolve));
+    const settled = new Promise<void>((resolve) => this.waiters.push(resolve));
     if (this.status() === 'stopped') void this.connect();
-    return opened;
+    return settled;
   }
 
   stop(): void {
     clearTimeout(this.retryTimer);
+    clearInterval(this.watchdog);
     this.controller?.abort();
     this.controller = null;
     this.status.set('stopped');
+    this.settle();
+  }
+
+  private settle(): void {
+    for (const resolve of this.waiters.splice(0)) resolve();
   }
 
   private async connect(): Promise<void> {
@@ -54,6 +68,7 @@ export class RealtimeService {
     this.status.set(this.attempt === 0 ? 'connecting' : 'reconnecting');
     const controller = new AbortController();
     this.controller = controller;
+    let closedBy: { code: number; reason: string } | undefined;
     try {
       const response = await fetch('/admin/api/events', {
         headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
@@ -67,19 +82,37 @@ export class RealtimeService {
       if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
       this.attempt = 0;
       this.status.set('live');
-      for (const resolve of this.openWaiters.splice(0)) resolve();
-      const parser = new SseParser((event) => this.dispatch(event.event, event.data));
+      this.opened.update((n) => n + 1);
+      this.settle();
+      this.lastData = Date.now();
+      clearInterval(this.watchdog);
+      this.watchdog = setInterval(() => {
+        if (Date.now() - this.lastData > SILENCE_LIMIT_MS) controller.abort();
+      }, 5_000);
+      const parser = new SseParser((event) => {
+        if (event.event === 'close') closedBy = parse<{ code: number; reason: string }>(event.data);
+        else this.dispatch(event.event, event.data);
+      });
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
+        this.lastData = Date.now();
         parser.push(decoder.decode(value, { stream: true }));
       }
     } catch {
-      // Aborted by stop(), or the network failed: decided below.
+      // Aborted (by stop() or the watchdog), or the network failed: decided below.
     }
-    if (controller.signal.aborted || this.controller !== controller) return;
+    clearInterval(this.watchdog);
+    this.settle();
+    if (this.controller !== controller || this.status() === 'stopped') return;
+    if (closedBy?.code === 1008 && /session/.test(closedBy.reason)) {
+      // The session ended: the server will refuse the next attempt anyway.
+      this.stop();
+      this.auth.logout();
+      return;
+    }
     this.attempt += 1;
     this.status.set('reconnecting');
     const ceiling = Math.min(30_000, 1000 * 2 ** (this.attempt - 1));
@@ -87,11 +120,21 @@ export class RealtimeService {
   }
 
   private dispatch(type: string, data: string): void {
-    try {
-      if (type === 'stats') this.stats.set(JSON.parse(data) as AdminStats);
-      else this.subject.next(JSON.parse(data) as AdminEvent);
-    } catch {
-      // A malformed event is skipped; the next snapshot corrects the view.
+    if (type === 'stats') {
+      const stats = parse<AdminStats>(data);
+      if (stats) this.stats.set(stats);
+      return;
     }
+    // A malformed event is skipped; the next snapshot corrects the view.
+    const event = parse<AdminEvent>(data);
+    if (event) this.subject.next(event);
+  }
+}
+
+function parse<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
   }
 }

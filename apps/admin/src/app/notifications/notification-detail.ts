@@ -90,6 +90,8 @@ export class NotificationDetail implements OnInit {
   protected readonly view = signal<NotificationView | null>(null);
   protected readonly error = signal<string | null>(null);
   protected readonly timeline = timelineOf;
+  private reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  private loadSeq = 0;
 
   ngOnInit(): void {
     void this.init();
@@ -98,17 +100,33 @@ export class NotificationDetail implements OnInit {
   private async init(): Promise<void> {
     // When its deliveries move, read it again: the timeline needs the new timestamps.
     const subscription = this.realtime.events.subscribe((event) => {
-      if (event.type === 'notification.progress' && event.id === this.id()) void this.load();
+      if (event.type === 'notification.progress' && event.id === this.id()) this.reloadSoon();
     });
-    this.destroyRef.onDestroy(() => subscription.unsubscribe());
+    this.destroyRef.onDestroy(() => {
+      subscription.unsubscribe();
+      clearTimeout(this.reloadTimer);
+    });
     await this.load();
   }
 
+  /** At most one read a second while deliveries move. */
+  private reloadSoon(): void {
+    this.reloadTimer ??= setTimeout(() => {
+      this.reloadTimer = undefined;
+      void this.load();
+    }, 1000);
+  }
+
   private async load(): Promise<void> {
+    const seq = ++this.loadSeq;
     try {
-      this.view.set(await this.api.get(this.id()));
+      const view = await this.api.get(this.id());
+      // An older read that answers late does not overwrite a newer one.
+      if (seq !== this.loadSeq) return;
+      this.view.set(view);
+      this.error.set(null);
     } catch (error) {
-      this.error.set(describeError(error));
+      if (seq === this.loadSeq) this.error.set(describeError(error));
     }
   }
 }

@@ -5,6 +5,7 @@ import { RouterLink } from '@angular/router';
 import type { AdminNotificationSummary } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
+import { LatestProgress } from '../core/progress';
 import { HistoryFilter, NotificationsApi } from './notifications-api';
 
 @Component({
@@ -27,7 +28,7 @@ import { HistoryFilter, NotificationsApi } from './notifications-api';
       </label>
       <label>From <input name="from" type="datetime-local" [(ngModel)]="from" /></label>
       <label>To <input name="to" type="datetime-local" [(ngModel)]="to" /></label>
-      <button type="submit">Search</button>
+      <button type="submit" [disabled]="loading()">Search</button>
     </form>
     @if (error()) {
       <p class="error" role="alert">{{ error() }}</p>
@@ -90,11 +91,14 @@ export class Notifications implements OnInit {
   protected readonly next = signal<string | null>(null);
   protected readonly loading = signal(false);
   protected readonly error = signal<string | null>(null);
+  private readonly latest = new LatestProgress();
+  /** Bumped by each new search: answers to an older one are dropped. */
+  private searchSeq = 0;
 
   constructor() {
     // Counts move live on the rows shown.
     const subscription = this.realtime.events.subscribe((event) => {
-      if (event.type !== 'notification.progress') return;
+      if (event.type !== 'notification.progress' || !this.latest.offer(event)) return;
       this.items.update((list) =>
         list.map((n) => (n.id === event.id ? { ...n, counts: event.counts, recipients: event.recipients } : n)),
       );
@@ -107,7 +111,9 @@ export class Notifications implements OnInit {
   }
 
   async search(): Promise<void> {
+    this.searchSeq += 1;
     this.items.set([]);
+    this.next.set(null);
     await this.load();
   }
 
@@ -116,6 +122,7 @@ export class Notifications implements OnInit {
   }
 
   private async load(before?: string): Promise<void> {
+    const seq = this.searchSeq;
     this.loading.set(true);
     this.error.set(null);
     try {
@@ -125,12 +132,13 @@ export class Notifications implements OnInit {
         ...(this.to ? { to: new Date(this.to).toISOString() } : {}),
         ...(before ? { before } : {}),
       });
+      if (seq !== this.searchSeq) return;
       this.items.update((list) => [...list, ...page.items]);
       this.next.set(page.nextCursor);
     } catch (error) {
-      this.error.set(describeError(error));
+      if (seq === this.searchSeq) this.error.set(describeError(error));
     } finally {
-      this.loading.set(false);
+      if (seq === this.searchSeq) this.loading.set(false);
     }
   }
 }
