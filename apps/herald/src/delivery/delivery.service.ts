@@ -36,6 +36,8 @@ export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 @Injectable()
 export class DeliveryService implements OnModuleInit {
   private readonly logger = new Logger(DeliveryService.name);
+  /** The tail of each user's chain of sends on this replica (see inOrderFor). */
+  private readonly userQueues = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly bus: Bus,
@@ -50,7 +52,11 @@ export class DeliveryService implements OnModuleInit {
   onModuleInit(): void {
     this.bus.setHandlers({
       deliver: (userId, message) =>
-        this.track(this.deliverToLocal([userId], message.notification, message.attempt, message.requestId)),
+        this.track(
+          this.inOrderFor(userId, () =>
+            this.deliverToLocal([userId], message.notification, message.attempt, message.requestId),
+          ),
+        ),
       broadcast: (message) =>
         this.track(
           this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1, message.requestId),
@@ -94,6 +100,22 @@ export class DeliveryService implements OnModuleInit {
         error: (error as Error).message,
       });
     }
+  }
+
+  /**
+   * Runs a user's sends one after the other, in the order the bus brought
+   * them: two notifications published in turn to one user are recorded and
+   * sent in turn, not in whatever order their database writes finish.
+   */
+  private inOrderFor(userId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.userQueues.get(userId) ?? Promise.resolve();
+    const run = previous.then(work);
+    const tail = run.catch(() => undefined);
+    this.userQueues.set(userId, tail);
+    void tail.then(() => {
+      if (this.userQueues.get(userId) === tail) this.userQueues.delete(userId);
+    });
+    return run;
   }
 
   /** An SSE client answered its stream's heartbeat; true when the stream is held here. */
