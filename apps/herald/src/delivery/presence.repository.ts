@@ -1,17 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { AdminConnection } from '@herald/protocol';
 import { Redis } from 'ioredis';
 import { REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 
-/** What the presence store keeps of one live connection. */
-export interface PresenceEntry {
-  connectionId: string;
-  userId: string;
-  replicaId: string;
-  connectedAt: string;
-  remoteAddress: string;
-  userAgent: string;
-}
+/** What the presence store keeps of one live connection: the console's view of it, without the user's facts. */
+export type PresenceEntry = Omit<AdminConnection, 'topics' | 'lastAckAt'>;
 
 /**
  * Live connections of every replica in Redis. Each replica's entries expire
