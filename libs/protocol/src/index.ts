@@ -317,18 +317,10 @@ export interface AdminBroadcastPreview {
 }
 
 /** A notification in the console's history list. */
-export interface AdminNotificationSummary {
-  id: string;
-  seq: number;
-  event: string;
+export type AdminNotificationSummary = Omit<NotificationView, 'payload' | 'deliveries'> & {
+  /** The API key id, or `admin-console`. */
   publisherId: string;
-  audience: Audience;
-  topic: string | null;
-  createdAt: string;
-  expiresAt: string;
-  recipients: number;
-  counts: Record<DeliveryStatus, number>;
-}
+};
 
 export interface AdminNotificationsResponse {
   items: AdminNotificationSummary[];

@@ -10,6 +10,8 @@ import type { AdminEvent } from '@herald/protocol';
 import type { Request, Response } from 'express';
 import { UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
+import { openEventStream } from '../common/event-stream';
+import { adminSessionOf } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
 import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -94,13 +96,8 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   /** Turns the response into this admin's event stream, until either side ends it or the session expires. */
   open(request: Request, response: Response): void {
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
-    const expiresAt = this.sessions.expiryOf(sessionOf(request));
-    response.status(200);
-    response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    response.setHeader('Cache-Control', 'no-store');
-    response.setHeader('X-Accel-Buffering', 'no');
-    response.flushHeaders();
-    response.write('retry: 2000\n\n');
+    const expiresAt = this.sessions.expiryOf(adminSessionOf(request) ?? '');
+    openEventStream(response, 2000);
     this.streams.add(response);
     // A stream must not outlive its session: the console logs in again.
     this.expiries.set(
@@ -196,10 +193,4 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     }
     this.writeAll(`event: ${type}\ndata: ${raw}\n\n`);
   }
-}
-
-function sessionOf(request: Request): string {
-  const header = request.headers.authorization;
-  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  return match?.[1] ?? (typeof request.query.token === 'string' ? request.query.token : '');
 }

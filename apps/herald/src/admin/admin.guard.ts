@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { bearerOf } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { AdminSessionService } from './admin-session.service';
 
@@ -15,13 +16,16 @@ export class AdminGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     this.sessions.assertEnabled();
     const request = context.switchToHttp().getRequest<Request>();
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const query = request.path.endsWith('/events') ? request.query.token : undefined;
-    const token = match?.[1] ?? (typeof query === 'string' ? query : undefined);
+    const token = adminSessionOf(request);
     if (!token)
       throw new UnauthorizedError('log in first: POST /admin/api/login, then send Authorization: Bearer <token>');
     if (!this.sessions.verify(token)) throw new UnauthorizedError('not an admin session, or it expired: log in again');
     return true;
   }
+}
+
+/** The admin session a request carries: the Bearer header, or `?token=` on the event stream only. */
+export function adminSessionOf(request: Request): string | null {
+  const query = request.path.endsWith('/events') ? request.query.token : undefined;
+  return bearerOf(request) ?? (typeof query === 'string' ? query : null);
 }

@@ -40,8 +40,6 @@ export class AdminService {
   async connections(query: Query): Promise<AdminConnectionsResponse> {
     const userId = optional(query.userId, 'userId', (v) => USER_ID_PATTERN.test(v), 'a user id');
     const all = await this.store(() => this.presence.list());
-    const perReplica: Record<string, number> = {};
-    for (const entry of all) perReplica[entry.replicaId] = (perReplica[entry.replicaId] ?? 0) + 1;
     const chosen = all
       .filter((e) => userId === undefined || e.userId === userId)
       .sort((a, b) => a.connectedAt.localeCompare(b.connectedAt));
@@ -53,7 +51,7 @@ export class AdminService {
         lastAckAt: facts.get(e.userId)?.lastAckAt ?? null,
       })),
       total: chosen.length,
-      perReplica,
+      perReplica: countPerReplica(all),
     };
   }
 
@@ -124,9 +122,11 @@ export class AdminService {
       this.store(() => this.presence.list()),
       this.store(() => this.admin.stats()),
     ]);
-    const perReplica: Record<string, number> = {};
-    for (const entry of entries) perReplica[entry.replicaId] = (perReplica[entry.replicaId] ?? 0) + 1;
-    return { at: new Date().toISOString(), connections: { total: entries.length, perReplica }, ...store };
+    return {
+      at: new Date().toISOString(),
+      connections: { total: entries.length, perReplica: countPerReplica(entries) },
+      ...store,
+    };
   }
 
   private async store<T>(read: () => Promise<T>): Promise<T> {
@@ -146,4 +146,10 @@ function optional(value: unknown, field: string, valid: (v: string) => boolean, 
     throw new BadRequestError(`${field} must be ${expected}`, [{ field, reason: `must be ${expected}` }]);
   }
   return value;
+}
+
+function countPerReplica(entries: PresenceEntry[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const entry of entries) counts[entry.replicaId] = (counts[entry.replicaId] ?? 0) + 1;
+  return counts;
 }

@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { bearerOf } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { ApiKeyService, Publisher } from './api-key.service';
 
@@ -12,10 +13,9 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<PublisherRequest>();
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
-    const publisher = this.keys.authenticate(match[1]!);
+    const key = bearerOf(request);
+    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
+    const publisher = this.keys.authenticate(key);
     if (!publisher) throw new UnauthorizedError('unknown API key');
     request.publisher = publisher;
     return true;

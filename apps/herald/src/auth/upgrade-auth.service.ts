@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { MAX_TOKEN_LENGTH } from '@herald/protocol';
+import { bearerOf } from '../common/bearer';
 import type { IncomingMessage } from 'node:http';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -46,11 +47,8 @@ export class UpgradeAuthService {
 }
 
 function tokenOf(request: IncomingMessage): string | null {
-  const header = request.headers.authorization;
-  if (typeof header === 'string') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match) return match[1]!;
-  }
+  const bearer = bearerOf(request);
+  if (bearer) return bearer;
   const url = new URL(request.url ?? '/', 'http://localhost');
   return url.searchParams.get('token');
 }

@@ -1,5 +1,6 @@
 import type { ServerFrame, StreamCloseEvent } from '@herald/protocol';
 import type { Response } from 'express';
+import { openEventStream } from '../common/event-stream';
 import type { ClientTransport } from '../delivery/transport';
 
 /**
@@ -15,15 +16,8 @@ export class SseTransport implements ClientTransport {
   closeCode: number | undefined;
 
   constructor(private readonly response: Response) {
-    response.status(200);
-    response.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    response.setHeader('Cache-Control', 'no-store');
-    // Nginx (and proxies honouring it) must pass every event on at once.
-    response.setHeader('X-Accel-Buffering', 'no');
-    response.socket?.setNoDelay(true);
-    response.flushHeaders();
-    // Tells EventSource how soon to come back if the stream drops; the SDK keeps its own backoff.
-    response.write('retry: 1000\n\n');
+    // retry: how soon EventSource comes back if the stream drops; the SDK keeps its own backoff.
+    openEventStream(response, 1000);
   }
 
   get isOpen(): boolean {
