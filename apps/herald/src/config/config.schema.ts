@@ -190,6 +190,36 @@ export const CONFIG_VARIABLES = {
     default: '100',
     description: 'Topics one user may be subscribed to.',
   },
+  HERALD_MAX_CONNECTIONS: {
+    schema: int(1, 1_000_000),
+    default: '15000',
+    description:
+      "Connections (WebSocket and SSE) one replica holds at most; beyond, new ones get 503 with Retry-After before the upgrade. Keep it below the process's open-file limit.",
+  },
+  HERALD_MAX_CONNECTIONS_PER_USER: {
+    schema: int(1, 10_000),
+    default: '20',
+    description:
+      'Connections one user may hold across all replicas; one more is closed with 1008 `too many connections for this user`.',
+  },
+  HERALD_MAX_BUFFERED_BYTES: {
+    schema: int(65_536, 1_073_741_824),
+    default: '4194304',
+    description:
+      "Bytes a connection may leave unread in its send buffer (a slow reader); beyond, it is cut off (terminated) so it cannot hold the replica's memory or slow other clients. What it missed is replayed when it reconnects.",
+  },
+  HERALD_CLIENT_FRAMES_PER_SECOND: {
+    schema: int(1, 1_000_000),
+    default: '50',
+    description:
+      'Frames per second a client may send on one connection, on average (acks of notifications sent to it are not counted); beyond, each frame is answered RATE_LIMITED.',
+  },
+  HERALD_CLIENT_FRAMES_BURST: {
+    schema: int(1, 1_000_000),
+    default: '200',
+    description:
+      'Frames a client may send at once above HERALD_CLIENT_FRAMES_PER_SECOND. A connection that keeps sending after this many of its frames were refused (net of the rate) is closed with 1008.',
+  },
   HERALD_HEARTBEAT_MS: {
     schema: int(100, 600_000),
     default: '25000',
@@ -281,6 +311,11 @@ export interface HeraldConfig {
   maxCommandsInFlight: number;
   maxQueuedCommands: number;
   maxTopicsPerUser: number;
+  maxConnections: number;
+  maxConnectionsPerUser: number;
+  maxBufferedBytes: number;
+  clientFramesPerSecond: number;
+  clientFramesBurst: number;
   heartbeatMs: number;
   tokenMaxTtlSeconds: number;
   presenceHeartbeatMs: number;
@@ -360,6 +395,11 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxCommandsInFlight: values.HERALD_MAX_COMMANDS_IN_FLIGHT as number,
     maxQueuedCommands: values.HERALD_MAX_QUEUED_COMMANDS as number,
     maxTopicsPerUser: values.HERALD_MAX_TOPICS_PER_USER as number,
+    maxConnections: values.HERALD_MAX_CONNECTIONS as number,
+    maxConnectionsPerUser: values.HERALD_MAX_CONNECTIONS_PER_USER as number,
+    maxBufferedBytes: values.HERALD_MAX_BUFFERED_BYTES as number,
+    clientFramesPerSecond: values.HERALD_CLIENT_FRAMES_PER_SECOND as number,
+    clientFramesBurst: values.HERALD_CLIENT_FRAMES_BURST as number,
     heartbeatMs: values.HERALD_HEARTBEAT_MS as number,
     tokenMaxTtlSeconds: values.HERALD_TOKEN_MAX_TTL_SECONDS as number,
     presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,

@@ -5,7 +5,7 @@ import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { isNotificationId } from '../gateway/frame-parser';
+import { isNotificationId, ParseResult } from '../gateway/frame-parser';
 import { UserRepository } from '../notifications/user.repository';
 import { Bus } from './bus';
 import { Connection } from './connection';
@@ -87,6 +87,11 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         tokenExpiresAt: meta.tokenExpiresAt,
       },
       transport,
+      {
+        maxBufferedBytes: this.config.maxBufferedBytes,
+        framesPerSecond: this.config.clientFramesPerSecond,
+        framesBurst: this.config.clientFramesBurst,
+      },
     );
     if (this.shuttingDown) {
       connection.close(CloseCode.GoingAway, 'server shutting down');
@@ -98,6 +103,11 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     this.setups.set(connection, setup);
     this.track(setup);
     return connection;
+  }
+
+  /** HERALD_MAX_CONNECTIONS: checked before an upgrade or a stream is accepted. */
+  get atCapacity(): boolean {
+    return this.registry.size >= this.config.maxConnections;
   }
 
   private presenceEntry(connection: Connection): PresenceEntry {
@@ -121,7 +131,27 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       held.subscribed = true;
       await this.users.touch(connection.userId);
       const entry = this.presenceEntry(connection);
-      await this.presence.add(entry, this.presenceTtlMs);
+      // The per-user cap is checked and the entry written in one step in Redis, so racing connects of
+      // one user on several replicas cannot all slip under it. Entries of dead replicas are pruned first.
+      let admitted = await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
+      if (!admitted) {
+        await this.presence.isOnline(connection.userId); // prunes the user's entries of dead replicas
+        admitted = await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
+      }
+      if (!admitted) {
+        this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
+        this.logger.log({
+          message: 'connection refused: too many for this user',
+          connectionId: connection.id,
+          userId: connection.userId,
+          limit: this.config.maxConnectionsPerUser,
+        });
+        connection.close(
+          CloseCode.PolicyViolation,
+          `too many connections for this user (${this.config.maxConnectionsPerUser})`,
+        );
+        return;
+      }
       held.present = true;
       this.live.emit({ type: 'connection.opened', connection: entry });
       connection.send({
@@ -164,12 +194,14 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   async closed(connection: Connection, code: number): Promise<void> {
     // Counted like the opening: only connections that were registered (not those refused while draining).
     if (this.registry.remove(connection)) this.metrics.connectionClosed(code);
+    if (connection.cutOff) this.metrics.connectionsCutOff.inc({ reason: connection.cutOff });
     this.logger.log({
       message: 'connection closed',
       connectionId: connection.id,
       userId: connection.userId,
       remoteAddress: connection.info.remoteAddress,
       code,
+      ...(connection.cutOff ? { cutOff: connection.cutOff } : {}),
       durationMs: Date.now() - connection.info.connectedAt.getTime(),
     });
     await this.setups.get(connection);
@@ -227,6 +259,41 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * HERALD_MAX_COMMANDS_IN_FLIGHT at a time per connection, so one socket
    * cannot take the database pool, and wait in a bounded queue beyond that.
    */
+  /**
+   * One frame from the client, parsed: rate-limited first (a frame that cannot be parsed costs the same
+   * as one that can), then answered with an error or run as a command.
+   */
+  received(connection: Connection, parsed: ParseResult): void {
+    const admission = connection.admit(parsed.ok && parsed.frame.type === 'ack');
+    const id = parsed.ok ? parsed.frame.id : parsed.id;
+    const withId = id !== undefined ? { id } : {};
+    if (admission === 'close') {
+      this.metrics.rateLimitedFrames.inc();
+      this.logger.log({
+        message: 'rate limit exceeded; closing',
+        connectionId: connection.id,
+        userId: connection.userId,
+      });
+      connection.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+      return;
+    }
+    if (admission === 'limited') {
+      this.metrics.rateLimitedFrames.inc();
+      connection.send({
+        type: 'error',
+        code: ErrorCode.RateLimited,
+        message: `more than ${this.config.clientFramesPerSecond} frames per second; slow down or be disconnected`,
+        ...withId,
+      });
+      return;
+    }
+    if (!parsed.ok) {
+      connection.send({ type: 'error', code: parsed.code, message: parsed.message, ...withId });
+      return;
+    }
+    this.command(connection, parsed.frame);
+  }
+
   command(connection: Connection, frame: ClientFrame): void {
     if (frame.type === 'ping' || frame.type === 'auth') {
       this.track(this.run(connection, frame));
@@ -352,6 +419,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     for (const connection of this.registry.all()) {
       if (!connection.alive) {
         this.logger.log({ message: 'reaping dead connection', connectionId: connection.id, userId: connection.userId });
+        connection.cutOff = 'dead-peer';
         connection.terminate();
         continue;
       }

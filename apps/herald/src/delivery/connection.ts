@@ -1,6 +1,19 @@
 import type { ClientFrame, NotificationFrame, ServerFrame } from '@herald/protocol';
 import type { ClientTransport } from './transport';
 
+/** Per-connection limits (HERALD_MAX_BUFFERED_BYTES, HERALD_CLIENT_FRAMES_PER_SECOND, HERALD_CLIENT_FRAMES_BURST). */
+export interface ConnectionLimits {
+  maxBufferedBytes: number;
+  framesPerSecond: number;
+  framesBurst: number;
+}
+
+/** What the rate limiter says of one client frame: take it, answer RATE_LIMITED, or close with 1008. */
+export type Admission = 'ok' | 'limited' | 'close';
+
+/** Why the server cut a connection off without a close handshake. */
+export type CutOff = 'slow-consumer' | 'dead-peer';
+
 export interface ConnectionInfo {
   id: string;
   userId: string;
@@ -27,11 +40,26 @@ export class Connection {
   /** Client commands running against the store, and those waiting for a slot. */
   commandsRunning = 0;
   readonly commandQueue: ClientFrame[] = [];
+  /** Set when the server terminated the connection itself; read when it closes, for the log and the metric. */
+  cutOff: CutOff | undefined;
+  /**
+   * Token bucket of client frames, refilled lazily from the clock (no timer per connection), and a
+   * second bucket of refusals that leaks at the same rate: a client that keeps sending after it was
+   * told to slow down overflows it.
+   */
+  private tokens: number;
+  private refusals = 0;
+  private refilledAt = Date.now();
+  /** Notifications sent and not yet acked on this connection: their acks are never rate-limited. */
+  private ackCredit = 0;
 
   constructor(
     readonly info: ConnectionInfo,
     private readonly transport: ClientTransport,
-  ) {}
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.tokens = limits.framesBurst;
+  }
 
   get transportKind(): ClientTransport['kind'] {
     return this.transport.kind;
@@ -49,8 +77,45 @@ export class Connection {
     return this.transport.isOpen;
   }
 
+  get bufferedAmount(): number {
+    return this.transport.bufferedAmount;
+  }
+
+  /**
+   * Sends a frame. A peer that leaves more than HERALD_MAX_BUFFERED_BYTES unread is cut off at once:
+   * a close frame would only queue behind what it does not read. Whatever it had not acked is
+   * replayed when it comes back.
+   */
   send(frame: ServerFrame): void {
-    if (this.transport.isOpen) this.transport.send(frame);
+    if (!this.transport.isOpen) return;
+    this.transport.send(frame);
+    if (frame.type === 'notification') this.ackCredit += 1;
+    if (this.transport.bufferedAmount > this.limits.maxBufferedBytes && this.cutOff === undefined) {
+      this.cutOff = 'slow-consumer';
+      this.transport.terminate();
+    }
+  }
+
+  /**
+   * Rate limit of client frames. An ack of a notification this connection was sent is always
+   * admitted (a client acking a replay burst is doing what it should); everything else spends a token.
+   */
+  admit(isAck: boolean, now = Date.now()): Admission {
+    if (isAck && this.ackCredit > 0) {
+      this.ackCredit -= 1;
+      return 'ok';
+    }
+    const elapsed = Math.max(0, now - this.refilledAt) / 1000;
+    this.refilledAt = now;
+    const refill = elapsed * this.limits.framesPerSecond;
+    this.tokens = Math.min(this.limits.framesBurst, this.tokens + refill);
+    this.refusals = Math.max(0, this.refusals - refill);
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 'ok';
+    }
+    this.refusals += 1;
+    return this.refusals > this.limits.framesBurst ? 'close' : 'limited';
   }
 
   /** Sends a live notification, or holds it while the replay is running. */

@@ -198,7 +198,11 @@ export class DeliveryService implements OnModuleInit {
           nextAttemptAt,
           resumeAfterSeq,
         );
+        // Paced frame by frame too: a batch of large notifications must not overflow the send buffer of a
+        // client that reads at a normal pace (past HERALD_MAX_BUFFERED_BYTES it would be cut off).
+        const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
         for (const item of batch) {
+          if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
@@ -216,7 +220,7 @@ export class DeliveryService implements OnModuleInit {
         if (batch.length < REPLAY_BATCH) break;
         // Claiming marks deliveries sent: do not claim faster than the client reads,
         // and not at all once it is gone.
-        await connection.drained(REPLAY_MAX_BUFFERED_BYTES, REPLAY_DRAIN_TIMEOUT_MS);
+        await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
         if (!connection.isOpen) break;
         afterSeq = batch[batch.length - 1]!.notification.seq;
       }

@@ -4,6 +4,18 @@ import { Redis } from 'ioredis';
 import { REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 
+/** KEYS: replica's connections, user's connections; ARGV: connection id, entry, replica id, TTL ms, cap. */
+const ADD_WITHIN_LIMIT = `
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+`;
+
 /** What the presence store keeps of one live connection: the console's view of it, without the user's facts. */
 export type PresenceEntry = Omit<AdminConnection, 'topics' | 'lastAckAt'>;
 
@@ -18,16 +30,23 @@ export class PresenceRepository {
     private readonly keys: RedisKeys,
   ) {}
 
-  async add(entry: PresenceEntry, ttlMs: number): Promise<void> {
-    const conns = this.keys.replicaConnections(entry.replicaId);
-    const user = this.keys.userConnections(entry.userId);
-    await this.redis
-      .multi()
-      .hset(conns, entry.connectionId, JSON.stringify(entry))
-      .pexpire(conns, ttlMs)
-      .hset(user, entry.connectionId, entry.replicaId)
-      .pexpire(user, ttlMs)
-      .exec();
+  /**
+   * Writes the entry unless the user already holds `maxPerUser` connections (counted across replicas,
+   * in the same atomic step); false when refused.
+   */
+  async add(entry: PresenceEntry, ttlMs: number, maxPerUser: number): Promise<boolean> {
+    const added = await this.redis.eval(
+      ADD_WITHIN_LIMIT,
+      2,
+      this.keys.replicaConnections(entry.replicaId),
+      this.keys.userConnections(entry.userId),
+      entry.connectionId,
+      JSON.stringify(entry),
+      entry.replicaId,
+      ttlMs,
+      maxPerUser,
+    );
+    return added === 1;
   }
 
   async remove(replicaId: string, userId: string, connectionId: string): Promise<void> {

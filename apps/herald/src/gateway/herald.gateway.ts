@@ -46,6 +46,11 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
         callback(false, 503, 'Server shutting down', { 'Retry-After': '1' });
         return;
       }
+      if (this.connections.atCapacity) {
+        this.refused(info.req, 503, 'Replica at its connection limit');
+        callback(false, 503, 'Replica at its connection limit', { 'Retry-After': '5' });
+        return;
+      }
       const decision = this.auth.decide(info.req);
       if (!decision.ok) {
         this.refused(info.req, decision.status, decision.message);
@@ -87,17 +92,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
         socket.close(CloseCode.UnsupportedData, 'binary frames are not supported');
         return;
       }
-      const parsed = parseClientFrame(rawToString(data));
-      if (!parsed.ok) {
-        connection.send({
-          type: 'error',
-          code: parsed.code,
-          message: parsed.message,
-          ...(parsed.id !== undefined ? { id: parsed.id } : {}),
-        });
-        return;
-      }
-      this.connections.command(connection, parsed.frame);
+      this.connections.received(connection, parseClientFrame(rawToString(data)));
     });
     socket.on('close', (code: number) => void this.connections.closed(connection, code));
     socket.on('error', (error: Error) =>

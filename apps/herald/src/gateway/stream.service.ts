@@ -30,6 +30,7 @@ export class StreamService {
     const principal = request.user!;
     // Before any byte is written, so a proxy can send the client to another replica.
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
+    if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
     const resumeAfterSeq = lastEventIdOf(request);
     const transport = new SseTransport(response);
     const connection = this.connections.open(transport, {

@@ -31,7 +31,7 @@ export class MetricsService {
   );
   readonly upgradesRefused = this.counter(
     'herald_upgrades_refused_total',
-    'WebSocket upgrades refused before the upgrade, by HTTP status (401 token, 403 origin, 503 draining).',
+    'WebSocket upgrades refused before the upgrade, by HTTP status (401 token, 403 origin, 503 draining or at HERALD_MAX_CONNECTIONS).',
     ['status'],
   );
   readonly notificationsPublished = this.counter(
@@ -75,7 +75,17 @@ export class MetricsService {
   );
   readonly rateLimitedFrames = this.counter(
     'herald_rate_limited_frames_total',
-    'Client commands answered RATE_LIMITED (too many queued on one connection).',
+    'Client frames answered RATE_LIMITED or that closed their connection (over the frame rate, or too many queued).',
+  );
+  readonly connectionsRefused = this.counter(
+    'herald_connections_refused_total',
+    'Connections closed right after opening because a limit was reached (user-limit: HERALD_MAX_CONNECTIONS_PER_USER).',
+    ['reason'],
+  );
+  readonly connectionsCutOff = this.counter(
+    'herald_connections_cut_off_total',
+    'Connections the server terminated without a close handshake: slow-consumer (send buffer over HERALD_MAX_BUFFERED_BYTES) or dead-peer (no pong).',
+    ['reason'],
   );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',

@@ -1,0 +1,98 @@
+import type { ServerFrame } from '@herald/protocol';
+import { Connection, ConnectionLimits } from './connection';
+import type { ClientTransport } from './transport';
+
+class FakeTransport implements ClientTransport {
+  readonly kind = 'websocket';
+  readonly answersPings = true;
+  isOpen = true;
+  bufferedAmount = 0;
+  terminated = 0;
+  readonly sent: ServerFrame[] = [];
+  /** Bytes each send adds to the buffer (a peer that reads nothing). */
+  constructor(private readonly bytesPerSend = 0) {}
+  send(frame: ServerFrame): void {
+    this.sent.push(frame);
+    this.bufferedAmount += this.bytesPerSend;
+  }
+  ping(): void {}
+  close(): void {
+    this.isOpen = false;
+  }
+  terminate(): void {
+    this.terminated += 1;
+    this.isOpen = false;
+  }
+}
+
+const LIMITS: ConnectionLimits = { maxBufferedBytes: 100_000, framesPerSecond: 10, framesBurst: 20 };
+
+function connectionOn(transport: FakeTransport, limits = LIMITS): Connection {
+  const info = { id: 'c1', userId: 'u1', connectedAt: new Date(), remoteAddress: '', userAgent: '', tokenExpiresAt: 0 };
+  return new Connection(info, transport, limits);
+}
+
+function notification(n: number): ServerFrame {
+  return {
+    type: 'notification',
+    id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+    seq: n,
+    event: 'e',
+    payload: {},
+    timestamp: new Date(0).toISOString(),
+    attempt: 1,
+  } as ServerFrame;
+}
+
+describe('Connection limits', () => {
+  it('admits a burst, then refuses with "limited", then closes a client that keeps going', () => {
+    const connection = connectionOn(new FakeTransport());
+    const now = 1_000_000;
+    const answers = Array.from({ length: 60 }, () => connection.admit(false, now));
+    expect(answers.slice(0, 20).every((a) => a === 'ok')).toBe(true);
+    expect(answers.slice(20, 40).every((a) => a === 'limited')).toBe(true);
+    // More refusals than the burst, net of the rate: the client is not slowing down.
+    expect(answers[40]).toBe('close');
+  });
+
+  it('refills at the configured rate, and forgives refusals at the same rate', () => {
+    const connection = connectionOn(new FakeTransport());
+    let now = 2_000_000;
+    for (let i = 0; i < 20; i++) expect(connection.admit(false, now)).toBe('ok');
+    for (let i = 0; i < 15; i++) expect(connection.admit(false, now)).toBe('limited');
+    now += 1000; // ten tokens back, ten refusals forgiven
+    for (let i = 0; i < 10; i++) expect(connection.admit(false, now)).toBe('ok');
+    expect(connection.admit(false, now)).toBe('limited');
+    // A client at the allowed rate is never closed: one frame per 100 ms for a minute.
+    for (let i = 0; i < 600; i++) {
+      now += 100;
+      expect(connection.admit(false, now)).not.toBe('close');
+    }
+  });
+
+  it('never limits acks of notifications sent on the connection (a replay burst), but does limit other acks', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    for (let n = 1; n <= 500; n++) connection.send(notification(n));
+    const now = 3_000_000;
+    for (let n = 1; n <= 500; n++) expect(connection.admit(true, now)).toBe('ok');
+    // The credit is spent: acks beyond what was sent cost tokens like any other frame.
+    const extra = Array.from({ length: 25 }, () => connection.admit(true, now));
+    expect(extra.filter((a) => a === 'ok')).toHaveLength(20);
+    expect(extra.slice(20).every((a) => a === 'limited')).toBe(true);
+  });
+
+  it('cuts off a peer whose send buffer passes the cap, once, and sends nothing after', () => {
+    const transport = new FakeTransport(30_000);
+    const connection = connectionOn(transport);
+    for (let n = 1; n <= 3; n++) connection.send(notification(n));
+    expect(transport.terminated).toBe(0);
+    expect(connection.cutOff).toBeUndefined();
+    connection.send(notification(4)); // 120 000 buffered > 100 000
+    expect(transport.terminated).toBe(1);
+    expect(connection.cutOff).toBe('slow-consumer');
+    connection.send(notification(5));
+    expect(transport.sent).toHaveLength(4);
+    expect(transport.terminated).toBe(1);
+  });
+});
