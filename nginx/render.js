@@ -20,6 +20,25 @@ const DEMO_ROOT = join(__dirname, '..', 'dist', 'demo');
 const DEFAULT_MAX_BODY_BYTES = 262144;
 const WS_TIMEOUT = '3600s';
 const MAX_FAILS = 2;
+/** Per client address: open /ws and /v1/stream connections, and new ones per second with a burst. */
+const DEFAULT_CONNECTIONS_PER_IP = 1000;
+const DEFAULT_HANDSHAKES_PER_SECOND = 50;
+const DEFAULT_HANDSHAKE_BURST = 200;
+
+/** The `map $http_origin` body for an allowlist like HERALD_ALLOWED_ORIGINS (`*` allows any). */
+function originMap(origins) {
+  const list = (origins ?? ['*']).map((o) => o.trim()).filter((o) => o.length > 0);
+  if (list.length === 0 || list.includes('*')) return '        default 0;';
+  for (const origin of list) {
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[A-Za-z0-9.:[\]-]+$/.test(origin)) {
+      throw new Error(`not an origin (scheme://host[:port]): ${JSON.stringify(origin)}`);
+    }
+  }
+  const escape = (origin) => origin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return ['        default 1;', "        '' 0;", ...list.map((origin) => `        "~*^${escape(origin)}$" 0;`)].join(
+    '\n',
+  );
+}
 const FAIL_TIMEOUT = '10s';
 
 /**
@@ -31,6 +50,10 @@ const FAIL_TIMEOUT = '10s';
  * @property {number} [maxBodyBytes]    HERALD_MAX_BODY_BYTES of the replicas
  * @property {string} [dir]             local only: folder for pid, logs and temp files
  * @property {string} [user]            local only: user the workers run as when the master is root
+ * @property {string[]} [allowedOrigins] browser origins allowed on /ws and /v1/stream (default: any)
+ * @property {number} [connectionsPerIp] open /ws and /v1/stream connections per client address
+ * @property {number} [handshakesPerSecond] new /ws and /v1/stream connections per second per client address
+ * @property {number} [handshakeBurst]   handshakes per client address allowed at once above that rate
  */
 
 /** @param {'compose' | 'local'} target @param {EdgeOptions} options @returns {string} */
@@ -67,6 +90,10 @@ function render(target, options) {
     WS_TIMEOUT,
     ADMIN_ROOT: options.adminRoot.replace(/\/+$/, ''),
     DEMO_ROOT: (options.demoRoot ?? DEMO_ROOT).replace(/\/+$/, ''),
+    ORIGIN_MAP: originMap(options.allowedOrigins),
+    CONNECTIONS_PER_IP: String(options.connectionsPerIp ?? DEFAULT_CONNECTIONS_PER_IP),
+    HANDSHAKES_PER_SECOND: String(options.handshakesPerSecond ?? DEFAULT_HANDSHAKES_PER_SECOND),
+    HANDSHAKE_BURST: String(options.handshakeBurst ?? DEFAULT_HANDSHAKE_BURST),
   };
   const text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
     if (!(name in values)) throw new Error(`nginx.conf.template uses {{${name}}}, which render.js does not fill`);
@@ -95,6 +122,9 @@ module.exports = {
   PLACEHOLDER_ROOT,
   DEMO_ROOT,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_CONNECTIONS_PER_IP,
+  DEFAULT_HANDSHAKES_PER_SECOND,
+  DEFAULT_HANDSHAKE_BURST,
   WS_TIMEOUT,
 };
 

@@ -636,6 +636,10 @@ async function up(options) {
         upstreams: replicas.map((r) => `127.0.0.1:${r.port}`),
         // In step with the replicas, which read the same variable (or its default).
         ...(process.env.HERALD_MAX_BODY_BYTES ? { maxBodyBytes: Number(process.env.HERALD_MAX_BODY_BYTES) } : {}),
+        // The same browser origins as the replicas: refused at the edge too.
+        ...(process.env.HERALD_ALLOWED_ORIGINS
+          ? { allowedOrigins: process.env.HERALD_ALLOWED_ORIGINS.split(',') }
+          : {}),
         adminRoot: existsSync(join(builtConsole, 'index.html')) ? builtConsole : render.PLACEHOLDER_ROOT,
         dir: nginxDir,
         // As root, workers would be `nobody`, who may not reach a project under /root: run them as its owner.

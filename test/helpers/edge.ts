@@ -12,7 +12,17 @@ interface EdgeOptions {
   adminRoot: string;
   maxBodyBytes?: number;
   dir?: string;
+  allowedOrigins?: string[];
+  connectionsPerIp?: number;
+  handshakesPerSecond?: number;
+  handshakeBurst?: number;
 }
+
+/** What a test may set in the rendered config besides where things are. */
+export type EdgeLimits = Pick<
+  EdgeOptions,
+  'allowedOrigins' | 'connectionsPerIp' | 'handshakesPerSecond' | 'handshakeBurst'
+>;
 
 /** The renderer shared with `npm run up` and the compose config (CommonJS, so Jest can load it). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain-JS script, not a TS module
@@ -69,7 +79,7 @@ export class Edge {
     return `ws://127.0.0.1:${this.port}/ws`;
   }
 
-  static async start(upstreamPorts: number[], options: { adminRoot?: string } = {}): Promise<Edge> {
+  static async start(upstreamPorts: number[], options: { adminRoot?: string } & EdgeLimits = {}): Promise<Edge> {
     const dir = mkdtempSync(join(tmpdir(), 'herald-edge-'));
     // Workers run as nobody when the master is root: they must reach the temp folders Nginx makes here.
     chmodSync(dir, 0o755);
@@ -79,6 +89,7 @@ export class Edge {
     writeFileSync(
       configFile,
       nginxRender.render('local', {
+        ...options,
         listen: `127.0.0.1:${port}`,
         upstreams: upstreamPorts.map((p) => `127.0.0.1:${p}`),
         adminRoot: options.adminRoot ?? nginxRender.PLACEHOLDER_ROOT,
@@ -114,6 +125,58 @@ export class Edge {
     this.process.kill('SIGTERM');
     await this.exit;
     this.process = null;
+  }
+
+  /** The master's pid, from the pid file the config names (what `nginx -s` reads). */
+  masterPid(): number {
+    return Number(readFileSync(join(this.dir, 'nginx.pid'), 'utf8').trim());
+  }
+
+  /**
+   * `nginx -s reload`: SIGHUP to the master named in the pid file. New workers take new connections at
+   * once; the old ones finish their requests and close what they still hold (WebSockets) after
+   * worker_shutdown_timeout. Resolves when the signal is sent: the caller watches the workers.
+   */
+  async reload(): Promise<void> {
+    if (!this.process) throw new Error('nginx is not running');
+    const pid = this.masterPid();
+    if (pid !== this.process.pid) throw new Error(`the pid file names ${pid}, not the master ${this.process.pid}`);
+    nginxTest(this.configFile);
+    process.kill(pid, 'SIGHUP');
+  }
+
+  /**
+   * Graceful stop (`nginx -s quit`, SIGQUIT): the listeners close at once, open connections get up to
+   * worker_shutdown_timeout. Resolves when the master has exited.
+   */
+  async quit(): Promise<void> {
+    if (!this.process) return;
+    this.process.kill('SIGQUIT');
+    await this.exit;
+    this.process = null;
+  }
+
+  /** Starts Nginx again with the same config, on the same port (after stop() or quit()). */
+  async restart(): Promise<void> {
+    if (this.process) throw new Error('nginx is still running');
+    const child = spawn(nginxBinary(), ['-c', this.configFile, '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    this.process = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(
+      `nginx again on :${this.port}`,
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${this.errorLog()}`);
+        const response = await fetch(`${this.http}/`, { redirect: 'manual' });
+        return response.status === 302;
+      },
+      10_000,
+      50,
+    );
   }
 
   accessLog(): string {
