@@ -7,6 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { UpgradeAuthService } from './auth/upgrade-auth.service';
+import { adminOriginCheck } from './admin/admin-origin';
 import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
 import { compileProxyTrust } from './common/client-address';
@@ -77,6 +78,7 @@ async function bootstrap(): Promise<void> {
     next();
   });
   app.use(END_USER_PATHS, endUserCors(app.get(UpgradeAuthService)));
+  app.use('/admin/api', adminOriginCheck(config.allowedOrigins));
   app.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
   app.use(bodyErrorHandler(config.maxBodyBytes));
   app.useGlobalFilters(new HttpErrorFilter());
