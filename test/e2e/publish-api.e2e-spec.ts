@@ -21,6 +21,8 @@ describe('Publish API', () => {
       HERALD_MAX_BODY_BYTES: '4096',
       HERALD_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:4200',
       HERALD_MAX_QUEUED_COMMANDS: '20',
+      // The flood test is about the command queue, not the frame rate (limits.e2e-spec.ts covers that).
+      HERALD_CLIENT_FRAMES_BURST: '1000',
       HERALD_MAX_TOPICS_PER_USER: '5',
       HERALD_MAX_MESSAGE_BYTES: '1024',
     });
