@@ -7,6 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { UpgradeAuthService } from './auth/upgrade-auth.service';
+import { answerClientErrors } from './common/client-error';
 import { adminOriginCheck } from './admin/admin-origin';
 import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
 import { PayloadTooLargeError, BadRequestError } from './common/errors';
@@ -68,6 +69,7 @@ async function bootstrap(): Promise<void> {
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  answerClientErrors(app.getHttpServer());
   // req.ip and req.protocol follow X-Forwarded-* only when the peer is a configured proxy.
   app.set('trust proxy', compileProxyTrust(config.trustedProxies));
   app.use(requestIdMiddleware);

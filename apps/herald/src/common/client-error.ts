@@ -1,0 +1,33 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+const ANSWERS: Record<string, { status: number; text: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    text: 'Request Header Fields Too Large',
+    message: 'request headers are too large (16 KiB at most)',
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, text: 'Request Timeout', message: 'the request took too long to arrive' },
+};
+
+/**
+ * Requests Node refuses before any route runs (headers over its limit, malformed HTTP, too slow)
+ * get the service's JSON error body too, instead of Node's bare status line.
+ */
+export function answerClientErrors(server: Server): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const answer = ANSWERS[error.code ?? ''] ?? { status: 400, text: 'Bad Request', message: 'malformed HTTP request' };
+    const body = JSON.stringify({
+      error: { code: 'BAD_REQUEST', message: answer.message, requestId: randomUUID() },
+    });
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${answer.text}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
