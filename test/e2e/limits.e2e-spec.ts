@@ -6,7 +6,7 @@ import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
 import { assertNothingLost, Published } from '../helpers/loss-check';
 import { scrape } from '../helpers/metrics';
-import { Replica, TEST_ADMIN_PASSWORD } from '../helpers/replica';
+import { Replica, TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
@@ -14,6 +14,7 @@ const MAX_BUFFERED = 262_144;
 const FRAMES_PER_SECOND = 20;
 const FRAMES_BURST = 40;
 const PER_USER = 3;
+const SECOND_PUBLISHER_KEY = 'second-publisher-key-0123456789';
 
 /** Resource limits: each one holds, and what it refuses is refused clearly, with nothing lost. */
 describe('Resource limits', () => {
@@ -28,6 +29,7 @@ describe('Resource limits', () => {
       HERALD_CLIENT_FRAMES_BURST: String(FRAMES_BURST),
       HERALD_MAX_CONNECTIONS_PER_USER: String(PER_USER),
       HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+      HERALD_API_KEYS: `${TEST_API_KEY},${SECOND_PUBLISHER_KEY}`,
       // Slow readers are tested with large notifications; nothing here waits for redelivery.
       HERALD_ACK_TIMEOUT_MS: '10000',
     });
@@ -190,6 +192,30 @@ describe('Resource limits', () => {
     } finally {
       await small.stop();
     }
+  });
+
+  it('scopes idempotency keys per publisher, and answers 422 when one publisher reuses a key with another body', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const key = `order-${randomUUID()}`;
+    const post = (base: string, apiKey: string, body: object) =>
+      request<{ id?: string; error?: { code: string } }>(base, 'POST', '/v1/notifications', {
+        body,
+        apiKey,
+        headers: { 'idempotency-key': key },
+      });
+    const first = await post(r1.http, TEST_API_KEY, { to: { users: [user('idem')] }, event: 'order.paid' });
+    expect(first.status).toBe(202);
+    // Another publisher's identical key is its own: a second notification, not a conflict.
+    const other = await post(r2.http, SECOND_PUBLISHER_KEY, { to: { users: [user('idem')] }, event: 'other.thing' });
+    expect(other.status).toBe(202);
+    expect(other.body.id).not.toBe(first.body.id);
+    const conflict = await post(r2.http, TEST_API_KEY, { to: { users: [user('idem')] }, event: 'order.refunded' });
+    expect(conflict.status).toBe(422);
+    expect(conflict.body.error).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    const rows = await cluster.db.query<{ n: string }>('SELECT count(*) AS n FROM notifications WHERE id = ANY($1)', [
+      [first.body.id, other.body.id],
+    ]);
+    expect(Number(rows[0]!.n)).toBe(2);
   });
 
   it('refuses state-changing admin requests from another site (Origin / Sec-Fetch-Site), not same-origin ones', async () => {
