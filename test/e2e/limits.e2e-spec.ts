@@ -300,6 +300,14 @@ describe('Edge limits', () => {
     await allowed.close();
   });
 
+  it('answers headers over its buffers with 400 and the JSON error body', async () => {
+    for (const path of ['/v1/notifications', '/ws']) {
+      const response = await fetch(`${edge.http}${path}`, { headers: { 'x-filler': 'f'.repeat(20 * 1024) } });
+      expect({ path, status: response.status }).toEqual({ path, status: 400 });
+      expect(await response.json()).toMatchObject({ error: { code: 'BAD_REQUEST', requestId: expect.any(String) } });
+    }
+  });
+
   it('limits connections and handshakes per client address with 429 and Retry-After', async () => {
     await new Promise((resolve) => setTimeout(resolve, 3100)); // a full handshake budget
     const held: TestClient[] = [];
