@@ -442,8 +442,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         connections.map((c) => this.presenceEntry(c)),
         this.presenceTtlMs,
       );
-      if (restored > 0)
-        this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored });
+      if (restored > 0) {
+        const resumed = await this.delivery.resumeParked(connections.map((c) => c.userId));
+        this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored, resumed });
+      }
     } catch (error) {
       this.logger.warn({ message: 'presence heartbeat failed', error: (error as Error).message });
     }

@@ -230,6 +230,14 @@ export class DeliveryService implements OnModuleInit {
     return total;
   }
 
+  /**
+   * Presence was lost in Redis and written again: while it was missing, redelivery checks and the sweep
+   * took these connected users for offline and parked their deliveries. Due again now; the sweep sends them.
+   */
+  async resumeParked(userIds: string[]): Promise<number> {
+    return this.deliveries.unparkUsers([...new Set(userIds)]);
+  }
+
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
     const { outcome, changed, sincePublishMs, sinceSentMs } = await this.deliveries.ack(notificationId, userId);

@@ -183,6 +183,23 @@ export class DeliveryRepository {
     );
   }
 
+  /**
+   * Puts the parked deliveries of these users back on the clock, due now, so the sweep routes them.
+   * For users who were connected all along while presence said otherwise (Redis lost it). Returns how many.
+   */
+  async unparkUsers(userIds: string[]): Promise<number> {
+    if (userIds.length === 0) return 0;
+    const rows = await query<unknown>(
+      this.dataSource,
+      `UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+        WHERE user_id = ANY($1::text[]) AND status IN ('pending', 'sent') AND next_attempt_at IS NULL
+          AND expires_at > now()
+       RETURNING 1`,
+      [userIds],
+    );
+    return rows.length;
+  }
+
   /** Parks many deliveries at once (each only at the attempt it was read at); returns how many. */
   async parkMany(items: { notificationId: string; userId: string; attempts: number }[]): Promise<number> {
     if (items.length === 0) return 0;
