@@ -177,7 +177,7 @@ describe('Resource limits', () => {
       const b = await TestClient.connect(small.ws, userToken(user('cap-b')));
       clients.push(a, b);
       const refused = await upgradeResponse(`${small.ws}?token=${userToken(user('cap-c'))}`);
-      expect(refused).toEqual({ status: 503, retryAfter: '5' });
+      expect(refused).toEqual({ status: 503, retryAfter: '1' });
       const stream = await fetch(`${small.http}/v1/stream`, {
         headers: { authorization: `Bearer ${userToken(user('cap-d'))}` },
       });

@@ -48,7 +48,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       }
       if (this.connections.atCapacity) {
         this.refused(info.req, 503, 'Replica at its connection limit');
-        callback(false, 503, 'Replica at its connection limit', { 'Retry-After': '5' });
+        callback(false, 503, 'Replica at its connection limit', { 'Retry-After': '1' });
         return;
       }
       const decision = this.auth.decide(info.req);
