@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { publish, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
-import { Replica } from '../helpers/replica';
+import { FAST_TIMINGS, Replica } from '../helpers/replica';
+import type { Socket } from 'node:net';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
@@ -92,7 +93,7 @@ describe('Delivery through replica crashes and shutdowns', () => {
     }
   });
 
-  it('routes a delivery whose bus message was lost (committed, never published) through the sweep', async () => {
+  it('routes a delivery whose bus message was lost (committed, never published) through the sweep, within the documented bound', async () => {
     const [r1] = cluster.replicas as [Replica, Replica];
     const carol = user('carol');
     const client = await TestClient.connect(r1.ws, userToken(carol));
@@ -105,12 +106,19 @@ describe('Delivery through replica crashes and shutdowns', () => {
        VALUES ($1, 'crashed-publisher', 'h', $2, 'late.but.there', '{"n":7}', 60, 1, now() + interval '60 seconds')`,
       [id, JSON.stringify({ users: [carol] })],
     );
+    // next_attempt_at as a publish writes it (backstopAt): commit + ack timeout + 2 sweep intervals.
+    const ackTimeout = Number(FAST_TIMINGS.HERALD_ACK_TIMEOUT_MS);
+    const sweepInterval = Number(FAST_TIMINGS.HERALD_SWEEP_INTERVAL_MS);
+    const committedAt = Date.now();
     await cluster.db.query(
       `INSERT INTO deliveries (notification_id, user_id, seq, expires_at, next_attempt_at)
-       SELECT id, $2, seq, expires_at, now() FROM notifications WHERE id = $1`,
-      [id, carol],
+       SELECT id, $2, seq, expires_at, now() + make_interval(secs => $3::double precision / 1000)
+         FROM notifications WHERE id = $1`,
+      [id, carol, ackTimeout + 2 * sweepInterval],
     );
     const [frame] = await client.notification(id, 1, 10_000);
+    // docs/reliability.md: within ack timeout + 3 sweep intervals of the commit (25 s by default); 1 s of slack here.
+    expect(Date.now() - committedAt).toBeLessThan(ackTimeout + 3 * sweepInterval + 1000);
     expect(frame).toMatchObject({ attempt: 1, event: 'late.but.there', payload: { n: 7 } });
     expect(await client.ack(id)).toMatchObject({ status: 'ok' });
   });
@@ -156,17 +164,26 @@ describe('Delivery through replica crashes and shutdowns', () => {
     await r1.start();
   });
 
-  it('closes clients with 1001 on SIGTERM and exits cleanly; unacked deliveries survive for the next connection', async () => {
+  it('closes clients with 1001 on SIGTERM and exits cleanly within the grace, even with a client that never answers; unacked deliveries survive for the next connection', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
     const dave = user('dave');
     const client = await TestClient.connect(r1.ws, userToken(dave));
     clients.push(client);
+    // A client that reads nothing: it never answers the close frame, so only the grace ends its wait.
+    const stuck = await TestClient.connect(r1.ws, userToken(user('stuck')));
+    clients.push(stuck);
+    (stuck.socket as unknown as { _socket: Socket })._socket.pause();
     const { id } = await publish(r2.http, { to: { users: [dave] }, event: 'shutdown.test' });
     await client.notification(id);
 
+    const stoppingAt = Date.now();
     const exitCode = await r1.stop();
+    const tookMs = Date.now() - stoppingAt;
     expect(await client.waitClosed()).toBe(1001);
     expect(exitCode).toBe(0);
+    // HERALD_SHUTDOWN_GRACE_MS (3000 here) bounds the wait for sockets and commands; closing the rest is quick.
+    expect(tookMs).toBeLessThan(Number(FAST_TIMINGS.HERALD_SHUTDOWN_GRACE_MS) + 3000);
+    stuck.terminate();
     expect(r1.log()).toContain('connections drained');
 
     const after = await TestClient.connect(r2.ws, userToken(dave));
