@@ -43,6 +43,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private readonly held = new WeakMap<Connection, { subscribed: boolean; present: boolean }>();
   /** connectionId → userId of presence entries whose removal failed. */
   private readonly pendingRemovals = new Map<string, string>();
+  /** Users whose parked deliveries are resumed again at the next beat (after presence was restored). */
+  private resumeAtNextBeat: string[] = [];
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -442,9 +444,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         connections.map((c) => this.presenceEntry(c)),
         this.presenceTtlMs,
       );
+      // Once now, and once more at the next beat: a sweep or check that read presence just before it
+      // was written back may park after the first pass.
+      const again = this.resumeAtNextBeat;
+      this.resumeAtNextBeat = restored > 0 ? connections.map((c) => c.userId) : [];
       if (restored > 0) {
-        const resumed = await this.delivery.resumeParked(connections.map((c) => c.userId));
+        const resumed = await this.delivery.resumeParked(this.resumeAtNextBeat);
         this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored, resumed });
+      } else if (again.length > 0) {
+        await this.delivery.resumeParked(again);
       }
     } catch (error) {
       this.logger.warn({ message: 'presence heartbeat failed', error: (error as Error).message });
