@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { freePort } from './replica';
 
 /**
@@ -57,6 +58,40 @@ export class PrivatePostgres {
     this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
   }
 
+  /**
+   * `start()` without blocking this process's event loop while pg_ctl runs, so
+   * sockets of the test (WebSocket pongs, HTTP answers) keep being served.
+   */
+  async startAsync(): Promise<void> {
+    await this.runAsync('pg_ctl', [
+      '-D',
+      join(this.dir, 'data'),
+      '-l',
+      join(this.dir, 'server.log'),
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      '-w',
+      'start',
+    ]);
+  }
+
+  /** `stop()` (immediate, like a crash) without blocking this process's event loop. */
+  async stopAsync(): Promise<void> {
+    await this.runAsync('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
+  }
+
+  /** One query on a short-lived connection (so it works across stops and starts). */
+  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const client = new Client({ connectionString: this.url, connectionTimeoutMillis: 3000 });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return (await client.query(sql, params)).rows as T[];
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   async destroy(): Promise<void> {
     spawnSync(...this.command('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']), {
       stdio: 'ignore',
@@ -67,6 +102,18 @@ export class PrivatePostgres {
   private command(tool: string, args: string[]): [string, string[]] {
     const path = join(this.bin, tool);
     return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', path, ...args]] : [path, args];
+  }
+
+  private runAsync(tool: string, args: string[]): Promise<void> {
+    const [cmd, argv] = this.command(tool, args);
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${tool} failed (${code}): ${output}`))));
+    });
   }
 
   private run(tool: string, args: string[]): void {
