@@ -116,7 +116,7 @@ describe('Resource limits', () => {
     // The burst is answered; beyond it each frame is refused by name (its id echoed), none silently.
     expect(pongs.length).toBeGreaterThanOrEqual(FRAMES_BURST);
     expect(limited.length).toBeGreaterThan(0);
-    expect(limited[0]).toMatchObject({ id: expect.stringMatching(/^p\d+$/) });
+    expect((limited[0] as { id?: string }).id).toMatch(/^p\d+$/);
 
     // Within the rate nothing is refused.
     const steady = await TestClient.connect(r1.ws, userToken(user('steady')));
@@ -229,7 +229,8 @@ describe('Resource limits', () => {
       });
     const evil = await login({ origin: 'https://evil.test' });
     expect(evil.status).toBe(403);
-    expect(evil.body.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('cross-site') });
+    expect(evil.body.error?.code).toBe('FORBIDDEN');
+    expect(evil.body.error?.message).toContain('cross-site');
     expect((await login({ 'sec-fetch-site': 'cross-site' })).status).toBe(403);
     expect((await login({ origin: `http://127.0.0.1:${r1.port + 1}` })).status).toBe(403);
     const same = await login({ origin: `http://${host}`, 'sec-fetch-site': 'same-origin' });
@@ -304,7 +305,9 @@ describe('Edge limits', () => {
     for (const path of ['/v1/notifications', '/ws']) {
       const response = await fetch(`${edge.http}${path}`, { headers: { 'x-filler': 'f'.repeat(20 * 1024) } });
       expect({ path, status: response.status }).toEqual({ path, status: 400 });
-      expect(await response.json()).toMatchObject({ error: { code: 'BAD_REQUEST', requestId: expect.any(String) } });
+      const body = (await response.json()) as { error?: { code?: string; requestId?: unknown } };
+      expect(body.error?.code).toBe('BAD_REQUEST');
+      expect(typeof body.error?.requestId).toBe('string');
     }
   });
 

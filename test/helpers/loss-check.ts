@@ -52,7 +52,9 @@ export async function assertNothingLost(
     } else if ((state === 'expired' || state === 'failed') && allowed.includes(state)) {
       report[state] += 1;
     } else {
-      problems.push(`${id} → ${userId}: ends ${state}${inClient ? ' (the client has it, its ack is not recorded)' : ''}`);
+      problems.push(
+        `${id} → ${userId}: ends ${state}${inClient ? ' (the client has it, its ack is not recorded)' : ''}`,
+      );
     }
   }
   if (problems.length > 0) {

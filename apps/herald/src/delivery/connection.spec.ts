@@ -41,7 +41,7 @@ function notification(n: number): ServerFrame {
     payload: {},
     timestamp: new Date(0).toISOString(),
     attempt: 1,
-  } as ServerFrame;
+  };
 }
 
 describe('Connection limits', () => {
