@@ -17,7 +17,9 @@ const ANSWERS: Record<string, { status: number; text: string; message: string }>
  */
 export function answerClientErrors(server: Server): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    if (!socket.writable || error.code === 'ECONNRESET') {
+    // A response already under way on this socket (a stream) must not get an answer spliced into it.
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (!socket.writable || error.code === 'ECONNRESET' || inProgress?.headersSent) {
       socket.destroy();
       return;
     }

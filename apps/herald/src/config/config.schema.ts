@@ -206,13 +206,13 @@ export const CONFIG_VARIABLES = {
     schema: int(65_536, 1_073_741_824),
     default: '4194304',
     description:
-      "Bytes a connection may leave unread in its send buffer (a slow reader); beyond, it is cut off (terminated) so it cannot hold the replica's memory or slow other clients. What it missed is replayed when it reconnects.",
+      "Bytes a connection may leave unread in its send buffer (a slow reader) for a second, four times that at any moment (at least twice HERALD_MAX_PAYLOAD_BYTES); beyond, it is cut off (terminated) so it cannot hold the replica's memory or slow other clients. What it missed is replayed when it reconnects.",
   },
   HERALD_CLIENT_FRAMES_PER_SECOND: {
     schema: int(1, 1_000_000),
     default: '50',
     description:
-      'Frames per second a client may send on one connection, on average (acks of notifications sent to it are not counted); beyond, each frame is answered RATE_LIMITED.',
+      'Frames per second a client may send on one connection, on average (acks of notifications sent to it, and its first 1000 acks, are not counted); beyond, each frame is answered RATE_LIMITED.',
   },
   HERALD_CLIENT_FRAMES_BURST: {
     schema: int(1, 1_000_000),
@@ -366,6 +366,12 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     const max = values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number;
     if (max < min)
       problems.push(`HERALD_REDELIVERY_MAX_BACKOFF_MS=${max} must not be below HERALD_REDELIVERY_BACKOFF_MS=${min}`);
+    const payload = values.HERALD_MAX_PAYLOAD_BYTES as number;
+    const buffered = values.HERALD_MAX_BUFFERED_BYTES as number;
+    if (buffered < 2 * payload)
+      problems.push(
+        `HERALD_MAX_BUFFERED_BYTES=${buffered} must be at least twice HERALD_MAX_PAYLOAD_BYTES=${payload}, or a reader could be cut off for one notification`,
+      );
     const ttl = values.HERALD_DEFAULT_TTL_SECONDS as number;
     const maxTtl = values.HERALD_MAX_TTL_SECONDS as number;
     if (ttl > maxTtl)

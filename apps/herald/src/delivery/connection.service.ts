@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION } from '@herald/protocol';
+import { ClientFrame, CloseCode, ErrorCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -135,10 +135,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       const entry = this.presenceEntry(connection);
       // The per-user cap is checked and the entry written in one step in Redis, so racing connects of
       // one user on several replicas cannot all slip under it. Entries of dead replicas are pruned first.
-      let admitted = await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
+      let admitted = await this.addPresence(entry);
       if (!admitted) {
         await this.presence.isOnline(connection.userId); // prunes the user's entries of dead replicas
-        admitted = await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
+        admitted = await this.addPresence(entry);
       }
       if (!admitted) {
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
@@ -150,7 +150,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         });
         connection.close(
           CloseCode.PolicyViolation,
-          `too many connections for this user (${this.config.maxConnectionsPerUser})`,
+          `${LimitCloseReason.TooManyConnections} (${this.config.maxConnectionsPerUser})`,
         );
         return;
       }
@@ -237,6 +237,19 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     });
   }
 
+  /**
+   * Writes the presence entry within the per-user cap. When Redis does not answer, the script may have
+   * run all the same: the entry is queued for removal, so it cannot hold one of the user's slots.
+   */
+  private async addPresence(entry: PresenceEntry): Promise<boolean> {
+    try {
+      return await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
+    } catch (error) {
+      this.pendingRemovals.set(entry.connectionId, entry.userId);
+      throw error;
+    }
+  }
+
   /** Removes a presence entry; one that cannot be removed now is retried at the next beat. */
   private async removePresence(userId: string, connectionId: string): Promise<boolean> {
     try {
@@ -266,6 +279,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * as one that can), then answered with an error or run as a command.
    */
   received(connection: Connection, parsed: ParseResult): void {
+    if (connection.ignoreFrames) return;
     const admission = connection.admit(parsed.ok && parsed.frame.type === 'ack');
     const id = parsed.ok ? parsed.frame.id : parsed.id;
     const withId = id !== undefined ? { id } : {};
@@ -276,7 +290,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         connectionId: connection.id,
         userId: connection.userId,
       });
-      connection.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+      connection.ignoreFrames = true;
+      connection.close(CloseCode.PolicyViolation, LimitCloseReason.RateLimitExceeded);
       return;
     }
     if (admission === 'limited') {
@@ -449,6 +464,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       const again = this.resumeAtNextBeat;
       this.resumeAtNextBeat = restored > 0 ? connections.map((c) => c.userId) : [];
       if (restored > 0) {
+        // A connection that closed while the beat was writing was written back: take it out again.
+        for (const c of connections) if (this.registry.get(c.id) !== c) await this.removePresence(c.userId, c.id);
         const resumed = await this.delivery.resumeParked(this.resumeAtNextBeat);
         this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored, resumed });
       } else if (again.length > 0) {
@@ -470,6 +487,16 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     clearInterval(this.presenceTimer);
     const connections = [...this.registry.all()];
     for (const connection of connections) connection.close(CloseCode.GoingAway, 'server shutting down');
+    // Forgotten at once, not after the drain: clients reconnecting elsewhere must not find their own
+    // closing connections still counted (the per-user cap) or listed.
+    try {
+      await this.presence.removeReplica(
+        this.config.replicaId,
+        connections.map((c) => ({ userId: c.userId, connectionId: c.id })),
+      );
+    } catch (error) {
+      this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
+    }
     const deadline = Date.now() + this.config.shutdownGraceMs;
     // Frames a client sent before it saw our close frame (acks above all) are still read
     // until its close reply arrives: wait for every socket to finish closing, then for
@@ -479,14 +506,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       await Promise.race([Promise.allSettled([...this.inFlight]), pause(Math.max(0, deadline - Date.now()))]);
     }
     const unfinished = this.inFlight.size;
-    try {
-      await this.presence.removeReplica(
-        this.config.replicaId,
-        connections.map((c) => ({ userId: c.userId, connectionId: c.id })),
-      );
-    } catch (error) {
-      this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
-    }
     for (const connection of connections) this.emitClosed(connection, CloseCode.GoingAway);
     this.logger.log({ message: 'connections drained', closed: connections.length, unfinished });
   }

@@ -1,5 +1,5 @@
 import type { ServerFrame } from '@herald/protocol';
-import { Connection, ConnectionLimits } from './connection';
+import { Connection, ConnectionLimits, INITIAL_ACK_ALLOWANCE, SLOW_CONSUMER_GRACE_MS } from './connection';
 import type { ClientTransport } from './transport';
 
 class FakeTransport implements ClientTransport {
@@ -70,29 +70,47 @@ describe('Connection limits', () => {
     }
   });
 
-  it('never limits acks of notifications sent on the connection (a replay burst), but does limit other acks', () => {
+  it('never limits acks of notifications sent on the connection (a replay burst) nor the acks queued before it, but does limit other acks', () => {
     const transport = new FakeTransport();
     const connection = connectionOn(transport);
     for (let n = 1; n <= 500; n++) connection.send(notification(n));
     const now = 3_000_000;
-    for (let n = 1; n <= 500; n++) expect(connection.admit(true, now)).toBe('ok');
+    for (let n = 1; n <= 500 + INITIAL_ACK_ALLOWANCE; n++) expect(connection.admit(true, now)).toBe('ok');
     // The credit is spent: acks beyond what was sent cost tokens like any other frame.
     const extra = Array.from({ length: 25 }, () => connection.admit(true, now));
     expect(extra.filter((a) => a === 'ok')).toHaveLength(20);
     expect(extra.slice(20).every((a) => a === 'limited')).toBe(true);
   });
 
-  it('cuts off a peer whose send buffer passes the cap, once, and sends nothing after', () => {
+  it('cuts off a peer whose send buffer stays over the cap for the grace, once, and sends nothing after', () => {
     const transport = new FakeTransport(30_000);
     const connection = connectionOn(transport);
-    for (let n = 1; n <= 3; n++) connection.send(notification(n));
+    const t0 = 4_000_000;
+    for (let n = 1; n <= 4; n++) connection.send(notification(n), t0); // 120 000 buffered > 100 000
     expect(transport.terminated).toBe(0);
+    connection.send(notification(5), t0 + SLOW_CONSUMER_GRACE_MS - 1);
     expect(connection.cutOff).toBeUndefined();
-    connection.send(notification(4)); // 120 000 buffered > 100 000
+    connection.send(notification(6), t0 + SLOW_CONSUMER_GRACE_MS);
     expect(transport.terminated).toBe(1);
     expect(connection.cutOff).toBe('slow-consumer');
-    connection.send(notification(5));
-    expect(transport.sent).toHaveLength(4);
+    connection.send(notification(7), t0 + SLOW_CONSUMER_GRACE_MS + 1);
+    expect(transport.sent).toHaveLength(6);
     expect(transport.terminated).toBe(1);
+  });
+
+  it('lets a reader that catches up take a burst over the cap, and cuts off at four times the cap at once', () => {
+    const transport = new FakeTransport(60_000);
+    const connection = connectionOn(transport);
+    const t0 = 5_000_000;
+    connection.send(notification(1), t0);
+    connection.send(notification(2), t0); // 120 000: over the cap, the grace starts
+    transport.bufferedAmount = 0; // the reader caught up
+    connection.send(notification(3), t0 + 900);
+    connection.send(notification(4), t0 + 1900); // over again, a new grace: not 1900 ms over
+    expect(transport.terminated).toBe(0);
+    for (let n = 5; n <= 8; n++) connection.send(notification(n), t0 + 1900); // 360 000
+    expect(transport.terminated).toBe(0);
+    connection.send(notification(9), t0 + 1900); // 420 000 > 4 × 100 000
+    expect(connection.cutOff).toBe('slow-consumer');
   });
 });

@@ -1,6 +1,11 @@
 import type { ClientFrame, NotificationFrame, ServerFrame } from '@herald/protocol';
 import type { ClientTransport } from './transport';
 
+/** How long a send buffer may stay over HERALD_MAX_BUFFERED_BYTES before its reader is cut off. */
+export const SLOW_CONSUMER_GRACE_MS = 1000;
+/** Acks a connection may send at its start without spending frame-rate tokens (see `ackCredit`). */
+export const INITIAL_ACK_ALLOWANCE = 1000;
+
 /** Per-connection limits (HERALD_MAX_BUFFERED_BYTES, HERALD_CLIENT_FRAMES_PER_SECOND, HERALD_CLIENT_FRAMES_BURST). */
 export interface ConnectionLimits {
   maxBufferedBytes: number;
@@ -50,8 +55,15 @@ export class Connection {
   private tokens: number;
   private refusals = 0;
   private refilledAt = Date.now();
-  /** Notifications sent and not yet acked on this connection: their acks are never rate-limited. */
-  private ackCredit = 0;
+  /**
+   * Acks that are not rate-limited: one per notification sent on this connection, plus an allowance
+   * at the start for acks a client queued while it was disconnected and sends right after `welcome`.
+   */
+  private ackCredit = INITIAL_ACK_ALLOWANCE;
+  /** Since when the send buffer has been over HERALD_MAX_BUFFERED_BYTES (undefined: it is not). */
+  private overCapSince: number | undefined;
+  /** Closed for flooding: frames still arriving before the close completes are ignored, not answered. */
+  ignoreFrames = false;
 
   constructor(
     readonly info: ConnectionInfo,
@@ -82,15 +94,23 @@ export class Connection {
   }
 
   /**
-   * Sends a frame. A peer that leaves more than HERALD_MAX_BUFFERED_BYTES unread is cut off at once:
-   * a close frame would only queue behind what it does not read. Whatever it had not acked is
-   * replayed when it comes back.
+   * Sends a frame. A peer that leaves more than HERALD_MAX_BUFFERED_BYTES unread for
+   * SLOW_CONSUMER_GRACE_MS, or four times that at any moment, is cut off at once: a close frame
+   * would only queue behind what it does not read. (The grace lets a healthy reader take a burst,
+   * such as the live frames held back during its replay.) Whatever it had not acked is replayed
+   * when it comes back.
    */
-  send(frame: ServerFrame): void {
-    if (!this.transport.isOpen) return;
+  send(frame: ServerFrame, now = Date.now()): void {
+    if (!this.transport.isOpen || this.cutOff !== undefined) return;
     this.transport.send(frame);
     if (frame.type === 'notification') this.ackCredit += 1;
-    if (this.transport.bufferedAmount > this.limits.maxBufferedBytes && this.cutOff === undefined) {
+    const buffered = this.transport.bufferedAmount;
+    if (buffered <= this.limits.maxBufferedBytes) {
+      this.overCapSince = undefined;
+      return;
+    }
+    this.overCapSince ??= now;
+    if (buffered > 4 * this.limits.maxBufferedBytes || now - this.overCapSince >= SLOW_CONSUMER_GRACE_MS) {
       this.cutOff = 'slow-consumer';
       this.transport.terminate();
     }

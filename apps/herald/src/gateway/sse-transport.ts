@@ -25,7 +25,8 @@ export class SseTransport implements ClientTransport {
   }
 
   get bufferedAmount(): number {
-    return this.response.writableLength + (this.response.socket?.writableLength ?? 0);
+    // OutgoingMessage.writableLength already counts what its socket has not written yet.
+    return this.response.writableLength;
   }
 
   send(frame: ServerFrame): void {
