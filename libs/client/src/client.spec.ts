@@ -273,6 +273,31 @@ describe('HeraldClient', () => {
     expect(closedToo).toHaveBeenCalledWith({ code: 1008, reason: 'token expired' });
   });
 
+  it('retries a 1008 for a server limit with backoff, without a fresh token and without giving up', async () => {
+    const getToken = jest.fn(async () => 'fresh');
+    const c = client({ token: 'first', getToken });
+    const closed = jest.fn();
+    c.on('closed', closed);
+    c.connect();
+    await settle();
+    for (const reason of [
+      'too many connections for this user (20)',
+      'rate limit exceeded',
+      'too many connections for this user (20)',
+    ]) {
+      FakeSocket.last.accept();
+      const sockets = FakeSocket.all.length;
+      FakeSocket.last.serverClose(1008, reason);
+      // The next attempt comes after the backoff delay (seconds), with the same token.
+      for (let waited = 0; FakeSocket.all.length === sockets && waited < 10_000; waited += 100) await settle(100);
+      expect(new URL(FakeSocket.last.url).searchParams.get('token')).toBe('first');
+    }
+    expect(closed).not.toHaveBeenCalled();
+    expect(getToken).not.toHaveBeenCalled();
+    expect(FakeSocket.all.length).toBeGreaterThanOrEqual(4);
+    c.close();
+  });
+
   it('refreshes a token near its expiry in-band, without reconnecting', async () => {
     jest.setSystemTime(new Date('2026-11-25T00:00:00Z'));
     const now = Math.floor(Date.now() / 1000);

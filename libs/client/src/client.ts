@@ -2,6 +2,7 @@ import type {
   AcksResponse,
   ClientFrame,
   JsonValue,
+  LimitCloseReason,
   NotificationFrame,
   ServerFrame,
   StreamCloseEvent,
@@ -112,6 +113,17 @@ export interface ClientEvents {
 /** Close codes a reconnect cannot fix: the client is speaking the protocol wrongly. */
 const FATAL_CODES = new Set([1002, 1003, 1007]);
 const POLICY = 1008;
+
+/** The protocol's LimitCloseReason values, here so the SDK keeps no runtime dependency (the type keeps them equal). */
+const LIMIT_CLOSE_REASONS: readonly (typeof LimitCloseReason)[keyof typeof LimitCloseReason][] = [
+  'too many connections for this user',
+  'rate limit exceeded',
+];
+
+/** A 1008 for a server limit (too many connections of the user, frame rate), not for the token. */
+function isLimitClose(reason: string): boolean {
+  return LIMIT_CLOSE_REASONS.some((limit) => reason.startsWith(limit));
+}
 const ABNORMAL = 1006;
 const MAX_ACKS_PER_POST = 500;
 /** setTimeout's largest delay; longer ones fire at once. */
@@ -807,8 +819,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.attempt = 0;
       this.policyCloses = 0;
     }
-    if (code === POLICY) {
+    if (code === POLICY && !isLimitClose(reason)) {
       // A fresh token may fix it, once; a second policy close in a row means it cannot.
+      // (A limit close is not about the token: it is retried with backoff like any other.)
       this.policyCloses += 1;
       if (!this.getToken || this.policyCloses > 1) {
         this.finish(code, reason);

@@ -31,6 +31,15 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Reasons of the 1008 closes that are limits, not credentials: a fresh token does not help, waiting does
+ * (`TooManyConnections` is followed by ` (N)`, the limit).
+ */
+export const LimitCloseReason = {
+  TooManyConnections: 'too many connections for this user',
+  RateLimitExceeded: 'rate limit exceeded',
+} as const;
+
 /** WebSocket close codes used by Herald (RFC 6455 section 7.4.1). */
 export const CloseCode = {
   Normal: 1000,
