@@ -30,7 +30,7 @@ function originMap(origins) {
   const list = (origins ?? ['*']).map((o) => o.trim()).filter((o) => o.length > 0);
   if (list.length === 0 || list.includes('*')) return '        default 0;';
   for (const origin of list) {
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[A-Za-z0-9.:[\]-]+$/.test(origin)) {
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[A-Za-z0-9._:[\]-]+$/.test(origin)) {
       throw new Error(`not an origin (scheme://host[:port]): ${JSON.stringify(origin)}`);
     }
   }
