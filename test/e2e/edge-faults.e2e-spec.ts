@@ -159,8 +159,9 @@ class Publisher {
           throw new Error(`publish through ${base} answered ${result.status}: ${JSON.stringify(result.body)}`);
         }
       } catch (error) {
-        if (!(error instanceof TypeError)) throw error; // fetch's network failures are TypeErrors
-        status = error.message;
+        // fetch's network failures are TypeErrors from Node's realm, not the test's: compare by name.
+        if ((error as Error).name !== 'TypeError') throw error;
+        status = (error as Error).message;
       }
       if (attempt >= 30) throw new Error(`publish through ${base} still failing after ${attempt} tries: ${status}`);
       this.retries += 1;
