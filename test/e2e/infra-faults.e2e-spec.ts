@@ -231,6 +231,15 @@ function sweepCounts(replicas: Replica[], since: Map<string, number>): Record<st
   return total;
 }
 
+/** True when each inbox's connection is in its user's presence hash, held by the given replica. */
+async function presenceWritten(redis: PrivateRedis, prefix: string, held: [Inbox, Replica][]): Promise<boolean> {
+  for (const [inbox, replica] of held) {
+    const key = `${prefix}:user:${inbox.userId}`;
+    if ((await redis.call('HGET', key, inbox.welcome.connectionId)) !== replica.id) return false;
+  }
+  return true;
+}
+
 function logOffsets(replicas: Replica[]): Map<string, number> {
   return new Map(replicas.map((r) => [r.id, r.log().length]));
 }
@@ -377,17 +386,12 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
       await findings.step('presence rebuilt', async () => {
         const at = await waitFor(
           'presence of the 3 connected clients to be rebuilt in the empty Redis',
-          async () => {
-            for (const [inbox, replica] of [
+          async () =>
+            (await presenceWritten(redis, cluster.redisPrefix, [
               [alice, r1()],
               [bob, r2()],
               [carol, r1()],
-            ] as const) {
-              const key = `${cluster.redisPrefix}:user:${inbox.userId}`;
-              if ((await redis.call('HGET', key, inbox.welcome.connectionId)) !== replica.id) return false;
-            }
-            return Date.now();
-          },
+            ])) && Date.now(),
           10_000,
           100,
         );
@@ -661,16 +665,11 @@ describe('Redis restarted with its data (2 replicas, private Redis with an appen
 
     const presenceAt = await waitFor(
       'presence of both connected clients to be written again',
-      async () => {
-        for (const [inbox, replica] of [
+      async () =>
+        (await presenceWritten(redis, cluster.redisPrefix, [
           [erin, r1],
           [finn, r2],
-        ] as const) {
-          const key = `${cluster.redisPrefix}:user:${inbox.userId}`;
-          if ((await redis.call('HGET', key, inbox.welcome.connectionId)) !== replica.id) return false;
-        }
-        return Date.now();
-      },
+        ])) && Date.now(),
       10_000,
       100,
     );

@@ -41,21 +41,21 @@ export class PrivatePostgres {
   }
 
   async start(): Promise<void> {
-    this.run('pg_ctl', [
-      '-D',
-      join(this.dir, 'data'),
-      '-l',
-      join(this.dir, 'server.log'),
-      '-o',
-      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-      '-w',
-      'start',
-    ]);
+    this.run('pg_ctl', this.startArgs());
   }
 
   /** Immediate stop: like a crash, no clean shutdown of sessions. */
   async stop(): Promise<void> {
-    this.run('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
+    this.run('pg_ctl', this.stopArgs());
+  }
+
+  private startArgs(): string[] {
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+    return ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'server.log'), '-o', options, '-w', 'start'];
+  }
+
+  private stopArgs(): string[] {
+    return ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop'];
   }
 
   /**
@@ -63,21 +63,12 @@ export class PrivatePostgres {
    * sockets of the test (WebSocket pongs, HTTP answers) keep being served.
    */
   async startAsync(): Promise<void> {
-    await this.runAsync('pg_ctl', [
-      '-D',
-      join(this.dir, 'data'),
-      '-l',
-      join(this.dir, 'server.log'),
-      '-o',
-      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
-      '-w',
-      'start',
-    ]);
+    await this.runAsync('pg_ctl', this.startArgs());
   }
 
   /** `stop()` (immediate, like a crash) without blocking this process's event loop. */
   async stopAsync(): Promise<void> {
-    await this.runAsync('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
+    await this.runAsync('pg_ctl', this.stopArgs());
   }
 
   /** One query on a short-lived connection (so it works across stops and starts). */
