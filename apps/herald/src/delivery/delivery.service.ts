@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CloseCode, type AckStatus } from '@herald/protocol';
+import { CloseCode, type AckStatus, type NotificationFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -150,8 +150,14 @@ export class DeliveryService implements OnModuleInit {
       this.config,
     );
     const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
+    // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
+    const frames = new Map<number, NotificationFrame>();
     for (const delivery of sent) {
-      const frame = toNotificationFrame(notification, delivery.attempt);
+      let frame = frames.get(delivery.attempt);
+      if (!frame) {
+        frame = toNotificationFrame(notification, delivery.attempt);
+        frames.set(delivery.attempt, frame);
+      }
       for (const connection of this.registry.connectionsOf(delivery.userId)) connection.deliver(frame);
     }
     const counted = sent.filter((d) => d.counted);

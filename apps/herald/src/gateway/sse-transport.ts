@@ -1,7 +1,7 @@
 import type { ServerFrame, StreamCloseEvent } from '@herald/protocol';
 import type { Response } from 'express';
 import { openEventStream } from '../common/event-stream';
-import type { ClientTransport } from '../delivery/transport';
+import { ClientTransport, frameText } from '../delivery/transport';
 
 /**
  * An open `text/event-stream` response as a client transport. Each server
@@ -33,7 +33,7 @@ export class SseTransport implements ClientTransport {
     if (!this.isOpen) return;
     const id = frame.type === 'notification' ? `id: ${frame.seq}\n` : '';
     // JSON.stringify escapes line breaks inside strings, so the data is one line.
-    this.response.write(`${id}event: ${frame.type}\ndata: ${JSON.stringify(frame)}\n\n`);
+    this.response.write(`${id}event: ${frame.type}\ndata: ${frameText(frame)}\n\n`);
   }
 
   ping(): void {

@@ -1,6 +1,6 @@
 import type { ServerFrame } from '@herald/protocol';
 import type { WebSocket } from 'ws';
-import type { ClientTransport } from '../delivery/transport';
+import { ClientTransport, frameText } from '../delivery/transport';
 
 /** A `ws` socket as a client transport: JSON text frames, WebSocket pings. */
 export class WebSocketTransport implements ClientTransport {
@@ -18,7 +18,7 @@ export class WebSocketTransport implements ClientTransport {
   }
 
   send(frame: ServerFrame): void {
-    this.socket.send(JSON.stringify(frame));
+    this.socket.send(frameText(frame));
   }
 
   ping(): void {
