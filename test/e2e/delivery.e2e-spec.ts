@@ -253,6 +253,28 @@ describe('Delivery across two replicas', () => {
     expect(outsider.notifications().map((n) => n.id)).toEqual([marker.id]);
   });
 
+  it('times a large fan-out by the sweep instead of a job per delivery, and writes its acks in batches', async () => {
+    const fans = Array.from({ length: 150 }, (_, i) => user(`fan${i}`));
+    const clients = await Promise.all(fans.slice(1).map((u) => connect(r1().ws, u, { autoAck: true })));
+    const silent = await connect(r1().ws, fans[0]!); // never acks
+    const { id } = await publish(r2().http, { to: { users: fans }, event: 'fan.out' });
+    await Promise.all(clients.map((c) => c.notification(id)));
+    await waitFor('149 acks recorded', async () => {
+      const rows = await cluster.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM deliveries WHERE notification_id = $1 AND status = 'acked'`,
+        [id],
+      );
+      return rows[0]!.n === 149;
+    });
+    // Each client got one answer per ack: ok (a second ack of the same id answers duplicate).
+    expect(clients.every((c) => c.frames.some((f) => f.type === 'ack' && f.id === id && f.status === 'ok'))).toBe(true);
+    expect(await clients[0]!.ack(id)).toMatchObject({ type: 'ack', status: 'duplicate' });
+    // The one that never acked is sent again by the sweep (no BullMQ job was made for these 150).
+    const [, second] = await silent.notification(id, 2, 10_000);
+    expect(second).toMatchObject({ id, attempt: 2 });
+    expect(await silent.ack(id)).toMatchObject({ status: 'ok' });
+  });
+
   it('delivers an everyone publish to every known user, connected ones at once', async () => {
     const kim = user('kim');
     const leo = user('leo');

@@ -178,12 +178,14 @@ export const CONFIG_VARIABLES = {
   HERALD_MAX_COMMANDS_IN_FLIGHT: {
     schema: int(1, 1000),
     default: '4',
-    description: 'Client commands (acks, subscribes) one connection may have running against the store at once.',
+    description:
+      'Subscribes and unsubscribes one connection may have running against the store at once (acks are written in batches, see HERALD_MAX_QUEUED_COMMANDS).',
   },
   HERALD_MAX_QUEUED_COMMANDS: {
     schema: int(0, 1_000_000),
     default: '1000',
-    description: 'Further commands a connection may have waiting; beyond, each gets an error RATE_LIMITED.',
+    description:
+      'Further commands a connection may have waiting, and acks it may have being written; beyond, each gets an error RATE_LIMITED.',
   },
   HERALD_MAX_TOPICS_PER_USER: {
     schema: int(1, 100_000),

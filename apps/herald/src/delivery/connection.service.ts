@@ -316,19 +316,34 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       this.track(this.run(connection, frame));
       return;
     }
+    if (frame.type === 'ack') {
+      // Acks are written in batches for the whole replica (AckBatcher), so they do not hold the pool the
+      // way other commands can: many run at once, up to the queue's bound.
+      if (connection.acksRunning >= this.config.maxQueuedCommands) {
+        this.refuseCommand(connection, frame);
+        return;
+      }
+      connection.acksRunning += 1;
+      this.track(this.run(connection, frame).finally(() => (connection.acksRunning -= 1)));
+      return;
+    }
     if (connection.commandsRunning < this.config.maxCommandsInFlight) {
       this.start(connection, frame);
     } else if (connection.commandQueue.length < this.config.maxQueuedCommands) {
       connection.commandQueue.push(frame);
     } else {
-      this.metrics.rateLimitedFrames.inc();
-      connection.send({
-        type: 'error',
-        code: ErrorCode.RateLimited,
-        message: 'too many commands waiting on this connection; send fewer at once',
-        ...(frame.id !== undefined ? { id: frame.id } : {}),
-      });
+      this.refuseCommand(connection, frame);
     }
+  }
+
+  private refuseCommand(connection: Connection, frame: ClientFrame): void {
+    this.metrics.rateLimitedFrames.inc();
+    connection.send({
+      type: 'error',
+      code: ErrorCode.RateLimited,
+      message: 'too many commands waiting on this connection; send fewer at once',
+      ...(frame.id !== undefined ? { id: frame.id } : {}),
+    });
   }
 
   private start(connection: Connection, frame: ClientFrame): void {

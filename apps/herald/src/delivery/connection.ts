@@ -44,6 +44,8 @@ export class Connection {
   private answersPings = false;
   /** Client commands running against the store, and those waiting for a slot. */
   commandsRunning = 0;
+  /** Acks being written (they do not take command slots: see ConnectionService.command). */
+  acksRunning = 0;
   readonly commandQueue: ClientFrame[] = [];
   /** Set when the server terminated the connection itself; read when it closes, for the log and the metric. */
   cutOff: CutOff | undefined;

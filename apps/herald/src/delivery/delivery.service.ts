@@ -6,6 +6,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
+import { AckBatcher } from './ack-batcher';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -26,6 +27,13 @@ const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 const PER_USER_ROUTING_MAX_USERS = 64;
 const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
 
+/**
+ * A send to more local recipients than this gets no BullMQ job per delivery (a broadcast would put
+ * thousands of delayed jobs in Redis): their `next_attempt_at` is the check time itself, and the sweep,
+ * which re-routes overdue deliveries anyway, checks them, within one HERALD_SWEEP_INTERVAL_MS of it.
+ */
+const JOBS_MAX_PER_SEND = 100;
+
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
@@ -38,6 +46,8 @@ export class DeliveryService implements OnModuleInit {
   private readonly logger = new Logger(DeliveryService.name);
   /** The tail of each user's chain of sends on this replica (see inOrderFor). */
   private readonly userQueues = new Map<string, Promise<unknown>>();
+  /** Acks of every connection here, written a batch at a time. */
+  private readonly acks: AckBatcher;
 
   constructor(
     private readonly bus: Bus,
@@ -47,7 +57,9 @@ export class DeliveryService implements OnModuleInit {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
-  ) {}
+  ) {
+    this.acks = new AckBatcher((items) => this.deliveries.ackMany(items));
+  }
 
   onModuleInit(): void {
     this.bus.setHandlers({
@@ -144,11 +156,15 @@ export class DeliveryService implements OnModuleInit {
   ): Promise<void> {
     const local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
-    // The backstop lies past the latest time the job can fire (jitter at its upper bound).
-    const nextAttemptAt = backstopAt(
-      redeliveryDelayMs(attempt, this.config, () => 1),
-      this.config,
-    );
+    const bySweep = local.length > JOBS_MAX_PER_SEND;
+    // With jobs, the backstop lies past the latest time the job can fire (jitter at its upper bound);
+    // without, it is the check time.
+    const nextAttemptAt = bySweep
+      ? new Date(Date.now() + redeliveryDelayMs(attempt, this.config))
+      : backstopAt(
+          redeliveryDelayMs(attempt, this.config, () => 1),
+          this.config,
+        );
     const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
     // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
     const frames = new Map<number, NotificationFrame>();
@@ -163,9 +179,11 @@ export class DeliveryService implements OnModuleInit {
     const counted = sent.filter((d) => d.counted);
     this.metrics.sent(counted.map((d) => d.attempt));
     if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
-    await this.scheduler.schedule(
-      counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
-    );
+    if (!bySweep) {
+      await this.scheduler.schedule(
+        counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
+      );
+    }
     // One line per delivery: skipped whole unless debug is on, since a broadcast can be thousands.
     if (!Logger.isLevelEnabled('debug')) return;
     for (const d of counted) {
@@ -246,7 +264,7 @@ export class DeliveryService implements OnModuleInit {
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
-    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.deliveries.ack(notificationId, userId);
+    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.ack(notificationId, userId);
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);

@@ -143,6 +143,80 @@ export class DeliveryRepository {
     return this.ack(notificationId, userId);
   }
 
+  /**
+   * Many acks in one statement (acks coalesced over a few milliseconds by the AckBatcher). Rows are
+   * locked in key order, so two batches never wait on each other in a cycle. What the UPDATE did not
+   * change (a duplicate, an unknown or expired delivery) is answered one by one by `ack`, as before.
+   */
+  async ackMany(items: { notificationId: string; userId: string }[]): Promise<AckResult[]> {
+    const keyOf = (notificationId: string, userId: string) => `${notificationId}/${userId}`;
+    const unique = [...new Map(items.map((i) => [keyOf(i.notificationId, i.userId), i])).values()].sort((a, b) =>
+      a.notificationId === b.notificationId
+        ? a.userId < b.userId
+          ? -1
+          : a.userId > b.userId
+            ? 1
+            : 0
+        : a.notificationId < b.notificationId
+          ? -1
+          : 1,
+    );
+    const rows = await query<{
+      notification_id: string;
+      user_id: string;
+      outcome: 'acked' | 'expired';
+      since_publish_ms: number;
+      since_sent_ms: number | null;
+    }>(
+      this.dataSource,
+      `WITH wanted AS (
+         SELECT d.notification_id, d.user_id FROM deliveries d
+           JOIN unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id)
+             ON d.notification_id = a.notification_id AND d.user_id = a.user_id
+          WHERE d.status IN ('pending', 'sent', 'failed')
+          ORDER BY d.notification_id, d.user_id
+          FOR UPDATE OF d)
+       UPDATE deliveries d
+          SET status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
+              acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
+              next_attempt_at = NULL, updated_at = now()
+         FROM wanted w
+        WHERE d.notification_id = w.notification_id AND d.user_id = w.user_id
+       RETURNING d.notification_id::text AS notification_id, d.user_id, d.status AS outcome,
+                 (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
+                 (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
+      [unique.map((i) => i.notificationId), unique.map((i) => i.userId)],
+    );
+    const changed = new Map<string, AckResult>();
+    for (const row of rows) {
+      changed.set(
+        keyOf(row.notification_id, row.user_id),
+        row.outcome === 'acked'
+          ? {
+              outcome: 'acked',
+              changed: true,
+              sincePublishMs: row.since_publish_ms,
+              ...(row.since_sent_ms !== null ? { sinceSentMs: row.since_sent_ms } : {}),
+            }
+          : { outcome: 'expired', changed: true },
+      );
+    }
+    // The first of several identical acks in the batch gets the change; the others are duplicates.
+    const answered = new Set<string>();
+    return Promise.all(
+      items.map(async (item) => {
+        const key = keyOf(item.notificationId, item.userId);
+        const result = changed.get(key);
+        if (result && !answered.has(key)) {
+          answered.add(key);
+          return result;
+        }
+        if (result) return { outcome: 'duplicate', changed: false };
+        return this.ack(item.notificationId, item.userId);
+      }),
+    );
+  }
+
   /** The delivery a redelivery job is about, with its notification. */
   async findOpen(
     notificationId: string,
