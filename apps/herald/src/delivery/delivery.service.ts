@@ -233,13 +233,22 @@ export class DeliveryService implements OnModuleInit {
         if (batch.length > 0) {
           this.live.emit({ type: 'deliveries.changed', notificationIds: batch.map((item) => item.notification.id) });
         }
-        await this.scheduler.schedule(
-          batch.map((item) => ({
-            notificationId: item.notification.id,
-            userId: connection.userId,
-            attempt: item.attempt,
-          })),
-        );
+        if (batch.length > JOBS_MAX_PER_SEND) {
+          // A backlog: no job per delivery; the sweep checks the batch at the first attempt's delay.
+          await this.deliveries.retime(
+            connection.userId,
+            batch.map((item) => item.notification.id),
+            new Date(Date.now() + redeliveryDelayMs(1, this.config)),
+          );
+        } else {
+          await this.scheduler.schedule(
+            batch.map((item) => ({
+              notificationId: item.notification.id,
+              userId: connection.userId,
+              attempt: item.attempt,
+            })),
+          );
+        }
         total += batch.length;
         if (batch.length < REPLAY_BATCH) break;
         // Claiming marks deliveries sent: do not claim faster than the client reads,
