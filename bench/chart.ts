@@ -1,0 +1,122 @@
+/**
+ * Draws docs/images/bench-latency.svg and docs/images/bench-throughput.svg from the latest JSON results
+ * in dist/bench-results/ (medians over repetitions). Scenarios without results are left out.
+ *   npm run bench:chart
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../test/helpers/paths';
+import { SERVER_NAMES } from './lib/args';
+import { progress, runMain } from './lib/log';
+import { readResult } from './lib/results';
+import type { Spread } from './lib/stats';
+import { barChart, Panel } from './lib/svg';
+
+type Row = { server: string } & Record<string, unknown>;
+
+function medians(rows: Row[], key: string, filter: (r: Row) => boolean = () => true): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const row of rows.filter(filter)) {
+    const value = row[key] as Spread | undefined;
+    if (value && Number.isFinite(value.median)) out[row.server] = value.median;
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const series = [...SERVER_NAMES];
+  const unicast = readResult<{ summary: Row[] }>('unicast');
+  const broadcast = readResult<{ summary: Row[] }>('broadcast');
+  const ingest = readResult<{ summary: Row[] }>('ingest');
+  const catchup = readResult<{ summary: Row[] }>('catchup');
+  const idle = readResult<{ summary: Row[] }>('idle');
+  const stamp = (doc: { finishedAt: string; smoke: boolean; machine: { cpus: number } } | undefined) =>
+    doc ? `${doc.finishedAt.slice(0, 16)}${doc.smoke ? ' (SMOKE SIZES)' : ''}` : '';
+
+  const latency: Panel[] = [];
+  if (unicast) {
+    const rows = unicast.result.summary;
+    latency.push({
+      title: 'Unicast via nginx',
+      unit: 'ms',
+      groups: ['p50', 'p95', 'p99', 'max'].map((p) => ({ label: p, values: medians(rows, p) })),
+    });
+  }
+  if (broadcast) {
+    const rows = broadcast.result.summary;
+    latency.push({
+      title: 'Broadcast completion',
+      unit: 'ms',
+      groups: [
+        { label: 'p50', values: medians(rows, 'completionP50') },
+        { label: 'p99', values: medians(rows, 'completionP99') },
+      ],
+    });
+  }
+
+  const throughput: Panel[] = [];
+  if (broadcast) {
+    throughput.push({
+      title: 'Broadcast',
+      unit: 'deliveries/s',
+      groups: [{ label: 'received', values: medians(broadcast.result.summary, 'receivedPerSecond') }],
+    });
+  }
+  if (ingest) {
+    const rows = ingest.result.summary;
+    const best: Record<string, number> = {};
+    for (const row of rows) {
+      const v = (row.perSecond as Spread).median;
+      if (Number.isFinite(v)) best[row.server] = Math.max(best[row.server] ?? 0, v);
+    }
+    throughput.push({
+      title: 'Ingest (best level)',
+      unit: 'publishes/s',
+      groups: [{ label: 'accepted', values: best }],
+    });
+  }
+  if (catchup) {
+    throughput.push({
+      title: 'Catch-up',
+      unit: 'notifications/s',
+      groups: [{ label: 'received+acked', values: medians(catchup.result.summary, 'perSecond') }],
+    });
+  }
+  if (idle) {
+    const rows = idle.result.summary;
+    const sizes = [...new Set(rows.map((r) => r.size as number))];
+    throughput.push({
+      title: 'Idle connect rate',
+      unit: 'connections/s',
+      groups: sizes.map((size) => ({
+        label: String(size),
+        values: medians(rows, 'connectPerSecond', (r) => r.size === size),
+      })),
+    });
+  }
+
+  const dir = join(repoRoot(), 'docs', 'images');
+  mkdirSync(dir, { recursive: true });
+  const when = [unicast, broadcast].map(stamp).filter(Boolean).join(', ');
+  writeFileSync(
+    join(dir, 'bench-latency.svg'),
+    barChart(
+      'Herald vs raw ws vs Socket.IO: latency (median of repetitions)',
+      `lower is better; runs ${when}`,
+      series,
+      latency,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'bench-throughput.svg'),
+    barChart(
+      'Herald vs raw ws vs Socket.IO: throughput (median of repetitions)',
+      `higher is better; n/a = not applicable; runs ${[broadcast, ingest, catchup, idle].map(stamp).filter(Boolean).join(', ')}`,
+      series,
+      throughput,
+    ),
+  );
+  progress(`wrote ${join(dir, 'bench-latency.svg')} and ${join(dir, 'bench-throughput.svg')}`);
+}
+
+runMain(main);

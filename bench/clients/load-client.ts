@@ -1,0 +1,196 @@
+/**
+ * A load client process: opens K connections of one kind (Herald, raw ws, Socket.IO), acks every
+ * Herald notification, and reports to the parent over IPC, aggregated per message index so that a
+ * million deliveries cost a few hundred IPC messages. Receive times use Date.now(), the clock of the
+ * publisher's send time `t` in the payload.
+ */
+import { io, Socket } from 'socket.io-client';
+import WebSocket from 'ws';
+import { userToken } from '../../test/helpers/api';
+import type { BenchPayload, ClientStart, ClientToParent, ParentToClient, RecvEntry } from '../lib/ipc';
+
+const send = (message: ClientToParent) => process.send?.(message);
+
+/** index → [deliveries, first, last, t] since the last report. */
+let pending = new Map<number, [number, number, number, number]>();
+let acksOk = 0;
+let acksOther = 0;
+let lastAckAt = 0;
+let closed = 0;
+let dirty = false;
+const wsSockets: WebSocket[] = [];
+const ioSockets: Socket[] = [];
+
+function received(payload: BenchPayload | undefined): void {
+  if (!payload || typeof payload.i !== 'number') return;
+  const now = Date.now();
+  const entry = pending.get(payload.i);
+  if (entry) {
+    entry[0]++;
+    entry[2] = now;
+  } else pending.set(payload.i, [1, now, now, payload.t]);
+  dirty = true;
+}
+
+function report(): void {
+  const recv: RecvEntry[] = [];
+  for (const [i, [count, first, last, t]] of pending) recv.push([i, count, first, last, t]);
+  pending = new Map();
+  dirty = false;
+  send({ type: 'report', recv, acksOk, acksOther, lastAckAt, closed });
+}
+setInterval(() => {
+  if (dirty) report();
+}, 20).unref();
+setInterval(report, 500).unref();
+
+/** Acks of one Herald connection: at most WINDOW unanswered, RATE_LIMITED ones sent again. */
+class AckWindow {
+  private static readonly WINDOW = 256;
+  private readonly queue: string[] = [];
+  private inFlight = 0;
+
+  constructor(private readonly socket: WebSocket) {}
+
+  push(id: string): void {
+    this.queue.push(id);
+    this.pump();
+  }
+
+  answered(ok: boolean): void {
+    this.inFlight--;
+    if (ok) {
+      acksOk++;
+      lastAckAt = Date.now();
+    }
+    dirty = true;
+    this.pump();
+  }
+
+  retry(id: string): void {
+    this.inFlight--;
+    setTimeout(() => this.push(id), 20);
+  }
+
+  private pump(): void {
+    while (this.inFlight < AckWindow.WINDOW && this.queue.length > 0) {
+      this.inFlight++;
+      this.socket.send(`{"type":"ack","id":"${this.queue.shift()!}"}`);
+    }
+  }
+}
+
+interface HeraldFrame {
+  type: string;
+  id?: string;
+  code?: string;
+  status?: string;
+  attempt?: number;
+  payload?: BenchPayload;
+}
+
+function openWs(kind: 'herald' | 'raw', url: string, user: string): Promise<void> {
+  const full =
+    kind === 'herald' ? `${url}?token=${userToken(user, 3 * 3600)}` : `${url}?user=${encodeURIComponent(user)}`;
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(full, { perMessageDeflate: false });
+    const acks = kind === 'herald' ? new AckWindow(socket) : undefined;
+    let welcomed = false;
+    socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString('utf8')) as HeraldFrame;
+      switch (frame.type) {
+        case 'welcome':
+          welcomed = true;
+          wsSockets.push(socket);
+          resolve();
+          return;
+        case 'notification':
+          if (frame.attempt === undefined || frame.attempt === 1) received(frame.payload);
+          if (acks && frame.id) acks.push(frame.id);
+          return;
+        case 'ack':
+          acks?.answered(frame.status === 'ok' || frame.status === 'duplicate');
+          if (frame.status !== 'ok' && frame.status !== 'duplicate') acksOther++;
+          return;
+        case 'error':
+          if (acks && frame.id && frame.code === 'RATE_LIMITED') acks.retry(frame.id);
+          else if (acks && frame.id) {
+            acksOther++;
+            acks.answered(false);
+          }
+          return;
+        default:
+          return;
+      }
+    });
+    socket.on('error', (error) => {
+      if (!welcomed) reject(error);
+    });
+    socket.on('close', (code) => {
+      if (!welcomed) reject(new Error(`closed ${code} before welcome`));
+      else closed++;
+    });
+  });
+}
+
+function openIo(url: string, user: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = io(url, {
+      transports: ['websocket'],
+      forceNew: true,
+      reconnection: false,
+      query: { user },
+      timeout: 60_000,
+    });
+    socket.on('notification', (payload: BenchPayload) => received(payload));
+    socket.once('connect', () => {
+      ioSockets.push(socket);
+      resolve();
+    });
+    socket.once('connect_error', reject);
+    socket.on('disconnect', () => closed++);
+  });
+}
+
+async function start(message: ClientStart): Promise<void> {
+  let connected = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const startedAt = Date.now();
+  let next = 0;
+  const progress = setInterval(() => send({ type: 'connecting', connected, failed }), 1000);
+  const worker = async () => {
+    while (next < message.users.length) {
+      const index = next++;
+      const url = message.urls[index % message.urls.length]!;
+      try {
+        if (message.kind === 'socketio') await openIo(url, message.users[index]!);
+        else await openWs(message.kind, url, message.users[index]!);
+        connected++;
+      } catch (error) {
+        failed++;
+        if (errors.length < 5) errors.push(error instanceof Error ? error.message : String(error));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, message.concurrency) }, worker));
+  clearInterval(progress);
+  send({ type: 'connected', connected, failed, startedAt, doneAt: Date.now(), errors });
+}
+
+process.on('message', (message: ParentToClient) => {
+  switch (message.type) {
+    case 'start':
+      void start(message);
+      return;
+    case 'flush':
+      report();
+      send({ type: 'flushed' });
+      return;
+    case 'close':
+      for (const socket of wsSockets) socket.terminate();
+      for (const socket of ioSockets) socket.disconnect();
+      process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,53 @@
+/** Messages between a scenario (parent) and its forked load clients and publishers. */
+export type ClientKind = 'herald' | 'raw' | 'socketio';
+
+/** Payload of every benchmark message: index and send time (Date.now() of the publisher). */
+export interface BenchPayload {
+  i: number;
+  t: number;
+  pad?: string;
+}
+
+export interface ClientStart {
+  type: 'start';
+  kind: ClientKind;
+  /** Connection URLs, used round-robin by user index (socket.io: the origin; path /socket.io). */
+  urls: string[];
+  users: string[];
+  /** Handshakes in flight at once in this process. */
+  concurrency: number;
+}
+
+/** Per message index: [index, deliveries, first receive ms, last receive ms, send time t]. */
+export type RecvEntry = [number, number, number, number, number];
+
+export type ParentToClient = ClientStart | { type: 'flush' } | { type: 'close' };
+
+export type ClientToParent =
+  | { type: 'connecting'; connected: number; failed: number }
+  | { type: 'connected'; connected: number; failed: number; startedAt: number; doneAt: number; errors: string[] }
+  | { type: 'report'; recv: RecvEntry[]; acksOk: number; acksOther: number; lastAckAt: number; closed: number }
+  | { type: 'flushed' };
+
+export interface PublisherStart {
+  type: 'start';
+  kind: 'herald' | 'raw';
+  urls: string[];
+  apiKey: string;
+  users: string[];
+  concurrency: number;
+  /** Stop after this long, or after `count` 202s, whichever comes first. */
+  durationMs: number;
+  count: number;
+}
+
+export interface PublisherResult {
+  type: 'result';
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+  ids: string[];
+  startedAt: number;
+  doneAt: number;
+  latencies: number[];
+}

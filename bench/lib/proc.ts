@@ -1,0 +1,115 @@
+import { ChildProcess, fork, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../../test/helpers/env';
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU time (user + system) a process has used so far, in ms; 0 once it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set size of a process, in bytes (VmRSS); 0 once it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Children of a process (e.g. the Nginx workers of a master), from /proc. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The PostgreSQL backends serving one database (Herald's pool), from pg_stat_activity. */
+export async function postgresBackendPids(database: string): Promise<number[]> {
+  const client = new Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
+    );
+    return rows.map((r) => r.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The redis-server pid (`INFO server` process_id). Only readable when Redis runs on this machine. */
+export async function redisServerPid(): Promise<number | undefined> {
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const match = /process_id:(\d+)/.exec(await redis.info('server'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** CPU ms used by groups of processes between two samples. */
+export class CpuMeter {
+  private before = new Map<number, number>();
+
+  constructor(private readonly groups: Record<string, number[]>) {}
+
+  start(): this {
+    for (const pid of Object.values(this.groups).flat()) this.before.set(pid, cpuMs(pid));
+    return this;
+  }
+
+  /** ms of CPU per group since start(). */
+  stop(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [group, pids] of Object.entries(this.groups)) {
+      out[group] = pids.reduce((sum, pid) => sum + Math.max(0, cpuMs(pid) - (this.before.get(pid) ?? 0)), 0);
+    }
+    return out;
+  }
+}
+
+/** A node script of the bench as a child process (a server), stdout/stderr passed through on error. */
+export function spawnNode(script: string, args: string[], nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Pass errors through, not the inspector's banners.
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const lines = chunk
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !/^(Debugger |For help, see)/.test(l));
+    if (lines.length) process.stderr.write(`${lines.join('\n')}\n`);
+  });
+  return child;
+}
+
+/** A forked node script with an IPC channel (a load client). */
+export function forkNode(script: string, args: string[] = []): ChildProcess {
+  return fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */
+export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,302 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Emitter } from '@socket.io/redis-emitter';
+import { Redis } from 'ioredis';
+import { TestCluster } from '../../test/helpers/cluster';
+import { Edge, nginxBinary, nginxTest } from '../../test/helpers/edge';
+import { TEST_REDIS_URL } from '../../test/helpers/env';
+import { deleteRedisPrefix, testRedisPrefix } from '../../test/helpers/redis';
+import { freePort, Replica, TEST_API_KEY } from '../../test/helpers/replica';
+import { waitFor } from '../../test/helpers/wait';
+import type { ServerName } from './args';
+import { postJson } from './http';
+import { collectGarbage } from './inspector';
+import type { BenchPayload, ClientKind } from './ipc';
+import { childPids, postgresBackendPids, redisServerPid, spawnNode, stopProcess } from './proc';
+
+export interface TargetOptions {
+  /** Server processes: Herald replicas, raw ws processes or Socket.IO processes. */
+  processes: number;
+  /** Put a private Nginx in front (clients and HTTP publishes go through it). */
+  nginx?: boolean;
+  /** Start each server process with --inspect on loopback, so gc() can run a full collection. */
+  inspect?: boolean;
+  /** Extra Herald settings. */
+  heraldEnv?: Record<string, string>;
+}
+
+/** One server under test, started with its processes, ready for load clients and publishes. */
+export interface Target {
+  name: ServerName;
+  clientKind: ClientKind;
+  /** Where load clients connect, round-robin. */
+  clientUrls: string[];
+  /** HTTP bases for publishes (Herald: /v1/notifications; raw: /publish). Empty for Socket.IO. */
+  httpUrls: string[];
+  serverPids(): number[];
+  /** Other processes whose CPU a message costs: PostgreSQL backends, redis-server, Nginx workers. */
+  supportPids(): Promise<Record<string, number[]>>;
+  publish(userId: string, payload: BenchPayload): Promise<void>;
+  broadcast(payload: BenchPayload): Promise<{ recipients?: number }>;
+  gc(): Promise<void>;
+  /** Herald only: its private database name. */
+  database?: string;
+  query?<T>(sql: string, params?: unknown[]): Promise<T[]>;
+  stop(): Promise<void>;
+}
+
+/** Herald settings for load: limits raised, default (not test) timings, acks given a long time. */
+export const HERALD_BENCH_ENV: Record<string, string> = {
+  LOG_LEVEL: 'warn',
+  HERALD_MAX_CONNECTIONS: '30000',
+  HERALD_CLIENT_FRAMES_PER_SECOND: '100000',
+  HERALD_CLIENT_FRAMES_BURST: '100000',
+  HERALD_MAX_CONNECTIONS_PER_USER: '20',
+  HERALD_ACK_TIMEOUT_MS: '60000',
+  HERALD_REDELIVERY_BACKOFF_MS: '1000',
+  HERALD_REDELIVERY_MAX_BACKOFF_MS: '60000',
+  HERALD_REDELIVERY_MAX_ATTEMPTS: '5',
+  HERALD_SWEEP_INTERVAL_MS: '5000',
+  HERALD_PRESENCE_HEARTBEAT_MS: '5000',
+  HERALD_HEARTBEAT_MS: '25000',
+  HERALD_SHUTDOWN_GRACE_MS: '3000',
+};
+
+/** Nginx's per-address limits lifted: all load comes from 127.0.0.1 (limit_conn must stay below 65536). */
+const EDGE_LIMITS = { connectionsPerIp: 60000, handshakesPerSecond: 100000, handshakeBurst: 100000 };
+
+async function redisPids(): Promise<number[]> {
+  const pid = await redisServerPid();
+  return pid ? [pid] : [];
+}
+
+export async function startTarget(name: ServerName, options: TargetOptions): Promise<Target> {
+  switch (name) {
+    case 'herald':
+      return startHerald(options);
+    case 'raw-ws':
+      return startRaw(options);
+    case 'socket.io':
+      return startSocketIo(options);
+  }
+}
+
+async function startHerald(options: TargetOptions): Promise<Target> {
+  const inspectPorts: number[] = [];
+  const env = { ...HERALD_BENCH_ENV, ...options.heraldEnv };
+  let cluster: TestCluster;
+  if (options.inspect) {
+    // One NODE_OPTIONS per replica: start them one at a time with their own port.
+    cluster = await TestCluster.start('bench', 0, env);
+    for (let i = 1; i <= options.processes; i++) {
+      const port = await freePort();
+      inspectPorts.push(port);
+      const replica = await Replica.create(`bench-r${i}`, {
+        databaseUrl: cluster.db.url,
+        redisPrefix: cluster.redisPrefix,
+        ...env,
+        NODE_OPTIONS: `--inspect=127.0.0.1:${port}`,
+      });
+      cluster.replicas.push(replica);
+      await replica.start();
+    }
+  } else {
+    cluster = await TestCluster.start('bench', options.processes, env);
+  }
+  const edge = options.nginx
+    ? await Edge.start(
+        cluster.replicas.map((r) => r.port),
+        EDGE_LIMITS,
+      )
+    : undefined;
+  const httpUrls = edge ? [edge.http] : cluster.replicas.map((r) => r.http);
+  let next = 0;
+  const post = async (body: unknown) => {
+    const answer = await postJson(`${httpUrls[next++ % httpUrls.length]!}/v1/notifications`, body, {
+      authorization: `Bearer ${TEST_API_KEY}`,
+    });
+    if (answer.status !== 202) throw new Error(`herald publish answered ${answer.status}: ${answer.body}`);
+    return JSON.parse(answer.body) as { id: string; recipients: number };
+  };
+  return {
+    name: 'herald',
+    clientKind: 'herald',
+    clientUrls: edge ? [edge.ws] : cluster.replicas.map((r) => r.ws),
+    httpUrls,
+    serverPids: () => cluster.replicas.map((r) => r.pid!),
+    supportPids: async () => ({
+      postgres: await postgresBackendPids(cluster.db.name),
+      redis: await redisPids(),
+      nginx: edge ? childPids(edge.masterPid()) : [],
+    }),
+    publish: async (userId, payload) => {
+      await post({ to: { users: [userId] }, event: 'bench', payload });
+    },
+    broadcast: async (payload) => {
+      const answer = await post({ to: { all: true }, event: 'bench', payload });
+      return { recipients: answer.recipients };
+    },
+    gc: async () => {
+      for (const port of inspectPorts) await collectGarbage(port);
+    },
+    database: cluster.db.name,
+    query: (sql, params) => cluster.db.query(sql, params),
+    stop: async () => {
+      await edge?.stop();
+      await cluster.stop();
+    },
+  };
+}
+
+/** Spawns `processes` copies of a baseline server script and waits for their HTTP port. */
+async function startBaselineProcesses(
+  script: string,
+  prefix: string,
+  options: TargetOptions,
+): Promise<{ ports: number[]; children: ChildProcess[]; inspectPorts: number[] }> {
+  const ports: number[] = [];
+  const inspectPorts: number[] = [];
+  const children: ChildProcess[] = [];
+  for (let i = 0; i < options.processes; i++) {
+    const port = await freePort();
+    const nodeArgs: string[] = [];
+    if (options.inspect) {
+      const inspectPort = await freePort();
+      inspectPorts.push(inspectPort);
+      nodeArgs.push(`--inspect=127.0.0.1:${inspectPort}`);
+    }
+    ports.push(port);
+    children.push(
+      spawnNode(join(__dirname, '..', 'servers', script), [String(port), TEST_REDIS_URL, prefix], nodeArgs),
+    );
+  }
+  for (const [i, port] of ports.entries()) {
+    await waitFor(`${script} on :${port}`, async () => {
+      if (children[i]!.exitCode !== null) throw new Error(`${script} exited with ${children[i]!.exitCode}`);
+      return (await fetch(`http://127.0.0.1:${port}/`)).ok;
+    });
+  }
+  return { ports, children, inspectPorts };
+}
+
+/** A small Nginx of our own for the baselines: round-robin upstream, WebSocket upgrade, as Herald's /ws. */
+async function startBaselineNginx(ports: number[]): Promise<{ port: number; child: ChildProcess }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'tmp'));
+  const port = await freePort();
+  const config = `
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${join(dir, 'tmp', k)};`).join('\n')}
+  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  upstream backends {
+${ports.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;
+    }
+  }
+}
+`;
+  const file = join(dir, 'nginx.conf');
+  writeFileSync(file, config);
+  nginxTest(file);
+  const child = spawn(nginxBinary(), ['-c', file, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitFor(`baseline nginx on :${port}`, async () => (await fetch(`http://127.0.0.1:${port}/`)).ok);
+  return { port, child };
+}
+
+async function startRaw(options: TargetOptions): Promise<Target> {
+  const prefix = testRedisPrefix('bench-raw');
+  const { ports, children, inspectPorts } = await startBaselineProcesses('raw-ws.js', prefix, options);
+  const nginx = options.nginx ? await startBaselineNginx(ports) : undefined;
+  const httpUrls = nginx ? [`http://127.0.0.1:${nginx.port}`] : ports.map((p) => `http://127.0.0.1:${p}`);
+  let next = 0;
+  const post = async (path: string, body: unknown) => {
+    const answer = await postJson(`${httpUrls[next++ % httpUrls.length]!}${path}`, body);
+    if (answer.status !== 202) throw new Error(`raw publish answered ${answer.status}`);
+  };
+  return {
+    name: 'raw-ws',
+    clientKind: 'raw',
+    clientUrls: httpUrls.map((u) => `${u.replace('http:', 'ws:')}/ws`),
+    httpUrls,
+    serverPids: () => children.map((c) => c.pid!),
+    supportPids: async () => ({
+      postgres: [],
+      redis: await redisPids(),
+      nginx: nginx ? childPids(nginx.child.pid!) : [],
+    }),
+    publish: (userId, payload) => post('/publish', { userId, payload }),
+    broadcast: async (payload) => {
+      await post('/broadcast', { payload });
+      return {};
+    },
+    gc: async () => {
+      for (const port of inspectPorts) await collectGarbage(port);
+    },
+    stop: async () => {
+      if (nginx) await stopProcess(nginx.child);
+      await Promise.all(children.map((c) => stopProcess(c)));
+      await deleteRedisPrefix(prefix);
+    },
+  };
+}
+
+async function startSocketIo(options: TargetOptions): Promise<Target> {
+  const prefix = testRedisPrefix('bench-sio');
+  const { ports, children, inspectPorts } = await startBaselineProcesses('socketio.js', prefix, options);
+  const nginx = options.nginx ? await startBaselineNginx(ports) : undefined;
+  const redis = new Redis(TEST_REDIS_URL);
+  const emitter = new Emitter(redis, { key: prefix });
+  return {
+    name: 'socket.io',
+    clientKind: 'socketio',
+    clientUrls: nginx ? [`http://127.0.0.1:${nginx.port}`] : ports.map((p) => `http://127.0.0.1:${p}`),
+    httpUrls: [],
+    serverPids: () => children.map((c) => c.pid!),
+    supportPids: async () => ({
+      postgres: [],
+      redis: await redisPids(),
+      nginx: nginx ? childPids(nginx.child.pid!) : [],
+    }),
+    publish: async (userId, payload) => {
+      emitter.to(`user:${userId}`).emit('notification', payload);
+    },
+    broadcast: async (payload) => {
+      emitter.emit('notification', payload);
+      return {};
+    },
+    gc: async () => {
+      for (const port of inspectPorts) await collectGarbage(port);
+    },
+    stop: async () => {
+      redis.disconnect();
+      if (nginx) await stopProcess(nginx.child);
+      await Promise.all(children.map((c) => stopProcess(c)));
+      await deleteRedisPrefix(prefix);
+    },
+  };
+}
+
+/** ~150 B of JSON per message: index, send time and padding. */
+export function benchPayload(i: number, size = 150): BenchPayload {
+  const base = JSON.stringify({ i, t: Date.now(), pad: '' }).length;
+  return { i, t: Date.now(), pad: 'x'.repeat(Math.max(0, size - base)) };
+}

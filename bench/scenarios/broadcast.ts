@@ -1,0 +1,221 @@
+/**
+ * Broadcast fan-out: N connected users on ONE server process, B broadcasts of ~150 B JSON, at most W
+ * broadcasts in flight (a broadcast is done when its last recipient has it). Herald publishes
+ * `to: {all: true}` over REST with durability on (a delivery row per user, every notification acked);
+ * raw ws gets POST /broadcast (frame built once, through Redis); Socket.IO gets `emitter.emit(...)`.
+ * Reports deliveries/s (all received; Herald also all acked), completion p50/p99 per broadcast
+ * (publish → last recipient), and CPU per delivery of the server, PostgreSQL backends and Redis.
+ *
+ *   node dist/bench/bench/scenarios/broadcast.js [--users 5000] [--broadcasts 200] [--window 8] [--reps 3] [--smoke]
+ */
+import { Args, ServerName } from '../lib/args';
+import { ClientPool } from '../lib/clients';
+import { progress, runMain } from '../lib/log';
+import { CpuMeter } from '../lib/proc';
+import { writeResult } from '../lib/results';
+import { perUnit, ScenarioResult, withTarget } from '../lib/scenario';
+import { percentiles, spread, Spread } from '../lib/stats';
+import { benchPayload } from '../lib/targets';
+import { formatRatio, formatSpread, printTable } from '../lib/table';
+
+const args = new Args();
+const USERS = args.num('users', 5000, 50);
+const BROADCASTS = args.num('broadcasts', 200, 10);
+const WINDOW = args.num('window', 8, 4);
+const REPS = args.num('reps', 3, 1);
+const PER_CLIENT = args.num('per-client', 2500);
+const TIMEOUT_MS = args.num('timeout-ms', 300_000, 30_000);
+const SERVERS = args.servers();
+
+interface Run {
+  server: ServerName;
+  rep: number;
+  deliveries: number;
+  received: number;
+  acked: number | null;
+  receivedPerSecond: number;
+  ackedPerSecond: number | null;
+  completionP50: number;
+  completionP99: number;
+  completionMax: number;
+  cpuMsPerDelivery: Record<string, number>;
+  durableCheck: string;
+}
+
+interface Summary {
+  server: ServerName;
+  receivedPerSecond: Spread;
+  ackedPerSecond: Spread;
+  completionP50: Spread;
+  completionP99: Spread;
+  serverCpuUsPerDelivery: Spread;
+  postgresCpuUsPerDelivery: Spread;
+  redisCpuUsPerDelivery: Spread;
+}
+
+async function runServer(server: ServerName): Promise<Run[]> {
+  return withTarget(server, { processes: 1 }, async (target) => {
+    const users = Array.from({ length: USERS }, (_, k) => `bc-${k}`);
+    const { pool, summary } = await ClientPool.connect(`${server}`, target.clientKind, target.clientUrls, users, {
+      perClient: PER_CLIENT,
+    });
+    const runs: Run[] = [];
+    try {
+      if (summary.connected !== USERS)
+        throw new Error(`${server}: only ${summary.connected}/${USERS} connected: ${summary.errors.join('; ')}`);
+      for (let rep = 0; rep < REPS; rep++) {
+        const base = (rep + 1) * 1_000_000;
+        const acksBefore = pool.acksOk;
+        const support = await target.supportPids();
+        const meter = new CpuMeter({
+          server: target.serverPids(),
+          postgres: support.postgres ?? [],
+          redis: support.redis ?? [],
+        }).start();
+        const completed = () => {
+          let n = 0;
+          for (let i = base; i < base + BROADCASTS; i++) if ((pool.messages.get(i)?.count ?? 0) >= USERS) n++;
+          return n;
+        };
+        const startedAt = Date.now();
+        let published = 0;
+        const ticker = setInterval(
+          () =>
+            progress(
+              `  ${server} rep ${rep + 1}: ${published}/${BROADCASTS} published, ${completed()} complete, ${pool.acksOk - acksBefore} acked`,
+            ),
+          2000,
+        );
+        try {
+          while (published < BROADCASTS) {
+            await pool.until('a broadcast to complete', () => published - completed() < WINDOW, TIMEOUT_MS);
+            const answer = await target.broadcast(benchPayload(base + published));
+            if (answer.recipients !== undefined && answer.recipients !== USERS) {
+              throw new Error(`herald broadcast reached ${answer.recipients} recipients, expected ${USERS}`);
+            }
+            published++;
+          }
+          await pool.until(`${server}: all broadcasts received`, () => completed() === BROADCASTS, TIMEOUT_MS);
+          if (target.clientKind === 'herald') {
+            await pool.until(
+              `${server}: all deliveries acked`,
+              () => pool.acksOk - acksBefore >= USERS * BROADCASTS,
+              TIMEOUT_MS,
+            );
+          }
+        } finally {
+          clearInterval(ticker);
+        }
+        await pool.flush();
+        const cpu = meter.stop();
+        const states = Array.from({ length: BROADCASTS }, (_, k) => pool.messages.get(base + k)!);
+        const received = states.reduce((s, m) => s + m.count, 0);
+        const lastReceive = Math.max(...states.map((m) => m.last));
+        const completion = percentiles(states.map((m) => m.last - m.t));
+        const deliveries = USERS * BROADCASTS;
+        const acked = target.clientKind === 'herald' ? pool.acksOk - acksBefore : null;
+        let durableCheck = 'n/a (nothing persisted)';
+        if (target.query) {
+          const [row] = await target.query<{ acked: string }>(
+            `SELECT count(*) AS acked FROM deliveries WHERE status = 'acked' AND user_id LIKE 'bc-%'`,
+          );
+          const expected = deliveries * (rep + 1);
+          durableCheck = `${row?.acked}/${expected} delivery rows acked in PostgreSQL`;
+          if (Number(row?.acked) !== expected) throw new Error(`herald: ${durableCheck}`);
+        }
+        const run: Run = {
+          server,
+          rep,
+          deliveries,
+          received,
+          acked,
+          receivedPerSecond: (received * 1000) / Math.max(1, lastReceive - startedAt),
+          ackedPerSecond: acked === null ? null : (acked * 1000) / Math.max(1, pool.lastAckAt - startedAt),
+          completionP50: completion.p50,
+          completionP99: completion.p99,
+          completionMax: completion.max,
+          cpuMsPerDelivery: perUnit(cpu, deliveries),
+          durableCheck,
+        };
+        progress(
+          `  ${server} rep ${rep + 1}: ${run.receivedPerSecond.toFixed(0)} deliveries/s received` +
+            `${run.ackedPerSecond === null ? '' : `, ${run.ackedPerSecond.toFixed(0)}/s acked`}, completion p50 ${completion.p50} ms p99 ${completion.p99} ms; ${durableCheck}`,
+        );
+        runs.push(run);
+      }
+    } finally {
+      await pool.close();
+    }
+    return runs;
+  });
+}
+
+async function main(): Promise<void> {
+  progress(`broadcast: ${USERS} users on one process, ${BROADCASTS} broadcasts, window ${WINDOW}, ${REPS} repetitions`);
+  const runs: Run[] = [];
+  for (const server of SERVERS) runs.push(...(await runServer(server)));
+  const us = (r: Run, group: string) => (r.cpuMsPerDelivery[group] ?? 0) * 1000;
+  const summary: Summary[] = SERVERS.map((server) => {
+    const mine = runs.filter((r) => r.server === server);
+    return {
+      server,
+      receivedPerSecond: spread(mine.map((r) => r.receivedPerSecond)),
+      ackedPerSecond: spread(mine.map((r) => r.ackedPerSecond ?? NaN)),
+      completionP50: spread(mine.map((r) => r.completionP50)),
+      completionP99: spread(mine.map((r) => r.completionP99)),
+      serverCpuUsPerDelivery: spread(mine.map((r) => us(r, 'server'))),
+      postgresCpuUsPerDelivery: spread(mine.map((r) => us(r, 'postgres'))),
+      redisCpuUsPerDelivery: spread(mine.map((r) => us(r, 'redis'))),
+    };
+  });
+  const rate = (name: ServerName) => summary.find((s) => s.server === name)?.receivedPerSecond.median;
+  printTable(
+    `broadcast fan-out, ${USERS} users on one process, ${BROADCASTS} broadcasts: median (min–max) over ${REPS} repetition(s)`,
+    [
+      'server',
+      'deliveries/s received',
+      'deliveries/s acked',
+      'completion p50 ms',
+      'completion p99 ms',
+      'server CPU µs/delivery',
+      'PostgreSQL µs/delivery',
+      'Redis µs/delivery',
+      'vs raw-ws',
+      'vs socket.io',
+    ],
+    summary.map((s) => [
+      s.server,
+      formatSpread(s.receivedPerSecond),
+      formatSpread(s.ackedPerSecond),
+      formatSpread(s.completionP50),
+      formatSpread(s.completionP99),
+      formatSpread(s.serverCpuUsPerDelivery),
+      formatSpread(s.postgresCpuUsPerDelivery),
+      formatSpread(s.redisCpuUsPerDelivery),
+      formatRatio(s.receivedPerSecond.median, rate('raw-ws')),
+      formatRatio(s.receivedPerSecond.median, rate('socket.io')),
+    ]),
+  );
+  const complete: Record<string, boolean> = {};
+  for (const server of SERVERS) {
+    const mine = runs.filter((r) => r.server === server);
+    complete[server] =
+      mine.length === REPS &&
+      mine.every((r) => r.received >= r.deliveries && (r.acked === null || r.acked >= r.deliveries));
+  }
+  const result: ScenarioResult<Summary, Run> = {
+    servers: SERVERS,
+    complete,
+    summary,
+    runs,
+    notes: [
+      'Deliveries/s = deliveries / (last receive − first publish); Herald acked = deliveries / (last ack reply − first publish).',
+      `Completion = last recipient's receive time − publish time of that broadcast, with at most ${WINDOW} broadcasts in flight.`,
+      'Redis CPU is the whole redis-server (shared with anything else on the machine); PostgreSQL CPU is the backends of the private database.',
+      'Load clients (JSON parse, Herald acks) share the 2 cores with the server.',
+    ],
+  };
+  writeResult('broadcast', args.smoke, { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS }, result);
+}
+
+runMain(main);
