@@ -85,7 +85,9 @@ export async function startTarget(name: ServerName, options: TargetOptions): Pro
 
 async function startHerald(options: TargetOptions): Promise<Target> {
   const inspectPorts: number[] = [];
-  const env = { ...HERALD_BENCH_ENV, ...options.heraldEnv };
+  // HERALD_BENCH_NODE_OPTIONS reaches the replicas, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+  const nodeOptions = process.env.HERALD_BENCH_NODE_OPTIONS;
+  const env = { ...HERALD_BENCH_ENV, ...options.heraldEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
   let cluster: TestCluster;
   if (options.inspect) {
     // One NODE_OPTIONS per replica: start them one at a time with their own port.
