@@ -21,6 +21,16 @@ import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, serveOpenApi } from './openapi/openapi';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
 
+/**
+ * The `ws` adapter without Nest's message routing: HeraldGateway reads every frame from the socket itself
+ * (it has no @SubscribeMessage handlers), so the rxjs pipeline Nest builds per message would be pure cost.
+ */
+class HeraldWsAdapter extends WsAdapter {
+  override bindMessageHandlers(): void {
+    // Deliberately empty: see HeraldGateway.handleConnection.
+  }
+}
+
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
 
 function createLogger(config: HeraldConfig): HeraldLogger {
@@ -84,8 +94,8 @@ async function bootstrap(): Promise<void> {
   app.use(express.json({ limit: config.maxBodyBytes, type: ['application/json', 'application/*+json'] }));
   app.use(bodyErrorHandler(config.maxBodyBytes));
   app.useGlobalFilters(new HttpErrorFilter());
-  // Frames are parsed by the gateway itself, which answers bad ones; Nest's parser stays out of the way.
-  app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+  // Frames are parsed by the gateway itself, which answers bad ones: Nest's per-message pipeline is not bound.
+  app.useWebSocketAdapter(new HeraldWsAdapter(app));
   serveOpenApi(app, buildOpenApiDocument(app));
   if (config.host) await app.listen(config.port, config.host);
   else await app.listen(config.port);
