@@ -10,7 +10,7 @@ import { SERVER_NAMES } from './lib/args';
 import { progress, runMain } from './lib/log';
 import { readResult } from './lib/results';
 import type { Spread } from './lib/stats';
-import { barChart, Panel } from './lib/svg';
+import { barChart, Panel, singleGroupPanel } from './lib/svg';
 
 type Row = { server: string } & Record<string, unknown>;
 
@@ -56,11 +56,8 @@ async function main(): Promise<void> {
 
   const throughput: Panel[] = [];
   if (broadcast) {
-    throughput.push({
-      title: 'Broadcast',
-      unit: 'deliveries/s',
-      groups: [{ label: 'received', values: medians(broadcast.result.summary, 'receivedPerSecond') }],
-    });
+    const values = medians(broadcast.result.summary, 'receivedPerSecond');
+    throughput.push(singleGroupPanel('Broadcast', 'deliveries/s', 'received', values));
   }
   if (ingest) {
     const rows = ingest.result.summary;
@@ -69,18 +66,11 @@ async function main(): Promise<void> {
       const v = (row.perSecond as Spread).median;
       if (Number.isFinite(v)) best[row.server] = Math.max(best[row.server] ?? 0, v);
     }
-    throughput.push({
-      title: 'Ingest (best level)',
-      unit: 'publishes/s',
-      groups: [{ label: 'accepted', values: best }],
-    });
+    throughput.push(singleGroupPanel('Ingest (best level)', 'publishes/s', 'accepted', best));
   }
   if (catchup) {
-    throughput.push({
-      title: 'Catch-up',
-      unit: 'notifications/s',
-      groups: [{ label: 'received+acked', values: medians(catchup.result.summary, 'perSecond') }],
-    });
+    const values = medians(catchup.result.summary, 'perSecond');
+    throughput.push(singleGroupPanel('Catch-up', 'notifications/s', 'received+acked', values));
   }
   if (idle) {
     const rows = idle.result.summary;

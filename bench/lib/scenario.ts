@@ -1,5 +1,8 @@
-import type { ServerName } from './args';
+import { Args, ServerName } from './args';
+import { ClientPool } from './clients';
 import { progress } from './log';
+import { CpuMeter } from './proc';
+import { writeResult } from './results';
 import { startTarget, Target, TargetOptions } from './targets';
 
 /** What every scenario's JSON holds, whatever else it adds: the servers run and whether each completed. */
@@ -10,6 +13,18 @@ export interface ScenarioResult<Summary, Run> {
   summary: Summary[];
   runs: Run[];
   notes: string[];
+}
+
+/** The fields every scenario's runs start with. */
+export interface ScenarioRun {
+  server: ServerName;
+  rep: number;
+}
+
+/** A scenario's command line, with the options they all take: --reps (3; 1 under --smoke) and --servers. */
+export function scenarioArgs(): { args: Args; reps: number; servers: ServerName[] } {
+  const args = new Args();
+  return { args, reps: args.num('reps', 3, 1), servers: args.servers() };
 }
 
 /** Starts a server, runs `body`, always stops it. */
@@ -29,9 +44,78 @@ export async function withTarget<T>(
   }
 }
 
+/** Connects every user to the target through load clients, fails unless all connected, runs `body`, always closes them. */
+export async function withClients<T>(
+  label: string,
+  target: Target,
+  users: string[],
+  perClient: number,
+  body: (pool: ClientPool) => Promise<T>,
+): Promise<T> {
+  const { pool, summary } = await ClientPool.connect(label, target.clientKind, target.clientUrls, users, {
+    perClient,
+  });
+  try {
+    if (summary.connected !== users.length)
+      throw new Error(`${label}: only ${summary.connected}/${users.length} connected: ${summary.errors.join('; ')}`);
+    return await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Starts measuring the CPU of the target's server processes and of its support processes (these groups; all by default). */
+export async function startCpuMeter(target: Target, groups?: string[]): Promise<CpuMeter> {
+  const support = await target.supportPids();
+  const pids: Record<string, number[]> = { server: target.serverPids() };
+  for (const group of groups ?? Object.keys(support)) pids[group] = support[group] ?? [];
+  return new CpuMeter(pids).start();
+}
+
 /** Sums CPU ms per group and divides by a count. */
 export function perUnit(cpu: Record<string, number>, count: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [group, ms] of Object.entries(cpu)) out[group] = ms / Math.max(1, count);
   return out;
+}
+
+/** One summary row per key (e.g. `{ server, size }`), in order, from the runs whose fields match every field of the key. */
+export function summarize<Run, Key extends Partial<Run>, Row>(
+  runs: Run[],
+  keys: Key[],
+  row: (mine: Run[], key: Key) => Row,
+): Row[] {
+  return keys.map((key) =>
+    row(
+      runs.filter((r) => Object.entries(key).every(([field, value]) => r[field as keyof Run] === value)),
+      key,
+    ),
+  );
+}
+
+/**
+ * Writes a scenario's result (dist/bench-results/<scenario>.json) with, per server, whether it completed:
+ * `complete` of that server's runs.
+ */
+export function writeScenarioResult<Summary, Run extends { server: ServerName }>(
+  scenario: string,
+  smoke: boolean,
+  parameters: Record<string, unknown>,
+  parts: Omit<ScenarioResult<Summary, Run>, 'complete'> & { complete: (mine: Run[], server: ServerName) => boolean },
+): void {
+  const complete: Record<string, boolean> = {};
+  for (const server of parts.servers) {
+    complete[server] = parts.complete(
+      parts.runs.filter((r) => r.server === server),
+      server,
+    );
+  }
+  const result: ScenarioResult<Summary, Run> = {
+    servers: parts.servers,
+    complete,
+    summary: parts.summary,
+    runs: parts.runs,
+    notes: parts.notes,
+  };
+  writeResult(scenario, smoke, parameters, result);
 }

@@ -6,6 +6,11 @@ export interface Panel {
   groups: { label: string; values: Record<string, number> }[];
 }
 
+/** A panel with a single group of bars. */
+export function singleGroupPanel(title: string, unit: string, label: string, values: Record<string, number>): Panel {
+  return { title, unit, groups: [{ label, values }] };
+}
+
 const COLORS: Record<string, string> = { herald: '#2563eb', 'raw-ws': '#16a34a', 'socket.io': '#dc2626' };
 const FALLBACK = ['#7c3aed', '#ea580c', '#0891b2'];
 

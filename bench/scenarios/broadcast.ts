@@ -8,28 +8,30 @@
  *
  *   node dist/bench/bench/scenarios/broadcast.js [--users 5000] [--broadcasts 200] [--window 8] [--reps 3] [--smoke]
  */
-import { Args, ServerName } from '../lib/args';
-import { ClientPool } from '../lib/clients';
+import type { ServerName } from '../lib/args';
 import { progress, runMain } from '../lib/log';
-import { CpuMeter } from '../lib/proc';
-import { writeResult } from '../lib/results';
-import { perUnit, ScenarioResult, withTarget } from '../lib/scenario';
+import {
+  perUnit,
+  scenarioArgs,
+  ScenarioRun,
+  startCpuMeter,
+  summarize,
+  withClients,
+  withTarget,
+  writeScenarioResult,
+} from '../lib/scenario';
 import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const args = new Args();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
 const USERS = args.num('users', 5000, 50);
 const BROADCASTS = args.num('broadcasts', 200, 10);
 const WINDOW = args.num('window', 8, 4);
-const REPS = args.num('reps', 3, 1);
 const PER_CLIENT = args.num('per-client', 2500);
 const TIMEOUT_MS = args.num('timeout-ms', 300_000, 30_000);
-const SERVERS = args.servers();
 
-interface Run {
-  server: ServerName;
-  rep: number;
+interface Run extends ScenarioRun {
   deliveries: number;
   received: number;
   acked: number | null;
@@ -56,22 +58,12 @@ interface Summary {
 async function runServer(server: ServerName): Promise<Run[]> {
   return withTarget(server, { processes: 1 }, async (target) => {
     const users = Array.from({ length: USERS }, (_, k) => `bc-${k}`);
-    const { pool, summary } = await ClientPool.connect(`${server}`, target.clientKind, target.clientUrls, users, {
-      perClient: PER_CLIENT,
-    });
-    const runs: Run[] = [];
-    try {
-      if (summary.connected !== USERS)
-        throw new Error(`${server}: only ${summary.connected}/${USERS} connected: ${summary.errors.join('; ')}`);
+    return withClients(server, target, users, PER_CLIENT, async (pool) => {
+      const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
         const acksBefore = pool.acksOk;
-        const support = await target.supportPids();
-        const meter = new CpuMeter({
-          server: target.serverPids(),
-          postgres: support.postgres ?? [],
-          redis: support.redis ?? [],
-        }).start();
+        const meter = await startCpuMeter(target, ['postgres', 'redis']);
         const completed = () => {
           let n = 0;
           for (let i = base; i < base + BROADCASTS; i++) if ((pool.messages.get(i)?.count ?? 0) >= USERS) n++;
@@ -143,10 +135,8 @@ async function runServer(server: ServerName): Promise<Run[]> {
         );
         runs.push(run);
       }
-    } finally {
-      await pool.close();
-    }
-    return runs;
+      return runs;
+    });
   });
 }
 
@@ -155,8 +145,8 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   for (const server of SERVERS) runs.push(...(await runServer(server)));
   const us = (r: Run, group: string) => (r.cpuMsPerDelivery[group] ?? 0) * 1000;
-  const summary: Summary[] = SERVERS.map((server) => {
-    const mine = runs.filter((r) => r.server === server);
+  const keys = SERVERS.map((server) => ({ server }));
+  const summary: Summary[] = summarize(runs, keys, (mine, { server }) => {
     return {
       server,
       receivedPerSecond: spread(mine.map((r) => r.receivedPerSecond)),
@@ -196,26 +186,21 @@ async function main(): Promise<void> {
       formatRatio(s.receivedPerSecond.median, rate('socket.io')),
     ]),
   );
-  const complete: Record<string, boolean> = {};
-  for (const server of SERVERS) {
-    const mine = runs.filter((r) => r.server === server);
-    complete[server] =
-      mine.length === REPS &&
-      mine.every((r) => r.received >= r.deliveries && (r.acked === null || r.acked >= r.deliveries));
-  }
-  const result: ScenarioResult<Summary, Run> = {
+  const parameters = { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS };
+  writeScenarioResult('broadcast', args.smoke, parameters, {
     servers: SERVERS,
-    complete,
     summary,
     runs,
+    complete: (mine) =>
+      mine.length === REPS &&
+      mine.every((r) => r.received >= r.deliveries && (r.acked === null || r.acked >= r.deliveries)),
     notes: [
       'Deliveries/s = deliveries / (last receive − first publish); Herald acked = deliveries / (last ack reply − first publish).',
       `Completion = last recipient's receive time − publish time of that broadcast, with at most ${WINDOW} broadcasts in flight.`,
       'Redis CPU is the whole redis-server (shared with anything else on the machine); PostgreSQL CPU is the backends of the private database.',
       'Load clients (JSON parse, Herald acks) share the 2 cores with the server.',
     ],
-  };
-  writeResult('broadcast', args.smoke, { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS }, result);
+  });
 }
 
 runMain(main);

@@ -7,23 +7,18 @@
  *   node dist/bench/bench/scenarios/catchup.js [--pending 10000] [--reps 3] [--smoke]
  */
 import { TEST_API_KEY } from '../../test/helpers/replica';
-import { Args, ServerName } from '../lib/args';
+import type { ServerName } from '../lib/args';
 import { ClientPool } from '../lib/clients';
 import { progress, runMain } from '../lib/log';
 import { runPublishers } from '../lib/publishers';
-import { writeResult } from '../lib/results';
-import { ScenarioResult, withTarget } from '../lib/scenario';
+import { scenarioArgs, ScenarioRun, withTarget, writeScenarioResult } from '../lib/scenario';
 import { spread, Spread } from '../lib/stats';
 import { formatSpread, printTable } from '../lib/table';
 
-const args = new Args();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
 const PENDING = args.num('pending', 10_000, 50);
-const REPS = args.num('reps', 3, 1);
-const SERVERS = args.servers();
 
-interface Run {
-  server: ServerName;
-  rep: number;
+interface Run extends ScenarioRun {
   pending: number;
   received: number;
   acked: number;
@@ -129,25 +124,21 @@ async function main(): Promise<void> {
       return [server, formatSpread(s.firstReceiveMs), formatSpread(s.allAckedMs), formatSpread(s.perSecond)];
     }),
   );
-  const complete: Record<string, boolean> = {};
-  for (const server of SERVERS) {
-    // The baselines have nothing to catch up on; "complete" means the scenario ran as designed for them.
-    complete[server] =
-      server !== 'herald' ||
-      (runs.length === REPS &&
-        runs.every((r) => r.received >= r.pending && r.acked >= r.pending && r.verifiedAcked === r.pending));
-  }
-  const result: ScenarioResult<Summary, Run> = {
+  const parameters = { pending: PENDING, reps: REPS };
+  writeScenarioResult('catchup', args.smoke, parameters, {
     servers: SERVERS,
-    complete,
     summary,
     runs,
+    // The baselines have nothing to catch up on; "complete" means the scenario ran as designed for them.
+    complete: (mine, server) =>
+      server !== 'herald' ||
+      (mine.length === REPS &&
+        mine.every((r) => r.received >= r.pending && r.acked >= r.pending && r.verifiedAcked === r.pending)),
     notes: [
       'Time runs from the start of the WebSocket handshake to the last ack answered ok; the client acks as it reads, with at most 256 acks unanswered.',
       'raw-ws and socket.io keep no backlog for an offline user: n/a.',
     ],
-  };
-  writeResult('catchup', args.smoke, { pending: PENDING, reps: REPS }, result);
+  });
 }
 
 runMain(main);

@@ -6,26 +6,21 @@
  *
  *   node dist/bench/bench/scenarios/idle.js [--sizes 5000,19000] [--reps 3] [--servers herald,raw-ws,socket.io] [--smoke]
  */
-import { Args, ServerName } from '../lib/args';
+import type { ServerName } from '../lib/args';
 import { ClientPool } from '../lib/clients';
 import { progress, runMain, sleep } from '../lib/log';
 import { rssBytes } from '../lib/proc';
-import { writeResult } from '../lib/results';
-import { ScenarioResult, withTarget } from '../lib/scenario';
+import { scenarioArgs, ScenarioRun, summarize, withTarget, writeScenarioResult } from '../lib/scenario';
 import { spread, Spread } from '../lib/stats';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const args = new Args();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
 const SIZES = args.nums('sizes', [5000, 19000], [50]);
-const REPS = args.num('reps', 3, 1);
 const PER_CLIENT = args.num('per-client', 5000);
 const SETTLE_MS = args.num('settle-ms', 3000, 500);
-const SERVERS = args.servers();
 
-interface Run {
-  server: ServerName;
+interface Run extends ScenarioRun {
   size: number;
-  rep: number;
   connected: number;
   failed: number;
   connectMs: number;
@@ -98,20 +93,14 @@ async function main(): Promise<void> {
       for (const server of SERVERS) runs.push(await once(server, size, rep));
     }
   }
-  const summary: Summary[] = [];
-  for (const size of SIZES) {
-    for (const server of SERVERS) {
-      const mine = runs.filter((r) => r.server === server && r.size === size);
-      summary.push({
-        server,
-        size,
-        connectedMin: Math.min(...mine.map((r) => r.connected)),
-        connectPerSecond: spread(mine.map((r) => r.connectPerSecond)),
-        rssPerConnectionKiB: spread(mine.map((r) => r.rssPerConnectionKiB)),
-        rssAfterMiB: spread(mine.map((r) => r.rssAfterMiB)),
-      });
-    }
-  }
+  const keys = SIZES.flatMap((size) => SERVERS.map((server) => ({ server, size })));
+  const summary: Summary[] = summarize(runs, keys, (mine, key) => ({
+    ...key,
+    connectedMin: Math.min(...mine.map((r) => r.connected)),
+    connectPerSecond: spread(mine.map((r) => r.connectPerSecond)),
+    rssPerConnectionKiB: spread(mine.map((r) => r.rssPerConnectionKiB)),
+    rssAfterMiB: spread(mine.map((r) => r.rssAfterMiB)),
+  }));
   const find = (server: ServerName, size: number) => summary.find((s) => s.server === server && s.size === size);
   printTable(
     `idle connections, one server process each: median (min–max) over ${REPS} repetition(s)`,
@@ -136,22 +125,18 @@ async function main(): Promise<void> {
       formatRatio(s.rssPerConnectionKiB.median, find('socket.io', s.size)?.rssPerConnectionKiB.median),
     ]),
   );
-  const complete: Record<string, boolean> = {};
-  for (const server of SERVERS) {
-    complete[server] = runs.filter((r) => r.server === server).every((r) => r.connected === r.size);
-  }
-  const result: ScenarioResult<Summary, Run> = {
+  const parameters = { sizes: SIZES, reps: REPS, perClient: PER_CLIENT, settleMs: SETTLE_MS };
+  writeScenarioResult('idle', args.smoke, parameters, {
     servers: SERVERS,
-    complete,
     summary,
     runs,
+    complete: (mine) => mine.every((r) => r.connected === r.size),
     notes: [
       'RSS per connection = (RSS after connecting and a full GC − RSS before connecting, after a full GC) / connections.',
       'GC runs through the inspector (HeapProfiler.collectGarbage); each server process starts with --inspect=127.0.0.1:<port>.',
       'Connect rate: all handshakes (Herald: JWT, registration, welcome) from load clients in separate processes, 64 in flight per client process.',
     ],
-  };
-  writeResult('idle', args.smoke, { sizes: SIZES, reps: REPS, perClient: PER_CLIENT, settleMs: SETTLE_MS }, result);
+  });
 }
 
 runMain(main);

@@ -8,27 +8,30 @@
  *
  *   node dist/bench/bench/scenarios/ingest.js [--levels 16,64,256] [--seconds 5] [--publishers 2] [--reps 3] [--smoke]
  */
-import { Args, ServerName } from '../lib/args';
+import type { ServerName } from '../lib/args';
 import { progress, runMain } from '../lib/log';
-import { CpuMeter } from '../lib/proc';
 import { runPublishers } from '../lib/publishers';
-import { writeResult } from '../lib/results';
-import { perUnit, ScenarioResult, withTarget } from '../lib/scenario';
+import {
+  perUnit,
+  scenarioArgs,
+  ScenarioRun,
+  startCpuMeter,
+  summarize,
+  withTarget,
+  writeScenarioResult,
+} from '../lib/scenario';
 import { percentiles, spread, Spread } from '../lib/stats';
 import { TEST_API_KEY } from '../../test/helpers/replica';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const args = new Args();
+const { args, reps: REPS, servers } = scenarioArgs();
 const LEVELS = args.nums('levels', [16, 64, 256], [4]);
 const SECONDS = args.num('seconds', 5, 1);
 const PUBLISHERS = args.num('publishers', 2, 1);
-const REPS = args.num('reps', 3, 1);
 const USERS = args.num('users', 1000, 20);
-const SERVERS = args.servers().filter((s) => s !== 'socket.io');
+const SERVERS = servers.filter((s) => s !== 'socket.io');
 
-interface Run {
-  server: ServerName;
-  rep: number;
+interface Run extends ScenarioRun {
   concurrency: number;
   accepted: number;
   failed: number;
@@ -57,12 +60,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
     for (let rep = 0; rep < REPS; rep++) {
       for (const concurrency of LEVELS) {
         progress(`  ${server} rep ${rep + 1}: ${concurrency} concurrent publishes for ${SECONDS} s`);
-        const support = await target.supportPids();
-        const meter = new CpuMeter({
-          server: target.serverPids(),
-          postgres: support.postgres ?? [],
-          redis: support.redis ?? [],
-        }).start();
+        const meter = await startCpuMeter(target, ['postgres', 'redis']);
         const result = await runPublishers(PUBLISHERS, {
           kind: server === 'herald' ? 'herald' : 'raw',
           urls: target.httpUrls,
@@ -114,21 +112,15 @@ async function main(): Promise<void> {
   );
   const runs: Run[] = [];
   for (const server of SERVERS) runs.push(...(await runServer(server)));
-  const summary: Summary[] = [];
-  for (const server of SERVERS) {
-    for (const concurrency of LEVELS) {
-      const mine = runs.filter((r) => r.server === server && r.concurrency === concurrency);
-      summary.push({
-        server,
-        concurrency,
-        perSecond: spread(mine.map((r) => r.perSecond)),
-        latencyP50: spread(mine.map((r) => r.latencyP50)),
-        latencyP99: spread(mine.map((r) => r.latencyP99)),
-        failed: mine.reduce((s, r) => s + r.failed, 0),
-        verifiedAll: server === 'herald' ? mine.every((r) => r.verified === r.accepted) : null,
-      });
-    }
-  }
+  const keys = SERVERS.flatMap((server) => LEVELS.map((concurrency) => ({ server, concurrency })));
+  const summary: Summary[] = summarize(runs, keys, (mine, key) => ({
+    ...key,
+    perSecond: spread(mine.map((r) => r.perSecond)),
+    latencyP50: spread(mine.map((r) => r.latencyP50)),
+    latencyP99: spread(mine.map((r) => r.latencyP99)),
+    failed: mine.reduce((s, r) => s + r.failed, 0),
+    verifiedAll: key.server === 'herald' ? mine.every((r) => r.verified === r.accepted) : null,
+  }));
   const best = (server: ServerName) =>
     Math.max(...summary.filter((s) => s.server === server).map((s) => s.perSecond.median));
   printTable(
@@ -152,30 +144,20 @@ async function main(): Promise<void> {
     ['server', 'publishes/s', 'vs raw-ws'],
     SERVERS.map((s) => [s, best(s), formatRatio(best(s), SERVERS.includes('raw-ws') ? best('raw-ws') : undefined)]),
   );
-  const complete: Record<string, boolean> = {};
-  for (const server of SERVERS) {
-    const mine = runs.filter((r) => r.server === server);
-    complete[server] =
-      mine.length === REPS * LEVELS.length &&
-      mine.every((r) => r.failed === 0 && r.accepted > 0 && (r.verified === null || r.verified === r.accepted));
-  }
-  const result: ScenarioResult<Summary, Run> = {
+  const parameters = { levels: LEVELS, seconds: SECONDS, publishers: PUBLISHERS, reps: REPS, users: USERS };
+  writeScenarioResult('ingest', args.smoke, parameters, {
     servers: SERVERS,
-    complete,
     summary,
     runs,
+    complete: (mine) =>
+      mine.length === REPS * LEVELS.length &&
+      mine.every((r) => r.failed === 0 && r.accepted > 0 && (r.verified === null || r.verified === r.accepted)),
     notes: [
       'Publishers post straight to the two processes (no Nginx), over keep-alive HTTP, from separate processes sharing the 2 cores.',
       'Herald: a 202 means the notification and its delivery are committed; every id is counted in notifications and deliveries afterwards.',
       'raw-ws stores nothing: its rate is the HTTP + Redis PUBLISH ceiling, for context only. Socket.IO has no HTTP publish API: n/a.',
     ],
-  };
-  writeResult(
-    'ingest',
-    args.smoke,
-    { levels: LEVELS, seconds: SECONDS, publishers: PUBLISHERS, reps: REPS, users: USERS },
-    result,
-  );
+  });
 }
 
 runMain(main);

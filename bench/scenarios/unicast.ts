@@ -7,29 +7,31 @@
  *
  *   node dist/bench/bench/scenarios/unicast.js [--users 2000] [--rate 1000] [--seconds 10] [--reps 3] [--smoke]
  */
-import { Args, ServerName } from '../lib/args';
-import { ClientPool } from '../lib/clients';
+import type { ServerName } from '../lib/args';
 import { progress, runMain, sleep } from '../lib/log';
-import { CpuMeter } from '../lib/proc';
-import { writeResult } from '../lib/results';
-import { perUnit, ScenarioResult, withTarget } from '../lib/scenario';
+import {
+  perUnit,
+  scenarioArgs,
+  ScenarioRun,
+  startCpuMeter,
+  summarize,
+  withClients,
+  withTarget,
+  writeScenarioResult,
+} from '../lib/scenario';
 import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const args = new Args();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
 const USERS = args.num('users', 2000, 50);
 const RATE = args.num('rate', 1000, 50);
 const SECONDS = args.num('seconds', 10, 1);
-const REPS = args.num('reps', 3, 1);
 const PER_CLIENT = args.num('per-client', 1000);
-const SERVERS = args.servers();
 const MESSAGES = Math.round(RATE * SECONDS);
 const GROUPS = ['server', 'postgres', 'redis', 'nginx'] as const;
 
-interface Run {
-  server: ServerName;
-  rep: number;
+interface Run extends ScenarioRun {
   messages: number;
   received: number;
   acked: number | null;
@@ -48,18 +50,12 @@ type Summary = { server: ServerName } & Record<'p50' | 'p95' | 'p99' | 'max' | '
 async function runServer(server: ServerName): Promise<Run[]> {
   return withTarget(server, { processes: 2, nginx: true }, async (target) => {
     const users = Array.from({ length: USERS }, (_, k) => `uc-${k}`);
-    const { pool, summary } = await ClientPool.connect(server, target.clientKind, target.clientUrls, users, {
-      perClient: PER_CLIENT,
-    });
-    const runs: Run[] = [];
-    try {
-      if (summary.connected !== USERS)
-        throw new Error(`${server}: only ${summary.connected}/${USERS} connected: ${summary.errors.join('; ')}`);
+    return withClients(server, target, users, PER_CLIENT, async (pool) => {
+      const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
         const acksBefore = pool.acksOk;
-        const support = await target.supportPids();
-        const meter = new CpuMeter({ server: target.serverPids(), ...support }).start();
+        const meter = await startCpuMeter(target);
         const started = Date.now();
         const inFlight = new Set<Promise<void>>();
         let errors = 0;
@@ -129,10 +125,8 @@ async function runServer(server: ServerName): Promise<Run[]> {
           clearInterval(ticker);
         }
       }
-    } finally {
-      await pool.close();
-    }
-    return runs;
+      return runs;
+    });
   });
 }
 
@@ -142,8 +136,8 @@ async function main(): Promise<void> {
   );
   const runs: Run[] = [];
   for (const server of SERVERS) runs.push(...(await runServer(server)));
-  const summary: Summary[] = SERVERS.map((server) => {
-    const mine = runs.filter((r) => r.server === server);
+  const keys = SERVERS.map((server) => ({ server }));
+  const summary: Summary[] = summarize(runs, keys, (mine, { server }) => {
     const s = { server } as Summary;
     for (const key of ['p50', 'p95', 'p99', 'max', 'achievedRate'] as const) s[key] = spread(mine.map((r) => r[key]));
     for (const g of GROUPS) s[`${g}CpuMsPerMessage`] = spread(mine.map((r) => r.cpuMsPerMessage[g] ?? 0));
@@ -181,27 +175,22 @@ async function main(): Promise<void> {
       formatRatio(s.p99.median, p99('socket.io')),
     ]),
   );
-  const complete: Record<string, boolean> = {};
-  for (const server of SERVERS) {
-    const mine = runs.filter((r) => r.server === server);
-    complete[server] =
+  const parameters = { users: USERS, rate: RATE, seconds: SECONDS, reps: REPS };
+  writeScenarioResult('unicast', args.smoke, parameters, {
+    servers: SERVERS,
+    summary,
+    runs,
+    complete: (mine) =>
       mine.length === REPS &&
       mine.every(
         (r) => r.publishErrors === 0 && r.received === r.messages && (r.acked === null || r.acked >= r.messages),
-      );
-  }
-  const result: ScenarioResult<Summary, Run> = {
-    servers: SERVERS,
-    complete,
-    summary,
-    runs,
+      ),
     notes: [
       'Herald and raw ws publish over HTTP through the same Nginx as the clients; Socket.IO publishes with the redis emitter (no HTTP hop).',
       'CPU per message counts the two server processes, the PostgreSQL backends of the private database (Herald), the whole redis-server and the Nginx workers, from /proc/<pid>/stat.',
       'The publisher (this process) and the load clients share the 2 cores.',
     ],
-  };
-  writeResult('unicast', args.smoke, { users: USERS, rate: RATE, seconds: SECONDS, reps: REPS }, result);
+  });
 }
 
 runMain(main);
