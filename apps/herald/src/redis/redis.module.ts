@@ -20,6 +20,8 @@ export function createRedis(config: HeraldConfig, name: string): Redis {
     maxRetriesPerRequest: 1,
     // A stalled Redis must not stall a publish (it is already durable) or a connection setup.
     ...(subscriber ? {} : { commandTimeout: 2000 }),
+    // Commands issued in the same tick (publishes and acks of many clients) go out in one write.
+    enableAutoPipelining: !subscriber,
     retryStrategy: (times) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });
