@@ -37,6 +37,21 @@ const JOBS_MAX_PER_SEND = 100;
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
+ * Runs a multi-row write again when PostgreSQL chose it as a deadlock victim (40P01) or a serialization
+ * failure (40001): it was rolled back whole, so running it again is safe.
+ */
+async function retryOnDeadlock<T>(write: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= tries || (code !== '40P01' && code !== '40001')) throw error;
+    }
+  }
+}
+
+/**
  * Where deliveries change state on the live side: first sends routed through
  * the bus, replay on connect, and acks. PostgreSQL is updated before a frame
  * leaves, so the record is never behind what a client has seen.
@@ -58,7 +73,7 @@ export class DeliveryService implements OnModuleInit {
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
   ) {
-    this.acks = new AckBatcher((items) => this.deliveries.ackMany(items));
+    this.acks = new AckBatcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)));
   }
 
   onModuleInit(): void {
@@ -213,12 +228,19 @@ export class DeliveryService implements OnModuleInit {
           backstopAt(this.config.ackTimeoutMs, this.config),
         );
       }
+      // The first batch is small and its checks are BullMQ jobs, timed per attempt. A replay that goes on
+      // is a backlog: its later batches make no job per delivery, and the sweep checks them at the first
+      // attempt's delay (their next_attempt_at is set as they are claimed, in the same statement).
+      let batchSize = JOBS_MAX_PER_SEND;
       for (;;) {
-        const nextAttemptAt = backstopAt(maxRedeliveryDelayMs(this.config), this.config);
+        const bySweep = batchSize > JOBS_MAX_PER_SEND;
+        const nextAttemptAt = bySweep
+          ? new Date(Date.now() + redeliveryDelayMs(1, this.config))
+          : backstopAt(maxRedeliveryDelayMs(this.config), this.config);
         const batch = await this.deliveries.claimReplayBatch(
           connection.userId,
           afterSeq,
-          REPLAY_BATCH,
+          batchSize,
           nextAttemptAt,
           resumeAfterSeq,
         );
@@ -233,14 +255,7 @@ export class DeliveryService implements OnModuleInit {
         if (batch.length > 0) {
           this.live.emit({ type: 'deliveries.changed', notificationIds: batch.map((item) => item.notification.id) });
         }
-        if (batch.length > JOBS_MAX_PER_SEND) {
-          // A backlog: no job per delivery; the sweep checks the batch at the first attempt's delay.
-          await this.deliveries.retime(
-            connection.userId,
-            batch.map((item) => item.notification.id),
-            new Date(Date.now() + redeliveryDelayMs(1, this.config)),
-          );
-        } else {
+        if (!bySweep) {
           await this.scheduler.schedule(
             batch.map((item) => ({
               notificationId: item.notification.id,
@@ -250,7 +265,8 @@ export class DeliveryService implements OnModuleInit {
           );
         }
         total += batch.length;
-        if (batch.length < REPLAY_BATCH) break;
+        if (batch.length < batchSize) break;
+        batchSize = REPLAY_BATCH;
         // Claiming marks deliveries sent: do not claim faster than the client reads,
         // and not at all once it is gone.
         await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);

@@ -274,17 +274,6 @@ export class DeliveryRepository {
     return rows.length;
   }
 
-  /** Sets when the sweep checks these just-sent deliveries of one user (a replay batch with no jobs). */
-  async retime(userId: string, notificationIds: string[], at: Date): Promise<void> {
-    if (notificationIds.length === 0) return;
-    await query(
-      this.dataSource,
-      `UPDATE deliveries SET next_attempt_at = $3
-        WHERE user_id = $1 AND notification_id = ANY($2::uuid[]) AND status = 'sent'`,
-      [userId, notificationIds, at],
-    );
-  }
-
   /** Parks many deliveries at once (each only at the attempt it was read at); returns how many. */
   async parkMany(items: { notificationId: string; userId: string; attempts: number }[]): Promise<number> {
     if (items.length === 0) return 0;
