@@ -8,7 +8,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { isNotificationId, ParseResult } from '../gateway/frame-parser';
 import { UserRepository } from '../notifications/user.repository';
 import { Bus } from './bus';
-import { Connection } from './connection';
+import { Connection, ConnectionLimits } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
@@ -43,6 +43,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private readonly held = new WeakMap<Connection, { subscribed: boolean; present: boolean }>();
   /** connectionId → userId of presence entries whose removal failed. */
   private readonly pendingRemovals = new Map<string, string>();
+  private sharedLimits: ConnectionLimits | undefined;
   /** Users whose parked deliveries are resumed again at the next beat (after presence was restored). */
   private resumeAtNextBeat: string[] = [];
 
@@ -60,6 +61,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
     );
+  }
+
+  /** One object for every connection: the limits are the same for all. */
+  private get limits(): ConnectionLimits {
+    return (this.sharedLimits ??= {
+      maxBufferedBytes: this.config.maxBufferedBytes,
+      framesPerSecond: this.config.clientFramesPerSecond,
+      framesBurst: this.config.clientFramesBurst,
+    });
   }
 
   async onModuleInit(): Promise<void> {
@@ -89,11 +99,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         tokenExpiresAt: meta.tokenExpiresAt,
       },
       transport,
-      {
-        maxBufferedBytes: this.config.maxBufferedBytes,
-        framesPerSecond: this.config.clientFramesPerSecond,
-        framesBurst: this.config.clientFramesBurst,
-      },
+      this.limits,
     );
     if (this.shuttingDown) {
       connection.close(CloseCode.GoingAway, 'server shutting down');
@@ -103,6 +109,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     this.metrics.connectionsOpened.inc();
     const setup = this.setup(connection, meta.resumeAfterSeq);
     this.setups.set(connection, setup);
+    // Forgotten once done (closed() then has nothing to wait for): an open connection keeps no promise.
+    void setup.then(() => this.setups.delete(connection));
     this.track(setup);
     return connection;
   }

@@ -36,8 +36,9 @@ export interface ConnectionInfo {
  */
 export class Connection {
   private replaying = true;
-  private held: NotificationFrame[] = [];
-  private readonly replayed = new Set<string>();
+  /** Made only when needed and dropped after the replay: an idle connection holds neither. */
+  private held: NotificationFrame[] | null = null;
+  private replayed: Set<string> | null = null;
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
   alive = true;
   /** An SSE client that has answered a heartbeat once is held to answering them all. */
@@ -142,22 +143,23 @@ export class Connection {
 
   /** Sends a live notification, or holds it while the replay is running. */
   deliver(frame: NotificationFrame): void {
-    if (this.replaying) this.held.push(frame);
+    if (this.replaying) (this.held ??= []).push(frame);
     else this.send(frame);
   }
 
   sendReplayed(frame: NotificationFrame): void {
-    this.replayed.add(frame.id);
+    (this.replayed ??= new Set()).add(frame.id);
     this.send(frame);
   }
 
   finishReplay(): void {
     this.replaying = false;
-    const held = this.held;
-    this.held = [];
+    const held = this.held ?? [];
+    const replayed = this.replayed;
+    this.held = null;
+    this.replayed = null;
     held.sort((a, b) => a.seq - b.seq);
-    for (const frame of held) if (!this.replayed.has(frame.id)) this.send(frame);
-    this.replayed.clear();
+    for (const frame of held) if (!replayed?.has(frame.id)) this.send(frame);
   }
 
   /**

@@ -10,6 +10,7 @@ import { DrainState } from '../common/lifecycle.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { Connection } from '../delivery/connection';
 import { ConnectionService } from '../delivery/connection.service';
 import { parseClientFrame } from './frame-parser';
 import { WebSocketTransport } from './websocket-transport';
@@ -24,6 +25,7 @@ type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
 export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket> {
   private readonly logger = new Logger(HeraldGateway.name);
   private readonly proxyTrust: ProxyTrust;
+  private readonly listeners: ReturnType<HeraldGateway['makeListeners']>;
 
   constructor(
     private readonly auth: UpgradeAuthService,
@@ -33,6 +35,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     private readonly metrics: MetricsService,
   ) {
     this.proxyTrust = compileProxyTrust(config.trustedProxies);
+    this.listeners = this.makeListeners();
   }
 
   afterInit(server: WebSocketServer): void {
@@ -86,19 +89,48 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
     });
-    socket.on('pong', () => connection.pong());
-    socket.on('message', (data: RawData, isBinary: boolean) => {
-      if (isBinary) {
-        socket.close(CloseCode.UnsupportedData, 'binary frames are not supported');
-        return;
-      }
-      this.connections.received(connection, parseClientFrame(rawToString(data)));
-    });
-    socket.on('close', (code: number) => void this.connections.closed(connection, code));
-    socket.on('error', (error: Error) =>
-      this.logger.warn({ message: 'socket error', connectionId: connection.id, error: error.message }),
-    );
+    // The same four listeners for every socket (made once, in the constructor), finding the connection
+    // on the socket: no closures per connection, which idle connections would carry for their lifetime.
+    (socket as HeraldSocket)[CONNECTION] = connection;
+    /* eslint-disable @typescript-eslint/unbound-method -- these listeners take `this` from the socket, by design */
+    socket.on('pong', this.listeners.pong);
+    socket.on('message', this.listeners.message);
+    socket.on('close', this.listeners.close);
+    socket.on('error', this.listeners.error);
+    /* eslint-enable @typescript-eslint/unbound-method */
   }
+
+  private makeListeners() {
+    const connections = this.connections;
+    const logger = this.logger;
+    return {
+      pong: function (this: WebSocket): void {
+        connectionOf(this).pong();
+      },
+      message: function (this: WebSocket, data: RawData, isBinary: boolean): void {
+        if (isBinary) {
+          this.close(CloseCode.UnsupportedData, 'binary frames are not supported');
+          return;
+        }
+        connections.received(connectionOf(this), parseClientFrame(rawToString(data)));
+      },
+      close: function (this: WebSocket, code: number): void {
+        void connections.closed(connectionOf(this), code);
+      },
+      error: function (this: WebSocket, error: Error): void {
+        logger.warn({ message: 'socket error', connectionId: connectionOf(this).id, error: error.message });
+      },
+    };
+  }
+}
+
+const CONNECTION = Symbol('herald.connection');
+
+/** A `ws` socket that knows its Herald connection. */
+type HeraldSocket = WebSocket & { [CONNECTION]: Connection };
+
+function connectionOf(socket: WebSocket): Connection {
+  return (socket as HeraldSocket)[CONNECTION];
 }
 
 function rawToString(data: RawData): string {
