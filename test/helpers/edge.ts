@@ -98,25 +98,30 @@ export class Edge {
     );
     nginxTest(configFile);
     const edge = new Edge(port, dir, configFile);
-    const child = spawn(nginxBinary(), ['-c', configFile, '-g', 'daemon off;'], {
+    await edge.launch();
+    return edge;
+  }
+
+  /** Runs Nginx on this config in the foreground and waits until it answers. */
+  private async launch(): Promise<void> {
+    const child = spawn(nginxBinary(), ['-c', this.configFile, '-g', 'daemon off;'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    edge.process = child;
-    edge.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.process = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     await waitFor(
-      `nginx on :${port}`,
+      `nginx on :${this.port}`,
       async () => {
         if (child.exitCode !== null)
-          throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${edge.errorLog()}`);
-        const response = await fetch(`${edge.http}/`, { redirect: 'manual' });
+          throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${this.errorLog()}`);
+        const response = await fetch(`${this.http}/`, { redirect: 'manual' });
         return response.status === 302;
       },
       10_000,
       50,
     );
-    return edge;
   }
 
   /** Fast stop (SIGTERM): open connections are closed at once. */
@@ -159,24 +164,7 @@ export class Edge {
   /** Starts Nginx again with the same config, on the same port (after stop() or quit()). */
   async restart(): Promise<void> {
     if (this.process) throw new Error('nginx is still running');
-    const child = spawn(nginxBinary(), ['-c', this.configFile, '-g', 'daemon off;'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    this.process = child;
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    await waitFor(
-      `nginx again on :${this.port}`,
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`nginx exited with ${child.exitCode}: ${stderr}${this.errorLog()}`);
-        const response = await fetch(`${this.http}/`, { redirect: 'manual' });
-        return response.status === 302;
-      },
-      10_000,
-      50,
-    );
+    await this.launch();
   }
 
   accessLog(): string {

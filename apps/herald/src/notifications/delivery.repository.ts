@@ -150,17 +150,8 @@ export class DeliveryRepository {
    */
   async ackMany(items: { notificationId: string; userId: string }[]): Promise<AckResult[]> {
     const keyOf = (notificationId: string, userId: string) => `${notificationId}/${userId}`;
-    const unique = [...new Map(items.map((i) => [keyOf(i.notificationId, i.userId), i])).values()].sort((a, b) =>
-      a.notificationId === b.notificationId
-        ? a.userId < b.userId
-          ? -1
-          : a.userId > b.userId
-            ? 1
-            : 0
-        : a.notificationId < b.notificationId
-          ? -1
-          : 1,
-    );
+    // Each row once; the lock order comes from the statement's ORDER BY, not from this list.
+    const unique = [...new Map(items.map((i) => [keyOf(i.notificationId, i.userId), i])).values()];
     const rows = await query<{
       notification_id: string;
       user_id: string;
