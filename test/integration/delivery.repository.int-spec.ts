@@ -71,6 +71,75 @@ describe('Delivery repositories', () => {
     expect(again.notification.id).toBe(first.notification.id);
   });
 
+  it('stores many user-list publishes in one statement, in order, each with its own deliveries', async () => {
+    const input = (users: string[], key: string | null) => ({
+      id: randomUUID(),
+      publisherId: 'pk_test',
+      idempotencyKey: key,
+      requestHash: `h-${key ?? users.join()}`,
+      audience: { users },
+      event: 'batch.event',
+      payload: { users },
+      ttlSeconds: 60,
+    });
+    const earlier = await publishTo(['b9'], 60, 'batch-earlier');
+    const inputs = [
+      input(['b1'], null),
+      input(['b2', 'b3'], 'batch-key'),
+      input(['b4'], 'batch-key'), // the same key again within the batch: answered by the first
+      input(['b5'], 'batch-earlier'), // a key used before the batch
+      input(['b1'], null),
+    ];
+    const results = await notifications.createForUsers(inputs, soon());
+    expect(results.map((r) => [r.created, r.recipients])).toEqual([
+      [true, 1],
+      [true, 2],
+      [false, 2],
+      [false, 1],
+      [true, 1],
+    ]);
+    expect(results[2]!.notification.id).toBe(inputs[1]!.id);
+    expect(results[2]!.requestHash).toBe('h-batch-key');
+    expect(results[3]!.notification.id).toBe(earlier.notification.id);
+    // seq follows the order of the batch
+    const seqs = [results[0]!, results[1]!, results[4]!].map((r) => r.notification.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+    const rows = await db.query<{ notification_id: string; user_id: string }>(
+      `SELECT notification_id::text, user_id FROM deliveries WHERE notification_id = ANY($1::uuid[])
+        ORDER BY user_id, notification_id`,
+      [inputs.map((i) => i.id)],
+    );
+    expect(rows).toEqual(
+      [
+        { notification_id: inputs[0]!.id, user_id: 'b1' },
+        { notification_id: inputs[4]!.id, user_id: 'b1' },
+        { notification_id: inputs[1]!.id, user_id: 'b2' },
+        { notification_id: inputs[1]!.id, user_id: 'b3' },
+      ].sort((a, b) => (a.user_id + a.notification_id < b.user_id + b.notification_id ? -1 : 1)),
+    );
+    const known = await db.query<{ id: string }>("SELECT id FROM users WHERE id IN ('b1', 'b2', 'b3', 'b4', 'b5')");
+    // Every addressed user is known from then on (the audience of { all: true }), as with one publish.
+    expect(known.map((u) => u.id).sort()).toEqual(['b1', 'b2', 'b3', 'b4', 'b5']);
+  });
+
+  it('refuses a whole batch when one item is refused by the store, storing none of it', async () => {
+    const good = randomUUID();
+    const bad = randomUUID();
+    const base = { publisherId: 'pk_test', idempotencyKey: null, requestHash: 'h', event: 'e', ttlSeconds: 60 };
+    await expect(
+      notifications.createForUsers(
+        [
+          { ...base, id: good, audience: { users: ['c1'] }, payload: { ok: true } },
+          // PostgreSQL's jsonb has no NUL character: a data exception (22P05)
+          { ...base, id: bad, audience: { users: ['c2'] }, payload: { text: 'a\u0000b' } },
+        ],
+        soon(),
+      ),
+    ).rejects.toMatchObject({ code: '22P05' });
+    const stored = await db.query('SELECT id FROM notifications WHERE id = ANY($1::uuid[])', [[good, bad]]);
+    expect(stored).toEqual([]);
+  });
+
   it('counts a send once when two replicas record the same attempt', async () => {
     const { notification } = await publishTo(['m1']);
     const [one, two] = await Promise.all([

@@ -4,9 +4,11 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
+import { retryOnDeadlock } from '../notifications/sql';
 import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
-import { AckBatcher } from './ack-batcher';
+import { Batcher } from '../common/batcher';
+import type { AckResult as StoredAckResult } from '../notifications/notification.types';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -15,6 +17,14 @@ import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 
 const REPLAY_BATCH = 500;
+
+/**
+ * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
+ * at full speed, or a broadcast acked by thousands, costs a few statements instead of one each. The first
+ * ack of a batch waits this long for others; each is answered once its batch has committed.
+ */
+const ACK_WINDOW_MS = 2;
+const ACK_BATCH_MAX = 500;
 /** The replay claims its next batch only once the socket has sent all but this much. */
 const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
@@ -37,21 +47,6 @@ const JOBS_MAX_PER_SEND = 100;
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
- * Runs a multi-row write again when PostgreSQL chose it as a deadlock victim (40P01) or a serialization
- * failure (40001): it was rolled back whole, so running it again is safe.
- */
-async function retryOnDeadlock<T>(write: () => Promise<T>, tries = 3): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (attempt >= tries || (code !== '40P01' && code !== '40001')) throw error;
-    }
-  }
-}
-
-/**
  * Where deliveries change state on the live side: first sends routed through
  * the bus, replay on connect, and acks. PostgreSQL is updated before a frame
  * leaves, so the record is never behind what a client has seen.
@@ -62,7 +57,7 @@ export class DeliveryService implements OnModuleInit {
   /** The tail of each user's chain of sends on this replica (see inOrderFor). */
   private readonly userQueues = new Map<string, Promise<unknown>>();
   /** Acks of every connection here, written a batch at a time. */
-  private readonly acks: AckBatcher;
+  private readonly acks: Batcher<{ notificationId: string; userId: string }, StoredAckResult>;
 
   constructor(
     private readonly bus: Bus,
@@ -73,7 +68,11 @@ export class DeliveryService implements OnModuleInit {
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
   ) {
-    this.acks = new AckBatcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)));
+    this.acks = new Batcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)), {
+      windowMs: ACK_WINDOW_MS,
+      maxBatch: ACK_BATCH_MAX,
+      maxInFlight: 1,
+    });
   }
 
   onModuleInit(): void {
@@ -289,7 +288,7 @@ export class DeliveryService implements OnModuleInit {
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
-    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.ack(notificationId, userId);
+    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.add({ notificationId, userId });
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);

@@ -144,7 +144,7 @@ export class DeliveryRepository {
   }
 
   /**
-   * Many acks in one statement (acks coalesced over a few milliseconds by the AckBatcher). Rows are
+   * Many acks in one statement (acks coalesced over a few milliseconds by DeliveryService). Rows are
    * locked in key order, so two batches never wait on each other in a cycle. What the UPDATE did not
    * change (a duplicate, an unknown or expired delivery) is answered one by one by `ack`, as before.
    */

@@ -88,6 +88,77 @@ export class NotificationRepository {
         requestHash: input.requestHash,
       };
     }
+    return this.earlier(input);
+  }
+
+  /**
+   * Many publishes to user lists in one statement and one commit (group commit: the publish path gathers
+   * concurrent requests). Same rules as `create`, item by item: with an idempotency key already used by
+   * its publisher (before, or earlier in this same batch), an item stores nothing and answers with the
+   * earlier notification. Results come in the order of `inputs`.
+   */
+  async createForUsers(inputs: NewNotification[], deliveryDueAt: Date): Promise<CreatedNotification[]> {
+    const userLists = inputs.map((input) => {
+      if (!('users' in input.audience)) throw new Error('createForUsers takes user-list publishes only');
+      return input.audience.users;
+    });
+    const rows = await query<NotificationRow & { recipients: number }>(
+      this.dataSource,
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[],
+                              $8::int[], $9::int[])
+           WITH ORDINALITY AS t(id, publisher_id, idempotency_key, request_hash, audience, event, payload,
+                                ttl_seconds, recipients, ord)),
+       n AS (
+         INSERT INTO notifications
+           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
+            expires_at, recipients)
+         SELECT id, publisher_id, idempotency_key, request_hash, audience, NULL, event, payload, ttl_seconds,
+                now() + (ttl_seconds * interval '1 second'), recipients
+           FROM input ORDER BY ord
+         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
+       r AS (SELECT * FROM unnest($10::uuid[], $11::text[]) AS r(notification_id, user_id)),
+       seen AS (
+         INSERT INTO users (id) SELECT DISTINCT user_id FROM r ORDER BY 1 ON CONFLICT (id) DO NOTHING),
+       fanout AS (
+         INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
+         SELECT n.id, n.seq, n.expires_at, $12, r.user_id FROM n JOIN r ON r.notification_id = n.id)
+       SELECT * FROM n`,
+      [
+        inputs.map((i) => i.id),
+        inputs.map((i) => i.publisherId),
+        inputs.map((i) => i.idempotencyKey),
+        inputs.map((i) => i.requestHash),
+        inputs.map((i) => JSON.stringify(i.audience)),
+        inputs.map((i) => i.event),
+        inputs.map((i) => JSON.stringify(i.payload)),
+        inputs.map((i) => i.ttlSeconds),
+        userLists.map((users) => users.length),
+        inputs.flatMap((i, k) => userLists[k]!.map(() => i.id)),
+        userLists.flat(),
+        deliveryDueAt,
+      ],
+    );
+    const stored = new Map(rows.map((row) => [row.id, row]));
+    return Promise.all(
+      inputs.map(async (input) => {
+        const row = stored.get(input.id);
+        if (row) {
+          return {
+            notification: toStoredNotification(row),
+            recipients: row.recipients,
+            created: true,
+            requestHash: input.requestHash,
+          };
+        }
+        return this.earlier(input);
+      }),
+    );
+  }
+
+  /** The publish that used `input`'s idempotency key first. */
+  private async earlier(input: NewNotification): Promise<CreatedNotification> {
     const [existing] = await query<NotificationRow & { recipients: number; request_hash: string }>(
       this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash

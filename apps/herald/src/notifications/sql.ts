@@ -12,3 +12,18 @@ export async function query<T>(source: DataSource | EntityManager, sql: string, 
   }
   return result as T[];
 }
+
+/**
+ * Runs a multi-row write again when PostgreSQL chose it as a deadlock victim (40P01) or a serialization
+ * failure (40001): it was rolled back whole, so running it again is safe.
+ */
+export async function retryOnDeadlock<T>(write: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= tries || (code !== '40P01' && code !== '40001')) throw error;
+    }
+  }
+}

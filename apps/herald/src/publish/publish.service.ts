@@ -14,7 +14,21 @@ import { MetricsService } from '../metrics/metrics.service';
 import { backstopAt } from '../delivery/backoff';
 import { DeliveryService } from '../delivery/delivery.service';
 import { NotificationRepository } from '../notifications/notification.repository';
+import type { CreatedNotification, NewNotification } from '../notifications/notification.types';
+import { retryOnDeadlock } from '../notifications/sql';
+import { Batcher } from '../common/batcher';
 import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
+
+/**
+ * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
+ * commit). A batch gathers for 2 ms from its first publish, and for as long as the batch before it is
+ * being written. Measured (bench:ingest, 2 replicas, 256 concurrent, one machine): one statement per
+ * publish 560–680/s; batches gathered per event-loop turn, two written at once, 2 000/s; one at a time
+ * with the 2 ms window 2 500/s (and 1 900/s at 64 concurrent, against 1 250/s without the window).
+ */
+const PUBLISH_WINDOW_MS = 2;
+const PUBLISH_BATCH_MAX = 200;
+const PUBLISH_BATCHES_IN_FLIGHT = 1;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -28,13 +42,30 @@ export interface PublishOutcome {
 @Injectable()
 export class PublishService {
   private readonly logger = new Logger(PublishService.name);
+  private readonly toUsers: Batcher<NewNotification, CreatedNotification>;
 
   constructor(
     private readonly notifications: NotificationRepository,
     private readonly delivery: DeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
-  ) {}
+  ) {
+    this.toUsers = new Batcher(
+      (inputs) => retryOnDeadlock(() => this.notifications.createForUsers(inputs, this.deliveryDueAt())),
+      {
+        windowMs: PUBLISH_WINDOW_MS,
+        maxBatch: PUBLISH_BATCH_MAX,
+        maxInFlight: PUBLISH_BATCHES_IN_FLIGHT,
+        // A batch refused whole (one item's content, say): each goes alone, so only that one fails.
+        alone: (input) => this.notifications.create(input, this.deliveryDueAt()),
+      },
+    );
+  }
+
+  /** If no replica has taken a delivery by then, the sweep routes it. */
+  private deliveryDueAt(): Date {
+    return backstopAt(this.config.ackTimeoutMs, this.config);
+  }
 
   async publish(
     publisherId: string,
@@ -51,11 +82,11 @@ export class PublishService {
       .digest('hex');
     let created;
     try {
-      created = await this.notifications.create(
-        { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input },
-        // If no replica has taken a delivery by then, the sweep routes it.
-        backstopAt(this.config.ackTimeoutMs, this.config),
-      );
+      const record: NewNotification = { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input };
+      created =
+        'users' in input.audience
+          ? await this.toUsers.add(record)
+          : await this.notifications.create(record, this.deliveryDueAt());
     } catch (error) {
       if (error instanceof HeraldError) throw error;
       const sqlState = (error as { code?: unknown }).code;

@@ -1,0 +1,80 @@
+import { Batcher } from './batcher';
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('Batcher', () => {
+  it('writes what arrives together in one batch and answers each caller with its own result', async () => {
+    const writes: number[][] = [];
+    const batcher = new Batcher<number, string>(
+      async (items) => {
+        writes.push(items);
+        return items.map((n) => `r${n}`);
+      },
+      { windowMs: 0, maxBatch: 10, maxInFlight: 1 },
+    );
+    const answers = await Promise.all([1, 2, 3].map((n) => batcher.add(n)));
+    expect(answers).toEqual(['r1', 'r2', 'r3']);
+    expect(writes).toEqual([[1, 2, 3]]);
+  });
+
+  it('gathers the next batch while one is written, and splits at maxBatch', async () => {
+    const writes: number[][] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const batcher = new Batcher<number, number>(
+      async (items) => {
+        writes.push(items);
+        if (writes.length === 1) await gate;
+        return items;
+      },
+      { windowMs: 0, maxBatch: 2, maxInFlight: 1 },
+    );
+    const first = batcher.add(1);
+    await tick();
+    await tick();
+    const rest = [2, 3, 4].map((n) => batcher.add(n));
+    await tick();
+    expect(writes).toEqual([[1]]);
+    expect(batcher.pending).toBe(3);
+    release();
+    expect(await Promise.all([first, ...rest])).toEqual([1, 2, 3, 4]);
+    expect(writes).toEqual([[1], [2, 3], [4]]);
+  });
+
+  it('writes each item alone when the batch fails, so only the bad one fails', async () => {
+    const batcher = new Batcher<number, number>(
+      async (items) => {
+        if (items.includes(13)) throw new Error('batch refused');
+        return items;
+      },
+      {
+        windowMs: 1,
+        maxBatch: 10,
+        maxInFlight: 1,
+        alone: async (n) => {
+          if (n === 13) throw new Error(`refused ${n}`);
+          return n * 10;
+        },
+      },
+    );
+    const results = await Promise.allSettled([12, 13, 14].map((n) => batcher.add(n)));
+    expect(results).toEqual([
+      { status: 'fulfilled', value: 120 },
+      { status: 'rejected', reason: new Error('refused 13') },
+      { status: 'fulfilled', value: 140 },
+    ]);
+  });
+
+  it('rejects every caller of a failed batch when there is no way to write items alone', async () => {
+    const batcher = new Batcher<number, number>(
+      async () => {
+        throw new Error('store down');
+      },
+      { windowMs: 0, maxBatch: 10, maxInFlight: 1 },
+    );
+    const results = await Promise.allSettled([1, 2].map((n) => batcher.add(n)));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    // and it goes on working afterwards
+    expect(batcher.pending).toBe(0);
+  });
+});
