@@ -46,7 +46,11 @@ export class DeliveryRepository {
 
   /**
    * Claims the next batch of a user's open deliveries after `afterSeq`, in seq
-   * order, marking each sent once more. Used to replay on connect.
+   * order, marking each sent once more. Used to replay on connect. The rows are
+   * found by key (`= ANY(ARRAY(...))`), which keeps the plan on the primary keys:
+   * joined as a table, the batch got a hash join over a scan of every delivery
+   * of the user, and of every notification (2x slower at 30 000 rows, and worse
+   * as the tables grow).
    */
   async claimReplayBatch(
     userId: string,
@@ -68,11 +72,11 @@ export class DeliveryRepository {
          UPDATE deliveries d
             SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = $4,
                 first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
-           FROM batch b
-          WHERE d.notification_id = b.notification_id AND d.user_id = $1
+          WHERE d.user_id = $1 AND d.notification_id = ANY (ARRAY(SELECT notification_id FROM batch))
          RETURNING d.notification_id, d.attempts)
        SELECT n.id, n.seq, n.event, n.payload, n.topic, n.created_at, n.expires_at, upd.attempts
          FROM upd JOIN notifications n ON n.id = upd.notification_id
+        WHERE n.id = ANY (ARRAY(SELECT notification_id FROM upd))
         ORDER BY n.seq`,
       [userId, afterSeq, limit, nextAttemptAt, resumeAfterSeq],
     );
