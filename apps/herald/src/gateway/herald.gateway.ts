@@ -83,7 +83,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       socket.close(CloseCode.PolicyViolation, 'unauthenticated');
       return;
     }
-    const connection = this.connections.open(new WebSocketTransport(socket), {
+    const connection = this.connections.open(new WebSocketTransport(socket, request.socket), {
       userId: principal.userId,
       tokenExpiresAt: principal.expiresAt,
       remoteAddress: clientAddress(request, this.proxyTrust),
