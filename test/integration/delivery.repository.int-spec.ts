@@ -153,6 +153,47 @@ describe('Delivery repositories', () => {
     ]);
   });
 
+  it('records many single-user sends in one statement, counting each attempt once', async () => {
+    const a = await publishTo(['s1']);
+    const b = await publishTo(['s2']);
+    const acked = await publishTo(['s3']);
+    await deliveries.ack(acked.notification.id, 's3');
+    const send = (n: typeof a, userId: string, attempt: number) => ({
+      notificationId: n.notification.id,
+      userId,
+      attempt,
+      nextAttemptAt: soon(),
+    });
+    const first = await deliveries.markSentMany([
+      send(a, 's1', 1),
+      send(b, 's2', 1),
+      send(b, 's2', 1), // the same send twice in one batch
+      send(acked, 's3', 1), // acked already: not open
+      send(a, 'nobody', 1), // no such delivery
+    ]);
+    expect(first).toEqual([
+      { userId: 's1', attempt: 1, counted: true },
+      { userId: 's2', attempt: 1, counted: true },
+      { userId: 's2', attempt: 1, counted: false },
+      null,
+      null,
+    ]);
+    // A stale attempt changes nothing and is not counted; the next one is.
+    const again = await deliveries.markSentMany([send(a, 's1', 1), send(b, 's2', 2)]);
+    expect(again).toEqual([
+      { userId: 's1', attempt: 1, counted: false },
+      { userId: 's2', attempt: 2, counted: true },
+    ]);
+    const rows = await db.query<{ user_id: string; status: string; attempts: number }>(
+      `SELECT user_id, status, attempts FROM deliveries WHERE user_id IN ('s1', 's2', 's3') ORDER BY user_id`,
+    );
+    expect(rows).toEqual([
+      { user_id: 's1', status: 'sent', attempts: 1 },
+      { user_id: 's2', status: 'sent', attempts: 2 },
+      { user_id: 's3', status: 'acked', attempts: 0 },
+    ]);
+  });
+
   it('acks only the own delivery, once, and tells duplicates and strangers apart', async () => {
     const { notification } = await publishTo(['o1']);
     expect((await deliveries.ack(notification.id, 'someone-else')).outcome).toBe('unknown');

@@ -8,7 +8,7 @@ import { retryOnDeadlock } from '../notifications/sql';
 import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
-import type { AckResult as StoredAckResult } from '../notifications/notification.types';
+import type { SentDelivery, AckResult as StoredAckResult } from '../notifications/notification.types';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -25,6 +25,20 @@ const REPLAY_BATCH = 500;
  */
 const ACK_WINDOW_MS = 2;
 const ACK_BATCH_MAX = 500;
+
+/**
+ * Sends to one user (the usual live send, and every redelivery) are recorded together: what the bus
+ * brings in one tick is one statement and one commit. Several batches may be written at once.
+ */
+const SEND_BATCH_MAX = 500;
+const SEND_BATCHES_IN_FLIGHT = 2;
+
+interface OneSend {
+  notificationId: string;
+  userId: string;
+  attempt: number;
+  nextAttemptAt: Date;
+}
 /** The replay claims its next batch only once the socket has sent all but this much. */
 const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
@@ -58,6 +72,8 @@ export class DeliveryService implements OnModuleInit {
   private readonly userQueues = new Map<string, Promise<unknown>>();
   /** Acks of every connection here, written a batch at a time. */
   private readonly acks: Batcher<{ notificationId: string; userId: string }, StoredAckResult>;
+  /** Single-user sends of this replica, recorded a batch at a time. */
+  private readonly sends: Batcher<OneSend, SentDelivery | null>;
 
   constructor(
     private readonly bus: Bus,
@@ -72,6 +88,11 @@ export class DeliveryService implements OnModuleInit {
       windowMs: ACK_WINDOW_MS,
       maxBatch: ACK_BATCH_MAX,
       maxInFlight: 1,
+    });
+    this.sends = new Batcher((items) => retryOnDeadlock(() => this.deliveries.markSentMany(items)), {
+      windowMs: 0,
+      maxBatch: SEND_BATCH_MAX,
+      maxInFlight: SEND_BATCHES_IN_FLIGHT,
     });
   }
 
@@ -179,7 +200,13 @@ export class DeliveryService implements OnModuleInit {
           redeliveryDelayMs(attempt, this.config, () => 1),
           this.config,
         );
-    const sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
+    let sent: SentDelivery[];
+    if (local.length === 1) {
+      const one = await this.sends.add({ notificationId: notification.id, userId: local[0]!, attempt, nextAttemptAt });
+      sent = one ? [one] : [];
+    } else {
+      sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
+    }
     // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
     const frames = new Map<number, NotificationFrame>();
     for (const delivery of sent) {

@@ -45,6 +45,56 @@ export class DeliveryRepository {
   }
 
   /**
+   * `markSent` for many single-user sends at once, each with its own notification, attempt and check
+   * time (sends coalesced over a tick by the delivery service): one statement and one commit. Rows are
+   * locked in key order. Answers, in the order of `items`, the delivery when it was open (as `markSent`
+   * does for one user) or null when it was not (acked, expired or unknown).
+   */
+  async markSentMany(
+    items: { notificationId: string; userId: string; attempt: number; nextAttemptAt: Date }[],
+  ): Promise<(SentDelivery | null)[]> {
+    const rows = await query<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
+      this.dataSource,
+      `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[])
+           AS i(notification_id, user_id, attempt, next_attempt_at)),
+       target AS (
+         SELECT d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
+           FROM deliveries d JOIN input i ON d.notification_id = i.notification_id AND d.user_id = i.user_id
+          WHERE d.status IN ('pending', 'sent') AND d.expires_at > now()
+          ORDER BY d.notification_id, d.user_id
+          FOR UPDATE OF d),
+       upd AS (
+         UPDATE deliveries d
+            SET status = 'sent', attempts = t.attempt, next_attempt_at = t.next_attempt_at,
+                first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
+           FROM target t
+          WHERE d.notification_id = t.notification_id AND d.user_id = t.user_id AND t.attempts < t.attempt
+         RETURNING d.notification_id, d.user_id)
+       SELECT t.notification_id::text AS notification_id, t.user_id, GREATEST(t.attempts, t.attempt) AS attempt,
+              (u.user_id IS NOT NULL) AS counted
+         FROM target t LEFT JOIN upd u ON u.notification_id = t.notification_id AND u.user_id = t.user_id`,
+      [
+        items.map((i) => i.notificationId),
+        items.map((i) => i.userId),
+        items.map((i) => i.attempt),
+        items.map((i) => i.nextAttemptAt),
+      ],
+    );
+    const found = new Map(rows.map((r) => [`${r.notification_id}/${r.user_id}`, r]));
+    const seen = new Set<string>();
+    return items.map((item) => {
+      const key = `${item.notificationId}/${item.userId}`;
+      const row = found.get(key);
+      if (!row) return null;
+      // The same send twice in one batch: the second moves nothing.
+      const counted = row.counted && !seen.has(key);
+      seen.add(key);
+      return { userId: row.user_id, attempt: row.attempt, counted };
+    });
+  }
+
+  /**
    * Claims the next batch of a user's open deliveries after `afterSeq`, in seq
    * order, marking each sent once more. Used to replay on connect. The rows are
    * found by key (`= ANY(ARRAY(...))`), which keeps the plan on the primary keys:
