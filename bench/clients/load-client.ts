@@ -46,7 +46,7 @@ setInterval(report, 500).unref();
 
 /** Acks of one Herald connection: at most WINDOW unanswered, RATE_LIMITED ones sent again. */
 class AckWindow {
-  private static readonly WINDOW = 256;
+  private static readonly WINDOW = 1000;
   private readonly queue: string[] = [];
   private inFlight = 0;
 

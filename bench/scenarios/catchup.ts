@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       (mine.length === REPS &&
         mine.every((r) => r.received >= r.pending && r.acked >= r.pending && r.verifiedAcked === r.pending)),
     notes: [
-      'Time runs from the start of the WebSocket handshake to the last ack answered ok; the client acks as it reads, with at most 256 acks unanswered.',
+      'Time runs from the start of the WebSocket handshake to the last ack answered ok; the client acks as it reads, with at most 1000 acks unanswered (the default HERALD_MAX_QUEUED_COMMANDS).',
       'raw-ws and socket.io keep no backlog for an offline user: n/a.',
     ],
   });
