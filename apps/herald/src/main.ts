@@ -29,6 +29,18 @@ class HeraldWsAdapter extends WsAdapter {
   override bindMessageHandlers(): void {
     // Deliberately empty: see HeraldGateway.handleConnection.
   }
+
+  override bindClientDisconnect(): void {
+    // Deliberately empty: the gateway's own shared `close` listener ends the connection. Nest's adds a
+    // `once` wrapper and a closure to every socket, kept for its lifetime.
+  }
+
+  override bindErrorHandler<T extends { on(event: 'error', listener: (error: Error) => void): unknown }>(server: T): T {
+    // Server errors only: socket errors go to the gateway's shared `error` listener (Nest's adds one
+    // closure per socket).
+    server.on('error', (error: Error) => this.logger.error(error));
+    return server;
+  }
 }
 
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;

@@ -93,7 +93,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       {
         id: randomUUID(),
         userId: meta.userId,
-        connectedAt: new Date(),
+        connectedAt: Date.now(),
         remoteAddress: meta.remoteAddress,
         userAgent: meta.userAgent,
         tokenExpiresAt: meta.tokenExpiresAt,
@@ -125,7 +125,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       connectionId: connection.id,
       userId: connection.userId,
       replicaId: this.config.replicaId,
-      connectedAt: connection.info.connectedAt.toISOString(),
+      connectedAt: new Date(connection.info.connectedAt).toISOString(),
       remoteAddress: connection.info.remoteAddress,
       userAgent: connection.info.userAgent,
     };
@@ -212,7 +212,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       remoteAddress: connection.info.remoteAddress,
       code,
       ...(connection.cutOff ? { cutOff: connection.cutOff } : {}),
-      durationMs: Date.now() - connection.info.connectedAt.getTime(),
+      durationMs: Date.now() - connection.info.connectedAt,
     });
     await this.setups.get(connection);
     this.setups.delete(connection);
@@ -337,8 +337,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     }
     if (connection.commandsRunning < this.config.maxCommandsInFlight) {
       this.start(connection, frame);
-    } else if (connection.commandQueue.length < this.config.maxQueuedCommands) {
-      connection.commandQueue.push(frame);
+    } else if ((connection.commandQueue?.length ?? 0) < this.config.maxQueuedCommands) {
+      (connection.commandQueue ??= []).push(frame);
     } else {
       this.refuseCommand(connection, frame);
     }
@@ -358,7 +358,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     connection.commandsRunning += 1;
     const work = this.run(connection, frame).finally(() => {
       connection.commandsRunning -= 1;
-      const next = connection.commandQueue.shift();
+      const next = connection.commandQueue?.shift();
+      if (connection.commandQueue?.length === 0) connection.commandQueue = null;
       if (next) this.start(connection, next);
     });
     this.track(work);

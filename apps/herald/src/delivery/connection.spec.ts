@@ -28,7 +28,7 @@ class FakeTransport implements ClientTransport {
 const LIMITS: ConnectionLimits = { maxBufferedBytes: 100_000, framesPerSecond: 10, framesBurst: 20 };
 
 function connectionOn(transport: FakeTransport, limits = LIMITS): Connection {
-  const info = { id: 'c1', userId: 'u1', connectedAt: new Date(), remoteAddress: '', userAgent: '', tokenExpiresAt: 0 };
+  const info = { id: 'c1', userId: 'u1', connectedAt: Date.now(), remoteAddress: '', userAgent: '', tokenExpiresAt: 0 };
   return new Connection(info, transport, limits);
 }
 

@@ -22,7 +22,8 @@ export type CutOff = 'slow-consumer' | 'dead-peer';
 export interface ConnectionInfo {
   id: string;
   userId: string;
-  connectedAt: Date;
+  /** Epoch ms (a number, not a Date: one object less per connection). */
+  connectedAt: number;
   remoteAddress: string;
   userAgent: string;
   /** Token expiry (epoch seconds); moved on by an in-band `auth` refresh. */
@@ -47,7 +48,8 @@ export class Connection {
   commandsRunning = 0;
   /** Acks being written (they do not take command slots: see ConnectionService.command). */
   acksRunning = 0;
-  readonly commandQueue: ClientFrame[] = [];
+  /** Commands waiting for a slot; made with the first one to wait. */
+  commandQueue: ClientFrame[] | null = null;
   /** Set when the server terminated the connection itself; read when it closes, for the log and the metric. */
   cutOff: CutOff | undefined;
   /**

@@ -9,6 +9,8 @@ import { withTimeout } from '../common/timeout';
 import { BroadcastMessage, Bus, BusHandlers, BusMessage, UserMessage } from './bus';
 
 const SUBSCRIBE_TIMEOUT_MS = 5000;
+/** What a settled subscription waits for: one shared promise, not one kept per subscribed user. */
+const SUBSCRIBED: Promise<unknown> = Promise.resolve();
 
 /** The Bus on Redis pub/sub: one channel per user, one for broadcasts. */
 @Injectable()
@@ -74,6 +76,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     this.userSubscriptions.set(userId, entry);
     try {
       await entry.active;
+      entry.active = SUBSCRIBED;
     } catch (error) {
       if (this.userSubscriptions.get(userId) === entry) this.userSubscriptions.delete(userId);
       // The SUBSCRIBE may still go through later: an UNSUBSCRIBE queued behind it undoes it.
