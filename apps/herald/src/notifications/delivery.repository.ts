@@ -4,6 +4,24 @@ import { toStoredNotification } from './notification.repository';
 import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
 
 /**
+ * Each (notification, user) once, sorted by key: the statements below lock rows in the order of their
+ * input, so two batches never wait on each other in a cycle.
+ */
+function inKeyOrder<T extends { notificationId: string; userId: string }>(items: T[]): T[] {
+  const byKey = new Map<string, T>();
+  for (const item of items) {
+    const key = `${item.notificationId}/${item.userId}`;
+    if (!byKey.has(key)) byKey.set(key, item);
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, item]) => item);
+}
+
+/**
+ * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
+ * per key) and update it by its ctid: whatever the planner believes of the table's size. Joined as
+ * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
+ * behind a fast-growing table (a fresh install, a burst of broadcasts).
+ *
  * Every state change of a delivery. Each transition is conditional on the
  * state it expects, so a stale job, a duplicate bus message or a second
  * replica doing the same work changes nothing.
@@ -16,6 +34,12 @@ export class DeliveryRepository {
    * sent for `attempt`, and returns every such delivery: the caller sends the
    * frame for all of them (several connections of a user may sit on several
    * replicas) but schedules the next check only where `counted` is true.
+   *
+   * `counted` is read off the locked rows (their attempt was below `attempt`, so
+   * the UPDATE moved them), not by joining the UPDATE's output back to them: the
+   * planner has no row counts for CTEs, and on a table without fresh statistics
+   * it joined the two by nested loop, 5 000 x 5 000 comparisons for a broadcast
+   * to 5 000 users (2.5 s instead of 0.1 s).
    */
   async markSent(
     notificationId: string,
@@ -34,11 +58,9 @@ export class DeliveryRepository {
          UPDATE deliveries d
             SET status = 'sent', attempts = $3, next_attempt_at = $4,
                 first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
-           FROM target t
-          WHERE d.notification_id = $1 AND d.user_id = t.user_id AND t.attempts < $3
-         RETURNING d.user_id)
-       SELECT t.user_id, GREATEST(t.attempts, $3) AS attempt, (u.user_id IS NOT NULL) AS counted
-         FROM target t LEFT JOIN upd u ON u.user_id = t.user_id`,
+          WHERE d.notification_id = $1
+            AND d.user_id = ANY (ARRAY(SELECT user_id FROM target WHERE attempts < $3)))
+       SELECT user_id, GREATEST(attempts, $3) AS attempt, attempts < $3 AS counted FROM target`,
       [notificationId, userIds, attempt, nextAttemptAt],
     );
     return rows.map((r) => ({ userId: r.user_id, attempt: r.attempt, counted: r.counted }));
@@ -53,32 +75,32 @@ export class DeliveryRepository {
   async markSentMany(
     items: { notificationId: string; userId: string; attempt: number; nextAttemptAt: Date }[],
   ): Promise<(SentDelivery | null)[]> {
+    const unique = inKeyOrder(items);
     const rows = await query<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
       this.dataSource,
-      `WITH input AS (
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[])
-           AS i(notification_id, user_id, attempt, next_attempt_at)),
-       target AS (
-         SELECT d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
-           FROM deliveries d JOIN input i ON d.notification_id = i.notification_id AND d.user_id = i.user_id
-          WHERE d.status IN ('pending', 'sent') AND d.expires_at > now()
-          ORDER BY d.notification_id, d.user_id
-          FOR UPDATE OF d),
+      `WITH target AS (
+         SELECT d.row_id, d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
+           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[])
+                  AS i(notification_id, user_id, attempt, next_attempt_at),
+                LATERAL (
+                  SELECT x.ctid AS row_id, x.notification_id, x.user_id, x.attempts FROM deliveries x
+                   WHERE x.notification_id = i.notification_id AND x.user_id = i.user_id
+                     AND x.status IN ('pending', 'sent') AND x.expires_at > now()
+                   FOR UPDATE) d),
        upd AS (
          UPDATE deliveries d
             SET status = 'sent', attempts = t.attempt, next_attempt_at = t.next_attempt_at,
                 first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
            FROM target t
-          WHERE d.notification_id = t.notification_id AND d.user_id = t.user_id AND t.attempts < t.attempt
-         RETURNING d.notification_id, d.user_id)
-       SELECT t.notification_id::text AS notification_id, t.user_id, GREATEST(t.attempts, t.attempt) AS attempt,
-              (u.user_id IS NOT NULL) AS counted
-         FROM target t LEFT JOIN upd u ON u.notification_id = t.notification_id AND u.user_id = t.user_id`,
+          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM target)) AND d.ctid = t.row_id AND t.attempts < t.attempt)
+       SELECT notification_id::text AS notification_id, user_id, GREATEST(attempts, attempt) AS attempt,
+              attempts < attempt AS counted
+         FROM target`,
       [
-        items.map((i) => i.notificationId),
-        items.map((i) => i.userId),
-        items.map((i) => i.attempt),
-        items.map((i) => i.nextAttemptAt),
+        unique.map((i) => i.notificationId),
+        unique.map((i) => i.userId),
+        unique.map((i) => i.attempt),
+        unique.map((i) => i.nextAttemptAt),
       ],
     );
     const found = new Map(rows.map((r) => [`${r.notification_id}/${r.user_id}`, r]));
@@ -204,8 +226,7 @@ export class DeliveryRepository {
    */
   async ackMany(items: { notificationId: string; userId: string }[]): Promise<AckResult[]> {
     const keyOf = (notificationId: string, userId: string) => `${notificationId}/${userId}`;
-    // Each row once; the lock order comes from the statement's ORDER BY, not from this list.
-    const unique = [...new Map(items.map((i) => [keyOf(i.notificationId, i.userId), i])).values()];
+    const unique = inKeyOrder(items);
     const rows = await query<{
       notification_id: string;
       user_id: string;
@@ -215,18 +236,18 @@ export class DeliveryRepository {
     }>(
       this.dataSource,
       `WITH wanted AS (
-         SELECT d.notification_id, d.user_id FROM deliveries d
-           JOIN unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id)
-             ON d.notification_id = a.notification_id AND d.user_id = a.user_id
-          WHERE d.status IN ('pending', 'sent', 'failed')
-          ORDER BY d.notification_id, d.user_id
-          FOR UPDATE OF d)
+         SELECT d.row_id
+           FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
+                LATERAL (
+                  SELECT x.ctid AS row_id FROM deliveries x
+                   WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id
+                     AND x.status IN ('pending', 'sent', 'failed')
+                   FOR UPDATE) d)
        UPDATE deliveries d
           SET status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
               acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
               next_attempt_at = NULL, updated_at = now()
-         FROM wanted w
-        WHERE d.notification_id = w.notification_id AND d.user_id = w.user_id
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM wanted))
        RETURNING d.notification_id::text AS notification_id, d.user_id, d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
