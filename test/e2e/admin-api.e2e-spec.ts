@@ -10,7 +10,9 @@ import type {
   NotificationView,
   PublishResponse,
 } from '@herald/protocol';
+import { Redis } from 'ioredis';
 import { publish, request, userToken } from '../helpers/api';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { TestCluster } from '../helpers/cluster';
 import { TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
 import { readEventStream } from '../helpers/sse';
@@ -119,6 +121,44 @@ describe('Admin API', () => {
     // And an admin session is not a user token.
     const upgrade = await fetch(`${r1().http}/v1/stream`, { headers: { authorization: `Bearer ${session}` } });
     expect(upgrade.status).toBe(401);
+  });
+
+  // Before any test opens an admin stream: nobody has watched this cluster yet.
+  it('makes no admin events while nobody watches, and makes them on every replica once an admin does', async () => {
+    const channel = new Redis(TEST_REDIS_URL);
+    const heard: string[] = [];
+    try {
+      channel.on('message', (_name: string, raw: string) => heard.push(raw));
+      await channel.subscribe(`${cluster.redisPrefix}:admin:events`);
+      const erin = user('erin');
+      const e = await TestClient.connect(r2().ws, userToken(erin));
+      clients.push(e);
+      const unwatched = await publish(r1().http, { to: { users: [erin] }, event: 'unwatched' });
+      await e.notification(unwatched.id);
+      expect(await e.ack(unwatched.id)).toMatchObject({ type: 'ack', status: 'ok' });
+      // A marker published after the ack was answered: whatever the replicas published before it, came before it.
+      const marker = `{"type":"marker","at":${Date.now()}}`;
+      const publisher = new Redis(TEST_REDIS_URL);
+      await publisher.publish(`${cluster.redisPrefix}:admin:events`, marker);
+      publisher.disconnect();
+      await waitFor('the marker', () => heard.includes(marker));
+      expect(heard).toEqual([marker]);
+
+      // An admin opens a stream on r1; r2, which holds erin, hears of it and makes events again.
+      const stream = await adminEvents(r1().http, session);
+      await waitFor('the watching announcement', () => heard.includes('{"type":"watching"}'));
+      const watched = await publish(r1().http, { to: { users: [erin] }, event: 'watched' });
+      await e.notification(watched.id);
+      await e.ack(watched.id);
+      await waitFor('the ack on the admin stream', () =>
+        stream.events.some((event) => event.type === 'user.acked' && event.userId === erin),
+      );
+      // The announcement itself is for the replicas, not for the console.
+      expect(stream.events.some((event) => (event.type as string) === 'watching')).toBe(false);
+      stream.close();
+    } finally {
+      channel.disconnect();
+    }
   });
 
   it('lists live connections across replicas with their topics, and disconnects one, live on the event stream', async () => {

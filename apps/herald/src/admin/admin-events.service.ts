@@ -27,6 +27,13 @@ const PROGRESS_EVERY_MS = 250;
 const STREAM_HEARTBEAT_MS = 15_000;
 /** How often the overview's counters are pushed to this replica's admin streams (only while there are some). */
 const STATS_EVERY_MS = 5_000;
+/**
+ * A replica holding admin streams says so on the admin channel when the first opens and at every stats
+ * push; every replica makes and publishes admin events only while someone watches (it heard this within
+ * WATCHED_FOR_MS). Nobody watching, an ack costs no Redis publish and no progress query.
+ */
+const WATCHING = '{"type":"watching"}';
+const WATCHED_FOR_MS = 3 * STATS_EVERY_MS;
 /** An admin stream with more than this waiting to be sent is closed (its console reconnects and reads afresh). */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
@@ -48,6 +55,8 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   private heartbeat: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private offLive: (() => void) | undefined;
+  /** Until when an admin stream is known to be open on some replica. */
+  private watchedUntil = 0;
 
   constructor(
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
@@ -66,6 +75,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     this.subscriber.on('message', (_channel: string, raw: string) => this.relay(raw));
     await this.subscriber.subscribe(this.keys.adminChannel());
     this.offLive = this.live.on((event) => this.onLive(event));
+    this.live.setInterest(() => this.streams.size > 0 || Date.now() < this.watchedUntil);
     this.heartbeat = setInterval(() => this.writeAll(': ping\n\n'), STREAM_HEARTBEAT_MS);
     this.statsTimer = setInterval(() => void this.pushStats(), STATS_EVERY_MS);
   }
@@ -73,6 +83,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   /** The overview's counters, pushed so the console never polls; read only while someone watches here. */
   private async pushStats(): Promise<void> {
     if (this.streams.size === 0) return;
+    this.announceWatching();
     try {
       this.writeAll(`event: stats\ndata: ${JSON.stringify(await this.stats.stats())}\n\n`);
     } catch (error) {
@@ -108,6 +119,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
       ),
     );
     response.once('close', () => this.forget(response));
+    if (this.streams.size === 1) this.announceWatching();
     // Nothing else listens for a write error on this response: unhandled, it would end the process.
     response.on('error', () => this.forget(response));
     void this.pushStats();
@@ -183,7 +195,19 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
       );
   }
 
+  private announceWatching(): void {
+    this.redis
+      .publish(this.keys.adminChannel(), WATCHING)
+      .catch((error: unknown) =>
+        this.logger.warn({ message: 'admin watching not announced', error: (error as Error).message }),
+      );
+  }
+
   private relay(raw: string): void {
+    if (raw === WATCHING) {
+      this.watchedUntil = Date.now() + WATCHED_FOR_MS;
+      return;
+    }
     if (this.streams.size === 0) return;
     let type: string;
     try {

@@ -324,8 +324,10 @@ export class DeliveryService implements OnModuleInit {
       this.metrics.delivery('expired');
     }
     this.logger.debug?.({ message: 'ack', notificationId, userId, outcome, changed });
-    if (changed) this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
-    if (changed && outcome === 'acked') this.live.emit({ type: 'user.acked', userId, at: new Date().toISOString() });
+    if (changed && this.live.wanted) {
+      this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
+      if (outcome === 'acked') this.live.emit({ type: 'user.acked', userId, at: new Date().toISOString() });
+    }
     switch (outcome) {
       case 'acked':
         return { ok: true, status: 'ok' };

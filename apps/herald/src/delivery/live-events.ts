@@ -16,13 +16,25 @@ export type LiveEvent =
 @Injectable()
 export class LiveEvents {
   private readonly listeners = new Set<(event: LiveEvent) => void>();
+  private interest: () => boolean = () => true;
 
   on(listener: (event: LiveEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  /** Tells whether anyone would see events now (an admin watching somewhere); set by the listener. */
+  setInterest(interest: () => boolean): void {
+    this.interest = interest;
+  }
+
+  /** False when nobody would see an event: callers on hot paths skip building it. */
+  get wanted(): boolean {
+    return this.listeners.size > 0 && this.interest();
+  }
+
   emit(event: LiveEvent): void {
+    if (!this.wanted) return;
     for (const listener of this.listeners) listener(event);
   }
 }
