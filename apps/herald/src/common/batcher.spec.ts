@@ -77,4 +77,34 @@ describe('Batcher', () => {
     // and it goes on working afterwards
     expect(batcher.pending).toBe(0);
   });
+
+  it('waits the window only after a batch that had company; a lone item under light load goes at once', async () => {
+    jest.useFakeTimers();
+    try {
+      const writes: number[][] = [];
+      const batcher = new Batcher<number, number>(
+        async (items) => {
+          writes.push(items);
+          return items;
+        },
+        { windowMs: 60_000, maxBatch: 10, maxInFlight: 1 },
+      );
+      const lone = batcher.add(1);
+      await jest.advanceTimersByTimeAsync(0); // one turn of the loop, not the window
+      expect(await lone).toBe(1);
+      const pair = Promise.all([batcher.add(2), batcher.add(3)]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(await pair).toEqual([2, 3]);
+      // The batch before had company: the next one gathers for the window.
+      const next = batcher.add(4);
+      await jest.advanceTimersByTimeAsync(59_000);
+      expect(writes).toEqual([[1], [2, 3]]);
+      const joined = batcher.add(5);
+      await jest.advanceTimersByTimeAsync(1_000);
+      expect(await Promise.all([next, joined])).toEqual([4, 5]);
+      expect(writes).toEqual([[1], [2, 3], [4, 5]]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

@@ -1,8 +1,9 @@
 export interface BatcherOptions<I, R> {
   /**
-   * How long the first item of a batch waits for others to join it. 0: until the end of the current
-   * turn of the event loop (`setImmediate`), so what arrived together goes together and a lone item waits
-   * for nothing.
+   * How long the first item of a batch waits for others to join it, while there is company to wait for:
+   * only when the batch before it held more than one item. Otherwise (and with 0) it waits until the end
+   * of the current turn of the event loop (`setImmediate`): what arrived together goes together, and a
+   * lone item under light load is not delayed.
    */
   windowMs: number;
   /** The most items written in one call. */
@@ -31,6 +32,7 @@ export class Batcher<I, R> {
   private waiting: Waiting<I, R>[] = [];
   private armed = false;
   private inFlight = 0;
+  private lastBatchSize = 0;
 
   constructor(
     private readonly write: (items: I[]) => Promise<R[]>,
@@ -56,13 +58,14 @@ export class Batcher<I, R> {
       this.armed = false;
       void this.flush();
     };
-    if (this.options.windowMs > 0) setTimeout(fire, this.options.windowMs);
+    if (this.options.windowMs > 0 && this.lastBatchSize > 1) setTimeout(fire, this.options.windowMs);
     else setImmediate(fire);
   }
 
   private async flush(): Promise<void> {
     if (this.inFlight >= this.options.maxInFlight || this.waiting.length === 0) return;
     const batch = this.waiting.splice(0, this.options.maxBatch);
+    this.lastBatchSize = batch.length;
     this.inFlight++;
     try {
       await this.settle(batch);
