@@ -1,28 +1,34 @@
-import { Injectable } from '@nestjs/common';
 import { Connection } from './connection';
 
-/** This replica's live connections, by id and by user. */
-@Injectable()
+const NONE: readonly Connection[] = [];
+
+/**
+ * This replica's live connections, by id and by user. A user with one connection (the usual case) maps
+ * to it directly; a Set is made only for a second one: an idle connection carries no Set of its own.
+ * (No `@Injectable()`: it has no dependencies, and so it stays free of Nest for its unit test.)
+ */
 export class ConnectionRegistry {
   private readonly byId = new Map<string, Connection>();
-  private readonly byUser = new Map<string, Set<Connection>>();
+  private readonly byUser = new Map<string, Connection | Set<Connection>>();
 
   add(connection: Connection): void {
     this.byId.set(connection.id, connection);
-    let set = this.byUser.get(connection.userId);
-    if (!set) {
-      set = new Set();
-      this.byUser.set(connection.userId, set);
-    }
-    set.add(connection);
+    const held = this.byUser.get(connection.userId);
+    if (held === undefined) this.byUser.set(connection.userId, connection);
+    else if (held instanceof Set) held.add(connection);
+    else if (held !== connection) this.byUser.set(connection.userId, new Set([held, connection]));
   }
 
   /** False when the connection was not registered (refused during shutdown, or removed already). */
   remove(connection: Connection): boolean {
     if (!this.byId.delete(connection.id)) return false;
-    const set = this.byUser.get(connection.userId);
-    set?.delete(connection);
-    if (set?.size === 0) this.byUser.delete(connection.userId);
+    const held = this.byUser.get(connection.userId);
+    if (held === connection) {
+      this.byUser.delete(connection.userId);
+    } else if (held instanceof Set) {
+      held.delete(connection);
+      if (held.size === 1) this.byUser.set(connection.userId, held.values().next().value!);
+    }
     return true;
   }
 
@@ -30,8 +36,9 @@ export class ConnectionRegistry {
     return this.byId.get(connectionId);
   }
 
-  connectionsOf(userId: string): ReadonlySet<Connection> {
-    return this.byUser.get(userId) ?? new Set();
+  connectionsOf(userId: string): Iterable<Connection> {
+    const held = this.byUser.get(userId);
+    return held === undefined ? NONE : held instanceof Set ? held : [held];
   }
 
   hasUser(userId: string): boolean {
