@@ -79,16 +79,7 @@ export class NotificationRepository {
         deliveryDueAt,
       ],
     );
-    const row = inserted[0];
-    if (row) {
-      return {
-        notification: toStoredNotification(row),
-        recipients: row.recipients,
-        created: true,
-        requestHash: input.requestHash,
-      };
-    }
-    return this.earlier(input);
+    return this.outcome(input, inserted[0]);
   }
 
   /**
@@ -141,20 +132,21 @@ export class NotificationRepository {
       ],
     );
     const stored = new Map(rows.map((row) => [row.id, row]));
-    return Promise.all(
-      inputs.map(async (input) => {
-        const row = stored.get(input.id);
-        if (row) {
-          return {
-            notification: toStoredNotification(row),
-            recipients: row.recipients,
-            created: true,
-            requestHash: input.requestHash,
-          };
-        }
-        return this.earlier(input);
-      }),
-    );
+    return Promise.all(inputs.map((input) => this.outcome(input, stored.get(input.id))));
+  }
+
+  /** What a publish got: its row when it was stored, else the earlier publish with its idempotency key. */
+  private async outcome(
+    input: NewNotification,
+    row: (NotificationRow & { recipients: number }) | undefined,
+  ): Promise<CreatedNotification> {
+    if (!row) return this.earlier(input);
+    return {
+      notification: toStoredNotification(row),
+      recipients: row.recipients,
+      created: true,
+      requestHash: input.requestHash,
+    };
   }
 
   /** The publish that used `input`'s idempotency key first. */
