@@ -5,10 +5,13 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { retryOnDeadlock } from '../notifications/sql';
-import { StoredNotification } from '../notifications/notification.types';
+import type {
+  AckResult as StoredAckResult,
+  SentDelivery,
+  StoredNotification,
+} from '../notifications/notification.types';
 import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
-import type { SentDelivery, AckResult as StoredAckResult } from '../notifications/notification.types';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -17,6 +20,9 @@ import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 
 const REPLAY_BATCH = 500;
+/** The replay claims its next batch only once the socket has sent all but this much. */
+const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
+const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 /**
  * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
@@ -39,9 +45,6 @@ interface OneSend {
   attempt: number;
   nextAttemptAt: Date;
 }
-/** The replay claims its next batch only once the socket has sent all but this much. */
-const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
-const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
 
 /**
  * A user list goes out user by user (only the replicas holding them hear it)
