@@ -32,6 +32,9 @@ describe('Resource limits', () => {
       HERALD_API_KEYS: `${TEST_API_KEY},${SECOND_PUBLISHER_KEY}`,
       // Slow readers are tested with large notifications; nothing here waits for redelivery.
       HERALD_ACK_TIMEOUT_MS: '10000',
+      // A paused reader does not answer pings either: with the test's 1 s heartbeat it was reaped as a dead
+      // peer before its send buffer crossed the cap, whenever the kernel's buffers took longer to fill.
+      HERALD_HEARTBEAT_MS: '10000',
     });
   });
 
