@@ -325,8 +325,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       return;
     }
     if (frame.type === 'ack') {
-      // Acks are written in batches for the whole replica (a Batcher in DeliveryService), so they do not hold the pool the
-      // way other commands can: many run at once, up to the queue's bound.
+      // Acks are written in batches for the whole replica (a Batcher in DeliveryService), so they do not
+      // hold the pool the way other commands can: many run at once, up to the queue's bound.
       if (connection.acksRunning >= this.config.maxQueuedCommands) {
         this.refuseCommand(connection, frame);
         return;

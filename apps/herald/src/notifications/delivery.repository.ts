@@ -3,6 +3,11 @@ import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
 import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
 
+/** One delivery's key, as the batch statements below match their input to their output. */
+function keyOf(notificationId: string, userId: string): string {
+  return `${notificationId}/${userId}`;
+}
+
 /**
  * Each (notification, user) once, sorted by key: the statements below lock rows in the order of their
  * input, so two batches never wait on each other in a cycle.
@@ -10,7 +15,7 @@ import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotificat
 function inKeyOrder<T extends { notificationId: string; userId: string }>(items: T[]): T[] {
   const byKey = new Map<string, T>();
   for (const item of items) {
-    const key = `${item.notificationId}/${item.userId}`;
+    const key = keyOf(item.notificationId, item.userId);
     if (!byKey.has(key)) byKey.set(key, item);
   }
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, item]) => item);
@@ -103,10 +108,10 @@ export class DeliveryRepository {
         unique.map((i) => i.nextAttemptAt),
       ],
     );
-    const found = new Map(rows.map((r) => [`${r.notification_id}/${r.user_id}`, r]));
+    const found = new Map(rows.map((r) => [keyOf(r.notification_id, r.user_id), r]));
     const seen = new Set<string>();
     return items.map((item) => {
-      const key = `${item.notificationId}/${item.userId}`;
+      const key = keyOf(item.notificationId, item.userId);
       const row = found.get(key);
       if (!row) return null;
       // The same send twice in one batch: the second moves nothing.
@@ -225,7 +230,6 @@ export class DeliveryRepository {
    * change (a duplicate, an unknown or expired delivery) is answered one by one by `ack`, as before.
    */
   async ackMany(items: { notificationId: string; userId: string }[]): Promise<AckResult[]> {
-    const keyOf = (notificationId: string, userId: string) => `${notificationId}/${userId}`;
     const unique = inKeyOrder(items);
     const rows = await query<{
       notification_id: string;
