@@ -92,6 +92,33 @@ describe('Delivery across two replicas', () => {
     expect(second.notifications().map((n) => n.id)).toEqual([marker.id]);
   });
 
+  it('records a replayed send with its ack, and resends what a replay sent and was not acked until it fails', async () => {
+    const rita = user('rita');
+    const acked = await publish(r1().http, { to: { users: [rita] }, event: 'replayed.acked' });
+    const ignored = await publish(r1().http, { to: { users: [rita] }, event: 'replayed.ignored' });
+    const client = await connect(r2().ws, rita);
+    const [first] = await client.notification(acked.id);
+    expect(first!.attempt).toBe(1);
+    // The replay wrote nothing per delivery; the ack records its send.
+    expect(await cluster.deliveryOf(ignored.id, rita)).toEqual({ status: 'pending', attempts: 0 });
+    expect(await client.ack(acked.id)).toMatchObject({ type: 'ack', status: 'ok' });
+    expect(await cluster.deliveryOf(acked.id, rita)).toEqual({ status: 'acked', attempts: 1 });
+
+    // Never acked: the sweep checks the replay's batch after the ack timeout and resends it.
+    const frames = await client.notification(ignored.id, 3, 15_000);
+    expect(frames.map((f) => f.attempt)).toEqual([1, 2, 3]);
+    await waitFor(
+      'the ignored delivery to fail',
+      async () => (await cluster.deliveryOf(ignored.id, rita))?.status === 'failed',
+    );
+    expect(await cluster.deliveryOf(ignored.id, rita)).toEqual({ status: 'failed', attempts: 3 });
+    expect(client.notifications().filter((n) => n.id === acked.id)).toHaveLength(1);
+    const checks = await cluster.db.query<{ n: string }>('SELECT count(*) AS n FROM replay_checks WHERE user_id = $1', [
+      rita,
+    ]);
+    expect(Number(checks[0]!.n)).toBe(0);
+  });
+
   it('replays a backlog larger than one batch completely, in seq order', async () => {
     const vera = user('vera');
     const published: number[] = [];

@@ -215,15 +215,106 @@ describe('Delivery repositories', () => {
     }
   });
 
-  it('claims a replay in seq order, in batches, counting an attempt each', async () => {
+  const deliveryRow = async (notificationId: string, userId: string) =>
+    (
+      await db.query<{
+        status: string;
+        attempts: number;
+        due: boolean | null;
+        first_sent_at: Date | null;
+        last_sent_at: Date | null;
+      }>(
+        `SELECT status, attempts, next_attempt_at <= now() AS due, first_sent_at, last_sent_at
+           FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
+        [notificationId, userId],
+      )
+    )[0]!;
+  const replayChecksOf = (userId: string) =>
+    db.query<{ after_seq: string; through_seq: string; sent_at: Date }>(
+      'SELECT after_seq, through_seq, sent_at FROM replay_checks WHERE user_id = $1 ORDER BY through_seq',
+      [userId],
+    );
+
+  it('reads a replay in seq order, in batches, recording each batch once and no delivery', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await publishTo(['r1'])).notification.id);
     await deliveries.ack(ids[2]!, 'r1');
-    const firstBatch = await deliveries.claimReplayBatch('r1', 0, 3, soon());
+    const firstBatch = await deliveries.replayBatch('r1', 0, 3, soon());
     expect(firstBatch.map((d) => d.notification.id)).toEqual([ids[0], ids[1], ids[3]]);
-    const rest = await deliveries.claimReplayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
+    const rest = await deliveries.replayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
     expect(rest.map((d) => d.notification.id)).toEqual([ids[4]]);
     expect(rest[0]!.attempt).toBe(1);
+    expect(await deliveries.replayBatch('r1', rest[0]!.notification.seq, 3, soon())).toEqual([]);
+    // The deliveries are as they were; the two batches are recorded, the empty read is not.
+    expect(await deliveryRow(ids[0]!, 'r1')).toMatchObject({ status: 'pending', attempts: 0, first_sent_at: null });
+    const checks = await replayChecksOf('r1');
+    expect(checks.map((c) => [Number(c.after_seq), Number(c.through_seq)])).toEqual([
+      [0, firstBatch[2]!.notification.seq],
+      [firstBatch[2]!.notification.seq, rest[0]!.notification.seq],
+    ]);
+  });
+
+  it('records a replayed send with its ack: one more attempt, at the time of the replay', async () => {
+    const fresh = (await publishTo(['ra1'])).notification;
+    const parked = (await publishTo(['ra1'])).notification;
+    await deliveries.markSent(parked.id, ['ra1'], 1, soon());
+    await deliveries.park(parked.id, 'ra1', 1);
+    const batch = await deliveries.replayBatch('ra1', 0, 10, soon());
+    expect(batch.map((d) => [d.notification.id, d.attempt])).toEqual([
+      [fresh.id, 1],
+      [parked.id, 2],
+    ]);
+    const [check] = await replayChecksOf('ra1');
+    const [a, b] = await deliveries.ackMany([
+      { notificationId: fresh.id, userId: 'ra1' },
+      { notificationId: parked.id, userId: 'ra1' },
+    ]);
+    expect(a).toMatchObject({ outcome: 'acked', changed: true });
+    expect(a!.sinceSentMs).toBeGreaterThanOrEqual(0);
+    expect(b).toMatchObject({ outcome: 'acked', changed: true });
+    expect(await deliveryRow(fresh.id, 'ra1')).toMatchObject({
+      status: 'acked',
+      attempts: 1,
+      first_sent_at: check!.sent_at,
+      last_sent_at: check!.sent_at,
+    });
+    const second = await deliveryRow(parked.id, 'ra1');
+    expect(second).toMatchObject({ status: 'acked', attempts: 2, last_sent_at: check!.sent_at });
+    expect(second.first_sent_at!.getTime()).toBeLessThanOrEqual(check!.sent_at.getTime());
+    // One at a time records it the same way.
+    const third = (await publishTo(['ra1'])).notification;
+    await deliveries.replayBatch('ra1', 0, 10, soon());
+    expect((await deliveries.ack(third.id, 'ra1')).outcome).toBe('acked');
+    expect(await deliveryRow(third.id, 'ra1')).toMatchObject({ status: 'acked', attempts: 1 });
+  });
+
+  it('settles a replay at its check time: what is unacked goes on the clock, the acked and the re-sent stay', async () => {
+    const [acked, resent, unacked] = [
+      (await publishTo(['rc1'])).notification,
+      (await publishTo(['rc1'])).notification,
+      (await publishTo(['rc1'])).notification,
+    ];
+    await deliveries.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
+    expect(await deliveries.settleReplayChecks(100)).toMatchObject({ unacked: 0 });
+    expect(await replayChecksOf('rc1')).toHaveLength(1);
+    await deliveries.ack(acked.id, 'rc1');
+    // A later send (a redelivery) was recorded: it is on its own clock already.
+    await db.query(`UPDATE replay_checks SET sent_at = sent_at - interval '1 second' WHERE user_id = 'rc1'`);
+    await deliveries.markSent(resent.id, ['rc1'], 1, soon());
+    await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rc1'`);
+    const [check] = await replayChecksOf('rc1');
+
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, unacked: 1 });
+    expect(await deliveryRow(unacked.id, 'rc1')).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+      due: true,
+      first_sent_at: check!.sent_at,
+    });
+    expect(await deliveryRow(resent.id, 'rc1')).toMatchObject({ status: 'sent', attempts: 1, due: false });
+    expect(await deliveryRow(acked.id, 'rc1')).toMatchObject({ status: 'acked', attempts: 1 });
+    expect(await replayChecksOf('rc1')).toEqual([]);
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, unacked: 0 });
   });
 
   it('fails a delivery only at the attempt it expects, and parks only at that attempt', async () => {
@@ -258,12 +349,13 @@ describe('Delivery repositories', () => {
     ]);
   });
 
-  it('expires open deliveries past their TTL and never claims them', async () => {
+  it('expires open deliveries past their TTL and never replays them', async () => {
     const { notification } = await publishTo(['e1'], 1);
     await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [
       notification.id,
     ]);
-    expect(await deliveries.claimReplayBatch('e1', 0, 10, soon())).toEqual([]);
+    expect(await deliveries.replayBatch('e1', 0, 10, soon())).toEqual([]);
+    expect(await replayChecksOf('e1')).toEqual([]);
     expect((await deliveries.expireDue(100)).length).toBeGreaterThanOrEqual(1);
     // The sweep made it expired: the ack changes nothing, so the expiry is not counted twice.
     expect(await deliveries.ack(notification.id, 'e1')).toEqual({ outcome: 'expired', changed: false });

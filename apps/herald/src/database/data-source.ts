@@ -1,8 +1,9 @@
 import { DataSource } from 'typeorm';
 import { InitialSchema1764090000000 } from './migrations/1764090000000-InitialSchema';
 import { AdminIndexes1764100000000 } from './migrations/1764100000000-AdminIndexes';
+import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChecks';
 
-export const MIGRATIONS = [InitialSchema1764090000000, AdminIndexes1764100000000];
+export const MIGRATIONS = [InitialSchema1764090000000, AdminIndexes1764100000000, ReplayChecks1764110000000];
 
 /** Key of the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK_KEY = 0x6865_7261; // "hera"

@@ -18,11 +18,6 @@ export function redeliveryDelayMs(attempt: number, policy: BackoffPolicy, random
   return Math.round(policy.ackTimeoutMs + jittered);
 }
 
-/** The longest `redeliveryDelayMs` can be, for any attempt. */
-export function maxRedeliveryDelayMs(policy: BackoffPolicy): number {
-  return policy.ackTimeoutMs + policy.redeliveryMaxBackoffMs;
-}
-
 /**
  * When the sweep should treat a delivery's check as lost: `delayMs` (the
  * latest the check can fire) plus two sweep intervals. Stored as

@@ -10,7 +10,7 @@ import type {
   SentDelivery,
   StoredNotification,
 } from '../notifications/notification.types';
-import { backstopAt, maxRedeliveryDelayMs, redeliveryDelayMs } from './backoff';
+import { backstopAt, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
@@ -19,6 +19,8 @@ import { LiveEvents } from './live-events';
 import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 
+/** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
+const REPLAY_FIRST_BATCH = 100;
 const REPLAY_BATCH = 500;
 /** The replay claims its next batch only once the socket has sent all but this much. */
 const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -244,7 +246,8 @@ export class DeliveryService implements OnModuleInit {
   /**
    * Sends every open delivery of the connection's user, in seq order, then
    * lets live ones through. A resumed SSE stream (`resumeAfterSeq`) skips the
-   * sent ones the client already has and puts those back on the clock.
+   * sent ones the client already has and puts those back on the clock. The
+   * sends are recorded a batch at a time (`replayBatch`), not per delivery.
    */
   async replay(connection: Connection, resumeAfterSeq = 0): Promise<number> {
     let afterSeq = 0;
@@ -257,20 +260,16 @@ export class DeliveryService implements OnModuleInit {
           backstopAt(this.config.ackTimeoutMs, this.config),
         );
       }
-      // The first batch is small and its checks are BullMQ jobs, timed per attempt. A replay that goes on
-      // is a backlog: its later batches make no job per delivery, and the sweep checks them at the first
-      // attempt's delay (their next_attempt_at is set as they are claimed, in the same statement).
-      let batchSize = JOBS_MAX_PER_SEND;
+      // The first batch is small, so the first frames go out at once; the rest come 500 at a time. Each batch
+      // is recorded once (replayBatch) and checked by the sweep at the first attempt's delay: no write and no
+      // BullMQ job per delivery.
+      let batchSize = REPLAY_FIRST_BATCH;
       for (;;) {
-        const bySweep = batchSize > JOBS_MAX_PER_SEND;
-        const nextAttemptAt = bySweep
-          ? new Date(Date.now() + redeliveryDelayMs(1, this.config))
-          : backstopAt(maxRedeliveryDelayMs(this.config), this.config);
-        const batch = await this.deliveries.claimReplayBatch(
+        const batch = await this.deliveries.replayBatch(
           connection.userId,
           afterSeq,
           batchSize,
-          nextAttemptAt,
+          new Date(Date.now() + redeliveryDelayMs(1, this.config)),
           resumeAfterSeq,
         );
         // Paced frame by frame too: a batch of large notifications must not overflow the send buffer of a
@@ -281,23 +280,10 @@ export class DeliveryService implements OnModuleInit {
           connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
-        if (batch.length > 0) {
-          this.live.emit({ type: 'deliveries.changed', notificationIds: batch.map((item) => item.notification.id) });
-        }
-        if (!bySweep) {
-          await this.scheduler.schedule(
-            batch.map((item) => ({
-              notificationId: item.notification.id,
-              userId: connection.userId,
-              attempt: item.attempt,
-            })),
-          );
-        }
         total += batch.length;
         if (batch.length < batchSize) break;
         batchSize = REPLAY_BATCH;
-        // Claiming marks deliveries sent: do not claim faster than the client reads,
-        // and not at all once it is gone.
+        // Do not read faster than the client reads, and not at all once it is gone.
         await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
         if (!connection.isOpen) break;
         afterSeq = batch[batch.length - 1]!.notification.seq;

@@ -16,6 +16,8 @@ export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed
 
 const SWEEP_BATCH = 500;
 const SWEEP_MAX_BATCHES = 20;
+/** Replay records (of up to 500 deliveries each) settled per statement. */
+const REPLAY_CHECK_BATCH = 20;
 
 /**
  * The timed side of delivery: what happens when an ack does not come. Runs in
@@ -49,11 +51,12 @@ export class RedeliveryService {
   }
 
   /**
-   * Expires what is past its TTL, then re-routes open deliveries whose check
-   * is overdue: their job was lost (Redis restarted) or never made (a replica
-   * died between commit and publish).
+   * Expires what is past its TTL, puts what replays sent and was not acked by
+   * its check time on the clock, then re-routes open deliveries whose check is
+   * overdue: those, and ones whose job was lost (Redis restarted) or never made
+   * (a replica died between commit and publish).
    */
-  async sweep(): Promise<Record<Exclude<CheckOutcome, 'stale'> | 'expired', number>> {
+  async sweep(): Promise<Record<Exclude<CheckOutcome, 'stale'> | 'expired' | 'replayUnacked', number>> {
     let expired = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const ids = await this.deliveries.expireDue(SWEEP_BATCH);
@@ -63,7 +66,13 @@ export class RedeliveryService {
       this.metrics.delivery('expired', n);
       if (n < SWEEP_BATCH) break;
     }
-    const counts = { expired, resent: 0, parked: 0, failed: 0, postponed: 0 };
+    let replayUnacked = 0;
+    for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
+      const { checks, unacked } = await this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH);
+      replayUnacked += unacked;
+      if (checks < REPLAY_CHECK_BATCH) break;
+    }
+    const counts = { expired, replayUnacked, resent: 0, parked: 0, failed: 0, postponed: 0 };
     const notifications = new Map<string, StoredNotification | null>();
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const due = await this.deliveries.findDue(SWEEP_BATCH);

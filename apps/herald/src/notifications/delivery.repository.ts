@@ -22,6 +22,30 @@ function inKeyOrder<T extends { notificationId: string; userId: string }>(items:
 }
 
 /**
+ * When a replay sent the open delivery `x` and did not record it (see `replayBatch`): the send time of the
+ * replay batch whose range holds its seq, or null. Every replay reads from the start of the user's
+ * deliveries in contiguous batches, so the batch ending first at or after the seq holds it: one index
+ * probe, however many batches the user's replays recorded.
+ */
+const REPLAYED_AT = `CASE WHEN x.status IN ('pending', 'sent') THEN (
+  SELECT CASE WHEN c.after_seq < x.seq THEN c.sent_at END FROM replay_checks c
+   WHERE c.user_id = x.user_id AND c.through_seq >= x.seq
+   ORDER BY c.through_seq LIMIT 1) END`;
+
+/**
+ * What an ack writes on the delivery `d` (its target row `t` carries `replayed_at`): acked, or expired past
+ * its TTL; and a replay's send that was not recorded yet is recorded with it (one more attempt, its time),
+ * so an acked delivery reads the same whether it was sent live or replayed.
+ */
+const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
+              acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
+              attempts = CASE WHEN t.replayed_at > COALESCE(d.last_sent_at, '-infinity') THEN d.attempts + 1
+                              ELSE d.attempts END,
+              first_sent_at = COALESCE(d.first_sent_at, t.replayed_at),
+              last_sent_at = GREATEST(d.last_sent_at, t.replayed_at),
+              next_attempt_at = NULL, updated_at = now()`;
+
+/**
  * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
  * per key) and update it by its ctid: whatever the planner believes of the table's size. Joined as
  * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
@@ -122,42 +146,78 @@ export class DeliveryRepository {
   }
 
   /**
-   * Claims the next batch of a user's open deliveries after `afterSeq`, in seq
-   * order, marking each sent once more. Used to replay on connect. The rows are
-   * found by key (`= ANY(ARRAY(...))`), which keeps the plan on the primary keys:
-   * joined as a table, the batch got a hash join over a scan of every delivery
-   * of the user, and of every notification (2x slower at 30 000 rows, and worse
-   * as the tables grow).
+   * The next batch of a user's open deliveries after `afterSeq`, in seq order, to replay on connect; each
+   * goes out as send number `attempts + 1`. Nothing is written per delivery: the same statement records the
+   * batch once in `replay_checks` (the user, its seq range, when it was read and `checkAt`). An ack of one
+   * of them records that send on the delivery as it acks it (`ack`, `ackMany`); whatever is still unacked at
+   * `checkAt` the sweep records as sent and puts on the redelivery clock (`settleReplayChecks`). Each
+   * notification is read by its primary key, one lookup per row (the LATERAL subquery with `OFFSET 0` is
+   * never turned into a join), whatever the statistics say: joined as tables, a fresh table's missing
+   * statistics got a hash join over every notification, and `= ANY(ARRAY(...))` beside the join cost a
+   * scan of the whole array per row (5x slower at 500).
    */
-  async claimReplayBatch(
+  async replayBatch(
     userId: string,
     afterSeq: number,
     limit: number,
-    nextAttemptAt: Date,
+    checkAt: Date,
     resumeAfterSeq = 0,
   ): Promise<ReplayedDelivery[]> {
-    const rows = await query<Parameters<typeof toStoredNotification>[0] & { attempts: number }>(
+    const rows = await query<Parameters<typeof toStoredNotification>[0] & { attempt: number }>(
       this.dataSource,
       `WITH batch AS (
-         SELECT notification_id FROM deliveries
+         SELECT notification_id, seq, attempts FROM deliveries
           WHERE user_id = $1 AND status IN ('pending', 'sent') AND expires_at > now() AND seq > $2
             AND (status = 'pending' OR seq > $5)
           ORDER BY seq
-          LIMIT $3
-          FOR UPDATE),
+          LIMIT $3),
+       recorded AS (
+         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at)
+         SELECT $1, $2, max(seq), $4 FROM batch HAVING count(*) > 0)
+       SELECT n.id, n.seq, n.event, n.payload, n.topic, n.created_at, n.expires_at, b.attempts + 1 AS attempt
+         FROM batch b,
+              LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
+        ORDER BY b.seq`,
+      [userId, afterSeq, limit, checkAt, resumeAfterSeq],
+    );
+    return rows.map((r) => ({ notification: toStoredNotification(r), attempt: r.attempt }));
+  }
+
+  /**
+   * Takes up to `limit` replay records whose check time has come (each by one sweep only) and deletes them.
+   * A delivery of their range that is still open and has had no send recorded since the replay is recorded
+   * as sent then (attempts + 1, at the replay's time) and made due now, so the sweep resends it to an online
+   * user, parks it for an offline one, or ends it `failed` after the last attempt. Returns how many records
+   * were taken and how many deliveries were put on the clock.
+   */
+  async settleReplayChecks(limit: number): Promise<{ checks: number; unacked: number }> {
+    const [row] = await query<{ checks: number; unacked: number }>(
+      this.dataSource,
+      `WITH due AS (
+         DELETE FROM replay_checks WHERE id = ANY (ARRAY(
+           SELECT id FROM replay_checks WHERE check_at <= now() ORDER BY check_at LIMIT $1 FOR UPDATE SKIP LOCKED))
+         RETURNING user_id, after_seq, through_seq, sent_at),
+       unacked AS (
+         SELECT DISTINCT ON (d.row_id) d.row_id, due.sent_at
+           FROM due,
+                LATERAL (
+                  SELECT x.ctid AS row_id FROM deliveries x
+                   WHERE x.user_id = due.user_id AND x.seq > due.after_seq AND x.seq <= due.through_seq
+                     AND x.status IN ('pending', 'sent') AND x.expires_at > now()
+                     AND (x.last_sent_at IS NULL OR x.last_sent_at < due.sent_at)
+                   FOR UPDATE) d
+          ORDER BY d.row_id, due.sent_at DESC),
        upd AS (
          UPDATE deliveries d
-            SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = $4,
-                first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
-          WHERE d.user_id = $1 AND d.notification_id = ANY (ARRAY(SELECT notification_id FROM batch))
-         RETURNING d.notification_id, d.attempts)
-       SELECT n.id, n.seq, n.event, n.payload, n.topic, n.created_at, n.expires_at, upd.attempts
-         FROM upd JOIN notifications n ON n.id = upd.notification_id
-        WHERE n.id = ANY (ARRAY(SELECT notification_id FROM upd))
-        ORDER BY n.seq`,
-      [userId, afterSeq, limit, nextAttemptAt, resumeAfterSeq],
+            SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = now(),
+                first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
+           FROM unacked u
+          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM due)::int AS checks, (SELECT count(*) FROM upd)::int AS unacked`,
+      [limit],
     );
-    return rows.map((r) => ({ notification: toStoredNotification(r), attempt: r.attempts }));
+    return { checks: row?.checks ?? 0, unacked: row?.unacked ?? 0 };
   }
 
   /**
@@ -180,7 +240,8 @@ export class DeliveryRepository {
    * Records a user's ack. Only the user's own delivery can be acked. An ack
    * that comes after the TTL ends the delivery `expired` (even before the
    * sweep got to it); a late ack of a `failed` delivery records `acked`,
-   * because the user demonstrably has the notification.
+   * because the user demonstrably has the notification. A replay's send of
+   * it is recorded with the ack (ACK_SET).
    */
   async ack(notificationId: string, userId: string): Promise<AckResult> {
     const updated = await query<{
@@ -189,14 +250,17 @@ export class DeliveryRepository {
       since_sent_ms: number | null;
     }>(
       this.dataSource,
-      `UPDATE deliveries
-          SET status = CASE WHEN expires_at > now() THEN 'acked' ELSE 'expired' END,
-              acked_at = CASE WHEN expires_at > now() THEN now() ELSE acked_at END,
-              next_attempt_at = NULL, updated_at = now()
-        WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent', 'failed')
-       RETURNING status AS outcome,
-                 (EXTRACT(EPOCH FROM now() - created_at) * 1000)::float8 AS since_publish_ms,
-                 (EXTRACT(EPOCH FROM now() - last_sent_at) * 1000)::float8 AS since_sent_ms`,
+      `WITH t AS (
+         SELECT x.ctid AS row_id, ${REPLAYED_AT} AS replayed_at FROM deliveries x
+          WHERE x.notification_id = $1 AND x.user_id = $2 AND x.status IN ('pending', 'sent', 'failed')
+          FOR UPDATE)
+       UPDATE deliveries d
+          SET ${ACK_SET}
+         FROM t
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id
+       RETURNING d.status AS outcome,
+                 (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
+                 (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
       [notificationId, userId],
     );
     const row0 = updated[0];
@@ -239,19 +303,18 @@ export class DeliveryRepository {
       since_sent_ms: number | null;
     }>(
       this.dataSource,
-      `WITH wanted AS (
-         SELECT d.row_id
+      `WITH t AS (
+         SELECT d.row_id, d.replayed_at
            FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
                 LATERAL (
-                  SELECT x.ctid AS row_id FROM deliveries x
+                  SELECT x.ctid AS row_id, ${REPLAYED_AT} AS replayed_at FROM deliveries x
                    WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id
                      AND x.status IN ('pending', 'sent', 'failed')
                    FOR UPDATE) d)
        UPDATE deliveries d
-          SET status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
-              acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
-              next_attempt_at = NULL, updated_at = now()
-        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM wanted))
+          SET ${ACK_SET}
+         FROM t
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id
        RETURNING d.notification_id::text AS notification_id, d.user_id, d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
