@@ -33,6 +33,8 @@ const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
  */
 const ACK_WINDOW_MS = 2;
 const ACK_BATCH_MAX = 500;
+/** Two ack batches may be written at once: one is written while the next gathers behind it. */
+const ACK_BATCHES_IN_FLIGHT = 2;
 
 /**
  * Sends to one user (the usual live send, and every redelivery) are recorded together: what the bus
@@ -92,7 +94,7 @@ export class DeliveryService implements OnModuleInit {
     this.acks = new Batcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)), {
       windowMs: ACK_WINDOW_MS,
       maxBatch: ACK_BATCH_MAX,
-      maxInFlight: 1,
+      maxInFlight: ACK_BATCHES_IN_FLIGHT,
     });
     this.sends = new Batcher((items) => retryOnDeadlock(() => this.deliveries.markSentMany(items)), {
       windowMs: 0,
