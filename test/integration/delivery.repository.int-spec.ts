@@ -236,11 +236,21 @@ describe('Delivery repositories', () => {
     );
 
   it('reads a replay in seq order, in batches, recording each batch once and no delivery', async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await publishTo(['r1'])).notification.id);
+    const published = [];
+    for (let i = 0; i < 5; i++) published.push((await publishTo(['r1'])).notification);
+    const ids = published.map((n) => n.id);
     await deliveries.ack(ids[2]!, 'r1');
     const firstBatch = await deliveries.replayBatch('r1', 0, 3, soon());
     expect(firstBatch.map((d) => d.notification.id)).toEqual([ids[0], ids[1], ids[3]]);
+    // As frames carry it: the time formatted by PostgreSQL is the one a live send formats.
+    expect(firstBatch[0]!.notification).toEqual({
+      id: ids[0],
+      seq: published[0]!.seq,
+      event: 'test.event',
+      payload: { ok: true },
+      topic: null,
+      createdAt: published[0]!.createdAt.toISOString(),
+    });
     const rest = await deliveries.replayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
     expect(rest.map((d) => d.notification.id)).toEqual([ids[4]]);
     expect(rest[0]!.attempt).toBe(1);

@@ -56,8 +56,12 @@ export interface SentDelivery {
   counted: boolean;
 }
 
+/**
+ * A replayed delivery: its notification as frames carry it (`createdAt` already in ISO 8601, formatted by
+ * PostgreSQL, as `Date.toISOString` would), and the send number it goes out as.
+ */
 export interface ReplayedDelivery {
-  notification: StoredNotification;
+  notification: Omit<StoredNotification, 'createdAt' | 'expiresAt'> & { createdAt: string };
   attempt: number;
 }
 
