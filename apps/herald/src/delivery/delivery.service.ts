@@ -279,7 +279,7 @@ export class DeliveryService implements OnModuleInit {
         const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
         for (const item of batch) {
           if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
-          connection.sendReplayed(toNotificationFrame(toBusNotification(item.notification), item.attempt));
+          connection.sendReplayed(toNotificationFrame(item.notification, item.attempt));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
         total += batch.length;
@@ -314,7 +314,8 @@ export class DeliveryService implements OnModuleInit {
     } else if (changed && outcome === 'expired') {
       this.metrics.delivery('expired');
     }
-    this.logger.debug?.({ message: 'ack', notificationId, userId, outcome, changed });
+    // Checked first: an ack is the most frequent frame, and a debug call that logs nothing still costs.
+    if (Logger.isLevelEnabled('debug')) this.logger.debug({ message: 'ack', notificationId, userId, outcome, changed });
     if (changed && this.live.wanted) {
       this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
       if (outcome === 'acked') this.live.emit({ type: 'user.acked', userId, at: new Date().toISOString() });
