@@ -73,11 +73,17 @@ export class StreamService {
     const ids = parseAcksRequest(body);
     const results: AcksResponse['results'] = [];
     try {
-      for (const raw of ids) {
-        const id = isNotificationId(raw) ? raw.toLowerCase() : raw;
-        const result = await this.delivery.ack(userId, id, isNotificationId(id));
+      // All at once: they join the replica's ack batch together, a few statements for the whole request.
+      const answers = await Promise.all(
+        ids.map((raw) => {
+          const id = isNotificationId(raw) ? raw.toLowerCase() : raw;
+          return this.delivery.ack(userId, id, isNotificationId(id));
+        }),
+      );
+      ids.forEach((raw, i) => {
+        const result = answers[i]!;
         results.push({ id: raw, status: result.ok ? result.status : 'forbidden' });
-      }
+      });
     } catch (error) {
       this.logger.error({ message: 'ack failed', userId, error: (error as Error).message });
       // Acks are idempotent: the client sends the same ids again.
