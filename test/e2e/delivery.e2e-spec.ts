@@ -119,6 +119,36 @@ describe('Delivery across two replicas', () => {
     expect(Number(checks[0]!.n)).toBe(0);
   });
 
+  it('acks many notifications in one frame, answering each id: ok, duplicate, forbidden', async () => {
+    const sam = user('sam');
+    const stranger = user('stranger');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await publish(r1().http, { to: { users: [sam] }, event: 'many' })).id);
+    const notMine = (await publish(r1().http, { to: { users: [stranger] }, event: 'other' })).id;
+    const client = await connect(r2().ws, sam);
+    await client.notification(ids[2]!);
+    const from = client.frames.length;
+    client.send({ type: 'acks', ids: [ids[0], ids[1]!.toUpperCase(), ids[0], notMine, 'not-an-id', ids[2]] });
+    const answer = await client.next((f) => f.type === 'acks', 10_000, from);
+    expect(answer).toEqual({
+      type: 'acks',
+      results: [
+        { id: ids[0], status: 'ok' },
+        { id: ids[1], status: 'ok' },
+        { id: ids[0], status: 'duplicate' },
+        { id: notMine, status: 'forbidden' },
+        { id: 'not-an-id', status: 'forbidden' },
+        { id: ids[2], status: 'ok' },
+      ],
+    });
+    for (const id of ids) expect(await cluster.deliveryOf(id, sam)).toEqual({ status: 'acked', attempts: 1 });
+    expect((await cluster.deliveryOf(notMine, stranger))?.status).toBe('pending');
+    // A malformed list is refused whole, and the connection stays open.
+    client.send({ type: 'acks', ids: [] });
+    expect(await client.next((f) => f.type === 'error', 5000, from)).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(await client.ack(ids[0]!)).toMatchObject({ type: 'ack', status: 'duplicate' });
+  });
+
   it('replays a backlog larger than one batch completely, in seq order', async () => {
     const vera = user('vera');
     const published: number[] = [];

@@ -14,6 +14,7 @@ const MAX_BUFFERED = 262_144;
 const FRAMES_PER_SECOND = 20;
 const FRAMES_BURST = 40;
 const PER_USER = 3;
+const MAX_QUEUED = 400;
 const SECOND_PUBLISHER_KEY = 'second-publisher-key-0123456789';
 
 /** Resource limits: each one holds, and what it refuses is refused clearly, with nothing lost. */
@@ -35,6 +36,8 @@ describe('Resource limits', () => {
       // A paused reader does not answer pings either: with the test's 1 s heartbeat it was reaped as a dead
       // peer before its send buffer crossed the cap, whenever the kernel's buffers took longer to fill.
       HERALD_HEARTBEAT_MS: '10000',
+      // Below the 500 ids one `acks` frame may carry, so one frame can pass the bound.
+      HERALD_MAX_QUEUED_COMMANDS: String(MAX_QUEUED),
     });
   });
 
@@ -145,6 +148,27 @@ describe('Resource limits', () => {
     expect(client.frames.filter((f) => f.type === 'error')).toEqual([]);
     expect(client.closeCode).toBeNull();
     await assertNothingLost(cluster.db, published, new Map([[reader, client.notifications().map((n) => n.id)]]));
+  });
+
+  it('refuses a frame of acks whole, naming its ids, when it would pass the bound of acks in flight; a smaller one is answered', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const owner = user('acks-bound');
+    const { id } = await publish(r2.http, { to: { users: [owner] }, event: 'bounded' });
+    const client = await TestClient.connect(r1.ws, userToken(owner));
+    clients.push(client);
+    await client.notification(id);
+    const tooMany = [id, ...Array.from({ length: MAX_QUEUED }, () => randomUUID())];
+    client.send({ type: 'acks', ids: tooMany });
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'RATE_LIMITED', ids: tooMany });
+    expect((await cluster.deliveryOf(id, owner))?.status).not.toBe('acked');
+    client.send({ type: 'acks', ids: tooMany.slice(0, MAX_QUEUED) });
+    const answer = await client.next((f) => f.type === 'acks');
+    expect(answer.type === 'acks' && answer.results.map((r) => r.status)).toEqual([
+      'ok',
+      ...Array<string>(MAX_QUEUED - 1).fill('forbidden'),
+    ]);
+    expect(await cluster.deliveryOf(id, owner)).toMatchObject({ status: 'acked' });
+    expect(client.closeCode).toBeNull();
   });
 
   it('refuses a connection beyond the per-user cap across replicas with 1008, and takes one again when a slot frees', async () => {

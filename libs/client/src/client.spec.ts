@@ -70,6 +70,11 @@ class FakeSocket {
   sentOfType(type: string): Record<string, unknown>[] {
     return this.sent.filter((f) => f.type === type);
   }
+
+  /** The notification ids acked so far, one `ack` at a time or many in an `acks` frame. */
+  ackedIds(): unknown[] {
+    return this.sent.flatMap((f) => (f.type === 'ack' ? [f.id] : f.type === 'acks' ? (f.ids as unknown[]) : []));
+  }
 }
 
 function notification(seq: number, id = `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`): NotificationFrame {
@@ -335,7 +340,7 @@ describe('HeraldClient', () => {
     FakeSocket.last.receive({ ...notification(2), attempt: 2 }, notification(3));
     await settle();
     expect(seen).toEqual([notification(1).id, notification(2).id, notification(3).id]);
-    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([notification(2).id, notification(3).id]);
+    expect(FakeSocket.last.ackedIds()).toEqual([notification(2).id, notification(3).id]);
     c.close();
   });
 
@@ -356,11 +361,26 @@ describe('HeraldClient', () => {
     FakeSocket.last.accept();
     FakeSocket.last.receive(notification(5), notification(3), notification(4));
     await settle(50);
-    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    expect(FakeSocket.last.ackedIds()).toHaveLength(0);
     await settle(300);
     expect(order).toEqual([3, 4, 5]);
     expect(overlap).toBe(false);
-    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([3, 4, 5].map((s) => notification(s).id));
+    expect(FakeSocket.last.ackedIds()).toEqual([3, 4, 5].map((s) => notification(s).id));
+    c.close();
+  });
+
+  it('sends the acks of a burst handled at once in one acks frame', async () => {
+    const c = client();
+    c.onNotification(() => undefined);
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(1), notification(2), notification(3));
+    await settle();
+    expect(FakeSocket.last.sentOfType('acks')).toEqual([
+      { type: 'acks', ids: [1, 2, 3].map((s) => notification(s).id) },
+    ]);
+    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
     c.close();
   });
 
@@ -378,12 +398,12 @@ describe('HeraldClient', () => {
     FakeSocket.last.accept();
     FakeSocket.last.receive(notification(1));
     await settle();
-    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    expect(FakeSocket.last.ackedIds()).toHaveLength(0);
     expect(errors[0]).toMatch(/handler failed.*boom/);
     FakeSocket.last.receive({ ...notification(1), attempt: 2 });
     await settle();
     expect(calls).toBe(2);
-    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(1);
+    expect(FakeSocket.last.ackedIds()).toHaveLength(1);
     c.close();
   });
 
@@ -398,12 +418,12 @@ describe('HeraldClient', () => {
     FakeSocket.last.accept();
     FakeSocket.last.receive(notification(1));
     await settle();
-    expect(FakeSocket.last.sentOfType('ack')).toHaveLength(0);
+    expect(FakeSocket.last.ackedIds()).toHaveLength(0);
     FakeSocket.last.serverClose(1006);
     received[0]!.ack();
     await settle(1000);
     FakeSocket.last.accept();
-    expect(FakeSocket.last.sentOfType('ack').map((a) => a.id)).toEqual([notification(1).id]);
+    expect(FakeSocket.last.ackedIds()).toEqual([notification(1).id]);
     c.close();
   });
 

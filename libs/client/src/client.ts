@@ -125,7 +125,10 @@ function isLimitClose(reason: string): boolean {
   return LIMIT_CLOSE_REASONS.some((limit) => reason.startsWith(limit));
 }
 const ABNORMAL = 1006;
-const MAX_ACKS_PER_POST = 500;
+/** Longest the acks of handled notifications wait for the rest of their burst before they are sent. */
+const ACK_HOLD_MS = 50;
+/** Most acks in one `POST /v1/acks` or one `acks` frame (the protocol's MAX_ACKS_PER_REQUEST). */
+const MAX_ACKS_PER_BATCH = 500;
 /** setTimeout's largest delay; longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 const SSE_NO_COMMANDS =
@@ -308,7 +311,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       }
     } else if (this.kind === 'sse' && this.state === ReadyState.OPEN && this.pendingAcks.length > 0) {
       // One last POST for the acks made so far; what it cannot send comes back as a redelivery.
-      void this.postAckBatch(this.pendingAcks.splice(0, MAX_ACKS_PER_POST), this.token).catch(() => undefined);
+      void this.postAckBatch(this.pendingAcks.splice(0, MAX_ACKS_PER_BATCH), this.token).catch(() => undefined);
     }
     this.finish(code, reason);
   }
@@ -521,6 +524,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         this.emit('error', { message: frame.message, code: frame.code });
         return;
       }
+      case 'acks':
       case 'pong':
         return;
     }
@@ -582,6 +586,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private async dispatch(): Promise<void> {
     if (this.dispatching) return;
     this.dispatching = true;
+    let acksSince = Date.now();
     try {
       while (this.queue.length > 0 && this.handler) {
         const frame = this.queue.shift()!;
@@ -600,9 +605,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
         } finally {
           this.inProgress.delete(frame.id);
         }
+        // A burst's acks go out together when it is handled, or every ACK_HOLD_MS while slow handlers work.
+        if (this.queue.length === 0 || Date.now() - acksSince >= ACK_HOLD_MS) {
+          this.flushAcks();
+          acksSince = Date.now();
+        }
       }
     } finally {
       this.dispatching = false;
+      this.flushAcks();
     }
   }
 
@@ -649,15 +660,17 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private queueAck(id: string): void {
     this.pendingAcks.push(id);
-    this.flushAcks();
+    // While a burst is being handled, its acks wait for the end of it (or ACK_HOLD_MS) and go in one frame.
+    if (!this.dispatching) this.flushAcks();
   }
 
   private flushAcks(): void {
     if (this.pendingAcks.length === 0 || this.state !== ReadyState.OPEN) return;
     if (this.kind === 'websocket') {
       while (this.pendingAcks.length > 0) {
-        if (!this.send({ type: 'ack', id: this.pendingAcks[0]! })) return;
-        this.pendingAcks.shift();
+        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_BATCH);
+        if (!this.send(ids.length === 1 ? { type: 'ack', id: ids[0]! } : { type: 'acks', ids })) return;
+        this.pendingAcks.splice(0, ids.length);
       }
       return;
     }
@@ -670,7 +683,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.postingAcks = true;
     try {
       while (this.pendingAcks.length > 0 && this.state === ReadyState.OPEN && this.kind === 'sse') {
-        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_POST);
+        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_BATCH);
         const status = await this.postAckBatch(ids, this.token);
         if (status === 'retry') {
           this.ackRetryTimer = setTimeout(() => this.flushAcks(), 1000);

@@ -117,9 +117,17 @@ export interface ErrorFrame {
   message: string;
   /** The `id` of the command that caused it, when it carried a valid one. */
   id?: string;
+  /** The ids of an `acks` frame that was refused whole (`RATE_LIMITED`, `UNAVAILABLE`): send them again. */
+  ids?: string[];
 }
 
-export type ServerFrame = WelcomeFrame | NotificationFrame | AckReplyFrame | PongFrame | ErrorFrame;
+/** The answer to an `acks` frame: one result per id, in the frame's order. */
+export interface AcksReplyFrame {
+  type: 'acks';
+  results: { id: string; status: AckOutcome }[];
+}
+
+export type ServerFrame = WelcomeFrame | NotificationFrame | AckReplyFrame | AcksReplyFrame | PongFrame | ErrorFrame;
 export type ServerFrameType = ServerFrame['type'];
 
 // ---------------------------------------------------------------------------
@@ -130,6 +138,16 @@ export type ServerFrameType = ServerFrame['type'];
 export interface ClientAckFrame {
   type: 'ack';
   id: string;
+}
+
+/**
+ * Many acks in one frame: 1 to MAX_ACKS_PER_REQUEST notification ids, answered by one `acks` frame with a
+ * result per id (`ok`, `duplicate`, `expired`, or `forbidden` for an id that is not one of this user's
+ * notifications), as `POST /v1/acks` answers.
+ */
+export interface ClientAcksFrame {
+  type: 'acks';
+  ids: string[];
 }
 
 export interface PingFrame {
@@ -160,9 +178,16 @@ export interface AuthFrame {
   id?: string;
 }
 
-export type ClientFrame = ClientAckFrame | PingFrame | SubscribeFrame | UnsubscribeFrame | AuthFrame;
+export type ClientFrame = ClientAckFrame | ClientAcksFrame | PingFrame | SubscribeFrame | UnsubscribeFrame | AuthFrame;
 export type ClientFrameType = ClientFrame['type'];
-export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = ['ack', 'ping', 'subscribe', 'unsubscribe', 'auth'];
+export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
+  'ack',
+  'acks',
+  'ping',
+  'subscribe',
+  'unsubscribe',
+  'auth',
+];
 
 /** Longest token an `auth` frame (or `?token=`) may carry, in characters. */
 export const MAX_TOKEN_LENGTH = 4096;
@@ -261,7 +286,7 @@ export interface AcksResponse {
   results: { id: string; status: AckOutcome }[];
 }
 
-/** Most ids one `POST /v1/acks` may carry. */
+/** Most ids one `POST /v1/acks`, or one `acks` frame, may carry. */
 export const MAX_ACKS_PER_REQUEST = 500;
 
 export interface TokenRequest {

@@ -288,9 +288,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    */
   received(connection: Connection, parsed: ParseResult): void {
     if (connection.ignoreFrames) return;
-    const admission = connection.admit(parsed.ok && parsed.frame.type === 'ack');
-    const id = parsed.ok ? parsed.frame.id : parsed.id;
-    const withId = id !== undefined ? { id } : {};
+    const admission = connection.admit(acksIn(parsed));
+    const withId = echoOf(parsed);
     if (admission === 'close') {
       this.metrics.rateLimitedFrames.inc();
       this.logger.log({
@@ -324,15 +323,16 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       this.track(this.run(connection, frame));
       return;
     }
-    if (frame.type === 'ack') {
+    if (frame.type === 'ack' || frame.type === 'acks') {
       // Acks are written in batches for the whole replica (a Batcher in DeliveryService), so they do not
-      // hold the pool the way other commands can: many run at once, up to the queue's bound.
-      if (connection.acksRunning >= this.config.maxQueuedCommands) {
+      // hold the pool the way other commands can: many run at once, up to the queue's bound, counted per ack.
+      const acks = frame.type === 'ack' ? 1 : frame.ids.length;
+      if (connection.acksRunning + acks > this.config.maxQueuedCommands) {
         this.refuseCommand(connection, frame);
         return;
       }
-      connection.acksRunning += 1;
-      this.track(this.run(connection, frame).finally(() => (connection.acksRunning -= 1)));
+      connection.acksRunning += acks;
+      this.track(this.run(connection, frame).finally(() => (connection.acksRunning -= acks)));
       return;
     }
     if (connection.commandsRunning < this.config.maxCommandsInFlight) {
@@ -350,7 +350,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       type: 'error',
       code: ErrorCode.RateLimited,
       message: 'too many commands waiting on this connection; send fewer at once',
-      ...(frame.id !== undefined ? { id: frame.id } : {}),
+      ...echoOf({ ok: true, frame }),
     });
   }
 
@@ -385,6 +385,20 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
               message: 'no such notification for this user',
               id: frame.id,
             });
+          return;
+        }
+        case 'acks': {
+          // Each id joins the replica's ack batch in this tick: one frame of acks is a few statements at most.
+          const results = await Promise.all(
+            frame.ids.map((id) => this.delivery.ack(connection.userId, id, isNotificationId(id))),
+          );
+          connection.send({
+            type: 'acks',
+            results: frame.ids.map((id, i) => {
+              const result = results[i]!;
+              return { id, status: result.ok ? result.status : 'forbidden' };
+            }),
+          });
           return;
         }
         case 'auth': {
@@ -423,7 +437,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         type: 'error',
         code: ErrorCode.Unavailable,
         message: 'could not complete the command, retry',
-        ...(frame.id !== undefined ? { id: frame.id } : {}),
+        ...echoOf({ ok: true, frame }),
       });
     }
   }
@@ -542,4 +556,19 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** How many acks a frame carries (0: not an ack frame), for the rate limit. */
+function acksIn(parsed: ParseResult): number {
+  if (!parsed.ok) return 0;
+  if (parsed.frame.type === 'ack') return 1;
+  return parsed.frame.type === 'acks' ? parsed.frame.ids.length : 0;
+}
+
+/** What an error about this frame echoes: the command's `id`, or the ids of an `acks` frame. */
+function echoOf(parsed: ParseResult): { id?: string; ids?: string[] } {
+  if (!parsed.ok) return parsed.id !== undefined ? { id: parsed.id } : {};
+  const frame = parsed.frame;
+  if (frame.type === 'acks') return { ids: frame.ids };
+  return frame.id !== undefined ? { id: frame.id } : {};
 }

@@ -48,7 +48,7 @@ describe('Connection limits', () => {
   it('admits a burst, then refuses with "limited", then closes a client that keeps going', () => {
     const connection = connectionOn(new FakeTransport());
     const now = 1_000_000;
-    const answers = Array.from({ length: 60 }, () => connection.admit(false, now));
+    const answers = Array.from({ length: 60 }, () => connection.admit(0, now));
     expect(answers.slice(0, 20).every((a) => a === 'ok')).toBe(true);
     expect(answers.slice(20, 40).every((a) => a === 'limited')).toBe(true);
     // More refusals than the burst, net of the rate: the client is not slowing down.
@@ -58,15 +58,15 @@ describe('Connection limits', () => {
   it('refills at the configured rate, and forgives refusals at the same rate', () => {
     const connection = connectionOn(new FakeTransport());
     let now = 2_000_000;
-    for (let i = 0; i < 20; i++) expect(connection.admit(false, now)).toBe('ok');
-    for (let i = 0; i < 15; i++) expect(connection.admit(false, now)).toBe('limited');
+    for (let i = 0; i < 20; i++) expect(connection.admit(0, now)).toBe('ok');
+    for (let i = 0; i < 15; i++) expect(connection.admit(0, now)).toBe('limited');
     now += 1000; // ten tokens back, ten refusals forgiven
-    for (let i = 0; i < 10; i++) expect(connection.admit(false, now)).toBe('ok');
-    expect(connection.admit(false, now)).toBe('limited');
+    for (let i = 0; i < 10; i++) expect(connection.admit(0, now)).toBe('ok');
+    expect(connection.admit(0, now)).toBe('limited');
     // A client at the allowed rate is never closed: one frame per 100 ms for a minute.
     for (let i = 0; i < 600; i++) {
       now += 100;
-      expect(connection.admit(false, now)).not.toBe('close');
+      expect(connection.admit(0, now)).not.toBe('close');
     }
   });
 
@@ -75,9 +75,21 @@ describe('Connection limits', () => {
     const connection = connectionOn(transport);
     for (let n = 1; n <= 500; n++) connection.send(notification(n));
     const now = 3_000_000;
-    for (let n = 1; n <= 500 + INITIAL_ACK_ALLOWANCE; n++) expect(connection.admit(true, now)).toBe('ok');
+    for (let n = 1; n <= 500 + INITIAL_ACK_ALLOWANCE; n++) expect(connection.admit(1, now)).toBe('ok');
     // The credit is spent: acks beyond what was sent cost tokens like any other frame.
-    const extra = Array.from({ length: 25 }, () => connection.admit(true, now));
+    const extra = Array.from({ length: 25 }, () => connection.admit(1, now));
+    expect(extra.filter((a) => a === 'ok')).toHaveLength(20);
+    expect(extra.slice(20).every((a) => a === 'limited')).toBe(true);
+  });
+
+  it('admits a frame of many acks against the same credit, one frame at a time', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    for (let n = 1; n <= 500; n++) connection.send(notification(n));
+    const now = 5_000_000;
+    // 500 sent plus the allowance: two frames of 500 acks use it all, whatever the frame burst.
+    for (let n = 1; n <= (500 + INITIAL_ACK_ALLOWANCE) / 500; n++) expect(connection.admit(500, now)).toBe('ok');
+    const extra = Array.from({ length: 25 }, () => connection.admit(500, now));
     expect(extra.filter((a) => a === 'ok')).toHaveLength(20);
     expect(extra.slice(20).every((a) => a === 'limited')).toBe(true);
   });

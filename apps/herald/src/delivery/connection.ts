@@ -124,12 +124,13 @@ export class Connection {
   }
 
   /**
-   * Rate limit of client frames. An ack of a notification this connection was sent is always
-   * admitted (a client acking a replay burst is doing what it should); everything else spends a token.
+   * Rate limit of client frames. A frame of acks (`acks`: how many it carries, 0 for any other frame) of
+   * notifications this connection was sent is always admitted (a client acking a replay burst is doing
+   * what it should), and uses up that many of them; everything else spends a token.
    */
-  admit(isAck: boolean, now = Date.now()): Admission {
-    if (isAck && this.ackCredit > 0) {
-      this.ackCredit -= 1;
+  admit(acks: number, now = Date.now()): Admission {
+    if (acks > 0 && this.ackCredit > 0) {
+      this.ackCredit = Math.max(0, this.ackCredit - acks);
       return 'ok';
     }
     const elapsed = Math.max(0, now - this.refilledAt) / 1000;

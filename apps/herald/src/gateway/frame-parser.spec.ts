@@ -19,6 +19,20 @@ describe('parseClientFrame', () => {
     });
   });
 
+  it('parses many acks in one frame, and refuses an empty, oversized or malformed list whole', () => {
+    const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
+    expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: [id.toUpperCase(), 'not-a-uuid'] }))).toEqual({
+      ok: true,
+      frame: { type: 'acks', ids: [id, 'not-a-uuid'] },
+    });
+    expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: Array(500).fill(id) }))).toMatchObject({ ok: true });
+    for (const ids of [undefined, [], Array(501).fill(id), [id, 7], [''], ['x'.repeat(65)], id]) {
+      const result = parseClientFrame(JSON.stringify({ type: 'acks', ids }));
+      expect(result).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
+      expect(result.ok ? '' : result.message).toContain('1-500');
+    }
+  });
+
   it('parses a token refresh and refuses one without a usable token', () => {
     expect(parseClientFrame('{"type":"auth","token":"a.b.c","id":"r1"}')).toEqual({
       ok: true,

@@ -1,4 +1,11 @@
-import { ClientFrame, COMMAND_ID_PATTERN, ErrorCode, MAX_TOKEN_LENGTH, TOPIC_PATTERN } from '@herald/protocol';
+import {
+  ClientFrame,
+  COMMAND_ID_PATTERN,
+  ErrorCode,
+  MAX_ACKS_PER_REQUEST,
+  MAX_TOKEN_LENGTH,
+  TOPIC_PATTERN,
+} from '@herald/protocol';
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -44,6 +51,24 @@ export function parseClientFrame(text: string): ParseResult {
         return { ok: true, frame: { type: 'ack', id: validCommandId } };
       }
       return { ok: true, frame: { type: 'ack', id: validCommandId.toLowerCase() } };
+    }
+    case 'acks': {
+      const ids = value.ids;
+      if (
+        !Array.isArray(ids) ||
+        ids.length === 0 ||
+        ids.length > MAX_ACKS_PER_REQUEST ||
+        !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)
+      ) {
+        return fail(
+          `"acks" needs "ids": an array of 1-${MAX_ACKS_PER_REQUEST} notification ids (strings of 1-64 characters)`,
+        );
+      }
+      // An id that is not a UUID is answered `forbidden`, like one that is not this user's.
+      return {
+        ok: true,
+        frame: { type: 'acks', ids: (ids as string[]).map((id) => (UUID.test(id) ? id.toLowerCase() : id)) },
+      };
     }
     case 'ping':
       return {
