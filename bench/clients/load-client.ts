@@ -4,7 +4,8 @@
  * million deliveries cost a few hundred IPC messages. Receive times use Date.now(), the clock of the
  * publisher's send time `t` in the payload.
  */
-import { io, Socket } from 'socket.io-client';
+import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
+import { io, Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { userToken } from '../../test/helpers/api';
 import type { BenchPayload, ClientStart, ClientToParent, ParentToClient, RecvEntry } from '../lib/ipc';
@@ -19,7 +20,7 @@ let lastAckAt = 0;
 let closed = 0;
 let dirty = false;
 const wsSockets: WebSocket[] = [];
-const ioSockets: Socket[] = [];
+const ioSockets: IoSocket[] = [];
 
 function received(payload: BenchPayload | undefined): void {
   if (!payload || typeof payload.i !== 'number') return;
@@ -44,17 +45,27 @@ setInterval(() => {
 }, 20).unref();
 setInterval(report, 500).unref();
 
-/** Acks of one Herald connection: at most WINDOW unanswered, RATE_LIMITED ones sent again. */
+/**
+ * Acks of one Herald connection: at most WINDOW unanswered. The acks of one tick (every notification of
+ * one TCP read) go together, as the SDK sends them: one `ack` frame, or one `acks` frame of up to
+ * MAX_ACKS_PER_REQUEST ids. Ids refused RATE_LIMITED are sent again.
+ */
 class AckWindow {
   private static readonly WINDOW = 1000;
   private readonly queue: string[] = [];
   private inFlight = 0;
+  private scheduled = false;
 
   constructor(private readonly socket: WebSocket) {}
 
   push(id: string): void {
     this.queue.push(id);
-    this.pump();
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      this.pump();
+    });
   }
 
   answered(ok: boolean): void {
@@ -64,18 +75,26 @@ class AckWindow {
       lastAckAt = Date.now();
     }
     dirty = true;
+  }
+
+  /** After a frame's answers: send what waits. */
+  settled(): void {
     this.pump();
   }
 
-  retry(id: string): void {
-    this.inFlight--;
-    setTimeout(() => this.push(id), 20);
+  retry(ids: string[]): void {
+    this.inFlight -= ids.length;
+    setTimeout(() => {
+      for (const id of ids) this.push(id);
+    }, 20);
   }
 
   private pump(): void {
     while (this.inFlight < AckWindow.WINDOW && this.queue.length > 0) {
-      this.inFlight++;
-      this.socket.send(`{"type":"ack","id":"${this.queue.shift()!}"}`);
+      const n = Math.min(MAX_ACKS_PER_REQUEST, AckWindow.WINDOW - this.inFlight, this.queue.length);
+      const ids = this.queue.splice(0, n);
+      this.inFlight += n;
+      this.socket.send(ids.length === 1 ? `{"type":"ack","id":"${ids[0]!}"}` : JSON.stringify({ type: 'acks', ids }));
     }
   }
 }
@@ -83,6 +102,8 @@ class AckWindow {
 interface HeraldFrame {
   type: string;
   id?: string;
+  ids?: string[];
+  results?: { id: string; status: string }[];
   code?: string;
   status?: string;
   attempt?: number;
@@ -111,12 +132,27 @@ function openWs(kind: 'herald' | 'raw', url: string, user: string): Promise<void
         case 'ack':
           acks?.answered(frame.status === 'ok' || frame.status === 'duplicate');
           if (frame.status !== 'ok' && frame.status !== 'duplicate') acksOther++;
+          acks?.settled();
+          return;
+        case 'acks':
+          for (const result of frame.results ?? []) {
+            const ok = result.status === 'ok' || result.status === 'duplicate';
+            acks?.answered(ok);
+            if (!ok) acksOther++;
+          }
+          acks?.settled();
           return;
         case 'error':
-          if (acks && frame.id && frame.code === 'RATE_LIMITED') acks.retry(frame.id);
-          else if (acks && frame.id) {
-            acksOther++;
-            acks.answered(false);
+          {
+            const ids = frame.ids ?? (frame.id ? [frame.id] : []);
+            if (acks && ids.length > 0 && frame.code === 'RATE_LIMITED') acks.retry(ids);
+            else if (acks && ids.length > 0) {
+              for (let i = 0; i < ids.length; i++) {
+                acksOther++;
+                acks.answered(false);
+              }
+              acks.settled();
+            }
           }
           return;
         default:
