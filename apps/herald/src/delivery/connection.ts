@@ -124,13 +124,16 @@ export class Connection {
   }
 
   /**
-   * Rate limit of client frames. A frame of acks (`acks`: how many it carries, 0 for any other frame) of
-   * notifications this connection was sent is always admitted (a client acking a replay burst is doing
-   * what it should), and uses up that many of them; everything else spends a token.
+   * Rate limit of client frames. `acks`: how many acks the frame carries (0 for any other frame). Acks of
+   * notifications this connection was sent are free (a client acking a replay burst is doing what it
+   * should): they use up that credit instead. Every ack beyond it costs a token, as a frame does, so a
+   * frame of 500 made-up ids costs 500; any other frame costs one.
    */
   admit(acks: number, now = Date.now()): Admission {
-    if (acks > 0 && this.ackCredit > 0) {
-      this.ackCredit = Math.max(0, this.ackCredit - acks);
+    const free = Math.min(acks, this.ackCredit);
+    const cost = acks > 0 ? acks - free : 1;
+    if (cost === 0) {
+      this.ackCredit -= free;
       return 'ok';
     }
     const elapsed = Math.max(0, now - this.refilledAt) / 1000;
@@ -138,8 +141,9 @@ export class Connection {
     const refill = elapsed * this.limits.framesPerSecond;
     this.tokens = Math.min(this.limits.framesBurst, this.tokens + refill);
     this.refusals = Math.max(0, this.refusals - refill);
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.tokens >= cost) {
+      this.tokens -= cost;
+      this.ackCredit -= free;
       return 'ok';
     }
     this.refusals += 1;
