@@ -168,6 +168,14 @@ describe('Resource limits', () => {
       ...Array<string>(MAX_QUEUED - 1).fill('forbidden'),
     ]);
     expect(await cluster.deliveryOf(id, owner)).toMatchObject({ status: 'acked' });
+    // The free acks (1 sent + 1000 allowance) are used up: 200 more made-up ids cost 200 frames, past the burst.
+    const beyond = Array.from({ length: 400 }, () => randomUUID());
+    const from = client.frames.length;
+    client.send({ type: 'acks', ids: beyond });
+    expect(await client.next((f) => f.type === 'error', 10_000, from)).toMatchObject({
+      code: 'RATE_LIMITED',
+      ids: beyond,
+    });
     expect(client.closeCode).toBeNull();
   });
 
