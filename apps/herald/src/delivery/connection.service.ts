@@ -315,6 +315,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       connection.send({ type: 'error', code: parsed.code, message: parsed.message, ...withId });
       return;
     }
+    connection.acked(acksIn(parsed));
     this.command(connection, parsed.frame);
   }
 

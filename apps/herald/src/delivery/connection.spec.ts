@@ -128,3 +128,46 @@ describe('Connection limits', () => {
     expect(connection.cutOff).toBe('slow-consumer');
   });
 });
+
+describe('Connection replay pacing by acks', () => {
+  const sendReplayed = (connection: Connection, n: number) => {
+    for (let seq = 1; seq <= n; seq++) connection.sendReplayed(notification(seq));
+  };
+  const settled = (promise: Promise<void>) => {
+    let done = false;
+    void promise.then(() => (done = true));
+    return () => done;
+  };
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('waits until enough replayed notifications are acked, counting the acks of any frame', async () => {
+    const connection = connectionOn(new FakeTransport());
+    sendReplayed(connection, 5);
+    const done = settled(connection.ackedDownTo(2, 10_000));
+    connection.acked(1);
+    await tick();
+    expect(done()).toBe(false);
+    connection.acked(2); // an acks frame of two
+    await tick();
+    expect(done()).toBe(true);
+  });
+
+  it('stops waiting for a client that sends no ack, and for a closed socket', async () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    sendReplayed(connection, 5);
+    const started = Date.now();
+    await connection.ackedDownTo(0, 30);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+    transport.isOpen = false;
+    await connection.ackedDownTo(0, 10_000);
+  });
+
+  it('counts nothing once the replay is over', async () => {
+    const connection = connectionOn(new FakeTransport());
+    sendReplayed(connection, 3);
+    connection.finishReplay();
+    connection.acked(3);
+    await connection.ackedDownTo(0, 10_000);
+  });
+});

@@ -65,6 +65,9 @@ export class Connection {
    * at the start for acks a client queued while it was disconnected and sends right after `welcome`.
    */
   private ackCredit = INITIAL_ACK_ALLOWANCE;
+  /** Replayed notifications the client has not acked yet, as its ack frames count (see `ackedDownTo`). */
+  private replayUnacked = 0;
+  private ackWaiter: (() => void) | undefined;
   /** Since when the send buffer has been over HERALD_MAX_BUFFERED_BYTES (undefined: it is not). */
   private overCapSince: number | undefined;
   /** Closed for flooding: frames still arriving before the close completes are ignored, not answered. */
@@ -158,11 +161,42 @@ export class Connection {
 
   sendReplayed(frame: NotificationFrame): void {
     (this.replayed ??= new Set()).add(frame.id);
+    this.replayUnacked += 1;
     this.send(frame);
+  }
+
+  /** The client sent `count` acks (of any ids): the replay may go on once enough have come. */
+  acked(count: number): void {
+    if (count <= 0 || !this.replaying) return;
+    this.replayUnacked = Math.max(0, this.replayUnacked - count);
+    const wake = this.ackWaiter;
+    this.ackWaiter = undefined;
+    wake?.();
+  }
+
+  /**
+   * Resolves once at most `max` replayed notifications are unacked, the socket closed, or no ack came for
+   * `stallMs` (a client that acks slowly, or not at all, is then replayed to at the pace it reads).
+   */
+  async ackedDownTo(max: number, stallMs: number): Promise<void> {
+    while (this.replayUnacked > max && this.isOpen) {
+      const progressed = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          this.ackWaiter = undefined;
+          resolve(false);
+        }, stallMs);
+        this.ackWaiter = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      if (!progressed) return;
+    }
   }
 
   finishReplay(): void {
     this.replaying = false;
+    this.replayUnacked = 0;
     const held = this.held ?? [];
     const replayed = this.replayed;
     this.held = null;

@@ -25,6 +25,14 @@ const REPLAY_BATCH = 500;
 /** The replay claims its next batch only once the socket has sent all but this much. */
 const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
+/**
+ * Over a WebSocket, the replay reads its next batch once at most this many of the ones it sent are unacked
+ * (the client's acks arrive on the same socket), so the acks never trail far behind the frames: a catch-up
+ * ends when its last frame is acked, not a long queue of acks later. A client that sends no ack for
+ * REPLAY_ACK_STALL_MS is not waited for.
+ */
+const REPLAY_MAX_UNACKED = 1000;
+const REPLAY_ACK_STALL_MS = 50;
 
 /**
  * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
@@ -285,7 +293,10 @@ export class DeliveryService implements OnModuleInit {
         total += batch.length;
         if (batch.length < batchSize) break;
         batchSize = REPLAY_BATCH;
-        // Do not read faster than the client reads, and not at all once it is gone.
+        // Do not read faster than the client reads and acks, and not at all once it is gone.
+        if (connection.transportKind === 'websocket') {
+          await connection.ackedDownTo(REPLAY_MAX_UNACKED, REPLAY_ACK_STALL_MS);
+        }
         await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
         if (!connection.isOpen) break;
         afterSeq = batch[batch.length - 1]!.notification.seq;
