@@ -85,7 +85,8 @@ export async function startTarget(name: ServerName, options: TargetOptions): Pro
 
 async function startHerald(options: TargetOptions): Promise<Target> {
   const inspectPorts: number[] = [];
-  // HERALD_BENCH_NODE_OPTIONS reaches the replicas, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+  // HERALD_BENCH_NODE_OPTIONS reaches the replicas as NODE_OPTIONS, e.g. "--require /tmp/profile.js" for a
+  // script that starts the inspector's profiler (Node refuses --cpu-prof in NODE_OPTIONS).
   const nodeOptions = process.env.HERALD_BENCH_NODE_OPTIONS;
   const env = { ...HERALD_BENCH_ENV, ...options.heraldEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
   let cluster: TestCluster;
