@@ -305,7 +305,7 @@ describe('Delivery repositories', () => {
       (await publishTo(['rc1'])).notification,
     ];
     await deliveries.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
-    expect(await deliveries.settleReplayChecks(100)).toMatchObject({ unacked: 0 });
+    expect(await deliveries.settleReplayChecks(100)).toMatchObject({ notificationIds: [] });
     expect(await replayChecksOf('rc1')).toHaveLength(1);
     await deliveries.ack(acked.id, 'rc1');
     // A later send (a redelivery) was recorded: it is on its own clock already.
@@ -314,7 +314,7 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rc1'`);
     const [check] = await replayChecksOf('rc1');
 
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, unacked: 1 });
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [unacked.id] });
     expect(await deliveryRow(unacked.id, 'rc1')).toMatchObject({
       status: 'sent',
       attempts: 1,
@@ -324,7 +324,7 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(resent.id, 'rc1')).toMatchObject({ status: 'sent', attempts: 1, due: false });
     expect(await deliveryRow(acked.id, 'rc1')).toMatchObject({ status: 'acked', attempts: 1 });
     expect(await replayChecksOf('rc1')).toEqual([]);
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, unacked: 0 });
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [] });
   });
 
   it('fails a delivery only at the attempt it expects, and parks only at that attempt', async () => {

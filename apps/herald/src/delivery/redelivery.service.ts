@@ -16,8 +16,12 @@ export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed
 
 const SWEEP_BATCH = 500;
 const SWEEP_MAX_BATCHES = 20;
-/** Replay records (of up to 500 deliveries each) settled per statement. */
-const REPLAY_CHECK_BATCH = 20;
+/**
+ * Replay records settled per statement (each covers up to 500 deliveries, nearly always acked by then):
+ * up to 2 000 per sweep run, so a reconnect storm (every user of a restarted replica replayed at once)
+ * is checked within a few runs.
+ */
+const REPLAY_CHECK_BATCH = 100;
 
 /**
  * The timed side of delivery: what happens when an ack does not come. Runs in
@@ -68,8 +72,11 @@ export class RedeliveryService {
     }
     let replayUnacked = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      const { checks, unacked } = await this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH);
-      replayUnacked += unacked;
+      const { checks, notificationIds } = await this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH);
+      replayUnacked += notificationIds.length;
+      if (notificationIds.length > 0) {
+        this.live.emit({ type: 'deliveries.changed', notificationIds: [...new Set(notificationIds)] });
+      }
       if (checks < REPLAY_CHECK_BATCH) break;
     }
     const counts = { expired, replayUnacked, resent: 0, parked: 0, failed: 0, postponed: 0 };

@@ -209,10 +209,10 @@ export class DeliveryRepository {
    * A delivery of their range that is still open and has had no send recorded since the replay is recorded
    * as sent then (attempts + 1, at the replay's time) and made due now, so the sweep resends it to an online
    * user, parks it for an offline one, or ends it `failed` after the last attempt. Returns how many records
-   * were taken and how many deliveries were put on the clock.
+   * were taken, and the notification of each delivery put on the clock (one per delivery).
    */
-  async settleReplayChecks(limit: number): Promise<{ checks: number; unacked: number }> {
-    const [row] = await query<{ checks: number; unacked: number }>(
+  async settleReplayChecks(limit: number): Promise<{ checks: number; notificationIds: string[] }> {
+    const [row] = await query<{ checks: number; notification_ids: string[] }>(
       this.dataSource,
       `WITH due AS (
          DELETE FROM replay_checks WHERE id = ANY (ARRAY(
@@ -234,11 +234,12 @@ export class DeliveryRepository {
                 first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
            FROM unacked u
           WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
-         RETURNING 1)
-       SELECT (SELECT count(*) FROM due)::int AS checks, (SELECT count(*) FROM upd)::int AS unacked`,
+         RETURNING d.notification_id)
+       SELECT (SELECT count(*) FROM due)::int AS checks,
+              ARRAY(SELECT notification_id::text FROM upd) AS notification_ids`,
       [limit],
     );
-    return { checks: row?.checks ?? 0, unacked: row?.unacked ?? 0 };
+    return { checks: row?.checks ?? 0, notificationIds: row?.notification_ids ?? [] };
   }
 
   /**
