@@ -1,4 +1,4 @@
-import type { ServerFrame } from '@herald/protocol';
+import type { NotificationFrame, ServerFrame } from '@herald/protocol';
 import { Connection, ConnectionLimits, INITIAL_ACK_ALLOWANCE, SLOW_CONSUMER_GRACE_MS } from './connection';
 import type { ClientTransport } from './transport';
 
@@ -32,7 +32,7 @@ function connectionOn(transport: FakeTransport, limits = LIMITS): Connection {
   return new Connection(info, transport, limits);
 }
 
-function notification(n: number): ServerFrame {
+function notification(n: number): NotificationFrame {
   return {
     type: 'notification',
     id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
