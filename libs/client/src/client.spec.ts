@@ -384,6 +384,24 @@ describe('HeraldClient', () => {
     c.close();
   });
 
+  it('sends a held ack after 50 ms even while the next handler is still running', async () => {
+    const c = client();
+    c.onNotification(async (n: Notification) => {
+      if (n.seq === 2) await new Promise((resolve) => setTimeout(resolve, 10_000));
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    FakeSocket.last.receive(notification(1), notification(2));
+    await settle();
+    expect(FakeSocket.last.ackedIds()).toHaveLength(0);
+    await settle(50);
+    expect(FakeSocket.last.ackedIds()).toEqual([notification(1).id]);
+    await settle(10_000);
+    expect(FakeSocket.last.ackedIds()).toEqual([notification(1).id, notification(2).id]);
+    c.close();
+  });
+
   it('does not ack when the handler fails, and gives it another go on redelivery', async () => {
     const c = client();
     const errors: string[] = [];

@@ -198,6 +198,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: Timer | undefined;
   private ackRetryTimer: Timer | undefined;
+  /** Flushes acks held during a burst after ACK_HOLD_MS, while a slow handler runs. */
+  private ackHoldTimer: Timer | undefined;
 
   private handler: NotificationHandler | undefined;
   private readonly seen: RecentIds;
@@ -586,7 +588,6 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private async dispatch(): Promise<void> {
     if (this.dispatching) return;
     this.dispatching = true;
-    let acksSince = Date.now();
     try {
       while (this.queue.length > 0 && this.handler) {
         const frame = this.queue.shift()!;
@@ -605,11 +606,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         } finally {
           this.inProgress.delete(frame.id);
         }
-        // A burst's acks go out together when it is handled, or every ACK_HOLD_MS while slow handlers work.
-        if (this.queue.length === 0 || Date.now() - acksSince >= ACK_HOLD_MS) {
-          this.flushAcks();
-          acksSince = Date.now();
-        }
+        // A burst's acks go out together once it is handled (or by the hold timer, see queueAck).
+        if (this.queue.length === 0) this.flushAcks();
       }
     } finally {
       this.dispatching = false;
@@ -660,11 +658,21 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private queueAck(id: string): void {
     this.pendingAcks.push(id);
-    // While a burst is being handled, its acks wait for the end of it (or ACK_HOLD_MS) and go in one frame.
-    if (!this.dispatching) this.flushAcks();
+    if (!this.dispatching) {
+      this.flushAcks();
+      return;
+    }
+    // While a burst is being handled, its acks wait for the end of it, and at most ACK_HOLD_MS however long
+    // the next handler takes, and go in one frame.
+    this.ackHoldTimer ??= setTimeout(() => {
+      this.ackHoldTimer = undefined;
+      this.flushAcks();
+    }, ACK_HOLD_MS);
   }
 
   private flushAcks(): void {
+    clearTimeout(this.ackHoldTimer);
+    this.ackHoldTimer = undefined;
     if (this.pendingAcks.length === 0 || this.state !== ReadyState.OPEN) return;
     if (this.kind === 'websocket') {
       while (this.pendingAcks.length > 0) {
@@ -876,8 +884,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     clearTimeout(this.welcomeTimer);
     clearTimeout(this.refreshTimer);
     clearTimeout(this.ackRetryTimer);
+    clearTimeout(this.ackHoldTimer);
     clearInterval(this.watchdog);
-    this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.watchdog = undefined;
+    this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.ackHoldTimer = this.watchdog = undefined;
     this.welcome = null;
     const socket = this.socket;
     this.socket = null;
