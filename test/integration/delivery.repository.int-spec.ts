@@ -327,6 +327,49 @@ describe('Delivery repositories', () => {
     expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [] });
   });
 
+  it('counts no replayed send for the sent rows a resumed stream skipped, at the ack or at the check', async () => {
+    const had = (await publishTo(['rs1'])).notification;
+    const missed = (await publishTo(['rs1'])).notification;
+    const later = (await publishTo(['rs1'])).notification;
+    await deliveries.markSent(had.id, ['rs1'], 1, soon());
+    await deliveries.park(had.id, 'rs1', 1);
+    // The stream resumes after `had`: it is skipped, the others are replayed.
+    const batch = await deliveries.replayBatch('rs1', 0, 10, soon(), had.seq);
+    expect(batch.map((d) => d.notification.id)).toEqual([missed.id, later.id]);
+    expect((await deliveries.ack(had.id, 'rs1')).outcome).toBe('acked');
+    expect(await deliveryRow(had.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
+    await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rs1'`);
+    await deliveries.ack(missed.id, 'rs1');
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [later.id] });
+    expect(await deliveryRow(missed.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
+  });
+
+  it('answers a batch of acks it could not apply from one read: duplicate, expired, unknown', async () => {
+    const [done, fresh, lapsed] = [
+      (await publishTo(['am1'])).notification,
+      (await publishTo(['am1'])).notification,
+      (await publishTo(['am1'])).notification,
+    ];
+    await deliveries.ack(done.id, 'am1');
+    await db.query(`UPDATE deliveries SET status = 'expired' WHERE notification_id = $1`, [lapsed.id]);
+    const results = await deliveries.ackMany([
+      { notificationId: done.id, userId: 'am1' },
+      { notificationId: fresh.id, userId: 'am1' },
+      { notificationId: lapsed.id, userId: 'am1' },
+      { notificationId: randomUUID(), userId: 'am1' },
+      { notificationId: fresh.id, userId: 'someone-else' },
+      { notificationId: fresh.id, userId: 'am1' },
+    ]);
+    expect(results.map((r) => [r.outcome, r.changed])).toEqual([
+      ['duplicate', false],
+      ['acked', true],
+      ['expired', false],
+      ['unknown', false],
+      ['unknown', false],
+      ['duplicate', false],
+    ]);
+  });
+
   it('fails a delivery only at the attempt it expects, and parks only at that attempt', async () => {
     const { notification } = await publishTo(['f1']);
     await deliveries.markSent(notification.id, ['f1'], 1, soon());

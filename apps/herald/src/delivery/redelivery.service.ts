@@ -4,6 +4,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import { NotificationRepository } from '../notifications/notification.repository';
+import { retryOnDeadlock } from '../notifications/sql';
 import { StoredNotification } from '../notifications/notification.types';
 import { backstopAt } from './backoff';
 import { Bus } from './bus';
@@ -72,7 +73,10 @@ export class RedeliveryService {
     }
     let replayUnacked = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      const { checks, notificationIds } = await this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH);
+      // It locks a user's rows in seq order, an ack batch in key order: a rare deadlock is retried.
+      const { checks, notificationIds } = await retryOnDeadlock(() =>
+        this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH),
+      );
       replayUnacked += notificationIds.length;
       if (notificationIds.length > 0) {
         this.live.emit({ type: 'deliveries.changed', notificationIds: [...new Set(notificationIds)] });

@@ -23,14 +23,20 @@ function inKeyOrder<T extends { notificationId: string; userId: string }>(items:
 }
 
 /**
+ * Whether the replay batch `c` sent the delivery `x`: its seq is in the batch's range, and the batch did not
+ * skip it (a resumed SSE stream skips the `sent` rows the client has).
+ */
+const IN_REPLAY_BATCH = `c.after_seq < x.seq AND c.through_seq >= x.seq AND (x.status = 'pending' OR x.seq > c.resume_after_seq)`;
+
+/**
  * When a replay sent the open delivery `x` and did not record it (see `replayBatch`): the send time of the
- * replay batch whose range holds its seq, or null. Every replay reads from the start of the user's
- * deliveries in contiguous batches, so the batch ending first at or after the seq holds it: one index
- * probe, however many batches the user's replays recorded.
+ * replay batch that holds it and ends first after its seq, or null. One short index range: nearly always
+ * the first batch looked at holds it. (Of two replays of the user at once, the one whose batch ends first
+ * gives the time.)
  */
 const REPLAYED_AT = `CASE WHEN x.status IN ('pending', 'sent') THEN (
-  SELECT CASE WHEN c.after_seq < x.seq THEN c.sent_at END FROM replay_checks c
-   WHERE c.user_id = x.user_id AND c.through_seq >= x.seq
+  SELECT c.sent_at FROM replay_checks c
+   WHERE c.user_id = x.user_id AND c.through_seq >= x.seq AND ${IN_REPLAY_BATCH}
    ORDER BY c.through_seq LIMIT 1) END`;
 
 /**
@@ -181,8 +187,8 @@ export class DeliveryRepository {
           ORDER BY seq
           LIMIT $3),
        recorded AS (
-         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at)
-         SELECT $1, $2, max(seq), $4 FROM batch HAVING count(*) > 0)
+         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
+         SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
        SELECT n.id, n.seq, n.event, n.payload, n.topic, b.attempts + 1 AS attempt,
               to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
          FROM batch b,
@@ -217,14 +223,15 @@ export class DeliveryRepository {
       `WITH due AS (
          DELETE FROM replay_checks WHERE id = ANY (ARRAY(
            SELECT id FROM replay_checks WHERE check_at <= now() ORDER BY check_at LIMIT $1 FOR UPDATE SKIP LOCKED))
-         RETURNING user_id, after_seq, through_seq, sent_at),
+         RETURNING user_id, after_seq, through_seq, resume_after_seq, sent_at),
        unacked AS (
          SELECT DISTINCT ON (d.row_id) d.row_id, due.sent_at
            FROM due,
                 LATERAL (
                   SELECT x.ctid AS row_id FROM deliveries x
                    WHERE x.user_id = due.user_id AND x.seq > due.after_seq AND x.seq <= due.through_seq
-                     AND x.status IN ('pending', 'sent') AND x.expires_at > now()
+                     AND (x.status = 'pending' OR (x.status = 'sent' AND x.seq > due.resume_after_seq))
+                     AND x.expires_at > now()
                      AND (x.last_sent_at IS NULL OR x.last_sent_at < due.sent_at)
                    FOR UPDATE) d
           ORDER BY d.row_id, due.sent_at DESC),
@@ -356,10 +363,25 @@ export class DeliveryRepository {
           : { outcome: 'expired', changed: true },
       );
     }
+    // What the UPDATE did not change is read in one statement, not one round trip each: a frame of
+    // made-up or already-acked ids costs one more query, whatever its size.
+    const unchanged = unique.filter((i) => !changed.has(keyOf(i.notificationId, i.userId)));
+    const states = new Map<string, string>();
+    if (unchanged.length > 0) {
+      const rows = await query<{ notification_id: string; user_id: string; status: string }>(
+        this.dataSource,
+        `SELECT d.notification_id::text AS notification_id, d.user_id, d.status
+           FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
+                LATERAL (SELECT x.notification_id, x.user_id, x.status FROM deliveries x
+                          WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id) d`,
+        [unchanged.map((i) => i.notificationId), unchanged.map((i) => i.userId)],
+      );
+      for (const row of rows) states.set(keyOf(row.notification_id, row.user_id), row.status);
+    }
     // The first of several identical acks in the batch gets the change; the others are duplicates.
     const answered = new Set<string>();
     return Promise.all(
-      items.map(async (item) => {
+      items.map(async (item): Promise<AckResult> => {
         const key = keyOf(item.notificationId, item.userId);
         const result = changed.get(key);
         if (result && !answered.has(key)) {
@@ -367,6 +389,11 @@ export class DeliveryRepository {
           return result;
         }
         if (result) return { outcome: 'duplicate', changed: false };
+        const status = states.get(key);
+        if (status === undefined) return { outcome: 'unknown', changed: false };
+        if (status === 'acked') return { outcome: 'duplicate', changed: false };
+        if (status === 'expired') return { outcome: 'expired', changed: false };
+        // Open again (a concurrent statement moved it while the UPDATE ran): one at a time, as `ack` does.
         return this.ack(item.notificationId, item.userId);
       }),
     );

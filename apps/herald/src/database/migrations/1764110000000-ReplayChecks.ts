@@ -16,6 +16,8 @@ export class ReplayChecks1764110000000 implements MigrationInterface {
         user_id     text NOT NULL,
         after_seq   bigint NOT NULL,
         through_seq bigint NOT NULL,
+        -- A resumed SSE stream skipped the sent rows up to here (the client has them): not in this batch.
+        resume_after_seq bigint NOT NULL DEFAULT 0,
         sent_at     timestamptz NOT NULL DEFAULT now(),
         check_at    timestamptz NOT NULL,
         CHECK (through_seq > after_seq)
