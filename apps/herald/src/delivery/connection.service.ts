@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { ClientFrame, CloseCode, ErrorCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
+import { AckOutcome, ClientFrame, CloseCode, ErrorCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -390,16 +390,27 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         }
         case 'acks': {
           // Each id joins the replica's ack batch in this tick: one frame of acks is a few statements at most.
-          const results = await Promise.all(
+          const settled = await Promise.allSettled(
             frame.ids.map((id) => this.delivery.ack(connection.userId, id, isNotificationId(id))),
           );
-          connection.send({
-            type: 'acks',
-            results: frame.ids.map((id, i) => {
-              const result = results[i]!;
-              return { id, status: result.ok ? result.status : 'forbidden' };
-            }),
+          const results: { id: string; status: AckOutcome }[] = [];
+          const failed: string[] = [];
+          frame.ids.forEach((id, i) => {
+            const outcome = settled[i]!;
+            if (outcome.status === 'rejected') failed.push(id);
+            else results.push({ id, status: outcome.value.ok ? outcome.value.status : 'forbidden' });
           });
+          if (results.length > 0) connection.send({ type: 'acks', results });
+          if (failed.length > 0) {
+            // Only these were not recorded (their batch failed); the rest are answered above.
+            this.logger.error({ message: 'acks failed', connectionId: connection.id, count: failed.length });
+            connection.send({
+              type: 'error',
+              code: ErrorCode.Unavailable,
+              message: 'could not record these acks, retry',
+              ids: failed,
+            });
+          }
           return;
         }
         case 'auth': {
