@@ -275,6 +275,11 @@ describe('Delivery repositories', () => {
       [parked.id, 2],
     ]);
     const [check] = await replayChecksOf('ra1');
+    // A redelivery job of the earlier send finds that a replay sent it since: that send's check decides.
+    expect(await deliveries.findOpen(parked.id, 'ra1')).toMatchObject({ attempts: 1, replayedSince: true });
+    const other = (await publishTo(['ra2'])).notification;
+    await deliveries.markSent(other.id, ['ra2'], 1, soon());
+    expect(await deliveries.findOpen(other.id, 'ra2')).toMatchObject({ attempts: 1, replayedSince: false });
     const [a, b] = await deliveries.ackMany([
       { notificationId: fresh.id, userId: 'ra1' },
       { notificationId: parked.id, userId: 'ra1' },

@@ -52,6 +52,8 @@ export class RedeliveryService {
     if (!open || open.status !== 'sent' || open.attempts !== job.attempt || open.notification.expiresAt <= new Date()) {
       return 'stale';
     }
+    // A replay sent it again since (the user reconnected): that send's check, not this one, decides.
+    if (open.replayedSince) return 'stale';
     return this.resendOrSettle(open.notification, job.userId, open.attempts, 'sent', job.requestId);
   }
 

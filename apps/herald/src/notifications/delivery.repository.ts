@@ -399,22 +399,42 @@ export class DeliveryRepository {
     );
   }
 
-  /** The delivery a redelivery job is about, with its notification. */
+  /**
+   * The delivery a redelivery job is about, with its notification. `replayedSince`: a replay sent it after
+   * its last recorded send (and has not recorded that yet): the replay's check times it now.
+   */
   async findOpen(
     notificationId: string,
     userId: string,
-  ): Promise<{ status: 'pending' | 'sent'; attempts: number; notification: StoredNotification } | null> {
+  ): Promise<{
+    status: 'pending' | 'sent';
+    attempts: number;
+    replayedSince: boolean;
+    notification: StoredNotification;
+  } | null> {
     const rows = await query<
-      Parameters<typeof toStoredNotification>[0] & { status: 'pending' | 'sent'; attempts: number }
+      Parameters<typeof toStoredNotification>[0] & {
+        status: 'pending' | 'sent';
+        attempts: number;
+        replayed_since: boolean | null;
+      }
     >(
       this.dataSource,
-      `SELECT d.status, d.attempts, n.id, n.seq, n.event, n.payload, n.topic, n.created_at, d.expires_at
-         FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-        WHERE d.notification_id = $1 AND d.user_id = $2 AND d.status IN ('pending', 'sent')`,
+      `SELECT x.status, x.attempts, n.id, n.seq, n.event, n.payload, n.topic, n.created_at, x.expires_at,
+              (${REPLAYED_AT}) > COALESCE(x.last_sent_at, '-infinity') AS replayed_since
+         FROM deliveries x JOIN notifications n ON n.id = x.notification_id
+        WHERE x.notification_id = $1 AND x.user_id = $2 AND x.status IN ('pending', 'sent')`,
       [notificationId, userId],
     );
     const row = rows[0];
-    return row ? { status: row.status, attempts: row.attempts, notification: toStoredNotification(row) } : null;
+    return row
+      ? {
+          status: row.status,
+          attempts: row.attempts,
+          replayedSince: row.replayed_since === true,
+          notification: toStoredNotification(row),
+        }
+      : null;
   }
 
   /** Ends a delivery `failed` if it is still unacked at `attempts`. */
