@@ -288,8 +288,9 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    */
   received(connection: Connection, parsed: ParseResult): void {
     if (connection.ignoreFrames) return;
-    const admission = connection.admit(acksIn(parsed));
-    const withId = echoOf(parsed);
+    const acks = parsed.ok ? acksIn(parsed.frame) : 0;
+    const admission = connection.admit(acks);
+    const withId = parsed.ok ? echoOf(parsed.frame) : parsed.id !== undefined ? { id: parsed.id } : {};
     if (admission === 'close') {
       this.metrics.rateLimitedFrames.inc();
       this.logger.log({
@@ -315,7 +316,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       connection.send({ type: 'error', code: parsed.code, message: parsed.message, ...withId });
       return;
     }
-    connection.acked(acksIn(parsed));
+    connection.acked(acks);
     this.command(connection, parsed.frame);
   }
 
@@ -327,7 +328,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     if (frame.type === 'ack' || frame.type === 'acks') {
       // Acks are written in batches for the whole replica (a Batcher in DeliveryService), so they do not
       // hold the pool the way other commands can: many run at once, up to the queue's bound, counted per ack.
-      const acks = frame.type === 'ack' ? 1 : frame.ids.length;
+      const acks = acksIn(frame);
       if (connection.acksRunning + acks > this.config.maxQueuedCommands) {
         this.refuseCommand(connection, frame);
         return;
@@ -351,7 +352,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       type: 'error',
       code: ErrorCode.RateLimited,
       message: 'too many commands waiting on this connection; send fewer at once',
-      ...echoOf({ ok: true, frame }),
+      ...echoOf(frame),
     });
   }
 
@@ -390,15 +391,13 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         }
         case 'acks': {
           // Each id joins the replica's ack batch in this tick: one frame of acks is a few statements at most.
-          const settled = await Promise.allSettled(
-            frame.ids.map((id) => this.delivery.ack(connection.userId, id, isNotificationId(id))),
-          );
+          const outcomes = await this.delivery.ackAll(connection.userId, frame.ids, isNotificationId);
           const results: { id: string; status: AckOutcome }[] = [];
           const failed: string[] = [];
           frame.ids.forEach((id, i) => {
-            const outcome = settled[i]!;
-            if (outcome.status === 'rejected') failed.push(id);
-            else results.push({ id, status: outcome.value.ok ? outcome.value.status : 'forbidden' });
+            const status = outcomes[i];
+            if (status) results.push({ id, status });
+            else failed.push(id);
           });
           if (results.length > 0) connection.send({ type: 'acks', results });
           if (failed.length > 0) {
@@ -449,7 +448,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         type: 'error',
         code: ErrorCode.Unavailable,
         message: 'could not complete the command, retry',
-        ...echoOf({ ok: true, frame }),
+        ...echoOf(frame),
       });
     }
   }
@@ -570,17 +569,14 @@ function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** How many acks a frame carries (0: not an ack frame), for the rate limit. */
-function acksIn(parsed: ParseResult): number {
-  if (!parsed.ok) return 0;
-  if (parsed.frame.type === 'ack') return 1;
-  return parsed.frame.type === 'acks' ? parsed.frame.ids.length : 0;
+/** How many acks a frame carries (0: not an ack frame), for the limits. */
+function acksIn(frame: ClientFrame): number {
+  if (frame.type === 'ack') return 1;
+  return frame.type === 'acks' ? frame.ids.length : 0;
 }
 
 /** What an error about this frame echoes: the command's `id`, or the ids of an `acks` frame. */
-function echoOf(parsed: ParseResult): { id?: string; ids?: string[] } {
-  if (!parsed.ok) return parsed.id !== undefined ? { id: parsed.id } : {};
-  const frame = parsed.frame;
+function echoOf(frame: ClientFrame): { id?: string; ids?: string[] } {
   if (frame.type === 'acks') return { ids: frame.ids };
   return frame.id !== undefined ? { id: frame.id } : {};
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CloseCode, type AckStatus, type NotificationFrame } from '@herald/protocol';
+import { CloseCode, type AckOutcome, type AckStatus, type NotificationFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -313,6 +313,17 @@ export class DeliveryService implements OnModuleInit {
    */
   async resumeParked(userIds: string[]): Promise<number> {
     return this.deliveries.unparkUsers([...new Set(userIds)]);
+  }
+
+  /**
+   * Many acks at once (an `acks` frame, a `POST /v1/acks`): they join the replica's ack batch together.
+   * `ids` come normalised (UUIDs in lower case); `isValidId` tells which are notification ids at all. Each
+   * answer is the ack's outcome (`forbidden` for an id that is not one of this user's notifications), or
+   * null where its write failed.
+   */
+  async ackAll(userId: string, ids: string[], isValidId: (id: string) => boolean): Promise<(AckOutcome | null)[]> {
+    const settled = await Promise.allSettled(ids.map((id) => this.ack(userId, id, isValidId(id))));
+    return settled.map((s) => (s.status === 'rejected' ? null : s.value.ok ? s.value.status : 'forbidden'));
   }
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {

@@ -71,25 +71,17 @@ export class StreamService {
 
   async ack(userId: string, body: unknown): Promise<AcksResponse> {
     const ids = parseAcksRequest(body);
-    const results: AcksResponse['results'] = [];
-    try {
-      // All at once: they join the replica's ack batch together, a few statements for the whole request.
-      const answers = await Promise.all(
-        ids.map((raw) => {
-          const id = isNotificationId(raw) ? raw.toLowerCase() : raw;
-          return this.delivery.ack(userId, id, isNotificationId(id));
-        }),
-      );
-      ids.forEach((raw, i) => {
-        const result = answers[i]!;
-        results.push({ id: raw, status: result.ok ? result.status : 'forbidden' });
-      });
-    } catch (error) {
-      this.logger.error({ message: 'ack failed', userId, error: (error as Error).message });
+    const outcomes = await this.delivery.ackAll(
+      userId,
+      ids.map((raw) => (isNotificationId(raw) ? raw.toLowerCase() : raw)),
+      isNotificationId,
+    );
+    if (outcomes.includes(null)) {
+      this.logger.error({ message: 'ack failed', userId, failed: outcomes.filter((o) => o === null).length });
       // Acks are idempotent: the client sends the same ids again.
       throw new UnavailableError('the notification store is unavailable; retry the acks');
     }
-    return { results };
+    return { results: ids.map((raw, i) => ({ id: raw, status: outcomes[i]! })) };
   }
 }
 
