@@ -702,6 +702,9 @@ describe('PostgreSQL faults under traffic (2 replicas, private PostgreSQL)', () 
   let db: Pick<TestDatabase, 'query'>;
   const prefix = testRedisPrefix('infrapg');
   const replicas: Replica[] = [];
+  // Longer than the tests' 1 s: the crash burst keeps this process (its clients) busy for about a second,
+  // long enough for a 1 s heartbeat to reap a client whose pong was merely late.
+  const HEARTBEAT_MS = 2500;
   let inboxes: Inbox[] = [];
   const open = async (replica: Replica, label: string, hold?: (f: NotificationFrame) => boolean): Promise<Inbox> => {
     const inbox = await Inbox.open(replica.ws, user(label), hold);
@@ -714,7 +717,13 @@ describe('PostgreSQL faults under traffic (2 replicas, private PostgreSQL)', () 
     pg = await PrivatePostgres.create();
     db = { query: <T>(sql: string, params?: unknown[]) => pg.query<T>(sql, params) };
     for (const id of ['infrapg-r1', 'infrapg-r2'])
-      replicas.push(await Replica.create(id, { databaseUrl: pg.url, redisPrefix: prefix }));
+      replicas.push(
+        await Replica.create(id, {
+          databaseUrl: pg.url,
+          redisPrefix: prefix,
+          HERALD_HEARTBEAT_MS: String(HEARTBEAT_MS),
+        }),
+      );
     await Promise.all(replicas.map((r) => r.start()));
   }, 90_000);
 
@@ -772,7 +781,7 @@ describe('PostgreSQL faults under traffic (2 replicas, private PostgreSQL)', () 
     for (const inbox of [alice, bob]) {
       expect(await inbox.client.command({ type: 'ping', id: `p-${inbox.userId}` })).toMatchObject({ type: 'pong' });
     }
-    await sleep(Math.max(0, 3500 - (Date.now() - stoppedAt)));
+    await sleep(Math.max(0, 2 * HEARTBEAT_MS + 1000 - (Date.now() - stoppedAt)));
     for (const inbox of [alice, bob]) {
       expect(inbox.isOpen).toBe(true);
       expect(await inbox.client.command({ type: 'ping', id: `q-${inbox.userId}` })).toMatchObject({ type: 'pong' });
