@@ -332,6 +332,16 @@ describe('Delivery repositories', () => {
     expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [] });
   });
 
+  it('skips on a resumed stream what an earlier replay sent it, and replays what it never got', async () => {
+    const replayed = (await publishTo(['rr1'])).notification;
+    await deliveries.replayBatch('rr1', 0, 10, soon());
+    const never = (await publishTo(['rr1'])).notification;
+    const resumed = await deliveries.replayBatch('rr1', 0, 10, soon(), never.seq);
+    // `never` is at or below the resume point too, but no replay sent it: it goes out.
+    expect(resumed.map((d) => d.notification.id)).toEqual([never.id]);
+    expect(replayed.seq).toBeLessThan(never.seq);
+  });
+
   it('counts no replayed send for the sent rows a resumed stream skipped, at the ack or at the check', async () => {
     const had = (await publishTo(['rs1'])).notification;
     const missed = (await publishTo(['rs1'])).notification;

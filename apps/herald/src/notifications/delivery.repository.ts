@@ -181,10 +181,13 @@ export class DeliveryRepository {
     }>(
       this.dataSource,
       `WITH batch AS (
-         SELECT notification_id, seq, attempts FROM deliveries
-          WHERE user_id = $1 AND status IN ('pending', 'sent') AND expires_at > now() AND seq > $2
-            AND (status = 'pending' OR seq > $5)
-          ORDER BY seq
+         SELECT x.notification_id, x.seq, x.attempts FROM deliveries x
+          WHERE x.user_id = $1 AND x.status IN ('pending', 'sent') AND x.expires_at > now() AND x.seq > $2
+            -- A resumed stream has what it was sent up to $5: live sends (sent), and replays not yet
+            -- recorded (pending, in a replay batch; that batch's check times them).
+            AND (x.seq > $5 OR (x.status = 'pending' AND NOT EXISTS (
+                  SELECT 1 FROM replay_checks c WHERE c.user_id = x.user_id AND ${IN_REPLAY_BATCH})))
+          ORDER BY x.seq
           LIMIT $3),
        recorded AS (
          INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
