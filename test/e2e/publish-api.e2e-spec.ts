@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import { publish, request, userToken } from '../helpers/api';
 import { HERALD_MAIN } from '../helpers/paths';
 import { TestCluster } from '../helpers/cluster';
 import { PrivatePostgres } from '../helpers/private-postgres';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
-import { Replica } from '../helpers/replica';
+import { Replica, TEST_API_KEY } from '../helpers/replica';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
@@ -214,6 +215,86 @@ describe('Publish API', () => {
     expect(given.headers.get('x-request-id')).toBe('trace-123');
     const made = await request(base(), 'GET', '/health/live', { apiKey: null });
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers a publish alike on the fast lane and through Express, case by case', async () => {
+    // The fast lane (publish-edge.ts) takes a plain JSON body with a Content-Length; a chunked body of the
+    // same request goes through Express and Nest. Every case must get the same answer both ways.
+    const send = (lane: 'fast' | 'express', body: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; body: ApiErrorBody & PublishResponse; headers: IncomingHttpHeaders }>(
+        (resolve, reject) => {
+          const req = httpRequest(`${base()}/v1/notifications`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              ...(lane === 'fast' ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+              ...headers,
+            },
+          });
+          req.on('response', (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode!,
+                body: JSON.parse(text) as ApiErrorBody & PublishResponse,
+                headers: res.headers,
+              }),
+            );
+          });
+          req.on('error', reject);
+          if (lane === 'express') req.write(body); // no Content-Length: Node sends it chunked
+          req.end(lane === 'fast' ? body : undefined);
+        },
+      );
+    const auth = { authorization: `Bearer ${TEST_API_KEY}` };
+    const valid = JSON.stringify({ to: { users: ['parity'] }, event: 'parity', payload: { n: 1 } });
+    const cases: [string, string, Record<string, string>][] = [
+      ['valid', valid, auth],
+      ['byte order mark', `\ufeff${valid}`, auth],
+      ['charset', valid, { ...auth, 'content-type': 'application/json; charset=UTF-8' }],
+      ['bad field', JSON.stringify({ to: { users: ['bad user'] }, event: 'x' }), auth],
+      ['malformed', '{"to":', auth],
+      ['not an object', ' 42', auth],
+      ['empty', '', auth],
+      ['no key', valid, {}],
+      ['unknown key', valid, { authorization: 'Bearer wrong-key-0123456789abcdef' }],
+      ['malformed, no key', '{"to":', {}],
+    ];
+    for (const [index, [name, body, headers]] of cases.entries()) {
+      const fast = await send('fast', body, { ...headers, 'x-request-id': `fast-${index}` });
+      const slow = await send('express', body, headers);
+      const shape = (answer: typeof fast) => ({
+        name,
+        status: answer.status,
+        type: answer.headers['content-type'],
+        replica: answer.headers['x-herald-replica'],
+        error: answer.body.error && { ...answer.body.error, requestId: typeof answer.body.error.requestId },
+        recipients: answer.body.recipients,
+      });
+      expect(shape(fast)).toEqual(shape(slow));
+      expect(fast.headers['x-request-id']).toMatch(/^fast-\d+$/);
+      expect(fast.body.error?.requestId ?? fast.headers['x-request-id']).toBe(fast.headers['x-request-id']);
+    }
+    // Idempotency: the second answer names the first, on either lane.
+    const key = { ...auth, 'idempotency-key': `parity-${randomUUID()}` };
+    const first = await send('fast', valid, key);
+    const again = await send('express', valid, key);
+    const third = await send('fast', valid, key);
+    expect([first.status, again.status, third.status]).toEqual([202, 202, 202]);
+    expect([again.body.id, third.body.id]).toEqual([first.body.id, first.body.id]);
+    expect([
+      first.headers['idempotent-replayed'],
+      again.headers['idempotent-replayed'],
+      third.headers['idempotent-replayed'],
+    ]).toEqual([undefined, 'true', 'true']);
+    // What the fast lane accepted is stored, with its delivery.
+    const stored = await cluster.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+        WHERE n.event = 'parity' AND d.user_id = 'parity'`,
+    );
+    expect(stored[0]!.n).toBe(2 * 3 + 1);
   });
 
   it('answers 503 while PostgreSQL is down, writes nothing half-way, and recovers', async () => {

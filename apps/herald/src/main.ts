@@ -10,13 +10,16 @@ import { UpgradeAuthService } from './auth/upgrade-auth.service';
 import { answerClientErrors } from './common/client-error';
 import { adminOriginCheck } from './admin/admin-origin';
 import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
-import { PayloadTooLargeError, BadRequestError } from './common/errors';
+import { bodyErrorHandler } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
 import { DrainState } from './common/lifecycle.module';
 import { HeraldLogger } from './common/herald-logger';
-import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
-import { requestIdMiddleware, requestIdOf } from './common/request-id';
-import { requestLogMiddleware } from './common/request-log';
+import { HttpErrorFilter } from './common/http-error.filter';
+import { requestIdMiddleware } from './common/request-id';
+import { RequestLog } from './common/request-log';
+import { ApiKeyService } from './auth/api-key.service';
+import { PublishService } from './publish/publish.service';
+import { installPublishEdge } from './publish/publish-edge';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, serveOpenApi } from './openapi/openapi';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
@@ -54,25 +57,6 @@ function createLogger(config: HeraldConfig): HeraldLogger {
   });
 }
 
-/** Body-parser errors happen before Nest's filters: answer them in the same error shape. */
-function bodyErrorHandler(maxBodyBytes: number) {
-  return (error: unknown, request: Request, response: Response, next: NextFunction): void => {
-    if (!error) return next();
-    const type = (error as { type?: string }).type;
-    const mapped =
-      type === 'entity.too.large'
-        ? new PayloadTooLargeError(`request body exceeds ${maxBodyBytes} bytes`)
-        : type === 'entity.parse.failed'
-          ? new BadRequestError('request body is not valid JSON', [{ field: '(body)', reason: 'not valid JSON' }])
-          : new BadRequestError('request body could not be read', [
-              { field: '(body)', reason: String(type ?? 'unreadable') },
-            ]);
-    const { status, body } = toErrorResponse(mapped, requestIdOf(request));
-    response.locals.bodyRefused = true; // for the request log: refused before any route matched
-    response.status(status).json(body);
-  };
-}
-
 async function bootstrap(): Promise<void> {
   let config: HeraldConfig;
   try {
@@ -95,7 +79,12 @@ async function bootstrap(): Promise<void> {
   // req.ip and req.protocol follow X-Forwarded-* only when the peer is a configured proxy.
   app.set('trust proxy', compileProxyTrust(config.trustedProxies));
   app.use(requestIdMiddleware);
-  app.use(requestLogMiddleware(new Logger('Http'), app.get(MetricsService)));
+  const requestLog = new RequestLog(
+    new Logger('Http'),
+    app.get(MetricsService),
+    compileProxyTrust(config.trustedProxies),
+  );
+  app.use(requestLog.middleware());
   // Which replica answered: behind a balancer, this is how an operator (and a test) tells.
   app.use((_request: Request, response: Response, next: NextFunction) => {
     response.setHeader('X-Herald-Replica', config.replicaId);
@@ -109,6 +98,14 @@ async function bootstrap(): Promise<void> {
   // Frames are parsed by the gateway itself, which answers bad ones: Nest's per-message pipeline is not bound.
   app.useWebSocketAdapter(new HeraldWsAdapter(app));
   serveOpenApi(app, buildOpenApiDocument(app));
+  // POST /v1/notifications in its common shape is answered ahead of Express (see publish-edge.ts).
+  installPublishEdge(app.getHttpServer(), {
+    publish: app.get(PublishService),
+    keys: app.get(ApiKeyService),
+    log: requestLog,
+    replicaId: config.replicaId,
+    maxBodyBytes: config.maxBodyBytes,
+  });
   if (config.host) await app.listen(config.port, config.host);
   else await app.listen(config.port);
   const log = new Logger('Main');

@@ -24,21 +24,44 @@ export class HttpErrorFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<Request>();
     const response = http.getResponse<Response>();
-    const { status, body } = toErrorResponse(error, requestIdOf(request));
-    if (status >= 500) {
-      this.logger.error({
-        message: 'request failed',
-        method: request.method,
-        path: request.path,
-        status,
-        requestId: body.error.requestId,
-        error: error instanceof Error ? error.message : String(error),
-      });
-    }
-    if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) response.setHeader('Retry-After', '1');
-    if (error instanceof RateLimitedError) response.setHeader('Retry-After', String(error.retryAfterSeconds));
+    const { status, body, headers } = errorReply(
+      error,
+      requestIdOf(request),
+      this.logger,
+      request.method,
+      request.path,
+    );
+    for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
     response.status(status).json(body);
   }
+}
+
+/**
+ * The answer to a failed request, for the filter and for the publish fast lane alike: the error body,
+ * its status, `Retry-After` where a retry is welcome; a 5xx is logged (the client sees no internals).
+ */
+export function errorReply(
+  error: unknown,
+  requestId: string,
+  logger: Logger,
+  method: string | undefined,
+  path: string,
+): { status: number; body: ApiErrorBody; headers: Record<string, string> } {
+  const { status, body } = toErrorResponse(error, requestId);
+  if (status >= 500) {
+    logger.error({
+      message: 'request failed',
+      method,
+      path,
+      status,
+      requestId,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+  const headers: Record<string, string> = {};
+  if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) headers['Retry-After'] = '1';
+  if (error instanceof RateLimitedError) headers['Retry-After'] = String(error.retryAfterSeconds);
+  return { status, body, headers };
 }
 
 export function toErrorResponse(error: unknown, requestId: string): { status: number; body: ApiErrorBody } {
