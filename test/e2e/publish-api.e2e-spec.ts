@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import { publish, request, userToken } from '../helpers/api';
 import { HERALD_MAIN } from '../helpers/paths';
@@ -295,6 +295,41 @@ describe('Publish API', () => {
         WHERE n.event = 'parity' AND d.user_id = 'parity'`,
     );
     expect(stored[0]!.n).toBe(2 * 3 + 1);
+  });
+
+  it('checks the API key of every request on a keep-alive connection, not only its first', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const body = JSON.stringify({ to: { users: ['keepalive'] }, event: 'x' });
+    const post = (authorization: string | undefined) =>
+      new Promise<{ status: number; port: number }>((resolve, reject) => {
+        const req = httpRequest(`${base()}/v1/notifications`, {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(body.length),
+            ...(authorization ? { authorization } : {}),
+          },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, port: req.socket!.localPort! }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const answers = [
+        await post(`Bearer ${TEST_API_KEY}`),
+        await post('Bearer wrong-key-0123456789abcdef'),
+        await post(undefined),
+        await post(`Bearer ${TEST_API_KEY}`),
+      ];
+      expect(answers.map((a) => a.status)).toEqual([202, 401, 401, 202]);
+      expect(new Set(answers.map((a) => a.port)).size).toBe(1); // one connection throughout
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('answers 503 while PostgreSQL is down, writes nothing half-way, and recovers', async () => {

@@ -76,11 +76,20 @@ export class PublishService {
   ): Promise<PublishOutcome> {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
-    const requestHash = createHash('sha256')
-      .update(
-        canonicalJson({ to: input.audience, event: input.event, payload: input.payload, ttlSeconds: input.ttlSeconds }),
-      )
-      .digest('hex');
+    // Only a publish with an idempotency key is ever compared with another: without one, nothing is hashed.
+    const requestHash =
+      idempotencyKey === null
+        ? ''
+        : createHash('sha256')
+            .update(
+              canonicalJson({
+                to: input.audience,
+                event: input.event,
+                payload: input.payload,
+                ttlSeconds: input.ttlSeconds,
+              }),
+            )
+            .digest('hex');
     let created;
     try {
       const record: NewNotification = { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input };
