@@ -1,12 +1,12 @@
 /**
  * Durable ingestion: REST publishes per second, one recipient each (random among --users offline users),
- * closed-loop publishers in separate processes with concurrency ramping (16, 64, 256 by default) for
+ * closed-loop publishers in separate processes with concurrency ramping (16, 64, 256, 512 by default) for
  * --seconds each, sent straight to two Herald replicas. Every 202 is verified in PostgreSQL afterwards
  * (its notification row and its delivery row, counted by id). For context, the raw ws baseline's HTTP
  * publish rate (POST /publish → Redis PUBLISH, nothing stored) under the same load. Socket.IO has no
  * publish API to load (the emitter writes to Redis directly): n/a.
  *
- *   node dist/bench/bench/scenarios/ingest.js [--levels 16,64,256] [--seconds 5] [--publishers 2] [--reps 3] [--smoke]
+ *   node dist/bench/bench/scenarios/ingest.js [--levels 16,64,256,512] [--seconds 5] [--publishers 2] [--reps 3] [--smoke]
  */
 import type { ServerName } from '../lib/args';
 import { progress, runMain } from '../lib/log';
@@ -25,7 +25,7 @@ import { TEST_API_KEY } from '../../test/helpers/replica';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
 const { args, reps: REPS, servers } = scenarioArgs();
-const LEVELS = args.nums('levels', [16, 64, 256], [4]);
+const LEVELS = args.nums('levels', [16, 64, 256, 512], [4]);
 const SECONDS = args.num('seconds', 5, 1);
 const PUBLISHERS = args.num('publishers', 2, 1);
 const USERS = args.num('users', 1000, 20);
