@@ -236,7 +236,7 @@ export class DeliveryService implements OnModuleInit {
     this.metrics.sent(counted.map((d) => d.attempt));
     if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
     if (!bySweep) {
-      await this.scheduler.schedule(
+      this.scheduler.schedule(
         counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
       );
     }

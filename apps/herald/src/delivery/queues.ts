@@ -14,5 +14,8 @@ export interface RedeliveryJobData {
   requestId?: string;
 }
 
+/** A redelivery job: the checks of sends of one attempt number made together (one check: older jobs). */
+export type RedeliveryQueueData = { checks: RedeliveryJobData[] } | RedeliveryJobData;
+
 /** The sweep carries no data; its scheduler sets the interval. */
 export type SweepJobData = Record<string, never>;

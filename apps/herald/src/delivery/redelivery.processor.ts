@@ -4,7 +4,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { Job } from 'bullmq';
-import { REDELIVERY_QUEUE, RedeliveryJobData } from './queues';
+import { REDELIVERY_QUEUE, RedeliveryQueueData } from './queues';
 import { closeWorker } from './worker-shutdown';
 import { CheckOutcome, RedeliveryService } from './redelivery.service';
 
@@ -19,8 +19,9 @@ export class RedeliveryProcessor extends WorkerHost implements BeforeApplication
     super();
   }
 
-  async process(job: Job<RedeliveryJobData>): Promise<CheckOutcome> {
-    return this.metrics.countJob(REDELIVERY_QUEUE, this.redelivery.check(job.data));
+  async process(job: Job<RedeliveryQueueData>): Promise<Partial<Record<CheckOutcome, number>>> {
+    const checks = 'checks' in job.data ? job.data.checks : [job.data];
+    return this.metrics.countJob(REDELIVERY_QUEUE, this.redelivery.checkAll(checks));
   }
 
   /** Lets running jobs finish (within the grace) before the database and Redis close. */

@@ -16,6 +16,8 @@ import { RedeliveryJobData } from './queues';
 export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed';
 
 const SWEEP_BATCH = 500;
+/** Checks of one redelivery job run this many at a time (each reads, and may write, PostgreSQL). */
+const CHECKS_AT_ONCE = 16;
 const SWEEP_MAX_BATCHES = 20;
 /**
  * Replay records settled per statement (each covers up to 500 deliveries, nearly always acked by then):
@@ -41,6 +43,19 @@ export class RedeliveryService {
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
   ) {}
+
+  /**
+   * The checks of one job, `CHECKS_AT_ONCE` at a time; their outcomes counted. A check that throws fails
+   * the job, which BullMQ retries whole: the checks already done are stale by then.
+   */
+  async checkAll(jobs: RedeliveryJobData[]): Promise<Partial<Record<CheckOutcome, number>>> {
+    const outcomes: Partial<Record<CheckOutcome, number>> = {};
+    for (let at = 0; at < jobs.length; at += CHECKS_AT_ONCE) {
+      const done = await Promise.all(jobs.slice(at, at + CHECKS_AT_ONCE).map((job) => this.check(job)));
+      for (const outcome of done) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    }
+    return outcomes;
+  }
 
   /**
    * The ack timeout of send number `attempt` has run out. Still unacked and the
