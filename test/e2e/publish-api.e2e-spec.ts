@@ -262,6 +262,14 @@ describe('Publish API', () => {
       ['unknown key', valid, { authorization: 'Bearer wrong-key-0123456789abcdef' }],
       ['malformed, no key', '{"to":', {}],
     ];
+    const refusedBodies = async () => {
+      const text = await (await fetch(`${base()}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('herald_http_requests_total{') && l.includes('route="(body)"'));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const refusedBefore = await refusedBodies();
     for (const [index, [name, body, headers]] of cases.entries()) {
       const fast = await send('fast', body, { ...headers, 'x-request-id': `fast-${index}` });
       const slow = await send('express', body, headers);
@@ -277,6 +285,8 @@ describe('Publish API', () => {
       expect(fast.headers['x-request-id']).toMatch(/^fast-\d+$/);
       expect(fast.body.error?.requestId ?? fast.headers['x-request-id']).toBe(fast.headers['x-request-id']);
     }
+    // Malformed, not an object, malformed without a key: counted as refused bodies on both lanes.
+    expect((await refusedBodies()) - refusedBefore).toBe(6);
     // Idempotency: the second answer names the first, on either lane.
     const key = { ...auth, 'idempotency-key': `parity-${randomUUID()}` };
     const first = await send('fast', valid, key);

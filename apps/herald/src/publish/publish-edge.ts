@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { PublishResponse } from '@herald/protocol';
-import type { Socket } from 'node:net';
 import { ApiKeyService, Publisher } from '../auth/api-key.service';
 import { bearerOf } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
@@ -48,8 +47,6 @@ export function installPublishEdge(server: Server, options: PublishEdgeOptions):
 
 class PublishEdge {
   private readonly logger = new Logger('Http');
-  /** Per connection: the `Authorization` header it last proved (see publisherOf). */
-  private readonly proven = new WeakMap<Socket, { header: string; publisher: Publisher }>();
 
   constructor(private readonly options: PublishEdgeOptions) {}
 
@@ -65,28 +62,21 @@ class PublishEdge {
     return type !== undefined && PLAIN_JSON.test(type);
   }
 
-  /**
-   * The publisher of the request's API key. A keep-alive connection that proved a key keeps it: its next
-   * request with the very same `Authorization` header is not hashed again. The keys are fixed for the
-   * process's life, and the header compared is one this same client sent, so the comparison reveals
-   * nothing (the constant-time check is against the configured keys, and it still runs for a new header).
-   */
+  /** The publisher of the request's API key (compared in constant time with each configured key). */
   private publisherOf(request: IncomingMessage): Publisher {
-    const header = request.headers.authorization;
-    const proven = this.proven.get(request.socket);
-    if (proven && header === proven.header) return proven.publisher;
     const key = bearerOf(request);
     if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
     const publisher = this.options.keys.authenticate(key);
     if (!publisher) throw new UnauthorizedError('unknown API key');
-    this.proven.set(request.socket, { header: header!, publisher });
     return publisher;
   }
 
   answer(request: IncomingMessage, response: ServerResponse): void {
     const requestId = requestIdFrom(request.headers);
     let publisher: string | undefined;
-    this.options.log.track(request, response, () => ({ route: ROUTE, requestId, publisher }));
+    // A body refused before the route's own work is logged and counted as `(body)`, as Express does.
+    let route = '(body)';
+    this.options.log.track(request, response, () => ({ route, requestId, publisher }));
     response.setHeader('X-Request-Id', requestId);
     response.setHeader('X-Herald-Replica', this.options.replicaId);
 
@@ -95,6 +85,7 @@ class PublishEdge {
     request.once('end', () => {
       const run = async (): Promise<{ body: PublishResponse; replayed: boolean }> => {
         const body = parseJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), this.options.maxBodyBytes);
+        route = ROUTE;
         const found = this.publisherOf(request);
         publisher = found.keyId;
         const outcome = await this.options.publish.publish(
@@ -105,17 +96,23 @@ class PublishEdge {
         );
         return { body: outcome.response, replayed: outcome.replayed };
       };
-      run().then(
-        ({ body, replayed }) => {
-          if (replayed) response.setHeader('Idempotent-Replayed', 'true');
-          send(response, 202, body);
-        },
-        (error: unknown) => {
-          const reply = errorReply(error, requestId, this.logger, request.method, ROUTE);
-          for (const [name, value] of Object.entries(reply.headers)) response.setHeader(name, value);
-          send(response, reply.status, reply.body);
-        },
-      );
+      run()
+        .then(
+          ({ body, replayed }) => {
+            if (replayed) response.setHeader('Idempotent-Replayed', 'true');
+            send(response, 202, body);
+          },
+          (error: unknown) => {
+            const reply = errorReply(error, requestId, this.logger, request.method, ROUTE);
+            for (const [name, value] of Object.entries(reply.headers)) response.setHeader(name, value);
+            send(response, reply.status, reply.body);
+          },
+        )
+        .catch((error: unknown) => {
+          // Writing the answer failed (the socket is gone, say): end the exchange, never the process.
+          this.logger.error({ message: 'answer not written', requestId, error: (error as Error).message });
+          response.destroy();
+        });
     });
     // A request cut off mid-body ends here: there is no one to answer, and the log records it aborted.
   }
