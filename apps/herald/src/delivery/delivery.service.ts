@@ -17,7 +17,7 @@ import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { LiveEvents } from './live-events';
 import { toBusNotification, toNotificationFrame } from './notification-frame';
-import { RedeliveryScheduler } from './redelivery.scheduler';
+import { CHECK_BUCKET_MS, CHECK_GATHER_MS, RedeliveryScheduler } from './redelivery.scheduler';
 
 /** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
 const REPLAY_FIRST_BATCH = 100;
@@ -212,7 +212,8 @@ export class DeliveryService implements OnModuleInit {
     const nextAttemptAt = bySweep
       ? new Date(Date.now() + redeliveryDelayMs(attempt, this.config))
       : backstopAt(
-          redeliveryDelayMs(attempt, this.config, () => 1),
+          // The check job may fire up to one gathering and one due-time bucket after the latest delay.
+          redeliveryDelayMs(attempt, this.config, () => 1) + CHECK_GATHER_MS + CHECK_BUCKET_MS,
           this.config,
         );
     let sent: SentDelivery[];

@@ -8,8 +8,12 @@ import { REDELIVERY_QUEUE, RedeliveryQueueData } from './queues';
 import { closeWorker } from './worker-shutdown';
 import { CheckOutcome, RedeliveryService } from './redelivery.service';
 
-/** The one processor of the redelivery queue. */
-@Processor(REDELIVERY_QUEUE, { concurrency: 32 })
+/**
+ * The one processor of the redelivery queue. A job carries up to 500 checks, run 16 at a time: 4 jobs at
+ * once keep at most 64 checks in flight against the PostgreSQL pool (20 connections), which publishes
+ * and acks share.
+ */
+@Processor(REDELIVERY_QUEUE, { concurrency: 4 })
 export class RedeliveryProcessor extends WorkerHost implements BeforeApplicationShutdown {
   constructor(
     private readonly redelivery: RedeliveryService,

@@ -9,26 +9,30 @@ import { REDELIVERY_JOB, REDELIVERY_QUEUE, RedeliveryJobData, RedeliveryQueueDat
 
 const SCHEDULE_TIMEOUT_MS = 2000;
 /**
- * Checks of sends made within this long go to Redis together, one job per attempt number. A check fires
- * its delay after the gathering ends, so at most this much later than one scheduled alone, and always
- * before the delivery's backstop (two sweep intervals of at least 100 ms later).
+ * Checks of sends made within this long go to Redis together. Each check draws its own delay (with its
+ * jitter) when it is scheduled; a job carries the checks of one attempt number whose due times fall in
+ * the same `CHECK_BUCKET_MS`, and fires at the latest of them. So a check runs at most one bucket late,
+ * never early, and sends made together still come back spread over the jitter; the delivery's backstop
+ * allows for the gathering (`deliverToLocal`).
  */
 export const CHECK_GATHER_MS = 50;
+export const CHECK_BUCKET_MS = 250;
 /** The most checks one job carries. */
 export const CHECKS_PER_JOB_MAX = 500;
 
 /**
  * Puts the "check these deliveries again" jobs on the redelivery queue. One job per send cost a replica
- * more CPU than the send itself under unicast load (BullMQ's job objects, scripts and events,
- * docs/performance.md); a job now carries the checks of every send of the same attempt number made in
- * the same 50 ms.
+ * about 12% of its CPU under unicast load (BullMQ's job objects, scripts and events,
+ * docs/performance.md); a job now carries the checks of the sends of 50 ms that are due together.
  */
 @Injectable()
 export class RedeliveryScheduler implements OnModuleDestroy {
   private readonly logger = new Logger(RedeliveryScheduler.name);
-  private gathered: RedeliveryJobData[] = [];
+  private gathered: { data: RedeliveryJobData; dueAt: number }[] = [];
   private timer: NodeJS.Timeout | null = null;
   private readonly writing = new Set<Promise<void>>();
+  /** Set once shutdown begins: from then on, checks go to Redis at once (no timer outlives the queue). */
+  private closing = false;
 
   constructor(
     @InjectQueue(REDELIVERY_QUEUE) private readonly queue: Queue<RedeliveryQueueData>,
@@ -41,12 +45,19 @@ export class RedeliveryScheduler implements OnModuleDestroy {
    */
   schedule(items: RedeliveryJobData[]): void {
     if (items.length === 0) return;
-    for (const item of items) this.gathered.push(item);
-    this.timer ??= setTimeout(() => this.flush(), CHECK_GATHER_MS);
+    const now = Date.now();
+    for (const data of items) this.gathered.push({ data, dueAt: now + redeliveryDelayMs(data.attempt, this.config) });
+    if (this.closing) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), CHECK_GATHER_MS);
   }
 
-  /** What is gathered goes to Redis before the queue closes (what cannot, the sweep covers). */
+  /**
+   * Shutdown: what is gathered goes to Redis now, and what sends still schedule while connections drain
+   * goes at once. The queue closes after the drain (`onApplicationShutdown`); a check that misses it is
+   * the sweep's.
+   */
   async onModuleDestroy(): Promise<void> {
+    this.closing = true;
     this.flush();
     await Promise.all(this.writing);
   }
@@ -63,21 +74,24 @@ export class RedeliveryScheduler implements OnModuleDestroy {
   }
 
   /** Never throws: a check not scheduled is the sweep's. */
-  private async addAll(items: RedeliveryJobData[]): Promise<void> {
-    const byAttempt = new Map<number, RedeliveryJobData[]>();
-    for (const item of items) {
-      let list = byAttempt.get(item.attempt);
-      if (!list) byAttempt.set(item.attempt, (list = []));
-      list.push(item);
+  private async addAll(items: { data: RedeliveryJobData; dueAt: number }[]): Promise<void> {
+    const groups = new Map<string, { checks: RedeliveryJobData[]; dueAt: number }>();
+    for (const { data, dueAt } of items) {
+      const key = `${data.attempt}:${Math.floor(dueAt / CHECK_BUCKET_MS)}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { checks: [], dueAt }));
+      group.checks.push(data);
+      group.dueAt = Math.max(group.dueAt, dueAt);
     }
+    const now = Date.now();
     const jobs: { name: string; data: RedeliveryQueueData; opts: object }[] = [];
-    for (const [attempt, list] of byAttempt) {
-      for (let at = 0; at < list.length; at += CHECKS_PER_JOB_MAX) {
+    for (const { checks, dueAt } of groups.values()) {
+      for (let at = 0; at < checks.length; at += CHECKS_PER_JOB_MAX) {
         jobs.push({
           name: REDELIVERY_JOB,
-          data: { checks: list.slice(at, at + CHECKS_PER_JOB_MAX) },
+          data: { checks: checks.slice(at, at + CHECKS_PER_JOB_MAX) },
           opts: {
-            delay: redeliveryDelayMs(attempt, this.config),
+            delay: Math.max(0, dueAt - now),
             attempts: 5,
             backoff: { type: 'exponential', delay: 1000 },
             removeOnComplete: true,

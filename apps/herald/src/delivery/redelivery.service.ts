@@ -45,14 +45,24 @@ export class RedeliveryService {
   ) {}
 
   /**
-   * The checks of one job, `CHECKS_AT_ONCE` at a time; their outcomes counted. A check that throws fails
-   * the job, which BullMQ retries whole: the checks already done are stale by then.
+   * The checks of one job, `CHECKS_AT_ONCE` at a time; their outcomes counted. Every check runs even when
+   * some throw; then the job fails, and BullMQ's retry finds the checks already done stale (their
+   * attempt has moved on, or they are settled).
    */
   async checkAll(jobs: RedeliveryJobData[]): Promise<Partial<Record<CheckOutcome, number>>> {
     const outcomes: Partial<Record<CheckOutcome, number>> = {};
+    let failed = 0;
+    let firstError: unknown;
     for (let at = 0; at < jobs.length; at += CHECKS_AT_ONCE) {
-      const done = await Promise.all(jobs.slice(at, at + CHECKS_AT_ONCE).map((job) => this.check(job)));
-      for (const outcome of done) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      const done = await Promise.allSettled(jobs.slice(at, at + CHECKS_AT_ONCE).map((job) => this.check(job)));
+      for (const result of done) {
+        if (result.status === 'fulfilled') outcomes[result.value] = (outcomes[result.value] ?? 0) + 1;
+        else if (failed++ === 0) firstError = result.reason;
+      }
+    }
+    if (failed > 0) {
+      const reason = firstError instanceof Error ? firstError.message : String(firstError);
+      throw new Error(`${failed} of ${jobs.length} redelivery checks failed (first: ${reason})`);
     }
     return outcomes;
   }
