@@ -19,6 +19,8 @@ class Connection {
   private buffered: Buffer | null = null;
   private waiter: { resolve: (answer: HttpAnswer) => void; reject: (error: Error) => void } | null = null;
   private closing = false;
+  /** When it was last returned to the pool. */
+  idleSince = 0;
 
   constructor(
     readonly origin: string,
@@ -40,6 +42,10 @@ class Connection {
   }
 
   private read(chunk: Buffer): void {
+    if (!this.waiter) {
+      this.socket.destroy(new Error('answer to no request'));
+      return;
+    }
     const data = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk;
     const headEnd = data.indexOf(HEADER_END);
     if (headEnd < 0) {
@@ -57,7 +63,12 @@ class Connection {
       }
       body = data.toString('utf8', headEnd + 4, end);
     } else if (/\r\ntransfer-encoding:[ \t]*chunked/i.test(head)) {
-      body = readChunked(data, headEnd + 4);
+      try {
+        body = readChunked(data, headEnd + 4);
+      } catch (error) {
+        this.socket.destroy(error as Error);
+        return;
+      }
       if (body === null) {
         this.buffered = data;
         return;
@@ -74,6 +85,7 @@ class Connection {
     if (this.closing) this.socket.end();
     else {
       this.socket.unref(); // an idle pooled connection does not keep the process alive
+      this.idleSince = Date.now();
       this.release(this);
     }
   }
@@ -93,6 +105,7 @@ function readChunked(data: Buffer, at: number): string | null {
     const lineEnd = data.indexOf('\r\n', at);
     if (lineEnd < 0) return null;
     const size = parseInt(data.toString('latin1', at, lineEnd), 16);
+    if (!Number.isFinite(size) || size < 0) throw new Error('malformed chunked answer');
     if (size === 0) {
       if (data.length < lineEnd + 4) return null;
       return Buffer.concat(parts).toString('utf8');
@@ -105,10 +118,16 @@ function readChunked(data: Buffer, at: number): string | null {
 
 const idle = new Map<string, Connection[]>();
 
+/** Node's HTTP server closes a keep-alive connection idle for 5 s: one idle for 4 s is not reused. */
+const IDLE_REUSE_MS = 4000;
+
 function connectionTo(target: URL): Connection {
   const origin = `${target.hostname}:${target.port}`;
-  const reuse = idle.get(origin)?.pop();
-  if (reuse) return reuse;
+  const list = idle.get(origin);
+  for (let reuse = list?.pop(); reuse; reuse = list?.pop()) {
+    if (Date.now() - reuse.idleSince < IDLE_REUSE_MS) return reuse;
+    reuse.socket.destroy();
+  }
   return new Connection(
     origin,
     target.hostname,
