@@ -16,7 +16,7 @@ import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { LiveEvents } from './live-events';
-import { toBusNotification, toNotificationFrame } from './notification-frame';
+import { toBusNotification, toNotificationFrame, toReplayedFrame } from './notification-frame';
 import { CHECK_BUCKET_MS, CHECK_GATHER_MS, RedeliveryScheduler } from './redelivery.scheduler';
 
 /** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
@@ -288,7 +288,7 @@ export class DeliveryService implements OnModuleInit {
         const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
         for (const item of batch) {
           if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
-          connection.sendReplayed(toNotificationFrame(item.notification, item.attempt));
+          connection.sendReplayed(toReplayedFrame(item));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
         total += batch.length;

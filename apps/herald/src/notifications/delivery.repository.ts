@@ -174,7 +174,7 @@ export class DeliveryRepository {
       id: string;
       seq: string;
       event: string;
-      payload: JsonValue;
+      payload_text: string;
       topic: string | null;
       created_at: string;
       attempt: number;
@@ -192,7 +192,7 @@ export class DeliveryRepository {
        recorded AS (
          INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
          SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
-       SELECT n.id, n.seq, n.event, n.payload, n.topic, b.attempts + 1 AS attempt,
+       SELECT n.id, n.seq, n.event, n.payload::text AS payload_text, n.topic, b.attempts + 1 AS attempt,
               to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
          FROM batch b,
               LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
@@ -205,11 +205,12 @@ export class DeliveryRepository {
         id: r.id,
         seq: Number(r.seq),
         event: r.event,
-        payload: r.payload,
+        payload: JSON.parse(r.payload_text) as JsonValue,
         topic: r.topic,
         createdAt: r.created_at,
       },
       attempt: r.attempt,
+      payloadText: r.payload_text,
     }));
   }
 

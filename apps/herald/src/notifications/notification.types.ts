@@ -63,6 +63,8 @@ export interface SentDelivery {
 export interface ReplayedDelivery {
   notification: Omit<StoredNotification, 'createdAt' | 'expiresAt'> & { createdAt: string };
   attempt: number;
+  /** The payload's JSON as PostgreSQL printed it (the frame's text is built around it, not re-serialised). */
+  payloadText: string;
 }
 
 /** Open delivery whose redelivery time has passed, as found by the sweep. */
