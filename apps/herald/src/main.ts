@@ -77,13 +77,10 @@ async function bootstrap(): Promise<void> {
   app.disable('x-powered-by');
   answerClientErrors(app.getHttpServer());
   // req.ip and req.protocol follow X-Forwarded-* only when the peer is a configured proxy.
-  app.set('trust proxy', compileProxyTrust(config.trustedProxies));
+  const proxyTrust = compileProxyTrust(config.trustedProxies);
+  app.set('trust proxy', proxyTrust);
   app.use(requestIdMiddleware);
-  const requestLog = new RequestLog(
-    new Logger('Http'),
-    app.get(MetricsService),
-    compileProxyTrust(config.trustedProxies),
-  );
+  const requestLog = new RequestLog(new Logger('Http'), app.get(MetricsService), proxyTrust);
   app.use(requestLog.middleware());
   // Which replica answered: behind a balancer, this is how an operator (and a test) tells.
   app.use((_request: Request, response: Response, next: NextFunction) => {

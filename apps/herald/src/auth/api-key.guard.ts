@@ -1,7 +1,5 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { bearerOf } from '../common/bearer';
-import { UnauthorizedError } from '../common/errors';
 import { ApiKeyService, Publisher } from './api-key.service';
 
 export type PublisherRequest = Request & { publisher?: Publisher };
@@ -13,11 +11,7 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<PublisherRequest>();
-    const key = bearerOf(request);
-    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
-    const publisher = this.keys.authenticate(key);
-    if (!publisher) throw new UnauthorizedError('unknown API key');
-    request.publisher = publisher;
+    request.publisher = this.keys.publisherOf(request);
     return true;
   }
 }

@@ -1,5 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { bearerOf } from '../common/bearer';
+import { UnauthorizedError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 
@@ -29,5 +32,14 @@ export class ApiKeyService {
     let found: Publisher | null = null;
     for (const key of this.keys) if (timingSafeEqual(key.digest, d)) found = { keyId: key.keyId };
     return found;
+  }
+
+  /** The publisher of a request's `Authorization: Bearer <API key>`; 401 when it is missing or unknown. */
+  publisherOf(request: IncomingMessage): Publisher {
+    const key = bearerOf(request);
+    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
+    const publisher = this.authenticate(key);
+    if (!publisher) throw new UnauthorizedError('unknown API key');
+    return publisher;
   }
 }

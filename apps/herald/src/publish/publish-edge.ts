@@ -1,9 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { PublishResponse } from '@herald/protocol';
-import { ApiKeyService, Publisher } from '../auth/api-key.service';
-import { bearerOf } from '../common/bearer';
-import { UnauthorizedError } from '../common/errors';
+import { ApiKeyService } from '../auth/api-key.service';
 import { errorReply } from '../common/http-error.filter';
 import { parseJsonBody } from '../common/json-body';
 import { requestIdFrom } from '../common/request-id';
@@ -62,15 +60,6 @@ class PublishEdge {
     return type !== undefined && PLAIN_JSON.test(type);
   }
 
-  /** The publisher of the request's API key (compared in constant time with each configured key). */
-  private publisherOf(request: IncomingMessage): Publisher {
-    const key = bearerOf(request);
-    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
-    const publisher = this.options.keys.authenticate(key);
-    if (!publisher) throw new UnauthorizedError('unknown API key');
-    return publisher;
-  }
-
   answer(request: IncomingMessage, response: ServerResponse): void {
     const requestId = requestIdFrom(request.headers);
     let publisher: string | undefined;
@@ -86,7 +75,7 @@ class PublishEdge {
       const run = async (): Promise<{ body: PublishResponse; replayed: boolean }> => {
         const body = parseJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), this.options.maxBodyBytes);
         route = ROUTE;
-        const found = this.publisherOf(request);
+        const found = this.options.keys.publisherOf(request);
         publisher = found.keyId;
         const outcome = await this.options.publish.publish(
           found.keyId,
