@@ -29,6 +29,12 @@ describe('Delivery repositories', () => {
       },
       soon(),
     );
+  /** Three notifications to one user, published one after another (so in seq order). */
+  const publishThree = async (userId: string) => {
+    const first = (await publishTo([userId])).notification;
+    const second = (await publishTo([userId])).notification;
+    return [first, second, (await publishTo([userId])).notification] as const;
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase('repo');
@@ -304,11 +310,7 @@ describe('Delivery repositories', () => {
   });
 
   it('settles a replay at its check time: what is unacked goes on the clock, the acked and the re-sent stay', async () => {
-    const [acked, resent, unacked] = [
-      (await publishTo(['rc1'])).notification,
-      (await publishTo(['rc1'])).notification,
-      (await publishTo(['rc1'])).notification,
-    ];
+    const [acked, resent, unacked] = await publishThree('rc1');
     await deliveries.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
     expect(await deliveries.settleReplayChecks(100)).toMatchObject({ notificationIds: [] });
     expect(await replayChecksOf('rc1')).toHaveLength(1);
@@ -343,9 +345,7 @@ describe('Delivery repositories', () => {
   });
 
   it('counts no replayed send for the sent rows a resumed stream skipped, at the ack or at the check', async () => {
-    const had = (await publishTo(['rs1'])).notification;
-    const missed = (await publishTo(['rs1'])).notification;
-    const later = (await publishTo(['rs1'])).notification;
+    const [had, missed, later] = await publishThree('rs1');
     await deliveries.markSent(had.id, ['rs1'], 1, soon());
     await deliveries.park(had.id, 'rs1', 1);
     // The stream resumes after `had`: it is skipped, the others are replayed.
@@ -360,11 +360,7 @@ describe('Delivery repositories', () => {
   });
 
   it('answers a batch of acks it could not apply from one read: duplicate, expired, unknown', async () => {
-    const [done, fresh, lapsed] = [
-      (await publishTo(['am1'])).notification,
-      (await publishTo(['am1'])).notification,
-      (await publishTo(['am1'])).notification,
-    ];
+    const [done, fresh, lapsed] = await publishThree('am1');
     await deliveries.ack(done.id, 'am1');
     await db.query(`UPDATE deliveries SET status = 'expired' WHERE notification_id = $1`, [lapsed.id]);
     const results = await deliveries.ackMany([
