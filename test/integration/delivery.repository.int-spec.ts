@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { DataSource, QueryFailedError } from 'typeorm';
 import { createDataSource, MIGRATIONS, runMigrations } from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/notifications/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
+import { prepared } from '../../apps/herald/src/notifications/sql';
 import { UserRepository } from '../../apps/herald/src/notifications/user.repository';
 import { createTestDatabase, TestDatabase } from '../helpers/database';
 
@@ -474,5 +475,28 @@ describe('Delivery repositories', () => {
     await users.unsubscribe('t2', 'chess');
     expect(await users.unsubscribe('t2', 'sports')).toBe(true);
     expect(await users.unsubscribe('t2', 'sports')).toBe(false);
+  });
+
+  it('runs hot statements prepared: parsed once per connection, with PostgreSQL errors as query errors', async () => {
+    const single = createDataSource(db.url, 'herald-int-prepared');
+    single.setOptions({ extra: { max: 1 } });
+    await single.initialize();
+    try {
+      const text = 'SELECT $1::int + 1 AS v';
+      for (let i = 0; i < 3; i++) expect(await prepared<{ v: number }>(single, text, [i])).toEqual([{ v: i + 1 }]);
+      // One connection: it holds the statement once, under its name, however often it ran.
+      const held = await prepared<{ name: string }>(
+        single,
+        'SELECT name FROM pg_prepared_statements WHERE statement = $1',
+        [text],
+      );
+      expect(held).toHaveLength(1);
+      expect(held[0]!.name).toMatch(/^herald_\d+$/);
+      const failure = await prepared(single, 'SELECT 1 / $1::int', [0]).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(QueryFailedError);
+      expect(failure).toMatchObject({ code: '22012' });
+    } finally {
+      await single.destroy();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { JsonValue } from '@herald/protocol';
-import { query } from './sql';
+import { prepared } from './sql';
 import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
 import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
@@ -83,7 +83,7 @@ export class DeliveryRepository {
     attempt: number,
     nextAttemptAt: Date,
   ): Promise<SentDelivery[]> {
-    const rows = await query<{ user_id: string; attempt: number; counted: boolean }>(
+    const rows = await prepared<{ user_id: string; attempt: number; counted: boolean }>(
       this.dataSource,
       `WITH target AS (
          SELECT user_id, attempts FROM deliveries
@@ -112,7 +112,7 @@ export class DeliveryRepository {
     items: { notificationId: string; userId: string; attempt: number; nextAttemptAt: Date }[],
   ): Promise<(SentDelivery | null)[]> {
     const unique = inKeyOrder(items);
-    const rows = await query<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
+    const rows = await prepared<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
       this.dataSource,
       `WITH target AS (
          SELECT d.row_id, d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
@@ -170,7 +170,7 @@ export class DeliveryRepository {
     checkAt: Date,
     resumeAfterSeq = 0,
   ): Promise<ReplayedDelivery[]> {
-    const rows = await query<{
+    const rows = await prepared<{
       id: string;
       seq: string;
       event: string;
@@ -222,7 +222,7 @@ export class DeliveryRepository {
    * were taken, and the notification of each delivery put on the clock (one per delivery).
    */
   async settleReplayChecks(limit: number): Promise<{ checks: number; notificationIds: string[] }> {
-    const [row] = await query<{ checks: number; notification_ids: string[] }>(
+    const [row] = await prepared<{ checks: number; notification_ids: string[] }>(
       this.dataSource,
       `WITH due AS (
          DELETE FROM replay_checks WHERE id = ANY (ARRAY(
@@ -259,7 +259,7 @@ export class DeliveryRepository {
    * sends them again at `nextAttemptAt` if their ack does not come.
    */
   async rearmResumed(userId: string, seq: number, nextAttemptAt: Date): Promise<number> {
-    const rows = await query<{ notification_id: string }>(
+    const rows = await prepared<{ notification_id: string }>(
       this.dataSource,
       `UPDATE deliveries SET next_attempt_at = $3, updated_at = now()
         WHERE user_id = $1 AND status = 'sent' AND seq <= $2 AND expires_at > now() AND next_attempt_at IS NULL
@@ -277,7 +277,7 @@ export class DeliveryRepository {
    * it is recorded with the ack (ACK_SET).
    */
   async ack(notificationId: string, userId: string): Promise<AckResult> {
-    const updated = await query<{
+    const updated = await prepared<{
       outcome: 'acked' | 'expired';
       since_publish_ms: number;
       since_sent_ms: number | null;
@@ -309,7 +309,7 @@ export class DeliveryRepository {
     }
     // A separate statement, so it sees what a concurrent ack or expiry committed
     // while the UPDATE above waited for the row.
-    const [row] = await query<{ status: string }>(
+    const [row] = await prepared<{ status: string }>(
       this.dataSource,
       `SELECT status FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
       [notificationId, userId],
@@ -328,7 +328,7 @@ export class DeliveryRepository {
    */
   async ackMany(items: { notificationId: string; userId: string }[]): Promise<AckResult[]> {
     const unique = inKeyOrder(items);
-    const rows = await query<{
+    const rows = await prepared<{
       notification_id: string;
       user_id: string;
       outcome: 'acked' | 'expired';
@@ -372,7 +372,7 @@ export class DeliveryRepository {
     const unchanged = unique.filter((i) => !changed.has(keyOf(i.notificationId, i.userId)));
     const states = new Map<string, string>();
     if (unchanged.length > 0) {
-      const rows = await query<{ notification_id: string; user_id: string; status: string }>(
+      const rows = await prepared<{ notification_id: string; user_id: string; status: string }>(
         this.dataSource,
         `SELECT d.notification_id::text AS notification_id, d.user_id, d.status
            FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
@@ -416,7 +416,7 @@ export class DeliveryRepository {
     replayedSince: boolean;
     notification: StoredNotification;
   } | null> {
-    const rows = await query<
+    const rows = await prepared<
       Parameters<typeof toStoredNotification>[0] & {
         status: 'pending' | 'sent';
         attempts: number;
@@ -443,7 +443,7 @@ export class DeliveryRepository {
 
   /** Ends a delivery `failed` if it is still unacked at `attempts`. */
   async markFailed(notificationId: string, userId: string, attempts: number): Promise<boolean> {
-    const rows = await query<unknown>(
+    const rows = await prepared<unknown>(
       this.dataSource,
       `UPDATE deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status = 'sent' AND attempts = $3
@@ -455,7 +455,7 @@ export class DeliveryRepository {
 
   /** The user is offline: stop timing this delivery; it is replayed on connect. */
   async park(notificationId: string, userId: string, attempts: number): Promise<void> {
-    await query(
+    await prepared(
       this.dataSource,
       `UPDATE deliveries SET next_attempt_at = NULL, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent') AND attempts = $3`,
@@ -469,7 +469,7 @@ export class DeliveryRepository {
    */
   async unparkUsers(userIds: string[]): Promise<number> {
     if (userIds.length === 0) return 0;
-    const rows = await query<unknown>(
+    const rows = await prepared<unknown>(
       this.dataSource,
       `UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
         WHERE user_id = ANY($1::text[]) AND status IN ('pending', 'sent') AND next_attempt_at IS NULL
@@ -483,7 +483,7 @@ export class DeliveryRepository {
   /** Parks many deliveries at once (each only at the attempt it was read at); returns how many. */
   async parkMany(items: { notificationId: string; userId: string; attempts: number }[]): Promise<number> {
     if (items.length === 0) return 0;
-    const rows = await query<unknown>(
+    const rows = await prepared<unknown>(
       this.dataSource,
       `UPDATE deliveries d SET next_attempt_at = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::text[], $3::int[]) AS p(notification_id, user_id, attempts)
@@ -498,7 +498,7 @@ export class DeliveryRepository {
   /** Marks open deliveries past their TTL `expired`, a batch at a time; returns how many. */
   /** Ends deliveries past their TTL; returns the notification id of each (one per delivery). */
   async expireDue(limit: number): Promise<string[]> {
-    const rows = await query<{ notification_id: string }>(
+    const rows = await prepared<{ notification_id: string }>(
       this.dataSource,
       `UPDATE deliveries d SET status = 'expired', next_attempt_at = NULL, updated_at = now()
          FROM (SELECT notification_id, user_id FROM deliveries
@@ -513,7 +513,7 @@ export class DeliveryRepository {
 
   /** Open, unexpired deliveries whose next attempt time has passed (their job was lost or never made). */
   async findDue(limit: number): Promise<DueDelivery[]> {
-    const rows = await query<{
+    const rows = await prepared<{
       notification_id: string;
       user_id: string;
       status: 'pending' | 'sent';
@@ -537,7 +537,7 @@ export class DeliveryRepository {
 
   /** Pushes a due delivery's next attempt time forward, so the sweep does not pick it twice in a row. */
   async postpone(notificationId: string, userId: string, attempts: number, until: Date): Promise<void> {
-    await query(
+    await prepared(
       this.dataSource,
       `UPDATE deliveries SET next_attempt_at = $4, updated_at = now()
         WHERE notification_id = $1 AND user_id = $2 AND status IN ('pending', 'sent') AND attempts = $3`,

@@ -1,5 +1,5 @@
 import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
-import { query } from './sql';
+import { prepared, query } from './sql';
 import { DataSource } from 'typeorm';
 import {
   CreatedNotification,
@@ -49,7 +49,7 @@ export class NotificationRepository {
         : 'topic' in audience
           ? 'SELECT user_id FROM topic_subscriptions WHERE topic = $6'
           : 'SELECT id FROM users';
-    const inserted = await query<NotificationRow & { recipients: number }>(
+    const inserted = await prepared<NotificationRow & { recipients: number }>(
       this.dataSource,
       `WITH n AS (
          INSERT INTO notifications
@@ -93,7 +93,7 @@ export class NotificationRepository {
       if (!('users' in input.audience)) throw new Error('createForUsers takes user-list publishes only');
       return input.audience.users;
     });
-    const rows = await query<NotificationRow & { recipients: number }>(
+    const rows = await prepared<NotificationRow & { recipients: number }>(
       this.dataSource,
       `WITH input AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::jsonb[],
@@ -151,7 +151,7 @@ export class NotificationRepository {
 
   /** The publish that used `input`'s idempotency key first. */
   private async earlier(input: NewNotification): Promise<CreatedNotification> {
-    const [existing] = await query<NotificationRow & { recipients: number; request_hash: string }>(
+    const [existing] = await prepared<NotificationRow & { recipients: number; request_hash: string }>(
       this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
          FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
@@ -185,7 +185,7 @@ export class NotificationRepository {
   }
 
   async findById(id: string): Promise<StoredNotification | null> {
-    const rows = await query<NotificationRow>(
+    const rows = await prepared<NotificationRow>(
       this.dataSource,
       `SELECT id, seq, event, payload, topic, created_at, expires_at FROM notifications WHERE id = $1`,
       [id],

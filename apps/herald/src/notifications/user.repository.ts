@@ -1,4 +1,4 @@
-import { query } from './sql';
+import { prepared, query } from './sql';
 import { DataSource } from 'typeorm';
 
 /** Users seen (connected or addressed) and their topic subscriptions. */
@@ -6,7 +6,7 @@ export class UserRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   async touch(userId: string): Promise<void> {
-    await query(
+    await prepared(
       this.dataSource,
       `INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET last_seen_at = now()`,
       [userId],
