@@ -181,6 +181,19 @@ describe('Delivery across two replicas', () => {
     expect(client.notifications().map((n) => n.id)).toEqual([early.id, live.id]);
   });
 
+  it('records a first live send with its ack, or shortly after it left when no ack comes', async () => {
+    const lena = user('lena');
+    const client = await connect(r1().ws, lena);
+    const acked = await publish(r2().http, { to: { users: [lena] }, event: 'acked.fast' });
+    await client.notification(acked.id);
+    expect(await client.ack(acked.id)).toMatchObject({ status: 'ok' });
+    // The ack recorded the send with itself (or came after its record): one send, acked.
+    expect(await cluster.deliveryOf(acked.id, lena)).toEqual({ status: 'acked', attempts: 1 });
+    const unacked = await publish(r2().http, { to: { users: [lena] }, event: 'left.unacked' });
+    await client.notification(unacked.id);
+    expect(await cluster.waitRecorded(unacked.id, lena)).toEqual({ status: 'sent', attempts: 1 });
+  });
+
   it('does not retry a user who went offline, and replays to them on return', async () => {
     const uma = user('uma');
     const first = await connect(r1().ws, uma);
@@ -377,7 +390,7 @@ describe('Delivery across two replicas', () => {
     const unknown = (await x.ack(randomUUID())) as ErrorFrame;
     expect(unknown.code).toBe('FORBIDDEN');
     expect(unknown.message).toBe(stolen.message);
-    expect((await cluster.deliveryOf(id, owner))?.status).toBe('sent');
+    expect((await cluster.waitRecorded(id, owner)).status).toBe('sent');
   });
 
   it('answers bad frames with error frames and keeps the connection open', async () => {

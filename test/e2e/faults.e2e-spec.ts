@@ -31,7 +31,7 @@ describe('Delivery through replica crashes and shutdowns', () => {
     clients.push(before);
     const { id } = await publish(r2.http, { to: { users: [alice] }, event: 'important', payload: { n: 1 } });
     await before.notification(id);
-    expect(await cluster.deliveryOf(id, alice)).toEqual({ status: 'sent', attempts: 1 });
+    expect(await cluster.waitRecorded(id, alice)).toEqual({ status: 'sent', attempts: 1 });
 
     await r1.kill();
     await before.waitClosed();

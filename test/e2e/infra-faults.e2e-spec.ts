@@ -369,7 +369,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
       await redis.kill();
       phase = 'down';
       const killedAt = Date.now();
-      expect(await cluster.deliveryOf(held.id!, carol.userId)).toMatchObject({ status: 'sent', attempts: 1 });
+      expect(await cluster.waitRecorded(held.id!, carol.userId)).toMatchObject({ status: 'sent', attempts: 1 });
 
       await waitFor('replicas to see Redis down', async () => (await readyStatus(r1())) === 503, 10_000, 100);
       await sleep(2500);

@@ -38,6 +38,17 @@ export class TestCluster {
     return rows[0];
   }
 
+  /**
+   * Waits until a first send over a WebSocket is recorded: it leaves before it is (SEND_RECORD_DELAY_MS
+   * later, or with its ack). Answers the delivery's status and attempts then.
+   */
+  async waitRecorded(notificationId: string, userId: string): Promise<{ status: string; attempts: number }> {
+    return waitFor(`the send of ${notificationId} to ${userId} to be recorded`, async () => {
+      const delivery = await this.deliveryOf(notificationId, userId);
+      return delivery && delivery.status !== 'pending' ? delivery : undefined;
+    });
+  }
+
   /** Waits until the delivery is parked: open, but no longer timed (its user is offline). */
   async waitParked(notificationId: string, userId: string, timeoutMs = 10_000): Promise<void> {
     await waitFor(

@@ -197,7 +197,49 @@ describe('Delivery repositories', () => {
     expect(rows).toEqual([
       { user_id: 's1', status: 'sent', attempts: 1 },
       { user_id: 's2', status: 'sent', attempts: 2 },
-      { user_id: 's3', status: 'acked', attempts: 0 },
+      // Acked while pending: its ack recorded the live send that reached it (see the next test).
+      { user_id: 's3', status: 'acked', attempts: 1 },
+    ]);
+  });
+
+  it('records a live first send with its ack when the ack comes before the sent-mark, which then writes nothing', async () => {
+    const { notification } = await publishTo(['lz1']);
+    const [created] = await db.query<{ created_at: Date }>(
+      `SELECT created_at FROM deliveries WHERE notification_id = $1`,
+      [notification.id],
+    );
+    // The frame left unrecorded (DeliveryService.sendThenRecord) and the ack came first.
+    expect(await deliveries.ackMany([{ notificationId: notification.id, userId: 'lz1' }])).toEqual([
+      expect.objectContaining({ outcome: 'acked', changed: true }),
+    ]);
+    const late = await deliveries.markSentMany([
+      { notificationId: notification.id, userId: 'lz1', attempt: 1, nextAttemptAt: soon() },
+    ]);
+    expect(late).toEqual([null]);
+    const [row] = await db.query<{
+      status: string;
+      attempts: number;
+      first_sent_at: Date;
+      last_sent_at: Date;
+      next_attempt_at: Date | null;
+    }>(
+      `SELECT status, attempts, first_sent_at, last_sent_at, next_attempt_at FROM deliveries
+        WHERE notification_id = $1`,
+      [notification.id],
+    );
+    expect(row).toEqual({
+      status: 'acked',
+      attempts: 1,
+      first_sent_at: created!.created_at,
+      last_sent_at: created!.created_at,
+      next_attempt_at: null,
+    });
+    // Recorded first, then acked: the ack adds no attempt.
+    const other = (await publishTo(['lz2'])).notification;
+    await deliveries.markSentMany([{ notificationId: other.id, userId: 'lz2', attempt: 1, nextAttemptAt: soon() }]);
+    await deliveries.ack(other.id, 'lz2');
+    expect(await db.query(`SELECT status, attempts FROM deliveries WHERE notification_id = $1`, [other.id])).toEqual([
+      { status: 'acked', attempts: 1 },
     ]);
   });
 

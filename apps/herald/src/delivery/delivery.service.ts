@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { CloseCode, type AckOutcome, type AckStatus, type NotificationFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -12,6 +12,7 @@ import type {
 } from '../notifications/notification.types';
 import { backstopAt, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
+import { DeferredQueue } from '../common/deferred-queue';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -51,6 +52,18 @@ const ACK_BATCHES_IN_FLIGHT = 2;
 const SEND_BATCH_MAX = 500;
 const SEND_BATCHES_IN_FLIGHT = 2;
 
+/**
+ * A first send over WebSockets is recorded this long after its frame left (`sendThenRecord`): by then most
+ * are acked, and the ack records the send, so the sent-mark writes nothing for them.
+ */
+export const SEND_RECORD_DELAY_MS = 100;
+
+interface UnrecordedSend {
+  notificationId: string;
+  userIds: string[];
+  requestId?: string;
+}
+
 interface OneSend {
   notificationId: string;
   userId: string;
@@ -77,11 +90,13 @@ export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
  * Where deliveries change state on the live side: first sends routed through
- * the bus, replay on connect, and acks. PostgreSQL is updated before a frame
- * leaves, so the record is never behind what a client has seen.
+ * the bus, replay on connect, and acks. A resend, and a send to an SSE stream,
+ * is recorded in PostgreSQL before its frame leaves. A first send over
+ * WebSockets leaves first and is recorded by its ack or, if none came,
+ * `SEND_RECORD_DELAY_MS` later; until then the delivery reads `pending`.
  */
 @Injectable()
-export class DeliveryService implements OnModuleInit {
+export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(DeliveryService.name);
   /** The tail of each user's chain of sends on this replica (see inOrderFor). */
   private readonly userQueues = new Map<string, Promise<unknown>>();
@@ -89,6 +104,10 @@ export class DeliveryService implements OnModuleInit {
   private readonly acks: Batcher<{ notificationId: string; userId: string }, StoredAckResult>;
   /** Single-user sends of this replica, recorded a batch at a time. */
   private readonly sends: Batcher<OneSend, SentDelivery | null>;
+  /** First sends that left before they were recorded, waiting to be (see sendThenRecord). */
+  private readonly unrecorded = new DeferredQueue<UnrecordedSend>(SEND_RECORD_DELAY_MS, (sends) =>
+    this.recordLater(sends),
+  );
 
   constructor(
     private readonly bus: Bus,
@@ -111,17 +130,26 @@ export class DeliveryService implements OnModuleInit {
     });
   }
 
+  /** Shutdown: the sends still waiting are recorded now, and later ones at once. */
+  async onModuleDestroy(): Promise<void> {
+    await this.unrecorded.close();
+  }
+
   onModuleInit(): void {
     this.bus.setHandlers({
       deliver: (userId, message) =>
         this.track(
           this.inOrderFor(userId, () =>
-            this.deliverToLocal([userId], message.notification, message.attempt, message.requestId),
+            this.deliverToLocal([userId], message.notification, message.attempt, message.requestId, true),
           ),
         ),
+      // A topic or everyone broadcast names no users: every local user is offered it, and only those with
+      // a delivery (recorded first) get it.
       broadcast: (message) =>
         this.track(
-          this.deliverToLocal(message.userIds ?? this.registry.userIds(), message.notification, 1, message.requestId),
+          message.userIds
+            ? this.deliverToLocal(message.userIds, message.notification, 1, message.requestId, true)
+            : this.deliverToLocal(this.registry.userIds(), message.notification, 1, message.requestId, false),
         ),
       alive: (userId, message) => this.streamAlive(userId, message.connectionId),
       disconnect: (userId, message) => {
@@ -197,32 +225,30 @@ export class DeliveryService implements OnModuleInit {
     return (await this.bus.publishToUsers([userId], { kind: 'alive', connectionId })) > 0;
   }
 
-  /** Sends send number `attempt` of a notification to those of `userIds` connected here. */
+  /**
+   * Sends send number `attempt` of a notification to those of `userIds` connected here that have an open
+   * delivery of it. `recipients`: every one of `userIds` is a recipient (a user-list publish, a resend);
+   * then a first send to users whose connections here are all WebSockets leaves at once and is recorded
+   * `SEND_RECORD_DELAY_MS` later (`sendThenRecord`). Every other send is recorded first, and the record
+   * tells who has a delivery.
+   */
   async deliverToLocal(
     userIds: string[],
     notification: BusNotification,
     attempt: number,
     requestId?: string,
+    recipients = false,
   ): Promise<void> {
-    const local = userIds.filter((u) => this.registry.hasUser(u));
+    let local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
-    const bySweep = local.length > JOBS_MAX_PER_SEND;
-    // With jobs, the backstop lies past the latest time the job can fire (jitter at its upper bound);
-    // without, it is the check time.
-    const nextAttemptAt = bySweep
-      ? new Date(Date.now() + redeliveryDelayMs(attempt, this.config))
-      : backstopAt(
-          // The check job may fire up to one gathering and one due-time bucket after the latest delay.
-          redeliveryDelayMs(attempt, this.config, () => 1) + CHECK_GATHER_MS + CHECK_BUCKET_MS,
-          this.config,
-        );
-    let sent: SentDelivery[];
-    if (local.length === 1) {
-      const one = await this.sends.add({ notificationId: notification.id, userId: local[0]!, attempt, nextAttemptAt });
-      sent = one ? [one] : [];
-    } else {
-      sent = await this.deliveries.markSent(notification.id, local, attempt, nextAttemptAt);
+    if (attempt === 1 && recipients) {
+      const first = local.filter((u) => this.sendsBeforeRecording(u));
+      if (first.length > 0) this.sendThenRecord(first, notification, requestId);
+      if (first.length === local.length) return;
+      const sentNow = new Set(first);
+      local = local.filter((u) => !sentNow.has(u));
     }
+    const sent = await this.record(notification.id, local, attempt, requestId);
     // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
     const frames = new Map<number, NotificationFrame>();
     for (const delivery of sent) {
@@ -235,22 +261,101 @@ export class DeliveryService implements OnModuleInit {
     }
     const counted = sent.filter((d) => d.counted);
     this.metrics.sent(counted.map((d) => d.attempt));
-    if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
+    this.logSent(
+      notification.id,
+      counted.map((d) => d.userId),
+      attempt,
+      requestId,
+    );
+  }
+
+  /**
+   * Whether a first send to this user may leave before it is recorded: when every connection of the user
+   * here is a WebSocket. An SSE stream resumes with `Last-Event-ID`, which skips what was recorded sent
+   * (protocol.md, section 10), so its sends are recorded first.
+   */
+  private sendsBeforeRecording(userId: string): boolean {
+    for (const connection of this.registry.connectionsOf(userId)) {
+      if (connection.transportKind !== 'websocket') return false;
+    }
+    return true;
+  }
+
+  /**
+   * A first send that leaves now and is recorded later: the frame goes to every connection at once, and
+   * `SEND_RECORD_DELAY_MS` later `record` marks sent what is still open then and schedules its checks.
+   * Most clients ack within that time: their ack records the send with itself (ACK_SET), and the later
+   * `record` finds the delivery closed and writes nothing. A replica that dies in between leaves the
+   * delivery `pending`, as if never sent: it is replayed on the user's next connection, or routed again
+   * by the sweep at its `next_attempt_at`.
+   */
+  private sendThenRecord(userIds: string[], notification: BusNotification, requestId?: string): void {
+    const frame = toNotificationFrame(notification, 1);
+    for (const userId of userIds) {
+      for (const connection of this.registry.connectionsOf(userId)) connection.deliver(frame);
+    }
+    this.metrics.sent(userIds.map(() => 1));
+    this.logSent(notification.id, userIds, 1, requestId);
+    this.unrecorded.add({ notificationId: notification.id, userIds, requestId });
+  }
+
+  /** The sends `sendThenRecord` made, recorded now; never throws (a send not recorded is the sweep's). */
+  private async recordLater(sends: UnrecordedSend[]): Promise<void> {
+    await Promise.all(
+      sends.map((s) =>
+        this.record(s.notificationId, s.userIds, 1, s.requestId).catch((error: unknown) =>
+          this.logger.warn({
+            message: 'could not record a send; the sweep will route it again',
+            notificationId: s.notificationId,
+            requestId: s.requestId,
+            error: (error as Error).message,
+          }),
+        ),
+      ),
+    );
+  }
+
+  /**
+   * Records send number `attempt` of a notification to `userIds` (marks the open deliveries sent) and
+   * schedules the checks of the sends this call counted. Answers the deliveries that were open.
+   */
+  private async record(
+    notificationId: string,
+    userIds: string[],
+    attempt: number,
+    requestId?: string,
+  ): Promise<SentDelivery[]> {
+    const bySweep = userIds.length > JOBS_MAX_PER_SEND;
+    // With jobs, the backstop lies past the latest time the job can fire (jitter at its upper bound);
+    // without, it is the check time.
+    const nextAttemptAt = bySweep
+      ? new Date(Date.now() + redeliveryDelayMs(attempt, this.config))
+      : backstopAt(
+          // The check job may fire up to one gathering and one due-time bucket after the latest delay.
+          redeliveryDelayMs(attempt, this.config, () => 1) + CHECK_GATHER_MS + CHECK_BUCKET_MS,
+          this.config,
+        );
+    let sent: SentDelivery[];
+    if (userIds.length === 1) {
+      const one = await this.sends.add({ notificationId, userId: userIds[0]!, attempt, nextAttemptAt });
+      sent = one ? [one] : [];
+    } else {
+      sent = await this.deliveries.markSent(notificationId, userIds, attempt, nextAttemptAt);
+    }
+    if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
     if (!bySweep) {
       this.scheduler.schedule(
-        counted.map((d) => ({ notificationId: notification.id, userId: d.userId, attempt: d.attempt, requestId })),
+        sent.filter((d) => d.counted).map((d) => ({ notificationId, userId: d.userId, attempt: d.attempt, requestId })),
       );
     }
-    // One line per delivery: skipped whole unless debug is on, since a broadcast can be thousands.
+    return sent;
+  }
+
+  /** One line per delivery: skipped whole unless debug is on, since a broadcast can be thousands. */
+  private logSent(notificationId: string, userIds: string[], attempt: number, requestId?: string): void {
     if (!Logger.isLevelEnabled('debug')) return;
-    for (const d of counted) {
-      this.logger.debug?.({
-        message: 'delivery sent',
-        notificationId: notification.id,
-        userId: d.userId,
-        attempt: d.attempt,
-        requestId,
-      });
+    for (const userId of userIds) {
+      this.logger.debug?.({ message: 'delivery sent', notificationId, userId, attempt, requestId });
     }
   }
 
