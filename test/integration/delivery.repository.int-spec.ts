@@ -204,8 +204,9 @@ describe('Delivery repositories', () => {
 
   it('records a live first send with its ack when the ack comes before the sent-mark, which then writes nothing', async () => {
     const { notification } = await publishTo(['lz1']);
-    const [created] = await db.query<{ created_at: Date }>(
-      `SELECT created_at FROM deliveries WHERE notification_id = $1`,
+    // The row's last write before the send: here the publish's insert.
+    const [created] = await db.query<{ updated_at: Date }>(
+      `SELECT updated_at FROM deliveries WHERE notification_id = $1`,
       [notification.id],
     );
     // The frame left unrecorded (DeliveryService.sendThenRecord) and the ack came first.
@@ -230,8 +231,8 @@ describe('Delivery repositories', () => {
     expect(row).toEqual({
       status: 'acked',
       attempts: 1,
-      first_sent_at: created!.created_at,
-      last_sent_at: created!.created_at,
+      first_sent_at: created!.updated_at,
+      last_sent_at: created!.updated_at,
       next_attempt_at: null,
     });
     // Recorded first, then acked: the ack adds no attempt.

@@ -1,5 +1,6 @@
 /**
- * Holds each item for `delayMs` after it was added, then hands the items that have waited long enough to
+ * Holds each item for `delayMs` after it was added (on the monotonic clock: a wall clock set back does not
+ * hold the queue), then hands the items that have waited long enough to
  * `take`, in the order they came: one timer for the whole queue, however many items wait. After `close`,
  * items are taken at once. `take` must not throw; what it returns is awaited only by `close`.
  */
@@ -19,7 +20,7 @@ export class DeferredQueue<T> {
       this.run([item]);
       return;
     }
-    this.items.push({ item, at: Date.now() });
+    this.items.push({ item, at: performance.now() });
     this.arm();
   }
 
@@ -41,13 +42,13 @@ export class DeferredQueue<T> {
 
   private arm(): void {
     if (this.timer || this.items.length === 0) return;
-    const wait = Math.max(0, this.items[0]!.at + this.delayMs - Date.now());
+    const wait = Math.max(0, this.items[0]!.at + this.delayMs - performance.now());
     this.timer = setTimeout(() => this.fire(), wait);
   }
 
   private fire(): void {
     this.timer = null;
-    const due = Date.now() - this.delayMs;
+    const due = performance.now() - this.delayMs;
     let n = 0;
     while (n < this.items.length && this.items[n]!.at <= due) n++;
     this.run(this.items.splice(0, n).map((w) => w.item));

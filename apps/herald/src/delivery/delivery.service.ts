@@ -340,7 +340,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
       const one = await this.sends.add({ notificationId, userId: userIds[0]!, attempt, nextAttemptAt });
       sent = one ? [one] : [];
     } else {
-      sent = await this.deliveries.markSent(notificationId, userIds, attempt, nextAttemptAt);
+      // Its rows are locked in index order, an ack batch's in key order: a rare deadlock is retried.
+      sent = await retryOnDeadlock(() => this.deliveries.markSent(notificationId, userIds, attempt, nextAttemptAt));
     }
     if (sent.length > 0) this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
     if (!bySweep) {

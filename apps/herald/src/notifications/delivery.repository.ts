@@ -44,16 +44,17 @@ const REPLAYED_AT = `CASE WHEN x.status IN ('pending', 'sent') THEN (
  * its TTL; and a send not recorded yet is recorded with it (one more attempt, its time), so an acked
  * delivery reads the same however it was sent. That is a replay's send, at the replay's time; or, on a
  * `pending` delivery no replay sent, the first live send, which leaves before it is recorded
- * (DeliveryService.sendThenRecord), at the notification's time: it left within milliseconds of it.
+ * (DeliveryService.sendThenRecord), at the row's `updated_at`: the row's last write came just before that
+ * send was routed (the publish's insert, or the sweep's `postpone` before it routes the delivery again).
  */
 const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
               acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
               attempts = CASE WHEN t.replayed_at > COALESCE(d.last_sent_at, '-infinity') OR d.status = 'pending'
                               THEN d.attempts + 1 ELSE d.attempts END,
               first_sent_at = COALESCE(d.first_sent_at, t.replayed_at,
-                                       CASE WHEN d.status = 'pending' THEN d.created_at END),
+                                       CASE WHEN d.status = 'pending' THEN d.updated_at END),
               last_sent_at = COALESCE(GREATEST(d.last_sent_at, t.replayed_at),
-                                      CASE WHEN d.status = 'pending' THEN d.created_at END),
+                                      CASE WHEN d.status = 'pending' THEN d.updated_at END),
               next_attempt_at = NULL, updated_at = now()`;
 
 /**
