@@ -108,6 +108,11 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private readonly unrecorded = new DeferredQueue<UnrecordedSend>(SEND_RECORD_DELAY_MS, (sends) =>
     this.recordLater(sends),
   );
+  /**
+   * The deliveries (`notificationId/userId`) of those sends that are still open as far as this replica
+   * knows: an ack written here takes its delivery out, and its sent-mark then skips it.
+   */
+  private readonly unrecordedOpen = new Set<string>();
 
   constructor(
     private readonly bus: Bus,
@@ -296,13 +301,23 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     }
     this.metrics.sent(userIds.map(() => 1));
     this.logSent(notification.id, userIds, 1, requestId);
+    for (const userId of userIds) this.unrecordedOpen.add(`${notification.id}/${userId}`);
     this.unrecorded.add({ notificationId: notification.id, userIds, requestId });
   }
 
-  /** The sends `sendThenRecord` made, recorded now; never throws (a send not recorded is the sweep's). */
+  /**
+   * The sends `sendThenRecord` made, recorded now, but for the ones whose ack this replica has written
+   * since (the ack recorded the send): the usual case, since a user's acks come on the connection that got
+   * the frame, so usually no statement is needed at all. Never throws (a send not recorded is the sweep's).
+   */
   private async recordLater(sends: UnrecordedSend[]): Promise<void> {
+    const open: UnrecordedSend[] = [];
+    for (const send of sends) {
+      const userIds = send.userIds.filter((userId) => this.unrecordedOpen.delete(`${send.notificationId}/${userId}`));
+      if (userIds.length > 0) open.push({ ...send, userIds });
+    }
     await Promise.all(
-      sends.map((s) =>
+      open.map((s) =>
         this.record(s.notificationId, s.userIds, 1, s.requestId).catch((error: unknown) =>
           this.logger.warn({
             message: 'could not record a send; the sweep will route it again',
@@ -436,6 +451,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
     if (!isValidId) return { ok: false };
     const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.add({ notificationId, userId });
+    // Closed now (acked here or before, or expired): a send of it waiting for its sent-mark needs none.
+    if (outcome !== 'unknown') this.unrecordedOpen.delete(`${notificationId}/${userId}`);
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);
