@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorFrame } from '@herald/protocol';
 import { getNotification, publish, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
@@ -192,6 +193,38 @@ describe('Delivery across two replicas', () => {
     const unacked = await publish(r2().http, { to: { users: [lena] }, event: 'left.unacked' });
     await client.notification(unacked.id);
     expect(await cluster.waitRecorded(unacked.id, lena)).toEqual({ status: 'sent', attempts: 1 });
+  });
+
+  it('sends nothing for a bus message that arrives after the notification expired', async () => {
+    const omar = user('omar');
+    const client = await connect(r1().ws, omar);
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      // As a replica routes a publish, once past its TTL (a message delayed in Redis), once within it.
+      const message = (id: string, expiresAt: number) =>
+        JSON.stringify({
+          kind: 'deliver',
+          attempt: 1,
+          notification: {
+            id,
+            seq: 1,
+            event: 'late',
+            payload: {},
+            topic: null,
+            createdAt: new Date().toISOString(),
+            expiresAt,
+          },
+        });
+      const expired = randomUUID();
+      const live = randomUUID();
+      await redis.publish(`${cluster.redisPrefix}:u:${omar}`, message(expired, Date.now() - 1000));
+      await redis.publish(`${cluster.redisPrefix}:u:${omar}`, message(live, Date.now() + 60_000));
+      await client.notification(live);
+      expect(client.notifications().map((n) => n.id)).toEqual([live]);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('does not retry a user who went offline, and replays to them on return', async () => {

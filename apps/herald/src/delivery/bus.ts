@@ -8,6 +8,11 @@ export interface BusNotification {
   payload: JsonValue;
   topic: string | null;
   createdAt: string;
+  /**
+   * End of its TTL (ms since the epoch). A first send that leaves before it is recorded checks it here,
+   * since no statement does. Absent in messages from an older replica.
+   */
+  expiresAt?: number;
 }
 
 /** Send `notification` to one user's connections, as send number `attempt`. */

@@ -246,6 +246,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   ): Promise<void> {
     let local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0) return;
+    // Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries.
+    if (notification.expiresAt !== undefined && notification.expiresAt <= Date.now()) return;
     if (attempt === 1 && recipients) {
       const first = local.filter((u) => this.sendsBeforeRecording(u));
       if (first.length > 0) this.sendThenRecord(first, notification, requestId);

@@ -12,6 +12,7 @@ export function toBusNotification(n: StoredNotification): BusNotification {
     payload: n.payload,
     topic: n.topic,
     createdAt: n.createdAt.toISOString(),
+    expiresAt: n.expiresAt.getTime(),
   };
 }
 
