@@ -3,7 +3,7 @@ import { CloseCode, type AckOutcome, type AckStatus, type NotificationFrame } fr
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { DeliveryRepository } from '../notifications/delivery.repository';
+import { deliveryKey, DeliveryRepository } from '../notifications/delivery.repository';
 import { retryOnDeadlock } from '../notifications/sql';
 import type {
   AckResult as StoredAckResult,
@@ -109,7 +109,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     this.recordLater(sends),
   );
   /**
-   * The deliveries (`notificationId/userId`) of those sends that are still open as far as this replica
+   * The deliveries (`deliveryKey`) of those sends that are still open as far as this replica
    * knows: an ack written here takes its delivery out, and its sent-mark then skips it.
    */
   private readonly unrecordedOpen = new Set<string>();
@@ -303,7 +303,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     }
     this.metrics.sent(userIds.map(() => 1));
     this.logSent(notification.id, userIds, 1, requestId);
-    for (const userId of userIds) this.unrecordedOpen.add(`${notification.id}/${userId}`);
+    for (const userId of userIds) this.unrecordedOpen.add(deliveryKey(notification.id, userId));
     this.unrecorded.add({ notificationId: notification.id, userIds, requestId });
   }
 
@@ -315,7 +315,9 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private async recordLater(sends: UnrecordedSend[]): Promise<void> {
     const open: UnrecordedSend[] = [];
     for (const send of sends) {
-      const userIds = send.userIds.filter((userId) => this.unrecordedOpen.delete(`${send.notificationId}/${userId}`));
+      const userIds = send.userIds.filter((userId) =>
+        this.unrecordedOpen.delete(deliveryKey(send.notificationId, userId)),
+      );
       if (userIds.length > 0) open.push({ ...send, userIds });
     }
     await Promise.all(
@@ -454,7 +456,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     if (!isValidId) return { ok: false };
     const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.add({ notificationId, userId });
     // Closed now (acked here or before, or expired): a send of it waiting for its sent-mark needs none.
-    if (outcome !== 'unknown') this.unrecordedOpen.delete(`${notificationId}/${userId}`);
+    if (outcome !== 'unknown') this.unrecordedOpen.delete(deliveryKey(notificationId, userId));
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);

@@ -4,8 +4,8 @@ import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
 import { AckResult, DueDelivery, ReplayedDelivery, SentDelivery, StoredNotification } from './notification.types';
 
-/** One delivery's key, as the batch statements below match their input to their output. */
-function keyOf(notificationId: string, userId: string): string {
+/** One delivery's key: the batch statements below match their input to their output by it. */
+export function deliveryKey(notificationId: string, userId: string): string {
   return `${notificationId}/${userId}`;
 }
 
@@ -16,7 +16,7 @@ function keyOf(notificationId: string, userId: string): string {
 function inKeyOrder<T extends { notificationId: string; userId: string }>(items: T[]): T[] {
   const byKey = new Map<string, T>();
   for (const item of items) {
-    const key = keyOf(item.notificationId, item.userId);
+    const key = deliveryKey(item.notificationId, item.userId);
     if (!byKey.has(key)) byKey.set(key, item);
   }
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, item]) => item);
@@ -144,10 +144,10 @@ export class DeliveryRepository {
         unique.map((i) => i.nextAttemptAt),
       ],
     );
-    const found = new Map(rows.map((r) => [keyOf(r.notification_id, r.user_id), r]));
+    const found = new Map(rows.map((r) => [deliveryKey(r.notification_id, r.user_id), r]));
     const seen = new Set<string>();
     return items.map((item) => {
-      const key = keyOf(item.notificationId, item.userId);
+      const key = deliveryKey(item.notificationId, item.userId);
       const row = found.get(key);
       if (!row) return null;
       // The same send twice in one batch: the second moves nothing.
@@ -361,7 +361,7 @@ export class DeliveryRepository {
     const changed = new Map<string, AckResult>();
     for (const row of rows) {
       changed.set(
-        keyOf(row.notification_id, row.user_id),
+        deliveryKey(row.notification_id, row.user_id),
         row.outcome === 'acked'
           ? {
               outcome: 'acked',
@@ -374,7 +374,7 @@ export class DeliveryRepository {
     }
     // What the UPDATE did not change is read in one statement, not one round trip each: a frame of
     // made-up or already-acked ids costs one more query, whatever its size.
-    const unchanged = unique.filter((i) => !changed.has(keyOf(i.notificationId, i.userId)));
+    const unchanged = unique.filter((i) => !changed.has(deliveryKey(i.notificationId, i.userId)));
     const states = new Map<string, string>();
     if (unchanged.length > 0) {
       const rows = await prepared<{ notification_id: string; user_id: string; status: string }>(
@@ -385,13 +385,13 @@ export class DeliveryRepository {
                           WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id) d`,
         [unchanged.map((i) => i.notificationId), unchanged.map((i) => i.userId)],
       );
-      for (const row of rows) states.set(keyOf(row.notification_id, row.user_id), row.status);
+      for (const row of rows) states.set(deliveryKey(row.notification_id, row.user_id), row.status);
     }
     // The first of several identical acks in the batch gets the change; the others are duplicates.
     const answered = new Set<string>();
     return Promise.all(
       items.map(async (item): Promise<AckResult> => {
-        const key = keyOf(item.notificationId, item.userId);
+        const key = deliveryKey(item.notificationId, item.userId);
         const result = changed.get(key);
         if (result && !answered.has(key)) {
           answered.add(key);
