@@ -394,6 +394,55 @@ describe('Delivery across two replicas', () => {
     await l.notification(published.id);
   });
 
+  it('records a broadcast once per replica, not per delivery; an ack records its send, and the sweep resends what is not acked', async () => {
+    const topic = `alerts-${randomUUID().slice(0, 8)}`;
+    const acking = user('bc-ack');
+    const silent = user('bc-silent');
+    const a = await connect(r1().ws, acking);
+    // The silent user has a connection on each replica: both send it, and each records it.
+    const s = await connect(r2().ws, silent);
+    const s1 = await connect(r1().ws, silent);
+    expect(await a.command({ type: 'subscribe', channel: topic, id: 's1' })).toMatchObject({ status: 'ok' });
+    expect(await s.command({ type: 'subscribe', channel: topic, id: 's2' })).toMatchObject({ status: 'ok' });
+    const { id } = await publish(r1().http, { to: { topic }, event: 'alert' });
+    const [first] = await a.notification(id);
+    expect(first!.attempt).toBe(1);
+    // Acked at once, well inside the ack timeout (400 ms here); the other never acks.
+    const acked = a.ack(id);
+    await s.notification(id);
+    await s1.notification(id);
+    // One record per replica that sent it, naming its recipients there; nothing written on the deliveries
+    // (read right away: the sweep settles the records from 450 ms on).
+    const [checks, silentRow] = await Promise.all([
+      cluster.db.query<{ user_ids: string[] }>('SELECT user_ids FROM send_checks WHERE notification_id = $1', [id]),
+      cluster.deliveryOf(id, silent),
+    ]);
+    expect(checks.map((c) => [...c.user_ids].sort().join(' ')).sort()).toEqual(
+      [[acking, silent].sort().join(' '), silent].sort(),
+    );
+    expect(silentRow).toEqual({ status: 'pending', attempts: 0 });
+    expect(await acked).toMatchObject({ type: 'ack', status: 'ok' });
+    expect(await cluster.deliveryOf(id, acking)).toEqual({ status: 'acked', attempts: 1 });
+
+    // Never acked: the sweep checks the records after the ack timeout and resends it until it fails. Named
+    // by two records, the first send counts once: attempts go 1, 2, 3 on both connections.
+    const frames = await s.notification(id, 3, 15_000);
+    expect(frames.map((f) => f.attempt)).toEqual([1, 2, 3]);
+    expect((await s1.notification(id, 3, 15_000)).map((f) => f.attempt)).toEqual([1, 2, 3]);
+    await waitFor(
+      'the silent delivery to fail',
+      async () => (await cluster.deliveryOf(id, silent))?.status === 'failed',
+    );
+    expect(await cluster.deliveryOf(id, silent)).toEqual({ status: 'failed', attempts: 3 });
+    expect(a.notifications().filter((n) => n.id === id)).toHaveLength(1);
+    expect(await cluster.deliveryOf(id, acking)).toEqual({ status: 'acked', attempts: 1 });
+    const left = await cluster.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM send_checks WHERE notification_id = $1',
+      [id],
+    );
+    expect(left[0]!.n).toBe(0);
+  });
+
   it('refuses a missing, forged or expired token at the upgrade with 401', async () => {
     const url = r1().ws;
     expect(await TestClient.refusedStatus(url)).toBe(401);

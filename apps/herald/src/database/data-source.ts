@@ -2,8 +2,14 @@ import { DataSource } from 'typeorm';
 import { InitialSchema1764090000000 } from './migrations/1764090000000-InitialSchema';
 import { AdminIndexes1764100000000 } from './migrations/1764100000000-AdminIndexes';
 import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChecks';
+import { SendChecks1764120000000 } from './migrations/1764120000000-SendChecks';
 
-export const MIGRATIONS = [InitialSchema1764090000000, AdminIndexes1764100000000, ReplayChecks1764110000000];
+export const MIGRATIONS = [
+  InitialSchema1764090000000,
+  AdminIndexes1764100000000,
+  ReplayChecks1764110000000,
+  SendChecks1764120000000,
+];
 
 /** Key of the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK_KEY = 0x6865_7261; // "hera"

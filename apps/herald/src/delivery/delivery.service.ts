@@ -149,12 +149,12 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
           ),
         ),
       // A topic or everyone broadcast names no users: every local user is offered it, and only those with
-      // a delivery (recorded first) get it.
+      // a delivery get it (deliverBroadcast).
       broadcast: (message) =>
         this.track(
           message.userIds
             ? this.deliverToLocal(message.userIds, message.notification, 1, message.requestId, true)
-            : this.deliverToLocal(this.registry.userIds(), message.notification, 1, message.requestId, false),
+            : this.deliverBroadcast(message.notification, message.requestId),
         ),
       alive: (userId, message) => this.streamAlive(userId, message.connectionId),
       disconnect: (userId, message) => {
@@ -256,6 +256,35 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
       local = local.filter((u) => !sentNow.has(u));
     }
     const sent = await this.record(notification.id, local, attempt, requestId);
+    this.sendRecorded(notification, sent, attempt, requestId);
+  }
+
+  /**
+   * A topic or everyone broadcast: its bus message names no users, so only the record tells which of this
+   * replica's users have a delivery. For the users whose connections here are all WebSockets, one statement
+   * reads that and records the send once for all of them (`checkedSend`: one row, checked by the sweep at
+   * the first attempt's delay), and the frames leave: no write per delivery. An ack records its send with
+   * itself. Users with an SSE stream here are recorded first, as every send to a stream is.
+   */
+  private async deliverBroadcast(notification: BusNotification, requestId?: string): Promise<void> {
+    // Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries.
+    if (notification.expiresAt !== undefined && notification.expiresAt <= Date.now()) return;
+    const websocketOnly: string[] = [];
+    const others: string[] = [];
+    for (const userId of this.registry.userIds()) {
+      (this.sendsBeforeRecording(userId) ? websocketOnly : others).push(userId);
+    }
+    const checked = async (): Promise<void> => {
+      if (websocketOnly.length === 0) return;
+      const checkAt = new Date(Date.now() + redeliveryDelayMs(1, this.config));
+      const sent = await this.deliveries.checkedSend(notification.id, websocketOnly, checkAt);
+      this.sendRecorded(notification, sent, 1, requestId);
+    };
+    await Promise.all([checked(), this.deliverToLocal(others, notification, 1, requestId, false)]);
+  }
+
+  /** Sends the frames of deliveries whose send is recorded, and counts the ones the record counted. */
+  private sendRecorded(notification: BusNotification, sent: SentDelivery[], attempt: number, requestId?: string): void {
     // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
     const frames = new Map<number, NotificationFrame>();
     for (const delivery of sent) {
