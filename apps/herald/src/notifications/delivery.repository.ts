@@ -58,6 +58,19 @@ const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expi
               next_attempt_at = NULL, updated_at = now()`;
 
 /**
+ * The end of a check's settlement (a replay's batch, a broadcast's send): each row in `unacked` (its ctid
+ * `row_id`, locked, and the `sent_at` of the send that was not recorded) is recorded as sent then and made
+ * due now, so the sweep's next step resends, parks or fails it. Yields `upd` with each notification id.
+ */
+const SETTLE_UNACKED = `upd AS (
+         UPDATE deliveries d
+            SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = now(),
+                first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
+           FROM unacked u
+          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
+         RETURNING d.notification_id)`;
+
+/**
  * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
  * per key) and update it by its ctid: whatever the planner believes of the table's size. Joined as
  * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
@@ -244,13 +257,7 @@ export class DeliveryRepository {
                      AND (x.last_sent_at IS NULL OR x.last_sent_at < due.sent_at)
                    FOR UPDATE) d
           ORDER BY d.row_id, due.sent_at DESC),
-       upd AS (
-         UPDATE deliveries d
-            SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = now(),
-                first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
-           FROM unacked u
-          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
-         RETURNING d.notification_id)
+       ${SETTLE_UNACKED}
        SELECT (SELECT count(*) FROM due)::int AS checks,
               ARRAY(SELECT notification_id::text FROM upd) AS notification_ids`,
       [limit],
@@ -329,13 +336,7 @@ export class DeliveryRepository {
                    WHERE x.notification_id = n.notification_id AND x.user_id = n.user_id
                      AND x.status = 'pending' AND x.expires_at > now()
                    FOR UPDATE) d),
-       upd AS (
-         UPDATE deliveries d
-            SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = now(),
-                first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
-           FROM unacked u
-          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
-         RETURNING d.notification_id)
+       ${SETTLE_UNACKED}
        SELECT (SELECT count(*) FROM picked)::int AS checks,
               (SELECT count(*) FROM candidates) > (SELECT count(*) FROM picked)
                 OR (SELECT count(*) FROM candidates) = $1 AS more,
