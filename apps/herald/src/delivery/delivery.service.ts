@@ -89,6 +89,14 @@ const JOBS_MAX_PER_SEND = 100;
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
 /**
+ * Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries. A send that
+ * leaves before it is recorded has no statement to check this.
+ */
+function pastTtl(notification: BusNotification): boolean {
+  return notification.expiresAt !== undefined && notification.expiresAt <= Date.now();
+}
+
+/**
  * Where deliveries change state on the live side: first sends routed through
  * the bus, replay on connect, and acks. A resend, and a send to an SSE stream,
  * is recorded in PostgreSQL before its frame leaves. A first send over
@@ -245,9 +253,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     recipients = false,
   ): Promise<void> {
     let local = userIds.filter((u) => this.registry.hasUser(u));
-    if (local.length === 0) return;
-    // Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries.
-    if (notification.expiresAt !== undefined && notification.expiresAt <= Date.now()) return;
+    if (local.length === 0 || pastTtl(notification)) return;
     if (attempt === 1 && recipients) {
       const first = local.filter((u) => this.sendsBeforeRecording(u));
       if (first.length > 0) this.sendThenRecord(first, notification, requestId);
@@ -267,8 +273,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
    * itself. Users with an SSE stream here are recorded first, as every send to a stream is.
    */
   private async deliverBroadcast(notification: BusNotification, requestId?: string): Promise<void> {
-    // Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries.
-    if (notification.expiresAt !== undefined && notification.expiresAt <= Date.now()) return;
+    if (pastTtl(notification)) return;
     const websocketOnly: string[] = [];
     const others: string[] = [];
     for (const userId of this.registry.userIds()) {

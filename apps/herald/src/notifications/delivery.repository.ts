@@ -43,9 +43,10 @@ const REPLAYED_AT = `CASE WHEN x.status IN ('pending', 'sent') THEN (
  * What an ack writes on the delivery `d` (its target row `t` carries `replayed_at`): acked, or expired past
  * its TTL; and a send not recorded yet is recorded with it (one more attempt, its time), so an acked
  * delivery reads the same however it was sent. That is a replay's send, at the replay's time; or, on a
- * `pending` delivery no replay sent, the first live send, which leaves before it is recorded
- * (DeliveryService.sendThenRecord), at the row's `updated_at`: the row's last write came just before that
- * send was routed (the publish's insert, or the sweep's `postpone` before it routes the delivery again).
+ * `pending` delivery no replay sent, the first live send or a broadcast's send, which leave before they are
+ * recorded (DeliveryService.sendThenRecord, checkedSend), at the row's `updated_at`: the row's last write
+ * came just before that send was routed (the publish's insert, or the sweep's `postpone` before it routes
+ * the delivery again).
  */
 const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expired' END,
               acked_at = CASE WHEN d.expires_at > now() THEN now() ELSE d.acked_at END,
@@ -267,8 +268,8 @@ export class DeliveryRepository {
 
   /**
    * A broadcast's send to the users of one replica, recorded once: which of `userIds` have an open,
-   * unexpired delivery of `notificationId` (each found by its primary key, whatever the statistics say), and, in the same statement, one
-   * `send_checks` row naming the `pending` ones with `checkAt`. Nothing is written per delivery: an ack
+   * unexpired delivery of `notificationId` (each found by its primary key, whatever the statistics say),
+   * and, in the same statement, one `send_checks` row naming the `pending` ones with `checkAt`. Nothing is written per delivery: an ack
    * records the send with itself (ACK_SET), and the sweep records as sent, and resends, whatever is still
    * unacked at `checkAt` (`settleSendChecks`). Answers the open deliveries as `markSent` does for attempt 1:
    * a `pending` one gets send number `attempts + 1`, counted; one already `sent` (from another replica, or
