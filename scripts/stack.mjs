@@ -8,32 +8,32 @@
 //
 // Options (after `--`): --port 8080  --replicas 2  --database herald  --redis-prefix herald
 //                       --private-services (never reuse the servers on 5432/6379)  --detach
+//                       --postgres-url URL  --redis-url URL (use these servers instead)
 // Everything it makes lives in .stack/ : logs/, secrets.json, state.json, nginx/, and private
 // postgres/ and redis/ data when those are started here.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let aborting = false;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const isRoot = process.getuid?.() === 0;
+const {
+  PostgresServer,
+  RedisServer,
+  alive,
+  ensurePrograms,
+  freePort,
+  isRoot,
+  portFree,
+  startTime,
+  tcpAnswers,
+} = require('./lib/services.js');
+const SHARED_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -47,6 +47,8 @@ function parseArgs(argv) {
     database: 'herald',
     redisPrefix: 'herald',
     privateServices: false,
+    postgresUrl: null,
+    redisUrl: null,
     detach: false,
     dir: join(ROOT, '.stack'),
   };
@@ -78,6 +80,12 @@ function parseArgs(argv) {
       case '--private-services':
         options.privateServices = true;
         break;
+      case '--postgres-url':
+        options.postgresUrl = url(value(flag), flag, ['postgres:', 'postgresql:']);
+        break;
+      case '--redis-url':
+        options.redisUrl = url(value(flag), flag, ['redis:']);
+        break;
       case '--detach':
         options.detach = true;
         break;
@@ -91,6 +99,17 @@ function parseArgs(argv) {
   }
   if (!['up', 'down', 'status'].includes(options.command)) fail(`unknown command ${options.command}`, true);
   return options;
+}
+
+function url(text, flag, protocols) {
+  let parsed;
+  try {
+    parsed = new URL(text);
+  } catch {
+    fail(`${flag} must be a URL (${protocols[0]}//host:port/...)`);
+  }
+  if (!protocols.includes(parsed.protocol)) fail(`${flag} must start with ${protocols[0]}//`);
+  return text;
 }
 
 function integer(text, flag, min, max) {
@@ -108,6 +127,8 @@ function usage(code) {
       '  --database NAME      PostgreSQL database (default herald)',
       '  --redis-prefix P     prefix of every Redis key (default herald)',
       '  --private-services   start PostgreSQL and Redis in .stack/ even if servers answer on 5432/6379',
+      '  --postgres-url URL   use this PostgreSQL server (its database NAME is created if missing)',
+      '  --redis-url URL      use this Redis server',
       '  --detach             return once the stack answers; stop it with npm run down',
       '',
     ].join('\n'),
@@ -152,30 +173,6 @@ function readState(options) {
 
 function writeState(options, state) {
   writeFileSync(statePath(options), JSON.stringify(state, null, 2) + '\n');
-}
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, ...]; null without /proc. */
-function procStat(pid) {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/** When the process started (clock ticks since boot), to tell it from a later one that got the same pid. */
-function startTime(pid) {
-  return procStat(pid)?.[19] ?? null;
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if (error.code !== 'EPERM') return false;
-  }
-  return procStat(pid)?.[0] !== 'Z'; // a zombie has exited; only its parent has not collected it
 }
 
 /** The command line of a pid, to make sure a recorded pid still is the process the stack started. */
@@ -238,136 +235,51 @@ async function waitUntil(what, check, timeoutMs, logFile) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function portFree(port, host = '127.0.0.1') {
-  return new Promise((resolveFree) => {
-    const server = createServer();
-    server.once('error', () => resolveFree(false));
-    server.listen(port, host, () => server.close(() => resolveFree(true)));
-  });
-}
+// ---------------------------------------------------------------------------
+// Services (their binaries, packages and private servers: scripts/lib/services.js)
+// ---------------------------------------------------------------------------
 
-async function freePortFrom(start, taken) {
-  for (let port = start; port < start + 200; port++) {
-    if (!taken.has(port) && (await portFree(port))) {
-      taken.add(port);
-      return port;
-    }
+/** The programs, installed with apt-get when missing (root on Debian/Ubuntu), else a StackError naming them. */
+function programs(names) {
+  try {
+    return ensurePrograms(names, { log: step });
+  } catch (error) {
+    throw new StackError(error.message);
   }
-  throw new StackError(`no free port from ${start} to ${start + 199}`);
 }
 
-function tcpAnswers(port, host = '127.0.0.1', probe, expect) {
-  return new Promise((resolveAnswer) => {
-    const socket = tcpConnect({ port, host });
-    let data = '';
-    const done = (ok) => {
-      socket.destroy();
-      resolveAnswer(ok);
-    };
-    socket.setTimeout(1500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => {
-      if (!probe) return done(true);
-      socket.write(probe);
-    });
-    socket.on('data', (chunk) => {
-      data += chunk.toString();
-      if (data.includes(expect)) done(true);
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------
-// Tools: Nginx, PostgreSQL, Redis binaries
-// ---------------------------------------------------------------------------
-
-function which(name, extra = []) {
-  for (const candidate of extra) if (existsSync(candidate)) return candidate;
-  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
-  return found || null;
-}
-
-const INSTALL_HINT = {
-  nginx: 'Debian/Ubuntu: sudo apt-get install nginx · Fedora: sudo dnf install nginx · macOS: brew install nginx',
-  postgresql:
-    'Debian/Ubuntu: sudo apt-get install postgresql · Fedora: sudo dnf install postgresql-server · macOS: brew install postgresql@16',
-  'redis-server':
-    'Debian/Ubuntu: sudo apt-get install redis-server · Fedora: sudo dnf install redis · macOS: brew install redis',
-};
-
-/** On Debian/Ubuntu as root, installs a missing package; elsewhere says exactly what to install. */
-function ensurePackage(pkg, find) {
-  const found = find();
-  if (found) return found;
-  if (isRoot && which('apt-get')) {
-    step(`installing ${pkg} with apt-get`);
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    const now = find();
-    if (now) return now;
-  }
-  throw new StackError(`${pkg} is needed but not installed. Install it and run again (${INSTALL_HINT[pkg]}).`);
-}
-
-function findNginx() {
-  return which('nginx', ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/opt/homebrew/bin/nginx']);
-}
-
-function findPostgresBin() {
-  const debian = '/usr/lib/postgresql';
-  if (existsSync(debian)) {
-    const versions = readdirSync(debian)
-      .filter((v) => existsSync(join(debian, v, 'bin', 'initdb')))
-      .sort((a, b) => Number(b) - Number(a));
-    if (versions.length > 0) return join(debian, versions[0], 'bin');
-  }
-  const initdb = which('initdb');
-  return initdb ? dirname(initdb) : null;
-}
-
-function findRedis() {
-  return which('redis-server', [
-    '/usr/bin/redis-server',
-    '/usr/local/bin/redis-server',
-    '/opt/homebrew/bin/redis-server',
-  ]);
-}
-
-// ---------------------------------------------------------------------------
-// Services
-// ---------------------------------------------------------------------------
-
-/** PostgreSQL: the one on 5432 if it answers, otherwise a private one in .stack/postgres. */
-async function postgres(options, processes, taken) {
+/** null when PostgreSQL at `url` runs a query. */
+async function postgresAnswers(url) {
   const { Client } = require('pg');
-  const tryUrl = async (url) => {
-    const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  };
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** PostgreSQL: --postgres-url, else the one on 5432 if it answers, otherwise a private one in .stack/postgres. */
+async function postgres(options, processes, taken) {
   let adminUrl;
   let description;
-  const shared = 'postgres://postgres@127.0.0.1:5432/postgres';
-  if (!options.privateServices && (await tryUrl(shared))) {
-    adminUrl = shared;
+  if (options.postgresUrl) {
+    if (!(await postgresAnswers(options.postgresUrl))) throw new StackError(`--postgres-url does not answer`);
+    adminUrl = options.postgresUrl;
+    description = `reused the server on ${new URL(adminUrl).host}`;
+  } else if (!options.privateServices && (await postgresAnswers(SHARED_POSTGRES))) {
+    adminUrl = SHARED_POSTGRES;
     description = 'reused the server on 127.0.0.1:5432';
   } else {
-    const bin = ensurePackage('postgresql', findPostgresBin);
-    // initdb and postgres refuse to run as root: as root, the data belongs to the postgres user, who must be
-    // able to reach it. Under a folder it cannot enter (a project in /root), the data goes to /var/tmp.
-    const asUser = (tool, args) =>
-      isRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+    const { postgresql: bin } = programs(['postgresql']);
+    // As root the server runs as the postgres user, who must be able to reach its data. Under a folder it
+    // cannot enter (a project in /root), the data goes to /var/tmp.
     let home = join(options.dir, 'postgres');
-    if (isRoot && spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', options.dir]).status !== 0) {
+    if (isRoot() && spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', options.dir]).status !== 0) {
       home = join(
         '/var/tmp',
         `herald-stack-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`,
@@ -376,55 +288,34 @@ async function postgres(options, processes, taken) {
       step(`the postgres user cannot enter ${options.dir}: keeping the private PostgreSQL data in ${home}`);
       mkdirSync(dirname(home), { recursive: true, mode: 0o755 });
     }
-    const data = join(home, 'data');
-    mkdirSync(home, { recursive: true });
-    chmodSync(home, 0o700);
-    if (isRoot) chownSync(home, ...pgOwner());
-    if (!existsSync(join(data, 'PG_VERSION'))) {
-      step(`initialising a private PostgreSQL in ${shown(data)}`);
-      const [cmd, args] = asUser('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
-      run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    }
-    const port = await freePortFrom(55432, taken);
     const logFile = join(options.dir, 'logs', 'postgres.log');
-    if (isRoot) {
-      // The server writes this log as the postgres user.
-      writeFileSync(logFile, '', { flag: 'a' });
-      chownSync(logFile, ...pgOwner());
-    }
-    step(`starting a private PostgreSQL on 127.0.0.1:${port}`);
-    const [cmd, args] = asUser('pg_ctl', [
-      '-D',
-      data,
-      '-l',
-      logFile,
-      '-o',
-      `-p ${port} -k ${home} -c listen_addresses=127.0.0.1`,
-      '-w',
-      '-t',
-      '60',
-      'start',
-    ]);
+    const server = new PostgresServer({ bin, home, port: await freePort(55432, taken), logFile });
+    if (!existsSync(join(server.dataDir, 'PG_VERSION')))
+      step(`initialising a private PostgreSQL in ${shown(server.dataDir)}`);
+    server.init();
+    step(`starting a private PostgreSQL on 127.0.0.1:${server.port}`);
     try {
-      run(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+      server.start();
+    } catch (error) {
+      throw new StackError(error.message);
     } finally {
       // Recorded even when pg_ctl failed or timed out: the server it detached may be running all the same.
-      const pidFile = join(data, 'postmaster.pid');
-      if (existsSync(pidFile)) {
-        const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      const pid = server.pid();
+      if (pid) {
         processes.push({
           name: 'postgres',
           pid,
-          match: data,
+          match: server.dataDir,
           startTime: startTime(pid),
           logFile,
-          stop: { pgCtl: asUser('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']) },
+          stop: { pgCtl: server.command('pg_ctl', server.stopArgs('fast')) },
         });
       }
     }
-    adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    description = `private server on 127.0.0.1:${port} (data in ${shown(data)})`;
+    adminUrl = server.url;
+    description = `private server on 127.0.0.1:${server.port} (data in ${shown(server.dataDir)})`;
   }
+  const { Client } = require('pg');
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
   try {
@@ -452,51 +343,29 @@ function ownerOf(path) {
   return `${user} ${group}`;
 }
 
-function pgOwner() {
-  return [
-    Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
-    Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
-  ];
-}
-
-/** Redis: the one on 6379 if it answers PING, otherwise a private one (append-only, so jobs survive) in .stack/redis. */
+/** Redis: --redis-url, else the one on 6379 if it answers PING, otherwise a private one (append-only, so jobs survive). */
 async function redis(options, processes, taken) {
+  if (options.redisUrl) {
+    const { hostname, port } = new URL(options.redisUrl);
+    if (!(await tcpAnswers(Number(port || 6379), hostname, 'PING\r\n', '+PONG'))) {
+      throw new StackError('--redis-url does not answer PING');
+    }
+    return { url: options.redisUrl, description: `reused the server on ${hostname}:${port || 6379}` };
+  }
   if (!options.privateServices && (await tcpAnswers(6379, '127.0.0.1', 'PING\r\n', '+PONG'))) {
     return { url: 'redis://127.0.0.1:6379', description: 'reused the server on 127.0.0.1:6379' };
   }
-  const binary = ensurePackage('redis-server', findRedis);
-  const data = join(options.dir, 'redis');
-  mkdirSync(data, { recursive: true });
-  const port = await freePortFrom(56379, taken);
+  const { 'redis-server': binary } = programs(['redis-server']);
+  const server = new RedisServer({ binary, port: await freePort(56379, taken), dir: join(options.dir, 'redis') });
+  mkdirSync(server.dir, { recursive: true });
   const logFile = join(options.dir, 'logs', 'redis.log');
-  step(`starting a private Redis on 127.0.0.1:${port}`);
-  const entry = launch(
-    'redis',
-    binary,
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      data,
-      '--appendonly',
-      'yes',
-      '--save',
-      '',
-      '--daemonize',
-      'no',
-    ],
-    {
-      logFile,
-      match: 'redis-server', // Redis rewrites its command line; the start time tells this one apart
-    },
-  );
-  processes.push(entry);
-  await waitUntil('Redis', () => tcpAnswers(port, '127.0.0.1', 'PING\r\n', '+PONG'), 15_000, logFile);
+  step(`starting a private Redis on 127.0.0.1:${server.port}`);
+  // Redis rewrites its command line; the start time tells this one apart.
+  processes.push(launch('redis', binary, server.args(), { logFile, match: 'redis-server' }));
+  await waitUntil('Redis', () => server.answers(), 15_000, logFile);
   return {
-    url: `redis://127.0.0.1:${port}`,
-    description: `private server on 127.0.0.1:${port} (data in ${relative(ROOT, data)})`,
+    url: server.url,
+    description: `private server on 127.0.0.1:${server.port} (data in ${relative(ROOT, server.dir)})`,
   };
 }
 
@@ -549,7 +418,7 @@ async function up(options) {
   }
   step('building (npm run build)');
   run('npm', ['run', '--silent', 'build']);
-  const nginx = ensurePackage('nginx', findNginx);
+  const { nginx } = programs(['nginx']);
 
   const processes = [];
   const state = { startedAt: new Date().toISOString(), port: options.port, processes };
@@ -599,7 +468,7 @@ async function up(options) {
 
     const replicas = [];
     for (let i = 1; i <= options.replicas; i++) {
-      const port = await freePortFrom(3000 + i, taken);
+      const port = await freePort(3000 + i, taken);
       const id = `herald-${i}`;
       const logFile = join(options.dir, 'logs', `${id}.log`);
       const entry = launch(id, process.execPath, [join(ROOT, 'dist/apps/herald/main.js')], {
@@ -643,7 +512,7 @@ async function up(options) {
         adminRoot: existsSync(join(builtConsole, 'index.html')) ? builtConsole : render.PLACEHOLDER_ROOT,
         dir: nginxDir,
         // As root, workers would be `nobody`, who may not reach a project under /root: run them as its owner.
-        ...(isRoot ? { user: ownerOf(ROOT) } : {}),
+        ...(isRoot() ? { user: ownerOf(ROOT) } : {}),
       }),
     );
     const check = spawnSync(nginx, ['-t', '-c', configFile], { encoding: 'utf8' });

@@ -1,61 +1,45 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { freePort } from './replica';
+import { ensurePrograms, freePort, PostgresServer } from '../../scripts/lib/services';
 
 /**
  * A throwaway PostgreSQL server on its own port, for fault tests that stop
- * and start the database. Uses the locally installed server binaries; never
- * touches the shared server on 5432.
+ * and start the database (scripts/lib/services.js runs it). Never touches the
+ * server the other tests use.
  */
 export class PrivatePostgres {
   private constructor(
-    readonly port: number,
+    private readonly server: PostgresServer,
     private readonly dir: string,
-    private readonly bin: string,
   ) {}
 
+  get port(): number {
+    return this.server.port;
+  }
+
   get url(): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+    return this.server.url;
   }
 
   static async create(): Promise<PrivatePostgres> {
-    const root = '/usr/lib/postgresql';
-    const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
-    if (versions.length === 0) throw new Error(`no PostgreSQL server binaries under ${root}`);
-    const bin = join(root, versions[0]!, 'bin');
+    const { postgresql: bin } = ensurePrograms(['postgresql']);
     const dir = mkdtempSync(join(tmpdir(), 'herald-pg-'));
-    chmodSync(dir, 0o700);
-    const asPostgres = process.getuid?.() === 0;
-    if (asPostgres) {
-      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-      chownSync(dir, uid, gid);
-    }
-    const server = new PrivatePostgres(await freePort(), dir, bin);
-    server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
-    await server.start();
-    return server;
+    chmodSync(dir, 0o755); // as root the server runs as the postgres user, who must reach its folder inside
+    const server = new PostgresServer({ bin, home: join(dir, 'postgres'), port: await freePort(), fsync: false });
+    server.init();
+    server.start();
+    return new PrivatePostgres(server, dir);
   }
 
   async start(): Promise<void> {
-    this.run('pg_ctl', this.startArgs());
+    this.server.start();
   }
 
   /** Immediate stop: like a crash, no clean shutdown of sessions. */
   async stop(): Promise<void> {
-    this.run('pg_ctl', this.stopArgs());
-  }
-
-  private startArgs(): string[] {
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-    return ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'server.log'), '-o', options, '-w', 'start'];
-  }
-
-  private stopArgs(): string[] {
-    return ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop'];
+    this.server.stop('immediate');
   }
 
   /**
@@ -63,12 +47,12 @@ export class PrivatePostgres {
    * sockets of the test (WebSocket pongs, HTTP answers) keep being served.
    */
   async startAsync(): Promise<void> {
-    await this.runAsync('pg_ctl', this.startArgs());
+    await this.server.startAsync();
   }
 
   /** `stop()` (immediate, like a crash) without blocking this process's event loop. */
   async stopAsync(): Promise<void> {
-    await this.runAsync('pg_ctl', this.stopArgs());
+    await this.server.stopAsync('immediate');
   }
 
   /** One query on a short-lived connection (so it works across stops and starts). */
@@ -84,32 +68,7 @@ export class PrivatePostgres {
   }
 
   async destroy(): Promise<void> {
-    spawnSync(...this.command('pg_ctl', ['-D', join(this.dir, 'data'), '-m', 'immediate', 'stop']), {
-      stdio: 'ignore',
-    });
+    this.server.stopQuietly('immediate');
     rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  private command(tool: string, args: string[]): [string, string[]] {
-    const path = join(this.bin, tool);
-    return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', path, ...args]] : [path, args];
-  }
-
-  private runAsync(tool: string, args: string[]): Promise<void> {
-    const [cmd, argv] = this.command(tool, args);
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${tool} failed (${code}): ${output}`))));
-    });
-  }
-
-  private run(tool: string, args: string[]): void {
-    const [cmd, argv] = this.command(tool, args);
-    const result = spawnSync(cmd, argv, { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`${tool} failed (${result.status}): ${result.stderr || result.stdout}`);
   }
 }

@@ -1,14 +1,13 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './replica';
-import { waitFor } from './wait';
+import { ensurePrograms, freePort, RedisServer } from '../../scripts/lib/services';
 
 /**
- * A throwaway Redis on its own port, for fault tests that kill it and bring it
- * back: empty by default, or, when `persistent`, with every write it
+ * A throwaway Redis on its own port (scripts/lib/services.js runs it), for
+ * fault tests that kill it and bring it back: empty by default, or, when `persistent`, with every write it
  * acknowledged (append-only file, fsync on every write, in its own folder).
  * Never touches the shared server.
  */
@@ -16,44 +15,30 @@ export class PrivateRedis {
   private process: ChildProcess | null = null;
   private exit: Promise<void> = Promise.resolve();
 
-  private constructor(
-    readonly port: number,
-    private readonly dataDir: string | null,
-  ) {}
+  private constructor(private readonly server: RedisServer) {}
+
+  get port(): number {
+    return this.server.port;
+  }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return this.server.url;
   }
 
   static async create(options: { persistent?: boolean } = {}): Promise<PrivateRedis> {
-    const dataDir = options.persistent ? mkdtempSync(join(tmpdir(), 'herald-redis-')) : null;
-    const server = new PrivateRedis(await freePort(), dataDir);
-    await server.start();
-    return server;
+    const { 'redis-server': binary } = ensurePrograms(['redis-server']);
+    const dir = options.persistent ? mkdtempSync(join(tmpdir(), 'herald-redis-')) : null;
+    const redis = new PrivateRedis(new RedisServer({ binary, port: await freePort(), dir, fsyncAlways: true }));
+    await redis.start();
+    return redis;
   }
 
   async start(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      [
-        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', ''],
-        ...(this.dataDir
-          ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dataDir]
-          : ['--appendonly', 'no']),
-      ],
-      { stdio: 'ignore' },
-    );
+    const child = await this.server.spawn();
     this.process = child;
-    this.exit = new Promise((resolve) => child.once('exit', () => resolve()));
-    await waitFor(`private Redis on :${this.port}`, async () => {
-      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } finally {
-        probe.disconnect();
-      }
+    this.exit = new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once('exit', () => resolve());
     });
   }
 
@@ -67,7 +52,7 @@ export class PrivateRedis {
   /** Kills it and removes its data folder. */
   async destroy(): Promise<void> {
     await this.kill();
-    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.server.dir) rmSync(this.server.dir, { recursive: true, force: true });
   }
 
   /** True between `start()` and `kill()`. */
