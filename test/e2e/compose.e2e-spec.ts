@@ -109,7 +109,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
       "run('npm', ['run', '--silent', 'build'])",
     );
     expect(readFileSync(join(root, 'scripts', 'test.mjs'), 'utf8')).toContain(
-      "run('npm', ['ci', '--no-audit', '--no-fund'])",
+      "'npm', ['ci', '--no-audit', '--no-fund']",
     );
 
     // Sources from the build context exist; what the build stage copies out is what `npm run build` makes.

@@ -499,7 +499,7 @@ describe('Delivery across two replicas', () => {
     const nina = user('nina');
     await connect(r2().ws, nina);
     const { Redis } = await import('ioredis');
-    const redis = new Redis('redis://127.0.0.1:6379');
+    const redis = new Redis(TEST_REDIS_URL);
     try {
       const entries = await redis.hgetall(`${cluster.redisPrefix}:user:${nina}`);
       expect(Object.values(entries)).toEqual([r2().id]);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { publish, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
+import { TEST_REDIS_URL } from '../helpers/env';
 import { FAST_TIMINGS, Replica } from '../helpers/replica';
 import type { Socket } from 'node:net';
 import { waitFor } from '../helpers/wait';
@@ -52,7 +53,7 @@ describe('Delivery through replica crashes and shutdowns', () => {
     const client = await TestClient.connect(r1.ws, userToken(bob));
     clients.push(client);
     const { Redis } = await import('ioredis');
-    const redis = new Redis('redis://127.0.0.1:6379');
+    const redis = new Redis(TEST_REDIS_URL);
     try {
       expect(await redis.exists(`${cluster.redisPrefix}:replica:${r1.id}`)).toBe(1);
       await r1.kill();
@@ -84,7 +85,7 @@ describe('Delivery through replica crashes and shutdowns', () => {
     // The check after the ack timeout must see gus offline (parked), not online forever.
     await cluster.waitParked(id, gus);
     const { Redis } = await import('ioredis');
-    const redis = new Redis('redis://127.0.0.1:6379');
+    const redis = new Redis(TEST_REDIS_URL);
     try {
       const conns = await redis.hvals(`${cluster.redisPrefix}:conns:${r1.id}`);
       expect(conns.map((c) => (JSON.parse(c) as { userId: string }).userId)).not.toContain(gus);

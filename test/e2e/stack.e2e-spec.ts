@@ -128,13 +128,28 @@ describe('The one-command stack, from a fresh clone', () => {
     const port = await freePort();
     const up = spawnSync(
       'npm',
-      ['run', 'up', '--', '--detach', '--port', String(port), '--database', database, '--redis-prefix', redisPrefix],
+      [
+        ...[
+          'run',
+          'up',
+          '--',
+          '--detach',
+          '--port',
+          String(port),
+          '--database',
+          database,
+          '--redis-prefix',
+          redisPrefix,
+        ],
+        // The servers this run uses (reused, or private ones `npm test` started), not whatever runs on 5432/6379.
+        ...['--postgres-url', TEST_POSTGRES_URL, '--redis-url', TEST_REDIS_URL],
+      ],
       { cwd: clone, encoding: 'utf8', timeout: 480_000, env: { ...process.env, CI: 'true' } },
     );
     const upOutput = `${up.stdout}${up.stderr}`;
     expect({ status: up.status, output: up.status === 0 ? '' : upOutput }).toEqual({ status: 0, output: '' });
     expect(upOutput).toContain('installing npm packages (npm ci)');
-    expect(upOutput).toContain('PostgreSQL: reused the server on 127.0.0.1:5432');
+    expect(upOutput).toContain(`PostgreSQL: reused the server on ${new URL(TEST_POSTGRES_URL).host}`);
     expect(upOutput).toContain(`Herald is up at http://localhost:${port}`);
 
     const state = JSON.parse(readFileSync(join(clone, '.stack', 'state.json'), 'utf8')) as StackState;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 
-/** Debian's Chromium; CI installs it (scripts/ensure-tools.sh). A missing one fails the test, never skips it. */
+/** Debian's Chromium; `npm test` installs it when missing (scripts/lib/test-services.js). A missing one fails the test, never skips it. */
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -13,6 +13,7 @@ const CHROMIUM_FLAGS = [
 ];
 
 export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (npm test does it as root)`);
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
 }

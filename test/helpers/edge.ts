@@ -48,7 +48,9 @@ export function nginxBinary(): string {
   }
   const found = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
   if (found) return found;
-  throw new Error('nginx is not installed: on Debian/Ubuntu run `apt-get install -y nginx` (.ci/run does it in CI)');
+  throw new Error(
+    'nginx is not installed: on Debian/Ubuntu run `apt-get install -y nginx` (`npm test` does it as root)',
+  );
 }
 
 /** `nginx -t` on a config file; resolves with the combined output, throws when it is refused. */
