@@ -72,7 +72,20 @@ export interface WelcomeFrame {
   heartbeatMs: number;
   /** Largest text frame the server accepts from the client, in bytes. */
   maxMessageBytes: number;
+  /**
+   * Optional protocol features this connection supports; a client uses one only when it is listed here.
+   * Herald always sends the list; servers before it had none, so clients read a missing one as empty.
+   * Unknown names are to be ignored.
+   */
+  features?: ProtocolFeature[];
 }
+
+/**
+ * `ackThrough`: `{type:"ack", id, through:true}` acks `id` and every notification sent earlier on this same
+ * connection and not yet acked, answered by one `ack` frame with `settled` (WebSocket only).
+ */
+export const PROTOCOL_FEATURES = ['ackThrough'] as const;
+export type ProtocolFeature = (typeof PROTOCOL_FEATURES)[number];
 
 /** One notification for this user. Ack it with `{ type: "ack", id }`. */
 export interface NotificationFrame {
@@ -102,6 +115,11 @@ export interface AckReplyFrame {
   id: string;
   /** `ok`: done now; `duplicate`: it was already done; `expired`: the notification's TTL had passed. */
   status: AckStatus;
+  /**
+   * Only on the answer to an ack with `through`: how many deliveries it settled (acked, or found expired),
+   * `id` included; 0 when `id` was settled before and nothing else was open on the connection.
+   */
+  settled?: number;
 }
 
 export interface PongFrame {
@@ -138,6 +156,11 @@ export type ServerFrameType = ServerFrame['type'];
 export interface ClientAckFrame {
   type: 'ack';
   id: string;
+  /**
+   * With the `ackThrough` feature: also ack every notification sent earlier on this connection and not yet
+   * acked (by the order the server sent them, never by `seq`). Answered by one `ack` frame with `settled`.
+   */
+  through?: boolean;
 }
 
 /**
