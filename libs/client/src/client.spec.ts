@@ -71,6 +71,11 @@ class FakeSocket {
     return this.sent.filter((f) => f.type === type);
   }
 
+  /** The ack frames sent so far (`ack` for notifications, not the answers to commands, and `acks`). */
+  ackFrames(): Record<string, unknown>[] {
+    return this.sent.filter((f) => f.type === 'acks' || (f.type === 'ack' && !String(f.id).startsWith('c')));
+  }
+
   /** The notification ids acked so far, one `ack` at a time or many in an `acks` frame. */
   ackedIds(): unknown[] {
     return this.sent.flatMap((f) => (f.type === 'ack' ? [f.id] : f.type === 'acks' ? (f.ids as unknown[]) : []));
@@ -107,8 +112,9 @@ function client(options: Partial<HeraldClientOptions> = {}): HeraldClient {
   });
 }
 
-/** Lets pending promises and zero-delay timers run. */
+/** Lets pending promises and zero-delay timers run, then the timers of the next `ms` (those the promises set too). */
 async function settle(ms = 0): Promise<void> {
+  await jest.advanceTimersByTimeAsync(0);
   await jest.advanceTimersByTimeAsync(ms);
 }
 
@@ -332,13 +338,13 @@ describe('HeraldClient', () => {
     await settle();
     FakeSocket.last.accept();
     FakeSocket.last.receive(notification(1), notification(2));
-    await settle();
+    await settle(5);
     FakeSocket.last.serverClose(1006);
     await settle(1000);
     // Replay on the new connection: the ack of 2 was lost, so it comes again.
     FakeSocket.last.accept();
     FakeSocket.last.receive({ ...notification(2), attempt: 2 }, notification(3));
-    await settle();
+    await settle(5);
     expect(seen).toEqual([notification(1).id, notification(2).id, notification(3).id]);
     expect(FakeSocket.last.ackedIds()).toEqual([notification(2).id, notification(3).id]);
     c.close();
@@ -376,7 +382,7 @@ describe('HeraldClient', () => {
     await settle();
     FakeSocket.last.accept();
     FakeSocket.last.receive(notification(1), notification(2), notification(3));
-    await settle();
+    await settle(5);
     expect(FakeSocket.last.sentOfType('acks')).toEqual([
       { type: 'acks', ids: [1, 2, 3].map((s) => notification(s).id) },
     ]);
@@ -419,7 +425,7 @@ describe('HeraldClient', () => {
     expect(FakeSocket.last.ackedIds()).toHaveLength(0);
     expect(errors[0]).toMatch(/handler failed.*boom/);
     FakeSocket.last.receive({ ...notification(1), attempt: 2 });
-    await settle();
+    await settle(5);
     expect(calls).toBe(2);
     expect(FakeSocket.last.ackedIds()).toHaveLength(1);
     c.close();
@@ -631,6 +637,49 @@ describe('HeraldClient', () => {
     await settle(1);
     const pongs = requests.filter((r) => r.url.endsWith('/v1/stream/pong'));
     expect(pongs.map((r) => JSON.parse(r.init.body as string) as unknown)).toEqual([{ connectionId: 'c' }]);
+    c.close();
+  });
+});
+
+describe('HeraldClient acks', () => {
+  const id = (seq: number) => notification(seq).id;
+
+  /** An open client, with a handler that fails for the seqs in `failing`. */
+  async function open(options: Partial<HeraldClientOptions> = {}) {
+    const c = client(options);
+    const failing = new Set<number>();
+    const received: Notification[] = [];
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.message));
+    c.onNotification((n) => {
+      received.push(n);
+      if (failing.has(n.seq)) throw new Error('boom');
+    });
+    c.connect();
+    await settle();
+    FakeSocket.last.accept();
+    return { c, failing, received, errors };
+  }
+
+  it('coalesces the acks of notifications that arrive a few milliseconds apart into one frame', async () => {
+    const { c } = await open();
+    FakeSocket.last.receive(notification(1));
+    await settle(2);
+    FakeSocket.last.receive(notification(2));
+    await settle(2);
+    expect(FakeSocket.last.ackFrames()).toEqual([]);
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'acks', ids: [id(1), id(2)] }]);
+    c.close();
+  });
+
+  it('sends the acks of 100 handled notifications at once, without waiting for the timer', async () => {
+    const { c } = await open({ ackMode: 'manual' });
+    const ids = Array.from({ length: 100 }, (_, i) => id(i + 1));
+    for (const each of ids.slice(0, 99)) c.ack(each);
+    expect(FakeSocket.last.ackFrames()).toEqual([]);
+    c.ack(ids[99]!);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'acks', ids }]);
     c.close();
   });
 });

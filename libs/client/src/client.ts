@@ -8,6 +8,7 @@ import type {
   StreamCloseEvent,
   WelcomeFrame,
 } from '@herald/protocol';
+import { ACK_COALESCE_MS, ACK_HOLD_MS, AckOutbox, MAX_ACKS_PER_BATCH } from './acks.js';
 import { BackoffOptions, DEFAULT_BACKOFF, reconnectDelayMs } from './backoff.js';
 import { RecentIds } from './dedup.js';
 import { Emitter } from './emitter.js';
@@ -125,10 +126,6 @@ function isLimitClose(reason: string): boolean {
   return LIMIT_CLOSE_REASONS.some((limit) => reason.startsWith(limit));
 }
 const ABNORMAL = 1006;
-/** Longest the acks of handled notifications wait for the rest of their burst before they are sent. */
-const ACK_HOLD_MS = 50;
-/** Most acks in one `POST /v1/acks` or one `acks` frame (the protocol's MAX_ACKS_PER_REQUEST). */
-const MAX_ACKS_PER_BATCH = 500;
 /** setTimeout's largest delay; longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 const SSE_NO_COMMANDS =
@@ -198,8 +195,6 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private refreshTimer: Timer | undefined;
   private ackRetryTimer: Timer | undefined;
-  /** Flushes acks held during a burst after ACK_HOLD_MS, while a slow handler runs. */
-  private ackHoldTimer: Timer | undefined;
 
   private handler: NotificationHandler | undefined;
   private readonly seen: RecentIds;
@@ -207,7 +202,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly inProgress = new Set<string>();
   private queue: NotificationFrame[] = [];
   private dispatching = false;
-  private pendingAcks: string[] = [];
+  private readonly acks = new AckOutbox(() => this.flushAcks());
   private postingAcks = false;
   private readonly topics = new Set<string>();
   private readonly commands = new Map<string, PendingCommand>();
@@ -311,9 +306,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
       } catch {
         // An over-long reason in some browsers: finish without the handshake.
       }
-    } else if (this.kind === 'sse' && this.state === ReadyState.OPEN && this.pendingAcks.length > 0) {
+    } else if (this.kind === 'sse' && this.state === ReadyState.OPEN && this.acks.size > 0) {
       // One last POST for the acks made so far; what it cannot send comes back as a redelivery.
-      void this.postAckBatch(this.pendingAcks.splice(0, MAX_ACKS_PER_BATCH), this.token).catch(() => undefined);
+      const ids = this.acks.first(MAX_ACKS_PER_BATCH);
+      this.acks.sent(ids);
+      void this.postAckBatch(ids, this.token).catch(() => undefined);
     }
     this.finish(code, reason);
   }
@@ -606,12 +603,12 @@ export class HeraldClient extends Emitter<ClientEvents> {
         } finally {
           this.inProgress.delete(frame.id);
         }
-        // A burst's acks go out together once it is handled (or by the hold timer, see queueAck).
-        if (this.queue.length === 0) this.flushAcks();
+        // A burst's acks go out together soon after it is handled (or by the hold timer, see queueAck).
+        if (this.queue.length === 0) this.acks.flushWithin(ACK_COALESCE_MS);
       }
     } finally {
       this.dispatching = false;
-      this.flushAcks();
+      this.acks.flushWithin(ACK_COALESCE_MS);
     }
   }
 
@@ -657,32 +654,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   private queueAck(id: string): void {
-    this.pendingAcks.push(id);
-    if (!this.dispatching) {
-      this.flushAcks();
-      return;
-    }
-    // While a burst is being handled, its acks wait for the end of it, and at most ACK_HOLD_MS however long
-    // the next handler takes, and go in one frame.
-    this.ackHoldTimer ??= setTimeout(() => {
-      this.ackHoldTimer = undefined;
-      this.flushAcks();
-    }, ACK_HOLD_MS);
+    // Acks wait ACK_COALESCE_MS for others to go with them. While a burst is being handled, they wait for the
+    // end of it, and at most ACK_HOLD_MS however long the next handler takes.
+    this.acks.add(id, this.dispatching && this.queue.length > 0 ? ACK_HOLD_MS : ACK_COALESCE_MS);
   }
 
   private flushAcks(): void {
-    clearTimeout(this.ackHoldTimer);
-    this.ackHoldTimer = undefined;
-    if (this.pendingAcks.length === 0 || this.state !== ReadyState.OPEN) return;
-    if (this.kind === 'websocket') {
-      while (this.pendingAcks.length > 0) {
-        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_BATCH);
-        if (!this.send(ids.length === 1 ? { type: 'ack', id: ids[0]! } : { type: 'acks', ids })) return;
-        this.pendingAcks.splice(0, ids.length);
-      }
-      return;
-    }
-    void this.postAcks();
+    this.acks.cancel();
+    if (this.acks.size === 0 || this.state !== ReadyState.OPEN) return;
+    if (this.kind === 'websocket') this.acks.sendOn((frame) => this.send(frame));
+    else void this.postAcks();
   }
 
   /** SSE acks: POST /v1/acks; acks made while one is in flight go together in the next. */
@@ -690,14 +671,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
     if (this.postingAcks || !this.fetchImpl) return;
     this.postingAcks = true;
     try {
-      while (this.pendingAcks.length > 0 && this.state === ReadyState.OPEN && this.kind === 'sse') {
-        const ids = this.pendingAcks.slice(0, MAX_ACKS_PER_BATCH);
+      while (this.acks.size > 0 && this.state === ReadyState.OPEN && this.kind === 'sse') {
+        const ids = this.acks.first(MAX_ACKS_PER_BATCH);
         const status = await this.postAckBatch(ids, this.token);
         if (status === 'retry') {
           this.ackRetryTimer = setTimeout(() => this.flushAcks(), 1000);
           return;
         }
-        this.pendingAcks.splice(0, ids.length);
+        this.acks.sent(ids);
       }
     } finally {
       this.postingAcks = false;
@@ -884,9 +865,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     clearTimeout(this.welcomeTimer);
     clearTimeout(this.refreshTimer);
     clearTimeout(this.ackRetryTimer);
-    clearTimeout(this.ackHoldTimer);
     clearInterval(this.watchdog);
-    this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.ackHoldTimer = this.watchdog = undefined;
+    this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.watchdog = undefined;
+    this.acks.cancel();
     this.welcome = null;
     const socket = this.socket;
     this.socket = null;
