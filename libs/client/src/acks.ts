@@ -1,4 +1,4 @@
-import type { ClientFrame } from '@herald/protocol';
+import type { ClientFrame, ServerFrame } from '@herald/protocol';
 
 /** How long an ack waits for others to go with it, when no burst is being handled. */
 export const ACK_COALESCE_MS = 5;
@@ -8,13 +8,27 @@ export const ACK_HOLD_MS = 50;
 const ACK_FLUSH_AT = 100;
 /** Most acks in one `POST /v1/acks` or one `acks` frame (the protocol's MAX_ACKS_PER_REQUEST). */
 export const MAX_ACKS_PER_BATCH = 500;
+/** Past this many arrivals not yet acked, a connection stops using `through` (rather than forget one). */
+const MAX_ARRIVALS = 10_000;
 
 export type AckFrame = Extract<ClientFrame, { type: 'ack' | 'acks' }>;
 
-/** The acks waiting to be sent, and how they go: coalesced over a few milliseconds, then in batches. */
+/**
+ * The acks waiting to be sent, and how they go: coalesced over a few milliseconds, then, on a WebSocket
+ * whose welcome lists `ackThrough`, one `{type:'ack', id, through:true}` for the longest run of handled
+ * notifications at the head of what this connection received, and per id for the rest.
+ */
 export class AckOutbox {
   /** Ids to ack, in the order they were handled; they survive reconnects. */
   private readonly pending = new Set<string>();
+  /**
+   * This connection's notifications not yet acked, in wire order (the server's send order), with whether
+   * they are handled. Null when the connection does not use `through`. An entry not handled (waiting for
+   * the handler or a manual ack, or its handler failed) is a barrier: no `through` covers it.
+   */
+  private arrivals: Map<string, boolean> | null = null;
+  /** `through` acks sent and not yet answered: their id → every id they cover. */
+  private readonly throughInFlight = new Map<string, string[]>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dueAt = 0;
 
@@ -26,9 +40,35 @@ export class AckOutbox {
     return this.pending.size;
   }
 
+  /** A connection opened; `through` when it may use `{type:'ack', through:true}`. */
+  opened(through: boolean): void {
+    this.arrivals = through ? new Map() : null;
+  }
+
+  /** The connection ended: a `through` means nothing on the next one, so what it covered goes per id. */
+  closed(): void {
+    this.cancel();
+    this.arrivals = null;
+    for (const ids of this.throughInFlight.values()) for (const id of ids) this.pending.add(id);
+    this.throughInFlight.clear();
+  }
+
+  /** A notification arrived on this connection (a copy keeps the place of the first, as on the server). */
+  arrived(id: string): void {
+    if (!this.arrivals || this.arrivals.has(id)) return;
+    if (this.arrivals.size >= MAX_ARRIVALS) this.stopThrough();
+    else this.arrivals.set(id, false);
+  }
+
+  /** Something arrived that might have been a notification but could not be read: never cover past it. */
+  stopThrough(): void {
+    this.arrivals = null;
+  }
+
   /** Acks `id` (handled by the app), sent within `withinMs`, or at once when many are waiting. */
   add(id: string, withinMs: number): void {
     this.pending.add(id);
+    if (this.arrivals?.has(id)) this.arrivals.set(id, true);
     if (this.pending.size >= ACK_FLUSH_AT) this.flush();
     else this.flushWithin(withinMs);
   }
@@ -51,13 +91,40 @@ export class AckOutbox {
     this.timer = undefined;
   }
 
-  /** Sends what is pending on a WebSocket (`ack`, or `acks` of up to 500); stops, keeping the rest, when `send` cannot send. */
+  /**
+   * Sends what is pending on a WebSocket: a `through` for the handled head of the arrivals when it holds
+   * two or more, then the rest per id (`ack`, or `acks` of up to 500). Stops, keeping the rest, when `send`
+   * cannot send.
+   */
   sendOn(send: (frame: AckFrame) => boolean): void {
+    const head = this.handledHead();
+    if (head.length >= 2) {
+      const last = head[head.length - 1]!;
+      if (!send({ type: 'ack', id: last, through: true })) return;
+      for (const id of head) this.forget(id);
+      this.throughInFlight.set(last, head);
+    }
     while (this.pending.size > 0) {
       const ids = this.first(MAX_ACKS_PER_BATCH);
       if (!send(ids.length === 1 ? { type: 'ack', id: ids[0]! } : { type: 'acks', ids })) return;
       for (const id of ids) this.forget(id);
     }
+  }
+
+  /**
+   * The server's answer to a `through`: true when `frame` was one (the client looks no further). An `ack`
+   * settles it; an `error` (the server refused to cover them) sends its ids again, per id.
+   */
+  answered(frame: ServerFrame): boolean {
+    if ((frame.type !== 'ack' && frame.type !== 'error') || frame.id === undefined) return false;
+    const covered = this.throughInFlight.get(frame.id);
+    if (!covered) return false;
+    this.throughInFlight.delete(frame.id);
+    if (frame.type === 'error') {
+      for (const id of covered) this.pending.add(id);
+      this.flushWithin(ACK_COALESCE_MS);
+    }
+    return true;
   }
 
   /** The first `max` pending ids, still pending (SSE: until `sent`). */
@@ -75,7 +142,18 @@ export class AckOutbox {
     for (const id of ids) this.forget(id);
   }
 
+  /** The longest run of handled notifications at the head of this connection's arrivals. */
+  private handledHead(): string[] {
+    const head: string[] = [];
+    for (const [id, handled] of this.arrivals ?? []) {
+      if (!handled) break;
+      head.push(id);
+    }
+    return head;
+  }
+
   private forget(id: string): void {
     this.pending.delete(id);
+    this.arrivals?.delete(id);
   }
 }

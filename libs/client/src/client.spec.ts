@@ -1,4 +1,4 @@
-import type { NotificationFrame, ServerFrame } from '@herald/protocol';
+import type { NotificationFrame, ProtocolFeature, ServerFrame } from '@herald/protocol';
 import { reconnectDelayMs, DEFAULT_BACKOFF } from './backoff.js';
 import { HeraldClient, HeraldClientOptions, Notification, ReadyState } from './client.js';
 import { RecentIds } from './dedup.js';
@@ -37,8 +37,8 @@ class FakeSocket {
     this.serverClose(code ?? 1005, reason ?? '');
   }
 
-  /** The upgrade succeeds and the server says welcome. */
-  accept(heartbeatMs = 25_000): void {
+  /** The upgrade succeeds and the server says welcome (without `features`, like a server older than them). */
+  accept(heartbeatMs = 25_000, features?: ProtocolFeature[]): void {
     this.readyState = 1;
     this.onopen?.({});
     this.receive({
@@ -49,6 +49,7 @@ class FakeSocket {
       replicaId: 'r1',
       heartbeatMs,
       maxMessageBytes: 65536,
+      ...(features ? { features } : {}),
     });
   }
 
@@ -644,8 +645,8 @@ describe('HeraldClient', () => {
 describe('HeraldClient acks', () => {
   const id = (seq: number) => notification(seq).id;
 
-  /** An open client, with a handler that fails for the seqs in `failing`. */
-  async function open(options: Partial<HeraldClientOptions> = {}) {
+  /** An open client whose server offers `features`, with a handler that fails for the seqs in `failing`. */
+  async function open(features: ProtocolFeature[] | undefined, options: Partial<HeraldClientOptions> = {}) {
     const c = client(options);
     const failing = new Set<number>();
     const received: Notification[] = [];
@@ -657,12 +658,12 @@ describe('HeraldClient acks', () => {
     });
     c.connect();
     await settle();
-    FakeSocket.last.accept();
+    FakeSocket.last.accept(25_000, features);
     return { c, failing, received, errors };
   }
 
   it('coalesces the acks of notifications that arrive a few milliseconds apart into one frame', async () => {
-    const { c } = await open();
+    const { c } = await open(undefined);
     FakeSocket.last.receive(notification(1));
     await settle(2);
     FakeSocket.last.receive(notification(2));
@@ -674,12 +675,111 @@ describe('HeraldClient acks', () => {
   });
 
   it('sends the acks of 100 handled notifications at once, without waiting for the timer', async () => {
-    const { c } = await open({ ackMode: 'manual' });
+    const { c } = await open(undefined, { ackMode: 'manual' });
     const ids = Array.from({ length: 100 }, (_, i) => id(i + 1));
     for (const each of ids.slice(0, 99)) c.ack(each);
     expect(FakeSocket.last.ackFrames()).toEqual([]);
     c.ack(ids[99]!);
     expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'acks', ids }]);
+    c.close();
+  });
+
+  it('acks a handled burst with one through frame for the last notification in wire order', async () => {
+    const { c, errors } = await open(['ackThrough']);
+    FakeSocket.last.receive(notification(3), notification(1), notification(4), notification(2));
+    await settle(5);
+    // Handled in seq order, but the server covers by its send order: the last one sent is seq 2.
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'ack', id: id(2), through: true }]);
+    FakeSocket.last.receive({ type: 'ack', id: id(2), status: 'ok', settled: 4 });
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toHaveLength(1);
+    expect(errors).toEqual([]);
+    c.close();
+  });
+
+  it('stops the through before a notification whose handler failed, and acks the ones after it per id', async () => {
+    const { c, failing } = await open(['ackThrough']);
+    failing.add(3);
+    FakeSocket.last.receive(...[1, 2, 3, 4, 5].map((seq) => notification(seq)));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([
+      { type: 'ack', id: id(2), through: true },
+      { type: 'acks', ids: [id(4), id(5)] },
+    ]);
+    // Sent again on this connection and handled this time: no barrier now, one through covers it and the next.
+    failing.clear();
+    FakeSocket.last.receive({ ...notification(3), attempt: 2 }, notification(6), notification(7));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames().slice(2)).toEqual([{ type: 'ack', id: id(7), through: true }]);
+    c.close();
+  });
+
+  it('in manual mode covers only the head of what arrived that the app has acked', async () => {
+    const { c, received } = await open(['ackThrough'], { ackMode: 'manual' });
+    FakeSocket.last.receive(notification(1), notification(2), notification(3), notification(4));
+    await settle();
+    received[3]!.ack();
+    received[1]!.ack();
+    received[0]!.ack();
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([
+      { type: 'ack', id: id(2), through: true },
+      { type: 'ack', id: id(4) },
+    ]);
+    c.close();
+  });
+
+  it('sends per-id acks only to a server whose welcome lists no ackThrough (an older server)', async () => {
+    const { c, failing } = await open(undefined);
+    failing.add(2);
+    FakeSocket.last.receive(notification(1), notification(2), notification(3), notification(4));
+    await settle(5);
+    FakeSocket.last.receive(notification(5));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([
+      { type: 'acks', ids: [id(1), id(3), id(4)] },
+      { type: 'ack', id: id(5) },
+    ]);
+    c.close();
+  });
+
+  it('sends the ids of a refused through again, per id, without an error event', async () => {
+    const { c, errors } = await open(['ackThrough']);
+    FakeSocket.last.receive(notification(1), notification(2), notification(3));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'ack', id: id(3), through: true }]);
+    FakeSocket.last.receive({
+      type: 'error',
+      code: 'BAD_REQUEST',
+      message: '"through" covers only notifications sent on this connection; ack this one by id',
+      id: id(3),
+    });
+    await settle(5);
+    expect(FakeSocket.last.ackFrames().slice(1)).toEqual([{ type: 'acks', ids: [id(1), id(2), id(3)] }]);
+    expect(errors).toEqual([]);
+    c.close();
+  });
+
+  it('sends the ids of a through still unanswered when the connection drops per id on the next one', async () => {
+    const { c } = await open(['ackThrough']);
+    FakeSocket.last.receive(notification(1), notification(2));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'ack', id: id(2), through: true }]);
+    FakeSocket.last.serverClose(1006);
+    await settle(1000);
+    FakeSocket.last.accept(25_000, ['ackThrough']);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'acks', ids: [id(1), id(2)] }]);
+    c.close();
+  });
+
+  it('never covers past a frame it could not read, which may have been a notification', async () => {
+    const { c, errors } = await open(['ackThrough']);
+    FakeSocket.last.receive(notification(1));
+    FakeSocket.last.onmessage?.({ data: '{"type":"notification",' });
+    FakeSocket.last.receive(notification(2));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'acks', ids: [id(1), id(2)] }]);
+    expect(errors).toEqual(['the server sent a frame that is not JSON']);
     c.close();
   });
 });

@@ -398,6 +398,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
       try {
         frame = JSON.parse(String(event.data)) as ServerFrame;
       } catch {
+        // It may have been a notification: a `through` must not cover it unseen.
+        this.acks.stopThrough();
         this.emit('error', { message: 'the server sent a frame that is not JSON' });
         return;
       }
@@ -496,6 +498,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private received(generation: number, frame: ServerFrame): void {
     this.lastReceivedAt = Date.now();
+    if (this.acks.answered(frame)) return;
     switch (frame.type) {
       case 'welcome':
         this.opened(generation, frame);
@@ -551,6 +554,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         command.reject(new Error(SSE_NO_COMMANDS));
       }
     }
+    this.acks.opened(this.kind === 'websocket' && welcome.features?.includes('ackThrough') === true);
     this.flushAcks();
     this.emit('open', {
       transport: this.kind,
@@ -562,6 +566,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   private notification(frame: NotificationFrame): void {
+    this.acks.arrived(frame.id);
     // Closing: the app is done with us; what it has not acked comes back next session.
     if (this.stopping) return;
     if (this.seen.has(frame.id)) {
@@ -867,7 +872,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     clearTimeout(this.ackRetryTimer);
     clearInterval(this.watchdog);
     this.welcomeTimer = this.refreshTimer = this.ackRetryTimer = this.watchdog = undefined;
-    this.acks.cancel();
+    this.acks.closed();
     this.welcome = null;
     const socket = this.socket;
     this.socket = null;
