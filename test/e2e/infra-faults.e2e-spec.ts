@@ -99,7 +99,9 @@ class Inbox {
       if (!this.firstSeenAt.has(frame.id)) this.firstSeenAt.set(frame.id, Date.now());
       this.attempts.set(frame.id, [...(this.attempts.get(frame.id) ?? []), frame.attempt]);
       if (this.hold?.(frame)) this.heldIds.add(frame.id);
-      else if (!this.acks.get(frame.id)?.confirmed) this.sendAck(frame.id);
+      // Every copy is acked, one acked before too (as the SDK does): an ack lost in a PostgreSQL crash
+      // (acks commit asynchronously) is why a copy comes again.
+      else this.sendAck(frame.id);
     } else if (frame.type === 'ack' && this.acks.has(frame.id)) {
       this.acks.get(frame.id)!.confirmed = true;
     } else if (frame.type === 'error' && frame.id !== undefined && this.acks.has(frame.id)) {

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource, QueryFailedError } from 'typeorm';
-import { createDataSource, MIGRATIONS, runMigrations } from '../../apps/herald/src/database/data-source';
+import {
+  ACK_SESSION_OPTIONS,
+  createDataSource,
+  MIGRATIONS,
+  runMigrations,
+} from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/notifications/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
 import { prepared } from '../../apps/herald/src/notifications/sql';
@@ -11,6 +16,8 @@ import { createTestDatabase, TestDatabase } from '../helpers/database';
 describe('Delivery repositories', () => {
   let db: TestDatabase;
   let dataSource: DataSource;
+  /** The ack pool, as a replica builds it: acks and sent-marks go through it. */
+  let ackSource: DataSource;
   let notifications: NotificationRepository;
   let deliveries: DeliveryRepository;
   let users: UserRepository;
@@ -49,11 +56,14 @@ describe('Delivery repositories', () => {
     // Every migration applied exactly once between the two runs.
     expect(applied.flat()).toEqual(MIGRATIONS.map((m) => m.name));
     notifications = new NotificationRepository(dataSource);
-    deliveries = new DeliveryRepository(dataSource);
+    ackSource = createDataSource(db.url, 'herald-int-acks', { max: 4, sessionOptions: ACK_SESSION_OPTIONS });
+    await ackSource.initialize();
+    deliveries = new DeliveryRepository(dataSource, ackSource);
     users = new UserRepository(dataSource);
   });
 
   afterAll(async () => {
+    await ackSource?.destroy();
     await dataSource?.destroy();
     await db?.drop();
   });
@@ -145,6 +155,43 @@ describe('Delivery repositories', () => {
     ).rejects.toMatchObject({ code: '22P05' });
     const stored = await db.query('SELECT id FROM notifications WHERE id = ANY($1::uuid[])', [[good, bad]]);
     expect(stored).toEqual([]);
+  });
+
+  it('stores topic and everyone publishes together, each with its own audience, in one commit; refused whole when one is refused', async () => {
+    await users.subscribe('g1', 'group-news', 10);
+    await users.subscribe('g2', 'group-news', 10);
+    const knownUsers = Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM users'))[0]!.n);
+    const base = { publisherId: 'pk_group', requestHash: 'h', event: 'e', payload: {}, ttlSeconds: 60 };
+    const [topic, everyone, keyed, again] = await notifications.createMany(
+      [
+        { ...base, id: randomUUID(), idempotencyKey: null, audience: { topic: 'group-news' } },
+        { ...base, id: randomUUID(), idempotencyKey: null, audience: { all: true } },
+        { ...base, id: randomUUID(), idempotencyKey: 'group-key', audience: { topic: 'group-news' } },
+        { ...base, id: randomUUID(), idempotencyKey: 'group-key', audience: { topic: 'group-news' } },
+      ],
+      soon(),
+    );
+    expect([topic!.recipients, everyone!.recipients, keyed!.recipients]).toEqual([2, knownUsers, 2]);
+    expect(topic!.notification.seq).toBeLessThan(everyone!.notification.seq);
+    // The same key later in the same group: the earlier notification, nothing new stored.
+    expect(again).toMatchObject({ created: false });
+    expect(again!.notification.id).toBe(keyed!.notification.id);
+    const rows = await db.query<{ n: string }>('SELECT count(*) AS n FROM deliveries WHERE notification_id = $1', [
+      everyone!.notification.id,
+    ]);
+    expect(Number(rows[0]!.n)).toBe(knownUsers);
+
+    const good = randomUUID();
+    await expect(
+      notifications.createMany(
+        [
+          { ...base, id: good, idempotencyKey: null, audience: { topic: 'group-news' } },
+          { ...base, id: randomUUID(), idempotencyKey: null, audience: { all: true }, payload: { text: 'a\u0000b' } },
+        ],
+        soon(),
+      ),
+    ).rejects.toMatchObject({ code: '22P05' });
+    expect(await db.query('SELECT id FROM notifications WHERE id = $1', [good])).toEqual([]);
   });
 
   it('counts a send once when two replicas record the same attempt', async () => {
@@ -597,6 +644,32 @@ describe('Delivery repositories', () => {
       const failure = await prepared(single, 'SELECT 1 / $1::int', [0]).catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(QueryFailedError);
       expect(failure).toMatchObject({ code: '22012' });
+    } finally {
+      await single.destroy();
+    }
+  });
+
+  it('writes acks through a pool with asynchronous commits, where each statement is planned once, not per run', async () => {
+    const single = createDataSource(db.url, 'herald-int-ack-plans', { max: 1, sessionOptions: ACK_SESSION_OPTIONS });
+    await single.initialize();
+    try {
+      expect(await single.query('SHOW synchronous_commit')).toEqual([{ synchronous_commit: 'off' }]);
+      // The main pool keeps synchronous commits.
+      expect(await dataSource.query('SHOW synchronous_commit')).toEqual([{ synchronous_commit: 'on' }]);
+      const acks = new DeliveryRepository(dataSource, single);
+      for (let i = 0; i < 7; i++) {
+        const [a, b] = [(await publishTo(['plan1'])).notification, (await publishTo(['plan1'])).notification];
+        const results = await acks.ackMany([
+          { notificationId: a.id, userId: 'plan1' },
+          { notificationId: b.id, userId: 'plan1' },
+        ]);
+        expect(results.map((r) => r.outcome)).toEqual(['acked', 'acked']);
+      }
+      // Under PostgreSQL's default (plan_cache_mode auto) the array-keyed ack was custom-planned on every run.
+      const plans = await single.query<{ generic_plans: string; custom_plans: string }>(
+        `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),%FOR UPDATE%'`,
+      );
+      expect(plans).toEqual([{ generic_plans: '7', custom_plans: '0' }]);
     } finally {
       await single.destroy();
     }

@@ -107,4 +107,27 @@ describe('Batcher', () => {
       jest.useRealTimers();
     }
   });
+
+  it('with alwaysWait, holds even a lone first item for the window, so items that come apart go together', async () => {
+    jest.useFakeTimers();
+    try {
+      const writes: number[][] = [];
+      const batcher = new Batcher<number, number>(
+        async (items) => {
+          writes.push(items);
+          return items;
+        },
+        { windowMs: 10, alwaysWait: true, maxBatch: 10, maxInFlight: 1 },
+      );
+      const first = batcher.add(1);
+      await jest.advanceTimersByTimeAsync(4);
+      const second = batcher.add(2);
+      expect(writes).toEqual([]);
+      await jest.advanceTimersByTimeAsync(6);
+      expect(await Promise.all([first, second])).toEqual([1, 2]);
+      expect(writes).toEqual([[1, 2]]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

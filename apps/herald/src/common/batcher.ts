@@ -6,6 +6,11 @@ export interface BatcherOptions<I, R> {
    * lone item under light load is not delayed.
    */
   windowMs: number;
+  /**
+   * Wait `windowMs` for company even after a batch of one: for writes nobody waits on (acks), where fewer,
+   * larger statements matter more than a few milliseconds.
+   */
+  alwaysWait?: boolean;
   /** The most items written in one call. */
   maxBatch: number;
   /** How many batches may be written at once; while they are, the next one gathers. */
@@ -58,8 +63,9 @@ export class Batcher<I, R> {
       this.armed = false;
       void this.flush();
     };
-    if (this.options.windowMs > 0 && this.lastBatchSize > 1) setTimeout(fire, this.options.windowMs);
-    else setImmediate(fire);
+    if (this.options.windowMs > 0 && (this.lastBatchSize > 1 || this.options.alwaysWait)) {
+      setTimeout(fire, this.options.windowMs);
+    } else setImmediate(fire);
   }
 
   private async flush(): Promise<void> {

@@ -187,6 +187,18 @@ export const CONFIG_VARIABLES = {
     description:
       'Further commands a connection may have waiting, and acks it may have being written; beyond, each gets an error RATE_LIMITED.',
   },
+  HERALD_ACK_THROUGH_WINDOW: {
+    schema: int(0, 100_000),
+    default: '1000',
+    description:
+      'Unacked notifications one WebSocket connection remembers in send order, for acks with `through`; older ones are acked by id. 0 turns the feature off.',
+  },
+  HERALD_ACK_POOL_SIZE: {
+    schema: int(1, 100),
+    default: '4',
+    description:
+      'PostgreSQL connections of the pool that writes acks and sent-marks with synchronous_commit off (a commit lost in a PostgreSQL crash is a redelivery, never a loss).',
+  },
   HERALD_MAX_TOPICS_PER_USER: {
     schema: int(1, 100_000),
     default: '100',
@@ -312,6 +324,8 @@ export interface HeraldConfig {
   maxRecipients: number;
   maxCommandsInFlight: number;
   maxQueuedCommands: number;
+  ackThroughWindow: number;
+  ackPoolSize: number;
   maxTopicsPerUser: number;
   maxConnections: number;
   maxConnectionsPerUser: number;
@@ -402,6 +416,8 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxRecipients: values.HERALD_MAX_RECIPIENTS as number,
     maxCommandsInFlight: values.HERALD_MAX_COMMANDS_IN_FLIGHT as number,
     maxQueuedCommands: values.HERALD_MAX_QUEUED_COMMANDS as number,
+    ackThroughWindow: values.HERALD_ACK_THROUGH_WINDOW as number,
+    ackPoolSize: values.HERALD_ACK_POOL_SIZE as number,
     maxTopicsPerUser: values.HERALD_MAX_TOPICS_PER_USER as number,
     maxConnections: values.HERALD_MAX_CONNECTIONS as number,
     maxConnectionsPerUser: values.HERALD_MAX_CONNECTIONS_PER_USER as number,

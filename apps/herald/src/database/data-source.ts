@@ -14,7 +14,24 @@ export const MIGRATIONS = [
 /** Key of the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK_KEY = 0x6865_7261; // "hera"
 
-export function createDataSource(databaseUrl: string, applicationName = 'herald'): DataSource {
+/**
+ * Session settings of the ack pool: its commits are asynchronous (a commit lost in a PostgreSQL crash is an
+ * ack or sent-mark to repeat, never a lost notification), and its statements are planned once per connection
+ * (their array parameters made PostgreSQL plan them anew on every run). Every statement of this pool finds
+ * its rows by key, so sequential scans are off: a plan made once while the table was still small would
+ * otherwise scan it for good. See docs/adr/0002-ack-pool-and-ack-through.md.
+ */
+export const ACK_SESSION_OPTIONS =
+  '-c synchronous_commit=off -c plan_cache_mode=force_generic_plan -c enable_seqscan=off';
+
+export interface PoolOptions {
+  /** Most connections (default 20). */
+  max?: number;
+  /** PostgreSQL session settings sent at connect, as `-c name=value ...`. */
+  sessionOptions?: string;
+}
+
+export function createDataSource(databaseUrl: string, applicationName = 'herald', pool: PoolOptions = {}): DataSource {
   return new DataSource({
     type: 'postgres',
     url: databaseUrl,
@@ -26,7 +43,8 @@ export function createDataSource(databaseUrl: string, applicationName = 'herald'
     migrationsTransactionMode: 'each',
     logging: false,
     extra: {
-      max: 20,
+      max: pool.max ?? 20,
+      ...(pool.sessionOptions !== undefined ? { options: pool.sessionOptions } : {}),
       connectionTimeoutMillis: 3000,
       // A stuck statement must not hold a publish forever: the caller gets a 503. Generous,
       // because an everyone-publish writes one row per known user in one statement.

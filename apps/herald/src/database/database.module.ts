@@ -1,14 +1,20 @@
-import { Global, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { createDataSource, runMigrations } from './data-source';
+import { ACK_SESSION_OPTIONS, createDataSource, runMigrations } from './data-source';
+
+/** The small pool that writes acks and sent-marks, with asynchronous commits (see ACK_SESSION_OPTIONS). */
+export const ACK_DATA_SOURCE = Symbol('ACK_DATA_SOURCE');
 
 @Injectable()
 class DataSourceCloser implements OnApplicationShutdown {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(ACK_DATA_SOURCE) private readonly ackSource: DataSource,
+  ) {}
   async onApplicationShutdown(): Promise<void> {
-    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    for (const source of [this.ackSource, this.dataSource]) if (source.isInitialized) await source.destroy();
   }
 }
 
@@ -27,8 +33,21 @@ class DataSourceCloser implements OnApplicationShutdown {
         return dataSource;
       },
     },
+    {
+      provide: ACK_DATA_SOURCE,
+      // After the main one: the schema is migrated before anything writes through this pool.
+      inject: [HERALD_CONFIG, DataSource],
+      useFactory: async (config: HeraldConfig): Promise<DataSource> => {
+        const dataSource = createDataSource(config.databaseUrl, `herald:${config.replicaId}:acks`, {
+          max: config.ackPoolSize,
+          sessionOptions: ACK_SESSION_OPTIONS,
+        });
+        await dataSource.initialize();
+        return dataSource;
+      },
+    },
     DataSourceCloser,
   ],
-  exports: [DataSource],
+  exports: [DataSource, ACK_DATA_SOURCE],
 })
 export class DatabaseModule {}

@@ -1,5 +1,11 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { CloseCode, type AckOutcome, type AckStatus, type NotificationFrame } from '@herald/protocol';
+import {
+  CloseCode,
+  type AckOutcome,
+  type AckStatus,
+  type DeliveryStatus,
+  type NotificationFrame,
+} from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -38,9 +44,10 @@ const REPLAY_ACK_STALL_MS = 50;
 /**
  * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
  * at full speed, or a broadcast acked by thousands, costs a few statements instead of one each. The first
- * ack of a batch waits this long for others; each is answered once its batch has committed.
+ * ack of a batch always waits this long for others (nothing waits on an ack's answer but the client's
+ * bookkeeping, and its commit is asynchronous); each is answered once its batch has committed.
  */
-const ACK_WINDOW_MS = 2;
+const ACK_WINDOW_MS = 10;
 const ACK_BATCH_MAX = 500;
 /** Two ack batches may be written at once: one is written while the next gathers behind it. */
 const ACK_BATCHES_IN_FLIGHT = 2;
@@ -133,6 +140,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.acks = new Batcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)), {
       windowMs: ACK_WINDOW_MS,
+      alwaysWait: true,
       maxBatch: ACK_BATCH_MAX,
       maxInFlight: ACK_BATCHES_IN_FLIGHT,
     });
@@ -484,6 +492,11 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   async ackAll(userId: string, ids: string[], isValidId: (id: string) => boolean): Promise<(AckOutcome | null)[]> {
     const settled = await Promise.allSettled(ids.map((id) => this.ack(userId, id, isValidId(id))));
     return settled.map((s) => (s.status === 'rejected' ? null : s.value.ok ? s.value.status : 'forbidden'));
+  }
+
+  /** The state of one of this user's deliveries, or null when the user has no such notification. */
+  async statusOf(userId: string, notificationId: string): Promise<DeliveryStatus | null> {
+    return this.deliveries.statusOf(notificationId, userId);
   }
 
   async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {

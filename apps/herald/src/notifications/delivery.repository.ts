@@ -1,4 +1,4 @@
-import type { JsonValue } from '@herald/protocol';
+import type { DeliveryStatus, JsonValue } from '@herald/protocol';
 import { prepared } from './sql';
 import { DataSource } from 'typeorm';
 import { toStoredNotification } from './notification.repository';
@@ -82,7 +82,15 @@ const SETTLE_UNACKED = `upd AS (
  * replica doing the same work changes nothing.
  */
 export class DeliveryRepository {
-  constructor(private readonly dataSource: DataSource) {}
+  /**
+   * `ackSource` writes acks and sent-marks (and reads a delivery's state for them): a pool with asynchronous
+   * commits, where a commit lost in a crash is only a redelivery. Everything else, publishes and the send
+   * records of broadcasts and replays among them, commits synchronously through `dataSource`.
+   */
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly ackSource: DataSource = dataSource,
+  ) {}
 
   /**
    * Marks the open, unexpired deliveries of `notificationId` to `userIds` as
@@ -103,7 +111,7 @@ export class DeliveryRepository {
     nextAttemptAt: Date,
   ): Promise<SentDelivery[]> {
     const rows = await prepared<{ user_id: string; attempt: number; counted: boolean }>(
-      this.dataSource,
+      this.ackSource,
       `WITH target AS (
          SELECT user_id, attempts FROM deliveries
           WHERE notification_id = $1 AND user_id = ANY($2::text[])
@@ -132,7 +140,7 @@ export class DeliveryRepository {
   ): Promise<(SentDelivery | null)[]> {
     const unique = inKeyOrder(items);
     const rows = await prepared<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
-      this.dataSource,
+      this.ackSource,
       `WITH target AS (
          SELECT d.row_id, d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[])
@@ -376,7 +384,7 @@ export class DeliveryRepository {
       since_publish_ms: number;
       since_sent_ms: number | null;
     }>(
-      this.dataSource,
+      this.ackSource,
       `WITH t AS (
          SELECT x.ctid AS row_id, ${REPLAYED_AT} AS replayed_at FROM deliveries x
           WHERE x.notification_id = $1 AND x.user_id = $2 AND x.status IN ('pending', 'sent', 'failed')
@@ -403,16 +411,22 @@ export class DeliveryRepository {
     }
     // A separate statement, so it sees what a concurrent ack or expiry committed
     // while the UPDATE above waited for the row.
-    const [row] = await prepared<{ status: string }>(
-      this.dataSource,
+    const status = await this.statusOf(notificationId, userId);
+    if (status === null) return { outcome: 'unknown', changed: false };
+    if (status === 'acked') return { outcome: 'duplicate', changed: false };
+    if (status === 'expired') return { outcome: 'expired', changed: false };
+    // Open again (a concurrent statement moved it): try once more.
+    return this.ack(notificationId, userId);
+  }
+
+  /** The state of one user's delivery of a notification, or null when there is none. */
+  async statusOf(notificationId: string, userId: string): Promise<DeliveryStatus | null> {
+    const [row] = await prepared<{ status: DeliveryStatus }>(
+      this.ackSource,
       `SELECT status FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
       [notificationId, userId],
     );
-    if (!row) return { outcome: 'unknown', changed: false };
-    if (row.status === 'acked') return { outcome: 'duplicate', changed: false };
-    if (row.status === 'expired') return { outcome: 'expired', changed: false };
-    // Open again (a concurrent statement moved it): try once more.
-    return this.ack(notificationId, userId);
+    return row?.status ?? null;
   }
 
   /**
@@ -429,7 +443,7 @@ export class DeliveryRepository {
       since_publish_ms: number;
       since_sent_ms: number | null;
     }>(
-      this.dataSource,
+      this.ackSource,
       `WITH t AS (
          SELECT d.row_id, d.replayed_at
            FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
@@ -467,7 +481,7 @@ export class DeliveryRepository {
     const states = new Map<string, string>();
     if (unchanged.length > 0) {
       const rows = await prepared<{ notification_id: string; user_id: string; status: string }>(
-        this.dataSource,
+        this.ackSource,
         `SELECT d.notification_id::text AS notification_id, d.user_id, d.status
            FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
                 LATERAL (SELECT x.notification_id, x.user_id, x.status FROM deliveries x

@@ -1,5 +1,5 @@
 import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
-import { prepared, query } from './sql';
+import { prepared, preparedInTransaction, query } from './sql';
 import { DataSource } from 'typeorm';
 import {
   CreatedNotification,
@@ -42,44 +42,21 @@ export class NotificationRepository {
    * publisher, stores nothing and returns the earlier notification.
    */
   async create(input: NewNotification, deliveryDueAt: Date): Promise<CreatedNotification> {
-    const audience = input.audience;
-    const recipients =
-      'users' in audience
-        ? 'SELECT unnest($10::text[])'
-        : 'topic' in audience
-          ? 'SELECT user_id FROM topic_subscriptions WHERE topic = $6'
-          : 'SELECT id FROM users';
-    const inserted = await prepared<NotificationRow & { recipients: number }>(
-      this.dataSource,
-      `WITH n AS (
-         INSERT INTO notifications
-           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
-            expires_at, recipients)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'),
-                (SELECT count(*) FROM (${recipients}) AS r)
-         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
-       seen AS (
-         INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING),
-       fanout AS (
-         INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
-         SELECT n.id, n.seq, n.expires_at, $11, r.uid FROM n, (${recipients}) AS r(uid))
-       SELECT * FROM n`,
-      [
-        input.id,
-        input.publisherId,
-        input.idempotencyKey,
-        input.requestHash,
-        JSON.stringify(audience),
-        'topic' in audience ? audience.topic : null,
-        input.event,
-        JSON.stringify(input.payload),
-        input.ttlSeconds,
-        'users' in audience ? audience.users : [],
-        deliveryDueAt,
-      ],
-    );
+    const { sql, params } = createStatement(input, deliveryDueAt);
+    const inserted = await prepared<NotificationRow & { recipients: number }>(this.dataSource, sql, params);
     return this.outcome(input, inserted[0]);
+  }
+
+  /**
+   * `create` for many publishes (topics and everyone; user lists have `createForUsers`): each its own
+   * statement, all in one transaction, so they share one commit. Refused whole when one is refused.
+   */
+  async createMany(inputs: NewNotification[], deliveryDueAt: Date): Promise<CreatedNotification[]> {
+    const inserted = await preparedInTransaction<NotificationRow & { recipients: number }>(
+      this.dataSource,
+      inputs.map((input) => createStatement(input, deliveryDueAt)),
+    );
+    return Promise.all(inputs.map((input, i) => this.outcome(input, inserted[i]![0])));
   }
 
   /**
@@ -233,4 +210,44 @@ export class NotificationRepository {
       updatedAt: r.updated_at,
     }));
   }
+}
+
+/** The statement that stores one notification and its deliveries (see NotificationRepository.create). */
+function createStatement(input: NewNotification, deliveryDueAt: Date): { sql: string; params: unknown[] } {
+  const audience = input.audience;
+  const recipients =
+    'users' in audience
+      ? 'SELECT unnest($10::text[])'
+      : 'topic' in audience
+        ? 'SELECT user_id FROM topic_subscriptions WHERE topic = $6'
+        : 'SELECT id FROM users';
+  return {
+    sql: `WITH n AS (
+         INSERT INTO notifications
+           (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
+            expires_at, recipients)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'),
+                (SELECT count(*) FROM (${recipients}) AS r)
+         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
+       seen AS (
+         INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING),
+       fanout AS (
+         INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
+         SELECT n.id, n.seq, n.expires_at, $11, r.uid FROM n, (${recipients}) AS r(uid))
+       SELECT * FROM n`,
+    params: [
+      input.id,
+      input.publisherId,
+      input.idempotencyKey,
+      input.requestHash,
+      JSON.stringify(audience),
+      'topic' in audience ? audience.topic : null,
+      input.event,
+      JSON.stringify(input.payload),
+      input.ttlSeconds,
+      'users' in audience ? audience.users : [],
+      deliveryDueAt,
+    ],
+  };
 }

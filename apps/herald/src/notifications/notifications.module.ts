@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { ACK_DATA_SOURCE } from '../database/database.module';
 import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
@@ -13,7 +14,11 @@ import { UserRepository } from './user.repository';
       inject: [DataSource],
       useFactory: (ds: DataSource) => new NotificationRepository(ds),
     },
-    { provide: DeliveryRepository, inject: [DataSource], useFactory: (ds: DataSource) => new DeliveryRepository(ds) },
+    {
+      provide: DeliveryRepository,
+      inject: [DataSource, ACK_DATA_SOURCE],
+      useFactory: (ds: DataSource, acks: DataSource) => new DeliveryRepository(ds, acks),
+    },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
   ],

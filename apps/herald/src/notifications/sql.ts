@@ -13,9 +13,17 @@ export async function query<T>(source: DataSource | EntityManager, sql: string, 
   return result as T[];
 }
 
+/** A statement by name and text, as node-postgres takes it. */
+interface PgQuery {
+  name?: string;
+  text: string;
+  values?: unknown[];
+}
+
 /** The part of node-postgres's pool that `prepared` uses (TypeORM's postgres driver keeps it as `master`). */
 interface PgPool {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: PgQuery): Promise<{ rows: unknown[] }>;
+  connect(): Promise<{ query(config: PgQuery): Promise<{ rows: unknown[] }>; release(error?: Error): void }>;
 }
 
 /**
@@ -54,6 +62,37 @@ export async function prepared<T>(source: DataSource, sql: string, params: unkno
     // Errors of the pool itself (a connection timeout) are not PostgreSQL's: passed on as they are.
     if (typeof (error as { code?: unknown }).code !== 'string') throw error;
     throw new QueryFailedError(sql, params, error as Error);
+  }
+}
+
+/**
+ * Runs statements, each as `prepared` runs one, in one transaction on one pooled connection, and returns
+ * each one's rows: many writes, one commit. One that fails rolls all of them back.
+ */
+export async function preparedInTransaction<T>(
+  source: DataSource,
+  statements: { sql: string; params: unknown[] }[],
+): Promise<T[][]> {
+  const pool = (source.driver as unknown as { master?: PgPool }).master;
+  if (!pool) throw new Error('preparedInTransaction needs the postgres driver');
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query({ text: 'BEGIN' });
+    const results: T[][] = [];
+    for (const { sql, params } of statements) {
+      const name = preparedName(sql);
+      results.push((await client.query({ ...(name ? { name } : {}), text: sql, values: params })).rows as T[]);
+    }
+    await client.query({ text: 'COMMIT' });
+    return results;
+  } catch (error) {
+    await client.query({ text: 'ROLLBACK' }).catch((rollback: Error) => (broken = rollback));
+    if (typeof (error as { code?: unknown }).code !== 'string') throw error;
+    throw new QueryFailedError(statements[0]?.sql ?? '', [], error as Error);
+  } finally {
+    // A connection that could not even roll back is not given to anyone else.
+    client.release(broken);
   }
 }
 
