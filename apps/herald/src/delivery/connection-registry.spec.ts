@@ -2,7 +2,12 @@ import { Connection, ConnectionLimits } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import type { ClientTransport } from './transport';
 
-const LIMITS: ConnectionLimits = { maxBufferedBytes: 100_000, framesPerSecond: 10, framesBurst: 20 };
+const LIMITS: ConnectionLimits = {
+  maxBufferedBytes: 100_000,
+  framesPerSecond: 10,
+  framesBurst: 20,
+  ackThroughWindow: 100,
+};
 const transport: ClientTransport = {
   kind: 'websocket',
   answersPings: true,

@@ -1,5 +1,14 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { AckOutcome, ClientFrame, CloseCode, ErrorCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
+import {
+  AckOutcome,
+  ClientFrame,
+  CloseCode,
+  ErrorCode,
+  ErrorFrame,
+  LimitCloseReason,
+  PROTOCOL_VERSION,
+  ServerFrame,
+} from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -69,6 +78,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       maxBufferedBytes: this.config.maxBufferedBytes,
       framesPerSecond: this.config.clientFramesPerSecond,
       framesBurst: this.config.clientFramesBurst,
+      ackThroughWindow: this.config.ackThroughWindow,
     });
   }
 
@@ -172,6 +182,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         replicaId: this.config.replicaId,
         heartbeatMs: this.config.heartbeatMs,
         maxMessageBytes: this.config.maxMessageBytes,
+        features: connection.ackThrough ? ['ackThrough'] : [],
       });
       const replayed = connection.isOpen ? await this.delivery.replay(connection, resumeAfterSeq) : 0;
       this.metrics.replaySize.observe(replayed);
@@ -378,15 +389,15 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
           );
           return;
         case 'ack': {
+          if (frame.through) {
+            await this.ackThrough(connection, frame.id);
+            return;
+          }
           const result = await this.delivery.ack(connection.userId, frame.id, isNotificationId(frame.id));
-          if (result.ok) connection.send({ type: 'ack', id: frame.id, status: result.status });
-          else
-            connection.send({
-              type: 'error',
-              code: ErrorCode.Forbidden,
-              message: 'no such notification for this user',
-              id: frame.id,
-            });
+          if (result.ok) {
+            connection.settled(frame.id);
+            connection.send({ type: 'ack', id: frame.id, status: result.status });
+          } else connection.send(noSuchNotification(frame.id));
           return;
         }
         case 'acks': {
@@ -398,6 +409,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
             const status = outcomes[i];
             if (status) results.push({ id, status });
             else failed.push(id);
+            if (status && status !== 'forbidden') connection.settled(id);
           });
           if (results.length > 0) connection.send({ type: 'acks', results });
           if (failed.length > 0) {
@@ -451,6 +463,52 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         ...echoOf(frame),
       });
     }
+  }
+
+  /**
+   * `{type:"ack", id, through:true}`: acks `id` and every notification sent on this connection before it and
+   * not settled since, in the replica's ack batch, answered by one `ack` frame with how many it settled.
+   */
+  private async ackThrough(connection: Connection, id: string): Promise<void> {
+    const covered = connection.takeThrough(id);
+    if (!covered) {
+      connection.send(await this.throughRefusal(connection.userId, id));
+      return;
+    }
+    const outcomes = await this.delivery.ackAll(connection.userId, covered, () => true);
+    const failed = covered.filter((_, i) => outcomes[i] === null);
+    if (failed.length > 0) {
+      // Only these were not recorded; the client acks them again by id (they left this connection's log).
+      this.logger.error({ message: 'acks failed', connectionId: connection.id, count: failed.length });
+      connection.send({
+        type: 'error',
+        code: ErrorCode.Unavailable,
+        message: 'could not record these acks, retry',
+        id,
+        ids: failed,
+      });
+      return;
+    }
+    const status = outcomes[outcomes.length - 1];
+    // Every id here was sent to this user, so none is unknown unless its record is gone.
+    if (status === 'forbidden' || status == null) {
+      connection.send(noSuchNotification(id));
+      return;
+    }
+    const settled = outcomes.filter((o) => o !== 'forbidden').length;
+    connection.send({ type: 'ack', id, status, settled });
+  }
+
+  /** Why an ack with `through` names nothing this connection can settle: one exact error per case. */
+  private async throughRefusal(userId: string, id: string): Promise<ServerFrame> {
+    const status = isNotificationId(id) ? await this.delivery.statusOf(userId, id) : null;
+    // Unknown, and another user's, get the answer of a per-id ack: nothing to learn by probing.
+    if (status === null) return noSuchNotification(id);
+    const message =
+      status === 'acked' || status === 'expired'
+        ? `"through" names a notification already settled (${status}): a repeated ack, or acked by id; nothing was acked`
+        : '"through" names a notification not sent on this connection (or sent too long ago to be remembered); ack it by id';
+    return { type: 'error', code: ErrorCode.BadRequest, message, id };
   }
 
   /** In-band token refresh: the same user's fresh token moves the connection's expiry on. */
@@ -579,4 +637,9 @@ function acksIn(frame: ClientFrame): number {
 function echoOf(frame: ClientFrame): { id?: string; ids?: string[] } {
   if (frame.type === 'acks') return { ids: frame.ids };
   return frame.id !== undefined ? { id: frame.id } : {};
+}
+
+/** The answer to an ack of an id that is not one of this user's notifications (or not a notification id). */
+function noSuchNotification(id: string): ErrorFrame {
+  return { type: 'error', code: ErrorCode.Forbidden, message: 'no such notification for this user', id };
 }

@@ -25,7 +25,12 @@ class FakeTransport implements ClientTransport {
   }
 }
 
-const LIMITS: ConnectionLimits = { maxBufferedBytes: 100_000, framesPerSecond: 10, framesBurst: 20 };
+const LIMITS: ConnectionLimits = {
+  maxBufferedBytes: 100_000,
+  framesPerSecond: 10,
+  framesBurst: 20,
+  ackThroughWindow: 100,
+};
 
 function connectionOn(transport: FakeTransport, limits = LIMITS): Connection {
   const info = { id: 'c1', userId: 'u1', connectedAt: Date.now(), remoteAddress: '', userAgent: '', tokenExpiresAt: 0 };

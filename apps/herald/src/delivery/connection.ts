@@ -1,4 +1,5 @@
 import type { ClientFrame, NotificationFrame, ServerFrame } from '@herald/protocol';
+import { SentLog } from './sent-log';
 import type { ClientTransport } from './transport';
 
 /** How long a send buffer may stay over HERALD_MAX_BUFFERED_BYTES before its reader is cut off. */
@@ -6,11 +7,16 @@ export const SLOW_CONSUMER_GRACE_MS = 1000;
 /** Acks a connection may send at its start without spending frame-rate tokens (see `ackCredit`). */
 export const INITIAL_ACK_ALLOWANCE = 1000;
 
-/** Per-connection limits (HERALD_MAX_BUFFERED_BYTES, HERALD_CLIENT_FRAMES_PER_SECOND, HERALD_CLIENT_FRAMES_BURST). */
+/**
+ * Per-connection limits (HERALD_MAX_BUFFERED_BYTES, HERALD_CLIENT_FRAMES_PER_SECOND, HERALD_CLIENT_FRAMES_BURST,
+ * HERALD_ACK_THROUGH_WINDOW).
+ */
 export interface ConnectionLimits {
   maxBufferedBytes: number;
   framesPerSecond: number;
   framesBurst: number;
+  /** Unacked notifications remembered in send order for acks with `through` (WebSocket only; 0: none). */
+  ackThroughWindow: number;
 }
 
 /** What the rate limiter says of one client frame: take it, answer RATE_LIMITED, or close with 1008. */
@@ -72,6 +78,8 @@ export class Connection {
   private overCapSince: number | undefined;
   /** Closed for flooding: frames still arriving before the close completes are ignored, not answered. */
   ignoreFrames = false;
+  /** What was sent here and is not acked yet, for acks with `through`; made with the first send. */
+  private sent: SentLog | null = null;
 
   constructor(
     readonly info: ConnectionInfo,
@@ -111,7 +119,10 @@ export class Connection {
   send(frame: ServerFrame, now?: number): void {
     if (!this.transport.isOpen || this.cutOff !== undefined) return;
     this.transport.send(frame);
-    if (frame.type === 'notification') this.ackCredit += 1;
+    if (frame.type === 'notification') {
+      this.ackCredit += 1;
+      if (this.ackThrough) (this.sent ??= new SentLog(this.limits.ackThroughWindow)).record(frame.id);
+    }
     const buffered = this.transport.bufferedAmount;
     if (buffered <= this.limits.maxBufferedBytes) {
       this.overCapSince = undefined;
@@ -151,6 +162,31 @@ export class Connection {
     }
     this.refusals += 1;
     return this.refusals > this.limits.framesBurst ? 'close' : 'limited';
+  }
+
+  /** Whether acks with `through` work here: WebSocket connections, unless HERALD_ACK_THROUGH_WINDOW is 0. */
+  get ackThrough(): boolean {
+    return this.limits.ackThroughWindow > 0 && this.transport.kind === 'websocket';
+  }
+
+  /** A notification sent here is settled (acked by id, or found expired): a later `through` skips it. */
+  settled(id: string): void {
+    this.sent?.forget(id);
+  }
+
+  /**
+   * For an ack with `through`: `id` and every notification sent here before it and not settled since, taken
+   * out of the log; null when `id` is not in it (never sent here, settled already, or past the window).
+   */
+  takeThrough(id: string): string[] | null {
+    const covered = this.sent?.takeThrough(id) ?? null;
+    if (this.sent?.size === 0) this.sent = null;
+    if (covered) {
+      // The frame was admitted and counted as one ack; the others it covers use up their credit and pace the replay.
+      this.ackCredit = Math.max(0, this.ackCredit - (covered.length - 1));
+      this.acked(covered.length - 1);
+    }
+    return covered;
   }
 
   /** Sends a live notification, or holds it while the replay is running. */

@@ -74,4 +74,29 @@ describe('parseClientFrame', () => {
     expect(parseClientFrame('{"type":"ack"}')).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
     expect(parseClientFrame('{"type":7}')).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
   });
+
+  it('parses an ack with "through", and refuses a "through" that is not a boolean or sits in "acks"', () => {
+    const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
+    expect(parseClientFrame(JSON.stringify({ type: 'ack', id: id.toUpperCase(), through: true }))).toEqual({
+      ok: true,
+      frame: { type: 'ack', id, through: true },
+    });
+    expect(parseClientFrame(JSON.stringify({ type: 'ack', id, through: false }))).toEqual({
+      ok: true,
+      frame: { type: 'ack', id },
+    });
+    for (const through of ['yes', 1, null, {}]) {
+      expect(parseClientFrame(JSON.stringify({ type: 'ack', id, through }))).toEqual({
+        ok: false,
+        code: 'BAD_REQUEST',
+        message: '"through" must be true or false',
+        id,
+      });
+    }
+    expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: [id], through: true }))).toEqual({
+      ok: false,
+      code: 'BAD_REQUEST',
+      message: '"through" is not allowed in "acks": send {"type":"ack","id":…,"through":true} on its own',
+    });
+  });
 });

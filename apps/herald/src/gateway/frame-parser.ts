@@ -46,13 +46,17 @@ export function parseClientFrame(text: string): ParseResult {
   switch (type) {
     case 'ack': {
       if (validCommandId === undefined) return fail('"ack" needs "id": the notification id');
-      if (!UUID.test(validCommandId)) {
-        // Same answer as an id that exists but is not this user's: nothing to learn by probing.
-        return { ok: true, frame: { type: 'ack', id: validCommandId } };
+      if (value.through !== undefined && typeof value.through !== 'boolean') {
+        return fail('"through" must be true or false');
       }
-      return { ok: true, frame: { type: 'ack', id: validCommandId.toLowerCase() } };
+      // A non-UUID id gets the same answer as one that exists but is not this user's: nothing to learn by probing.
+      const id = UUID.test(validCommandId) ? validCommandId.toLowerCase() : validCommandId;
+      return { ok: true, frame: value.through === true ? { type: 'ack', id, through: true } : { type: 'ack', id } };
     }
     case 'acks': {
+      if (value.through !== undefined) {
+        return fail('"through" is not allowed in "acks": send {"type":"ack","id":…,"through":true} on its own');
+      }
       const ids = value.ids;
       if (
         !Array.isArray(ids) ||
