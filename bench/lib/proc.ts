@@ -6,14 +6,26 @@ import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../../test/helpers/env';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
+/** One process's CPU time so far: `key` is its pid and start time, so a reused pid is another process. */
+interface ProcCpu {
+  key: string;
+  ms: number;
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat; undefined once it is gone. */
+function procCpu(pid: number): ProcCpu | undefined {
+  try {
+    // Fields after "(comm) ": state is field 3, utime 14, stime 15, starttime 22.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return { key: `${pid}@${fields[19]}`, ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU time (user + system) a process has used so far, in ms; 0 once it is gone. */
 export function cpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
+  return procCpu(pid)?.ms ?? 0;
 }
 
 /** Resident set size of a process, in bytes (VmRSS); 0 once it is gone. */
@@ -64,24 +76,55 @@ export async function redisServerPid(): Promise<number | undefined> {
   }
 }
 
-/** CPU ms used by groups of processes between two samples. */
+/**
+ * CPU ms used by groups of processes between start() and stop(). The processes of a group may change
+ * meanwhile (PostgreSQL backends open lazily and close after 30 s idle), so `list` is asked again every
+ * `everyMs` and at stop(): a process first seen after start() started after it, so all its CPU time counts;
+ * one that has gone counts up to its last sample (it sat idle before it closed).
+ */
 export class CpuMeter {
-  private before = new Map<number, number>();
+  /** CPU ms at start() of the processes seen then, by ProcCpu key. */
+  private readonly atStart = new Map<string, number>();
+  /** The latest sample of every process seen since start(), by ProcCpu key. */
+  private readonly latest = new Map<string, { group: string; ms: number }>();
+  private readonly groups = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
 
-  constructor(private readonly groups: Record<string, number[]>) {}
+  constructor(
+    private readonly list: () => Promise<Record<string, number[]>>,
+    private readonly everyMs = 5000,
+  ) {}
 
-  start(): this {
-    for (const pid of Object.values(this.groups).flat()) this.before.set(pid, cpuMs(pid));
+  async start(): Promise<this> {
+    this.record(await this.list());
+    for (const [key, { ms }] of this.latest) this.atStart.set(key, ms);
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(async () => this.record(await this.list())).catch(() => undefined);
+    }, this.everyMs);
+    this.timer.unref();
     return this;
   }
 
   /** ms of CPU per group since start(). */
-  stop(): Record<string, number> {
+  async stop(): Promise<Record<string, number>> {
+    clearInterval(this.timer);
+    await this.sampling;
+    this.record(await this.list());
     const out: Record<string, number> = {};
-    for (const [group, pids] of Object.entries(this.groups)) {
-      out[group] = pids.reduce((sum, pid) => sum + Math.max(0, cpuMs(pid) - (this.before.get(pid) ?? 0)), 0);
-    }
+    for (const group of this.groups) out[group] = 0;
+    for (const [key, { group, ms }] of this.latest) out[group]! += Math.max(0, ms - (this.atStart.get(key) ?? 0));
     return out;
+  }
+
+  private record(groups: Record<string, number[]>): void {
+    for (const [group, pids] of Object.entries(groups)) {
+      this.groups.add(group);
+      for (const pid of pids) {
+        const sample = procCpu(pid);
+        if (sample) this.latest.set(sample.key, { group, ms: sample.ms });
+      }
+    }
   }
 }
 

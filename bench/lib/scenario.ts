@@ -64,12 +64,19 @@ export async function withClients<T>(
   }
 }
 
-/** Starts measuring the CPU of the target's server processes and of its support processes (these groups; all by default). */
+/**
+ * Starts measuring the CPU of the target's server processes and of its support processes (these groups; all
+ * by default). The support processes are listed again while it runs and at stop(): PostgreSQL backends that
+ * a pool opens later are counted too.
+ */
 export async function startCpuMeter(target: Target, groups?: string[]): Promise<CpuMeter> {
-  const support = await target.supportPids();
-  const pids: Record<string, number[]> = { server: target.serverPids() };
-  for (const group of groups ?? Object.keys(support)) pids[group] = support[group] ?? [];
-  return new CpuMeter(pids).start();
+  const list = async () => {
+    const support = await target.supportPids();
+    const pids: Record<string, number[]> = { server: target.serverPids() };
+    for (const group of groups ?? Object.keys(support)) pids[group] = support[group] ?? [];
+    return pids;
+  };
+  return new CpuMeter(list).start();
 }
 
 /** Sums CPU ms per group and divides by a count. */

@@ -99,7 +99,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
           clearInterval(ticker);
         }
         await pool.flush();
-        const cpu = meter.stop();
+        const cpu = await meter.stop();
         const states = Array.from({ length: BROADCASTS }, (_, k) => pool.messages.get(base + k)!);
         const received = states.reduce((s, m) => s + m.count, 0);
         const lastReceive = Math.max(...states.map((m) => m.last));

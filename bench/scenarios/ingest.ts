@@ -69,7 +69,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
           concurrency,
           durationMs: SECONDS * 1000,
         });
-        const cpu = meter.stop();
+        const cpu = await meter.stop();
         let verified: number | null = null;
         if (target.query) {
           const [row] = await target.query<{ n: string; d: string }>(

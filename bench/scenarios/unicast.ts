@@ -103,7 +103,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
           // Let the last acks and their writes land before reading CPU.
           await sleep(300);
           await pool.flush();
-          const cpu = meter.stop();
+          const cpu = await meter.stop();
           const latencies: number[] = [];
           let received = 0;
           for (let k = 0; k < MESSAGES; k++) {
