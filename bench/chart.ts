@@ -56,8 +56,15 @@ async function main(): Promise<void> {
 
   const throughput: Panel[] = [];
   if (broadcast) {
-    const values = medians(broadcast.result.summary, 'receivedPerSecond');
-    throughput.push(singleGroupPanel('Broadcast', 'deliveries/s', 'received', values));
+    const rows = broadcast.result.summary;
+    throughput.push({
+      title: 'Broadcast',
+      unit: 'deliveries/s',
+      groups: [
+        { label: 'received', values: medians(rows, 'receivedPerSecond') },
+        { label: 'acked', values: medians(rows, 'ackedPerSecond') },
+      ],
+    });
   }
   if (ingest) {
     const rows = ingest.result.summary;

@@ -1,14 +1,15 @@
 /**
- * A load client process: opens K connections of one kind (Herald, raw ws, Socket.IO), acks every
- * Herald notification, and reports to the parent over IPC, aggregated per message index so that a
- * million deliveries cost a few hundred IPC messages. Receive times use Date.now(), the clock of the
- * publisher's send time `t` in the payload.
+ * A load client process: opens K connections of one kind (Herald, raw ws with or without acks,
+ * Socket.IO), acks every Herald notification and, for raw-acks, sends one ack frame per notification,
+ * and reports to the parent over IPC, aggregated per message index so that a million deliveries cost a
+ * few hundred IPC messages. Receive times use Date.now(), the clock of the publisher's send time `t` in
+ * the payload.
  */
 import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
 import { io, Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { userToken } from '../../test/helpers/api';
-import type { BenchPayload, ClientStart, ClientToParent, ParentToClient, RecvEntry } from '../lib/ipc';
+import type { BenchPayload, ClientKind, ClientStart, ClientToParent, ParentToClient, RecvEntry } from '../lib/ipc';
 
 const send = (message: ClientToParent) => process.send?.(message);
 
@@ -110,7 +111,7 @@ interface HeraldFrame {
   payload?: BenchPayload;
 }
 
-function openWs(kind: 'herald' | 'raw', url: string, user: string): Promise<void> {
+function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string): Promise<void> {
   const full =
     kind === 'herald' ? `${url}?token=${userToken(user, 3 * 3600)}` : `${url}?user=${encodeURIComponent(user)}`;
   return new Promise((resolve, reject) => {
@@ -128,6 +129,7 @@ function openWs(kind: 'herald' | 'raw', url: string, user: string): Promise<void
         case 'notification':
           if (frame.attempt === undefined || frame.attempt === 1) received(frame.payload);
           if (acks && frame.id) acks.push(frame.id);
+          else if (kind === 'raw-acks' && frame.id) socket.send(`{"type":"ack","id":"${frame.id}"}`);
           return;
         case 'ack':
           acks?.answered(frame.status === 'ok' || frame.status === 'duplicate');

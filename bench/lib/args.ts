@@ -24,15 +24,25 @@ export class Args {
     return this.smoke ? smoke : fallback;
   }
 
-  /** Which servers to run (`--servers herald,raw-ws`); all three by default. */
-  servers(): ServerName[] {
+  /** Which servers to run (`--servers herald,raw-ws`); `defaults` when not given. */
+  servers(defaults: readonly ServerName[] = DEFAULT_SERVERS): ServerName[] {
     const i = this.argv.indexOf('--servers');
-    if (i < 0) return [...SERVER_NAMES];
+    if (i < 0) return [...defaults];
     const names = (this.argv[i + 1] ?? '').split(',');
     for (const n of names) if (!(SERVER_NAMES as readonly string[]).includes(n)) throw new Error(`unknown server ${n}`);
     return names as ServerName[];
   }
 }
 
-export const SERVER_NAMES = ['herald', 'raw-ws', 'socket.io'] as const;
+/**
+ * Every server the bench can run. raw-ws-acks is the raw `ws` server whose clients ack every notification
+ * by id (the server parses and counts them): the floor for a server that reads an ack per delivery.
+ */
+export const SERVER_NAMES = ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'] as const;
 export type ServerName = (typeof SERVER_NAMES)[number];
+
+/** The servers of a scenario where acks play no part (idle, ingest). */
+export const DEFAULT_SERVERS: readonly ServerName[] = ['herald', 'raw-ws', 'socket.io'];
+
+/** The servers of a scenario whose clients ack what they receive (broadcast, unicast, catch-up). */
+export const ACKING_SERVERS: readonly ServerName[] = SERVER_NAMES;

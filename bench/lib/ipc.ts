@@ -1,5 +1,7 @@
 /** Messages between a scenario (parent) and its forked load clients and publishers. */
-export type ClientKind = 'herald' | 'raw' | 'socketio';
+
+/** raw-acks: the raw ws server's clients that ack every notification by id. */
+export type ClientKind = 'herald' | 'raw' | 'raw-acks' | 'socketio';
 
 /** Payload of every benchmark message: index and send time (Date.now() of the publisher). */
 export interface BenchPayload {

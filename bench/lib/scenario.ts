@@ -1,9 +1,10 @@
-import { Args, ServerName } from './args';
+import { waitFor } from '../../test/helpers/wait';
+import { Args, DEFAULT_SERVERS, ServerName } from './args';
 import { ClientPool } from './clients';
 import { progress } from './log';
 import { CpuMeter } from './proc';
 import { writeResult } from './results';
-import { startTarget, Target, TargetOptions } from './targets';
+import { AckCount, startTarget, Target, TargetOptions } from './targets';
 
 /** What every scenario's JSON holds, whatever else it adds: the servers run and whether each completed. */
 export interface ScenarioResult<Summary, Run> {
@@ -21,10 +22,17 @@ export interface ScenarioRun {
   rep: number;
 }
 
-/** A scenario's command line, with the options they all take: --reps (3; 1 under --smoke) and --servers. */
-export function scenarioArgs(): { args: Args; reps: number; servers: ServerName[] } {
+/**
+ * A scenario's command line, with the options they all take: --reps (3; 1 under --smoke) and --servers
+ * (these defaults).
+ */
+export function scenarioArgs(defaults: readonly ServerName[] = DEFAULT_SERVERS): {
+  args: Args;
+  reps: number;
+  servers: ServerName[];
+} {
   const args = new Args();
-  return { args, reps: args.num('reps', 3, 1), servers: args.servers() };
+  return { args, reps: args.num('reps', 3, 1), servers: args.servers(defaults) };
 }
 
 /** Starts a server, runs `body`, always stops it. */
@@ -62,6 +70,39 @@ export async function withClients<T>(
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * Deliveries acked so far: Herald's counted by its clients from the answers (ok or duplicate),
+ * raw-ws-acks's counted by the server as it parses them; null for a server without acks.
+ */
+export async function ackedSoFar(target: Target, pool: ClientPool): Promise<AckCount | null> {
+  if (target.serverAcks) return target.serverAcks();
+  return target.clientKind === 'herald' ? { count: pool.acksOk, lastAt: pool.lastAckAt } : null;
+}
+
+/** Waits until `n` deliveries more than `before` are acked (see ackedSoFar); the count then. */
+export async function untilAcked(
+  what: string,
+  target: Target,
+  pool: ClientPool,
+  before: AckCount,
+  n: number,
+  timeoutMs: number,
+): Promise<AckCount> {
+  if (target.serverAcks) {
+    const serverAcks = target.serverAcks.bind(target);
+    return waitFor(
+      what,
+      async () => {
+        const now = await serverAcks();
+        return now.count - before.count >= n ? now : undefined;
+      },
+      timeoutMs,
+    );
+  }
+  await pool.until(what, () => pool.acksOk - before.count >= n, timeoutMs);
+  return { count: pool.acksOk, lastAt: pool.lastAckAt };
 }
 
 /**

@@ -11,7 +11,12 @@ export function singleGroupPanel(title: string, unit: string, label: string, val
   return { title, unit, groups: [{ label, values }] };
 }
 
-const COLORS: Record<string, string> = { herald: '#2563eb', 'raw-ws': '#16a34a', 'socket.io': '#dc2626' };
+const COLORS: Record<string, string> = {
+  herald: '#2563eb',
+  'raw-ws': '#16a34a',
+  'raw-ws-acks': '#65a30d',
+  'socket.io': '#dc2626',
+};
 const FALLBACK = ['#7c3aed', '#ea580c', '#0891b2'];
 
 function escape(text: string): string {

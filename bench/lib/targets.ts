@@ -41,10 +41,20 @@ export interface Target {
   publish(userId: string, payload: BenchPayload): Promise<void>;
   broadcast(payload: BenchPayload): Promise<{ recipients?: number }>;
   gc(): Promise<void>;
+  /**
+   * raw-ws-acks only: ack frames its processes have parsed so far, and when the last one came (the server's
+   * Date.now()). Herald's acks are counted by its clients, from the answers.
+   */
+  serverAcks?(): Promise<AckCount>;
   /** Herald only: its private database name. */
   database?: string;
   query?<T>(sql: string, params?: unknown[]): Promise<T[]>;
   stop(): Promise<void>;
+}
+
+export interface AckCount {
+  count: number;
+  lastAt: number;
 }
 
 /** Herald settings for load: limits raised, default (not test) timings, acks given a long time. */
@@ -77,7 +87,9 @@ export async function startTarget(name: ServerName, options: TargetOptions): Pro
     case 'herald':
       return startHerald(options);
     case 'raw-ws':
-      return startRaw(options);
+      return startRaw(options, false);
+    case 'raw-ws-acks':
+      return startRaw(options, true);
     case 'socket.io':
       return startSocketIo(options);
   }
@@ -158,6 +170,7 @@ async function startBaselineProcesses(
   script: string,
   prefix: string,
   options: TargetOptions,
+  extraArgs: string[] = [],
 ): Promise<{ ports: number[]; children: ChildProcess[]; inspectPorts: number[] }> {
   const ports: number[] = [];
   const inspectPorts: number[] = [];
@@ -172,7 +185,11 @@ async function startBaselineProcesses(
     }
     ports.push(port);
     children.push(
-      spawnNode(join(__dirname, '..', 'servers', script), [String(port), TEST_REDIS_URL, prefix], nodeArgs),
+      spawnNode(
+        join(__dirname, '..', 'servers', script),
+        [String(port), TEST_REDIS_URL, prefix, ...extraArgs],
+        nodeArgs,
+      ),
     );
   }
   for (const [i, port] of ports.entries()) {
@@ -225,9 +242,15 @@ ${ports.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
   return { port, child };
 }
 
-async function startRaw(options: TargetOptions): Promise<Target> {
+/** The raw ws baseline; with `acks`, raw-ws-acks: frames carry an id and clients ack each one. */
+async function startRaw(options: TargetOptions, acks: boolean): Promise<Target> {
   const prefix = testRedisPrefix('bench-raw');
-  const { ports, children, inspectPorts } = await startBaselineProcesses('raw-ws.js', prefix, options);
+  const { ports, children, inspectPorts } = await startBaselineProcesses(
+    'raw-ws.js',
+    prefix,
+    options,
+    acks ? ['acks'] : [],
+  );
   const nginx = options.nginx ? await startBaselineNginx(ports) : undefined;
   const httpUrls = nginx ? [`http://127.0.0.1:${nginx.port}`] : ports.map((p) => `http://127.0.0.1:${p}`);
   let next = 0;
@@ -235,9 +258,21 @@ async function startRaw(options: TargetOptions): Promise<Target> {
     const answer = await postJson(`${httpUrls[next++ % httpUrls.length]!}${path}`, body);
     if (answer.status !== 202) throw new Error(`raw publish answered ${answer.status}`);
   };
+  // Straight to each process, not through Nginx: every process counts its own clients' acks.
+  const serverAcks = async (): Promise<AckCount> => {
+    const counts = await Promise.all(
+      ports.map(
+        async (p) => (await (await fetch(`http://127.0.0.1:${p}/`)).json()) as { acks: number; lastAckAt: number },
+      ),
+    );
+    return {
+      count: counts.reduce((sum, c) => sum + c.acks, 0),
+      lastAt: Math.max(0, ...counts.map((c) => c.lastAckAt)),
+    };
+  };
   return {
-    name: 'raw-ws',
-    clientKind: 'raw',
+    name: acks ? 'raw-ws-acks' : 'raw-ws',
+    clientKind: acks ? 'raw-acks' : 'raw',
     clientUrls: httpUrls.map((u) => `${u.replace('http:', 'ws:')}/ws`),
     httpUrls,
     serverPids: () => children.map((c) => c.pid!),
@@ -251,6 +286,7 @@ async function startRaw(options: TargetOptions): Promise<Target> {
       await post('/broadcast', { payload });
       return {};
     },
+    ...(acks ? { serverAcks } : {}),
     gc: async () => {
       for (const port of inspectPorts) await collectGarbage(port);
     },

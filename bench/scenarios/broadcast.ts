@@ -2,20 +2,24 @@
  * Broadcast fan-out: N connected users on ONE server process, B broadcasts of ~150 B JSON, at most W
  * broadcasts in flight (a broadcast is done when its last recipient has it). Herald publishes
  * `to: {all: true}` over REST with durability on (a delivery row per user, every notification acked);
- * raw ws gets POST /broadcast (frame built once, through Redis); Socket.IO gets `emitter.emit(...)`.
- * Reports deliveries/s (all received; Herald also all acked), completion p50/p99 per broadcast
- * (publish → last recipient), and CPU per delivery of the server, PostgreSQL backends and Redis.
+ * raw ws gets POST /broadcast (frame built once, through Redis), and raw-ws-acks the same with an id in
+ * the frame and one ack frame per delivery back to the server, which counts them; Socket.IO gets
+ * `emitter.emit(...)`. Reports deliveries/s (all received; Herald and raw-ws-acks also all acked),
+ * completion p50/p99 per broadcast (publish → last recipient), and CPU per delivery of the server,
+ * PostgreSQL backends and Redis.
  *
  *   node dist/bench/bench/scenarios/broadcast.js [--users 5000] [--broadcasts 200] [--window 8] [--reps 3] [--smoke]
  */
-import type { ServerName } from '../lib/args';
+import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { progress, runMain } from '../lib/log';
 import {
+  ackedSoFar,
   perUnit,
   scenarioArgs,
   ScenarioRun,
   startCpuMeter,
   summarize,
+  untilAcked,
   withClients,
   withTarget,
   writeScenarioResult,
@@ -24,7 +28,7 @@ import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs(ACKING_SERVERS);
 const USERS = args.num('users', 5000, 50);
 const BROADCASTS = args.num('broadcasts', 200, 10);
 const WINDOW = args.num('window', 8, 4);
@@ -62,7 +66,8 @@ async function runServer(server: ServerName): Promise<Run[]> {
       const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
-        const acksBefore = pool.acksOk;
+        const acksBefore = await ackedSoFar(target, pool);
+        const clientAcksBefore = pool.acksOk;
         const meter = await startCpuMeter(target, ['postgres', 'redis']);
         const completed = () => {
           let n = 0;
@@ -71,10 +76,12 @@ async function runServer(server: ServerName): Promise<Run[]> {
         };
         const startedAt = Date.now();
         let published = 0;
+        let acksAfter: typeof acksBefore = null;
         const ticker = setInterval(
           () =>
             progress(
-              `  ${server} rep ${rep + 1}: ${published}/${BROADCASTS} published, ${completed()} complete, ${pool.acksOk - acksBefore} acked`,
+              `  ${server} rep ${rep + 1}: ${published}/${BROADCASTS} published, ${completed()} complete` +
+                `${target.clientKind === 'herald' ? `, ${pool.acksOk - clientAcksBefore} acked` : ''}`,
             ),
           2000,
         );
@@ -88,12 +95,9 @@ async function runServer(server: ServerName): Promise<Run[]> {
             published++;
           }
           await pool.until(`${server}: all broadcasts received`, () => completed() === BROADCASTS, TIMEOUT_MS);
-          if (target.clientKind === 'herald') {
-            await pool.until(
-              `${server}: all deliveries acked`,
-              () => pool.acksOk - acksBefore >= USERS * BROADCASTS,
-              TIMEOUT_MS,
-            );
+          if (acksBefore) {
+            const what = `${server}: all deliveries acked`;
+            acksAfter = await untilAcked(what, target, pool, acksBefore, USERS * BROADCASTS, TIMEOUT_MS);
           }
         } finally {
           clearInterval(ticker);
@@ -105,7 +109,8 @@ async function runServer(server: ServerName): Promise<Run[]> {
         const lastReceive = Math.max(...states.map((m) => m.last));
         const completion = percentiles(states.map((m) => m.last - m.t));
         const deliveries = USERS * BROADCASTS;
-        const acked = target.clientKind === 'herald' ? pool.acksOk - acksBefore : null;
+        const acked = acksBefore && acksAfter ? acksAfter.count - acksBefore.count : null;
+        const lastAck = acksAfter?.lastAt ?? 0;
         let durableCheck = 'n/a (nothing persisted)';
         if (target.query) {
           const [row] = await target.query<{ acked: string }>(
@@ -122,7 +127,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
           received,
           acked,
           receivedPerSecond: (received * 1000) / Math.max(1, lastReceive - startedAt),
-          ackedPerSecond: acked === null ? null : (acked * 1000) / Math.max(1, pool.lastAckAt - startedAt),
+          ackedPerSecond: acked === null ? null : (acked * 1000) / Math.max(1, lastAck - startedAt),
           completionP50: completion.p50,
           completionP99: completion.p99,
           completionMax: completion.max,
@@ -159,6 +164,7 @@ async function main(): Promise<void> {
     };
   });
   const rate = (name: ServerName) => summary.find((s) => s.server === name)?.receivedPerSecond.median;
+  const ackedRate = (name: ServerName) => summary.find((s) => s.server === name)?.ackedPerSecond.median;
   printTable(
     `broadcast fan-out, ${USERS} users on one process, ${BROADCASTS} broadcasts: median (min–max) over ${REPS} repetition(s)`,
     [
@@ -172,6 +178,7 @@ async function main(): Promise<void> {
       'Redis µs/delivery',
       'vs raw-ws',
       'vs socket.io',
+      'acked vs raw-ws-acks',
     ],
     summary.map((s) => [
       s.server,
@@ -184,6 +191,7 @@ async function main(): Promise<void> {
       formatSpread(s.redisCpuUsPerDelivery),
       formatRatio(s.receivedPerSecond.median, rate('raw-ws')),
       formatRatio(s.receivedPerSecond.median, rate('socket.io')),
+      formatRatio(s.ackedPerSecond.median, ackedRate('raw-ws-acks')),
     ]),
   );
   const parameters = { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS };
@@ -195,7 +203,8 @@ async function main(): Promise<void> {
       mine.length === REPS &&
       mine.every((r) => r.received >= r.deliveries && (r.acked === null || r.acked >= r.deliveries)),
     notes: [
-      'Deliveries/s = deliveries / (last receive − first publish); Herald acked = deliveries / (last ack reply − first publish).',
+      'Deliveries/s = deliveries / (last receive − first publish); Herald acked = deliveries / (last ack reply − first publish); raw-ws-acks acked = deliveries / (last ack parsed by the server − first publish).',
+      'vs raw-ws and vs socket.io compare deliveries/s received; acked vs raw-ws-acks compares deliveries/s acked (a raw ws server that reads one ack frame per delivery and answers none).',
       `Completion = last recipient's receive time − publish time of that broadcast, with at most ${WINDOW} broadcasts in flight.`,
       'Redis CPU is the whole redis-server (shared with anything else on the machine); PostgreSQL CPU is the backends of the private database.',
       'Load clients (JSON parse, Herald acks) share the 2 cores with the server.',

@@ -1,20 +1,23 @@
 /**
  * Unicast latency: U users over TWO server processes behind a private Nginx, R notifications/s to
  * random users for S seconds. Herald: REST publish through Nginx (committed to PostgreSQL before the
- * 202, every notification acked); raw ws: HTTP POST /publish through Nginx → Redis; Socket.IO:
+ * 202, every notification acked); raw ws: HTTP POST /publish through Nginx → Redis; raw-ws-acks: the
+ * same, every notification acked by id to the server, which counts it; Socket.IO:
  * @socket.io/redis-emitter `to('user:x').emit(...)`. Publish → receive p50/p95/p99/max in one clock
- * (Date.now() at send, in the payload) and CPU per message of every process involved.
+ * (Date.now() at send, in the payload) and CPU per message of every process involved, acks included.
  *
  *   node dist/bench/bench/scenarios/unicast.js [--users 2000] [--rate 1000] [--seconds 10] [--reps 3] [--smoke]
  */
-import type { ServerName } from '../lib/args';
+import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { progress, runMain, sleep } from '../lib/log';
 import {
+  ackedSoFar,
   perUnit,
   scenarioArgs,
   ScenarioRun,
   startCpuMeter,
   summarize,
+  untilAcked,
   withClients,
   withTarget,
   writeScenarioResult,
@@ -23,7 +26,7 @@ import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const { args, reps: REPS, servers: SERVERS } = scenarioArgs();
+const { args, reps: REPS, servers: SERVERS } = scenarioArgs(ACKING_SERVERS);
 const USERS = args.num('users', 2000, 50);
 const RATE = args.num('rate', 1000, 50);
 const SECONDS = args.num('seconds', 10, 1);
@@ -55,7 +58,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
       const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
-        const acksBefore = pool.acksOk;
+        const acksBefore = await ackedSoFar(target, pool);
         const meter = await startCpuMeter(target);
         const started = Date.now();
         // Publishes in flight, bounded at MAX_IN_FLIGHT; a full window waits for one slot to free
@@ -97,9 +100,9 @@ async function runServer(server: ServerName): Promise<Run[]> {
           const publishedAt = Date.now();
           if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
           await pool.until(`${server}: all ${MESSAGES - errors} received`, () => have() >= MESSAGES - errors, 60_000);
-          if (target.clientKind === 'herald') {
-            await pool.until(`${server}: all acked`, () => pool.acksOk - acksBefore >= MESSAGES - errors, 60_000);
-          }
+          const acksAfter = acksBefore
+            ? await untilAcked(`${server}: all acked`, target, pool, acksBefore, MESSAGES - errors, 60_000)
+            : null;
           // Let the last acks and their writes land before reading CPU.
           await sleep(300);
           await pool.flush();
@@ -118,7 +121,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
             rep,
             messages: MESSAGES,
             received,
-            acked: target.clientKind === 'herald' ? pool.acksOk - acksBefore : null,
+            acked: acksBefore && acksAfter ? acksAfter.count - acksBefore.count : null,
             publishErrors: errors,
             ...p,
             achievedRate: (MESSAGES * 1000) / Math.max(1, publishedAt - started),
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
       'Redis ms/msg',
       'nginx ms/msg',
       'p99 vs raw-ws',
+      'p99 vs raw-ws-acks',
       'p99 vs socket.io',
     ],
     summary.map((s) => [
@@ -180,6 +184,7 @@ async function main(): Promise<void> {
       formatSpread(s.redisCpuMsPerMessage),
       formatSpread(s.nginxCpuMsPerMessage),
       formatRatio(s.p99.median, p99('raw-ws')),
+      formatRatio(s.p99.median, p99('raw-ws-acks')),
       formatRatio(s.p99.median, p99('socket.io')),
     ]),
   );
@@ -197,6 +202,7 @@ async function main(): Promise<void> {
       'Herald and raw ws publish over HTTP through the same Nginx as the clients; Socket.IO publishes with the redis emitter (no HTTP hop).',
       'CPU per message counts the two server processes, the PostgreSQL backends of the private database (Herald), the whole redis-server and the Nginx workers, from /proc/<pid>/stat.',
       'The publisher (this process) and the load clients share the 2 cores.',
+      'raw-ws-acks: each client sends one ack frame per notification, which the server parses and counts; its CPU per message includes that, and the run waits for every ack.',
     ],
   });
 }

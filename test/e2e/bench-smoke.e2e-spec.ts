@@ -11,10 +11,36 @@ import { repoRoot } from '../helpers/paths';
 const root = repoRoot();
 const SCENARIOS = ['idle', 'broadcast', 'unicast', 'ingest', 'catchup'] as const;
 
+/**
+ * The servers each scenario runs by default. ingest has no Socket.IO run (no publish API to load). The
+ * scenarios where clients ack (broadcast, unicast, catchup) also run raw-ws-acks, the raw ws server whose
+ * clients ack every notification; catchup reports it n/a, as the other baselines (no backlog).
+ */
+const EXPECTED_SERVERS: Record<(typeof SCENARIOS)[number], string[]> = {
+  idle: ['herald', 'raw-ws', 'socket.io'],
+  broadcast: ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'],
+  unicast: ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'],
+  ingest: ['herald', 'raw-ws'],
+  catchup: ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'],
+};
+
+/** Where a scenario's table compares with raw-ws-acks: its column header, or catchup's n/a cell. */
+const RAW_ACKS_CELL: Partial<Record<(typeof SCENARIOS)[number], string>> = {
+  broadcast: 'acked vs raw-ws-acks',
+  unicast: 'p99 vs raw-ws-acks',
+  catchup: 'n/a (acks counted, nothing stored)',
+};
+
+/** The fields of a run this test reads: how many acks the scenario counted (null: a server without acks). */
+interface SmokeRun {
+  server: string;
+  acked?: number | null;
+}
+
 interface SmokeResult {
   scenario: string;
   smoke: boolean;
-  result: { servers: string[]; complete: Record<string, boolean>; summary: unknown[]; runs: unknown[] };
+  result: { servers: string[]; complete: Record<string, boolean>; summary: unknown[]; runs: SmokeRun[] };
 }
 
 function runScenario(scenario: string): Promise<{ code: number | null; output: string }> {
@@ -50,13 +76,22 @@ describe('bench scenarios (smoke size)', () => {
       const doc = JSON.parse(readFileSync(file, 'utf8')) as SmokeResult;
       expect(doc.scenario).toBe(scenario);
       expect(doc.smoke).toBe(true);
-      // ingest has no Socket.IO run (no publish API to load): it reports n/a for it.
-      const expected = scenario === 'ingest' ? ['herald', 'raw-ws'] : ['herald', 'raw-ws', 'socket.io'];
+      const expected = EXPECTED_SERVERS[scenario];
       expect(doc.result.servers).toEqual(expected);
       for (const server of expected)
         expect({ server, complete: doc.result.complete[server] }).toEqual({ server, complete: true });
       expect(doc.result.runs.length).toBeGreaterThan(0);
       expect(output).toContain('median (min–max)');
+      const rawAcksCell = RAW_ACKS_CELL[scenario];
+      if (rawAcksCell) expect(output).toContain(rawAcksCell);
+      if (scenario === 'broadcast' || scenario === 'unicast') {
+        // Herald's and raw-ws-acks's acks were counted (complete checks they reached every delivery).
+        const acked = doc.result.runs.filter((r) => r.server === 'herald' || r.server === 'raw-ws-acks');
+        expect(acked.map((r) => ({ server: r.server, counted: typeof r.acked === 'number' }))).toEqual(
+          acked.map((r) => ({ server: r.server, counted: true })),
+        );
+        expect(acked.length).toBeGreaterThan(1);
+      }
     },
     90_000,
   );
