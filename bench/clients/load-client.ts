@@ -1,15 +1,23 @@
 /**
  * A load client process: opens K connections of one kind (Herald, raw ws with or without acks,
- * Socket.IO), acks every Herald notification and, for raw-acks, sends one ack frame per notification,
- * and reports to the parent over IPC, aggregated per message index so that a million deliveries cost a
- * few hundred IPC messages. Receive times use Date.now(), the clock of the publisher's send time `t` in
- * the payload.
+ * Socket.IO), acks every Herald notification (bench/clients/herald-acks.ts) and, for raw-acks, sends one
+ * ack frame per notification, and reports to the parent over IPC, aggregated per message index so that a
+ * million deliveries cost a few hundred IPC messages. Receive times use Date.now(), the clock of the
+ * publisher's send time `t` in the payload.
  */
-import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
 import { io, Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { userToken } from '../../test/helpers/api';
-import type { BenchPayload, ClientKind, ClientStart, ClientToParent, ParentToClient, RecvEntry } from '../lib/ipc';
+import type {
+  BenchPayload,
+  ClientKind,
+  ClientStart,
+  ClientToParent,
+  HeraldAckMode,
+  ParentToClient,
+  RecvEntry,
+} from '../lib/ipc';
+import { AckAnswer, AckTally, HeraldAcks, IdAcks, ThroughAcks } from './herald-acks';
 
 const send = (message: ClientToParent) => process.send?.(message);
 
@@ -46,116 +54,55 @@ setInterval(() => {
 }, 20).unref();
 setInterval(report, 500).unref();
 
-/**
- * Acks of one Herald connection: at most WINDOW unanswered. The acks of one tick (every notification of
- * one TCP read) go together, as the SDK sends them: one `ack` frame, or one `acks` frame of up to
- * MAX_ACKS_PER_REQUEST ids. Ids refused RATE_LIMITED are sent again.
- */
-class AckWindow {
-  private static readonly WINDOW = 1000;
-  private readonly queue: string[] = [];
-  private inFlight = 0;
-  private scheduled = false;
-
-  constructor(private readonly socket: WebSocket) {}
-
-  push(id: string): void {
-    this.queue.push(id);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    process.nextTick(() => {
-      this.scheduled = false;
-      this.pump();
-    });
-  }
-
-  answered(ok: boolean): void {
-    this.inFlight--;
-    if (ok) {
-      acksOk++;
-      lastAckAt = Date.now();
-    }
+const tally: AckTally = {
+  acked(n) {
+    acksOk += n;
+    lastAckAt = Date.now();
     dirty = true;
-  }
+  },
+  other(n) {
+    acksOther += n;
+    dirty = true;
+  },
+};
 
-  /** After a frame's answers: send what waits. */
-  settled(): void {
-    this.pump();
-  }
-
-  retry(ids: string[]): void {
-    this.inFlight -= ids.length;
-    setTimeout(() => {
-      for (const id of ids) this.push(id);
-    }, 20);
-  }
-
-  private pump(): void {
-    while (this.inFlight < AckWindow.WINDOW && this.queue.length > 0) {
-      const n = Math.min(MAX_ACKS_PER_REQUEST, AckWindow.WINDOW - this.inFlight, this.queue.length);
-      const ids = this.queue.splice(0, n);
-      this.inFlight += n;
-      this.socket.send(ids.length === 1 ? `{"type":"ack","id":"${ids[0]!}"}` : JSON.stringify({ type: 'acks', ids }));
-    }
-  }
-}
-
-interface HeraldFrame {
-  type: string;
-  id?: string;
-  ids?: string[];
-  results?: { id: string; status: string }[];
-  code?: string;
-  status?: string;
+interface ServerFrame extends AckAnswer {
   attempt?: number;
   payload?: BenchPayload;
+  features?: string[];
 }
 
-function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string): Promise<void> {
+/** Herald's acks for this connection, chosen once its welcome tells whether `ackThrough` is there. */
+function heraldAcks(socket: WebSocket, mode: HeraldAckMode, welcome: ServerFrame): HeraldAcks {
+  const byId = new IdAcks(socket, tally);
+  return mode === 'through' && welcome.features?.includes('ackThrough') ? new ThroughAcks(socket, tally, byId) : byId;
+}
+
+function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string, mode: HeraldAckMode): Promise<void> {
   const full =
     kind === 'herald' ? `${url}?token=${userToken(user, 3 * 3600)}` : `${url}?user=${encodeURIComponent(user)}`;
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(full, { perMessageDeflate: false });
-    const acks = kind === 'herald' ? new AckWindow(socket) : undefined;
+    let acks: HeraldAcks | undefined;
     let welcomed = false;
     socket.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString('utf8')) as HeraldFrame;
+      const frame = JSON.parse(data.toString('utf8')) as ServerFrame;
       switch (frame.type) {
         case 'welcome':
           welcomed = true;
+          if (kind === 'herald') acks = heraldAcks(socket, mode, frame);
           wsSockets.push(socket);
           resolve();
           return;
         case 'notification':
           if (frame.attempt === undefined || frame.attempt === 1) received(frame.payload);
-          if (acks && frame.id) acks.push(frame.id);
+          if (acks && frame.id) acks.received(frame.id);
           else if (kind === 'raw-acks' && frame.id) socket.send(`{"type":"ack","id":"${frame.id}"}`);
           return;
         case 'ack':
-          acks?.answered(frame.status === 'ok' || frame.status === 'duplicate');
-          if (frame.status !== 'ok' && frame.status !== 'duplicate') acksOther++;
-          acks?.settled();
-          return;
         case 'acks':
-          for (const result of frame.results ?? []) {
-            const ok = result.status === 'ok' || result.status === 'duplicate';
-            acks?.answered(ok);
-            if (!ok) acksOther++;
-          }
-          acks?.settled();
-          return;
         case 'error':
-          {
-            const ids = frame.ids ?? (frame.id ? [frame.id] : []);
-            if (acks && ids.length > 0 && frame.code === 'RATE_LIMITED') acks.retry(ids);
-            else if (acks && ids.length > 0) {
-              for (let i = 0; i < ids.length; i++) {
-                acksOther++;
-                acks.answered(false);
-              }
-              acks.settled();
-            }
-          }
+          acks?.answer(frame);
           return;
         default:
           return;
@@ -203,7 +150,7 @@ async function start(message: ClientStart): Promise<void> {
       const url = message.urls[index % message.urls.length]!;
       try {
         if (message.kind === 'socketio') await openIo(url, message.users[index]!);
-        else await openWs(message.kind, url, message.users[index]!);
+        else await openWs(message.kind, url, message.users[index]!, message.heraldAcks);
         connected++;
       } catch (error) {
         failed++;

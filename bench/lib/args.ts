@@ -24,6 +24,16 @@ export class Args {
     return this.smoke ? smoke : fallback;
   }
 
+  /** One of a few words: `--name word`, else the default. */
+  choice<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const i = this.argv.indexOf(`--${name}`);
+    if (i < 0) return fallback;
+    const value = this.argv[i + 1] ?? '';
+    if (!(allowed as readonly string[]).includes(value))
+      throw new Error(`--${name} needs one of ${allowed.join(', ')}`);
+    return value as T;
+  }
+
   /** Which servers to run (`--servers herald,raw-ws`); `defaults` when not given. */
   servers(defaults: readonly ServerName[] = DEFAULT_SERVERS): ServerName[] {
     const i = this.argv.indexOf('--servers');
@@ -46,3 +56,10 @@ export const DEFAULT_SERVERS: readonly ServerName[] = ['herald', 'raw-ws', 'sock
 
 /** The servers of a scenario whose clients ack what they receive (broadcast, unicast, catch-up). */
 export const ACKING_SERVERS: readonly ServerName[] = SERVER_NAMES;
+
+/**
+ * How Herald's load clients ack: `through` as the SDK does by default (acks coalesced over 5 ms, one
+ * `ack … through` per flush when the server lists `ackThrough`), `ids` as the client before it (the acks of
+ * one read in one `ack` or `acks` frame). `--herald-acks ids` gives the A/B.
+ */
+export const HERALD_ACK_MODES = ['through', 'ids'] as const;

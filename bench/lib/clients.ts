@@ -1,6 +1,6 @@
 import { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { ClientKind, ClientToParent, ParentToClient } from './ipc';
+import type { ClientKind, ClientToParent, HeraldAckMode, ParentToClient } from './ipc';
 import { progress } from './log';
 import { forkNode, stopProcess } from './proc';
 
@@ -57,7 +57,7 @@ export class ClientPool {
     kind: ClientKind,
     urls: string[],
     users: string[],
-    options: { perClient?: number; concurrency?: number } = {},
+    options: { perClient?: number; concurrency?: number; heraldAcks?: HeraldAckMode } = {},
   ): Promise<{ pool: ClientPool; summary: ConnectSummary }> {
     const perClient = options.perClient ?? 2500;
     const count = Math.max(1, Math.ceil(users.length / perClient));
@@ -87,6 +87,7 @@ export class ClientPool {
                 urls,
                 users: slice,
                 concurrency: options.concurrency ?? 64,
+                heraldAcks: options.heraldAcks ?? 'through',
               };
               child.send(start);
             }),

@@ -1,7 +1,11 @@
 /** Messages between a scenario (parent) and its forked load clients and publishers. */
+import type { HERALD_ACK_MODES } from './args';
 
 /** raw-acks: the raw ws server's clients that ack every notification by id. */
 export type ClientKind = 'herald' | 'raw' | 'raw-acks' | 'socketio';
+
+/** How a Herald load client acks (see HERALD_ACK_MODES). */
+export type HeraldAckMode = (typeof HERALD_ACK_MODES)[number];
 
 /** Payload of every benchmark message: index and send time (Date.now() of the publisher). */
 export interface BenchPayload {
@@ -18,6 +22,7 @@ export interface ClientStart {
   users: string[];
   /** Handshakes in flight at once in this process. */
   concurrency: number;
+  heraldAcks: HeraldAckMode;
 }
 
 /** Per message index: [index, deliveries, first receive ms, last receive ms, send time t]. */

@@ -1,7 +1,8 @@
 import { waitFor } from '../../test/helpers/wait';
-import { Args, DEFAULT_SERVERS, ServerName } from './args';
+import { Args, DEFAULT_SERVERS, HERALD_ACK_MODES, ServerName } from './args';
 import { ClientPool } from './clients';
 import { progress } from './log';
+import type { HeraldAckMode } from './ipc';
 import { CpuMeter } from './proc';
 import { writeResult } from './results';
 import { AckCount, startTarget, Target, TargetOptions } from './targets';
@@ -23,16 +24,22 @@ export interface ScenarioRun {
 }
 
 /**
- * A scenario's command line, with the options they all take: --reps (3; 1 under --smoke) and --servers
- * (these defaults).
+ * A scenario's command line, with the options they all take: --reps (3; 1 under --smoke), --servers (these
+ * defaults) and --herald-acks (through).
  */
 export function scenarioArgs(defaults: readonly ServerName[] = DEFAULT_SERVERS): {
   args: Args;
   reps: number;
   servers: ServerName[];
+  heraldAcks: HeraldAckMode;
 } {
   const args = new Args();
-  return { args, reps: args.num('reps', 3, 1), servers: args.servers(defaults) };
+  return {
+    args,
+    reps: args.num('reps', 3, 1),
+    servers: args.servers(defaults),
+    heraldAcks: args.choice('herald-acks', HERALD_ACK_MODES, 'through'),
+  };
 }
 
 /** Starts a server, runs `body`, always stops it. */
@@ -57,12 +64,10 @@ export async function withClients<T>(
   label: string,
   target: Target,
   users: string[],
-  perClient: number,
+  options: { perClient: number; heraldAcks: HeraldAckMode },
   body: (pool: ClientPool) => Promise<T>,
 ): Promise<T> {
-  const { pool, summary } = await ClientPool.connect(label, target.clientKind, target.clientUrls, users, {
-    perClient,
-  });
+  const { pool, summary } = await ClientPool.connect(label, target.clientKind, target.clientUrls, users, options);
   try {
     if (summary.connected !== users.length)
       throw new Error(`${label}: only ${summary.connected}/${users.length} connected: ${summary.errors.join('; ')}`);
@@ -72,9 +77,16 @@ export async function withClients<T>(
   }
 }
 
+/** A result note on how Herald's clients acked in this run. */
+export function heraldAcksNote(mode: HeraldAckMode): string {
+  return mode === 'through'
+    ? "Herald's clients ack as the SDK does by default (--herald-acks through): coalesced over 5 ms, one `ack … through` per flush when the welcome lists ackThrough, else by id."
+    : "Herald's clients ack by id, as before ackThrough (--herald-acks ids): the acks of one read in one `ack` frame or `acks` frames.";
+}
+
 /**
- * Deliveries acked so far: Herald's counted by its clients from the answers (ok or duplicate),
- * raw-ws-acks's counted by the server as it parses them; null for a server without acks.
+ * Deliveries acked so far: Herald's counted by its clients from the answers (ok, duplicate, or a through's
+ * settled count), raw-ws-acks's counted by the server as it parses them; null for a server without acks.
  */
 export async function ackedSoFar(target: Target, pool: ClientPool): Promise<AckCount | null> {
   if (target.serverAcks) return target.serverAcks();

@@ -8,12 +8,14 @@
  * completion p50/p99 per broadcast (publish → last recipient), and CPU per delivery of the server,
  * PostgreSQL backends and Redis.
  *
- *   node dist/bench/bench/scenarios/broadcast.js [--users 5000] [--broadcasts 200] [--window 8] [--reps 3] [--smoke]
+ *   node dist/bench/bench/scenarios/broadcast.js [--users 5000] [--broadcasts 200] [--window 8] [--reps 3]
+ *     [--herald-acks through|ids] [--smoke]
  */
 import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { progress, runMain } from '../lib/log';
 import {
   ackedSoFar,
+  heraldAcksNote,
   perUnit,
   scenarioArgs,
   ScenarioRun,
@@ -28,7 +30,7 @@ import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const { args, reps: REPS, servers: SERVERS } = scenarioArgs(ACKING_SERVERS);
+const { args, reps: REPS, servers: SERVERS, heraldAcks: HERALD_ACKS } = scenarioArgs(ACKING_SERVERS);
 const USERS = args.num('users', 5000, 50);
 const BROADCASTS = args.num('broadcasts', 200, 10);
 const WINDOW = args.num('window', 8, 4);
@@ -62,7 +64,7 @@ interface Summary {
 async function runServer(server: ServerName): Promise<Run[]> {
   return withTarget(server, { processes: 1 }, async (target) => {
     const users = Array.from({ length: USERS }, (_, k) => `bc-${k}`);
-    return withClients(server, target, users, PER_CLIENT, async (pool) => {
+    return withClients(server, target, users, { perClient: PER_CLIENT, heraldAcks: HERALD_ACKS }, async (pool) => {
       const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
       formatRatio(s.ackedPerSecond.median, ackedRate('raw-ws-acks')),
     ]),
   );
-  const parameters = { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS };
+  const parameters = { users: USERS, broadcasts: BROADCASTS, window: WINDOW, reps: REPS, heraldAcks: HERALD_ACKS };
   writeScenarioResult('broadcast', args.smoke, parameters, {
     servers: SERVERS,
     summary,
@@ -205,6 +207,7 @@ async function main(): Promise<void> {
     notes: [
       'Deliveries/s = deliveries / (last receive − first publish); Herald acked = deliveries / (last ack reply − first publish); raw-ws-acks acked = deliveries / (last ack parsed by the server − first publish).',
       'vs raw-ws and vs socket.io compare deliveries/s received; acked vs raw-ws-acks compares deliveries/s acked (a raw ws server that reads one ack frame per delivery and answers none).',
+      heraldAcksNote(HERALD_ACKS),
       `Completion = last recipient's receive time − publish time of that broadcast, with at most ${WINDOW} broadcasts in flight.`,
       'Redis CPU is the whole redis-server (shared with anything else on the machine); PostgreSQL CPU is the backends of the private database.',
       'Load clients (JSON parse, Herald acks) share the 2 cores with the server.',

@@ -8,19 +8,20 @@
  * A first catch-up of `--warmup` notifications for another user is not counted: the replica's code is
  * compiled (JIT) by then, as on a server that has been running.
  *
- *   node dist/bench/bench/scenarios/catchup.js [--pending 10000] [--warmup 2000] [--reps 3] [--smoke]
+ *   node dist/bench/bench/scenarios/catchup.js [--pending 10000] [--warmup 2000] [--reps 3]
+ *     [--herald-acks through|ids] [--smoke]
  */
 import { TEST_API_KEY } from '../../test/helpers/replica';
 import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { ClientPool } from '../lib/clients';
 import { progress, runMain } from '../lib/log';
 import { runPublishers } from '../lib/publishers';
-import { scenarioArgs, ScenarioRun, withTarget, writeScenarioResult } from '../lib/scenario';
+import { heraldAcksNote, scenarioArgs, ScenarioRun, withTarget, writeScenarioResult } from '../lib/scenario';
 import { spread, Spread } from '../lib/stats';
 import type { Target } from '../lib/targets';
 import { formatSpread, printTable } from '../lib/table';
 
-const { args, reps: REPS, servers: SERVERS } = scenarioArgs(ACKING_SERVERS);
+const { args, reps: REPS, servers: SERVERS, heraldAcks: HERALD_ACKS } = scenarioArgs(ACKING_SERVERS);
 const PENDING = args.num('pending', 10_000, 50);
 /** A first catch-up of this many, not counted (0: none). */
 const WARMUP = args.num('warmup', 2_000, 0);
@@ -67,6 +68,7 @@ async function catchUp(target: Target, user: string, pending: number, label: str
   progress(`  herald ${label}: ${pending} pending (${published.perSecond.toFixed(0)} publishes/s); connecting`);
   const { pool, summary } = await ClientPool.connect(`herald ${user}`, 'herald', target.clientUrls, [user], {
     perClient: 1,
+    heraldAcks: HERALD_ACKS,
   });
   try {
     if (summary.connected !== 1) throw new Error(`could not connect: ${summary.errors.join('; ')}`);
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
       return [server, formatSpread(s.firstReceiveMs), formatSpread(s.allAckedMs), formatSpread(s.perSecond)];
     }),
   );
-  const parameters = { pending: PENDING, warmup: WARMUP, reps: REPS };
+  const parameters = { pending: PENDING, warmup: WARMUP, reps: REPS, heraldAcks: HERALD_ACKS };
   writeScenarioResult('catchup', args.smoke, parameters, {
     servers: SERVERS,
     summary,
@@ -152,7 +154,8 @@ async function main(): Promise<void> {
       (mine.length === REPS &&
         mine.every((r) => r.received >= r.pending && r.acked >= r.pending && r.verifiedAcked === r.pending)),
     notes: [
-      'Time runs from the start of the WebSocket handshake to the last ack answered ok; the client acks as it reads, with at most 1000 acks unanswered (the default HERALD_MAX_QUEUED_COMMANDS).',
+      'Time runs from the start of the WebSocket handshake to the last ack answered ok; the client acks as it reads (by id: at most 1000 acks unanswered, the default HERALD_MAX_QUEUED_COMMANDS).',
+      heraldAcksNote(HERALD_ACKS),
       `A first catch-up of ${WARMUP} notifications (another user) ran before the timed ones and is not counted.`,
       'raw-ws, raw-ws-acks and socket.io keep no backlog for an offline user: n/a. raw-ws-acks counts acks and stores nothing, so it has nothing to replay either.',
     ],

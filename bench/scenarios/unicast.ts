@@ -6,12 +6,14 @@
  * @socket.io/redis-emitter `to('user:x').emit(...)`. Publish → receive p50/p95/p99/max in one clock
  * (Date.now() at send, in the payload) and CPU per message of every process involved, acks included.
  *
- *   node dist/bench/bench/scenarios/unicast.js [--users 2000] [--rate 1000] [--seconds 10] [--reps 3] [--smoke]
+ *   node dist/bench/bench/scenarios/unicast.js [--users 2000] [--rate 1000] [--seconds 10] [--reps 3]
+ *     [--herald-acks through|ids] [--smoke]
  */
 import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { progress, runMain, sleep } from '../lib/log';
 import {
   ackedSoFar,
+  heraldAcksNote,
   perUnit,
   scenarioArgs,
   ScenarioRun,
@@ -26,7 +28,7 @@ import { percentiles, spread, Spread } from '../lib/stats';
 import { benchPayload } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
 
-const { args, reps: REPS, servers: SERVERS } = scenarioArgs(ACKING_SERVERS);
+const { args, reps: REPS, servers: SERVERS, heraldAcks: HERALD_ACKS } = scenarioArgs(ACKING_SERVERS);
 const USERS = args.num('users', 2000, 50);
 const RATE = args.num('rate', 1000, 50);
 const SECONDS = args.num('seconds', 10, 1);
@@ -54,7 +56,7 @@ type Summary = { server: ServerName } & Record<'p50' | 'p95' | 'p99' | 'max' | '
 async function runServer(server: ServerName): Promise<Run[]> {
   return withTarget(server, { processes: 2, nginx: true }, async (target) => {
     const users = Array.from({ length: USERS }, (_, k) => `uc-${k}`);
-    return withClients(server, target, users, PER_CLIENT, async (pool) => {
+    return withClients(server, target, users, { perClient: PER_CLIENT, heraldAcks: HERALD_ACKS }, async (pool) => {
       const runs: Run[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         const base = (rep + 1) * 1_000_000;
@@ -188,7 +190,7 @@ async function main(): Promise<void> {
       formatRatio(s.p99.median, p99('socket.io')),
     ]),
   );
-  const parameters = { users: USERS, rate: RATE, seconds: SECONDS, reps: REPS };
+  const parameters = { users: USERS, rate: RATE, seconds: SECONDS, reps: REPS, heraldAcks: HERALD_ACKS };
   writeScenarioResult('unicast', args.smoke, parameters, {
     servers: SERVERS,
     summary,
@@ -203,6 +205,7 @@ async function main(): Promise<void> {
       'CPU per message counts the two server processes, the PostgreSQL backends of the private database (Herald), the whole redis-server and the Nginx workers, from /proc/<pid>/stat.',
       'The publisher (this process) and the load clients share the 2 cores.',
       'raw-ws-acks: each client sends one ack frame per notification, which the server parses and counts; its CPU per message includes that, and the run waits for every ack.',
+      heraldAcksNote(HERALD_ACKS),
     ],
   });
 }

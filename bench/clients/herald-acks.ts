@@ -1,0 +1,154 @@
+/**
+ * How a Herald load client acks what it receives, in one of two ways (`--herald-acks`):
+ * - IdAcks, the client before `ackThrough`: the acks of one read go together, in one `ack` frame or in
+ *   `acks` frames of up to MAX_ACKS_PER_REQUEST ids, at most WINDOW unanswered; ids refused RATE_LIMITED
+ *   are sent again.
+ * - ThroughAcks, as the SDK acks by default: acks are coalesced over COALESCE_MS, and each flush is one
+ *   `{"type":"ack","id":<last received>,"through":true}`, whose answer's `settled` counts as acked. It is
+ *   used only when the welcome lists `ackThrough`; an error answer, or fewer settled than the flush held,
+ *   sends that flush's ids again one by one through IdAcks.
+ */
+import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
+import type WebSocket from 'ws';
+
+/** Where a connection's acks are counted: deliveries acked (ok or duplicate, or settled) and other answers. */
+export interface AckTally {
+  acked(n: number): void;
+  other(n: number): void;
+}
+
+/** The server frames that answer acks, as far as the bench reads them. */
+export interface AckAnswer {
+  type: string;
+  id?: string;
+  ids?: string[];
+  results?: { id: string; status: string }[];
+  code?: string;
+  status?: string;
+  settled?: number;
+}
+
+export interface HeraldAcks {
+  /** A notification arrived (called in wire order). */
+  received(id: string): void;
+  /** An `ack`, `acks` or `error` frame from the server. */
+  answer(frame: AckAnswer): void;
+}
+
+const settledOk = (status: string | undefined) => status === 'ok' || status === 'duplicate';
+
+export class IdAcks implements HeraldAcks {
+  /** Acks unanswered at most: the server refuses more than HERALD_MAX_QUEUED_COMMANDS (1000) waiting. */
+  private static readonly WINDOW = 1000;
+  private readonly queue: string[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly tally: AckTally,
+  ) {}
+
+  received(id: string): void {
+    this.queue.push(id);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  answer(frame: AckAnswer): void {
+    switch (frame.type) {
+      case 'ack':
+        this.answered(frame.status);
+        break;
+      case 'acks':
+        for (const result of frame.results ?? []) this.answered(result.status);
+        break;
+      case 'error': {
+        const ids = frame.ids ?? (frame.id ? [frame.id] : []);
+        if (ids.length === 0) return;
+        if (frame.code === 'RATE_LIMITED') return this.retry(ids);
+        for (let i = 0; i < ids.length; i++) this.answered(undefined);
+        break;
+      }
+      default:
+        return;
+    }
+    this.pump();
+  }
+
+  private answered(status: string | undefined): void {
+    this.inFlight--;
+    if (settledOk(status)) this.tally.acked(1);
+    else this.tally.other(1);
+  }
+
+  private retry(ids: string[]): void {
+    this.inFlight -= ids.length;
+    setTimeout(() => {
+      for (const id of ids) this.received(id);
+    }, 20);
+  }
+
+  private pump(): void {
+    while (this.inFlight < IdAcks.WINDOW && this.queue.length > 0) {
+      const n = Math.min(MAX_ACKS_PER_REQUEST, IdAcks.WINDOW - this.inFlight, this.queue.length);
+      const ids = this.queue.splice(0, n);
+      this.inFlight += n;
+      this.socket.send(ids.length === 1 ? `{"type":"ack","id":"${ids[0]!}"}` : JSON.stringify({ type: 'acks', ids }));
+    }
+  }
+}
+
+export class ThroughAcks implements HeraldAcks {
+  /** The SDK's coalescing window for acks. */
+  static readonly COALESCE_MS = 5;
+  /** A flush goes at once when this many acks wait, as in the SDK. */
+  static readonly FLUSH_AT = 100;
+  /** Received and not acked yet, in wire order (a repeated id keeps its first place, as in the server's log). */
+  private readonly pending = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Throughs awaiting their answer: the id sent → every id the flush held. */
+  private readonly throughs = new Map<string, string[]>();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly tally: AckTally,
+    private readonly byId: IdAcks,
+  ) {}
+
+  received(id: string): void {
+    this.pending.add(id);
+    if (this.pending.size >= ThroughAcks.FLUSH_AT) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), ThroughAcks.COALESCE_MS);
+  }
+
+  answer(frame: AckAnswer): void {
+    const covered = frame.id === undefined ? undefined : this.throughs.get(frame.id);
+    if (!covered || (frame.type !== 'ack' && frame.type !== 'error')) return this.byId.answer(frame);
+    this.throughs.delete(frame.id!);
+    if (frame.type === 'ack' && (frame.settled ?? 0) >= covered.length) return this.tally.acked(covered.length);
+    // An error, or fewer settled than the flush held (the server's send window let the oldest go): ack them
+    // by id. One the through did settle is answered `duplicate`, and counted once, then.
+    for (const id of covered) this.byId.received(id);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const ids = [...this.pending];
+    this.pending.clear();
+    const last = ids.at(-1);
+    if (last === undefined) return;
+    // A redelivery of an id whose through is still unanswered: its answer would be ambiguous, ack by id.
+    if (this.throughs.has(last)) {
+      for (const id of ids) this.byId.received(id);
+      return;
+    }
+    this.throughs.set(last, ids);
+    this.socket.send(`{"type":"ack","id":"${last}","through":true}`);
+  }
+}
