@@ -3,10 +3,11 @@
  * - IdAcks, the client before `ackThrough`: the acks of one read go together, in one `ack` frame or in
  *   `acks` frames of up to MAX_ACKS_PER_REQUEST ids, at most WINDOW unanswered; ids refused RATE_LIMITED
  *   are sent again.
- * - ThroughAcks, as the SDK acks by default: acks are coalesced over COALESCE_MS, and each flush is one
- *   `{"type":"ack","id":<last received>,"through":true}`, whose answer's `settled` counts as acked. It is
- *   used only when the welcome lists `ackThrough`; an error answer, or fewer settled than the flush held,
- *   sends that flush's ids again one by one through IdAcks.
+ * - ThroughAcks, as the SDK acks by default (libs/client/src/acks.ts): acks are coalesced over
+ *   COALESCE_MS, and a flush of two or more is one `{"type":"ack","id":<last received>,"through":true}`,
+ *   whose answer's `settled` counts as acked (a flush of one is an `ack` by id, as in the SDK). It is used
+ *   only when the welcome lists `ackThrough`; an error answer, or fewer settled than the flush held, sends
+ *   that flush's ids again one by one through IdAcks.
  */
 import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
 import type WebSocket from 'ws';
@@ -143,8 +144,9 @@ export class ThroughAcks implements HeraldAcks {
     this.pending.clear();
     const last = ids.at(-1);
     if (last === undefined) return;
-    // A redelivery of an id whose through is still unanswered: its answer would be ambiguous, ack by id.
-    if (this.throughs.has(last)) {
+    // One id goes by id, as the SDK sends it; so does a redelivery of an id whose through is still
+    // unanswered (the two answers could not be told apart).
+    if (ids.length === 1 || this.throughs.has(last)) {
       for (const id of ids) this.byId.received(id);
       return;
     }

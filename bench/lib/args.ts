@@ -59,7 +59,7 @@ export const ACKING_SERVERS: readonly ServerName[] = SERVER_NAMES;
 
 /**
  * How Herald's load clients ack: `through` as the SDK does by default (acks coalesced over 5 ms, one
- * `ack … through` per flush when the server lists `ackThrough`), `ids` as the client before it (the acks of
+ * `ack … through` per flush of two or more when the server lists `ackThrough`), `ids` as the client before it (the acks of
  * one read in one `ack` or `acks` frame). `--herald-acks ids` gives the A/B.
  */
 export const HERALD_ACK_MODES = ['through', 'ids'] as const;

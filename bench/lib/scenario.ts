@@ -80,7 +80,7 @@ export async function withClients<T>(
 /** A result note on how Herald's clients acked in this run. */
 export function heraldAcksNote(mode: HeraldAckMode): string {
   return mode === 'through'
-    ? "Herald's clients ack as the SDK does by default (--herald-acks through): coalesced over 5 ms, one `ack … through` per flush when the welcome lists ackThrough, else by id."
+    ? "Herald's clients ack as the SDK does by default (--herald-acks through): coalesced over 5 ms, one `ack … through` per flush of two or more when the welcome lists ackThrough, else by id."
     : "Herald's clients ack by id, as before ackThrough (--herald-acks ids): the acks of one read in one `ack` frame or `acks` frames.";
 }
 
