@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { HERALD_SERVER_MAIN } from './env';
 
 /** The repository root, found from wherever this file runs (source under Jest, or compiled for bench/). */
 export function repoRoot(): string {
@@ -15,4 +16,5 @@ export function repoRoot(): string {
   }
 }
 
-export const HERALD_MAIN = join(repoRoot(), 'dist', 'apps', 'herald', 'main.js');
+/** The server the replicas run: this checkout's build, unless HERALD_SERVER_MAIN names another. */
+export const HERALD_MAIN = HERALD_SERVER_MAIN ?? join(repoRoot(), 'dist', 'apps', 'herald', 'main.js');
