@@ -47,10 +47,15 @@ interface Run extends ScenarioRun {
   p99: number;
   max: number;
   achievedRate: number;
+  /** p99 of the second half of the messages over p99 of the first half: above 1, a queue building up. */
+  p99LastOverFirst: number;
   cpuMsPerMessage: Record<string, number>;
 }
 
-type Summary = { server: ServerName } & Record<'p50' | 'p95' | 'p99' | 'max' | 'achievedRate', Spread> &
+type Summary = { server: ServerName } & Record<
+  'p50' | 'p95' | 'p99' | 'max' | 'achievedRate' | 'p99LastOverFirst',
+  Spread
+> &
   Record<`${(typeof GROUPS)[number]}CpuMsPerMessage`, Spread>;
 
 async function runServer(server: ServerName): Promise<Run[]> {
@@ -110,14 +115,17 @@ async function runServer(server: ServerName): Promise<Run[]> {
           await pool.flush();
           const cpu = await meter.stop();
           const latencies: number[] = [];
+          const halves: [number[], number[]] = [[], []];
           let received = 0;
           for (let k = 0; k < MESSAGES; k++) {
             const state = pool.messages.get(base + k);
             if (!state) continue;
             received++;
             latencies.push(state.first - state.t);
+            halves[k < MESSAGES / 2 ? 0 : 1].push(state.first - state.t);
           }
           const p = percentiles(latencies);
+          const p99LastOverFirst = percentiles(halves[1]).p99 / Math.max(1, percentiles(halves[0]).p99);
           const run: Run = {
             server,
             rep,
@@ -127,6 +135,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
             publishErrors: errors,
             ...p,
             achievedRate: (MESSAGES * 1000) / Math.max(1, publishedAt - started),
+            p99LastOverFirst,
             cpuMsPerMessage: perUnit(cpu, MESSAGES),
           };
           progress(
@@ -152,7 +161,8 @@ async function main(): Promise<void> {
   const keys = SERVERS.map((server) => ({ server }));
   const summary: Summary[] = summarize(runs, keys, (mine, { server }) => {
     const s = { server } as Summary;
-    for (const key of ['p50', 'p95', 'p99', 'max', 'achievedRate'] as const) s[key] = spread(mine.map((r) => r[key]));
+    for (const key of ['p50', 'p95', 'p99', 'max', 'achievedRate', 'p99LastOverFirst'] as const)
+      s[key] = spread(mine.map((r) => r[key]));
     for (const g of GROUPS) s[`${g}CpuMsPerMessage`] = spread(mine.map((r) => r.cpuMsPerMessage[g] ?? 0));
     return s;
   });
@@ -166,6 +176,7 @@ async function main(): Promise<void> {
       'p99',
       'max',
       'sent/s',
+      'p99 last/first half',
       'server CPU ms/msg',
       'PostgreSQL ms/msg',
       'Redis ms/msg',
@@ -181,6 +192,7 @@ async function main(): Promise<void> {
       formatSpread(s.p99),
       formatSpread(s.max),
       formatSpread(s.achievedRate),
+      formatSpread(s.p99LastOverFirst),
       formatSpread(s.serverCpuMsPerMessage),
       formatSpread(s.postgresCpuMsPerMessage),
       formatSpread(s.redisCpuMsPerMessage),
