@@ -21,13 +21,13 @@ import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publi
 
 /**
  * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
- * commit). Under load a batch gathers for 5 ms from its first publish, and for as long as the batch
+ * commit). Under load a batch gathers for 2 ms from its first publish, and for as long as the batch
  * before it is being written; a lone publish under light load waits for nothing (see Batcher).
  * Measured (bench:ingest, 2 replicas, 256 concurrent, one machine): one statement per publish 560–680/s,
  * group commit as set here about 2 000/s (docs/performance.md). One batch in flight with the window did
  * better than two in flight without it.
  */
-const PUBLISH_WINDOW_MS = 5;
+const PUBLISH_WINDOW_MS = 2;
 const PUBLISH_BATCH_MAX = 200;
 const PUBLISH_BATCHES_IN_FLIGHT = 1;
 /**
