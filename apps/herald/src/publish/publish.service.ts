@@ -31,10 +31,13 @@ const PUBLISH_WINDOW_MS = 2;
 const PUBLISH_BATCH_MAX = 200;
 const PUBLISH_BATCHES_IN_FLIGHT = 1;
 /**
- * Topic and everyone publishes are grouped the same way, a few at a time: each is its own statement (its
- * audience is read when it is stored), and the group shares one transaction and one commit.
+ * Topic and everyone publishes are grouped too, but only under heavy load: each is its own statement (its
+ * audience is read when it is stored) and a group shares one transaction and one commit, so the fan-outs of
+ * a group are written one after the other. Up to AUDIENCE_IN_FLIGHT of them run at once, each alone; only
+ * what comes while they all run is grouped.
  */
 const AUDIENCE_BATCH_MAX = 8;
+const AUDIENCE_IN_FLIGHT = 8;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -72,7 +75,7 @@ export class PublishService {
       {
         windowMs: PUBLISH_WINDOW_MS,
         maxBatch: AUDIENCE_BATCH_MAX,
-        maxInFlight: PUBLISH_BATCHES_IN_FLIGHT,
+        maxInFlight: AUDIENCE_IN_FLIGHT,
         alone: (input) => this.notifications.create(input, this.deliveryDueAt()),
       },
     );
