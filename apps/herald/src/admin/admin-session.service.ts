@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AdminSession } from '@herald/protocol';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { Realm } from '../common/bearer';
 import { BadRequestError, RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -65,7 +66,8 @@ export class AdminSessionService {
     const given = createHash('sha256').update(password).digest();
     if (!timingSafeEqual(given, this.passwordDigest)) {
       this.logger.warn({ message: 'admin login refused', remoteAddress: address });
-      throw new UnauthorizedError('wrong password');
+      // A password is not a bearer credential: the challenge names the login's realm and no error (RFC 6750 §3).
+      throw new UnauthorizedError('wrong password', { realm: Realm.AdminLogin });
     }
     await this.attempts.release(address).catch(() => undefined);
     const exp = Math.floor(Date.now() / 1000) + this.config.adminSessionTtlSeconds;

@@ -33,7 +33,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAdminErrors, ApiErrors } from '../openapi/decorators';
+import { ApiAdminErrors, ApiErrors, ApiWrongPassword } from '../openapi/decorators';
 import {
   AdminBroadcastPreviewDto,
   AdminConnectionsResponseDto,
@@ -66,7 +66,8 @@ export class AdminLoginController {
   })
   @ApiBody({ type: AdminLoginRequestDto, examples: { login: { value: { password: 'the admin password' } } } })
   @ApiResponse({ status: 201, type: AdminSessionDto })
-  @ApiErrors(400, 401, 429, 503)
+  @ApiErrors(400, 429, 503)
+  @ApiWrongPassword()
   login(@Req() request: Request, @Body() body: unknown): Promise<AdminSession> {
     return this.sessions.login(body, request.ip ?? request.socket.remoteAddress ?? 'unknown');
   }

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { bearerOf } from '../common/bearer';
+import { bearerOf, Realm } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { AdminSessionService } from './admin-session.service';
 
@@ -17,9 +17,17 @@ export class AdminGuard implements CanActivate {
     this.sessions.assertEnabled();
     const request = context.switchToHttp().getRequest<Request>();
     const token = adminSessionOf(request);
-    if (!token)
-      throw new UnauthorizedError('log in first: POST /admin/api/login, then send Authorization: Bearer <token>');
-    if (!this.sessions.verify(token)) throw new UnauthorizedError('not an admin session, or it expired: log in again');
+    if (!token) {
+      throw new UnauthorizedError('log in first: POST /admin/api/login, then send Authorization: Bearer <token>', {
+        realm: Realm.Herald,
+      });
+    }
+    if (!this.sessions.verify(token)) {
+      throw new UnauthorizedError('not an admin session, or it expired: log in again', {
+        realm: Realm.Herald,
+        invalidToken: true,
+      });
+    }
     return true;
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { bearerOf } from '../common/bearer';
+import { bearerOf, Realm } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -37,9 +37,9 @@ export class ApiKeyService {
   /** The publisher of a request's `Authorization: Bearer <API key>`; 401 when it is missing or unknown. */
   publisherOf(request: IncomingMessage): Publisher {
     const key = bearerOf(request);
-    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header');
+    if (!key) throw new UnauthorizedError('missing "Authorization: Bearer <API key>" header', { realm: Realm.Herald });
     const publisher = this.authenticate(key);
-    if (!publisher) throw new UnauthorizedError('unknown API key');
+    if (!publisher) throw new UnauthorizedError('unknown API key', { realm: Realm.Herald, invalidToken: true });
     return publisher;
   }
 }

@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { MAX_TOKEN_LENGTH } from '@herald/protocol';
-import { bearerOf } from '../common/bearer';
 import type { IncomingMessage } from 'node:http';
+import { bearerOf, Realm } from '../common/bearer';
+import { ForbiddenError, UnauthorizedError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { UserPrincipal, UserTokenService } from './user-token.service';
 
 export type UpgradeDecision =
-  { ok: true; principal: UserPrincipal } | { ok: false; status: 401 | 403; message: string };
+  { ok: true; principal: UserPrincipal } | { ok: false; error: UnauthorizedError | ForbiddenError };
 
 /**
  * Decides a WebSocket upgrade before it happens: the Origin must be allowed
@@ -35,15 +36,19 @@ export class UpgradeAuthService {
   decide(request: IncomingMessage): UpgradeDecision {
     const origin = request.headers.origin;
     if (origin !== undefined && !this.originAllowed(origin)) {
-      return { ok: false, status: 403, message: 'Origin not allowed' };
+      return { ok: false, error: new ForbiddenError('Origin not allowed') };
     }
     const token = tokenOf(request);
-    if (!token) return { ok: false, status: 401, message: 'Missing token' };
-    if (token.length > MAX_TOKEN_LENGTH) return { ok: false, status: 401, message: 'token too long' };
+    if (!token) return { ok: false, error: new UnauthorizedError('Missing token', { realm: Realm.Herald }) };
+    if (token.length > MAX_TOKEN_LENGTH) return invalidToken('token too long');
     const result = this.tokens.verify(token);
-    if (!result.ok) return { ok: false, status: 401, message: result.reason };
+    if (!result.ok) return invalidToken(result.reason);
     return { ok: true, principal: result.principal };
   }
+}
+
+function invalidToken(message: string): UpgradeDecision {
+  return { ok: false, error: new UnauthorizedError(message, { realm: Realm.Herald, invalidToken: true }) };
 }
 
 function tokenOf(request: IncomingMessage): string | null {

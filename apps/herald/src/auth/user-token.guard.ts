@@ -1,6 +1,5 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { ForbiddenError, UnauthorizedError } from '../common/errors';
 import { UpgradeAuthService } from './upgrade-auth.service';
 import { UserPrincipal } from './user-token.service';
 
@@ -18,10 +17,7 @@ export class UserTokenGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<UserRequest>();
     const decision = this.auth.decide(request);
-    if (!decision.ok) {
-      if (decision.status === 403) throw new ForbiddenError(decision.message);
-      throw new UnauthorizedError(decision.message);
-    }
+    if (!decision.ok) throw decision.error;
     request.user = decision.principal;
     return true;
   }

@@ -1,4 +1,5 @@
 import { ErrorCode } from '@herald/protocol';
+import { BearerChallenge } from './bearer';
 
 /** A domain error: what went wrong, in the protocol's stable codes. Mapped to HTTP once, in HttpErrorFilter. */
 export class HeraldError extends Error {
@@ -18,8 +19,12 @@ export class BadRequestError extends HeraldError {
   }
 }
 
+/** A 401: `challenge` becomes its `WWW-Authenticate` header (RFC 6750 §3). */
 export class UnauthorizedError extends HeraldError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly challenge: BearerChallenge,
+  ) {
     super(ErrorCode.Unauthorized, message);
   }
 }

@@ -1,7 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { ApiErrorBody, ErrorCode } from '@herald/protocol';
 import type { Request, Response } from 'express';
-import { HeraldError, HTTP_STATUS, RateLimitedError } from './errors';
+import { errorHeaders } from './error-headers';
+import { HeraldError, HTTP_STATUS } from './errors';
 import { requestIdOf } from './request-id';
 
 const BY_STATUS: Record<number, ErrorCode> = {
@@ -38,7 +39,7 @@ export class HttpErrorFilter implements ExceptionFilter {
 
 /**
  * The answer to a failed request, for the filter and for the publish fast lane alike: the error body,
- * its status, `Retry-After` where a retry is welcome; a 5xx is logged (the client sees no internals).
+ * its status and headers (`errorHeaders`); a 5xx is logged (the client sees no internals).
  */
 export function errorReply(
   error: unknown,
@@ -58,10 +59,7 @@ export function errorReply(
       error: error instanceof Error ? error.message : String(error),
     });
   }
-  const headers: Record<string, string> = {};
-  if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) headers['Retry-After'] = '1';
-  if (error instanceof RateLimitedError) headers['Retry-After'] = String(error.retryAfterSeconds);
-  return { status, body, headers };
+  return { status, body, headers: errorHeaders(error, status) };
 }
 
 export function toErrorResponse(error: unknown, requestId: string): { status: number; body: ApiErrorBody } {

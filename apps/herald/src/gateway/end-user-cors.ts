@@ -17,7 +17,10 @@ export function endUserCors(auth: UpgradeAuthService) {
     if (typeof origin !== 'string' || !auth.originAllowed(origin)) return next();
     response.setHeader('Access-Control-Allow-Origin', origin);
     response.vary('Origin');
-    response.setHeader('Access-Control-Expose-Headers', 'X-Request-Id, X-Herald-Replica, Retry-After');
+    response.setHeader(
+      'Access-Control-Expose-Headers',
+      'X-Request-Id, X-Herald-Replica, Retry-After, WWW-Authenticate',
+    );
     if (request.method !== 'OPTIONS') return next();
     response.setHeader('Access-Control-Allow-Methods', 'GET, POST');
     response.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID');

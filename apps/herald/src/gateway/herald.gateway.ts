@@ -6,6 +6,8 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
+import { errorHeaders } from '../common/error-headers';
+import { HTTP_STATUS } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -56,8 +58,9 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       }
       const decision = this.auth.decide(info.req);
       if (!decision.ok) {
-        this.refused(info.req, decision.status, decision.message);
-        callback(false, decision.status, decision.message);
+        const status = HTTP_STATUS[decision.error.code];
+        this.refused(info.req, status, decision.error.message);
+        callback(false, status, decision.error.message, errorHeaders(decision.error, status));
         return;
       }
       (info.req as AuthedRequest).heraldPrincipal = decision.principal;

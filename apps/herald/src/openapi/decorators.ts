@@ -1,9 +1,26 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
+import { ApiResponse, type HeadersObject } from '@nestjs/swagger';
 import { ErrorCode } from '@herald/protocol';
+import { Realm } from '../common/bearer';
 import { ApiErrorBodyDto, errorExample } from './schemas';
 
-const ERRORS: Record<number, { description: string; example: ReturnType<typeof errorExample> }> = {
+/** The challenge every 401 carries (RFC 6750 §3), in the realm of the credential it asks for. */
+function challengeHeader(realm: Realm, invalidToken: boolean): HeadersObject {
+  return {
+    'WWW-Authenticate': {
+      description: invalidToken
+        ? `\`Bearer realm="${realm}"\`, with \`, error="invalid_token"\` when a credential was sent and is wrong.`
+        : `\`Bearer realm="${realm}"\`.`,
+      schema: { type: 'string' },
+      example: `Bearer realm="${realm}"${invalidToken ? ', error="invalid_token"' : ''}`,
+    },
+  };
+}
+
+const ERRORS: Record<
+  number,
+  { description: string; example: ReturnType<typeof errorExample>; headers?: HeadersObject }
+> = {
   400: {
     description: 'A field is missing or malformed; `details` names each one.',
     example: errorExample(ErrorCode.BadRequest, 'event: required', [{ field: 'event', reason: 'required' }]),
@@ -11,6 +28,7 @@ const ERRORS: Record<number, { description: string; example: ReturnType<typeof e
   401: {
     description: 'No API key, or an unknown one.',
     example: errorExample(ErrorCode.Unauthorized, 'unknown API key'),
+    headers: challengeHeader(Realm.Herald, true),
   },
   404: {
     description: 'No such notification for this publisher.',
@@ -46,9 +64,21 @@ export function ApiErrors(...statuses: (keyof typeof ERRORS)[]): MethodDecorator
         description: ERRORS[status]!.description,
         type: ApiErrorBodyDto,
         example: ERRORS[status]!.example,
+        ...(ERRORS[status]!.headers ? { headers: ERRORS[status]!.headers } : {}),
       }),
     ),
   );
+}
+
+/** The admin login's 401: a wrong password, challenged in the login's own realm with no error (RFC 6750 §3). */
+export function ApiWrongPassword(): MethodDecorator & ClassDecorator {
+  return ApiResponse({
+    status: 401,
+    description: 'Wrong password.',
+    type: ApiErrorBodyDto,
+    example: errorExample(ErrorCode.Unauthorized, 'wrong password'),
+    headers: challengeHeader(Realm.AdminLogin, false),
+  });
 }
 
 /** The errors every end-user endpoint can give: the same checks as the WebSocket upgrade. */
@@ -59,6 +89,7 @@ export function ApiUserErrors(): MethodDecorator & ClassDecorator {
       description: 'No user token, or a forged, expired or not-yet-valid one (API keys are not user tokens).',
       type: ApiErrorBodyDto,
       example: errorExample(ErrorCode.Unauthorized, 'token expired'),
+      headers: challengeHeader(Realm.Herald, true),
     }),
     ApiResponse({
       status: 403,
@@ -77,6 +108,7 @@ export function ApiAdminErrors(): MethodDecorator & ClassDecorator {
       description: 'No admin session, or an expired or forged one (API keys and user tokens are not admin sessions).',
       type: ApiErrorBodyDto,
       example: errorExample(ErrorCode.Unauthorized, 'not an admin session, or it expired: log in again'),
+      headers: challengeHeader(Realm.Herald, true),
     }),
     ApiResponse({
       status: 503,

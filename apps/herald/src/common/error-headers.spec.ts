@@ -1,0 +1,29 @@
+import { Realm } from './bearer';
+import { errorHeaders } from './error-headers';
+import { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors';
+
+describe('errorHeaders', () => {
+  it('challenges a 401 without a credential with Bearer realm="herald" and no error (RFC 6750 §3)', () => {
+    const error = new UnauthorizedError('Missing token', { realm: Realm.Herald });
+    expect(errorHeaders(error, 401)).toEqual({ 'WWW-Authenticate': 'Bearer realm="herald"' });
+  });
+
+  it('names invalid_token when a credential was sent and is wrong', () => {
+    const error = new UnauthorizedError('unknown API key', { realm: Realm.Herald, invalidToken: true });
+    expect(errorHeaders(error, 401)).toEqual({ 'WWW-Authenticate': 'Bearer realm="herald", error="invalid_token"' });
+  });
+
+  it("challenges a wrong admin password in the login's realm, without an error", () => {
+    const error = new UnauthorizedError('wrong password', { realm: Realm.AdminLogin });
+    expect(errorHeaders(error, 401)).toEqual({ 'WWW-Authenticate': 'Bearer realm="herald-admin"' });
+  });
+
+  it('challenges a 401 that is not a domain error too', () => {
+    expect(errorHeaders(new Error('unauthorized'), 401)).toEqual({ 'WWW-Authenticate': 'Bearer realm="herald"' });
+  });
+
+  it('adds no challenge to other refusals', () => {
+    expect(errorHeaders(new ForbiddenError('Origin not allowed'), 403)).toEqual({});
+    expect(errorHeaders(new RateLimitedError('slow down', 7), 429)).toEqual({ 'Retry-After': '7' });
+  });
+});
