@@ -362,8 +362,14 @@ describe('hostile input', () => {
       return `${input}.${hmac ? createHmac(hmac.hash, hmac.secret).update(input).digest('base64url') : ''}`;
     };
     const good = { sub: 'mallory', exp: now() + 3600 };
+    /** The code and message of a refusal's body: the REST API's JSON error body. */
+    const errorOf = (body: string): { code: string; message: string } => {
+      const { code, message } = (JSON.parse(body) as { error: { code: string; message: string } }).error;
+      return { code, message };
+    };
 
     it('refuses every bad token with 401 before the upgrade, never echoing the token', async () => {
+      const challenge = (sent: boolean) => `Bearer realm="herald"${sent ? ', error="invalid_token"' : ''}`;
       const secret = TEST_JWT_SECRET;
       const cases: [string, string | null, string][] = [
         ['missing', null, 'Missing token'],
@@ -398,8 +404,18 @@ describe('hostile input', () => {
           const { response, ws } = await rawUpgrade(url, { headers });
           if (ws) open.push(ws);
           const leaked = token !== null && token.length > 2 && JSON.stringify(response).includes(token);
-          got[`${name} (${via})`] = { status: response.status, body: response.body, leaked };
-          want[`${name} (${via})`] = { status: 401, body: message, leaked: false };
+          got[`${name} (${via})`] = {
+            status: response.status,
+            error: errorOf(response.body),
+            challenge: response.headers['www-authenticate'],
+            leaked,
+          };
+          want[`${name} (${via})`] = {
+            status: 401,
+            error: { code: 'UNAUTHORIZED', message },
+            challenge: challenge(token !== null),
+            leaked: false,
+          };
         }
       }
       expect(got).toEqual(want);
@@ -430,7 +446,7 @@ describe('hostile input', () => {
             headers: { origin, ...(withToken ? { authorization: `Bearer ${token}` } : {}) },
           });
           if (ws) open.push(ws);
-          got[`${JSON.stringify(origin)} token=${withToken}`] = `${response.status} ${response.body}`;
+          got[`${JSON.stringify(origin)} token=${withToken}`] = `${response.status} ${errorOf(response.body).message}`;
         }
       }
       expect(got).toEqual(Object.fromEntries(Object.keys(got).map((k) => [k, '403 Origin not allowed'])));

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { WsAdapter } from '@nestjs/platform-ws';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
@@ -10,6 +9,7 @@ import { UpgradeAuthService } from './auth/upgrade-auth.service';
 import { answerClientErrors } from './common/client-error';
 import { adminOriginCheck } from './admin/admin-origin';
 import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
+import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { bodyErrorHandler } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
 import { DrainState } from './common/lifecycle.module';
@@ -23,28 +23,6 @@ import { installPublishEdge } from './publish/publish-edge';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, serveOpenApi } from './openapi/openapi';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
-
-/**
- * The `ws` adapter without Nest's message routing: HeraldGateway reads every frame from the socket itself
- * (it has no @SubscribeMessage handlers), so the rxjs pipeline Nest builds per message would be pure cost.
- */
-class HeraldWsAdapter extends WsAdapter {
-  override bindMessageHandlers(): void {
-    // Deliberately empty: see HeraldGateway.handleConnection.
-  }
-
-  override bindClientDisconnect(): void {
-    // Deliberately empty: the gateway's own shared `close` listener ends the connection. Nest's adds a
-    // `once` wrapper and a closure to every socket, kept for its lifetime.
-  }
-
-  override bindErrorHandler<T extends { on(event: 'error', listener: (error: Error) => void): unknown }>(server: T): T {
-    // Server errors only: socket errors go to the gateway's shared `error` listener (Nest's adds one
-    // closure per socket).
-    server.on('error', (error: Error) => this.logger.error(error));
-    return server;
-  }
-}
 
 const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
 
@@ -93,7 +71,8 @@ async function bootstrap(): Promise<void> {
   app.use(bodyErrorHandler(config.maxBodyBytes));
   app.useGlobalFilters(new HttpErrorFilter());
   // Frames are parsed by the gateway itself, which answers bad ones: Nest's per-message pipeline is not bound.
-  app.useWebSocketAdapter(new HeraldWsAdapter(app));
+  // Every upgrade request it does not take gets an HTTP answer with the JSON error body.
+  app.useWebSocketAdapter(new HeraldWsAdapter(app, config.replicaId));
   serveOpenApi(app, buildOpenApiDocument(app));
   // POST /v1/notifications in its common shape is answered ahead of Express (see publish-edge.ts).
   installPublishEdge(app.getHttpServer(), {

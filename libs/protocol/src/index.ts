@@ -23,6 +23,8 @@ export const ErrorCode = {
   Unauthorized: 'UNAUTHORIZED',
   Forbidden: 'FORBIDDEN',
   NotFound: 'NOT_FOUND',
+  /** A plain HTTP request to `/ws`, or an upgrade to something other than WebSocket version 13 (HTTP 426). */
+  UpgradeRequired: 'UPGRADE_REQUIRED',
   RateLimited: 'RATE_LIMITED',
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
   IdempotencyConflict: 'IDEMPOTENCY_CONFLICT',

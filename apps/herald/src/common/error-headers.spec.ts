@@ -1,6 +1,6 @@
 import { Realm } from './bearer';
 import { errorHeaders } from './error-headers';
-import { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors';
+import { ForbiddenError, HTTP_STATUS, RateLimitedError, UnauthorizedError, UpgradeRequiredError } from './errors';
 
 describe('errorHeaders', () => {
   it('challenges a 401 without a credential with Bearer realm="herald" and no error (RFC 6750 §3)', () => {
@@ -20,6 +20,16 @@ describe('errorHeaders', () => {
 
   it('challenges a 401 that is not a domain error too', () => {
     expect(errorHeaders(new Error('unauthorized'), 401)).toEqual({ 'WWW-Authenticate': 'Bearer realm="herald"' });
+  });
+
+  it('names the protocol and version to upgrade to on a 426 (RFC 6455 §4.2.2)', () => {
+    const error = new UpgradeRequiredError();
+    expect(HTTP_STATUS[error.code]).toBe(426);
+    expect(errorHeaders(error, 426)).toEqual({
+      Upgrade: 'websocket',
+      Connection: 'Upgrade',
+      'Sec-WebSocket-Version': '13',
+    });
   });
 
   it('adds no challenge to other refusals', () => {

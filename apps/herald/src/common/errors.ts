@@ -50,6 +50,15 @@ export class NotFoundError extends HeraldError {
   }
 }
 
+/** A plain HTTP request where only a WebSocket upgrade is answered (RFC 6455 §4.2.2): 426 with `Upgrade: websocket`. */
+export class UpgradeRequiredError extends HeraldError {
+  constructor(
+    message = 'this endpoint speaks WebSocket only: send a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)',
+  ) {
+    super(ErrorCode.UpgradeRequired, message);
+  }
+}
+
 export class PayloadTooLargeError extends HeraldError {
   constructor(message: string) {
     super(ErrorCode.PayloadTooLarge, message);
@@ -77,6 +86,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
   IDEMPOTENCY_CONFLICT: 422,
+  UPGRADE_REQUIRED: 426,
   RATE_LIMITED: 429,
   INTERNAL: 500,
   UNAVAILABLE: 503,

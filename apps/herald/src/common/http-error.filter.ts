@@ -12,6 +12,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
   404: ErrorCode.NotFound,
   413: ErrorCode.PayloadTooLarge,
   422: ErrorCode.IdempotencyConflict,
+  426: ErrorCode.UpgradeRequired,
   429: ErrorCode.RateLimited,
   503: ErrorCode.Unavailable,
 };

@@ -4,10 +4,11 @@ import { DeliveryModule } from '../delivery/delivery.module';
 import { HeraldGateway } from './herald.gateway';
 import { StreamController } from './stream.controller';
 import { StreamService } from './stream.service';
+import { WebSocketEndpointController } from './websocket-endpoint.controller';
 
 @Module({
   imports: [AuthModule, DeliveryModule],
-  controllers: [StreamController],
+  controllers: [StreamController, WebSocketEndpointController],
   providers: [HeraldGateway, StreamService],
 })
 export class GatewayModule {}

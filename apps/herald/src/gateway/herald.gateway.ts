@@ -6,8 +6,7 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
-import { errorHeaders } from '../common/error-headers';
-import { HTTP_STATUS } from '../common/errors';
+import { HeraldError, UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { MetricsService } from '../metrics/metrics.service';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -15,6 +14,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { Connection } from '../delivery/connection';
 import { ConnectionService } from '../delivery/connection.service';
 import { parseClientFrame } from './frame-parser';
+import { upgradeRefusal } from './upgrade-refusal';
 import { WebSocketTransport } from './websocket-transport';
 
 type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
@@ -45,27 +45,30 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     server.options.maxPayload = this.config.maxMessageBytes;
     server.options.perMessageDeflate = false;
     server.options.verifyClient = (info, callback) => {
-      if (this.drain.isDraining) {
-        // Before the upgrade, so a proxy can send the client to another replica (Nginx: http_503).
-        this.refused(info.req, 503, 'Server shutting down');
-        callback(false, 503, 'Server shutting down', { 'Retry-After': '1' });
+      const refusal = this.refusalOf(info.req);
+      if (!refusal) {
+        callback(true);
         return;
       }
-      if (this.connections.atCapacity) {
-        this.refused(info.req, 503, 'Replica at its connection limit');
-        callback(false, 503, 'Replica at its connection limit', { 'Retry-After': '1' });
-        return;
-      }
-      const decision = this.auth.decide(info.req);
-      if (!decision.ok) {
-        const status = HTTP_STATUS[decision.error.code];
-        this.refused(info.req, status, decision.error.message);
-        callback(false, status, decision.error.message, errorHeaders(decision.error, status));
-        return;
-      }
-      (info.req as AuthedRequest).heraldPrincipal = decision.principal;
-      callback(true);
+      // The REST API's error body and headers (Retry-After, WWW-Authenticate), as `ws` writes a refusal.
+      const answer = upgradeRefusal(refusal, info.req, this.config.replicaId);
+      this.refused(info.req, answer.status, refusal.message);
+      callback(false, answer.status, answer.body, answer.headers);
     };
+  }
+
+  /**
+   * Why an upgrade is refused, in this order: draining, at capacity (both before the upgrade, so a proxy
+   * can send the client to another replica: Nginx's http_503), then the Origin and the token. Null when
+   * it may go ahead; the principal is then on the request.
+   */
+  private refusalOf(request: AuthedRequest): HeraldError | null {
+    if (this.drain.isDraining) return new UnavailableError('server shutting down, reconnect');
+    if (this.connections.atCapacity) return new UnavailableError('replica at its connection limit, retry shortly');
+    const decision = this.auth.decide(request);
+    if (!decision.ok) return decision.error;
+    request.heraldPrincipal = decision.principal;
+    return null;
   }
 
   /** One line and one count per refused upgrade; the URL (which may carry ?token=) is never logged. */

@@ -46,6 +46,19 @@ const ERRORS: Record<
     description: 'The Idempotency-Key was used before with a different body.',
     example: errorExample(ErrorCode.IdempotencyConflict, 'Idempotency-Key reused with a different request'),
   },
+  426: {
+    description:
+      'A plain request, or a handshake for another protocol or WebSocket version: `Upgrade: websocket`, ' +
+      '`Sec-WebSocket-Version: 13`.',
+    example: errorExample(
+      ErrorCode.UpgradeRequired,
+      'this endpoint speaks WebSocket only: send a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)',
+    ),
+    headers: {
+      Upgrade: { schema: { type: 'string', enum: ['websocket'] } },
+      'Sec-WebSocket-Version': { schema: { type: 'string', enum: ['13'] } },
+    },
+  },
   503: {
     description: 'A store did not answer; nothing was stored. Retry (with the same Idempotency-Key). `Retry-After: 1`.',
     example: errorExample(

@@ -38,7 +38,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     )
     .addTag('publish', 'Publishing and delivery state, for your services (API key).')
     .addTag('tokens', 'User tokens for the WebSocket, minted by your services (API key).')
-    .addTag('end users', 'The Server-Sent Events fallback for /ws and its acks, for end-user apps (user token).')
+    .addTag(
+      'end users',
+      'The WebSocket at /ws (its handshake answers), its Server-Sent Events fallback and acks (user token).',
+    )
     .addBearerAuth(
       {
         type: 'http',
