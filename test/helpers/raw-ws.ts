@@ -214,6 +214,8 @@ export class RawWebSocket {
   private waiters: (() => void)[] = [];
   private closeInfo: CloseInfo | null = null;
   private readonly ended: Promise<CloseInfo>;
+  /** Answer the server's close frame and end the socket, as RFC 6455 asks; false plays a peer that never does. */
+  answersClose = true;
 
   constructor(
     readonly socket: Socket,
@@ -313,6 +315,11 @@ export class RawWebSocket {
     }
   }
 
+  /** Resolves when the TCP connection is gone, whichever side ended it (the close frame alone does not). */
+  tcpClosed(): Promise<CloseInfo> {
+    return this.ended;
+  }
+
   get isClosed(): boolean {
     return this.closeInfo !== null;
   }
@@ -337,8 +344,10 @@ export class RawWebSocket {
         this.send({ opcode: Opcode.Pong, payload: frame.frame.payload });
       if (frame.frame.opcode === Opcode.Close && !this.closeInfo) {
         this.closeInfo = { code: frame.frame.code!, reason: frame.frame.reason! };
-        this.send({ opcode: Opcode.Close, payload: frame.frame.payload.subarray(0, 2) });
-        this.socket.end();
+        if (this.answersClose) {
+          this.send({ opcode: Opcode.Close, payload: frame.frame.payload.subarray(0, 2) });
+          this.socket.end();
+        }
       }
       this.notify();
     }

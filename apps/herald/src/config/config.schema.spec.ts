@@ -12,6 +12,7 @@ describe('parseConfig', () => {
       defaultTtlSeconds: 86400,
       maxMessageBytes: 65536,
       heartbeatMs: 25000,
+      closeTimeoutMs: 5000,
       allowedOrigins: ['*'],
       apiKeys: ['key-0123456789abcdef'],
       redisPrefix: 'herald',

@@ -239,6 +239,12 @@ export const CONFIG_VARIABLES = {
     default: '25000',
     description: 'WebSocket ping interval; a peer that has not answered one ping by the next is terminated.',
   },
+  HERALD_CLOSE_TIMEOUT_MS: {
+    schema: int(100, 600_000),
+    default: '5000',
+    description:
+      "How long a WebSocket peer has to answer the server's close frame; one that does not is dropped (its TCP socket destroyed) then, so it holds no slot of HERALD_MAX_CONNECTIONS.",
+  },
   HERALD_TOKEN_MAX_TTL_SECONDS: {
     schema: int(1, 31_536_000),
     default: '604800',
@@ -333,6 +339,7 @@ export interface HeraldConfig {
   clientFramesPerSecond: number;
   clientFramesBurst: number;
   heartbeatMs: number;
+  closeTimeoutMs: number;
   tokenMaxTtlSeconds: number;
   presenceHeartbeatMs: number;
   sweepIntervalMs: number;
@@ -425,6 +432,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     clientFramesPerSecond: values.HERALD_CLIENT_FRAMES_PER_SECOND as number,
     clientFramesBurst: values.HERALD_CLIENT_FRAMES_BURST as number,
     heartbeatMs: values.HERALD_HEARTBEAT_MS as number,
+    closeTimeoutMs: values.HERALD_CLOSE_TIMEOUT_MS as number,
     tokenMaxTtlSeconds: values.HERALD_TOKEN_MAX_TTL_SECONDS as number,
     presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,
     sweepIntervalMs: values.HERALD_SWEEP_INTERVAL_MS as number,

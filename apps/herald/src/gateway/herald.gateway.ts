@@ -2,7 +2,7 @@ import { Inject, Logger } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { CloseCode } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
-import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
@@ -44,6 +44,8 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     // ws reads these per upgrade; they come from configuration, so they are set here.
     server.options.maxPayload = this.config.maxMessageBytes;
     server.options.perMessageDeflate = false;
+    // A peer that never answers our close frame is dropped after HERALD_CLOSE_TIMEOUT_MS, not ws's 30 s.
+    (server.options as ServerOptions & { closeTimeout: number }).closeTimeout = this.config.closeTimeoutMs;
     server.options.verifyClient = (info, callback) => {
       const refusal = this.refusalOf(info.req);
       if (!refusal) {
