@@ -51,7 +51,8 @@ export const CloseCode = {
   InvalidPayload: 1007,
   PolicyViolation: 1008,
   MessageTooBig: 1009,
-  InternalError: 1011,
+  /** A store (PostgreSQL, Redis) is unavailable: reconnect with backoff. Herald never sends 1011 (a server bug). */
+  TryAgainLater: 1013,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

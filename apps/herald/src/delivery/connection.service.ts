@@ -141,7 +141,11 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     };
   }
 
-  /** Never rejects: a failure closes the connection with 1011. What was acquired is recorded on `held`. */
+  /**
+   * Never rejects. A failure (Redis or PostgreSQL unreachable) closes the connection with 1013 Try Again
+   * Later, and the client retries with backoff (not a 503 before the upgrade: ADR 0003). What was acquired
+   * is recorded on `held`.
+   */
   private async setup(connection: Connection, resumeAfterSeq: number | undefined): Promise<void> {
     const held = { subscribed: false, present: false };
     this.held.set(connection, held);
@@ -203,7 +207,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         userId: connection.userId,
         error: (error as Error).message,
       });
-      connection.close(CloseCode.InternalError, 'setup failed, reconnect');
+      connection.close(CloseCode.TryAgainLater, 'setup failed, reconnect');
     }
   }
 

@@ -68,7 +68,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       return;
     }
     const channel = this.keys.userChannel(userId);
-    // Bounded: a stalled Redis fails the connection setup (1011, the client retries) instead of hanging it.
+    // Bounded: a stalled Redis fails the connection setup (1013, the client retries) instead of hanging it.
     const entry = {
       connections: 1,
       active: withTimeout(this.subscriber.subscribe(channel), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE'),
