@@ -37,10 +37,15 @@ class FakeSocket {
     this.serverClose(code ?? 1005, reason ?? '');
   }
 
-  /** The upgrade succeeds and the server says welcome (without `features`, like a server older than them). */
-  accept(heartbeatMs = 25_000, features?: ProtocolFeature[]): void {
+  /** The upgrade succeeds; no `welcome` yet. */
+  open(): void {
     this.readyState = 1;
     this.onopen?.({});
+  }
+
+  /** The upgrade succeeds and the server says welcome (without `features`, like a server older than them). */
+  accept(heartbeatMs = 25_000, features?: ProtocolFeature[]): void {
+    this.open();
     this.receive({
       type: 'welcome',
       protocol: 1,
@@ -307,6 +312,61 @@ describe('HeraldClient', () => {
     expect(closed).not.toHaveBeenCalled();
     expect(getToken).not.toHaveBeenCalled();
     expect(FakeSocket.all.length).toBeGreaterThanOrEqual(4);
+    c.close();
+  });
+
+  it('retries 1013 Try Again Later with growing backoff on the same token, and never falls back to SSE for it', async () => {
+    const getToken = jest.fn(async () => 'fresh');
+    const c = client({ token: 'first', getToken, random: () => 1 });
+    const reconnects: { delayMs: number; code: number }[] = [];
+    c.on('reconnecting', ({ delayMs, code }) => reconnects.push({ delayMs, code }));
+    const closed = jest.fn();
+    c.on('closed', closed);
+    c.connect();
+    await settle();
+    // What a store outage looks like: the upgrade goes through, and the server closes before `welcome`.
+    // More times in a row than fallbackAfterFailures (3).
+    for (let i = 0; i < 5; i++) {
+      FakeSocket.last.open();
+      FakeSocket.last.serverClose(1013, 'setup failed, reconnect');
+      await settle(reconnects[reconnects.length - 1]!.delayMs);
+    }
+    expect(reconnects).toEqual([1000, 2000, 4000, 8000, 16000].map((delayMs) => ({ delayMs, code: 1013 })));
+    expect(c.transport).toBe('websocket');
+    expect(getToken).not.toHaveBeenCalled();
+    expect(new URL(FakeSocket.last.url).searchParams.get('token')).toBe('first');
+    // A 1013 also ends a run of refused upgrades: two refusals, a 1013, two more refusals stay on the WebSocket.
+    for (const close of [1006, 1006, 1013, 1006, 1006]) {
+      if (close === 1013) FakeSocket.last.open();
+      FakeSocket.last.serverClose(close);
+      await settle(reconnects[reconnects.length - 1]!.delayMs);
+    }
+    expect(c.transport).toBe('websocket');
+    FakeSocket.last.accept();
+    expect(c.readyState).toBe(ReadyState.OPEN);
+    expect(closed).not.toHaveBeenCalled();
+    c.close();
+  });
+
+  it('takes a 503 refusal of the SSE stream as 1013, and retries it with backoff', async () => {
+    const fakeFetch = jest.fn(
+      async () =>
+        new Response(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'server shutting down, reconnect' } }), {
+          status: 503,
+          headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
+        }),
+    );
+    const c = client({ transport: 'sse', fetch: fakeFetch as unknown as typeof fetch, random: () => 1 });
+    const reconnects: { delayMs: number; code: number }[] = [];
+    c.on('reconnecting', ({ delayMs, code }) => reconnects.push({ delayMs, code }));
+    c.connect();
+    await settle();
+    await settle(1000);
+    expect(reconnects).toEqual([
+      { delayMs: 1000, code: 1013 },
+      { delayMs: 2000, code: 1013 },
+    ]);
+    expect(fakeFetch).toHaveBeenCalledTimes(2);
     c.close();
   });
 

@@ -114,6 +114,8 @@ export interface ClientEvents {
 /** Close codes a reconnect cannot fix: the client is speaking the protocol wrongly. */
 const FATAL_CODES = new Set([1002, 1003, 1007]);
 const POLICY = 1008;
+/** The server is up but cannot serve now (a store is down): retried with backoff, on the same transport. */
+const TRY_AGAIN_LATER = 1013;
 
 /** The protocol's LimitCloseReason values, here so the SDK keeps no runtime dependency (the type keeps them equal). */
 const LIMIT_CLOSE_REASONS: readonly (typeof LimitCloseReason)[keyof typeof LimitCloseReason][] = [
@@ -126,6 +128,16 @@ function isLimitClose(reason: string): boolean {
   return LIMIT_CLOSE_REASONS.some((limit) => reason.startsWith(limit));
 }
 const ABNORMAL = 1006;
+
+/** The close code a refusal of the SSE stream stands for. */
+function streamRefusalCode(status: number): number {
+  if (status === 401 || status === 403) return POLICY; // the upgrade's refusals (1008 on a WebSocket)
+  if (status === 400) return 1002; // this client's mistake
+  if (status === 503) return TRY_AGAIN_LATER; // a replica draining or full, or no replica: come back later
+  // Anything else (a proxy's 404 or 429 during a deploy, a 5xx) may pass too, so it is retried.
+  return 1011;
+}
+
 /** setTimeout's largest delay; longer ones fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 const SSE_NO_COMMANDS =
@@ -424,10 +436,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       const response = await this.fetchImpl(this.streamUrl, { headers, signal: controller.signal });
       if (!response.ok || !response.body) {
         const message = await errorMessageOf(response);
-        // 401/403 are the upgrade's refusals (1008 on a WebSocket); a 400 is this client's mistake; anything
-        // else (a proxy's 404 or 429 during a deploy, a 5xx) may pass, so it is retried.
-        const code =
-          response.status === 401 || response.status === 403 ? POLICY : response.status === 400 ? 1002 : 1011;
+        const code = streamRefusalCode(response.status);
         this.transportClosed(generation, code, `stream refused (${response.status}): ${message}`);
         return;
       }
@@ -837,7 +846,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.needFreshToken = true;
     }
     let fellBack = false;
-    if (!wasOpen && this.kind === 'websocket' && this.upgradeAttempted) {
+    if (code === TRY_AGAIN_LATER) {
+      // The upgrade went through and the server asks to wait: neither a refused token nor a network that
+      // blocks WebSockets, so it ends a run of failed upgrades instead of adding to it.
+      if (this.kind === 'websocket') this.failedUpgrades = 0;
+    } else if (!wasOpen && this.kind === 'websocket' && this.upgradeAttempted) {
       this.failedUpgrades += 1;
       // A browser sees a refused upgrade (401) as 1006: after two in a row, try a fresh token too.
       if (this.failedUpgrades >= 2) this.needFreshToken = true;
