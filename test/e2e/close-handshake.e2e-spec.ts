@@ -59,10 +59,13 @@ describe('Close handshake bound (HERALD_CLOSE_TIMEOUT_MS)', () => {
   const open: RawWebSocket[] = [];
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('closebound', 1);
+    // A heartbeat far longer than the test: a closing socket is not pinged, so the heartbeat would reap a silent
+    // peer too (within two beats), and this test is about the close timer alone.
+    cluster = await TestCluster.start('closebound', 1, { HERALD_HEARTBEAT_MS: '60000' });
     short = await Replica.create('closebound-short', {
       databaseUrl: cluster.db.url,
       redisPrefix: cluster.redisPrefix,
+      HERALD_HEARTBEAT_MS: '60000',
       HERALD_CLOSE_TIMEOUT_MS: String(SHORT_CLOSE_TIMEOUT_MS),
     });
     await short.start();
