@@ -416,16 +416,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
             if (status && status !== 'forbidden') connection.settled(id);
           });
           if (results.length > 0) connection.send({ type: 'acks', results });
-          if (failed.length > 0) {
-            // Only these were not recorded (their batch failed); the rest are answered above.
-            this.logger.error({ message: 'acks failed', connectionId: connection.id, count: failed.length });
-            connection.send({
-              type: 'error',
-              code: ErrorCode.Unavailable,
-              message: 'could not record these acks, retry',
-              ids: failed,
-            });
-          }
+          // Only these were not recorded (their batch failed); the rest are answered above.
+          if (failed.length > 0) this.acksFailed(connection, failed);
           return;
         }
         case 'auth': {
@@ -483,14 +475,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     const failed = covered.filter((_, i) => outcomes[i] === null);
     if (failed.length > 0) {
       // Only these were not recorded; the client acks them again by id (they left this connection's log).
-      this.logger.error({ message: 'acks failed', connectionId: connection.id, count: failed.length });
-      connection.send({
-        type: 'error',
-        code: ErrorCode.Unavailable,
-        message: 'could not record these acks, retry',
-        id,
-        ids: failed,
-      });
+      this.acksFailed(connection, failed, id);
       return;
     }
     const status = outcomes[outcomes.length - 1];
@@ -501,6 +486,18 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     }
     const settled = outcomes.filter((o) => o !== 'forbidden').length;
     connection.send({ type: 'ack', id, status, settled });
+  }
+
+  /** Acks whose batch could not be written: logged, and named to the client to send again. */
+  private acksFailed(connection: Connection, ids: string[], id?: string): void {
+    this.logger.error({ message: 'acks failed', connectionId: connection.id, count: ids.length });
+    connection.send({
+      type: 'error',
+      code: ErrorCode.Unavailable,
+      message: 'could not record these acks, retry',
+      ...(id !== undefined ? { id } : {}),
+      ids,
+    });
   }
 
   /** Why an ack with `through` names nothing this connection can settle: one exact error per case. */
