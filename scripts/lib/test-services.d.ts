@@ -17,4 +17,7 @@ export function prepareTestServices(options?: {
   tmp?: string;
   log?: (line: string) => void;
 }): Promise<TestServices>;
+/** null when the server at `url` answers (a query, a PING), else why not. */
+export function postgresProblem(url: string): Promise<string | null>;
+export function redisProblem(url: string): Promise<string | null>;
 export function removeLeftovers(options?: { tmp?: string; log?: (line: string) => void }): Promise<void>;

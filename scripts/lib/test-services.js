@@ -218,4 +218,13 @@ async function prepareTestServices(options = {}) {
   }
 }
 
-module.exports = { DEFAULTS, RUN_PREFIX, TOOLS, ensureTestTools, prepareTestServices, removeLeftovers };
+module.exports = {
+  DEFAULTS,
+  RUN_PREFIX,
+  TOOLS,
+  ensureTestTools,
+  postgresProblem,
+  prepareTestServices,
+  redisProblem,
+  removeLeftovers,
+};

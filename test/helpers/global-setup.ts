@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { Client } from 'pg';
+import { postgresProblem, redisProblem } from '../../scripts/lib/test-services';
 import { HERALD_MAIN } from './paths';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './env';
 
@@ -10,30 +9,10 @@ import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './env';
  */
 export default async function globalSetup(): Promise<void> {
   const problems: string[] = [];
-  const pg = new Client({ connectionString: TEST_POSTGRES_URL, connectionTimeoutMillis: 3000 });
-  try {
-    await pg.connect();
-    await pg.query('SELECT 1');
-  } catch (error) {
-    problems.push(`PostgreSQL is not reachable at ${redact(TEST_POSTGRES_URL)}: ${(error as Error).message}`);
-  } finally {
-    await pg.end().catch(() => undefined);
-  }
-  const redis = new Redis(TEST_REDIS_URL, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 3000,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (error) {
-    problems.push(`Redis is not reachable at ${redact(TEST_REDIS_URL)}: ${(error as Error).message}`);
-  } finally {
-    redis.disconnect();
-  }
+  const postgres = await postgresProblem(TEST_POSTGRES_URL);
+  if (postgres) problems.push(`PostgreSQL is not reachable at ${redact(TEST_POSTGRES_URL)}: ${postgres}`);
+  const redis = await redisProblem(TEST_REDIS_URL);
+  if (redis) problems.push(`Redis is not reachable at ${redact(TEST_REDIS_URL)}: ${redis}`);
   if (!existsSync(HERALD_MAIN)) {
     problems.push('dist/apps/herald/main.js is missing: run `npm test` (it builds first) or `npm run build`');
   }
