@@ -100,7 +100,7 @@ describe('OpenAPI description of the REST API', () => {
       }
     }
     expect(Object.keys(served.paths['/v1/notifications']!.post!.responses).sort()).toEqual(
-      ['202', '400', '401', '413', '422', '503'].sort(),
+      ['202', '400', '401', '413', '422', '429', '503'].sort(),
     );
   });
 

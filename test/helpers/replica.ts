@@ -3,6 +3,7 @@ import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { publisherKeyId } from '../../apps/herald/src/auth/publisher-key-id';
 import { TEST_REDIS_URL } from './env';
 import { HERALD_MAIN } from './paths';
 import { waitFor } from './wait';
@@ -10,6 +11,11 @@ import { waitFor } from './wait';
 export const TEST_API_KEY = 'test-publisher-key-0123456789';
 export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef0123456789';
 export const TEST_ADMIN_PASSWORD = 'correct horse battery staple';
+/**
+ * The test key's publisher limits, lifted far above any test's or benchmark's rate (the limiter still runs
+ * for every publish): `HERALD_PUBLISHER_LIMITS`, as docs/operations.md shows for a load test's key.
+ */
+export const LIFTED_PUBLISHER_LIMITS = `${publisherKeyId(TEST_API_KEY)}=10000000/10000000/1000000000000`;
 
 /** Fast timings so redelivery, expiry and the sweep happen within a test. */
 export const FAST_TIMINGS: Record<string, string> = {
@@ -72,6 +78,7 @@ export class Replica {
       HERALD_REDIS_PREFIX: redisPrefix,
       HERALD_API_KEYS: TEST_API_KEY,
       HERALD_JWT_SECRET: TEST_JWT_SECRET,
+      HERALD_PUBLISHER_LIMITS: LIFTED_PUBLISHER_LIMITS,
       LOG_LEVEL: 'debug',
       ...FAST_TIMINGS,
       ...rest,

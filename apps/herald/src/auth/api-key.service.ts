@@ -1,18 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { bearerOf, Realm } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { keyDigest, publisherKeyId } from './publisher-key-id';
 
 export interface Publisher {
   /** Short, non-secret id of the key (a hash prefix): safe in logs and the database. */
   keyId: string;
-}
-
-function digest(key: string): Buffer {
-  return createHash('sha256').update(key).digest();
 }
 
 /** Publisher API keys: compared in constant time, identified by a hash prefix. */
@@ -21,14 +18,11 @@ export class ApiKeyService {
   private readonly keys: { digest: Buffer; keyId: string }[];
 
   constructor(@Inject(HERALD_CONFIG) config: HeraldConfig) {
-    this.keys = config.apiKeys.map((key) => {
-      const d = digest(key);
-      return { digest: d, keyId: `pk_${d.toString('hex').slice(0, 12)}` };
-    });
+    this.keys = config.apiKeys.map((key) => ({ digest: keyDigest(key), keyId: publisherKeyId(key) }));
   }
 
   authenticate(presented: string): Publisher | null {
-    const d = digest(presented);
+    const d = keyDigest(presented);
     let found: Publisher | null = null;
     for (const key of this.keys) if (timingSafeEqual(key.digest, d)) found = { keyId: key.keyId };
     return found;

@@ -36,4 +36,13 @@ describe('errorHeaders', () => {
     expect(errorHeaders(new ForbiddenError('Origin not allowed'), 403)).toEqual({});
     expect(errorHeaders(new RateLimitedError('slow down', 7), 429)).toEqual({ 'Retry-After': '7' });
   });
+
+  it("adds a publisher refusal's RateLimit fields", () => {
+    const fields = { policy: '"notifications";q=200;w=2', current: '"notifications";r=0;t=1' };
+    expect(errorHeaders(new RateLimitedError('over', 1, fields), 429)).toEqual({
+      'Retry-After': '1',
+      'RateLimit-Policy': '"notifications";q=200;w=2',
+      RateLimit: '"notifications";r=0;t=1',
+    });
+  });
 });

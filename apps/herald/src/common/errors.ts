@@ -29,10 +29,17 @@ export class UnauthorizedError extends HeraldError {
   }
 }
 
+/** The `RateLimit-Policy` and `RateLimit` fields of a refusal (draft-ietf-httpapi-ratelimit-headers-10). */
+export interface RateLimitFields {
+  policy: string;
+  current: string;
+}
+
 export class RateLimitedError extends HeraldError {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    readonly fields?: RateLimitFields,
   ) {
     super(ErrorCode.RateLimited, message);
   }

@@ -1,3 +1,4 @@
+import { publisherKeyId } from '../auth/publisher-key-id';
 import { ConfigError, parseConfig } from './config.schema';
 
 const minimal = { HERALD_API_KEYS: 'key-0123456789abcdef', HERALD_JWT_SECRET: 's'.repeat(32) };
@@ -20,6 +21,29 @@ describe('parseConfig', () => {
       host: '',
     });
     expect(config.replicaId).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
+  });
+
+  it('gives every publisher key the default limits, and named keys their own', () => {
+    const id = publisherKeyId(minimal.HERALD_API_KEYS);
+    expect(parseConfig(minimal)).toMatchObject({
+      publishLimits: { perSecond: 100, burst: 200, recipientsPerMinute: 1_000_000 },
+      publisherLimits: {},
+    });
+    expect(parseConfig({ ...minimal, HERALD_PUBLISHER_LIMITS: `${id}=5/10/300` }).publisherLimits).toEqual({
+      [id]: { perSecond: 5, burst: 10, recipientsPerMinute: 300 },
+    });
+    expect(() => parseConfig({ ...minimal, HERALD_PUBLISHER_LIMITS: 'pk_000000000000=5/10/300' })).toThrow(
+      'HERALD_PUBLISHER_LIMITS names pk_000000000000, which is the id of no key in HERALD_API_KEYS',
+    );
+    expect(() => parseConfig({ ...minimal, HERALD_PUBLISHER_LIMITS: `${id}=5/10` })).toThrow(
+      'each entry must be pk_<12 hex digits>=<per second>/<burst>/<recipients per minute>',
+    );
+    expect(() => parseConfig({ ...minimal, HERALD_PUBLISHER_LIMITS: `${id}=0/10/300` })).toThrow(
+      'each number must be at least 1',
+    );
+    expect(() => parseConfig({ ...minimal, HERALD_PUBLISHER_LIMITS: `${id}=1/1/1,${id}=2/2/2` })).toThrow(
+      `names ${id} twice`,
+    );
   });
 
   it('splits comma-separated lists', () => {

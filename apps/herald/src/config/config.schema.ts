@@ -2,49 +2,14 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { int, list, url, VariableSpec } from './variable';
+import { PUBLISHER_LIMIT_VARIABLES, PublisherLimits, publisherLimitsOf } from './publisher-limits.config';
 
 /**
  * Every environment variable Herald reads, with its default and a one-line
  * description. This is the only module that looks at `process.env` (through
  * `loadConfig`). `docs/configuration.md` lists the same table.
  */
-
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
-
-const url = (protocols: string[]) =>
-  z
-    .string()
-    .trim()
-    .refine(
-      (value) => {
-        try {
-          return protocols.includes(new URL(value).protocol);
-        } catch {
-          return false;
-        }
-      },
-      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
-    );
-
-const list = z.string().transform((value) =>
-  value
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0),
-);
-
-interface VariableSpec {
-  schema: z.ZodType;
-  default: string | undefined;
-  description: string;
-  secret?: boolean;
-}
 
 export const CONFIG_VARIABLES = {
   PORT: { schema: int(1, 65535), default: '3000', description: 'HTTP and WebSocket port of this replica.' },
@@ -175,6 +140,7 @@ export const CONFIG_VARIABLES = {
     default: '10000',
     description: 'Most user ids in one `to.users` list.',
   },
+  ...PUBLISHER_LIMIT_VARIABLES,
   HERALD_MAX_COMMANDS_IN_FLIGHT: {
     schema: int(1, 1000),
     default: '4',
@@ -328,6 +294,10 @@ export interface HeraldConfig {
   maxPayloadBytes: number;
   maxBodyBytes: number;
   maxRecipients: number;
+  /** Limits of every publisher key without an entry in `publisherLimits`. */
+  publishLimits: PublisherLimits;
+  /** Per-key exceptions, by key id. */
+  publisherLimits: Record<string, PublisherLimits>;
   maxCommandsInFlight: number;
   maxQueuedCommands: number;
   ackThroughWindow: number;
@@ -384,7 +354,9 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
       problems.push(`${name}=${shown} ${result.error.issues.map((i) => i.message).join('; ')}`);
     }
   }
+  let limits: ReturnType<typeof publisherLimitsOf> | undefined;
   if (problems.length === 0) {
+    limits = publisherLimitsOf(values, values.HERALD_API_KEYS as string[], problems);
     const min = values.HERALD_REDELIVERY_BACKOFF_MS as number;
     const max = values.HERALD_REDELIVERY_MAX_BACKOFF_MS as number;
     if (max < min)
@@ -400,7 +372,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     if (ttl > maxTtl)
       problems.push(`HERALD_DEFAULT_TTL_SECONDS=${ttl} must not exceed HERALD_MAX_TTL_SECONDS=${maxTtl}`);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !limits) throw new ConfigError(problems);
   return {
     port: values.PORT as number,
     host: values.HOST as string,
@@ -421,6 +393,8 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxPayloadBytes: values.HERALD_MAX_PAYLOAD_BYTES as number,
     maxBodyBytes: values.HERALD_MAX_BODY_BYTES as number,
     maxRecipients: values.HERALD_MAX_RECIPIENTS as number,
+    publishLimits: limits.defaults,
+    publisherLimits: limits.byKey,
     maxCommandsInFlight: values.HERALD_MAX_COMMANDS_IN_FLIGHT as number,
     maxQueuedCommands: values.HERALD_MAX_QUEUED_COMMANDS as number,
     ackThroughWindow: values.HERALD_ACK_THROUGH_WINDOW as number,

@@ -87,6 +87,16 @@ export class MetricsService {
     'Connections the server terminated without a close handshake: slow-consumer (send buffer over HERALD_MAX_BUFFERED_BYTES) or dead-peer (no pong).',
     ['reason'],
   );
+  readonly publisherRateLimited = this.counter(
+    'herald_publisher_rate_limited_total',
+    "Publishes refused 429 by a publisher key's limits, by the limit that refused: notifications (HERALD_PUBLISH_RATE / _BURST) or recipients (HERALD_PUBLISH_RECIPIENTS_PER_MINUTE).",
+    ['reason'],
+  );
+  readonly publisherLimiterFailOpen = this.counter(
+    'herald_publisher_limiter_fail_open_total',
+    "Publish batches let through unchecked because the limiter's Redis answered late (timeout, over 50 ms) or not at all (error).",
+    ['reason'],
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',

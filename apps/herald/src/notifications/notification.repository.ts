@@ -49,12 +49,19 @@ export class NotificationRepository {
 
   /**
    * `create` for many publishes (topics and everyone; user lists have `createForUsers`): each its own
-   * statement, all in one transaction, so they share one commit. Refused whole when one is refused.
+   * statement, all in one transaction, so they share one commit. Refused whole when one is refused, or
+   * when `beforeCommit`, given each one's resolved recipients (null: an idempotent replay, nothing
+   * stored), throws.
    */
-  async createMany(inputs: NewNotification[], deliveryDueAt: Date): Promise<CreatedNotification[]> {
+  async createMany(
+    inputs: NewNotification[],
+    deliveryDueAt: Date,
+    beforeCommit?: (recipients: (number | null)[]) => Promise<void>,
+  ): Promise<CreatedNotification[]> {
     const inserted = await preparedInTransaction<NotificationRow & { recipients: number }>(
       this.dataSource,
       inputs.map((input) => createStatement(input, deliveryDueAt)),
+      beforeCommit && ((results) => beforeCommit(results.map((rows) => rows[0]?.recipients ?? null))),
     );
     return Promise.all(inputs.map((input, i) => this.outcome(input, inserted[i]![0])));
   }

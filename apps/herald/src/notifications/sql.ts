@@ -67,11 +67,13 @@ export async function prepared<T>(source: DataSource, sql: string, params: unkno
 
 /**
  * Runs statements, each as `prepared` runs one, in one transaction on one pooled connection, and returns
- * each one's rows: many writes, one commit. One that fails rolls all of them back.
+ * each one's rows: many writes, one commit. One that fails rolls all of them back, and so does
+ * `beforeCommit` when it throws (its error is passed on as it is).
  */
 export async function preparedInTransaction<T>(
   source: DataSource,
   statements: { sql: string; params: unknown[] }[],
+  beforeCommit?: (results: T[][]) => Promise<void>,
 ): Promise<T[][]> {
   const pool = (source.driver as unknown as { master?: PgPool }).master;
   if (!pool) throw new Error('preparedInTransaction needs the postgres driver');
@@ -84,6 +86,7 @@ export async function preparedInTransaction<T>(
       const name = preparedName(sql);
       results.push((await client.query({ ...(name ? { name } : {}), text: sql, values: params })).rows as T[]);
     }
+    await beforeCommit?.(results);
     await client.query({ text: 'COMMIT' });
     return results;
   } catch (error) {

@@ -94,6 +94,34 @@ export function ApiWrongPassword(): MethodDecorator & ClassDecorator {
   });
 }
 
+/** A publish over its API key's budgets (ADR 0005): 429 with `Retry-After` and the RateLimit fields. */
+export function ApiPublisherLimited(): MethodDecorator & ClassDecorator {
+  return ApiResponse({
+    status: 429,
+    description:
+      "Over the API key's notifications per second (with burst) or recipients per minute; nothing was stored. " +
+      'Retry after `Retry-After` seconds.',
+    type: ApiErrorBodyDto,
+    example: errorExample(
+      ErrorCode.RateLimited,
+      'publisher pk_3f2a9c0d1e4b is over its rate of 100 notifications per second (burst 200); nothing was stored, retry in 1 s',
+    ),
+    headers: {
+      'Retry-After': { description: 'Whole seconds until the publish would fit.', schema: { type: 'integer' } },
+      'RateLimit-Policy': {
+        description: 'Both budgets, as in draft-ietf-httpapi-ratelimit-headers-10: `q` units per `w` seconds.',
+        schema: { type: 'string' },
+        example: '"notifications";q=200;w=2, "recipients";q=1000000;w=60',
+      },
+      RateLimit: {
+        description: 'The budget that refused: `r` units left, `t` seconds until the publish fits.',
+        schema: { type: 'string' },
+        example: '"notifications";r=0;t=1',
+      },
+    },
+  });
+}
+
 /** The errors every end-user endpoint can give: the same checks as the WebSocket upgrade. */
 export function ApiUserErrors(): MethodDecorator & ClassDecorator {
   return applyDecorators(

@@ -13,7 +13,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiErrors } from '../openapi/decorators';
+import { ApiErrors, ApiPublisherLimited } from '../openapi/decorators';
 import {
   NotificationViewDto,
   PublishRequestDto,
@@ -63,6 +63,7 @@ export class PublishController {
   })
   @ApiResponse({ status: 202, description: 'Stored; delivery follows.', type: PublishResponseDto })
   @ApiErrors(400, 413, 422, 503)
+  @ApiPublisherLimited()
   async create(
     @Req() request: PublisherRequest,
     @Body() body: unknown,

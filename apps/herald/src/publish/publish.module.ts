@@ -1,14 +1,33 @@
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
 import { NotificationsModule } from '../notifications/notifications.module';
 import { PublishController } from './publish.controller';
 import { PublishService } from './publish.service';
+import { PublisherLimiter } from './publisher-limiter';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
+import { REDIS } from '../redis/redis.module';
+import { RedisKeys } from '../redis/redis-keys';
 
 @Module({
   imports: [AuthModule, DeliveryModule, NotificationsModule],
   controllers: [PublishController],
-  providers: [PublishService],
+  providers: [
+    PublishService,
+    {
+      provide: PublisherLimiter,
+      inject: [REDIS, RedisKeys, HERALD_CONFIG, MetricsService],
+      useFactory: (redis: Redis, keys: RedisKeys, config: HeraldConfig, metrics: MetricsService) =>
+        new PublisherLimiter(redis, keys, config, {
+          rateLimited: metrics.publisherRateLimited,
+          failOpen: metrics.publisherLimiterFailOpen,
+          logger: new Logger(PublisherLimiter.name),
+        }),
+    },
+  ],
   exports: [PublishService],
 })
 export class PublishModule {}

@@ -6,6 +6,7 @@ import {
   HeraldError,
   IdempotencyConflictError,
   NotFoundError,
+  RateLimitedError,
   UnavailableError,
 } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -18,6 +19,7 @@ import type { CreatedNotification, NewNotification } from '../notifications/noti
 import { retryOnDeadlock } from '../notifications/sql';
 import { Batcher } from '../common/batcher';
 import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
+import { PublisherLimiter } from './publisher-limiter';
 
 /**
  * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
@@ -41,6 +43,9 @@ const AUDIENCE_IN_FLIGHT = 8;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A group of audience publishes of which the limiter refused some: rolled back. */
+class AudienceRefused extends Error {}
+
 export interface PublishOutcome {
   response: PublishResponse;
   /** True when an earlier publish with the same idempotency key answered. */
@@ -52,13 +57,14 @@ export interface PublishOutcome {
 export class PublishService {
   private readonly logger = new Logger(PublishService.name);
   private readonly toUsers: Batcher<NewNotification, CreatedNotification>;
-  private readonly toAudiences: Batcher<NewNotification, CreatedNotification>;
+  private readonly toAudiences: Batcher<NewNotification, CreatedNotification | RateLimitedError>;
 
   constructor(
     private readonly notifications: NotificationRepository,
     private readonly delivery: DeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly limiter: PublisherLimiter,
   ) {
     this.toUsers = new Batcher(
       (inputs) => retryOnDeadlock(() => this.notifications.createForUsers(inputs, this.deliveryDueAt())),
@@ -70,15 +76,35 @@ export class PublishService {
         alone: (input) => this.notifications.create(input, this.deliveryDueAt()),
       },
     );
-    this.toAudiences = new Batcher(
-      (inputs) => retryOnDeadlock(() => this.notifications.createMany(inputs, this.deliveryDueAt())),
-      {
-        windowMs: PUBLISH_WINDOW_MS,
-        maxBatch: AUDIENCE_BATCH_MAX,
-        maxInFlight: AUDIENCE_IN_FLIGHT,
-        alone: (input) => this.notifications.create(input, this.deliveryDueAt()),
-      },
-    );
+    this.toAudiences = new Batcher((inputs) => retryOnDeadlock(() => this.storeAudiences(inputs)), {
+      windowMs: PUBLISH_WINDOW_MS,
+      maxBatch: AUDIENCE_BATCH_MAX,
+      maxInFlight: AUDIENCE_IN_FLIGHT,
+      alone: async (input) => (await this.storeAudiences([input]))[0]!,
+    });
+  }
+
+  /**
+   * Topic and everyone publishes, in one transaction whose resolved recipients are charged to their
+   * publishers before it commits. When the limiter refuses any, all are rolled back, and the others are
+   * stored again, already charged.
+   */
+  private async storeAudiences(inputs: NewNotification[]): Promise<(CreatedNotification | RateLimitedError)[]> {
+    let refusals: (RateLimitedError | null)[] = [];
+    try {
+      return await this.notifications.createMany(inputs, this.deliveryDueAt(), async (recipients) => {
+        refusals = await this.limiter.charge(
+          recipients.map((count, i) => ({ keyId: inputs[i]!.publisherId, recipients: count ?? 0 })),
+        );
+        if (refusals.some((refusal) => refusal !== null)) throw new AudienceRefused();
+      });
+    } catch (error) {
+      if (!(error instanceof AudienceRefused)) throw error;
+    }
+    const charged = inputs.filter((_, i) => refusals[i] === null);
+    const stored = charged.length > 0 ? await this.notifications.createMany(charged, this.deliveryDueAt()) : [];
+    let next = 0;
+    return inputs.map((_, i) => refusals[i] ?? stored[next++]!);
   }
 
   /** If no replica has taken a delivery by then, the sweep routes it. */
@@ -94,6 +120,11 @@ export class PublishService {
   ): Promise<PublishOutcome> {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
+    // A user list is its own resolved audience: charged before it is stored (a topic's is charged inside).
+    if ('users' in input.audience) {
+      const admitting = this.limiter.admit(publisherId, input.audience.users.length);
+      if (admitting) await admitting;
+    }
     // Only a publish with an idempotency key is ever compared with another: without one, nothing is hashed.
     const requestHash =
       idempotencyKey === null
@@ -112,6 +143,7 @@ export class PublishService {
     try {
       const record: NewNotification = { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input };
       created = await ('users' in input.audience ? this.toUsers : this.toAudiences).add(record);
+      if (created instanceof RateLimitedError) throw created;
     } catch (error) {
       if (error instanceof HeraldError) throw error;
       const sqlState = (error as { code?: unknown }).code;

@@ -46,6 +46,14 @@ export class RedisKeys {
     return `${this.prefix}:admin:login-failures:${address}`;
   }
 
+  /**
+   * A publisher key's token bucket (`notifications` or `recipients`): both in one hash slot (`{pub:<keyId>}`),
+   * so one script may take from both on Redis Cluster.
+   */
+  publisherBucket(keyId: string, bucket: 'notifications' | 'recipients'): string {
+    return `${this.prefix}:{pub:${keyId}}:${bucket}`;
+  }
+
   /** BullMQ key prefix. */
   bullPrefix(): string {
     return `${this.prefix}:bull`;
