@@ -89,6 +89,9 @@ describe('Front door answers', () => {
       ['admin API, no session', 'GET', '/admin/api/stats', null, undefined, herald],
       ['admin API, a user token', 'GET', '/admin/api/connections', token, undefined, invalid],
       ['admin API, an API key', 'POST', '/admin/api/broadcasts', TEST_API_KEY, notification, invalid],
+      ['mint a ticket, no token', 'POST', '/v1/tickets', null, undefined, herald],
+      ['mint a ticket, an API key', 'POST', '/v1/tickets', TEST_API_KEY, undefined, invalid],
+      ['mint an admin ticket, a user token', 'POST', '/admin/api/tickets', token, undefined, invalid],
     ];
     const got: Record<string, Seen> = {};
     const want: Record<string, Seen> = {};

@@ -80,7 +80,7 @@ describe('OpenAPI description of the REST API', () => {
 
   it('documents auth, bodies with examples, and the error body on every endpoint that needs a credential', () => {
     // End users hold user tokens; the demo token endpoint takes none (and is off unless enabled).
-    const userEndpoints = ['GET /v1/stream', 'POST /v1/stream/pong', 'POST /v1/acks'];
+    const userEndpoints = ['GET /v1/stream', 'POST /v1/stream/pong', 'POST /v1/acks', 'POST /v1/tickets'];
     for (const [path, operations] of Object.entries(served.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         const where = `${method.toUpperCase()} ${path}`;

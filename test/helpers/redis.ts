@@ -20,3 +20,8 @@ export async function deleteRedisPrefix(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** A connection to the tests' Redis, to look at what a replica stored; the caller disconnects it. */
+export function testRedisClient(): Redis {
+  return new Redis(TEST_REDIS_URL);
+}

@@ -325,6 +325,15 @@ export interface TokenResponse {
   expiresAt: string;
 }
 
+/**
+ * A one-time connection ticket (`POST /v1/tickets`, `POST /admin/api/tickets`): sent as `?ticket=` instead of
+ * a token in the URL; worth nothing once used, or after `expiresAt` (30 s).
+ */
+export interface TicketResponse {
+  ticket: string;
+  expiresAt: string;
+}
+
 /** The one error body shape of every REST endpoint. */
 export interface ApiErrorBody {
   error: {

@@ -7,12 +7,11 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import type { AdminEvent } from '@herald/protocol';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { openEventStream } from '../common/event-stream';
-import { adminSessionOf } from './admin.guard';
-import { AdminSessionService } from './admin-session.service';
+import type { AdminRequest } from './admin.guard';
 import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -66,7 +65,6 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     private readonly admin: AdminRepository,
     private readonly stats: AdminService,
     private readonly drain: DrainState,
-    private readonly sessions: AdminSessionService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -105,9 +103,9 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   }
 
   /** Turns the response into this admin's event stream, until either side ends it or the session expires. */
-  open(request: Request, response: Response): void {
+  open(request: AdminRequest, response: Response): void {
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
-    const expiresAt = this.sessions.expiryOf(adminSessionOf(request) ?? '');
+    const expiresAt = request.adminSessionExpiresAt ?? 0;
     openEventStream(response, 2000);
     this.streams.add(response);
     // A stream must not outlive its session: the console logs in again.

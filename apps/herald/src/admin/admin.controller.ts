@@ -20,6 +20,7 @@ import type {
   AdminStats,
   NotificationView,
   PublishResponse,
+  TicketResponse,
 } from '@herald/protocol';
 import type { Request, Response } from 'express';
 import {
@@ -33,6 +34,7 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import { TicketService } from '../auth/ticket.service';
 import { ApiAdminErrors, ApiErrors, ApiWrongPassword } from '../openapi/decorators';
 import {
   AdminBroadcastPreviewDto,
@@ -42,10 +44,10 @@ import {
   AdminSessionDto,
   AdminStatsDto,
 } from '../openapi/admin-schemas';
-import { NotificationViewDto, PublishRequestDto, PublishResponseDto } from '../openapi/schemas';
+import { NotificationViewDto, PublishRequestDto, PublishResponseDto, TicketResponseDto } from '../openapi/schemas';
 import { requestIdOf } from '../common/request-id';
 import { AdminEventsService } from './admin-events.service';
-import { AdminGuard } from './admin.guard';
+import { AdminGuard, AdminRequest } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
 import { AdminService } from './admin.service';
 
@@ -83,7 +85,28 @@ export class AdminController {
   constructor(
     private readonly admin: AdminService,
     private readonly events: AdminEventsService,
+    private readonly tickets: TicketService,
   ) {}
+
+  @Post('tickets')
+  @HttpCode(201)
+  @ApiOperation({
+    summary: 'Mint a one-time ticket for the event stream',
+    description:
+      'Open `/admin/api/events?ticket=` with it instead of putting the session in the URL. Single use, valid 30 s, ' +
+      'on any replica, bound to the `Origin` it was minted from; only the event stream takes it. `Cache-Control: no-store`.',
+  })
+  @ApiResponse({ status: 201, type: TicketResponseDto })
+  @ApiErrors(429)
+  async ticket(@Req() request: AdminRequest, @Res({ passthrough: true }) response: Response): Promise<TicketResponse> {
+    response.setHeader('Cache-Control', 'no-store');
+    return this.tickets.mint(
+      'admin',
+      'console',
+      Math.floor((request.adminSessionExpiresAt ?? 0) / 1000),
+      request.headers.origin,
+    );
+  }
 
   @Get('connections')
   @ApiOperation({ summary: 'Live connections on every replica, with totals per replica' })
@@ -184,17 +207,19 @@ export class AdminController {
     summary: 'The live admin event stream (Server-Sent Events)',
     description:
       'Events from every replica: `connection.opened`, `connection.closed`, `notification.progress` (delivery counts, ' +
-      'at most every 250 ms per replica), `user.acked`. The session may come as `?token=` (EventSource cannot send ' +
-      'headers). Open it before reading the snapshot (GET connections) so nothing falls in between.',
+      'at most every 250 ms per replica), `user.acked`. EventSource cannot send headers: open it with `?ticket=` from ' +
+      'POST /admin/api/tickets (`?token=` with the session itself still works, but puts it in URLs: discouraged). ' +
+      'Open it before reading the snapshot (GET connections) so nothing falls in between.',
   })
-  @ApiQuery({ name: 'token', required: false, description: 'The admin session, for EventSource' })
+  @ApiQuery({ name: 'ticket', required: false, description: 'A one-time ticket from POST /admin/api/tickets' })
+  @ApiQuery({ name: 'token', required: false, description: 'The admin session (discouraged: a credential in the URL)' })
   @ApiProduces('text/event-stream')
   @ApiResponse({
     status: 200,
     description: 'The event stream.',
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
-  stream(@Req() request: Request, @Res() response: Response): void {
+  stream(@Req() request: AdminRequest, @Res() response: Response): void {
     this.events.open(request, response);
   }
 }

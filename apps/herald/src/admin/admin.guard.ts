@@ -1,21 +1,35 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { TicketService } from '../auth/ticket.service';
 import { bearerOf, Realm } from '../common/bearer';
 import { UnauthorizedError } from '../common/errors';
 import { AdminSessionService } from './admin-session.service';
 
+/** An admin request that passed the guard: when its session (or the session its ticket came from) ends, epoch ms. */
+export type AdminRequest = Request & { adminSessionExpiresAt?: number };
+
 /**
- * Every admin endpoint but the login: `Authorization: Bearer <session>`, or
- * `?token=` on the event stream (EventSource cannot send headers). API keys
- * and user tokens are not admin sessions.
+ * Every admin endpoint but the login: `Authorization: Bearer <session>`; on the
+ * event stream (EventSource cannot send headers) a one-time `?ticket=` from
+ * `POST /admin/api/tickets`, or the discouraged `?token=`. API keys, user tokens
+ * and user tickets are not admin sessions.
  */
 @Injectable()
 export class AdminGuard implements CanActivate {
-  constructor(private readonly sessions: AdminSessionService) {}
+  constructor(
+    private readonly sessions: AdminSessionService,
+    private readonly tickets: TicketService,
+  ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     this.sessions.assertEnabled();
-    const request = context.switchToHttp().getRequest<Request>();
+    const request = context.switchToHttp().getRequest<AdminRequest>();
+    const ticket = request.path.endsWith('/events') ? request.query.ticket : undefined;
+    if (typeof ticket === 'string' && bearerOf(request) === null) {
+      const { expiresAt } = await this.tickets.consume(ticket, 'admin', request.headers.origin);
+      request.adminSessionExpiresAt = expiresAt * 1000;
+      return true;
+    }
     const token = adminSessionOf(request);
     if (!token) {
       throw new UnauthorizedError('log in first: POST /admin/api/login, then send Authorization: Bearer <token>', {
@@ -28,6 +42,7 @@ export class AdminGuard implements CanActivate {
         invalidToken: true,
       });
     }
+    request.adminSessionExpiresAt = this.sessions.expiryOf(token);
     return true;
   }
 }

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
 import { NotificationsModule } from '../notifications/notifications.module';
 import { PublishModule } from '../publish/publish.module';
@@ -11,7 +12,7 @@ import { LoginAttemptsRepository } from './login-attempts.repository';
 
 /** The admin API under /admin/api/ and its live event stream; off while HERALD_ADMIN_PASSWORD is empty. */
 @Module({
-  imports: [DeliveryModule, NotificationsModule, PublishModule],
+  imports: [AuthModule, DeliveryModule, NotificationsModule, PublishModule],
   controllers: [AdminLoginController, AdminController],
   providers: [AdminEventsService, AdminGuard, AdminSessionService, AdminService, LoginAttemptsRepository],
 })

@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { BadRequestError } from '../common/errors';
 import { UpgradeAuthService } from './upgrade-auth.service';
 import { UserPrincipal } from './user-token.service';
 
@@ -8,15 +9,21 @@ export type UserRequest = Request & { user?: UserPrincipal };
 /**
  * End-user REST endpoints (`/v1/stream`, `/v1/acks`): the same rules as the
  * WebSocket upgrade — an allowed Origin, and a user token from
- * `Authorization: Bearer` or `?token=`. API keys are not user tokens.
+ * `Authorization: Bearer` or `?token=`, or on `/v1/stream` a one-time `?ticket=`.
+ * API keys are not user tokens.
  */
 @Injectable()
 export class UserTokenGuard implements CanActivate {
   constructor(private readonly auth: UpgradeAuthService) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<UserRequest>();
-    const decision = this.auth.decide(request);
+    if (request.path !== '/v1/stream' && request.query.ticket !== undefined) {
+      throw new BadRequestError('a ticket opens /ws or /v1/stream only; send Authorization: Bearer <user token>', [
+        { field: 'ticket', reason: 'not accepted here' },
+      ]);
+    }
+    const decision = await this.auth.decide(request);
     if (!decision.ok) throw decision.error;
     request.user = decision.principal;
     return true;

@@ -211,6 +211,12 @@ export const CONFIG_VARIABLES = {
     description:
       "How long a WebSocket peer has to answer the server's close frame; one that does not is dropped (its TCP socket destroyed) then, so it holds no slot of HERALD_MAX_CONNECTIONS.",
   },
+  HERALD_TICKET_MINTS_PER_MINUTE: {
+    schema: int(1, 100_000),
+    default: '60',
+    description:
+      'Connection tickets (POST /v1/tickets, POST /admin/api/tickets) one user, or the admin console, may mint per minute, across replicas; beyond, 429 with Retry-After.',
+  },
   HERALD_TOKEN_MAX_TTL_SECONDS: {
     schema: int(1, 31_536_000),
     default: '604800',
@@ -311,6 +317,7 @@ export interface HeraldConfig {
   heartbeatMs: number;
   closeTimeoutMs: number;
   tokenMaxTtlSeconds: number;
+  ticketMintsPerMinute: number;
   presenceHeartbeatMs: number;
   sweepIntervalMs: number;
   redisPrefix: string;
@@ -408,6 +415,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     heartbeatMs: values.HERALD_HEARTBEAT_MS as number,
     closeTimeoutMs: values.HERALD_CLOSE_TIMEOUT_MS as number,
     tokenMaxTtlSeconds: values.HERALD_TOKEN_MAX_TTL_SECONDS as number,
+    ticketMintsPerMinute: values.HERALD_TICKET_MINTS_PER_MINUTE as number,
     presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,
     sweepIntervalMs: values.HERALD_SWEEP_INTERVAL_MS as number,
     redisPrefix: values.HERALD_REDIS_PREFIX as string,

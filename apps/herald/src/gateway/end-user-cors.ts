@@ -1,8 +1,8 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { UpgradeAuthService } from '../auth/upgrade-auth.service';
 
-/** The end-user REST paths a browser app on another origin calls (the SSE fallback and its acks). */
-export const END_USER_PATHS = ['/v1/stream', '/v1/stream/pong', '/v1/acks'];
+/** The end-user REST paths a browser app on another origin calls (tickets, the SSE fallback and its acks). */
+export const END_USER_PATHS = ['/v1/tickets', '/v1/stream', '/v1/stream/pong', '/v1/acks'];
 
 /**
  * CORS for the end-user paths, by the WebSocket's own Origin allowlist: an

@@ -3,7 +3,7 @@ import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/we
 import { CloseCode } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
-import { UpgradeAuthService } from '../auth/upgrade-auth.service';
+import { UpgradeAuthService, UpgradeDecision } from '../auth/upgrade-auth.service';
 import { UserPrincipal } from '../auth/user-token.service';
 import { clientAddress, compileProxyTrust, ProxyTrust } from '../common/client-address';
 import { HeraldError, UnavailableError } from '../common/errors';
@@ -47,15 +47,23 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     // A peer that never answers our close frame is dropped after HERALD_CLOSE_TIMEOUT_MS, not ws's 30 s.
     (server.options as ServerOptions & { closeTimeout: number }).closeTimeout = this.config.closeTimeoutMs;
     server.options.verifyClient = (info, callback) => {
+      const answer = (refusal: HeraldError | null): void => {
+        if (!refusal) {
+          callback(true);
+          return;
+        }
+        // The REST API's error body and headers (Retry-After, WWW-Authenticate), as `ws` writes a refusal.
+        const reply = upgradeRefusal(refusal, info.req, this.config.replicaId);
+        this.refused(info.req, reply.status, refusal.message);
+        callback(false, reply.status, reply.body, reply.headers);
+      };
       const refusal = this.refusalOf(info.req);
-      if (!refusal) {
-        callback(true);
-        return;
-      }
-      // The REST API's error body and headers (Retry-After, WWW-Authenticate), as `ws` writes a refusal.
-      const answer = upgradeRefusal(refusal, info.req, this.config.replicaId);
-      this.refused(info.req, answer.status, refusal.message);
-      callback(false, answer.status, answer.body, answer.headers);
+      if (refusal instanceof Promise) {
+        refusal.then(answer, (error: unknown) => {
+          this.logger.error({ message: 'upgrade not decided', error: (error as Error).message });
+          answer(new UnavailableError('cannot decide the upgrade now; retry'));
+        });
+      } else answer(refusal);
     };
   }
 
@@ -64,16 +72,20 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
    * can send the client to another replica: Nginx's http_503), then the Origin and the token. Null when
    * it may go ahead; the principal is then on the request.
    */
-  private refusalOf(request: AuthedRequest): HeraldError | null {
+  private refusalOf(request: AuthedRequest): HeraldError | null | Promise<HeraldError | null> {
+    // Shed before the credential is looked at: a ticket refused here for load is not used up.
     if (this.drain.isDraining) return new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) return new UnavailableError('replica at its connection limit, retry shortly');
+    const decided = (decision: UpgradeDecision): HeraldError | null => {
+      if (!decision.ok) return decision.error;
+      request.heraldPrincipal = decision.principal;
+      return null;
+    };
     const decision = this.auth.decide(request);
-    if (!decision.ok) return decision.error;
-    request.heraldPrincipal = decision.principal;
-    return null;
+    return decision instanceof Promise ? decision.then(decided) : decided(decision);
   }
 
-  /** One line and one count per refused upgrade; the URL (which may carry ?token=) is never logged. */
+  /** One line and one count per refused upgrade; the URL (which may carry ?token= or ?ticket=) is never logged. */
   private refused(request: IncomingMessage, status: number, reason: string): void {
     this.metrics.upgradesRefused.inc({ status: String(status) });
     this.logger.log({

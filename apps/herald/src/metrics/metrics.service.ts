@@ -97,6 +97,11 @@ export class MetricsService {
     "Publish batches let through unchecked because the limiter's Redis answered late (timeout, over 50 ms) or not at all (error).",
     ['reason'],
   );
+  readonly tickets = this.counter(
+    'herald_tickets_total',
+    'Connection tickets by audience (user, admin) and outcome: minted, mint-limited, used, refused-<reason> (malformed, unknown: used, expired or never minted, audience, origin, expired-credential).',
+    ['audience', 'outcome'],
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',

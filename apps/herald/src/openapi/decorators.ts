@@ -35,7 +35,9 @@ const ERRORS: Record<
     example: errorExample(ErrorCode.NotFound, 'notification not found'),
   },
   429: {
-    description: 'Too many wrong admin passwords from this address; `Retry-After` says when to try again.',
+    description:
+      'Too many at once: wrong admin passwords from this address, or tickets minted for this user (or the console) ' +
+      'this minute. `Retry-After` says when to try again.',
     example: errorExample(ErrorCode.RateLimited, 'too many wrong passwords from this address; try again in 42 s'),
   },
   413: {

@@ -15,6 +15,7 @@ import {
   type PublishRequest,
   type PublishResponse,
   type TokenRequest,
+  type TicketResponse,
   type TokenResponse,
 } from '@herald/protocol';
 import type { ReadyReport } from '../health/health.service';
@@ -173,6 +174,17 @@ export class TokenResponseDto implements TokenResponse {
   token!: string;
 
   @ApiProperty({ format: 'date-time' })
+  expiresAt!: string;
+}
+
+export class TicketResponseDto implements TicketResponse {
+  @ApiProperty({
+    description:
+      "One-time ticket: `/ws?ticket=`, `/v1/stream?ticket=` (or, from the console's own mint, `/admin/api/events?ticket=`)",
+  })
+  ticket!: string;
+
+  @ApiProperty({ format: 'date-time', description: 'Worth nothing after this (30 s), or once used.' })
   expiresAt!: string;
 }
 

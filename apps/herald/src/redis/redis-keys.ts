@@ -54,6 +54,16 @@ export class RedisKeys {
     return `${this.prefix}:{pub:${keyId}}:${bucket}`;
   }
 
+  /** A connection ticket, by the SHA-256 of the ticket (the ticket itself is never stored). */
+  ticket(digest: string): string {
+    return `${this.prefix}:ticket:${digest}`;
+  }
+
+  /** Tickets minted for one user (or the console) in the current minute. */
+  ticketMints(audience: 'user' | 'admin', subject: string): string {
+    return `${this.prefix}:ticket-mints:${audience}:${subject}`;
+  }
+
   /** BullMQ key prefix. */
   bullPrefix(): string {
     return `${this.prefix}:bull`;

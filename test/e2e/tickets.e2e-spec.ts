@@ -1,0 +1,239 @@
+import type { AdminSession, TicketResponse } from '@herald/protocol';
+import { createHash, randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { request, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Edge } from '../helpers/edge';
+import { moved, scrape } from '../helpers/metrics';
+import { TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
+import { TestClient } from '../helpers/ws-client';
+import { testRedisClient } from '../helpers/redis';
+
+const APP = 'https://app.example.com';
+const OTHER_APP = 'https://other.example.com';
+
+interface Upgrade {
+  status: number;
+  body: string;
+  wwwAuthenticate?: string;
+  welcome?: { type: string; userId: string };
+}
+
+/** Opens `/ws?ticket=` (or any URL) and answers the refusal, or the welcome of the opened socket. */
+function upgrade(url: string, origin?: string): Promise<Upgrade> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, origin ? { headers: { origin } } : {});
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          body,
+          wwwAuthenticate: response.headers['www-authenticate'],
+        }),
+      );
+    });
+    socket.once('message', (data: Buffer) => {
+      socket.close();
+      resolve({ status: 101, body: '', welcome: JSON.parse(data.toString('utf8')) as Upgrade['welcome'] });
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** One-time connection tickets (issue 23): minted on one replica, used once on another, through Nginx too. */
+describe('Connection tickets', () => {
+  let cluster: TestCluster;
+  let edge: Edge;
+  const [r1, r2] = [() => cluster.replicas[0]!, () => cluster.replicas[1]!];
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start('tickets', 2, {
+      HERALD_ALLOWED_ORIGINS: `${APP},${OTHER_APP}`,
+      HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+      HERALD_TICKET_MINTS_PER_MINUTE: '12',
+    });
+    edge = await Edge.start(cluster.replicas.map((r) => r.port));
+  });
+
+  afterAll(async () => {
+    await edge?.stop();
+    await cluster?.stop();
+  });
+
+  const mint = (base: string, token: string | null, origin?: string, path = '/v1/tickets') =>
+    request<TicketResponse & { error?: { code: string; message: string } }>(base, 'POST', path, {
+      apiKey: token,
+      headers: origin ? { origin } : {},
+    });
+
+  it('opens /ws once on the other replica, then refuses it like a bad token', async () => {
+    const before = await scrape([r1().http, r2().http]);
+    const minted = await mint(r1().http, userToken('alice'), APP);
+    expect(minted.status).toBe(201);
+    expect(minted.headers.get('cache-control')).toBe('no-store');
+    expect(minted.body.ticket).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const validFor = Date.parse(minted.body.expiresAt) - Date.now();
+    expect(validFor).toBeGreaterThan(25_000);
+    expect(validFor).toBeLessThanOrEqual(31_000);
+
+    const first = await upgrade(`${r2().ws}?ticket=${minted.body.ticket}`, APP);
+    expect(first.status).toBe(101);
+    expect(first.welcome).toMatchObject({ type: 'welcome', userId: 'alice' });
+
+    const again = await upgrade(`${r1().ws}?ticket=${minted.body.ticket}`, APP);
+    expect(again.status).toBe(401);
+    const refusal = JSON.parse(again.body) as { error: { code: string; message: string } };
+    expect(refusal.error.code).toBe('UNAUTHORIZED');
+    expect(refusal.error.message).toContain('invalid ticket');
+    expect(again.wwwAuthenticate).toBe('Bearer realm="herald", error="invalid_token"');
+
+    const after = await scrape([r1().http, r2().http]);
+    const counts = moved(before, after, [
+      'herald_tickets_total{audience="user",outcome="minted"}',
+      'herald_tickets_total{audience="user",outcome="used"}',
+      'herald_tickets_total{audience="user",outcome="refused-unknown"}',
+    ]);
+    expect(Object.values(counts)).toEqual([1, 1, 1]);
+    // Neither replica logged the ticket, and Nginx keeps no query strings.
+    for (const replica of cluster.replicas) expect(replica.log()).not.toContain(minted.body.ticket);
+  });
+
+  it('expires by Redis’s clock, and refuses forged and malformed tickets', async () => {
+    const minted = await mint(r1().http, userToken('bob'));
+    const redis = testRedisClient();
+    try {
+      const key = `${cluster.redisPrefix}:ticket:${createHash('sha256').update(minted.body.ticket).digest('hex')}`;
+      const ttl = await redis.pttl(key);
+      expect(ttl).toBeGreaterThan(28_000);
+      expect(ttl).toBeLessThanOrEqual(30_000);
+      // Only the digest is stored: the ticket itself is nowhere in Redis.
+      expect(await redis.get(key)).not.toContain(minted.body.ticket);
+      await redis.pexpire(key, 1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      redis.disconnect();
+    }
+    expect((await upgrade(`${r2().ws}?ticket=${minted.body.ticket}`)).status).toBe(401);
+    expect((await upgrade(`${r2().ws}?ticket=${randomBytes(32).toString('base64url')}`)).status).toBe(401);
+    expect((await upgrade(`${r2().ws}?ticket=not-a-ticket`)).status).toBe(401);
+  });
+
+  it('is minted only with a user token in Authorization: API keys, admin sessions and URL tokens get 401', async () => {
+    const apiKey = await mint(r1().http, TEST_API_KEY);
+    expect(apiKey.status).toBe(401);
+    expect(apiKey.headers.get('www-authenticate')).toBe('Bearer realm="herald", error="invalid_token"');
+    const login = await request<AdminSession>(r1().http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      body: { password: TEST_ADMIN_PASSWORD },
+    });
+    expect((await mint(r1().http, login.body.token)).status).toBe(401);
+    const inUrl = await request(r1().http, 'POST', `/v1/tickets?token=${userToken('alice')}`, { apiKey: null });
+    expect(inUrl.status).toBe(401);
+    expect(inUrl.headers.get('www-authenticate')).toBe('Bearer realm="herald"');
+  });
+
+  it('refuses a ticket used from another origin than it was minted from', async () => {
+    const minted = await mint(r1().http, userToken('carol'), APP);
+    expect((await upgrade(`${r2().ws}?ticket=${minted.body.ticket}`, OTHER_APP)).status).toBe(401);
+    // Refused, and used up: the right origin cannot have it afterwards.
+    expect((await upgrade(`${r2().ws}?ticket=${minted.body.ticket}`, APP)).status).toBe(401);
+    // A ticket minted without an Origin (a non-browser client) is not bound to one.
+    const bare = await mint(r1().http, userToken('carol'));
+    expect((await upgrade(`${r2().ws}?ticket=${bare.body.ticket}`, APP)).status).toBe(101);
+  });
+
+  it('opens the SSE stream once, through Nginx, and keeps it out of the access log', async () => {
+    const minted = await mint(edge.http, userToken('dave'), APP);
+    const controller = new AbortController();
+    const stream = await fetch(`${edge.http}/v1/stream?ticket=${minted.body.ticket}`, {
+      headers: { origin: APP },
+      signal: controller.signal,
+    });
+    expect(stream.status).toBe(200);
+    controller.abort();
+    const again = await fetch(`${edge.http}/v1/stream?ticket=${minted.body.ticket}`, { headers: { origin: APP } });
+    expect(again.status).toBe(401);
+    // Preflight for the mint from the app's origin: the same CORS as the stream.
+    const preflight = await fetch(`${edge.http}/v1/tickets`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: APP,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(APP);
+    // A ticket on another end-user route is a mistake, said so.
+    const acks = await request(edge.http, 'POST', `/v1/acks?ticket=${minted.body.ticket}`, {
+      apiKey: userToken('dave'),
+      body: { ids: [] },
+    });
+    expect(acks.status).toBe(400);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(edge.accessLog()).toContain('GET /v1/stream ');
+    expect(edge.accessLog()).not.toContain('ticket=');
+  });
+
+  it('keeps the ticket when the upgrade is shed for load', async () => {
+    const full = await TestCluster.start('tickets-full', 1, { HERALD_MAX_CONNECTIONS: '1' });
+    try {
+      const replica = full.replicas[0]!;
+      const holder = await TestClient.connect(replica.ws, userToken('erin'));
+      const minted = await mint(replica.http, userToken('frank'));
+      expect((await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`)).status).toBe(503);
+      await holder.close();
+      // Until the replica has counted the holder out it may still shed: each shed leaves the ticket alone.
+      let opened = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);
+      for (let i = 0; opened.status === 503 && i < 50; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        opened = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);
+      }
+      expect(opened.status).toBe(101);
+      expect(opened.welcome?.userId).toBe('frank');
+    } finally {
+      await full.stop();
+    }
+  });
+
+  it('gives the admin stream its own tickets, which open nothing else', async () => {
+    const login = await request<AdminSession>(r1().http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      body: { password: TEST_ADMIN_PASSWORD },
+    });
+    const minted = await mint(r1().http, login.body.token, undefined, '/admin/api/tickets');
+    expect(minted.status).toBe(201);
+    expect(minted.headers.get('cache-control')).toBe('no-store');
+    const controller = new AbortController();
+    const events = await fetch(`${r2().http}/admin/api/events?ticket=${minted.body.ticket}`, {
+      signal: controller.signal,
+    });
+    expect(events.status).toBe(200);
+    expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    controller.abort();
+    expect((await fetch(`${r2().http}/admin/api/events?ticket=${minted.body.ticket}`)).status).toBe(401);
+
+    // An admin ticket does not open /ws, and a user ticket does not open the admin stream.
+    const admin = await mint(r1().http, login.body.token, undefined, '/admin/api/tickets');
+    expect((await upgrade(`${r2().ws}?ticket=${admin.body.ticket}`)).status).toBe(401);
+    const user = await mint(r1().http, userToken('alice'));
+    expect((await fetch(`${r2().http}/admin/api/events?ticket=${user.body.ticket}`)).status).toBe(401);
+    // User tokens cannot mint admin tickets.
+    expect((await mint(r1().http, userToken('alice'), undefined, '/admin/api/tickets')).status).toBe(401);
+  });
+
+  it('limits minting per user across replicas', async () => {
+    const token = userToken('greedy');
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) statuses.push((await mint(i % 2 ? r1().http : r2().http, token)).status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(12);
+    const refused = await mint(r1().http, token);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error?.code).toBe('RATE_LIMITED');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Another user has their own budget.
+    expect((await mint(r1().http, userToken('modest'))).status).toBe(201);
+  });
+});
