@@ -202,6 +202,7 @@ describe('Client SDK against real replicas', () => {
     const client = start({
       // A path that refuses upgrades, as a proxy that blocks WebSockets would.
       url: `ws://127.0.0.1:${r1().port}/blocked/ws`,
+      ticketsUrl: `${r1().http}/v1/tickets`,
       streamUrl: `${r1().http}/v1/stream`,
       acksUrl: `${r1().http}/v1/acks`,
       token: userToken(erin),

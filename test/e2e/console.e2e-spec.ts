@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { userToken } from '../helpers/api';
-import { launchChromium } from '../helpers/browser';
+import { JWT_PATTERN, launchChromium, recordUrls } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
 import { repoRoot } from '../helpers/paths';
@@ -19,6 +19,8 @@ describe('Admin console in Chromium', () => {
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
+  /** Every URL the console and the reader page request, and every WebSocket they open, per page. */
+  const urlLists: string[][] = [];
   const pageErrors: string[] = [];
   const shot = async (name: string, target: Page = page) => {
     // `HERALD_SCREENSHOTS=1 npm test` refreshes the pictures in the README.
@@ -41,6 +43,7 @@ describe('Admin console in Chromium', () => {
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
     page = await context.newPage();
+    urlLists.push(recordUrls(page));
     page.on('pageerror', (error) => pageErrors.push(error.message));
   }, 90_000);
 
@@ -88,6 +91,7 @@ describe('Admin console in Chromium', () => {
     // A real end user: the demo page, in its own browser context.
     const user = `reader-${Date.now().toString(36)}`;
     const reader = await (await browser.newContext()).newPage();
+    urlLists.push(recordUrls(reader));
     await reader.goto(`${edge.http}/demo/`);
     await reader.fill('#user', user);
     await reader.click('#connect');
@@ -142,6 +146,14 @@ describe('Admin console in Chromium', () => {
     await reader.close();
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  it('never puts the admin session or a user token in a URL: the event stream opens with one-time tickets', () => {
+    const urls = urlLists.flat();
+    const streams = urls.filter((url) => url.includes('/admin/api/events'));
+    expect(streams.length).toBeGreaterThanOrEqual(1);
+    for (const url of streams) expect(new URL(url).searchParams.get('ticket')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(urls.filter((url) => JWT_PATTERN.test(url) || /[?&]token=/.test(url))).toEqual([]);
+  });
 
   it('fits a phone screen', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
 import { HeraldClient } from '../../libs/client/src';
 import { request, userToken } from '../helpers/api';
-import { launchChromium } from '../helpers/browser';
+import { JWT_PATTERN, launchChromium, recordUrls } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge, nginxRender } from '../helpers/edge';
 import { repoRoot } from '../helpers/paths';
@@ -15,6 +15,7 @@ describe('Demo page in Chromium', () => {
   let edge: Edge;
   let browser: Browser;
   let page: Page;
+  let urls: string[] = [];
   const pageErrors: string[] = [];
 
   const publishTo = async (userId: string, event: string) => {
@@ -36,6 +37,7 @@ describe('Demo page in Chromium', () => {
     edge = await Edge.start(cluster.replicas.map((r) => r.port));
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+    urls = recordUrls(page);
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(message.text());
@@ -133,4 +135,12 @@ describe('Demo page in Chromium', () => {
       await off.stop();
     }
   }, 60_000);
+
+  it('never puts a token in a URL: the WebSocket opens with one-time tickets', () => {
+    const sockets = urls.filter((url) => url.startsWith('ws'));
+    expect(sockets.length).toBeGreaterThanOrEqual(2);
+    for (const url of sockets) expect(new URL(url).searchParams.get('ticket')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(urls.some((url) => url.endsWith('/v1/tickets'))).toBe(true);
+    expect(urls.filter((url) => JWT_PATTERN.test(url) || /[?&]token=/.test(url))).toEqual([]);
+  });
 });

@@ -112,8 +112,10 @@ function client(options: Partial<HeraldClientOptions> = {}): HeraldClient {
     token: 't0',
     WebSocket: FakeSocket,
     random: () => 0.5,
-    // Unit tests never touch the network: the SSE fallback gets a fetch that fails.
+    // Unit tests never touch the network: the SSE fallback gets a fetch that fails. The WebSocket carries
+    // the token in the query unless a test asks for tickets (their own tests below).
     fetch: () => Promise.reject(new Error('no network in unit tests')),
+    credentials: 'query',
     ...options,
   });
 }
@@ -260,6 +262,77 @@ describe('HeraldClient', () => {
     await settle(60_000);
     expect(FakeSocket.all).toHaveLength(2);
     expect(d.readyState).toBe(ReadyState.CLOSED);
+  });
+
+  it('mints a one-time ticket for every WebSocket attempt, so the token never rides in the URL', async () => {
+    let minted = 0;
+    const requests: { url: string; init: RequestInit }[] = [];
+    const fakeFetch = jest.fn(async (url: string, init?: RequestInit) => {
+      requests.push({ url, init: init ?? {} });
+      return new Response(JSON.stringify({ ticket: `tk-${++minted}`, expiresAt: '2026-12-05T00:00:30.000Z' }), {
+        status: 201,
+        headers: { 'Content-Type': 'application/json' },
+      });
+    });
+    const c = client({ credentials: 'ticket', fetch: fakeFetch as unknown as typeof fetch });
+    c.connect();
+    await settle();
+    expect(requests[0]!.url).toBe('http://herald.test/v1/tickets');
+    expect(requests[0]!.init.method).toBe('POST');
+    expect((requests[0]!.init.headers as Record<string, string>).Authorization).toBe('Bearer t0');
+    const first = new URL(FakeSocket.last.url);
+    expect(first.searchParams.get('ticket')).toBe('tk-1');
+    expect(first.searchParams.has('token')).toBe(false);
+    // Refused (shed for load, say): the next attempt has a fresh ticket.
+    FakeSocket.last.refuse();
+    await settle(2000);
+    expect(new URL(FakeSocket.last.url).searchParams.get('ticket')).toBe('tk-2');
+    c.close();
+  });
+
+  it('connects with ?token= to a server without tickets (404), saying so once', async () => {
+    const fakeFetch = jest.fn(async () => new Response('{}', { status: 404 }));
+    const c = client({ credentials: 'ticket', fetch: fakeFetch as unknown as typeof fetch });
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.message));
+    c.connect();
+    await settle();
+    expect(new URL(FakeSocket.last.url).searchParams.get('token')).toBe('t0');
+    FakeSocket.last.refuse();
+    await settle(2000);
+    expect(fakeFetch).toHaveBeenCalledTimes(1);
+    expect(errors).toEqual([
+      'no ticket endpoint at http://herald.test/v1/tickets (404): the token goes in the URL; upgrade the server',
+    ]);
+    c.close();
+  });
+
+  it('treats a refused ticket as a refused token: a fresh token, and no step towards the SSE fallback', async () => {
+    const statuses = [401, 201, 401];
+    const fakeFetch = jest.fn(async () => {
+      const status = statuses.shift() ?? 201;
+      return status === 201
+        ? new Response(JSON.stringify({ ticket: 'ok', expiresAt: '' }), { status })
+        : new Response(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'token expired' } }), { status });
+    });
+    const getToken = jest.fn(async () => 'fresh');
+    const c = client({ credentials: 'ticket', getToken, fetch: fakeFetch as unknown as typeof fetch });
+    const reconnecting = jest.fn();
+    const closed = jest.fn();
+    c.on('reconnecting', reconnecting);
+    c.on('closed', closed);
+    c.connect();
+    await settle();
+    expect(reconnecting).toHaveBeenCalledWith(
+      expect.objectContaining({ code: 1008, reason: 'ticket refused (401): token expired', transport: 'websocket' }),
+    );
+    await settle(2000);
+    expect(getToken).toHaveBeenCalledTimes(1);
+    expect(new URL(FakeSocket.last.url).searchParams.get('ticket')).toBe('ok');
+    FakeSocket.last.refuse();
+    await settle(5000);
+    // A second refusal in a row after a fresh token: as with a refused upgrade, the token cannot be fixed.
+    expect(closed).toHaveBeenCalledWith({ code: 1008, reason: 'ticket refused (401): token expired' });
   });
 
   it('fetches a fresh token after a 1008 close, and stops when a fresh one does not help', async () => {

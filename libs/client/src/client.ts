@@ -6,6 +6,7 @@ import type {
   NotificationFrame,
   ServerFrame,
   StreamCloseEvent,
+  TicketResponse,
   WelcomeFrame,
 } from '@herald/protocol';
 import { ACK_COALESCE_MS, ACK_HOLD_MS, AckOutbox, MAX_ACKS_PER_BATCH } from './acks.js';
@@ -62,6 +63,14 @@ export interface HeraldClientOptions {
   streamUrl?: string;
   /** SSE ack URL (default: `url` with http(s) and `/v1/acks` for `/ws`). */
   acksUrl?: string;
+  /**
+   * How the WebSocket carries the token. `ticket` (default): before each attempt, mint a one-time ticket
+   * (`POST /v1/tickets` with the token in `Authorization`) and open `/ws?ticket=`, so the token never rides in
+   * a URL. `query`: `/ws?token=` (for a server older than tickets; discouraged, as proxies and logs see URLs).
+   */
+  credentials?: 'ticket' | 'query';
+  /** Ticket URL (default: `url` with http(s) and `/v1/tickets` for `/ws`). */
+  ticketsUrl?: string;
   /** `auto` (default): ack after the handler returns or its promise resolves. `manual`: call `notification.ack()`. */
   ackMode?: 'auto' | 'manual';
   /** Topics to subscribe to on every connect. */
@@ -166,6 +175,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly url: URL;
   private readonly streamUrl: string;
   private readonly acksUrl: string;
+  private readonly ticketsUrl: string;
+  private credentials: 'ticket' | 'query';
   private readonly pongUrl: string;
   private readonly WebSocketImpl: WebSocketClass | undefined;
   private readonly fetchImpl: typeof fetch | undefined;
@@ -237,6 +248,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.url = url;
     this.streamUrl = options.streamUrl ?? httpUrlBeside(url, '/v1/stream');
     this.acksUrl = options.acksUrl ?? httpUrlBeside(url, '/v1/acks');
+    this.ticketsUrl = options.ticketsUrl ?? httpUrlBeside(url, '/v1/tickets');
+    this.credentials = options.credentials ?? 'ticket';
     this.pongUrl = this.streamUrl.replace(/\/?(\?.*)?$/, '/pong');
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
     this.fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
@@ -374,7 +387,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       () => this.abandon(generation, ABNORMAL, `no welcome within ${this.connectTimeoutMs} ms`),
       this.connectTimeoutMs,
     );
-    if (this.kind === 'websocket') this.openWebSocket(token, generation);
+    if (this.kind === 'websocket') void this.openWebSocket(token, generation);
     else void this.openStream(token, generation);
   }
 
@@ -389,10 +402,14 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return this.token!;
   }
 
-  private openWebSocket(token: string, generation: number): void {
+  private async openWebSocket(token: string, generation: number): Promise<void> {
     const url = new URL(this.url);
-    // Browsers cannot set headers on a WebSocket: the token goes in the query.
-    url.searchParams.set('token', token);
+    // Browsers cannot set headers on a WebSocket: a one-time ticket goes in the query, not the token.
+    const ticket = this.credentials === 'ticket' ? await this.mintTicket(token, generation) : null;
+    if (generation !== this.generation) return;
+    if (ticket !== null) url.searchParams.set('ticket', ticket);
+    else if (this.credentials === 'query') url.searchParams.set('token', token);
+    else return;
     let socket: WebSocketLike;
     try {
       socket = new (this.WebSocketImpl as unknown as new (url: string) => WebSocketLike)(url.toString());
@@ -420,6 +437,48 @@ export class HeraldClient extends Emitter<ClientEvents> {
     socket.onclose = (event) => this.transportClosed(generation, event.code, event.reason);
     // A close event follows every error; that is where it is handled.
     socket.onerror = () => undefined;
+  }
+
+  /**
+   * A fresh ticket for this attempt (a refused upgrade may have used the last one), or null when minting
+   * failed: then the attempt is over, closed as the upgrade's own refusal would be (a 401 asks for a fresh
+   * token), and it does not count as a failed upgrade towards the SSE fallback. A 404 (a server without
+   * tickets) switches this client to `?token=` and the attempt goes on.
+   */
+  private async mintTicket(token: string, generation: number): Promise<string | null> {
+    if (!this.fetchImpl) {
+      this.finish(1002, 'no fetch to mint a ticket: pass options.fetch, or credentials: "query"');
+      return null;
+    }
+    try {
+      const response = await this.fetchImpl(this.ticketsUrl, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      if (generation !== this.generation) return null;
+      if (response.status === 404) {
+        // A server from before tickets: connect as it expects, and say so once.
+        this.credentials = 'query';
+        this.emit('error', {
+          message: `no ticket endpoint at ${this.ticketsUrl} (404): the token goes in the URL; upgrade the server`,
+        });
+        return null;
+      }
+      if (!response.ok) {
+        const message = await errorMessageOf(response);
+        this.transportClosed(
+          generation,
+          streamRefusalCode(response.status),
+          `ticket refused (${response.status}): ${message}`,
+        );
+        return null;
+      }
+      const { ticket } = (await response.json()) as TicketResponse;
+      return generation === this.generation ? ticket : null;
+    } catch (error) {
+      this.transportClosed(generation, ABNORMAL, `ticket not minted: ${messageOf(error)}`);
+      return null;
+    }
   }
 
   private async openStream(token: string, generation: number): Promise<void> {

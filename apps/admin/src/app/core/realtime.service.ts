@@ -1,6 +1,6 @@
 import { DestroyRef, inject, Injectable, signal } from '@angular/core';
 import { SseParser } from '@herald/client';
-import type { AdminEvent, AdminStats } from '@herald/protocol';
+import type { AdminEvent, AdminStats, TicketResponse } from '@herald/protocol';
 import { Subject } from 'rxjs';
 import { AuthService } from './auth.service';
 
@@ -10,7 +10,8 @@ export type RealtimeStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 const SILENCE_LIMIT_MS = 45_000;
 
 /**
- * The one stream of live admin events (GET /admin/api/events), turned into
+ * The one stream of live admin events (GET /admin/api/events, opened with a
+ * one-time ticket from POST /admin/api/tickets), turned into
  * typed events and signals. It reconnects with backoff and jitter, and gives
  * up on a silent link. Features subscribe to `events`, read `stats`, and read
  * a fresh snapshot whenever `opened` moves (events of a gap are not replayed).
@@ -70,8 +71,21 @@ export class RealtimeService {
     this.controller = controller;
     let closedBy: { code: number; reason: string } | undefined;
     try {
-      const response = await fetch('/admin/api/events', {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
+      // A one-time ticket opens the stream (as an EventSource would need): the session stays out of every URL.
+      const minted = await fetch('/admin/api/tickets', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
+      if (minted.status === 401) {
+        this.stop();
+        this.auth.logout();
+        return;
+      }
+      if (!minted.ok) throw new Error(`tickets answered ${minted.status}`);
+      const { ticket } = (await minted.json()) as TicketResponse;
+      const response = await fetch(`/admin/api/events?ticket=${encodeURIComponent(ticket)}`, {
+        headers: { Accept: 'text/event-stream' },
         signal: controller.signal,
       });
       if (response.status === 401) {
