@@ -138,7 +138,7 @@ describe('Publisher limiter', () => {
   it('charges recipients, and names an audience that can never fit', async () => {
     const { replica } = await start('1000/1000/100');
     await replica.limiter.admit(KEY_ID, 60);
-    const over = await replica.limiter.admit(KEY_ID, 50).catch((e: unknown) => e as RateLimitedError);
+    const over = await Promise.resolve(replica.limiter.admit(KEY_ID, 50)).catch((e: unknown) => e as RateLimitedError);
     expect(over).toBeInstanceOf(RateLimitedError);
     expect(over!.message).toContain('has 40 of its 100 recipients per minute left, and this publish reaches 50');
     expect(over!.fields?.current).toMatch(/^"recipients";r=40;t=[67]$/);
