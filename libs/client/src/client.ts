@@ -6,13 +6,13 @@ import type {
   NotificationFrame,
   ServerFrame,
   StreamCloseEvent,
-  TicketResponse,
   WelcomeFrame,
 } from '@herald/protocol';
 import { ACK_COALESCE_MS, ACK_HOLD_MS, AckOutbox, MAX_ACKS_PER_BATCH } from './acks.js';
 import { BackoffOptions, DEFAULT_BACKOFF, reconnectDelayMs } from './backoff.js';
 import { RecentIds } from './dedup.js';
 import { Emitter } from './emitter.js';
+import { errorMessageOf, httpUrlBeside, messageOf, mintTicket, parseJson } from './http.js';
 import { SseParser } from './sse.js';
 import { tokenExpiresAtMs } from './token.js';
 
@@ -450,35 +450,23 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.finish(1002, 'no fetch to mint a ticket: pass options.fetch, or credentials: "query"');
       return null;
     }
-    try {
-      const response = await this.fetchImpl(this.ticketsUrl, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${token}` },
+    const minted = await mintTicket(this.fetchImpl, this.ticketsUrl, token);
+    if (generation !== this.generation) return null;
+    if (minted.ok) return minted.ticket;
+    if (minted.status === 404) {
+      // A server from before tickets: connect as it expects, and say so once.
+      this.credentials = 'query';
+      this.emit('error', {
+        message: `no ticket endpoint at ${this.ticketsUrl} (404): the token goes in the URL; upgrade the server`,
       });
-      if (generation !== this.generation) return null;
-      if (response.status === 404) {
-        // A server from before tickets: connect as it expects, and say so once.
-        this.credentials = 'query';
-        this.emit('error', {
-          message: `no ticket endpoint at ${this.ticketsUrl} (404): the token goes in the URL; upgrade the server`,
-        });
-        return null;
-      }
-      if (!response.ok) {
-        const message = await errorMessageOf(response);
-        this.transportClosed(
-          generation,
-          streamRefusalCode(response.status),
-          `ticket refused (${response.status}): ${message}`,
-        );
-        return null;
-      }
-      const { ticket } = (await response.json()) as TicketResponse;
-      return generation === this.generation ? ticket : null;
-    } catch (error) {
-      this.transportClosed(generation, ABNORMAL, `ticket not minted: ${messageOf(error)}`);
       return null;
     }
+    if (minted.status === 0) this.transportClosed(generation, ABNORMAL, `ticket not minted: ${minted.message}`);
+    else {
+      const reason = `ticket refused (${minted.status}): ${minted.message}`;
+      this.transportClosed(generation, streamRefusalCode(minted.status), reason);
+    }
+    return null;
   }
 
   private async openStream(token: string, generation: number): Promise<void> {
@@ -982,32 +970,4 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.state = state;
     this.emit('state', state);
   }
-}
-
-/** `ws(s)://host/base/ws` → `http(s)://host/base` + path. */
-function httpUrlBeside(url: URL, path: string): string {
-  const http = new URL(url);
-  http.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  http.pathname = url.pathname.replace(/\/ws\/?$/, '').replace(/\/+$/, '') + path;
-  http.search = '';
-  http.hash = '';
-  return http.toString();
-}
-
-function parseJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-async function errorMessageOf(response: Response): Promise<string> {
-  const text = await response.text().catch(() => '');
-  const body = parseJson<{ error?: { message?: string } }>(text);
-  return body?.error?.message ?? (text.slice(0, 200) || response.statusText);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,0 +1,47 @@
+import type { TicketResponse } from '@herald/protocol';
+
+/** The client's HTTP side: URLs beside the WebSocket's, error bodies, and minting connection tickets. */
+
+/** `ws(s)://host/base/ws` → `http(s)://host/base` + path. */
+export function httpUrlBeside(url: URL, path: string): string {
+  const http = new URL(url);
+  http.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  http.pathname = url.pathname.replace(/\/ws\/?$/, '').replace(/\/+$/, '') + path;
+  http.search = '';
+  http.hash = '';
+  return http.toString();
+}
+
+export function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function errorMessageOf(response: Response): Promise<string> {
+  const text = await response.text().catch(() => '');
+  const body = parseJson<{ error?: { message?: string } }>(text);
+  return body?.error?.message ?? (text.slice(0, 200) || response.statusText);
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** What minting a ticket gave: the ticket, or the status and message of a refusal (status 0: no answer). */
+export type MintedTicket = { ok: true; ticket: string } | { ok: false; status: number; message: string };
+
+/** `POST ticketsUrl` with the user token in `Authorization`: a one-time ticket for `/ws?ticket=` (protocol.md, section 1). */
+export async function mintTicket(fetchImpl: typeof fetch, ticketsUrl: string, token: string): Promise<MintedTicket> {
+  let response: Response;
+  try {
+    response = await fetchImpl(ticketsUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) return { ok: false, status: response.status, message: await errorMessageOf(response) };
+    const { ticket } = (await response.json()) as TicketResponse;
+    return { ok: true, ticket };
+  } catch (error) {
+    return { ok: false, status: 0, message: messageOf(error) };
+  }
+}
