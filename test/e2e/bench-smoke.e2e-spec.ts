@@ -43,16 +43,12 @@ interface SmokeResult {
   result: { servers: string[]; complete: Record<string, boolean>; summary: unknown[]; runs: SmokeRun[] };
 }
 
-function runScenario(scenario: string): Promise<{ code: number | null; output: string }> {
+function runScenario(scenario: string, folder = 'scenarios'): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [join(root, 'dist', 'bench', 'bench', 'scenarios', `${scenario}.js`), '--smoke'],
-      {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'bench', folder, `${scenario}.js`), '--smoke'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -95,4 +91,12 @@ describe('bench scenarios (smoke size)', () => {
     },
     90_000,
   );
+
+  it('runs the delivery record micro-benchmark on both records, each checking every ack landed', async () => {
+    const { code, output } = await runScenario('record-models', 'record');
+    if (code !== 0) throw new Error(`record-models exited with ${code}:\n${output.slice(-4000)}`);
+    expect(output).toMatch(/rep 1 rows k=3: publish [\d.]+ µs, ack [\d.]+ µs per delivery/);
+    expect(output).toMatch(/rep 1 cursors k=3: publish [\d.]+ µs, ack [\d.]+ µs per delivery/);
+    expect(output).toContain('PostgreSQL CPU µs per delivery, 3 broadcasts to 600 users, median of 1');
+  }, 60_000);
 });
