@@ -135,6 +135,23 @@ describe('Publisher limiter', () => {
     expect(40 + admitted + more).toBeLessThanOrEqual(102);
   });
 
+  it('hands out an allowance of both kinds or none, and limits API keys only', async () => {
+    // Burst 5: half of it leaves no whole notification to hand out, so no recipients are taken either.
+    const { replica, prefix } = await start('1/5/600000');
+    await replica.limiter.admit(KEY_ID, 1);
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const level = Number(await redis.hget(`${prefix}:{pub:${KEY_ID}}:recipients`, 'level'));
+      expect(level).toBeGreaterThan(599_998);
+      expect(level).toBeLessThanOrEqual(599_999.1);
+    } finally {
+      redis.disconnect();
+    }
+    // The admin console publishes under an id that is no API key's: it is not limited.
+    expect(replica.limiter.limits('admin-console')).toBeNull();
+    expect(replica.limiter.limits(KEY_ID)).toEqual({ perSecond: 1, burst: 5, recipientsPerMinute: 600000 });
+  });
+
   it('charges recipients, and names an audience that can never fit', async () => {
     const { replica } = await start('1000/1000/100');
     await replica.limiter.admit(KEY_ID, 60);

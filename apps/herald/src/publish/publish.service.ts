@@ -58,6 +58,11 @@ export class PublishService {
   private readonly logger = new Logger(PublishService.name);
   private readonly toUsers: Batcher<NewNotification, CreatedNotification>;
   private readonly toAudiences: Batcher<NewNotification, CreatedNotification | RateLimitedError>;
+  /**
+   * Each audience publish's charge, once made: a write tried again (a deadlock, or each publish alone after
+   * its group failed) reuses it instead of charging the publisher twice.
+   */
+  private readonly charged = new WeakMap<NewNotification, RateLimitedError | null>();
 
   constructor(
     private readonly notifications: NotificationRepository,
@@ -93,9 +98,14 @@ export class PublishService {
     let refusals: (RateLimitedError | null)[] = [];
     try {
       return await this.notifications.createMany(inputs, this.deliveryDueAt(), async (recipients) => {
-        refusals = await this.limiter.charge(
-          recipients.map((count, i) => ({ keyId: inputs[i]!.publisherId, recipients: count ?? 0 })),
+        const due = inputs.flatMap((input, i) =>
+          this.charged.has(input) || !this.limiter.limits(input.publisherId)
+            ? []
+            : [{ input, keyId: input.publisherId, recipients: recipients[i] ?? 0 }],
         );
+        const answers = await this.limiter.charge(due);
+        due.forEach(({ input }, k) => this.charged.set(input, answers[k]!));
+        refusals = inputs.map((input) => this.charged.get(input) ?? null);
         if (refusals.some((refusal) => refusal !== null)) throw new AudienceRefused();
       });
     } catch (error) {
@@ -121,7 +131,7 @@ export class PublishService {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
     // A user list is its own resolved audience: charged before it is stored (a topic's is charged inside).
-    if ('users' in input.audience) {
+    if ('users' in input.audience && this.limiter.limits(publisherId)) {
       const admitting = this.limiter.admit(publisherId, input.audience.users.length);
       if (admitting) await admitting;
     }

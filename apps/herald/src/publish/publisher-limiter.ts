@@ -3,6 +3,7 @@ import { RateLimitedError } from '../common/errors';
 import type { HeraldConfig } from '../config/config.schema';
 import type { PublisherLimits } from '../config/publisher-limits.config';
 import type { RedisKeys } from '../redis/redis-keys';
+import { PUBLISHER_KEY_PREFIX } from '../auth/publisher-key-id';
 
 /** Past this, a publish batch goes on unchecked (fail open): the limiter must not stall publishing. */
 export const LIMITER_TIMEOUT_MS = 50;
@@ -16,7 +17,8 @@ const ALLOWANCE_MS = 1000;
  * nothing. Then, when both buckets are still over half full, the replica is given an allowance: up to a
  * tenth of each bucket, never below half. Answers the two levels left and the allowance (floored), then per
  * publish a code (0 taken, 1 no notification left, 2 too few recipients left, 3 more recipients than a whole
- * minute's budget) and the milliseconds until it would fit.
+ * minute's budget) and the milliseconds until it would fit. An allowance is of both kinds or none: a
+ * replica keeps only one it can spend.
  */
 const CHARGE_SCRIPT = `
 local perMs = tonumber(ARGV[1]) / 1000
@@ -54,11 +56,13 @@ for i = 6, #ARGV do
   out[#out + 1] = code
   out[#out + 1] = wait
 end
-if n > burst / 2 and r > rpm / 2 then
-  out[3] = math.floor(math.min(n - burst / 2, burst / 10))
-  out[4] = math.floor(math.min(r - rpm / 2, rpm / 10))
-  n = n - out[3]
-  r = r - out[4]
+local giveN = math.floor(math.min(n - burst / 2, burst / 10))
+local giveR = math.floor(math.min(r - rpm / 2, rpm / 10))
+if giveN >= 1 and giveR >= 1 then
+  out[3] = giveN
+  out[4] = giveR
+  n = n - giveN
+  r = r - giveR
 end
 redis.call('HSET', KEYS[1], 'level', n, 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - n) / perMs) + 1000)
@@ -122,8 +126,13 @@ export class PublisherLimiter {
     );
   }
 
-  limitsOf(keyId: string): PublisherLimits {
-    return this.config.publisherLimits[keyId] ?? this.config.publishLimits;
+  /**
+   * The limits of a publisher: an API key's (its own, or the defaults), or null for a publisher that is no
+   * API key (the admin console's broadcasts, made by a logged-in admin) and is not limited.
+   */
+  limits(publisherId: string): PublisherLimits | null {
+    if (!publisherId.startsWith(PUBLISHER_KEY_PREFIX)) return null;
+    return this.config.publisherLimits[publisherId] ?? this.config.publishLimits;
   }
 
   /**
@@ -179,7 +188,7 @@ export class PublisherLimiter {
   }
 
   private async send(keyId: string, charges: Charge[]): Promise<void> {
-    const limits = this.limitsOf(keyId);
+    const limits = this.limits(keyId)!;
     // The unspent allowance goes back with this trip (a new one may come with the answer).
     const back = this.allowances.get(keyId);
     this.allowances.delete(keyId);
