@@ -7,6 +7,7 @@ import { Edge } from '../helpers/edge';
 import { moved, scrape } from '../helpers/metrics';
 import { TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
 import { TestClient } from '../helpers/ws-client';
+import { waitFor } from '../helpers/wait';
 import { testRedisClient } from '../helpers/redis';
 
 const APP = 'https://app.example.com';
@@ -177,13 +178,31 @@ describe('Connection tickets', () => {
     expect(edge.accessLog()).not.toContain('ticket=');
   });
 
-  it('keeps the ticket when the upgrade is shed for load', async () => {
-    const full = await TestCluster.start('tickets-full', 1, { HERALD_MAX_CONNECTIONS: '1' });
+  it('keeps the ticket when the upgrade or the stream is shed for load, and holds the cap while tickets are checked', async () => {
+    const full = await TestCluster.start('tickets-full', 1, { HERALD_MAX_CONNECTIONS: '2' });
     try {
       const replica = full.replicas[0]!;
+      const first = await TestClient.connect(replica.ws, userToken('dora'));
+      // One place left and five tickets at once: exactly one gets it, whatever Redis's timing.
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, async (_, i) => {
+          const t = await mint(replica.http, userToken(`racer${i}`));
+          return t.body.ticket;
+        }),
+      );
+      const raced = await Promise.all(racing.map((t) => upgrade(`${replica.ws}?ticket=${t}`)));
+      expect(raced.map((r) => r.status).sort()).toEqual([101, 503, 503, 503, 503]);
+      await first.close();
+      await waitFor(
+        'the replica to count every closed connection out',
+        async () => (await scrape([replica.http])).get('herald_connections') === 0,
+      );
       const holder = await TestClient.connect(replica.ws, userToken('erin'));
+      const holder2 = await TestClient.connect(replica.ws, userToken('erin2'));
       const minted = await mint(replica.http, userToken('frank'));
       expect((await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`)).status).toBe(503);
+      expect((await fetch(`${replica.http}/v1/stream?ticket=${minted.body.ticket}`)).status).toBe(503);
+      await holder2.close();
       await holder.close();
       // Until the replica has counted the holder out it may still shed: each shed leaves the ticket alone.
       let opened = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);

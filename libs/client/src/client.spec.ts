@@ -290,8 +290,19 @@ describe('HeraldClient', () => {
     c.close();
   });
 
-  it('connects with ?token= to a server without tickets (404), saying so once', async () => {
-    const fakeFetch = jest.fn(async () => new Response('{}', { status: 404 }));
+  it('connects with ?token= to a Herald without tickets (its 404), saying so once; a proxy 404 is retried', async () => {
+    const proxy404 = jest.fn(async () => new Response('<html>404 Not Found</html>', { status: 404 }));
+    const behindProxy = client({ credentials: 'ticket', fetch: proxy404 as unknown as typeof fetch });
+    const reconnecting = jest.fn();
+    behindProxy.on('reconnecting', reconnecting);
+    behindProxy.connect();
+    await settle();
+    expect(reconnecting).toHaveBeenCalledWith(expect.objectContaining({ code: 1011 }));
+    expect(FakeSocket.all).toHaveLength(0);
+    behindProxy.close();
+
+    const notFound = { error: { code: 'NOT_FOUND', message: 'Cannot POST /v1/tickets', requestId: 'r' } };
+    const fakeFetch = jest.fn(async () => new Response(JSON.stringify(notFound), { status: 404 }));
     const c = client({ credentials: 'ticket', fetch: fakeFetch as unknown as typeof fetch });
     const errors: string[] = [];
     c.on('error', (e) => errors.push(e.message));

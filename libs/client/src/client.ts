@@ -453,8 +453,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const minted = await mintTicket(this.fetchImpl, this.ticketsUrl, token);
     if (generation !== this.generation) return null;
     if (minted.ok) return minted.ticket;
-    if (minted.status === 404) {
-      // A server from before tickets: connect as it expects, and say so once.
+    if (minted.status === 404 && minted.code === 'NOT_FOUND') {
+      // Herald itself says there is no such route: a server from before tickets. Connect as it expects,
+      // and say so once. (A proxy's 404, during a deploy say, is retried like any other refusal.)
       this.credentials = 'query';
       this.emit('error', {
         message: `no ticket endpoint at ${this.ticketsUrl} (404): the token goes in the URL; upgrade the server`,

@@ -21,24 +21,35 @@ export function parseJson<T>(text: string): T | undefined {
 }
 
 export async function errorMessageOf(response: Response): Promise<string> {
+  return (await errorOf(response)).message;
+}
+
+/** The error body's code (a Herald answer) and message, or the start of whatever else came. */
+async function errorOf(response: Response): Promise<{ code?: string; message: string }> {
   const text = await response.text().catch(() => '');
-  const body = parseJson<{ error?: { message?: string } }>(text);
-  return body?.error?.message ?? (text.slice(0, 200) || response.statusText);
+  const body = parseJson<{ error?: { code?: string; message?: string } }>(text);
+  return {
+    ...(body?.error?.code !== undefined ? { code: body.error.code } : {}),
+    message: body?.error?.message ?? (text.slice(0, 200) || response.statusText),
+  };
 }
 
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** What minting a ticket gave: the ticket, or the status and message of a refusal (status 0: no answer). */
-export type MintedTicket = { ok: true; ticket: string } | { ok: false; status: number; message: string };
+/**
+ * What minting a ticket gave: the ticket, or the status, Herald error code (absent when the answer was not
+ * Herald's, a proxy's say) and message of a refusal (status 0: no answer).
+ */
+export type MintedTicket = { ok: true; ticket: string } | { ok: false; status: number; code?: string; message: string };
 
 /** `POST ticketsUrl` with the user token in `Authorization`: a one-time ticket for `/ws?ticket=` (protocol.md, section 1). */
 export async function mintTicket(fetchImpl: typeof fetch, ticketsUrl: string, token: string): Promise<MintedTicket> {
   let response: Response;
   try {
     response = await fetchImpl(ticketsUrl, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
-    if (!response.ok) return { ok: false, status: response.status, message: await errorMessageOf(response) };
+    if (!response.ok) return { ok: false, status: response.status, ...(await errorOf(response)) };
     const { ticket } = (await response.json()) as TicketResponse;
     return { ok: true, ticket };
   } catch (error) {

@@ -2,7 +2,8 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { TicketService } from '../auth/ticket.service';
 import { bearerOf, Realm } from '../common/bearer';
-import { UnauthorizedError } from '../common/errors';
+import { UnauthorizedError, UnavailableError } from '../common/errors';
+import { DrainState } from '../common/lifecycle.module';
 import { AdminSessionService } from './admin-session.service';
 
 /** An admin request that passed the guard: when its session (or the session its ticket came from) ends, epoch ms. */
@@ -19,6 +20,7 @@ export class AdminGuard implements CanActivate {
   constructor(
     private readonly sessions: AdminSessionService,
     private readonly tickets: TicketService,
+    private readonly drain: DrainState,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -26,6 +28,8 @@ export class AdminGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<AdminRequest>();
     const ticket = request.path.endsWith('/events') ? request.query.ticket : undefined;
     if (typeof ticket === 'string' && bearerOf(request) === null) {
+      // Shed before the ticket is used, so the console's retry (Nginx's, on another replica) still has it.
+      if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
       const { expiresAt } = await this.tickets.consume(ticket, 'admin', request.headers.origin);
       request.adminSessionExpiresAt = expiresAt * 1000;
       return true;

@@ -60,6 +60,22 @@ export class UpgradeAuthService {
     return decision.principal;
   }
 
+  /**
+   * The `?ticket=` of a request whose credential is a ticket and whose Origin is allowed, to be consumed
+   * later (`byTicket`) by a route that first checks its load; null otherwise (decide() applies).
+   */
+  deferredTicket(request: IncomingMessage): string | null {
+    if (this.originRefusal(request)) return null;
+    return credentialOf(request).ticket;
+  }
+
+  /** A deferred ticket's user, or its refusal (401, or 503 when Redis does not answer). */
+  async ticketPrincipal(request: IncomingMessage, ticket: string): Promise<UserPrincipal> {
+    const decision = await this.byTicket(ticket, request.headers.origin);
+    if (!decision.ok) throw decision.error;
+    return decision.principal;
+  }
+
   private originRefusal(request: IncomingMessage): ForbiddenError | null {
     const origin = request.headers.origin;
     return origin !== undefined && !this.originAllowed(origin) ? new ForbiddenError('Origin not allowed') : null;

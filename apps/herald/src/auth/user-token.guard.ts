@@ -23,6 +23,10 @@ export class UserTokenGuard implements CanActivate {
         { field: 'ticket', reason: 'not accepted here' },
       ]);
     }
+    if (request.path === '/v1/stream' && this.auth.deferredTicket(request) !== null) {
+      // Consumed by the stream itself after its load checks: a stream shed for load leaves it unused.
+      return true;
+    }
     const decision = await this.auth.decide(request);
     if (!decision.ok) throw decision.error;
     request.user = decision.principal;

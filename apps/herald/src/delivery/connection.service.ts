@@ -125,9 +125,23 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     return connection;
   }
 
-  /** HERALD_MAX_CONNECTIONS: checked before an upgrade or a stream is accepted. */
+  /** Upgrades and streams accepted so far but still being decided (a ticket is being consumed). */
+  private deciding = 0;
+
+  /** HERALD_MAX_CONNECTIONS: checked before an upgrade or a stream is accepted, counting those being decided. */
   get atCapacity(): boolean {
-    return this.registry.size >= this.config.maxConnections;
+    return this.registry.size + this.deciding >= this.config.maxConnections;
+  }
+
+  /**
+   * Holds a place under HERALD_MAX_CONNECTIONS while `decision` runs (a ticket consumed in Redis), so
+   * upgrades decided at once cannot all pass the cap together. The place is given back when it settles.
+   */
+  holdPlace<T>(decision: Promise<T>): Promise<T> {
+    this.deciding += 1;
+    return decision.finally(() => {
+      this.deciding -= 1;
+    });
   }
 
   private presenceEntry(connection: Connection): PresenceEntry {

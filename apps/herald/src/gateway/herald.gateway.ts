@@ -82,7 +82,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       return null;
     };
     const decision = this.auth.decide(request);
-    return decision instanceof Promise ? decision.then(decided) : decided(decision);
+    return decision instanceof Promise ? this.connections.holdPlace(decision).then(decided) : decided(decision);
   }
 
   /** One line and one count per refused upgrade; the URL (which may carry ?token= or ?ticket=) is never logged. */

@@ -53,8 +53,8 @@ export class StreamController {
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
   @ApiErrors(400, 503)
-  stream(@Req() request: UserRequest, @Res() response: Response): void {
-    this.streams.open(request, response);
+  stream(@Req() request: UserRequest, @Res() response: Response): Promise<void> {
+    return this.streams.open(request, response);
   }
 
   @Post('stream/pong')

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode } from '@herald/protocol';
 import type { Response } from 'express';
+import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserRequest } from '../auth/user-token.guard';
 import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
@@ -23,14 +24,19 @@ export class StreamService {
     private readonly connections: ConnectionService,
     private readonly delivery: DeliveryService,
     private readonly drain: DrainState,
+    private readonly auth: UpgradeAuthService,
   ) {}
 
   /** Turns the response into an event stream; it stays open until either side ends it. */
-  open(request: UserRequest, response: Response): void {
-    const principal = request.user!;
-    // Before any byte is written, so a proxy can send the client to another replica.
+  async open(request: UserRequest, response: Response): Promise<void> {
+    // Before any byte is written, so a proxy can send the client to another replica; and before a ticket
+    // is consumed, so a stream shed for load leaves it unused.
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
+    const ticket = request.user ? null : this.auth.deferredTicket(request);
+    const principal =
+      ticket === null ? request.user! : await this.connections.holdPlace(this.auth.ticketPrincipal(request, ticket));
+    if (response.destroyed) return;
     const resumeAfterSeq = lastEventIdOf(request);
     const transport = new SseTransport(response);
     const connection = this.connections.open(transport, {

@@ -88,11 +88,8 @@ export class RealtimeService {
         headers: { Accept: 'text/event-stream' },
         signal: controller.signal,
       });
-      if (response.status === 401) {
-        this.stop();
-        this.auth.logout();
-        return;
-      }
+      // A 401 here is the ticket's (used, or late), not the session's: the next attempt mints another, and
+      // only a refused mint ends the session.
       if (!response.ok || !response.body) throw new Error(`events answered ${response.status}`);
       this.attempt = 0;
       this.status.set('live');
