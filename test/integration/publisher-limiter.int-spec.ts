@@ -24,6 +24,16 @@ function config(redisUrl: string, prefix: string, limits: string): HeraldConfig 
   });
 }
 
+/** What a key's bucket holds in Redis now (as the script last wrote it). */
+async function bucketLevel(prefix: string, bucket: 'notifications' | 'recipients'): Promise<number> {
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    return Number(await redis.hget(`${prefix}:{pub:${KEY_ID}}:${bucket}`, 'level'));
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** One replica's limiter, on a Redis connection with a replica's options (redis.module.ts). */
 class Replica {
   readonly registry = new Registry();
@@ -117,14 +127,9 @@ describe('Publisher limiter', () => {
     const { replica: first, prefix } = await start('1/100/1000000');
     const { replica: second } = await start('1/100/1000000', TEST_REDIS_URL, prefix);
     await first.limiter.admit(KEY_ID, 1);
-    const redis = new Redis(TEST_REDIS_URL);
-    try {
-      const level = Number(await redis.hget(`${prefix}:{pub:${KEY_ID}}:notifications`, 'level'));
-      expect(level).toBeGreaterThan(88);
-      expect(level).toBeLessThanOrEqual(89.1);
-    } finally {
-      redis.disconnect();
-    }
+    const level = await bucketLevel(prefix, 'notifications');
+    expect(level).toBeGreaterThan(88);
+    expect(level).toBeLessThanOrEqual(89.1);
     for (let i = 1; i < 40; i++) await first.limiter.admit(KEY_ID, 1);
     const { admitted } = await second.burst(100);
     // 60 left, less what the first replica still holds (at most 10), plus a token or two refilled.
@@ -139,14 +144,9 @@ describe('Publisher limiter', () => {
     // Burst 5: half of it leaves no whole notification to hand out, so no recipients are taken either.
     const { replica, prefix } = await start('1/5/600000');
     await replica.limiter.admit(KEY_ID, 1);
-    const redis = new Redis(TEST_REDIS_URL);
-    try {
-      const level = Number(await redis.hget(`${prefix}:{pub:${KEY_ID}}:recipients`, 'level'));
-      expect(level).toBeGreaterThan(599_998);
-      expect(level).toBeLessThanOrEqual(599_999.1);
-    } finally {
-      redis.disconnect();
-    }
+    const level = await bucketLevel(prefix, 'recipients');
+    expect(level).toBeGreaterThan(599_998);
+    expect(level).toBeLessThanOrEqual(599_999.1);
     // The admin console publishes under an id that is no API key's: it is not limited.
     expect(replica.limiter.limits('admin-console')).toBeNull();
     expect(replica.limiter.limits(KEY_ID)).toEqual({ perSecond: 1, burst: 5, recipientsPerMinute: 600000 });
