@@ -99,9 +99,7 @@ export class PublishService {
     try {
       return await this.notifications.createMany(inputs, this.deliveryDueAt(), async (recipients) => {
         const due = inputs.flatMap((input, i) =>
-          this.charged.has(input) || !this.limiter.limits(input.publisherId)
-            ? []
-            : [{ input, keyId: input.publisherId, recipients: recipients[i] ?? 0 }],
+          this.charged.has(input) ? [] : [{ input, keyId: input.publisherId, recipients: recipients[i] ?? 0 }],
         );
         const answers = await this.limiter.charge(due);
         due.forEach(({ input }, k) => this.charged.set(input, answers[k]!));
@@ -111,8 +109,8 @@ export class PublishService {
     } catch (error) {
       if (!(error instanceof AudienceRefused)) throw error;
     }
-    const charged = inputs.filter((_, i) => refusals[i] === null);
-    const stored = charged.length > 0 ? await this.notifications.createMany(charged, this.deliveryDueAt()) : [];
+    const admitted = inputs.filter((_, i) => refusals[i] === null);
+    const stored = admitted.length > 0 ? await this.notifications.createMany(admitted, this.deliveryDueAt()) : [];
     let next = 0;
     return inputs.map((_, i) => refusals[i] ?? stored[next++]!);
   }
@@ -131,7 +129,7 @@ export class PublishService {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
     // A user list is its own resolved audience: charged before it is stored (a topic's is charged inside).
-    if ('users' in input.audience && this.limiter.limits(publisherId)) {
+    if ('users' in input.audience) {
       const admitting = this.limiter.admit(publisherId, input.audience.users.length);
       if (admitting) await admitting;
     }

@@ -136,10 +136,12 @@ export class PublisherLimiter {
   }
 
   /**
-   * Admits one publish whose `recipients` are known before it is stored (a user list): from this replica's
-   * allowance when it has enough (answering undefined), else by Redis (a promise, rejected with the 429).
+   * Admits one publish whose `recipients` are known before it is stored (a user list): at once (answering
+   * undefined) for a publisher that is not limited or from this replica's allowance when it has enough,
+   * else by Redis (a promise, rejected with the 429).
    */
   admit(keyId: string, recipients: number): Promise<void> | undefined {
+    if (!this.limits(keyId)) return undefined;
     const allowance = this.allowances.get(keyId);
     if (
       allowance &&
@@ -161,13 +163,15 @@ export class PublisherLimiter {
 
   /**
    * Charges publishes whose recipients were just resolved inside their transaction (topics, everyone):
-   * always decided by Redis. Answers, in order, null for each one taken and the 429 of each one refused.
+   * always decided by Redis (a publisher that is not limited takes nothing). Answers, in order, null for
+   * each one taken and the 429 of each one refused.
    */
   charge(items: { keyId: string; recipients: number }[]): Promise<(RateLimitedError | null)[]> {
     return Promise.all(
-      items.map(
-        ({ keyId, recipients }) =>
-          new Promise<RateLimitedError | null>((settle) => this.enqueue(keyId, { recipients, settle })),
+      items.map(({ keyId, recipients }) =>
+        this.limits(keyId)
+          ? new Promise<RateLimitedError | null>((settle) => this.enqueue(keyId, { recipients, settle }))
+          : Promise.resolve(null),
       ),
     );
   }
