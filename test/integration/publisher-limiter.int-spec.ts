@@ -172,11 +172,11 @@ describe('Publisher limiter', () => {
     const redis = await PrivateRedis.create();
     try {
       const { replica } = await start('1/1/1', redis.url);
-      // Busy for well over 50 ms: the charge times out and the batch is let through.
-      const busy = redis.call('EVAL', 'local n = 0 for i = 1, 60000000 do n = n + i end return 1', 0);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Every client paused for 300 ms, from the moment CLIENT PAUSE answers: the charge times out at 50 ms
+      // and the batch is let through.
+      await redis.call('CLIENT', 'PAUSE', 300, 'ALL');
       const slow = await replica.burst(3);
-      await busy;
+      await new Promise((resolve) => setTimeout(resolve, 300));
       expect(slow.admitted).toBe(3);
       expect(await replica.counter('herald_publisher_limiter_fail_open_total', { reason: 'timeout' })).toBe(1);
 
