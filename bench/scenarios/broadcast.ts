@@ -118,6 +118,11 @@ async function runServer(server: ServerName): Promise<Run[]> {
           const [row] = await target.query<{ acked: string }>(
             `SELECT count(*) AS acked FROM deliveries WHERE status = 'acked' AND user_id LIKE 'bc-%'`,
           );
+          // A server with the stream record (ADR 0007) journals broadcast acks instead of acking rows.
+          const journaled = await target
+            .query<{ n: string }>(`SELECT count(*) AS n FROM broadcast_acks, unnest(user_ids) AS u WHERE u LIKE 'bc-%'`)
+            .catch(() => [{ n: '0' }]);
+          if (row) row.acked = String(Number(row.acked) + Number(journaled[0]?.n ?? 0));
           const expected = deliveries * (rep + 1);
           durableCheck = `${row?.acked}/${expected} delivery rows acked in PostgreSQL`;
           if (Number(row?.acked) !== expected) throw new Error(`herald: ${durableCheck}`);

@@ -394,7 +394,7 @@ describe('Delivery across two replicas', () => {
     await l.notification(published.id);
   });
 
-  it('records a broadcast once per replica, not per delivery; an ack records its send, and the sweep resends what is not acked', async () => {
+  it('records a broadcast once per replica, not per delivery; an ack moves a cursor, and the sweep hands off and resends what is not acked', async () => {
     const topic = `alerts-${randomUUID().slice(0, 8)}`;
     const acking = user('bc-ack');
     const silent = user('bc-silent');
@@ -411,8 +411,8 @@ describe('Delivery across two replicas', () => {
     const acked = a.ack(id);
     await s.notification(id);
     await s1.notification(id);
-    // One record per replica that sent it, naming its recipients there; nothing written on the deliveries
-    // (read right away: the sweep settles the records from 450 ms on).
+    // One record per replica that sent it, naming its recipients there; no delivery row (ADR 0007; read
+    // right away: the sweep settles the records from 450 ms on).
     const [checks, silentRow] = await Promise.all([
       cluster.db.query<{ user_ids: string[] }>('SELECT user_ids FROM send_checks WHERE notification_id = $1', [id]),
       cluster.deliveryOf(id, silent),
@@ -420,12 +420,22 @@ describe('Delivery across two replicas', () => {
     expect(checks.map((c) => [...c.user_ids].sort().join(' ')).sort()).toEqual(
       [[acking, silent].sort().join(' '), silent].sort(),
     );
-    expect(silentRow).toEqual({ status: 'pending', attempts: 0 });
+    expect(silentRow).toBeUndefined();
     expect(await acked).toMatchObject({ type: 'ack', status: 'ok' });
-    expect(await cluster.deliveryOf(id, acking)).toEqual({ status: 'acked', attempts: 1 });
+    // The ack settled the offset on the user's cursor and is in the journal; still no row.
+    const journaled = async () =>
+      (
+        await cluster.db.query<{ user_ids: string[] }>(
+          'SELECT user_ids FROM broadcast_acks WHERE notification_id = $1',
+          [id],
+        )
+      ).flatMap((j) => j.user_ids);
+    expect(await journaled()).toEqual([acking]);
+    expect(await cluster.deliveryOf(id, acking)).toBeUndefined();
 
-    // Never acked: the sweep checks the records after the ack timeout and resends it until it fails. Named
-    // by two records, the first send counts once: attempts go 1, 2, 3 on both connections.
+    // Never acked: the sweep checks the records after the ack timeout, hands the delivery off to a row (sent
+    // once) and resends it until it fails. Named by two records, it is handed off once: attempts go 1, 2, 3
+    // on both connections.
     const frames = await s.notification(id, 3, 15_000);
     expect(frames.map((f) => f.attempt)).toEqual([1, 2, 3]);
     expect((await s1.notification(id, 3, 15_000)).map((f) => f.attempt)).toEqual([1, 2, 3]);
@@ -435,7 +445,8 @@ describe('Delivery across two replicas', () => {
     );
     expect(await cluster.deliveryOf(id, silent)).toEqual({ status: 'failed', attempts: 3 });
     expect(a.notifications().filter((n) => n.id === id)).toHaveLength(1);
-    expect(await cluster.deliveryOf(id, acking)).toEqual({ status: 'acked', attempts: 1 });
+    expect(await cluster.deliveryOf(id, acking)).toBeUndefined();
+    expect(await journaled()).toEqual([acking]);
     const left = await cluster.db.query<{ n: number }>(
       'SELECT count(*)::int AS n FROM send_checks WHERE notification_id = $1',
       [id],

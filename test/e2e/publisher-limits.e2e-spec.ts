@@ -90,11 +90,7 @@ describe('Per-publisher rate limits', () => {
 
   it('charges the resolved audience of a topic inside its transaction and rolls an over-budget one back', async () => {
     const subscribe = (topic: string, users: string[]) =>
-      cluster.db.query(
-        `INSERT INTO topic_subscriptions (user_id, topic) SELECT unnest($1::text[]), $2
-           ON CONFLICT DO NOTHING`,
-        [users, topic],
-      );
+      cluster.db.query(`SELECT herald_subscribe(u, $2, 100) FROM unnest($1::text[]) AS u`, [users, topic]);
     await subscribe('six', ['a', 'b', 'c', 'd', 'e', 'f']);
     await subscribe('three', ['a', 'b', 'c']);
     const publishTo = (to: unknown) =>

@@ -176,10 +176,17 @@ describe('Delivery repositories', () => {
     // The same key later in the same group: the earlier notification, nothing new stored.
     expect(again).toMatchObject({ created: false });
     expect(again!.notification.id).toBe(keyed!.notification.id);
-    const rows = await db.query<{ n: string }>('SELECT count(*) AS n FROM deliveries WHERE notification_id = $1', [
-      everyone!.notification.id,
-    ]);
-    expect(Number(rows[0]!.n)).toBe(knownUsers);
+    // Recorded on their streams (ADR 0007): one row each, no delivery row, every recipient pending.
+    const rows = await db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM deliveries WHERE notification_id = ANY($1::uuid[])',
+      [[topic!.notification.id, everyone!.notification.id]],
+    );
+    expect(Number(rows[0]!.n)).toBe(0);
+    expect(await notifications.countDeliveries(everyone!.notification.id)).toMatchObject({ pending: knownUsers });
+    expect([topic!.notification.stream!.offset + 1]).toEqual([keyed!.notification.stream!.offset]);
+    const heads = async () =>
+      (await db.query<{ head: string }>('SELECT head FROM streams ORDER BY id')).map((r) => r.head);
+    const headsBefore = await heads();
 
     const good = randomUUID();
     await expect(
@@ -192,6 +199,8 @@ describe('Delivery repositories', () => {
       ),
     ).rejects.toMatchObject({ code: '22P05' });
     expect(await db.query('SELECT id FROM notifications WHERE id = $1', [good])).toEqual([]);
+    // The refused group's offsets were given back with it: the streams stay gapless.
+    expect(await heads()).toEqual(headsBefore);
   });
 
   it('counts a send once when two replicas record the same attempt', async () => {
@@ -423,65 +432,6 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(acked.id, 'rc1')).toMatchObject({ status: 'acked', attempts: 1 });
     expect(await replayChecksOf('rc1')).toEqual([]);
     expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [] });
-  });
-
-  const sendChecksOf = (notificationId: string) =>
-    db.query<{ user_ids: string[]; sent_at: Date }>(
-      'SELECT user_ids, sent_at FROM send_checks WHERE notification_id = $1 ORDER BY id',
-      [notificationId],
-    );
-
-  it('records a broadcast send once per replica, and settles each unacked delivery once at the check, whatever names it', async () => {
-    const { notification: n } = await publishTo(['bc-a', 'bc-b', 'bc-c', 'bc-d']);
-    // bc-c was sent by an earlier route (recorded sent, attempt 1); bc-d is acked; bc-x has no delivery.
-    await deliveries.markSent(n.id, ['bc-c'], 1, soon());
-    await deliveries.ack(n.id, 'bc-d');
-    const checkAt = soon();
-    const sent = await deliveries.checkedSend(n.id, ['bc-a', 'bc-b', 'bc-c', 'bc-d', 'bc-x'], checkAt);
-    expect([...sent].sort((x, y) => x.userId.localeCompare(y.userId))).toEqual([
-      { userId: 'bc-a', attempt: 1, counted: true },
-      { userId: 'bc-b', attempt: 1, counted: true },
-      { userId: 'bc-c', attempt: 1, counted: false },
-    ]);
-    // A second replica, holding another connection of bc-b, sends it too.
-    expect(await deliveries.checkedSend(n.id, ['bc-b'], checkAt)).toEqual([
-      { userId: 'bc-b', attempt: 1, counted: true },
-    ]);
-    const records = await sendChecksOf(n.id);
-    expect(records.map((r) => [...r.user_ids].sort())).toEqual([['bc-a', 'bc-b'], ['bc-b']]);
-    // Nothing written on the deliveries, and nothing taken before the check time.
-    expect(await deliveryRow(n.id, 'bc-a')).toMatchObject({ status: 'pending', attempts: 0 });
-    expect(await deliveries.settleSendChecks(100, 20_000)).toEqual({ checks: 0, more: false, notificationIds: [] });
-
-    // bc-a acks: the ack records the send with itself.
-    expect(await deliveries.ack(n.id, 'bc-a')).toMatchObject({ outcome: 'acked' });
-    await db.query(`UPDATE send_checks SET check_at = now() - interval '1 second' WHERE notification_id = $1`, [n.id]);
-    expect(await deliveries.settleSendChecks(100, 20_000)).toEqual({ checks: 2, more: false, notificationIds: [n.id] });
-    // Named by both records, bc-b's send counts once, at the first record's time, and is due now.
-    expect(await deliveryRow(n.id, 'bc-b')).toMatchObject({
-      status: 'sent',
-      attempts: 1,
-      due: true,
-      first_sent_at: records[0]!.sent_at,
-    });
-    expect(await deliveryRow(n.id, 'bc-a')).toMatchObject({ status: 'acked', attempts: 1 });
-    expect(await deliveryRow(n.id, 'bc-c')).toMatchObject({ status: 'sent', attempts: 1, due: false });
-    expect(await deliveryRow(n.id, 'bc-d')).toMatchObject({ status: 'acked', attempts: 1 });
-    expect(await sendChecksOf(n.id)).toEqual([]);
-  });
-
-  it('settles broadcast records within a budget of users per statement, at least one, and tells when more are due', async () => {
-    const { notification: n } = await publishTo(['bb-1', 'bb-2', 'bb-3']);
-    const past = new Date(Date.now() - 1000);
-    await deliveries.checkedSend(n.id, ['bb-1', 'bb-2'], past);
-    await deliveries.checkedSend(n.id, ['bb-3'], past);
-    // A budget of one user: the first record (two users) is taken alone, and more are due.
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({ checks: 1, more: true, notificationIds: [n.id, n.id] });
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({ checks: 1, more: false, notificationIds: [n.id] });
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({ checks: 0, more: false, notificationIds: [] });
-    for (const user of ['bb-1', 'bb-2', 'bb-3']) {
-      expect(await deliveryRow(n.id, user)).toMatchObject({ status: 'sent', attempts: 1, due: true });
-    }
   });
 
   it('skips on a resumed stream what an earlier replay sent it, and replays what it never got', async () => {

@@ -3,12 +3,14 @@ import { InitialSchema1764090000000 } from './migrations/1764090000000-InitialSc
 import { AdminIndexes1764100000000 } from './migrations/1764100000000-AdminIndexes';
 import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChecks';
 import { SendChecks1764120000000 } from './migrations/1764120000000-SendChecks';
+import { BroadcastStreams1764130000000 } from './migrations/1764130000000-BroadcastStreams';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
   AdminIndexes1764100000000,
   ReplayChecks1764110000000,
   SendChecks1764120000000,
+  BroadcastStreams1764130000000,
 ];
 
 /** Key of the advisory lock that serialises migrations across replicas. */

@@ -1,4 +1,5 @@
 import type { JsonValue } from '@herald/protocol';
+import type { StreamPosition } from '../notifications/notification.types';
 
 /** A notification as it travels between replicas (dates as ISO strings). */
 export interface BusNotification {
@@ -13,6 +14,8 @@ export interface BusNotification {
    * since no statement does. Absent in messages from an older replica.
    */
   expiresAt?: number;
+  /** A topic or everyone publish recorded on its stream: where (ADR 0007). */
+  stream?: StreamPosition;
 }
 
 /** Send `notification` to one user's connections, as send number `attempt`. */

@@ -11,13 +11,12 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { deliveryKey, DeliveryRepository } from '../notifications/delivery.repository';
 import { retryOnDeadlock } from '../notifications/sql';
-import type {
-  AckResult as StoredAckResult,
-  SentDelivery,
-  StoredNotification,
-} from '../notifications/notification.types';
+import type { SentDelivery, StoredNotification } from '../notifications/notification.types';
 import { backstopAt, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
+import { StreamRepository } from '../notifications/stream.repository';
+import { AckWriter } from './ack-writer';
+import { StreamFollower } from './stream-follower';
 import { DeferredQueue } from '../common/deferred-queue';
 import { Bus, BusNotification } from './bus';
 import { Connection } from './connection';
@@ -42,17 +41,6 @@ const REPLAY_MAX_UNACKED = 1000;
 const REPLAY_ACK_STALL_MS = 50;
 
 /**
- * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
- * at full speed, or a broadcast acked by thousands, costs a few statements instead of one each. The first
- * ack of a batch always waits this long for others (nothing waits on an ack's answer but the client's
- * bookkeeping, and its commit is asynchronous); each is answered once its batch has committed.
- */
-const ACK_WINDOW_MS = 10;
-const ACK_BATCH_MAX = 500;
-/** Two ack batches may be written at once: one is written while the next gathers behind it. */
-const ACK_BATCHES_IN_FLIGHT = 2;
-
-/**
  * Sends to one user (the usual live send, and every redelivery) are recorded together: what the bus
  * brings in one tick is one statement and one commit. Several batches may be written at once.
  */
@@ -64,6 +52,9 @@ const SEND_BATCHES_IN_FLIGHT = 2;
  * are acked, and the ack records the send, so the sent-mark writes nothing for them.
  */
 export const SEND_RECORD_DELAY_MS = 100;
+
+/** How often a replica compares its place in each broadcast stream with the heads (StreamFollower). */
+const STREAM_CATCH_UP_MS = 1000;
 
 interface UnrecordedSend {
   notificationId: string;
@@ -115,8 +106,11 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(DeliveryService.name);
   /** The tail of each user's chain of sends on this replica (see inOrderFor). */
   private readonly userQueues = new Map<string, Promise<unknown>>();
-  /** Acks of every connection here, written a batch at a time. */
-  private readonly acks: Batcher<{ notificationId: string; userId: string }, StoredAckResult>;
+  /** Acks of every connection here, written a batch at a time, each where its delivery is recorded. */
+  private readonly acks: AckWriter;
+  /** This replica's place in each broadcast stream (ADR 0007). */
+  private readonly follower: StreamFollower;
+  private catchUpTimer?: NodeJS.Timeout;
   /** Single-user sends of this replica, recorded a batch at a time. */
   private readonly sends: Batcher<OneSend, SentDelivery | null>;
   /** First sends that left before they were recorded, waiting to be (see sendThenRecord). */
@@ -137,13 +131,14 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
+    private readonly streams: StreamRepository,
   ) {
-    this.acks = new Batcher((items) => retryOnDeadlock(() => this.deliveries.ackMany(items)), {
-      windowMs: ACK_WINDOW_MS,
-      alwaysWait: true,
-      maxBatch: ACK_BATCH_MAX,
-      maxInFlight: ACK_BATCHES_IN_FLIGHT,
-    });
+    this.acks = new AckWriter(deliveries, streams);
+    this.follower = new StreamFollower(
+      streams,
+      (notification, requestId) => this.deliverStream(notification, requestId),
+      (fetched) => this.metrics.streamGapFetched(fetched),
+    );
     this.sends = new Batcher((items) => retryOnDeadlock(() => this.deliveries.markSentMany(items)), {
       windowMs: 0,
       maxBatch: SEND_BATCH_MAX,
@@ -153,10 +148,15 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
 
   /** Shutdown: the sends still waiting are recorded now, and later ones at once. */
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.catchUpTimer);
     await this.unrecorded.close();
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    await this.follower.start();
+    // What the bus did not bring (a message lost, the subscriber away) is read from the record within this.
+    this.catchUpTimer = setInterval(() => void this.follower.catchUp(), STREAM_CATCH_UP_MS);
+    this.catchUpTimer.unref();
     this.bus.setHandlers({
       deliver: (userId, message) =>
         this.track(
@@ -164,14 +164,15 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
             this.deliverToLocal([userId], message.notification, message.attempt, message.requestId, true),
           ),
         ),
-      // A topic or everyone broadcast names no users: every local user is offered it, and only those with
-      // a delivery get it (deliverBroadcast).
-      broadcast: (message) =>
-        this.track(
-          message.userIds
-            ? this.deliverToLocal(message.userIds, message.notification, 1, message.requestId, true)
-            : this.deliverBroadcast(message.notification, message.requestId),
-        ),
+      // A topic or everyone broadcast names no users: it goes through its stream, in offset order, to the
+      // local users whose cursor has it open (deliverStream). A user list names its recipients.
+      broadcast: (message) => {
+        if (message.userIds) {
+          this.track(this.deliverToLocal(message.userIds, message.notification, 1, message.requestId, true));
+        } else if (message.notification.stream) {
+          this.track(this.follower.receive(message.notification, message.requestId));
+        }
+      },
       alive: (userId, message) => this.streamAlive(userId, message.connectionId),
       disconnect: (userId, message) => {
         const connection = this.registry.get(message.connectionId);
@@ -274,26 +275,25 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * A topic or everyone broadcast: its bus message names no users, so only the record tells which of this
-   * replica's users have a delivery. For the users whose connections here are all WebSockets, one statement
-   * reads that and records the send once for all of them (`checkedSend`: one row, checked by the sweep at
-   * the first attempt's delay), and the frames leave: no write per delivery. An ack records its send with
-   * itself. Users with an SSE stream here are recorded first, as every send to a stream is.
+   * A topic or everyone broadcast recorded on its stream (ADR 0007), in offset order (StreamFollower): one
+   * statement finds which of this replica's users have it open and records the send once for all of them
+   * (`StreamRepository.send`, checked by the sweep at the first attempt's delay); then the frames leave.
+   * Nothing is written per delivery, over WebSockets and SSE alike.
    */
-  private async deliverBroadcast(notification: BusNotification, requestId?: string): Promise<void> {
-    if (pastTtl(notification)) return;
-    const websocketOnly: string[] = [];
-    const others: string[] = [];
-    for (const userId of this.registry.userIds()) {
-      (this.sendsBeforeRecording(userId) ? websocketOnly : others).push(userId);
-    }
-    const checked = async (): Promise<void> => {
-      if (websocketOnly.length === 0) return;
-      const checkAt = new Date(Date.now() + redeliveryDelayMs(1, this.config));
-      const sent = await this.deliveries.checkedSend(notification.id, websocketOnly, checkAt);
-      this.sendRecorded(notification, sent, 1, requestId);
-    };
-    await Promise.all([checked(), this.deliverToLocal(others, notification, 1, requestId, false)]);
+  private async deliverStream(notification: BusNotification, requestId?: string): Promise<void> {
+    const local = this.registry.userIds();
+    if (local.length === 0 || pastTtl(notification)) return;
+    const checkAt = new Date(Date.now() + redeliveryDelayMs(1, this.config));
+    const stream = notification.stream!;
+    const userIds = await this.streams.send(notification.id, stream.id, stream.offset, local, checkAt);
+    if (userIds.length === 0) return;
+    this.acks.sentFromStream(notification.id);
+    this.sendRecorded(
+      notification,
+      userIds.map((userId) => ({ userId, attempt: 1, counted: true })),
+      1,
+      requestId,
+    );
   }
 
   /** Sends the frames of deliveries whose send is recorded, and counts the ones the record counted. */
@@ -455,6 +455,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
         const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
         for (const item of batch) {
           if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
+          if (item.streamed) this.acks.sentFromStream(item.notification.id);
           connection.sendReplayed(toReplayedFrame(item));
         }
         this.metrics.sent(batch.map((item) => item.attempt));

@@ -17,7 +17,7 @@ describe('toReplayedFrame', () => {
     ['with a topic', 'orders/"eu"'],
   ])('builds text equal as JSON to the serialised frame, %s', (_name, topic) => {
     const notification = { ...base, topic };
-    const frame = toReplayedFrame({ notification, attempt: 3, payloadText });
+    const frame = toReplayedFrame({ notification, attempt: 3, payloadText, streamed: false });
     const expected = toNotificationFrame(notification, 3);
     expect(frame).toEqual(expected); // the text is not an enumerable property
     const text = frameText(frame);
@@ -27,7 +27,7 @@ describe('toReplayedFrame', () => {
   });
 
   it('is what the transports send: frameText returns the built text, not a new serialisation', () => {
-    const frame = toReplayedFrame({ notification: { ...base, topic: null }, attempt: 1, payloadText });
+    const frame = toReplayedFrame({ notification: { ...base, topic: null }, attempt: 1, payloadText, streamed: false });
     expect(frameText(frame)).toContain(payloadText);
     expect(JSON.stringify(frame)).not.toContain(payloadText); // the text lives on the frame unseen
   });

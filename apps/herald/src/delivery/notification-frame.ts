@@ -13,6 +13,7 @@ export function toBusNotification(n: StoredNotification): BusNotification {
     topic: n.topic,
     createdAt: n.createdAt.toISOString(),
     expiresAt: n.expiresAt.getTime(),
+    ...(n.stream ? { stream: n.stream } : {}),
   };
 }
 

@@ -102,6 +102,14 @@ export class MetricsService {
     'Connection tickets by audience (user, admin) and outcome: minted, mint-limited, used, refused-<reason> (malformed, unknown: used, expired or never minted, audience, origin, expired-credential).',
     ['audience', 'outcome'],
   );
+  readonly streamGaps = this.counter(
+    'herald_stream_gaps_total',
+    'Times this replica found itself behind a broadcast stream (an offset skipped on the bus, or a head ahead of it) and read the missing notifications from PostgreSQL (ADR 0007).',
+  );
+  readonly streamGapNotifications = this.counter(
+    'herald_stream_gap_notifications_total',
+    'Broadcast notifications this replica read from PostgreSQL because the bus did not bring them in order (ADR 0007).',
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',
@@ -149,6 +157,12 @@ export class MetricsService {
     this.deliveries.inc({ outcome: 'sent' }, attempts.length);
     const again = attempts.filter((a) => a > 1).length;
     if (again > 0) this.redeliveries.inc(again);
+  }
+
+  /** A gap in a broadcast stream, filled with `fetched` notifications read from the record. */
+  streamGapFetched(fetched: number): void {
+    this.streamGaps.inc();
+    if (fetched > 0) this.streamGapNotifications.inc(fetched);
   }
 
   delivery(outcome: DeliveryOutcome, count = 1): void {

@@ -53,9 +53,7 @@ export class AdminRepository {
     }>(
       this.dataSource,
       `SELECT n.id, n.seq, n.event, n.publisher_id, n.audience, n.topic, n.created_at, n.expires_at, n.recipients,
-              (SELECT jsonb_object_agg(s.status, s.n)
-                 FROM (SELECT status, count(*)::int AS n FROM deliveries d
-                        WHERE d.notification_id = n.id GROUP BY status) s) AS counts
+              herald_counts(n.id, n.stream_id, n.recipients, n.expires_at) AS counts
          FROM notifications n
         WHERE ($1::text IS NULL OR n.event = $1)
           -- User and status together mean that user's delivery in that state.
@@ -101,9 +99,7 @@ export class AdminRepository {
     const rows = await query<{ id: string; recipients: number; counts: Record<string, number> | null; at: Date }>(
       this.dataSource,
       `SELECT n.id, n.recipients, clock_timestamp() AS at,
-              (SELECT jsonb_object_agg(s.status, s.n)
-                 FROM (SELECT status, count(*)::int AS n FROM deliveries d
-                        WHERE d.notification_id = n.id GROUP BY status) s) AS counts
+              herald_counts(n.id, n.stream_id, n.recipients, n.expires_at) AS counts
          FROM notifications n WHERE n.id = ANY($1::uuid[])`,
       [ids],
     );

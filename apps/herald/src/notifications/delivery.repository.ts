@@ -205,9 +205,10 @@ export class DeliveryRepository {
       topic: string | null;
       created_at: string;
       attempt: number;
+      streamed: boolean;
     }>(
       this.dataSource,
-      `WITH batch AS (
+      `WITH direct AS (
          SELECT x.notification_id, x.seq, x.attempts FROM deliveries x
           WHERE x.user_id = $1 AND x.status IN ('pending', 'sent') AND x.expires_at > now() AND x.seq > $2
             -- A resumed stream has what it was sent up to $5: live sends (sent), and replays not yet
@@ -216,10 +217,29 @@ export class DeliveryRepository {
                   SELECT 1 FROM replay_checks c WHERE c.user_id = x.user_id AND ${IN_REPLAY_BATCH})))
           ORDER BY x.seq
           LIMIT $3),
+       -- The open offsets of the user's streams (ADR 0007): above each cursor's floor, in its interval, not
+       -- settled, unexpired. Within a stream seq grows with the offset.
+       virtual AS (
+         SELECT v.id AS notification_id, v.seq, 0 AS attempts
+           FROM cursors c,
+                LATERAL (
+                  SELECT x.id, x.seq FROM notifications x
+                   WHERE x.stream_id = c.stream_id AND x.stream_offset > c.settled_through
+                     AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset)
+                     AND x.seq > $2 AND x.expires_at > now() AND NOT x.stream_offset = ANY (c.settled_above)
+                     AND (x.seq > $5 OR NOT EXISTS (
+                           SELECT 1 FROM replay_checks r
+                            WHERE r.user_id = c.user_id AND r.after_seq < x.seq AND r.through_seq >= x.seq))
+                   ORDER BY x.stream_offset
+                   LIMIT $3) v
+          WHERE c.user_id = $1),
+       batch AS (
+         SELECT * FROM (SELECT * FROM direct UNION ALL SELECT * FROM virtual) b ORDER BY seq LIMIT $3),
        recorded AS (
          INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
          SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
        SELECT n.id, n.seq, n.event, n.payload::text AS payload_text, n.topic, b.attempts + 1 AS attempt,
+              n.stream_id IS NOT NULL AS streamed,
               to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
          FROM batch b,
               LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
@@ -238,6 +258,7 @@ export class DeliveryRepository {
       },
       attempt: r.attempt,
       payloadText: r.payload_text,
+      streamed: r.streamed,
     }));
   }
 
@@ -266,56 +287,28 @@ export class DeliveryRepository {
                      AND (x.last_sent_at IS NULL OR x.last_sent_at < due.sent_at)
                    FOR UPDATE) d
           ORDER BY d.row_id, due.sent_at DESC),
-       ${SETTLE_UNACKED}
+       ${SETTLE_UNACKED},
+       -- What the batch sent of the user's streams and is still open becomes a row (ADR 0007).
+       handed AS (
+         SELECT unnest(herald_hand_off_replayed(user_id, after_seq, through_seq, sent_at)) AS notification_id
+           FROM due)
        SELECT (SELECT count(*) FROM due)::int AS checks,
-              ARRAY(SELECT notification_id::text FROM upd) AS notification_ids`,
+              ARRAY(SELECT notification_id::text FROM upd
+                    UNION ALL
+                    SELECT notification_id::text FROM handed) AS notification_ids`,
       [limit],
     );
     return { checks: row?.checks ?? 0, notificationIds: row?.notification_ids ?? [] };
   }
 
   /**
-   * A broadcast's send to the users of one replica, recorded once: which of `userIds` have an open,
-   * unexpired delivery of `notificationId` (each found by its primary key, whatever the statistics say),
-   * and, in the same statement, one `send_checks` row naming the `pending` ones with `checkAt`. Nothing is written per delivery: an ack
-   * records the send with itself (ACK_SET), and the sweep records as sent, and resends, whatever is still
-   * unacked at `checkAt` (`settleSendChecks`). Answers the open deliveries as `markSent` does for attempt 1:
-   * a `pending` one gets send number `attempts + 1`, counted; one already `sent` (from another replica, or
-   * by an earlier route) gets its recorded number again, not counted, and is left out of the record.
-   */
-  async checkedSend(notificationId: string, userIds: string[], checkAt: Date): Promise<SentDelivery[]> {
-    const rows = await prepared<{ user_id: string; attempt: number; counted: boolean }>(
-      this.dataSource,
-      `WITH open AS (
-         SELECT d.user_id, d.attempts, d.status = 'pending' AS counted
-           FROM unnest($2::text[]) AS u(user_id),
-                -- OFFSET 0: looked up by primary key, the state tested outside. With the state inside,
-                -- the planner joined the list to a bitmap of every open row (deliveries_open_expiry_idx,
-                -- dead entries included): 30 ms at 300 000 rows, growing with the table.
-                LATERAL (
-                  SELECT x.user_id, x.attempts, x.status, x.expires_at FROM deliveries x
-                   WHERE x.notification_id = $1 AND x.user_id = u.user_id OFFSET 0) d
-          WHERE d.status IN ('pending', 'sent') AND d.expires_at > now()),
-       recorded AS (
-         INSERT INTO send_checks (notification_id, user_ids, check_at)
-         SELECT $1, array_agg(user_id), $3 FROM open WHERE counted HAVING count(*) > 0)
-       SELECT user_id, CASE WHEN counted THEN attempts + 1 ELSE GREATEST(attempts, 1) END AS attempt, counted
-         FROM open`,
-      [notificationId, userIds, checkAt],
-    );
-    return rows.map((r) => ({ userId: r.user_id, attempt: r.attempt, counted: r.counted }));
-  }
-
-  /**
-   * Takes send records whose check time has come (each by one sweep only) and deletes them: up to
-   * `maxRecords`, and no more than `maxUsers` users named in all but the first. A delivery they name that
-   * is still `pending` (no send recorded since: an ack, a replay's check or a resend would have moved it)
-   * is recorded as sent then (attempts + 1, at the record's time) and made due now, so the sweep resends it
-   * to an online user, parks it for an offline one, or ends it `failed` after the last attempt. A delivery
-   * named by several records (its user was on several replicas) counts once. Rows are locked in
-   * (notification, user) order, the order of an ack batch (`inKeyOrder`; user ids compared byte by byte).
-   * Returns how many records were taken, whether more were due, and the notification of each delivery put
-   * on the clock.
+   * Takes the send records of stream notifications (`StreamRepository.send`) whose check time has come (each
+   * by one sweep only) and deletes them: up to `maxRecords`, and no more than `maxUsers` users named in all
+   * but the first. Whatever they name that is still open is handed off to a deliveries row (`herald_hand_off`:
+   * sent once, at the record's time, and due now), so the sweep resends it to an online user, parks it for an
+   * offline one, or ends it `failed` after the last attempt. A delivery named by several records (its user
+   * was on several replicas) is handed off once. Returns how many records were taken, whether more were
+   * due, and the notification of each delivery handed off.
    */
   async settleSendChecks(
     maxRecords: number,
@@ -332,24 +325,12 @@ export class DeliveryRepository {
        due AS (
          DELETE FROM send_checks WHERE id IN (SELECT id FROM picked)
          RETURNING notification_id, user_ids, sent_at),
-       named AS MATERIALIZED (
-         SELECT DISTINCT ON (due.notification_id, u.user_id COLLATE "C")
-                due.notification_id, u.user_id, due.sent_at
-           FROM due, unnest(due.user_ids) AS u(user_id)
-          ORDER BY due.notification_id, u.user_id COLLATE "C", due.sent_at),
-       unacked AS (
-         SELECT d.row_id, n.sent_at
-           FROM named n,
-                LATERAL (
-                  SELECT x.ctid AS row_id FROM deliveries x
-                   WHERE x.notification_id = n.notification_id AND x.user_id = n.user_id
-                     AND x.status = 'pending' AND x.expires_at > now()
-                   FOR UPDATE) d),
-       ${SETTLE_UNACKED}
+       handed AS (
+         SELECT notification_id, herald_hand_off(notification_id, user_ids, sent_at) AS n FROM due)
        SELECT (SELECT count(*) FROM picked)::int AS checks,
               (SELECT count(*) FROM candidates) > (SELECT count(*) FROM picked)
                 OR (SELECT count(*) FROM candidates) = $1 AS more,
-              ARRAY(SELECT notification_id::text FROM upd) AS notification_ids`,
+              ARRAY(SELECT h.notification_id::text FROM handed h, generate_series(1, h.n)) AS notification_ids`,
       [maxRecords, maxUsers],
     );
     return { checks: row?.checks ?? 0, more: row?.more ?? false, notificationIds: row?.notification_ids ?? [] };

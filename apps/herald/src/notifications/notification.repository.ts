@@ -1,6 +1,7 @@
 import type { Audience, DeliveryStatus, JsonValue } from '@herald/protocol';
 import { prepared, preparedInTransaction, query } from './sql';
 import { DataSource } from 'typeorm';
+import { EVERYONE_CURSORS } from './user.repository';
 import {
   CreatedNotification,
   DeliveryRecord,
@@ -17,6 +18,8 @@ interface NotificationRow {
   topic: string | null;
   created_at: Date;
   expires_at: Date;
+  stream_id?: string | null;
+  stream_offset?: string | null;
 }
 
 export function toStoredNotification(row: NotificationRow): StoredNotification {
@@ -28,12 +31,22 @@ export function toStoredNotification(row: NotificationRow): StoredNotification {
     topic: row.topic,
     createdAt: row.created_at,
     expiresAt: row.expires_at,
+    ...(row.stream_id ? { stream: { id: Number(row.stream_id), offset: Number(row.stream_offset) } } : {}),
   };
 }
 
+/**
+ * How topic and everyone publishes are recorded: on their stream (ADR 0007), or a delivery row each, the
+ * earlier record, kept only for `bench/record/record-models.ts` to measure against.
+ */
+export type BroadcastRecord = 'stream' | 'rows';
+
 /** Notifications and the fan-out of their deliveries, in one transaction. */
 export class NotificationRepository {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly broadcastRecord: BroadcastRecord = 'stream',
+  ) {}
 
   /**
    * Stores a notification and one delivery per recipient atomically, in one
@@ -42,7 +55,7 @@ export class NotificationRepository {
    * publisher, stores nothing and returns the earlier notification.
    */
   async create(input: NewNotification, deliveryDueAt: Date): Promise<CreatedNotification> {
-    const { sql, params } = createStatement(input, deliveryDueAt);
+    const { sql, params } = createStatement(input, deliveryDueAt, this.broadcastRecord);
     const inserted = await prepared<NotificationRow & { recipients: number }>(this.dataSource, sql, params);
     return this.outcome(input, inserted[0]);
   }
@@ -60,7 +73,7 @@ export class NotificationRepository {
   ): Promise<CreatedNotification[]> {
     const inserted = await preparedInTransaction<NotificationRow & { recipients: number }>(
       this.dataSource,
-      inputs.map((input) => createStatement(input, deliveryDueAt)),
+      inputs.map((input) => createStatement(input, deliveryDueAt, this.broadcastRecord)),
       beforeCommit && ((results) => beforeCommit(results.map((rows) => rows[0]?.recipients ?? null))),
     );
     return Promise.all(inputs.map((input, i) => this.outcome(input, inserted[i]![0])));
@@ -95,7 +108,8 @@ export class NotificationRepository {
          RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
        r AS (SELECT * FROM unnest($10::uuid[], $11::text[]) AS r(notification_id, user_id)),
        seen AS (
-         INSERT INTO users (id) SELECT DISTINCT user_id FROM r ORDER BY 1 ON CONFLICT (id) DO NOTHING),
+         INSERT INTO users (id) SELECT DISTINCT user_id FROM r ORDER BY 1 ON CONFLICT (id) DO NOTHING RETURNING id),
+       everyone AS (${EVERYONE_CURSORS('seen', 'true')}),
        fanout AS (
          INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
          SELECT n.id, n.seq, n.expires_at, $12, r.user_id FROM n JOIN r ON r.notification_id = n.id)
@@ -137,7 +151,8 @@ export class NotificationRepository {
   private async earlier(input: NewNotification): Promise<CreatedNotification> {
     const [existing] = await prepared<NotificationRow & { recipients: number; request_hash: string }>(
       this.dataSource,
-      `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash
+      `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash, stream_id,
+              stream_offset
          FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
       [input.publisherId, input.idempotencyKey],
     );
@@ -171,24 +186,31 @@ export class NotificationRepository {
   async findById(id: string): Promise<StoredNotification | null> {
     const rows = await prepared<NotificationRow>(
       this.dataSource,
-      `SELECT id, seq, event, payload, topic, created_at, expires_at FROM notifications WHERE id = $1`,
+      `SELECT id, seq, event, payload, topic, created_at, expires_at, stream_id, stream_offset
+         FROM notifications WHERE id = $1`,
       [id],
     );
     return rows[0] ? toStoredNotification(rows[0]) : null;
   }
 
+  /**
+   * The five counts: the rows by state, plus for a stream notification the journal's acks and the virtual
+   * rest (`herald_counts`). They always sum to `recipients`.
+   */
   async countDeliveries(notificationId: string): Promise<Record<DeliveryStatus, number>> {
-    const rows = await query<{ status: DeliveryStatus; n: number }>(
+    const rows = await query<{ counts: Record<DeliveryStatus, number> }>(
       this.dataSource,
-      `SELECT status, count(*)::int AS n FROM deliveries WHERE notification_id = $1 GROUP BY status`,
+      `SELECT herald_counts(id, stream_id, recipients, expires_at) AS counts FROM notifications WHERE id = $1`,
       [notificationId],
     );
-    const counts: Record<DeliveryStatus, number> = { pending: 0, sent: 0, acked: 0, expired: 0, failed: 0 };
-    for (const row of rows) counts[row.status] = row.n;
-    return counts;
+    return { pending: 0, sent: 0, acked: 0, expired: 0, failed: 0, ...(rows[0]?.counts ?? {}) };
   }
 
-  /** One page of deliveries ordered by user id, after `after` (exclusive). */
+  /**
+   * One page of deliveries ordered by user id, after `after` (exclusive). A stream notification's
+   * recipients are the cursors covering its offset: a delivery row where one was made (trouble), else
+   * `acked` at its journal flush's time, else `pending` (or `expired` past the TTL), with no send counted.
+   */
   async listDeliveries(notificationId: string, after: string | null, limit: number): Promise<DeliveryRecord[]> {
     const rows = await query<{
       user_id: string;
@@ -200,10 +222,25 @@ export class NotificationRepository {
       updated_at: Date;
     }>(
       this.dataSource,
-      `SELECT user_id, status, attempts, first_sent_at, last_sent_at, acked_at, updated_at
+      `WITH n AS (SELECT id, stream_id, stream_offset, expires_at, created_at FROM notifications WHERE id = $1)
+       SELECT user_id, status, attempts, first_sent_at, last_sent_at, acked_at, updated_at
          FROM deliveries
         WHERE notification_id = $1 AND ($2::text IS NULL OR user_id > $2)
-        ORDER BY user_id
+          AND (SELECT stream_id FROM n) IS NULL
+       UNION ALL
+       SELECT c.user_id,
+              coalesce(d.status, CASE WHEN j.acked_at IS NOT NULL THEN 'acked'
+                                      WHEN n.expires_at <= now() THEN 'expired' ELSE 'pending' END),
+              coalesce(d.attempts, 0), d.first_sent_at, d.last_sent_at, coalesce(d.acked_at, j.acked_at),
+              coalesce(d.updated_at, j.acked_at, n.created_at)
+         FROM n
+         JOIN cursors c ON c.stream_id = n.stream_id AND c.from_offset < n.stream_offset
+                       AND (c.until_offset IS NULL OR c.until_offset >= n.stream_offset)
+         LEFT JOIN deliveries d ON d.notification_id = n.id AND d.user_id = c.user_id
+         LEFT JOIN LATERAL (SELECT b.acked_at FROM broadcast_acks b
+                             WHERE b.notification_id = n.id AND c.user_id = ANY (b.user_ids) LIMIT 1) j ON true
+        WHERE n.stream_id IS NOT NULL AND ($2::text IS NULL OR c.user_id > $2)
+        ORDER BY 1
         LIMIT $3`,
       [notificationId, after, limit],
     );
@@ -220,8 +257,31 @@ export class NotificationRepository {
 }
 
 /** The statement that stores one notification and its deliveries (see NotificationRepository.create). */
-function createStatement(input: NewNotification, deliveryDueAt: Date): { sql: string; params: unknown[] } {
+function createStatement(
+  input: NewNotification,
+  deliveryDueAt: Date,
+  broadcastRecord: BroadcastRecord,
+): { sql: string; params: unknown[] } {
   const audience = input.audience;
+  const common = [
+    input.id,
+    input.publisherId,
+    input.idempotencyKey,
+    input.requestHash,
+    JSON.stringify(audience),
+    'topic' in audience ? audience.topic : null,
+    input.event,
+    JSON.stringify(input.payload),
+    input.ttlSeconds,
+  ];
+  if (!('users' in audience) && broadcastRecord === 'stream') {
+    // One row and one offset, whatever the audience's size (ADR 0007).
+    return {
+      sql: `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, stream_id, stream_offset
+              FROM herald_publish_broadcast($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      params: common,
+    };
+  }
   const recipients =
     'users' in audience
       ? 'SELECT unnest($10::text[])'
@@ -238,23 +298,12 @@ function createStatement(input: NewNotification, deliveryDueAt: Date): { sql: st
          ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
        seen AS (
-         INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING),
+         INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING RETURNING id),
+       everyone AS (${EVERYONE_CURSORS('seen', 'true')}),
        fanout AS (
          INSERT INTO deliveries (notification_id, seq, expires_at, next_attempt_at, user_id)
          SELECT n.id, n.seq, n.expires_at, $11, r.uid FROM n, (${recipients}) AS r(uid))
        SELECT * FROM n`,
-    params: [
-      input.id,
-      input.publisherId,
-      input.idempotencyKey,
-      input.requestHash,
-      JSON.stringify(audience),
-      'topic' in audience ? audience.topic : null,
-      input.event,
-      JSON.stringify(input.payload),
-      input.ttlSeconds,
-      'users' in audience ? audience.users : [],
-      deliveryDueAt,
-    ],
+    params: [...common, 'users' in audience ? audience.users : [], deliveryDueAt],
   };
 }

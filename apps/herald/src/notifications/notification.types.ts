@@ -21,6 +21,14 @@ export interface StoredNotification {
   topic: string | null;
   createdAt: Date;
   expiresAt: Date;
+  /** A topic or everyone publish recorded on its stream (ADR 0007): the stream and the offset there. */
+  stream?: StreamPosition;
+}
+
+/** Where a broadcast sits in its stream: offsets are gapless and follow commit order. */
+export interface StreamPosition {
+  id: number;
+  offset: number;
 }
 
 export interface CreatedNotification {
@@ -65,6 +73,8 @@ export interface ReplayedDelivery {
   attempt: number;
   /** The payload's JSON as PostgreSQL printed it (the frame's text is built around it, not re-serialised). */
   payloadText: string;
+  /** A broadcast recorded on its stream: its ack goes to the user's cursor. */
+  streamed: boolean;
 }
 
 /** Open delivery whose redelivery time has passed, as found by the sweep. */

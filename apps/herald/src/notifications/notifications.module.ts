@@ -4,6 +4,7 @@ import { ACK_DATA_SOURCE } from '../database/database.module';
 import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
+import { StreamRepository } from './stream.repository';
 import { UserRepository } from './user.repository';
 
 /** The repositories are framework-free (tested directly against PostgreSQL); Nest builds them here. */
@@ -15,6 +16,11 @@ import { UserRepository } from './user.repository';
       useFactory: (ds: DataSource) => new NotificationRepository(ds),
     },
     {
+      provide: StreamRepository,
+      inject: [DataSource, ACK_DATA_SOURCE],
+      useFactory: (ds: DataSource, acks: DataSource) => new StreamRepository(ds, acks),
+    },
+    {
       provide: DeliveryRepository,
       inject: [DataSource, ACK_DATA_SOURCE],
       useFactory: (ds: DataSource, acks: DataSource) => new DeliveryRepository(ds, acks),
@@ -22,6 +28,6 @@ import { UserRepository } from './user.repository';
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
   ],
-  exports: [NotificationRepository, DeliveryRepository, UserRepository, AdminRepository],
+  exports: [NotificationRepository, DeliveryRepository, StreamRepository, UserRepository, AdminRepository],
 })
 export class NotificationsModule {}
