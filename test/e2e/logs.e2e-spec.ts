@@ -43,7 +43,9 @@ describe('Operator logs', () => {
     });
     expect(published.status).toBe(202);
     expect(published.headers.get('x-request-id')).toBe(requestId);
-    await client.notification(published.body.id, 2); // sent, then redelivered: no ack
+    // Sent, then redelivered (no ack): wait for the resend itself. A connection's replay racing the live
+    // send can show the client attempt 1 twice, which is no redelivery.
+    await client.next((f) => f.type === 'notification' && f.id === published.body.id && f.attempt === 2, 15_000);
     await client.ack(published.body.id);
     await client.close();
     const all = cluster.replicas;
