@@ -14,6 +14,7 @@ import { retryOnDeadlock } from '../notifications/sql';
 import type { SentDelivery, StoredNotification } from '../notifications/notification.types';
 import { backstopAt, redeliveryDelayMs } from './backoff';
 import { Batcher } from '../common/batcher';
+import { KeyedChain } from '../common/keyed-chain';
 import { StreamRepository } from '../notifications/stream.repository';
 import { AckWriter } from './ack-writer';
 import { StreamFollower } from './stream-follower';
@@ -104,8 +105,8 @@ function pastTtl(notification: BusNotification): boolean {
 @Injectable()
 export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(DeliveryService.name);
-  /** The tail of each user's chain of sends on this replica (see inOrderFor). */
-  private readonly userQueues = new Map<string, Promise<unknown>>();
+  /** Each user's sends on this replica, one after the other (see inOrderFor). */
+  private readonly userQueues = new KeyedChain<string>();
   /** Acks of every connection here, written a batch at a time, each where its delivery is recorded. */
   private readonly acks: AckWriter;
   /** This replica's place in each broadcast stream (ADR 0007). */
@@ -220,14 +221,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
    * sent in turn, not in whatever order their database writes finish.
    */
   private inOrderFor(userId: string, work: () => Promise<void>): Promise<void> {
-    const previous = this.userQueues.get(userId) ?? Promise.resolve();
-    const run = previous.then(work);
-    const tail = run.catch(() => undefined);
-    this.userQueues.set(userId, tail);
-    void tail.then(() => {
-      if (this.userQueues.get(userId) === tail) this.userQueues.delete(userId);
-    });
-    return run;
+    return this.userQueues.run(userId, work);
   }
 
   /** An SSE client answered its stream's heartbeat; true when the stream is held here. */

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { KeyedChain } from '../common/keyed-chain';
 import type { StoredNotification } from '../notifications/notification.types';
 import { StreamRepository } from '../notifications/stream.repository';
 import type { BusNotification } from './bus';
@@ -17,7 +18,7 @@ export const GAP_WAIT_MS = 50;
 export class StreamFollower {
   private readonly logger = new Logger(StreamFollower.name);
   private readonly handled = new Map<number, number>();
-  private readonly chains = new Map<number, Promise<void>>();
+  private readonly chains = new KeyedChain<number>();
   private started = false;
 
   constructor(
@@ -90,15 +91,10 @@ export class StreamFollower {
   }
 
   private inOrder(streamId: number, work: () => Promise<void>): Promise<void> {
-    const previous = this.chains.get(streamId) ?? Promise.resolve();
-    const run = previous.then(work);
-    const tail = run.catch((error: unknown) =>
+    const run = this.chains.run(streamId, work);
+    run.catch((error: unknown) =>
       this.logger.error({ message: 'stream delivery failed', streamId, error: (error as Error).message }),
     );
-    this.chains.set(streamId, tail);
-    void tail.then(() => {
-      if (this.chains.get(streamId) === tail) this.chains.delete(streamId);
-    });
     return run;
   }
 }
