@@ -335,7 +335,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
     await redis?.kill();
   }, 30_000);
 
-  it('Redis SIGKILLed and restarted empty during traffic: 202s while down, all delivered after, presence rebuilt by heartbeats, lost redelivery job re-routed by the sweep (attempt 2)', async () => {
+  it('Redis SIGKILLed and restarted empty during traffic: 202s while down, all delivered after, presence rebuilt by heartbeats, a check that could not resend while Redis was away re-routed by the sweep (attempt 2)', async () => {
     const alice = await open(r1(), 'alice');
     const bob = await open(r2(), 'bob');
     const carol = await open(r1(), 'carol', (f) => f.event === 'hold');
@@ -363,7 +363,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
     })();
     try {
       await sleep(800);
-      // A send whose "was it acked?" job lives only in Redis: kill Redis right after attempt 1.
+      // A send whose "was it acked?" check comes due while Redis is away: kill Redis right after attempt 1.
       const held = await tryPublish(r2().http, { to: { users: [carol.userId] }, event: 'hold' });
       expect(held.status).toBe(202);
       published.push(...promised(held, [carol.userId]));
@@ -375,7 +375,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
 
       await waitFor('replicas to see Redis down', async () => (await readyStatus(r1())) === 503, 10_000, 100);
       await sleep(2500);
-      // Nothing fires while Redis is away: still attempt 1 (its check job is gone with Redis).
+      // Nothing is resent while Redis is away: still attempt 1 (its check ran, but found no presence or bus).
       expect(carol.attempts.get(held.id!)).toEqual([1]);
 
       const sinceRestart = logOffsets(cluster.replicas);
@@ -400,12 +400,12 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
         measured['redis restart: presence rebuilt after restart (ms)'] = at - restartedAt;
       });
 
-      // The lost check job: the sweep finds the overdue delivery and sends attempt 2.
-      await findings.step('attempt 2 of the send whose check job was lost with Redis', async () => {
+      // The check that could not resend: the sweep finds the overdue delivery and sends attempt 2.
+      await findings.step('attempt 2 of the send whose check could not resend while Redis was away', async () => {
         const at = await explained(cluster.db, promised(held, [carol.userId]), () =>
           carol.attempt(held.id!, 2, 10_000),
         );
-        measured['redis restart: attempt 2 of the send whose job was lost, after restart (ms)'] = at - restartedAt;
+        measured['redis restart: attempt 2 of the send whose check failed, after restart (ms)'] = at - restartedAt;
       });
       carol.release();
 
@@ -538,7 +538,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
     );
   }, 90_000);
 
-  it('Redis down longer than BullMQ drainDelay (~9 s): redelivery and sweep workers resume by themselves', async () => {
+  it('Redis down longer than BullMQ drainDelay (~9 s): redelivery checks and the sweep worker resume by themselves', async () => {
     const dana = await open(r1(), 'dana', (f) => f.event === 'hold');
     const findings = new Findings();
     const published: Published[] = [];
@@ -559,8 +559,8 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
     const base = await scrape(cluster.replicas.map((r) => r.http));
 
     // Once the user's presence is back, a send after the restart that is not acked is sent
-    // again: the redelivery worker took its check job.
-    await findings.step('redelivery worker resumed', async () => {
+    // again: the replica's redelivery timer checked it (it needs Redis for the resend: presence, the bus).
+    await findings.step('redelivery checks resumed', async () => {
       await waitFor(
         'presence of the connected client to be rebuilt',
         async () =>
@@ -579,10 +579,10 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
       });
       dana.release();
       const counts = await waitFor(
-        'a redelivery job to complete after the restart',
+        'a redelivery check to resend and a sweep to complete after the restart',
         async () => {
           const counts = moved(base, await scrape(cluster.replicas.map((r) => r.http)), [
-            'herald_jobs_total{outcome="completed",queue="redelivery"}',
+            'herald_redelivery_checks_total{outcome="resent"}',
             'herald_jobs_total{outcome="completed",queue="sweep"}',
           ]);
           return Object.values(counts).every((n) => n > 0) && counts;
@@ -634,14 +634,14 @@ describe('Redis restarted with its data (2 replicas, private Redis with an appen
     await redis?.destroy();
   }, 30_000);
 
-  it('Redis SIGKILLed and restarted with its data, down longer than the presence TTL: the stored check job still fires, presence comes back, parked deliveries of connected users are resumed, nothing lost', async () => {
+  it('Redis SIGKILLed and restarted with its data, down longer than the presence TTL: a send checked during the outage is resent after it, presence comes back, parked deliveries of connected users are resumed, nothing lost', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
     const erin = await Inbox.open(r1.ws, user('erin'));
     const finn = await Inbox.open(r2.ws, user('finn'), (f) => f.event === 'hold');
     inboxes.push(erin, finn);
     const published: Published[] = [];
 
-    // A send whose check job is in Redis when it dies: kept on disk, it must still fire afterwards.
+    // A send whose check comes due while Redis is down: it cannot resend then; the sweep does afterwards.
     const held = await tryPublish(r1.http, { to: { users: [finn.userId] }, event: 'hold' });
     expect(held.status).toBe(202);
     published.push(...promised(held, [finn.userId]));

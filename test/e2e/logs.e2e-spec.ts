@@ -31,7 +31,7 @@ describe('Operator logs', () => {
     await cluster?.stop();
   });
 
-  it('carries the X-Request-Id of a publish into the send on another replica and into its redelivery job', async () => {
+  it('carries the X-Request-Id of a publish into the send on another replica and into its redelivery check', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
     const dana = `dana-${randomUUID().slice(0, 8)}`;
     const token = userToken(dana);

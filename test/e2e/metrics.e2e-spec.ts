@@ -8,7 +8,7 @@ import { TestClient } from '../helpers/ws-client';
 
 /**
  * FAST_TIMINGS (ack timeout 400 ms, at most 3 sends), but a 2 s sweep: its backstop then lies seconds
- * after every redelivery job is due, so a job running late is never overtaken by a sweep resend.
+ * after every redelivery check is due, so a check running late is never overtaken by a sweep resend.
  */
 describe('Prometheus metrics at /metrics', () => {
   let cluster: TestCluster;
@@ -45,19 +45,16 @@ describe('Prometheus metrics at /metrics', () => {
 
     const aliceClient = await TestClient.connect(r1.ws, userToken(alice)); // replays 0
     // Acked at once: sent 1, acked 1. Its ack records the send before the sent-mark would (SEND_RECORD_DELAY_MS
-    // after the frame), so it gets no check job.
+    // after the frame), so it gets no check.
     const acked = await publish(r2.http, { to: { users: [alice] }, event: 'm.acked', payload: {} });
     await aliceClient.notification(acked.id);
     expect(await aliceClient.ack(acked.id)).toMatchObject({ status: 'ok' });
-    // Sends within 50 ms share one check job: apart, each check below is one job.
-    await new Promise((resolve) => setTimeout(resolve, 150));
     // Never acked: sent 3 (2 of them redeliveries), then failed.
     const ignored = await publish(r2.http, { to: { users: [alice] }, event: 'm.ignored', payload: {} });
-    // Its check is waiting in the queue (within the scheduler's 50 ms gathering).
+    // Its check waits in the timers of the replica that sent it (recorded SEND_RECORD_DELAY_MS after the frame).
     await waitFor(
-      'the check job of the ignored delivery to be queued',
-      async () =>
-        ((await scrape(bases)).get('herald_queue_jobs{queue="redelivery",state="delayed"}') ?? 0) >= 1 || undefined,
+      'the check of the ignored delivery to be waiting',
+      async () => ((await scrape(bases)).get('herald_redelivery_checks_waiting{kind="row"}') ?? 0) >= 1 || undefined,
       2000,
       20,
     );
@@ -92,15 +89,13 @@ describe('Prometheus metrics at /metrics', () => {
     await carolClient.close();
     // Every redelivery check scheduled by the live sends above has run (the first fires ~500-700 ms after its
     // send). The replay schedules none: the sweep checks its batch.
-    const done = 'herald_jobs_total{outcome="completed",queue="redelivery"}';
+    const done = 'herald_redelivery_checks_total{outcome="failed"}';
     const after = await waitFor(
       'the redelivery checks to finish and the counters to settle',
       async () => {
         const first = await scrape(bases);
-        const queued = ['delayed', 'waiting', 'active'].map(
-          (state) => first.get(`herald_queue_jobs{queue="redelivery",state="${state}"}`) ?? -1,
-        );
-        if ((first.get(done) ?? 0) - (before.get(done) ?? 0) < 3 || queued.some((n) => n !== 0)) return undefined;
+        const waiting = first.get('herald_redelivery_checks_waiting{kind="row"}') ?? -1;
+        if ((first.get(done) ?? 0) - (before.get(done) ?? 0) < 1 || waiting !== 0) return undefined;
         const second = await scrape(bases);
         return second.get(done) === first.get(done) ? second : undefined;
       },
@@ -126,8 +121,9 @@ describe('Prometheus metrics at /metrics', () => {
         'herald_replay_size_sum',
         'herald_bus_messages_total{direction="out"}',
         'herald_bus_messages_total{direction="in"}',
-        'herald_jobs_total{outcome="completed",queue="redelivery"}',
-        'herald_jobs_total{outcome="failed",queue="redelivery"}',
+        'herald_redelivery_checks_total{outcome="resent"}',
+        'herald_redelivery_checks_total{outcome="failed"}',
+        'herald_redelivery_checks_total{outcome="stale"}',
         'herald_rate_limited_frames_total',
         'herald_upgrades_refused_total{status="401"}',
         'herald_http_requests_total{method="POST",route="/v1/notifications",status="202"}',
@@ -150,9 +146,11 @@ describe('Prometheus metrics at /metrics', () => {
       // 4 user publishes + 2 resends out; in: only the replica holding alice listens (3 for her); nobody held bob or carol.
       'herald_bus_messages_total{direction="out"}': 6,
       'herald_bus_messages_total{direction="in"}': 4,
-      // One check per send still unacked when recorded: ignored (3). The replay of waiting makes no job.
-      'herald_jobs_total{outcome="completed",queue="redelivery"}': 3,
-      'herald_jobs_total{outcome="failed",queue="redelivery"}': 0,
+      // One check per send still unacked when recorded: ignored (3: resent twice, then failed). The replay of
+      // waiting makes none.
+      'herald_redelivery_checks_total{outcome="resent"}': 2,
+      'herald_redelivery_checks_total{outcome="failed"}': 1,
+      'herald_redelivery_checks_total{outcome="stale"}': 0,
       herald_rate_limited_frames_total: 0,
       'herald_upgrades_refused_total{status="401"}': 1,
       'herald_http_requests_total{method="POST",route="/v1/notifications",status="202"}': 5,

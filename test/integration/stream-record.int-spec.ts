@@ -166,46 +166,30 @@ describe('Stream record', () => {
     }
     const n = await publish({ topic: 'checks' });
     const stream = n.notification.stream!;
-    const sent = await streams.send(n.notification.id, stream.id, stream.offset, ['h1', 'h2', 'stranger'], new Date());
+    const sent = await streams.openAmong(stream.id, stream.offset, ['h1', 'h2', 'stranger']);
     expect(sent.sort()).toEqual(['h1', 'h2']);
     await streams.ackMany([{ notificationId: n.notification.id, userId: 'h1' }]);
-    await db.query(`UPDATE send_checks SET check_at = now() - interval '1 second'`);
-    const settled = await deliveries.settleSendChecks(10, 10_000);
-    expect(settled.notificationIds).toEqual([n.notification.id]);
+    // The replica's check names every user it sent to; only the unacked one becomes a row.
+    expect(await streams.handOff(n.notification.id, ['h1', 'h2'], new Date())).toBe(1);
     expect(await rowsOf(n.notification.id)).toEqual([{ user_id: 'h2', status: 'sent', attempts: 1 }]);
     // A second send of it finds h2 settled on its cursor (the row resends it now).
-    expect(await streams.send(n.notification.id, stream.id, stream.offset, ['h2'], new Date())).toEqual([]);
+    expect(await streams.openAmong(stream.id, stream.offset, ['h2'])).toEqual([]);
     expect((await streams.ackMany([{ notificationId: n.notification.id, userId: 'h2' }]))[0]!.outcome).toBe('row');
     expect((await deliveries.ackMany([{ notificationId: n.notification.id, userId: 'h2' }]))[0]!.outcome).toBe('acked');
     expect(await notifications.countDeliveries(n.notification.id)).toMatchObject({ acked: 2, pending: 0, sent: 0 });
   });
 
-  it("hands a delivery named by two replicas' send records off once, at the first record's time", async () => {
+  it("hands a delivery checked by two replicas off once, at the first check's send time", async () => {
     for (const u of ['d1', 'd2', 'd3']) {
       await users.touch(u);
       await users.subscribe(u, 'twice', 10);
     }
     const n = await publish({ topic: 'twice' });
-    const { id, offset } = n.notification.stream!;
-    const past = new Date(Date.now() - 1000);
-    await streams.send(n.notification.id, id, offset, ['d1', 'd2'], past);
-    await streams.send(n.notification.id, id, offset, ['d2', 'd3'], past);
-    const [first] = await db.query<{ sent_at: Date }>(
-      'SELECT sent_at FROM send_checks WHERE notification_id = $1 ORDER BY id LIMIT 1',
-      [n.notification.id],
-    );
-    // A budget of one user: the first record (two users) is taken alone, and more are due.
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({
-      checks: 1,
-      more: true,
-      notificationIds: [n.notification.id, n.notification.id],
-    });
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({
-      checks: 1,
-      more: false,
-      notificationIds: [n.notification.id],
-    });
-    expect(await deliveries.settleSendChecks(100, 1)).toEqual({ checks: 0, more: false, notificationIds: [] });
+    const first = new Date(Date.now() - 2000);
+    const second = new Date(Date.now() - 1000);
+    expect(await streams.handOff(n.notification.id, ['d1', 'd2'], first)).toBe(2);
+    expect(await streams.handOff(n.notification.id, ['d2', 'd3'], second)).toBe(1);
+    expect(await streams.handOff(n.notification.id, ['d1', 'd2', 'd3'], second)).toBe(0);
     expect(await rowsOf(n.notification.id)).toEqual(
       ['d1', 'd2', 'd3'].map((user_id) => ({ user_id, status: 'sent', attempts: 1 })),
     );
@@ -213,7 +197,7 @@ describe('Stream record', () => {
       `SELECT first_sent_at FROM deliveries WHERE notification_id = $1 AND user_id = 'd2'`,
       [n.notification.id],
     );
-    expect(d2!.first_sent_at).toEqual(first!.sent_at);
+    expect(d2!.first_sent_at).toEqual(first);
   });
 
   it('replays direct and stream notifications merged in seq order, and hands off what a replay left unacked', async () => {

@@ -4,6 +4,7 @@ import { AdminIndexes1764100000000 } from './migrations/1764100000000-AdminIndex
 import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChecks';
 import { SendChecks1764120000000 } from './migrations/1764120000000-SendChecks';
 import { BroadcastStreams1764130000000 } from './migrations/1764130000000-BroadcastStreams';
+import { ChecksOnReplicas1764140000000 } from './migrations/1764140000000-ChecksOnReplicas';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
@@ -11,6 +12,7 @@ export const MIGRATIONS = [
   ReplayChecks1764110000000,
   SendChecks1764120000000,
   BroadcastStreams1764130000000,
+  ChecksOnReplicas1764140000000,
 ];
 
 /** Key of the advisory lock that serialises migrations across replicas. */

@@ -9,19 +9,14 @@ import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
 import { PresenceRepository } from './presence.repository';
 import { QueueMetrics } from './queue-metrics';
-import { REDELIVERY_QUEUE, SWEEP_QUEUE } from './queues';
-import { RedeliveryProcessor } from './redelivery.processor';
+import { SWEEP_QUEUE } from './queues';
 import { RedeliveryScheduler } from './redelivery.scheduler';
 import { RedeliveryService } from './redelivery.service';
 import { RedisBus } from './redis-bus';
 import { SweepProcessor } from './sweep.processor';
 
 @Module({
-  imports: [
-    AuthModule,
-    NotificationsModule,
-    BullModule.registerQueue({ name: REDELIVERY_QUEUE }, { name: SWEEP_QUEUE }),
-  ],
+  imports: [AuthModule, NotificationsModule, BullModule.registerQueue({ name: SWEEP_QUEUE })],
   providers: [
     { provide: Bus, useClass: RedisBus },
     ConnectionRegistry,
@@ -32,7 +27,6 @@ import { SweepProcessor } from './sweep.processor';
     QueueMetrics,
     RedeliveryScheduler,
     RedeliveryService,
-    RedeliveryProcessor,
     SweepProcessor,
   ],
   exports: [ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],

@@ -24,7 +24,7 @@ import { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { LiveEvents } from './live-events';
 import { toBusNotification, toNotificationFrame, toReplayedFrame } from './notification-frame';
-import { CHECK_BUCKET_MS, CHECK_GATHER_MS, RedeliveryScheduler } from './redelivery.scheduler';
+import { CHECK_SLOT_MS, RedeliveryScheduler } from './redelivery.scheduler';
 
 /** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
 const REPLAY_FIRST_BATCH = 100;
@@ -79,11 +79,11 @@ const PER_USER_ROUTING_MAX_USERS = 64;
 const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
 
 /**
- * A send to more local recipients than this gets no BullMQ job per delivery (a broadcast would put
- * thousands of delayed jobs in Redis): their `next_attempt_at` is the check time itself, and the sweep,
- * which re-routes overdue deliveries anyway, checks them, within one HERALD_SWEEP_INTERVAL_MS of it.
+ * A send to more local recipients than this gets no timer per delivery (a row check reads its row on its
+ * own): their `next_attempt_at` is the check time itself, and the sweep, which reads due deliveries 500 at
+ * a time, checks them within one HERALD_SWEEP_INTERVAL_MS of it.
  */
-const JOBS_MAX_PER_SEND = 100;
+const TIMERS_MAX_PER_SEND = 100;
 
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
 
@@ -270,18 +270,19 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * A topic or everyone broadcast recorded on its stream (ADR 0007), in offset order (StreamFollower): one
-   * statement finds which of this replica's users have it open and records the send once for all of them
-   * (`StreamRepository.send`, checked by the sweep at the first attempt's delay); then the frames leave.
-   * Nothing is written per delivery, over WebSockets and SSE alike.
+   * read finds which of this replica's users have it open; the frames leave, and this replica checks the
+   * send at the first attempt's delay (RedeliveryScheduler, ADR 0009). Nothing is written for the send, over
+   * WebSockets and SSE alike.
    */
   private async deliverStream(notification: BusNotification, requestId?: string): Promise<void> {
     const local = this.registry.userIds();
     if (local.length === 0 || pastTtl(notification)) return;
-    const checkAt = new Date(Date.now() + redeliveryDelayMs(1, this.config));
     const stream = notification.stream!;
-    const userIds = await this.streams.send(notification.id, stream.id, stream.offset, local, checkAt);
+    const userIds = await this.streams.openAmong(stream.id, stream.offset, local);
     if (userIds.length === 0) return;
     this.acks.sentFromStream(notification.id);
+    const now = Date.now();
+    this.scheduler.scheduleStream(notification.id, userIds, new Date(now), now + redeliveryDelayMs(1, this.config));
     this.sendRecorded(
       notification,
       userIds.map((userId) => ({ userId, attempt: 1, counted: true })),
@@ -380,16 +381,12 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     attempt: number,
     requestId?: string,
   ): Promise<SentDelivery[]> {
-    const bySweep = userIds.length > JOBS_MAX_PER_SEND;
-    // With jobs, the backstop lies past the latest time the job can fire (jitter at its upper bound);
-    // without, it is the check time.
+    const bySweep = userIds.length > TIMERS_MAX_PER_SEND;
+    // With timers, the backstop lies past the latest time the timer can fire (jitter at its upper bound,
+    // one slot late); without, it is the check time.
     const nextAttemptAt = bySweep
       ? new Date(Date.now() + redeliveryDelayMs(attempt, this.config))
-      : backstopAt(
-          // The check job may fire up to one gathering and one due-time bucket after the latest delay.
-          redeliveryDelayMs(attempt, this.config, () => 1) + CHECK_GATHER_MS + CHECK_BUCKET_MS,
-          this.config,
-        );
+      : backstopAt(redeliveryDelayMs(attempt, this.config, () => 1) + CHECK_SLOT_MS, this.config);
     let sent: SentDelivery[];
     if (userIds.length === 1) {
       const one = await this.sends.add({ notificationId, userId: userIds[0]!, attempt, nextAttemptAt });
@@ -402,6 +399,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     if (!bySweep) {
       this.scheduler.schedule(
         sent.filter((d) => d.counted).map((d) => ({ notificationId, userId: d.userId, attempt: d.attempt, requestId })),
+        (n) => redeliveryDelayMs(n, this.config),
       );
     }
     return sent;
@@ -498,7 +496,10 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     if (!isValidId) return { ok: false };
     const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.add({ notificationId, userId });
     // Closed now (acked here or before, or expired): a send of it waiting for its sent-mark needs none.
-    if (outcome !== 'unknown') this.unrecordedOpen.delete(deliveryKey(notificationId, userId));
+    if (outcome !== 'unknown') {
+      this.unrecordedOpen.delete(deliveryKey(notificationId, userId));
+      this.scheduler.acked(notificationId, userId);
+    }
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);

@@ -1,11 +1,9 @@
-/** Queue and job names, and typed job data, of every BullMQ queue. */
-export const REDELIVERY_QUEUE = 'redelivery';
-export const REDELIVERY_JOB = 'redeliver';
+/** Queue and job names, and typed job data, of the BullMQ queue (the sweep), and a redelivery check. */
 export const SWEEP_QUEUE = 'sweep';
 export const SWEEP_JOB = 'sweep';
 export const SWEEP_SCHEDULER_ID = 'sweep-every-interval';
 
-/** Check delivery (notificationId, userId) after send number `attempt`. */
+/** Check delivery (notificationId, userId) after send number `attempt` (RedeliveryScheduler's timers). */
 export interface RedeliveryJobData {
   notificationId: string;
   userId: string;
@@ -13,9 +11,6 @@ export interface RedeliveryJobData {
   /** X-Request-Id of the publish, when the send came from it (not for replays). */
   requestId?: string;
 }
-
-/** A redelivery job: the checks of sends of one attempt number made together (one check: older jobs). */
-export type RedeliveryQueueData = { checks: RedeliveryJobData[] } | RedeliveryJobData;
 
 /** The sweep carries no data; its scheduler sets the interval. */
 export type SweepJobData = Record<string, never>;

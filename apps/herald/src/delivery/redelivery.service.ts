@@ -26,16 +26,9 @@ const SWEEP_MAX_BATCHES = 20;
  */
 const REPLAY_CHECK_BATCH = 100;
 /**
- * Broadcast send records settled per statement: each names the recipients one replica sent a broadcast to
- * (a few, or thousands), so a statement takes up to 100 records but past the first no more than 20 000
- * users; up to 20 statements per sweep run.
- */
-const SEND_CHECK_BATCH = 100;
-const SEND_CHECK_BATCH_USERS = 20_000;
-
-/**
- * The timed side of delivery: what happens when an ack does not come. Runs in
- * BullMQ workers on any replica; every decision is re-read from PostgreSQL.
+ * The timed side of delivery: what happens when an ack does not come. Checks run on the replica that
+ * sent (RedeliveryScheduler's timers) and the sweep in a BullMQ worker on any replica; every decision is
+ * re-read from PostgreSQL.
  */
 @Injectable()
 export class RedeliveryService {
@@ -90,14 +83,11 @@ export class RedeliveryService {
   }
 
   /**
-   * Expires what is past its TTL, puts what replays and broadcasts sent and was
-   * not acked by its check time on the clock, then re-routes open deliveries whose check is
-   * overdue: those, and ones whose job was lost (Redis restarted) or never made
-   * (a replica died between commit and publish).
+   * Expires what is past its TTL, puts what replays sent and was not acked by its check time on the
+   * clock, then re-routes open deliveries whose check is overdue: those, and ones whose replica's timer
+   * was lost (it stopped or died) or never set (a replica died between commit and publish).
    */
-  async sweep(): Promise<
-    Record<Exclude<CheckOutcome, 'stale'> | 'expired' | 'replayUnacked' | 'broadcastUnacked', number>
-  > {
+  async sweep(): Promise<Record<Exclude<CheckOutcome, 'stale'> | 'expired' | 'replayUnacked', number>> {
     let expired = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const ids = await this.deliveries.expireDue(SWEEP_BATCH);
@@ -119,19 +109,7 @@ export class RedeliveryService {
       }
       if (checks < REPLAY_CHECK_BATCH) break;
     }
-    let broadcastUnacked = 0;
-    for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
-      // It locks rows in key order, as an ack batch does; a rare deadlock with a replay's check is retried.
-      const { more, notificationIds } = await retryOnDeadlock(() =>
-        this.deliveries.settleSendChecks(SEND_CHECK_BATCH, SEND_CHECK_BATCH_USERS),
-      );
-      broadcastUnacked += notificationIds.length;
-      if (notificationIds.length > 0) {
-        this.live.emit({ type: 'deliveries.changed', notificationIds: [...new Set(notificationIds)] });
-      }
-      if (!more) break;
-    }
-    const counts = { expired, replayUnacked, broadcastUnacked, resent: 0, parked: 0, failed: 0, postponed: 0 };
+    const counts = { expired, replayUnacked, resent: 0, parked: 0, failed: 0, postponed: 0 };
     const notifications = new Map<string, StoredNotification | null>();
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       const due = await this.deliveries.findDue(SWEEP_BATCH);

@@ -121,6 +121,12 @@ export class MetricsService {
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
   }
 
+  readonly redeliveryCheckOutcomes = this.counter(
+    'herald_redelivery_checks_total',
+    "Checks run by this replica's redelivery timers, by outcome: resent, parked (user offline), failed (last attempt), postponed (no replica took the resend), stale (acked or moved on since), handed_off (a broadcast recipient unacked at its check, now a row).",
+    ['outcome'],
+  );
+
   private counter<L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> {
     return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
@@ -157,6 +163,13 @@ export class MetricsService {
     this.deliveries.inc({ outcome: 'sent' }, attempts.length);
     const again = attempts.filter((a) => a > 1).length;
     if (again > 0) this.redeliveries.inc(again);
+  }
+
+  /** The outcomes of a batch of redelivery checks (RedeliveryScheduler). */
+  redeliveryChecks(outcomes: Partial<Record<string, number>>): void {
+    for (const [outcome, n] of Object.entries(outcomes)) {
+      if (n) this.redeliveryCheckOutcomes.inc({ outcome: outcome === 'handedOff' ? 'handed_off' : outcome }, n);
+    }
   }
 
   /** A gap in a broadcast stream, filled with `fetched` notifications read from the record. */

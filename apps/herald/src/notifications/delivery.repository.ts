@@ -302,41 +302,6 @@ export class DeliveryRepository {
   }
 
   /**
-   * Takes the send records of stream notifications (`StreamRepository.send`) whose check time has come (each
-   * by one sweep only) and deletes them: up to `maxRecords`, and no more than `maxUsers` users named in all
-   * but the first. Whatever they name that is still open is handed off to a deliveries row (`herald_hand_off`:
-   * sent once, at the record's time, and due now), so the sweep resends it to an online user, parks it for an
-   * offline one, or ends it `failed` after the last attempt. A delivery named by several records (its user
-   * was on several replicas) is handed off once. Returns how many records were taken, whether more were
-   * due, and the notification of each delivery handed off.
-   */
-  async settleSendChecks(
-    maxRecords: number,
-    maxUsers: number,
-  ): Promise<{ checks: number; more: boolean; notificationIds: string[] }> {
-    const [row] = await prepared<{ checks: number; more: boolean; notification_ids: string[] }>(
-      this.dataSource,
-      `WITH candidates AS MATERIALIZED (
-         SELECT id, check_at, cardinality(user_ids) AS n FROM send_checks
-          WHERE check_at <= now() ORDER BY check_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),
-       picked AS (
-         SELECT id FROM (SELECT id, n, sum(n) OVER (ORDER BY check_at, id) AS upto FROM candidates) c
-          WHERE upto - n < $2),
-       due AS (
-         DELETE FROM send_checks WHERE id IN (SELECT id FROM picked)
-         RETURNING notification_id, user_ids, sent_at),
-       handed AS (
-         SELECT notification_id, herald_hand_off(notification_id, user_ids, sent_at) AS n FROM due)
-       SELECT (SELECT count(*) FROM picked)::int AS checks,
-              (SELECT count(*) FROM candidates) > (SELECT count(*) FROM picked)
-                OR (SELECT count(*) FROM candidates) = $1 AS more,
-              ARRAY(SELECT h.notification_id::text FROM handed h, generate_series(1, h.n)) AS notification_ids`,
-      [maxRecords, maxUsers],
-    );
-    return { checks: row?.checks ?? 0, more: row?.more ?? false, notificationIds: row?.notification_ids ?? [] };
-  }
-
-  /**
    * A resumed stream skipped the sent, unacked deliveries up to `seq` (the
    * client has them): put the parked ones back on the clock, so the sweep
    * sends them again at `nextAttemptAt` if their ack does not come.

@@ -37,33 +37,35 @@ export class StreamRepository {
 
   /**
    * A broadcast's send to the users of one replica: which of `userIds` have it open (their cursor covers the
-   * offset and has not settled it), and, in the same statement, one `send_checks` row naming them, checked
-   * by the sweep at `checkAt` (what is unacked then is handed off to a row and resent). Answers those users.
+   * offset and has not settled it). Reads only: the replica checks the send itself when its ack timeout runs
+   * out (RedeliveryScheduler), and hands off to rows only what is unacked then (`handOff`).
    */
-  async send(
-    notificationId: string,
-    streamId: number,
-    offset: number,
-    userIds: string[],
-    checkAt: Date,
-  ): Promise<string[]> {
+  async openAmong(streamId: number, offset: number, userIds: string[]): Promise<string[]> {
     const rows = await prepared<{ user_id: string }>(
       this.dataSource,
-      `WITH open AS (
-         SELECT c.user_id
-           FROM unnest($2::text[]) AS u(user_id),
-                LATERAL (
-                  SELECT x.user_id, x.from_offset, x.until_offset, x.settled_through, x.settled_above FROM cursors x
-                   WHERE x.user_id = u.user_id AND x.stream_id = $3 OFFSET 0) c
-          WHERE c.from_offset < $4 AND (c.until_offset IS NULL OR c.until_offset >= $4)
-            AND c.settled_through < $4 AND NOT $4 = ANY (c.settled_above)),
-       recorded AS (
-         INSERT INTO send_checks (notification_id, user_ids, check_at)
-         SELECT $1, array_agg(user_id), $5 FROM open HAVING count(*) > 0)
-       SELECT user_id FROM open`,
-      [notificationId, userIds, streamId, offset, checkAt],
+      `SELECT c.user_id
+         FROM unnest($1::text[]) AS u(user_id),
+              LATERAL (
+                SELECT x.user_id, x.from_offset, x.until_offset, x.settled_through, x.settled_above FROM cursors x
+                 WHERE x.user_id = u.user_id AND x.stream_id = $2 OFFSET 0) c
+        WHERE c.from_offset < $3 AND (c.until_offset IS NULL OR c.until_offset >= $3)
+          AND c.settled_through < $3 AND NOT $3 = ANY (c.settled_above)`,
+      [userIds, streamId, offset],
     );
     return rows.map((r) => r.user_id);
+  }
+
+  /**
+   * What a broadcast sent at `sentAt` to `userIds` is still open for: each such cursor settles the offset and
+   * a `deliveries` row takes over (sent once at `sentAt`, due now), in one statement. Answers how many.
+   */
+  async handOff(notificationId: string, userIds: string[], sentAt: Date): Promise<number> {
+    const [row] = await prepared<{ n: number }>(this.dataSource, `SELECT herald_hand_off($1, $2, $3) AS n`, [
+      notificationId,
+      userIds,
+      sentAt,
+    ]);
+    return row?.n ?? 0;
   }
 
   /**
