@@ -107,14 +107,28 @@ export class StreamRepository {
                      WHEN NOT a.live THEN 'expired'
                      ELSE 'acked' END AS outcome
            FROM a LEFT JOIN c ON c.user_id = a.user_id AND c.stream_id = a.stream_id),
+       -- The usual case needs no function call: the acked offsets run on from the floor with nothing settled
+       -- above it, so the floor moves to the last of them. Anything else goes through herald_settle.
+       g AS MATERIALIZED (
+         SELECT j.user_id, j.stream_id, array_agg(j.stream_offset) AS offsets, min(j.stream_offset) AS low,
+                max(j.stream_offset) AS high, count(*) AS n
+           FROM judged j WHERE j.outcome = 'acked' GROUP BY j.user_id, j.stream_id),
+       placed AS (
+         SELECT g.user_id, g.stream_id, p.through, p.above
+           FROM g JOIN c ON c.user_id = g.user_id AND c.stream_id = g.stream_id,
+                LATERAL (
+                  SELECT g.high AS through, '{}'::bigint[] AS above
+                   WHERE cardinality(c.settled_above) = 0 AND g.low = c.settled_through + 1
+                     AND g.high - g.low + 1 = g.n
+                  UNION ALL
+                  SELECT s.through, s.above
+                    FROM herald_settle(c.stream_id, c.until_offset, c.settled_through, c.settled_above, g.offsets) s
+                   WHERE NOT (cardinality(c.settled_above) = 0 AND g.low = c.settled_through + 1
+                              AND g.high - g.low + 1 = g.n)) p),
        moved AS (
-         UPDATE cursors x SET (settled_through, settled_above) =
-                  (SELECT s.through, s.above
-                     FROM herald_settle(x.stream_id, x.until_offset, x.settled_through, x.settled_above, g.offsets) s),
-                updated_at = now()
-           FROM (SELECT user_id, stream_id, array_agg(stream_offset) AS offsets FROM judged
-                  WHERE outcome = 'acked' GROUP BY user_id, stream_id) g
-          WHERE x.user_id = g.user_id AND x.stream_id = g.stream_id),
+         UPDATE cursors x SET settled_through = p.through, settled_above = p.above, updated_at = now()
+           FROM placed p
+          WHERE x.user_id = p.user_id AND x.stream_id = p.stream_id),
        journal AS (
          INSERT INTO broadcast_acks (notification_id, user_ids)
          SELECT id, array_agg(user_id) FROM judged WHERE outcome = 'acked' GROUP BY id)
