@@ -10,6 +10,8 @@ export type DeliveryOutcome = 'sent' | 'acked' | 'expired' | 'failed';
 export type AudienceKind = 'users' | 'topic' | 'all';
 /** Where an ack is written (ADR 0007): a stream's cursors and journal, or deliveries rows. */
 export type AckRecord = 'stream' | 'rows';
+/** Why a trouble row (a deliveries row for a broadcast's recipient) was made: unacked at a send's or a replay's check. */
+export type TroubleReason = 'broadcast_unacked' | 'replay_unacked';
 
 /**
  * Every Prometheus metric of a replica, in one registry served at /metrics.
@@ -129,6 +131,16 @@ export class MetricsService {
     "Seconds from the arrival of a flush's oldest ack to the commit of the flush's last statement: the gathering window, any wait behind flushes in flight, and the writes. One observation per flush.",
     [0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
+  readonly troubleRows = this.counter(
+    'herald_trouble_rows_total',
+    "Deliveries rows made for a broadcast's recipient who had not acked at the check (ADR 0007), by reason: broadcast_unacked (a live send's check), replay_unacked (a replay's check).",
+    ['reason'],
+  );
+  readonly sweepSeconds = this.histogram(
+    'herald_sweep_duration_seconds',
+    'Seconds one sweep run took on this replica, whether it completed or failed (herald_jobs_total{queue="sweep"} counts which).',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',
@@ -198,6 +210,20 @@ export class MetricsService {
   /** An ack flush committed, `seconds` after its oldest ack arrived. */
   ackFlushed(seconds: number): void {
     this.ackFlushSeconds.observe(seconds);
+  }
+
+  troubleRowsMade(reason: TroubleReason, count: number): void {
+    if (count > 0) this.troubleRows.inc({ reason }, count);
+  }
+
+  /** Runs `work` and observes how long it took in `histogram`, whether it resolved or threw. */
+  async timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T> {
+    const end = histogram.startTimer();
+    try {
+      return await work();
+    } finally {
+      end();
+    }
   }
 
   delivery(outcome: DeliveryOutcome, count = 1): void {
