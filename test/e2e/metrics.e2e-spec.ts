@@ -160,4 +160,87 @@ describe('Prometheus metrics at /metrics', () => {
       'herald_jobs_total{outcome="completed",queue="sweep"}': 0,
     });
   });
+
+  it('measures ack flushes by record, trouble rows by reason, and sweep runs', async () => {
+    const [r1, r2] = cluster.replicas as [Replica, Replica];
+    const bases = [r1.http, r2.http];
+    const topic = `m-${randomUUID().slice(0, 8)}`;
+    const acking = user('acking');
+    const silent = user('silent');
+    const late = user('late');
+    // Subscribed, then offline at the publish: the broadcast reaches `late` by replay.
+    const lateFirst = await TestClient.connect(r2.ws, userToken(late));
+    expect(await lateFirst.command({ type: 'subscribe', channel: topic, id: 's0' })).toMatchObject({ status: 'ok' });
+    await lateFirst.close();
+    const a = await TestClient.connect(r1.ws, userToken(acking));
+    const s = await TestClient.connect(r2.ws, userToken(silent));
+    expect(await a.command({ type: 'subscribe', channel: topic, id: 's1' })).toMatchObject({ status: 'ok' });
+    expect(await s.command({ type: 'subscribe', channel: topic, id: 's2' })).toMatchObject({ status: 'ok' });
+    const before = await scrape(bases);
+
+    // One ack on the stream (a broadcast r1 sent), one on the rows (a user-list publish), in two flushes.
+    const broadcast = await publish(r2.http, { to: { topic }, event: 'm.broadcast', payload: {} });
+    await a.notification(broadcast.id);
+    await s.notification(broadcast.id);
+    expect(await a.ack(broadcast.id)).toMatchObject({ status: 'ok' });
+    const direct = await publish(r2.http, { to: { users: [acking] }, event: 'm.direct', payload: {} });
+    await a.notification(direct.id);
+    expect(await a.ack(direct.id)).toMatchObject({ status: 'ok' });
+    // Replayed on connect and never acked: the replay's check hands it off to a row.
+    const l = await TestClient.connect(r1.ws, userToken(late));
+    await l.notification(broadcast.id);
+
+    // `silent` never acks the live send, nor `late` the replay: the sending replica's check and the sweep's
+    // replay check (after the 400 ms ack timeout, in a 2 s sweep) make one trouble row each.
+    const trouble = ['broadcast_unacked', 'replay_unacked'].map((r) => `herald_trouble_rows_total{reason="${r}"}`);
+    const after = await waitFor(
+      'a trouble row for each unacked broadcast delivery',
+      async () => {
+        const now = await scrape(bases);
+        return Object.values(moved(before, now, trouble)).every((n) => n >= 1) ? now : undefined;
+      },
+      10_000,
+      100,
+    );
+    expect(await cluster.deliveryOf(broadcast.id, silent)).toBeDefined();
+    expect(await cluster.deliveryOf(broadcast.id, late)).toBeDefined();
+    expect(await cluster.deliveryOf(broadcast.id, acking)).toBeUndefined();
+    expect(
+      moved(before, after, [
+        ...trouble,
+        'herald_ack_flush_size_count{record="stream"}',
+        'herald_ack_flush_size_sum{record="stream"}',
+        'herald_ack_flush_size_count{record="rows"}',
+        'herald_ack_flush_size_sum{record="rows"}',
+        'herald_ack_write_seconds_count{record="stream"}',
+        'herald_ack_write_seconds_count{record="rows"}',
+        'herald_ack_flush_seconds_count',
+      ]),
+    ).toEqual({
+      'herald_trouble_rows_total{reason="broadcast_unacked"}': 1,
+      'herald_trouble_rows_total{reason="replay_unacked"}': 1,
+      'herald_ack_flush_size_count{record="stream"}': 1,
+      'herald_ack_flush_size_sum{record="stream"}': 1,
+      'herald_ack_flush_size_count{record="rows"}': 1,
+      'herald_ack_flush_size_sum{record="rows"}': 1,
+      'herald_ack_write_seconds_count{record="stream"}': 1,
+      'herald_ack_write_seconds_count{record="rows"}': 1,
+      herald_ack_flush_seconds_count: 2,
+    });
+    // A flush waits its 10 ms gathering window, so an ack's wait to its commit is at least about that.
+    const flushSeconds = moved(before, after, ['herald_ack_flush_seconds_sum'])['herald_ack_flush_seconds_sum']!;
+    expect(flushSeconds).toBeGreaterThanOrEqual(2 * 0.009);
+    // The write is part of the flush.
+    const writeSeconds = ['stream', 'rows']
+      .map((r) => moved(before, after, [`herald_ack_write_seconds_sum{record="${r}"}`]))
+      .flatMap((m) => Object.values(m))
+      .reduce((x, y) => x + y, 0);
+    expect(writeSeconds).toBeGreaterThan(0);
+    expect(writeSeconds).toBeLessThan(flushSeconds);
+    // Sweep runs are timed (the ones that made the rows among them).
+    const swept = moved(before, after, ['herald_sweep_duration_seconds_count', 'herald_sweep_duration_seconds_sum']);
+    expect(swept['herald_sweep_duration_seconds_count']).toBeGreaterThanOrEqual(1);
+    expect(swept['herald_sweep_duration_seconds_sum']).toBeGreaterThan(0);
+    await Promise.all([a.close(), s.close(), l.close()]);
+  });
 });

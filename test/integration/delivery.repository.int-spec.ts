@@ -421,7 +421,11 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rc1'`);
     const [check] = await replayChecksOf('rc1');
 
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [unacked.id] });
+    expect(await deliveries.settleReplayChecks(100)).toEqual({
+      checks: 1,
+      notificationIds: [unacked.id],
+      handedOff: 0,
+    });
     expect(await deliveryRow(unacked.id, 'rc1')).toMatchObject({
       status: 'sent',
       attempts: 1,
@@ -431,7 +435,7 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(resent.id, 'rc1')).toMatchObject({ status: 'sent', attempts: 1, due: false });
     expect(await deliveryRow(acked.id, 'rc1')).toMatchObject({ status: 'acked', attempts: 1 });
     expect(await replayChecksOf('rc1')).toEqual([]);
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [] });
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [], handedOff: 0 });
   });
 
   it('skips on a resumed stream what an earlier replay sent it, and replays what it never got', async () => {
@@ -455,7 +459,7 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(had.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
     await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rs1'`);
     await deliveries.ack(missed.id, 'rs1');
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [later.id] });
+    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [later.id], handedOff: 0 });
     expect(await deliveryRow(missed.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
   });
 

@@ -214,6 +214,7 @@ describe('Stream record', () => {
     const settled = await deliveries.settleReplayChecks(10);
     // The direct ones go on the clock as before; d, unacked, becomes a row; b, acked, does not.
     expect(settled.notificationIds.sort()).toEqual([a, c, d].map((x) => x.notification.id).sort());
+    expect(settled.handedOff).toBe(1);
     expect(await rowsOf(d.notification.id)).toEqual([{ user_id: 'm1', status: 'sent', attempts: 1 }]);
     expect(await rowsOf(b.notification.id)).toEqual([]);
   });

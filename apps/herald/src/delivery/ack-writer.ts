@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import { Batcher } from '../common/batcher';
+import type { AckRecord, MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../notifications/delivery.repository';
 import type { AckResult } from '../notifications/notification.types';
 import { retryOnDeadlock } from '../notifications/sql';
@@ -18,6 +20,8 @@ const ACK_BATCHES_IN_FLIGHT = 2;
 const KNOWN_STREAM_IDS = 50_000;
 
 type Ack = { notificationId: string; userId: string };
+/** An ack with the time it arrived (`performance.now()`), for the flush latency. */
+type ArrivedAck = Ack & { at: number };
 
 function fromStream(ack: StreamAck): AckResult {
   switch (ack.outcome) {
@@ -43,13 +47,14 @@ function fromStream(ack: StreamAck): AckResult {
  * one side does not know goes to the other, so a replica that never saw a notification still writes its ack.
  */
 export class AckWriter {
-  private readonly batcher: Batcher<Ack, AckResult>;
+  private readonly batcher: Batcher<ArrivedAck, AckResult>;
   /** Insertion-ordered, so the oldest is forgotten first. */
   private readonly streamIds = new Set<string>();
 
   constructor(
     private readonly deliveries: DeliveryRepository,
     private readonly streams: StreamRepository,
+    private readonly metrics: Pick<MetricsService, 'ackWritten' | 'ackFlushed'>,
   ) {
     this.batcher = new Batcher((items) => this.write(items), {
       windowMs: ACK_WINDOW_MS,
@@ -60,7 +65,7 @@ export class AckWriter {
   }
 
   add(ack: Ack): Promise<AckResult> {
-    return this.batcher.add(ack);
+    return this.batcher.add({ notificationId: ack.notificationId, userId: ack.userId, at: performance.now() });
   }
 
   /** A notification of a stream that this replica sent: its acks go to the stream first. */
@@ -72,7 +77,15 @@ export class AckWriter {
     }
   }
 
-  private async write(items: Ack[]): Promise<AckResult[]> {
+  /** Writes one batch and observes it: once per statement (size, time) and once per flush (oldest ack's wait). */
+  private async write(items: ArrivedAck[]): Promise<AckResult[]> {
+    const results = await this.writeAll(items);
+    // The batcher keeps arrival order: the first item is the oldest.
+    this.metrics.ackFlushed((performance.now() - items[0]!.at) / 1000);
+    return results;
+  }
+
+  private async writeAll(items: Ack[]): Promise<AckResult[]> {
     const results: AckResult[] = new Array<AckResult>(items.length);
     const streamFirst: number[] = [];
     const rowsFirst: number[] = [];
@@ -89,7 +102,9 @@ export class AckWriter {
     const askedRows = new Set(rowsFirst);
     const toRows: number[] = [];
     if (toStream.length > 0) {
-      const answered = await retryOnDeadlock(() => this.streams.ackMany(toStream.map((i) => items[i]!)));
+      const answered = await this.timed('stream', toStream.length, () =>
+        retryOnDeadlock(() => this.streams.ackMany(toStream.map((i) => items[i]!))),
+      );
       answered.forEach((ack, k) => {
         const i = toStream[k]!;
         // Handed off to a row, or unknown to the stream though not yet asked of the rows.
@@ -105,6 +120,13 @@ export class AckWriter {
   }
 
   private toRows(items: Ack[]): Promise<AckResult[]> {
-    return retryOnDeadlock(() => this.deliveries.ackMany(items));
+    return this.timed('rows', items.length, () => retryOnDeadlock(() => this.deliveries.ackMany(items)));
+  }
+
+  private async timed<T>(record: AckRecord, acks: number, statement: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    const result = await statement();
+    this.metrics.ackWritten(record, acks, (performance.now() - start) / 1000);
+    return result;
   }
 }

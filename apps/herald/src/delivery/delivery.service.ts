@@ -134,7 +134,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     private readonly live: LiveEvents,
     private readonly streams: StreamRepository,
   ) {
-    this.acks = new AckWriter(deliveries, streams);
+    this.acks = new AckWriter(deliveries, streams, metrics);
     this.follower = new StreamFollower(
       streams,
       (notification, requestId) => this.deliverStream(notification, requestId),

@@ -17,7 +17,10 @@ export class RedeliveryScheduler implements OnModuleDestroy {
     this.timers = new RedeliveryTimers({
       checkAll: (checks) => redelivery.checkAll(checks),
       handOff: (notificationId, userIds, sentAt) => streams.handOff(notificationId, userIds, sentAt),
-      counted: (outcomes) => metrics.redeliveryChecks(outcomes),
+      counted: (outcomes) => {
+        metrics.redeliveryChecks(outcomes);
+        if (outcomes.handedOff) metrics.troubleRowsMade('broadcast_unacked', outcomes.handedOff);
+      },
       warn: (entry) => this.logger.warn(entry),
     });
     metrics.gauge(

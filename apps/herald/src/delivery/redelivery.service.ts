@@ -100,10 +100,11 @@ export class RedeliveryService {
     let replayUnacked = 0;
     for (let i = 0; i < SWEEP_MAX_BATCHES; i++) {
       // It locks a user's rows in seq order, an ack batch in key order: a rare deadlock is retried.
-      const { checks, notificationIds } = await retryOnDeadlock(() =>
+      const { checks, notificationIds, handedOff } = await retryOnDeadlock(() =>
         this.deliveries.settleReplayChecks(REPLAY_CHECK_BATCH),
       );
       replayUnacked += notificationIds.length;
+      this.metrics.troubleRowsMade('replay_unacked', handedOff);
       if (notificationIds.length > 0) {
         this.live.emit({ type: 'deliveries.changed', notificationIds: [...new Set(notificationIds)] });
       }

@@ -49,7 +49,10 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
   }
 
   async process(_job: Job<SweepJobData>): Promise<Awaited<ReturnType<RedeliveryService['sweep']>>> {
-    return this.metrics.countJob(SWEEP_QUEUE, this.redelivery.sweep());
+    return this.metrics.countJob(
+      SWEEP_QUEUE,
+      this.metrics.timed(this.metrics.sweepSeconds, () => this.redelivery.sweep()),
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {

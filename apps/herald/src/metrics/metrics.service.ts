@@ -8,6 +8,10 @@ const KNOWN_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 100
 
 export type DeliveryOutcome = 'sent' | 'acked' | 'expired' | 'failed';
 export type AudienceKind = 'users' | 'topic' | 'all';
+/** Where an ack is written (ADR 0007): a stream's cursors and journal, or deliveries rows. */
+export type AckRecord = 'stream' | 'rows';
+/** Why a trouble row (a deliveries row for a broadcast's recipient) was made: unacked at a send's or a replay's check. */
+export type TroubleReason = 'broadcast_unacked' | 'replay_unacked';
 
 /**
  * Every Prometheus metric of a replica, in one registry served at /metrics.
@@ -110,6 +114,33 @@ export class MetricsService {
     'herald_stream_gap_notifications_total',
     'Broadcast notifications this replica read from PostgreSQL because the bus did not bring them in order (ADR 0007).',
   );
+  readonly ackFlushSize = this.histogram(
+    'herald_ack_flush_size',
+    'Acks written per statement of an ack flush, by record: stream (cursors and journal) or rows (deliveries rows). An ack this replica did not send from a stream is asked of the rows first, so it can count in both.',
+    [1, 2, 5, 10, 25, 50, 100, 250, 400, 500],
+    ['record'],
+  );
+  readonly ackWriteSeconds = this.histogram(
+    'herald_ack_write_seconds',
+    'Seconds one statement of an ack flush took to commit, by record (stream, rows), deadlock retries included.',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ['record'],
+  );
+  readonly ackFlushSeconds = this.histogram(
+    'herald_ack_flush_seconds',
+    "Seconds from the arrival of a flush's oldest ack to the commit of the flush's last statement: the gathering window, any wait behind flushes in flight, and the writes. One observation per flush.",
+    [0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  readonly troubleRows = this.counter(
+    'herald_trouble_rows_total',
+    "Deliveries rows made for a broadcast's recipient who had not acked at the check (ADR 0007), by reason: broadcast_unacked (a live send's check), replay_unacked (a replay's check).",
+    ['reason'],
+  );
+  readonly sweepSeconds = this.histogram(
+    'herald_sweep_duration_seconds',
+    'Seconds one sweep run took on this replica, whether it completed or failed (herald_jobs_total{queue="sweep"} counts which).',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',
@@ -131,8 +162,13 @@ export class MetricsService {
     return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
 
-  private histogram(name: string, help: string, buckets: number[]): Histogram {
-    return new Histogram({ name, help, buckets, registers: [this.registry] });
+  private histogram<L extends string = never>(
+    name: string,
+    help: string,
+    buckets: number[],
+    labelNames: L[] = [],
+  ): Histogram<L> {
+    return new Histogram<L>({ name, help, buckets, labelNames, registers: [this.registry] });
   }
 
   /** A gauge read when Prometheus scrapes. */
@@ -176,6 +212,31 @@ export class MetricsService {
   streamGapFetched(fetched: number): void {
     this.streamGaps.inc();
     if (fetched > 0) this.streamGapNotifications.inc(fetched);
+  }
+
+  /** One statement of an ack flush: how many acks it wrote, where, and how long it took. */
+  ackWritten(record: AckRecord, acks: number, seconds: number): void {
+    this.ackFlushSize.observe({ record }, acks);
+    this.ackWriteSeconds.observe({ record }, seconds);
+  }
+
+  /** An ack flush committed, `seconds` after its oldest ack arrived. */
+  ackFlushed(seconds: number): void {
+    this.ackFlushSeconds.observe(seconds);
+  }
+
+  troubleRowsMade(reason: TroubleReason, count: number): void {
+    if (count > 0) this.troubleRows.inc({ reason }, count);
+  }
+
+  /** Runs `work` and observes how long it took in `histogram`, whether it resolved or threw. */
+  async timed<T>(histogram: Histogram, work: () => Promise<T>): Promise<T> {
+    const end = histogram.startTimer();
+    try {
+      return await work();
+    } finally {
+      end();
+    }
   }
 
   delivery(outcome: DeliveryOutcome, count = 1): void {

@@ -267,10 +267,11 @@ export class DeliveryRepository {
    * A delivery of their range that is still open and has had no send recorded since the replay is recorded
    * as sent then (attempts + 1, at the replay's time) and made due now, so the sweep resends it to an online
    * user, parks it for an offline one, or ends it `failed` after the last attempt. Returns how many records
-   * were taken, and the notification of each delivery put on the clock (one per delivery).
+   * were taken, the notification of each delivery put on the clock (one per delivery), and how many of those
+   * were a stream's, handed off to a new row (`herald_hand_off_replayed`).
    */
-  async settleReplayChecks(limit: number): Promise<{ checks: number; notificationIds: string[] }> {
-    const [row] = await prepared<{ checks: number; notification_ids: string[] }>(
+  async settleReplayChecks(limit: number): Promise<{ checks: number; notificationIds: string[]; handedOff: number }> {
+    const [row] = await prepared<{ checks: number; notification_ids: string[]; handed_off: number }>(
       this.dataSource,
       `WITH due AS (
          DELETE FROM replay_checks WHERE id = ANY (ARRAY(
@@ -295,10 +296,15 @@ export class DeliveryRepository {
        SELECT (SELECT count(*) FROM due)::int AS checks,
               ARRAY(SELECT notification_id::text FROM upd
                     UNION ALL
-                    SELECT notification_id::text FROM handed) AS notification_ids`,
+                    SELECT notification_id::text FROM handed) AS notification_ids,
+              (SELECT count(*) FROM handed)::int AS handed_off`,
       [limit],
     );
-    return { checks: row?.checks ?? 0, notificationIds: row?.notification_ids ?? [] };
+    return {
+      checks: row?.checks ?? 0,
+      notificationIds: row?.notification_ids ?? [],
+      handedOff: row?.handed_off ?? 0,
+    };
   }
 
   /**
