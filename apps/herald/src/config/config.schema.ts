@@ -230,7 +230,8 @@ export const CONFIG_VARIABLES = {
   HERALD_SWEEP_INTERVAL_MS: {
     schema: int(100, 3_600_000),
     default: '5000',
-    description: 'How often the sweep job expires stale deliveries and re-routes ones whose redelivery job was lost.',
+    description:
+      'How often the sweep expires stale deliveries, settles replay checks, and re-routes deliveries whose check is overdue: sends to over 100 recipients on a replica, and checks lost with their replica.',
   },
   HERALD_REDIS_PREFIX: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
