@@ -16,7 +16,7 @@ import { RedeliveryJobData } from './queues';
 export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed';
 
 const SWEEP_BATCH = 500;
-/** Checks of one redelivery job run this many at a time (each reads, and may write, PostgreSQL). */
+/** Checks of one timer slot run this many at a time (each reads, and may write, PostgreSQL). */
 const CHECKS_AT_ONCE = 16;
 const SWEEP_MAX_BATCHES = 20;
 /**
@@ -45,8 +45,9 @@ export class RedeliveryService {
   ) {}
 
   /**
-   * The checks of one job, `CHECKS_AT_ONCE` at a time; their outcomes counted. Every check runs even when
-   * some throw; then the job fails, and BullMQ's retry finds the checks already done stale (their
+   * The checks of one timer slot, `CHECKS_AT_ONCE` at a time; their outcomes counted. Every check runs even
+   * when some throw; then this throws, and the sweep takes the failed ones at their backstop, finding any done
+   * since stale (their
    * attempt has moved on, or they are settled).
    */
   async checkAll(jobs: RedeliveryJobData[]): Promise<Partial<Record<CheckOutcome, number>>> {
