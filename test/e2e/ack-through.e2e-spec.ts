@@ -10,7 +10,7 @@ import { DataSource } from 'typeorm';
 import WebSocket from 'ws';
 import { HeraldClient } from '../../libs/client/src';
 import { createDataSource } from '../../apps/herald/src/database/data-source';
-import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
+import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
 import { publish, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { repoRoot } from '../helpers/paths';

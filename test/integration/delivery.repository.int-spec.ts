@@ -6,10 +6,10 @@ import {
   MIGRATIONS,
   runMigrations,
 } from '../../apps/herald/src/database/data-source';
-import { DeliveryRepository } from '../../apps/herald/src/notifications/delivery.repository';
-import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
-import { prepared } from '../../apps/herald/src/notifications/sql';
-import { UserRepository } from '../../apps/herald/src/notifications/user.repository';
+import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
+import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { prepared } from '../../apps/herald/src/record/sql';
+import { UserRepository } from '../../apps/herald/src/record/user.repository';
 import { createTestDatabase, TestDatabase } from '../helpers/database';
 
 /** The repositories against real PostgreSQL with the migrations applied. */

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import type { Audience } from '@herald/protocol';
 import { ACK_SESSION_OPTIONS, createDataSource, runMigrations } from '../../apps/herald/src/database/data-source';
-import { DeliveryRepository } from '../../apps/herald/src/notifications/delivery.repository';
-import { NotificationRepository } from '../../apps/herald/src/notifications/notification.repository';
-import { StreamRepository } from '../../apps/herald/src/notifications/stream.repository';
-import { UserRepository } from '../../apps/herald/src/notifications/user.repository';
+import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
+import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { StreamRepository } from '../../apps/herald/src/record/stream.repository';
+import { UserRepository } from '../../apps/herald/src/record/user.repository';
 import { createTestDatabase, TestDatabase } from '../helpers/database';
 
 /** The broadcast record of ADR 0007 (streams, cursors, the ack journal, hand-off) against real PostgreSQL. */

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { LiveEvent, LiveEvents } from '../delivery/live-events';
-import { AdminRepository } from '../notifications/admin.repository';
+import { AdminRepository } from '../record/admin.repository';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 import { AdminService } from './admin.service';

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
-import { NotificationsModule } from '../notifications/notifications.module';
+import { NotificationsModule } from '../record/notifications.module';
 import { PublishModule } from '../publish/publish.module';
 import { AdminEventsService } from './admin-events.service';
 import { AdminController, AdminLoginController } from './admin.controller';

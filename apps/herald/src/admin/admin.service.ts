@@ -13,9 +13,9 @@ import {
 import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { Bus } from '../delivery/bus';
-import { PresenceEntry, PresenceRepository } from '../delivery/presence.repository';
-import { AdminRepository, NotificationFilter } from '../notifications/admin.repository';
+import { Bus } from '../routing/bus';
+import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
+import { AdminRepository, NotificationFilter } from '../record/admin.repository';
 import { parsePublishRequest } from '../publish/publish.dto';
 import { PublishService } from '../publish/publish.service';
 

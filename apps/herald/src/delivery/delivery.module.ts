@@ -1,19 +1,19 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
-import { NotificationsModule } from '../notifications/notifications.module';
-import { Bus } from './bus';
-import { ConnectionRegistry } from './connection-registry';
-import { ConnectionService } from './connection.service';
+import { NotificationsModule } from '../record/notifications.module';
+import { Bus } from '../routing/bus';
+import { ConnectionRegistry } from '../connections/connection-registry';
+import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
-import { PresenceRepository } from './presence.repository';
-import { QueueMetrics } from './queue-metrics';
-import { SWEEP_QUEUE } from './queues';
-import { RedeliveryScheduler } from './redelivery.scheduler';
-import { RedeliveryService } from './redelivery.service';
-import { RedisBus } from './redis-bus';
-import { SweepProcessor } from './sweep.processor';
+import { PresenceRepository } from '../routing/presence.repository';
+import { QueueMetrics } from '../redelivery/queue-metrics';
+import { SWEEP_QUEUE } from '../redelivery/queues';
+import { RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
+import { RedeliveryService } from '../redelivery/redelivery.service';
+import { RedisBus } from '../routing/redis-bus';
+import { SweepProcessor } from '../redelivery/sweep.processor';
 
 @Module({
   imports: [AuthModule, NotificationsModule, BullModule.registerQueue({ name: SWEEP_QUEUE })],

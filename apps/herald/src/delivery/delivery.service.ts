@@ -9,22 +9,22 @@ import {
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { deliveryKey, DeliveryRepository } from '../notifications/delivery.repository';
-import { retryOnDeadlock } from '../notifications/sql';
-import type { SentDelivery, StoredNotification } from '../notifications/notification.types';
-import { backstopAt, redeliveryDelayMs } from './backoff';
+import { deliveryKey, DeliveryRepository } from '../record/delivery.repository';
+import { retryOnDeadlock } from '../record/sql';
+import type { SentDelivery, StoredNotification } from '../record/notification.types';
+import { backstopAt, redeliveryDelayMs } from '../redelivery/backoff';
 import { Batcher } from '../common/batcher';
 import { KeyedChain } from '../common/keyed-chain';
-import { StreamRepository } from '../notifications/stream.repository';
-import { AckWriter } from './ack-writer';
-import { StreamFollower } from './stream-follower';
+import { StreamRepository } from '../record/stream.repository';
+import { AckWriter } from '../acks/ack-writer';
+import { StreamFollower } from '../routing/stream-follower';
 import { DeferredQueue } from '../common/deferred-queue';
-import { Bus, BusNotification } from './bus';
-import { Connection } from './connection';
-import { ConnectionRegistry } from './connection-registry';
+import { Bus, BusNotification } from '../routing/bus';
+import { Connection } from '../connections/connection';
+import { ConnectionRegistry } from '../connections/connection-registry';
 import { LiveEvents } from './live-events';
 import { toBusNotification, toNotificationFrame, toReplayedFrame } from './notification-frame';
-import { CHECK_SLOT_MS, RedeliveryScheduler } from './redelivery.scheduler';
+import { CHECK_SLOT_MS, RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
 
 /** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
 const REPLAY_FIRST_BATCH = 100;

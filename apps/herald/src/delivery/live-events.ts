@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { PresenceEntry } from './presence.repository';
+import type { PresenceEntry } from '../routing/presence.repository';
 
 /** What happens on this replica's live side, for whoever watches (the admin stream). */
 export type LiveEvent =

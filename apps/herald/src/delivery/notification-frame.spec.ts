@@ -1,5 +1,5 @@
 import { toNotificationFrame, toReplayedFrame } from './notification-frame';
-import { frameText } from './transport';
+import { frameText } from '../connections/transport';
 
 describe('toReplayedFrame', () => {
   const base = {

@@ -1,8 +1,8 @@
 import type { NotificationFrame } from '@herald/protocol';
-import type { ReplayedDelivery } from '../notifications/notification.types';
-import type { StoredNotification } from '../notifications/notification.types';
-import type { BusNotification } from './bus';
-import { withFrameText } from './transport';
+import type { ReplayedDelivery } from '../record/notification.types';
+import type { StoredNotification } from '../record/notification.types';
+import type { BusNotification } from '../routing/bus';
+import { withFrameText } from '../connections/transport';
 
 export function toBusNotification(n: StoredNotification): BusNotification {
   return {

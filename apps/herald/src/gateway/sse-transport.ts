@@ -1,7 +1,7 @@
 import type { ServerFrame, StreamCloseEvent } from '@herald/protocol';
 import type { Response } from 'express';
 import { openEventStream } from '../common/event-stream';
-import { ClientTransport, frameText } from '../delivery/transport';
+import { ClientTransport, frameText } from '../connections/transport';
 
 /**
  * An open `text/event-stream` response as a client transport. Each server

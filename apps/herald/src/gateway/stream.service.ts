@@ -5,7 +5,7 @@ import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserRequest } from '../auth/user-token.guard';
 import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
-import { ConnectionService } from '../delivery/connection.service';
+import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from '../delivery/delivery.service';
 import { isNotificationId } from './frame-parser';
 import { parseAcksRequest } from './acks-request';

@@ -1,7 +1,7 @@
 import type { ServerFrame } from '@herald/protocol';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { ClientTransport, frameText } from '../delivery/transport';
+import { ClientTransport, frameText } from '../connections/transport';
 
 /** Sockets written to in this tick, corked until it ends (see `corkForThisTick`). */
 let corked = new Set<Socket>();

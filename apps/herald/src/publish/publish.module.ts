@@ -2,7 +2,7 @@ import { Logger, Module } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
-import { NotificationsModule } from '../notifications/notifications.module';
+import { NotificationsModule } from '../record/notifications.module';
 import { PublishController } from './publish.controller';
 import { PublishService } from './publish.service';
 import { PublisherLimiter } from './publisher-limiter';

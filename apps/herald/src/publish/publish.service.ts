@@ -12,11 +12,11 @@ import {
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { backstopAt } from '../delivery/backoff';
+import { backstopAt } from '../redelivery/backoff';
 import { DeliveryService } from '../delivery/delivery.service';
-import { NotificationRepository } from '../notifications/notification.repository';
-import type { CreatedNotification, NewNotification } from '../notifications/notification.types';
-import { retryOnDeadlock } from '../notifications/sql';
+import { NotificationRepository } from '../record/notification.repository';
+import type { CreatedNotification, NewNotification } from '../record/notification.types';
+import { retryOnDeadlock } from '../record/sql';
 import { Batcher } from '../common/batcher';
 import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
 import { PublisherLimiter } from './publisher-limiter';

@@ -15,13 +15,13 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { isNotificationId, ParseResult } from '../gateway/frame-parser';
-import { UserRepository } from '../notifications/user.repository';
-import { Bus } from './bus';
+import { UserRepository } from '../record/user.repository';
+import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
 import { ConnectionRegistry } from './connection-registry';
-import { DeliveryService } from './delivery.service';
-import { LiveEvents } from './live-events';
-import { PresenceEntry, PresenceRepository } from './presence.repository';
+import { DeliveryService } from '../delivery/delivery.service';
+import { LiveEvents } from '../delivery/live-events';
+import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
 import { ClientTransport } from './transport';
 
 export interface ConnectionMeta {

@@ -1,7 +1,7 @@
 import type { AckRecord } from '../metrics/metrics.service';
-import type { DeliveryRepository } from '../notifications/delivery.repository';
-import type { AckResult } from '../notifications/notification.types';
-import type { StreamAck, StreamRepository } from '../notifications/stream.repository';
+import type { DeliveryRepository } from '../record/delivery.repository';
+import type { AckResult } from '../record/notification.types';
+import type { StreamAck, StreamRepository } from '../record/stream.repository';
 import { AckWriter } from './ack-writer';
 
 type Ack = { notificationId: string; userId: string };

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { MetricsService } from '../metrics/metrics.service';
-import { StreamRepository } from '../notifications/stream.repository';
+import { StreamRepository } from '../record/stream.repository';
 import { RedeliveryJobData } from './queues';
 import { RedeliveryService } from './redelivery.service';
 import { RedeliveryTimers } from './redelivery-timers';

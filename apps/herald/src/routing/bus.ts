@@ -1,5 +1,5 @@
 import type { JsonValue } from '@herald/protocol';
-import type { StreamPosition } from '../notifications/notification.types';
+import type { StreamPosition } from '../record/notification.types';
 
 /** A notification as it travels between replicas (dates as ISO strings). */
 export interface BusNotification {

@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { KeyedChain } from '../common/keyed-chain';
-import type { StoredNotification } from '../notifications/notification.types';
-import { StreamRepository } from '../notifications/stream.repository';
+import type { StoredNotification } from '../record/notification.types';
+import { StreamRepository } from '../record/stream.repository';
 import type { BusNotification } from './bus';
-import { toBusNotification } from './notification-frame';
+import { toBusNotification } from '../delivery/notification-frame';
 
 /** An offset that arrives ahead of one still missing waits this long for it before the gap is read. */
 export const GAP_WAIT_MS = 50;

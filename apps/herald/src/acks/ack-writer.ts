@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { Batcher } from '../common/batcher';
 import type { AckRecord, MetricsService } from '../metrics/metrics.service';
-import { DeliveryRepository } from '../notifications/delivery.repository';
-import type { AckResult } from '../notifications/notification.types';
-import { retryOnDeadlock } from '../notifications/sql';
-import { StreamAck, StreamRepository } from '../notifications/stream.repository';
+import { DeliveryRepository } from '../record/delivery.repository';
+import type { AckResult } from '../record/notification.types';
+import { retryOnDeadlock } from '../record/sql';
+import { StreamAck, StreamRepository } from '../record/stream.repository';
 
 /**
  * Acks of every connection here are written a batch at a time (group commit): a replay of thousands acked
