@@ -16,7 +16,15 @@ import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { ClientPool } from '../lib/clients';
 import { progress, runMain } from '../lib/log';
 import { runPublishers } from '../lib/publishers';
-import { heraldAcksNote, scenarioArgs, ScenarioRun, withTarget, writeScenarioResult } from '../lib/scenario';
+import {
+  heraldAcksNote,
+  perUnit,
+  scenarioArgs,
+  ScenarioRun,
+  startCpuMeter,
+  withTarget,
+  writeScenarioResult,
+} from '../lib/scenario';
 import { spread, Spread } from '../lib/stats';
 import type { Target } from '../lib/targets';
 import { formatSpread, printTable } from '../lib/table';
@@ -35,6 +43,8 @@ interface Run extends ScenarioRun {
   allAckedMs: number;
   perSecond: number;
   verifiedAcked: number;
+  /** CPU ms per notification caught up, from the connect to the last ack: `server` (the replica), `postgres`. */
+  cpuMsPerNotification: Record<string, number>;
 }
 
 /** Why a baseline has no catch-up time, in its table cell. */
@@ -49,6 +59,8 @@ interface Summary {
   allAckedMs: Spread;
   perSecond: Spread;
   firstReceiveMs: Spread;
+  serverCpuUsPerNotification: Spread;
+  postgresCpuUsPerNotification: Spread;
 }
 
 /** Publishes `pending` notifications to offline `user`, connects it, and times the catch-up. */
@@ -66,6 +78,8 @@ async function catchUp(target: Target, user: string, pending: number, label: str
   if (published.ok !== pending)
     throw new Error(`only ${published.ok}/${pending} publishes accepted: ${JSON.stringify(published.statuses)}`);
   progress(`  herald ${label}: ${pending} pending (${published.perSecond.toFixed(0)} publishes/s); connecting`);
+  // From here on the replica and PostgreSQL do only the catch-up: the publishes are all answered.
+  const meter = await startCpuMeter(target, ['postgres']);
   const { pool, summary } = await ClientPool.connect(`herald ${user}`, 'herald', target.clientUrls, [user], {
     perClient: 1,
     heraldAcks: HERALD_ACKS,
@@ -82,6 +96,7 @@ async function catchUp(target: Target, user: string, pending: number, label: str
       clearInterval(ticker);
     }
     await pool.flush();
+    const cpu = await meter.stop();
     const states = [...pool.messages.values()];
     const [row] = await target.query!<{ n: string }>(
       `SELECT count(*) AS n FROM deliveries WHERE user_id = $1 AND status = 'acked'`,
@@ -98,10 +113,13 @@ async function catchUp(target: Target, user: string, pending: number, label: str
       allAckedMs: pool.lastAckAt - start,
       perSecond: (pending * 1000) / Math.max(1, pool.lastAckAt - start),
       verifiedAcked: Number(row?.n),
+      cpuMsPerNotification: perUnit(cpu, pending),
     };
     progress(
       `  herald ${label}: ${run.received} received in ${run.allReceivedMs} ms, all acked in ${run.allAckedMs} ms ` +
-        `(${run.perSecond.toFixed(0)}/s); ${run.verifiedAcked} acked in PostgreSQL`,
+        `(${run.perSecond.toFixed(0)}/s); ${run.verifiedAcked} acked in PostgreSQL; CPU per notification: ` +
+        `replica ${((run.cpuMsPerNotification.server ?? 0) * 1000).toFixed(1)} µs, ` +
+        `PostgreSQL ${((run.cpuMsPerNotification.postgres ?? 0) * 1000).toFixed(1)} µs`,
     );
     return run;
   } finally {
@@ -131,16 +149,32 @@ async function main(): Promise<void> {
           allAckedMs: spread(runs.map((r) => r.allAckedMs)),
           perSecond: spread(runs.map((r) => r.perSecond)),
           firstReceiveMs: spread(runs.map((r) => r.firstReceiveMs)),
+          serverCpuUsPerNotification: spread(runs.map((r) => (r.cpuMsPerNotification.server ?? 0) * 1000)),
+          postgresCpuUsPerNotification: spread(runs.map((r) => (r.cpuMsPerNotification.postgres ?? 0) * 1000)),
         },
       ]
     : [];
   printTable(
     `catch-up of ${PENDING} pending notifications, one connection: median (min–max) over ${REPS} repetition(s)`,
-    ['server', 'first notification ms', 'all received and acked ms', 'notifications/s'],
+    [
+      'server',
+      'first notification ms',
+      'all received and acked ms',
+      'notifications/s',
+      'replica CPU µs/notification',
+      'PostgreSQL CPU µs/notification',
+    ],
     SERVERS.map((server) => {
       const s = summary.find((x) => x.server === server);
-      if (!s) return [server, 'n/a', NO_BACKLOG[server] ?? 'n/a', 'n/a'];
-      return [server, formatSpread(s.firstReceiveMs), formatSpread(s.allAckedMs), formatSpread(s.perSecond)];
+      if (!s) return [server, 'n/a', NO_BACKLOG[server] ?? 'n/a', 'n/a', 'n/a', 'n/a'];
+      return [
+        server,
+        formatSpread(s.firstReceiveMs),
+        formatSpread(s.allAckedMs),
+        formatSpread(s.perSecond),
+        formatSpread(s.serverCpuUsPerNotification),
+        formatSpread(s.postgresCpuUsPerNotification),
+      ];
     }),
   );
   const parameters = { pending: PENDING, warmup: WARMUP, reps: REPS, heraldAcks: HERALD_ACKS };
