@@ -434,6 +434,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
       // is recorded once (replayBatch) and checked by the sweep at the first attempt's delay: no write and no
       // BullMQ job per delivery.
       let batchSize = REPLAY_FIRST_BATCH;
+      // The connection is registered by now: a broadcast committed after this read reaches it live.
+      const streams = await this.streams.hasOpenOffsets(connection.userId);
       for (;;) {
         const batch = await this.deliveries.replayBatch(
           connection.userId,
@@ -441,6 +443,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
           batchSize,
           new Date(Date.now() + redeliveryDelayMs(1, this.config)),
           resumeAfterSeq,
+          streams,
         );
         // Paced frame by frame too: a batch of large notifications must not overflow the send buffer of a
         // client that reads at a normal pace (past HERALD_MAX_BUFFERED_BYTES it would be cut off).

@@ -72,6 +72,68 @@ const SETTLE_UNACKED = `upd AS (
          RETURNING d.notification_id)`;
 
 /**
+ * `replayBatch` when the user has open offsets on a stream (ADR 0007): its rows and its streams' open
+ * offsets, merged in seq order. A user without any reads only rows (`REPLAY_DIRECT`), which costs PostgreSQL
+ * about half as much per batch (1.4 against 2.2 ms per 500 in this machine's EXPLAIN ANALYZE).
+ */
+const REPLAY_WITH_STREAMS = `WITH direct AS (
+         SELECT x.notification_id, x.seq, x.attempts FROM deliveries x
+          WHERE x.user_id = $1 AND x.status IN ('pending', 'sent') AND x.expires_at > now() AND x.seq > $2
+            -- A resumed stream has what it was sent up to $5: live sends (sent), and replays not yet
+            -- recorded (pending, in a replay batch; that batch's check times them).
+            AND (x.seq > $5 OR (x.status = 'pending' AND NOT EXISTS (
+                  SELECT 1 FROM replay_checks c WHERE c.user_id = x.user_id AND ${IN_REPLAY_BATCH})))
+          ORDER BY x.seq
+          LIMIT $3),
+       -- The open offsets of the user's streams (ADR 0007): above each cursor's floor, in its interval, not
+       -- settled, unexpired. Within a stream seq grows with the offset.
+       virtual AS (
+         SELECT v.id AS notification_id, v.seq, 0 AS attempts
+           FROM cursors c,
+                LATERAL (
+                  SELECT x.id, x.seq FROM notifications x
+                   WHERE x.stream_id = c.stream_id AND x.stream_offset > c.settled_through
+                     AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset)
+                     AND x.seq > $2 AND x.expires_at > now() AND NOT x.stream_offset = ANY (c.settled_above)
+                     AND (x.seq > $5 OR NOT EXISTS (
+                           SELECT 1 FROM replay_checks r
+                            WHERE r.user_id = c.user_id AND r.after_seq < x.seq AND r.through_seq >= x.seq))
+                   ORDER BY x.stream_offset
+                   LIMIT $3) v
+          WHERE c.user_id = $1),
+       batch AS (
+         SELECT * FROM (SELECT * FROM direct UNION ALL SELECT * FROM virtual) b ORDER BY seq LIMIT $3),
+       recorded AS (
+         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
+         SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
+       SELECT n.id, n.seq, n.event, n.payload::text AS payload_text, n.topic, b.attempts + 1 AS attempt,
+              n.stream_id IS NOT NULL AS streamed,
+              to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
+         FROM batch b,
+              LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
+        ORDER BY b.seq`;
+
+/** `replayBatch` for a user with no open stream offset: rows only. */
+const REPLAY_DIRECT = `WITH batch AS (
+         SELECT x.notification_id, x.seq, x.attempts FROM deliveries x
+          WHERE x.user_id = $1 AND x.status IN ('pending', 'sent') AND x.expires_at > now() AND x.seq > $2
+            -- A resumed stream has what it was sent up to $5: live sends (sent), and replays not yet
+            -- recorded (pending, in a replay batch; that batch's check times them).
+            AND (x.seq > $5 OR (x.status = 'pending' AND NOT EXISTS (
+                  SELECT 1 FROM replay_checks c WHERE c.user_id = x.user_id AND ${IN_REPLAY_BATCH})))
+          ORDER BY x.seq
+          LIMIT $3),
+       recorded AS (
+         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
+         SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
+       SELECT n.id, n.seq, n.event, n.payload::text AS payload_text, n.topic, b.attempts + 1 AS attempt,
+              n.stream_id IS NOT NULL AS streamed,
+              to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
+         FROM batch b,
+              LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
+        ORDER BY b.seq`;
+
+/**
  * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
  * per key) and update it by its ctid: whatever the planner believes of the table's size. Joined as
  * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
@@ -196,6 +258,7 @@ export class DeliveryRepository {
     limit: number,
     checkAt: Date,
     resumeAfterSeq = 0,
+    streams = true,
   ): Promise<ReplayedDelivery[]> {
     const rows = await prepared<{
       id: string;
@@ -206,46 +269,13 @@ export class DeliveryRepository {
       created_at: string;
       attempt: number;
       streamed: boolean;
-    }>(
-      this.dataSource,
-      `WITH direct AS (
-         SELECT x.notification_id, x.seq, x.attempts FROM deliveries x
-          WHERE x.user_id = $1 AND x.status IN ('pending', 'sent') AND x.expires_at > now() AND x.seq > $2
-            -- A resumed stream has what it was sent up to $5: live sends (sent), and replays not yet
-            -- recorded (pending, in a replay batch; that batch's check times them).
-            AND (x.seq > $5 OR (x.status = 'pending' AND NOT EXISTS (
-                  SELECT 1 FROM replay_checks c WHERE c.user_id = x.user_id AND ${IN_REPLAY_BATCH})))
-          ORDER BY x.seq
-          LIMIT $3),
-       -- The open offsets of the user's streams (ADR 0007): above each cursor's floor, in its interval, not
-       -- settled, unexpired. Within a stream seq grows with the offset.
-       virtual AS (
-         SELECT v.id AS notification_id, v.seq, 0 AS attempts
-           FROM cursors c,
-                LATERAL (
-                  SELECT x.id, x.seq FROM notifications x
-                   WHERE x.stream_id = c.stream_id AND x.stream_offset > c.settled_through
-                     AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset)
-                     AND x.seq > $2 AND x.expires_at > now() AND NOT x.stream_offset = ANY (c.settled_above)
-                     AND (x.seq > $5 OR NOT EXISTS (
-                           SELECT 1 FROM replay_checks r
-                            WHERE r.user_id = c.user_id AND r.after_seq < x.seq AND r.through_seq >= x.seq))
-                   ORDER BY x.stream_offset
-                   LIMIT $3) v
-          WHERE c.user_id = $1),
-       batch AS (
-         SELECT * FROM (SELECT * FROM direct UNION ALL SELECT * FROM virtual) b ORDER BY seq LIMIT $3),
-       recorded AS (
-         INSERT INTO replay_checks (user_id, after_seq, through_seq, check_at, resume_after_seq)
-         SELECT $1, $2, max(seq), $4, $5 FROM batch HAVING count(*) > 0)
-       SELECT n.id, n.seq, n.event, n.payload::text AS payload_text, n.topic, b.attempts + 1 AS attempt,
-              n.stream_id IS NOT NULL AS streamed,
-              to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
-         FROM batch b,
-              LATERAL (SELECT * FROM notifications x WHERE x.id = b.notification_id OFFSET 0) n
-        ORDER BY b.seq`,
-      [userId, afterSeq, limit, checkAt, resumeAfterSeq],
-    );
+    }>(this.dataSource, streams ? REPLAY_WITH_STREAMS : REPLAY_DIRECT, [
+      userId,
+      afterSeq,
+      limit,
+      checkAt,
+      resumeAfterSeq,
+    ]);
     // Timestamps come formatted: a Date parsed per row only to be formatted again cost more than the query.
     return rows.map((r) => ({
       notification: {
