@@ -1,4 +1,4 @@
-/** Three tiers, one runner: unit (beside the code), integration (PostgreSQL/Redis), e2e (replica processes). */
+/** Three tiers, one runner: unit (beside the code), integration (in-process, PostgreSQL/Redis), e2e (replica processes). */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };
 const moduleNameMapper = {
   '^@herald/protocol$': '<rootDir>/libs/protocol/src',
@@ -24,6 +24,9 @@ module.exports = {
       transform,
       moduleNameMapper,
       testMatch: ['<rootDir>/test/integration/**/*.int-spec.ts'],
+      // The app runs in-process here (test/helpers/in-process.ts): NestJS 12 is ESM only, rewritten to CommonJS.
+      transform: { ...transform, '/node_modules/@nestjs/.+\\.js$': '<rootDir>/test/helpers/esm-to-cjs.js' },
+      transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
     },
     {

@@ -1,7 +1,7 @@
 import { createTestDatabase, TestDatabase } from './database';
+import { DeliveryRow, deliveryOf, waitParked, waitRecorded } from './deliveries';
 import { deleteRedisPrefix, testRedisPrefix } from './redis';
 import { Replica } from './replica';
-import { waitFor } from './wait';
 
 /** Two (or more) replicas sharing one private database and Redis prefix. */
 export class TestCluster {
@@ -30,38 +30,17 @@ export class TestCluster {
     await deleteRedisPrefix(this.redisPrefix);
   }
 
-  async deliveryOf(notificationId: string, userId: string): Promise<{ status: string; attempts: number } | undefined> {
-    const rows = await this.db.query<{ status: string; attempts: number }>(
-      'SELECT status, attempts FROM deliveries WHERE notification_id = $1 AND user_id = $2',
-      [notificationId, userId],
-    );
-    return rows[0];
+  deliveryOf(notificationId: string, userId: string): Promise<DeliveryRow | undefined> {
+    return deliveryOf(this.db, notificationId, userId);
   }
 
-  /**
-   * Waits until a first send over a WebSocket is recorded: it leaves before it is (SEND_RECORD_DELAY_MS
-   * later, or with its ack). Answers the delivery's status and attempts then.
-   */
-  async waitRecorded(notificationId: string, userId: string): Promise<{ status: string; attempts: number }> {
-    return waitFor(`the send of ${notificationId} to ${userId} to be recorded`, async () => {
-      const delivery = await this.deliveryOf(notificationId, userId);
-      return delivery && delivery.status !== 'pending' ? delivery : undefined;
-    });
+  /** See `waitRecorded` in deliveries.ts. */
+  waitRecorded(notificationId: string, userId: string): Promise<DeliveryRow> {
+    return waitRecorded(this.db, notificationId, userId);
   }
 
-  /** Waits until the delivery is parked: open, but no longer timed (its user is offline). */
-  async waitParked(notificationId: string, userId: string, timeoutMs = 10_000): Promise<void> {
-    await waitFor(
-      `delivery ${notificationId} to ${userId} to be parked`,
-      async () =>
-        (
-          await this.db.query<{ parked: boolean }>(
-            `SELECT next_attempt_at IS NULL AND status IN ('pending', 'sent') AS parked
-               FROM deliveries WHERE notification_id = $1 AND user_id = $2`,
-            [notificationId, userId],
-          )
-        )[0]?.parked,
-      timeoutMs,
-    );
+  /** See `waitParked` in deliveries.ts. */
+  waitParked(notificationId: string, userId: string, timeoutMs = 10_000): Promise<void> {
+    return waitParked(this.db, notificationId, userId, timeoutMs);
   }
 }

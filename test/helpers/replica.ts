@@ -41,6 +41,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A test replica's environment: the private database and Redis prefix, the test keys, fast timings, and
+ * `rest` on top. The replica processes get it as their environment; the in-process app (in-process.ts)
+ * parses the same record with `parseConfig`.
+ */
+export function replicaEnv(
+  env: { databaseUrl: string; redisPrefix: string } & Record<string, string>,
+): Record<string, string> {
+  const { databaseUrl, redisPrefix, ...rest } = env;
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    HERALD_REDIS_PREFIX: redisPrefix,
+    HERALD_API_KEYS: TEST_API_KEY,
+    HERALD_JWT_SECRET: TEST_JWT_SECRET,
+    HERALD_PUBLISHER_LIMITS: LIFTED_PUBLISHER_LIMITS,
+    LOG_LEVEL: 'debug',
+    ...FAST_TIMINGS,
+    ...rest,
+  };
+}
+
 /** One Herald replica as a separate process, its log in a file. */
 export class Replica {
   private process: ChildProcess | null = null;
@@ -71,18 +93,7 @@ export class Replica {
     id: string,
     env: { databaseUrl: string; redisPrefix: string } & Record<string, string>,
   ): Promise<Replica> {
-    const { databaseUrl, redisPrefix, ...rest } = env;
-    return new Replica(id, await freePort(), {
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: TEST_REDIS_URL,
-      HERALD_REDIS_PREFIX: redisPrefix,
-      HERALD_API_KEYS: TEST_API_KEY,
-      HERALD_JWT_SECRET: TEST_JWT_SECRET,
-      HERALD_PUBLISHER_LIMITS: LIFTED_PUBLISHER_LIMITS,
-      LOG_LEVEL: 'debug',
-      ...FAST_TIMINGS,
-      ...rest,
-    });
+    return new Replica(id, await freePort(), replicaEnv(env));
   }
 
   async start(): Promise<void> {

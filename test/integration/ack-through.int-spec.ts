@@ -12,7 +12,7 @@ import { HeraldClient } from '../../libs/client/src';
 import { createDataSource } from '../../apps/herald/src/database/data-source';
 import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
 import { publish, userToken } from '../helpers/api';
-import { TestCluster } from '../helpers/cluster';
+import { InProcessHerald } from '../helpers/in-process';
 import { repoRoot } from '../helpers/paths';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
@@ -56,22 +56,20 @@ function recordingWebSocket(sent: Record<string, unknown>[]): typeof WebSocket {
 }
 
 describe('Acks with "through" (the ackThrough feature)', () => {
-  let cluster: TestCluster;
+  let herald: InProcessHerald;
   let store: DataSource;
   const clients: TestClient[] = [];
   const sdks: { close(): void }[] = [];
   const user = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
-  const r1 = () => cluster.replicas[0]!;
-  const r2 = () => cluster.replicas[1]!;
   const connect = async (userId: string) => {
-    const client = await TestClient.connect(r1().ws, userToken(userId));
+    const client = await TestClient.connect(herald.ws, userToken(userId));
     clients.push(client);
     return client;
   };
   const publishTo = async (userId: string, count: number): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < count; i++)
-      ids.push((await publish(r2().http, { to: { users: [userId] }, event: 'e', payload: { i } })).id);
+      ids.push((await publish(herald.http, { to: { users: [userId] }, event: 'e', payload: { i } })).id);
     return ids;
   };
   /** Stored, but never routed to anyone: what a replica sees of a bus message that was lost. */
@@ -93,14 +91,14 @@ describe('Acks with "through" (the ackThrough feature)', () => {
   };
   const statuses = async (userId: string, ids: string[]) => {
     const found: (string | undefined)[] = [];
-    for (const id of ids) found.push((await cluster.deliveryOf(id, userId))?.status);
+    for (const id of ids) found.push((await herald.deliveryOf(id, userId))?.status);
     return found;
   };
   const through = (client: TestClient, id: string) => client.command({ type: 'ack', id, through: true });
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('through');
-    store = createDataSource(cluster.db.url, 'herald-e2e-through');
+    herald = await InProcessHerald.start('through');
+    store = createDataSource(herald.db.url, 'herald-int-through');
     await store.initialize();
   });
 
@@ -111,7 +109,7 @@ describe('Acks with "through" (the ackThrough feature)', () => {
 
   afterAll(async () => {
     await store?.destroy();
-    await cluster?.stop();
+    await herald?.stop();
   });
 
   it('is advertised in welcome on WebSocket connections', async () => {
@@ -213,7 +211,7 @@ describe('Acks with "through" (the ackThrough feature)', () => {
       ] as const) {
         const userId = user(label);
         const sent: Record<string, unknown>[] = [];
-        const sdk = new Client({ url: r1().ws, token: userToken(userId), WebSocket: recordingWebSocket(sent) });
+        const sdk = new Client({ url: herald.ws, token: userToken(userId), WebSocket: recordingWebSocket(sent) });
         sdks.push(sdk);
         const seen = new Set<string>();
         sdk.onNotification((n) => void seen.add(n.id));
