@@ -1,6 +1,6 @@
-import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
-import { BeforeApplicationShutdown, Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { Job, Queue } from 'bullmq';
+import { InjectQueue } from '@nestjs/bullmq';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Job, Queue, Worker } from 'bullmq';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -13,11 +13,16 @@ import { closeWorker } from './worker-shutdown';
  * every HERALD_SWEEP_INTERVAL_MS, which one replica takes. A sweep that runs
  * longer than the interval can overlap the next one on another replica; that
  * is harmless, every change it makes is conditional on the state it read.
+ *
+ * The worker is made and closed here, not by `@Processor`: @nestjs/bullmq closes the workers it made at
+ * shutdown without a bound, and a worker whose Redis has just come back can hang in `close()` for ever
+ * (its blocking connection reconnecting), which kept the process from exiting. `closeWorker` bounds it.
  */
-@Processor(SWEEP_QUEUE, { concurrency: 1 })
-export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
+@Injectable()
+export class SweepProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(SweepProcessor.name);
   private refresh: NodeJS.Timeout | undefined;
+  private worker: Worker<SweepJobData> | undefined;
 
   constructor(
     private readonly redelivery: RedeliveryService,
@@ -25,10 +30,14 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
   ) {
-    super();
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    this.worker = new Worker<SweepJobData>(SWEEP_QUEUE, (job) => this.process(job), {
+      connection: this.queue.opts.connection,
+      prefix: this.queue.opts.prefix,
+      concurrency: 1,
+    });
     await this.ensureScheduled();
     // Upserting is idempotent; doing it now and then brings the schedule back
     // after Redis lost its data, without waiting for a replica to restart.
@@ -57,6 +66,6 @@ export class SweepProcessor extends WorkerHost implements OnApplicationBootstrap
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.refresh);
-    await closeWorker(this.worker, this.config.shutdownGraceMs);
+    if (this.worker) await closeWorker(this.worker, this.config.shutdownGraceMs);
   }
 }
