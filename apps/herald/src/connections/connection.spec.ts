@@ -176,3 +176,27 @@ describe('Connection replay pacing by acks', () => {
     await connection.ackedDownTo(0, 10_000);
   });
 });
+
+describe('Connection catch-up hold (BusCatchUp)', () => {
+  it('holds live frames again, replays in seq order skipping what it has unacked, then sends the rest of the held', async () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    connection.finishReplay();
+    connection.deliver(notification(1));
+    connection.deliver(notification(2));
+    connection.settled(notification(1).id);
+    expect(connection.holdLive()).toBe(true);
+    expect(connection.holdLive()).toBe(false);
+    const done = connection.afterReplay();
+    connection.deliver(notification(5));
+    connection.deliver(notification(4));
+    // The replay reads 2 (sent here, unacked: skipped), 3, 4; 5 came live after its read.
+    connection.sendReplayed(notification(2));
+    connection.sendReplayed(notification(3));
+    connection.sendReplayed(notification(4));
+    connection.finishReplay();
+    await done;
+    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1, 2, 3, 4, 5]);
+    expect(connection.replaySkipped).toBe(1);
+  });
+});

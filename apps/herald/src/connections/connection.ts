@@ -46,6 +46,9 @@ export class Connection {
   /** Made only when needed and dropped after the replay: an idle connection holds neither. */
   private held: NotificationFrame[] | null = null;
   private replayed: Set<string> | null = null;
+  private replayWaiters: (() => void)[] | null = null;
+  /** Replayed notifications not sent again since this connection has them unacked (see `sendReplayed`). */
+  replaySkipped = 0;
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
   alive = true;
   /** An SSE client that has answered a heartbeat once is held to answering them all. */
@@ -195,10 +198,35 @@ export class Connection {
     else this.send(frame);
   }
 
+  /**
+   * Sends a replayed notification, except one this connection was sent and has not acked (still in its sent
+   * log): a catch-up after the bus came back (BusCatchUp) reads those too.
+   */
   sendReplayed(frame: NotificationFrame): void {
     (this.replayed ??= new Set()).add(frame.id);
+    if (this.sent?.has(frame.id)) {
+      this.replaySkipped += 1;
+      return;
+    }
     this.replayUnacked += 1;
     this.send(frame);
+  }
+
+  /**
+   * Holds live notifications back again for a replay of what the bus missed (BusCatchUp); false, changing
+   * nothing, while a replay is already running.
+   */
+  holdLive(): boolean {
+    if (this.replaying) return false;
+    this.replaying = true;
+    this.replaySkipped = 0;
+    return true;
+  }
+
+  /** Resolves once no replay is running on this connection (at once when none is). */
+  afterReplay(): Promise<void> {
+    if (!this.replaying) return Promise.resolve();
+    return new Promise((resolve) => (this.replayWaiters ??= []).push(resolve));
   }
 
   /** The client sent `count` acks (of any ids): the replay may go on once enough have come. */
@@ -239,6 +267,9 @@ export class Connection {
     this.replayed = null;
     held.sort((a, b) => a.seq - b.seq);
     for (const frame of held) if (!replayed?.has(frame.id)) this.send(frame);
+    const waiters = this.replayWaiters;
+    this.replayWaiters = null;
+    for (const wake of waiters ?? []) wake();
   }
 
   /**

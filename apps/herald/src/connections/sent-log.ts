@@ -14,6 +14,10 @@ export class SentLog {
     return this.order.size;
   }
 
+  has(id: string): boolean {
+    return this.order.has(id);
+  }
+
   /** Sent (again) on this connection; a resend keeps its first place. */
   record(id: string): void {
     if (this.order.has(id)) return;

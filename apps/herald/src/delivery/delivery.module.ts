@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { NotificationsModule } from '../record/notifications.module';
 import { Bus } from '../routing/bus';
+import { BusCatchUp } from '../routing/bus-catch-up';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from './delivery.service';
@@ -19,6 +20,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
   imports: [AuthModule, NotificationsModule, BullModule.registerQueue({ name: SWEEP_QUEUE })],
   providers: [
     { provide: Bus, useClass: RedisBus },
+    BusCatchUp,
     ConnectionRegistry,
     ConnectionService,
     DeliveryService,

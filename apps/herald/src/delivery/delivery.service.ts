@@ -110,7 +110,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   /** Acks of every connection here, written a batch at a time, each where its delivery is recorded. */
   private readonly acks: AckWriter;
   /** This replica's place in each broadcast stream (ADR 0007). */
-  private readonly follower: StreamFollower;
+  readonly follower: StreamFollower;
   private catchUpTimer?: NodeJS.Timeout;
   /** Single-user sends of this replica, recorded a batch at a time. */
   private readonly sends: Batcher<OneSend, SentDelivery | null>;
@@ -155,8 +155,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     await this.follower.start();
-    // What the bus did not bring (a message lost, the subscriber away) is read from the record within this.
-    this.catchUpTimer = setInterval(() => void this.follower.catchUp(), STREAM_CATCH_UP_MS);
+    // A broadcast the bus lost is read from the record within this (an absent subscriber: BusCatchUp).
+    this.catchUpTimer = setInterval(() => void this.follower.tick(), STREAM_CATCH_UP_MS);
     this.catchUpTimer.unref();
     this.bus.setHandlers({
       deliver: (userId, message) =>

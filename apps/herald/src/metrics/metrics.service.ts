@@ -114,6 +114,14 @@ export class MetricsService {
     'herald_stream_gap_notifications_total',
     'Broadcast notifications this replica read from PostgreSQL because the bus did not bring them in order (ADR 0007).',
   );
+  readonly busReturns = this.counter(
+    'herald_bus_returns_total',
+    "Times this replica's Redis subscriber came back after it dropped, its subscriptions confirmed; each return starts a catch-up from PostgreSQL (BusCatchUp).",
+  );
+  readonly busCatchUpNotifications = this.counter(
+    'herald_bus_catch_up_notifications_total',
+    "Notifications sent to this replica's connections by the catch-up after a return of the subscriber: what the bus did not bring while it was away (direct rows and broadcast offsets).",
+  );
   readonly ackFlushSize = this.histogram(
     'herald_ack_flush_size',
     'Acks written per statement of an ack flush, by record: stream (cursors and journal) or rows (deliveries rows). An ack this replica did not send from a stream is asked of the rows first, so it can count in both.',

@@ -82,4 +82,12 @@ export abstract class Bus {
   /** One local connection of the user fewer; the last one stops the traffic. */
   abstract unsubscribeUser(userId: string): Promise<void>;
   abstract setHandlers(handlers: BusHandlers): void;
+  /**
+   * Calls `listener` each time the receiving side comes back after it dropped, once its subscriptions are
+   * confirmed active again: what was published while it was away must be read from the record
+   * (BusCatchUp). Answers a function that removes the listener.
+   */
+  abstract onReturn(listener: () => void): () => void;
+  /** False while the receiving side is away (dropped, or back but its subscriptions not yet confirmed). */
+  abstract get receiving(): boolean;
 }

@@ -20,6 +20,10 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   private handlers: BusHandlers | null = null;
   /** Local connections per subscribed user, and the subscription they all wait for. */
   private readonly userSubscriptions = new Map<string, { connections: number; active: Promise<unknown> }>();
+  private readonly returnListeners = new Set<() => void>();
+  /** Since when the subscriber connection has been down (undefined: it is up). */
+  private awaySince: number | undefined;
+  private closing = false;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -33,11 +37,55 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
 
   async onModuleInit(): Promise<void> {
     this.subscriber.on('message', (channel: string, raw: string) => this.dispatch(channel, raw));
+    this.subscriber.on('close', () => this.dropped());
+    this.subscriber.on('end', () => this.dropped());
+    this.subscriber.on('ready', () => void this.back());
     await this.subscriber.subscribe(this.keys.broadcastChannel());
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    this.returnListeners.clear();
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    this.subscriber.removeAllListeners();
+  }
+
+  get receiving(): boolean {
+    return this.awaySince === undefined;
+  }
+
+  onReturn(listener: () => void): () => void {
+    this.returnListeners.add(listener);
+    return () => this.returnListeners.delete(listener);
+  }
+
+  private dropped(): void {
+    if (this.closing || this.awaySince !== undefined) return;
+    this.awaySince = Date.now();
+    this.logger.warn({ message: 'bus subscriber dropped; catching up on its return' });
+  }
+
+  /**
+   * The subscriber reconnected. ioredis writes the SUBSCRIBE of every channel before 'ready' is emitted (a
+   * tick later), so the reply to a PING sent now comes after Redis ran them: from then on the bus brings
+   * every publish, and whatever came before is in the record for the catch-up to read.
+   */
+  private async back(): Promise<void> {
+    const since = this.awaySince;
+    if (since === undefined || this.closing) return;
+    try {
+      await withTimeout(this.subscriber.ping(), SUBSCRIBE_TIMEOUT_MS, 'PING');
+    } catch (error) {
+      // Dropped again (its 'close' comes, and the next 'ready' tries again) or stalled: the 1 s catch-up and
+      // the sweep remain.
+      this.logger.warn({ message: 'bus subscriber back but not confirmed', error: (error as Error).message });
+      return;
+    }
+    if (this.awaySince !== since || this.closing) return;
+    this.awaySince = undefined;
+    this.metrics.busReturns.inc();
+    this.logger.log({ message: 'bus subscriber back; subscriptions confirmed', awayMs: Date.now() - since });
+    for (const listener of this.returnListeners) listener();
   }
 
   setHandlers(handlers: BusHandlers): void {

@@ -20,6 +20,7 @@ export class StreamFollower {
   private readonly handled = new Map<number, number>();
   private readonly chains = new KeyedChain<number>();
   private started = false;
+  private paused: () => boolean = () => false;
 
   constructor(
     private readonly streams: StreamRepository,
@@ -52,6 +53,18 @@ export class StreamFollower {
       await this.deliver(notification, requestId);
       this.handled.set(stream.id, stream.offset);
     });
+  }
+
+  /**
+   * The periodic check (every second): skipped while `paused` says so, i.e. while the bus subscriber is away.
+   * Its return catches the streams up together with the direct deliveries, in seq order (BusCatchUp).
+   */
+  tick(): Promise<number> {
+    return this.paused() ? Promise.resolve(0) : this.catchUp();
+  }
+
+  pauseWhile(paused: () => boolean): void {
+    this.paused = paused;
   }
 
   /** Reads every stream's head and handles whatever this replica has not. Never throws. */
