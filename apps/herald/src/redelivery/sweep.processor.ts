@@ -29,8 +29,7 @@ export class SweepProcessor implements OnApplicationBootstrap, BeforeApplication
     @InjectQueue(SWEEP_QUEUE) private readonly queue: Queue<SweepJobData>,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
-  ) {
-  }
+  ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     this.worker = new Worker<SweepJobData>(SWEEP_QUEUE, (job) => this.process(job), {
