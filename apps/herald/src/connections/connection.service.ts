@@ -1,20 +1,12 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import {
-  AckOutcome,
-  ClientFrame,
-  CloseCode,
-  ErrorCode,
-  ErrorFrame,
-  LimitCloseReason,
-  PROTOCOL_VERSION,
-  ServerFrame,
-} from '@herald/protocol';
+import { ClientFrame, CloseCode, ErrorCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
+import { AckService } from '../acks/ack.service';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { isNotificationId, ParseResult } from '../gateway/frame-parser';
+import { ParseResult } from '../gateway/frame-parser';
 import { UserRepository } from '../record/user.repository';
 import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
@@ -66,6 +58,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     private readonly metrics: MetricsService,
     private readonly tokens: UserTokenService,
     private readonly live: LiveEvents,
+    private readonly acks: AckService,
   ) {
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
@@ -355,7 +348,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       return;
     }
     if (frame.type === 'ack' || frame.type === 'acks') {
-      // Acks are written in batches for the whole replica (a Batcher in DeliveryService), so they do not
+      // Acks are written in batches for the whole replica (AckWriter), so they do not
       // hold the pool the way other commands can: many run at once, up to the queue's bound, counted per ack.
       const acks = acksIn(frame);
       if (connection.acksRunning + acks > this.config.maxQueuedCommands) {
@@ -406,34 +399,12 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
               : { type: 'pong', id: frame.id, timestamp: new Date().toISOString() },
           );
           return;
-        case 'ack': {
-          if (frame.through) {
-            await this.ackThrough(connection, frame.id);
-            return;
-          }
-          const result = await this.delivery.ack(connection.userId, frame.id, isNotificationId(frame.id));
-          if (result.ok) {
-            connection.settled(frame.id);
-            connection.send({ type: 'ack', id: frame.id, status: result.status });
-          } else connection.send(noSuchNotification(frame.id));
+        case 'ack':
+          await this.acks.ack(connection, frame);
           return;
-        }
-        case 'acks': {
-          // Each id joins the replica's ack batch in this tick: one frame of acks is a few statements at most.
-          const outcomes = await this.delivery.ackAll(connection.userId, frame.ids, isNotificationId);
-          const results: { id: string; status: AckOutcome }[] = [];
-          const failed: string[] = [];
-          frame.ids.forEach((id, i) => {
-            const status = outcomes[i];
-            if (status) results.push({ id, status });
-            else failed.push(id);
-            if (status && status !== 'forbidden') connection.settled(id);
-          });
-          if (results.length > 0) connection.send({ type: 'acks', results });
-          // Only these were not recorded (their batch failed); the rest are answered above.
-          if (failed.length > 0) this.acksFailed(connection, failed);
+        case 'acks':
+          await this.acks.acks(connection, frame);
           return;
-        }
         case 'auth': {
           this.refreshToken(connection, frame.token, frame.id);
           return;
@@ -473,57 +444,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         ...echoOf(frame),
       });
     }
-  }
-
-  /**
-   * `{type:"ack", id, through:true}`: acks `id` and every notification sent on this connection before it and
-   * not settled since, in the replica's ack batch, answered by one `ack` frame with how many it settled.
-   */
-  private async ackThrough(connection: Connection, id: string): Promise<void> {
-    const covered = connection.takeThrough(id);
-    if (!covered) {
-      connection.send(await this.throughRefusal(connection.userId, id));
-      return;
-    }
-    const outcomes = await this.delivery.ackAll(connection.userId, covered, () => true);
-    const failed = covered.filter((_, i) => outcomes[i] === null);
-    if (failed.length > 0) {
-      // Only these were not recorded; the client acks them again by id (they left this connection's log).
-      this.acksFailed(connection, failed, id);
-      return;
-    }
-    const status = outcomes[outcomes.length - 1];
-    // Every id here was sent to this user, so none is unknown unless its record is gone.
-    if (status === 'forbidden' || status == null) {
-      connection.send(noSuchNotification(id));
-      return;
-    }
-    const settled = outcomes.filter((o) => o !== 'forbidden').length;
-    connection.send({ type: 'ack', id, status, settled });
-  }
-
-  /** Acks whose batch could not be written: logged, and named to the client to send again. */
-  private acksFailed(connection: Connection, ids: string[], id?: string): void {
-    this.logger.error({ message: 'acks failed', connectionId: connection.id, count: ids.length });
-    connection.send({
-      type: 'error',
-      code: ErrorCode.Unavailable,
-      message: 'could not record these acks, retry',
-      ...(id !== undefined ? { id } : {}),
-      ids,
-    });
-  }
-
-  /** Why an ack with `through` names nothing this connection can settle: one exact error per case. */
-  private async throughRefusal(userId: string, id: string): Promise<ServerFrame> {
-    const status = isNotificationId(id) ? await this.delivery.statusOf(userId, id) : null;
-    // Unknown, and another user's, get the answer of a per-id ack: nothing to learn by probing.
-    if (status === null) return noSuchNotification(id);
-    const message =
-      status === 'acked' || status === 'expired'
-        ? `"through" names a notification already settled (${status}): a repeated ack, or acked by id; nothing was acked`
-        : '"through" names a notification not sent on this connection (or sent too long ago to be remembered); ack it by id';
-    return { type: 'error', code: ErrorCode.BadRequest, message, id };
   }
 
   /** In-band token refresh: the same user's fresh token moves the connection's expiry on. */
@@ -652,9 +572,4 @@ function acksIn(frame: ClientFrame): number {
 function echoOf(frame: ClientFrame): { id?: string; ids?: string[] } {
   if (frame.type === 'acks') return { ids: frame.ids };
   return frame.id !== undefined ? { id: frame.id } : {};
-}
-
-/** The answer to an ack of an id that is not one of this user's notifications (or not a notification id). */
-function noSuchNotification(id: string): ErrorFrame {
-  return { type: 'error', code: ErrorCode.Forbidden, message: 'no such notification for this user', id };
 }

@@ -1,7 +1,12 @@
 import { BullModule } from '@nestjs/bullmq';
 import { Module } from '@nestjs/common';
+import { AckService } from '../acks/ack.service';
+import { AckWriter } from '../acks/ack-writer';
 import { AuthModule } from '../auth/auth.module';
+import { MetricsService } from '../metrics/metrics.service';
+import { DeliveryRepository } from '../record/delivery.repository';
 import { NotificationsModule } from '../record/notifications.module';
+import { StreamRepository } from '../record/stream.repository';
 import { Bus } from '../routing/bus';
 import { BusCatchUp } from '../routing/bus-catch-up';
 import { ConnectionRegistry } from '../connections/connection-registry';
@@ -19,6 +24,13 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
 @Module({
   imports: [AuthModule, NotificationsModule, BullModule.registerQueue({ name: SWEEP_QUEUE })],
   providers: [
+    {
+      provide: AckWriter,
+      inject: [DeliveryRepository, StreamRepository, MetricsService],
+      useFactory: (deliveries: DeliveryRepository, streams: StreamRepository, metrics: MetricsService) =>
+        new AckWriter(deliveries, streams, metrics),
+    },
+    AckService,
     { provide: Bus, useClass: RedisBus },
     BusCatchUp,
     ConnectionRegistry,
@@ -31,6 +43,6 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     RedeliveryService,
     SweepProcessor,
   ],
-  exports: [ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],
+  exports: [AckService, ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],
 })
 export class DeliveryModule {}

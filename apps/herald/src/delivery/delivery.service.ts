@@ -1,11 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import {
-  CloseCode,
-  type AckOutcome,
-  type AckStatus,
-  type DeliveryStatus,
-  type NotificationFrame,
-} from '@herald/protocol';
+import { CloseCode, type NotificationFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -85,8 +79,6 @@ const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
  */
 const TIMERS_MAX_PER_SEND = 100;
 
-export type AckResult = { ok: true; status: AckStatus } | { ok: false };
-
 /**
  * Past its TTL (a bus message that came late): nothing to send; the sweep ends the deliveries. A send that
  * leaves before it is recorded has no statement to check this.
@@ -97,7 +89,7 @@ function pastTtl(notification: BusNotification): boolean {
 
 /**
  * Where deliveries change state on the live side: first sends routed through
- * the bus, replay on connect, and acks. A resend, and a send to an SSE stream,
+ * the bus, and replay on connect (acks: AckService). A resend, and a send to an SSE stream,
  * is recorded in PostgreSQL before its frame leaves. A first send over
  * WebSockets leaves first and is recorded by its ack or, if none came,
  * `SEND_RECORD_DELAY_MS` later; until then the delivery reads `pending`.
@@ -107,8 +99,6 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(DeliveryService.name);
   /** Each user's sends on this replica, one after the other (see inOrderFor). */
   private readonly userQueues = new KeyedChain<string>();
-  /** Acks of every connection here, written a batch at a time, each where its delivery is recorded. */
-  private readonly acks: AckWriter;
   /** This replica's place in each broadcast stream (ADR 0007). */
   readonly follower: StreamFollower;
   private catchUpTimer?: NodeJS.Timeout;
@@ -133,8 +123,9 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
     private readonly streams: StreamRepository,
+    /** Acks of every connection here: told which notifications this replica sent from a stream. */
+    private readonly acks: AckWriter,
   ) {
-    this.acks = new AckWriter(deliveries, streams, metrics);
     this.follower = new StreamFollower(
       streams,
       (notification, requestId) => this.deliverStream(notification, requestId),
@@ -480,52 +471,11 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Many acks at once (an `acks` frame, a `POST /v1/acks`): they join the replica's ack batch together.
-   * `ids` come normalised (UUIDs in lower case); `isValidId` tells which are notification ids at all. Each
-   * answer is the ack's outcome (`forbidden` for an id that is not one of this user's notifications), or
-   * null where its write failed.
+   * An ack here closed this delivery (AckService): a send of it waiting for its sent-mark (`sendThenRecord`)
+   * needs none.
    */
-  async ackAll(userId: string, ids: string[], isValidId: (id: string) => boolean): Promise<(AckOutcome | null)[]> {
-    const settled = await Promise.allSettled(ids.map((id) => this.ack(userId, id, isValidId(id))));
-    return settled.map((s) => (s.status === 'rejected' ? null : s.value.ok ? s.value.status : 'forbidden'));
-  }
-
-  /** The state of one of this user's deliveries, or null when the user has no such notification. */
-  async statusOf(userId: string, notificationId: string): Promise<DeliveryStatus | null> {
-    return this.deliveries.statusOf(notificationId, userId);
-  }
-
-  async ack(userId: string, notificationId: string, isValidId: boolean): Promise<AckResult> {
-    if (!isValidId) return { ok: false };
-    const { outcome, changed, sincePublishMs, sinceSentMs } = await this.acks.add({ notificationId, userId });
-    // Closed now (acked here or before, or expired): a send of it waiting for its sent-mark needs none.
-    if (outcome !== 'unknown') {
-      this.unrecordedOpen.delete(deliveryKey(notificationId, userId));
-      this.scheduler.acked(notificationId, userId);
-    }
-    if (changed && outcome === 'acked') {
-      this.metrics.delivery('acked');
-      if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);
-      if (sinceSentMs !== undefined) this.metrics.sendToAck.observe(sinceSentMs / 1000);
-    } else if (changed && outcome === 'expired') {
-      this.metrics.delivery('expired');
-    }
-    // Checked first: an ack is the most frequent frame, and a debug call that logs nothing still costs.
-    if (Logger.isLevelEnabled('debug')) this.logger.debug({ message: 'ack', notificationId, userId, outcome, changed });
-    if (changed && this.live.wanted) {
-      this.live.emit({ type: 'deliveries.changed', notificationIds: [notificationId] });
-      if (outcome === 'acked') this.live.emit({ type: 'user.acked', userId, at: new Date().toISOString() });
-    }
-    switch (outcome) {
-      case 'acked':
-        return { ok: true, status: 'ok' };
-      case 'duplicate':
-        return { ok: true, status: 'duplicate' };
-      case 'expired':
-        return { ok: true, status: 'expired' };
-      case 'unknown':
-        return { ok: false };
-    }
+  settled(notificationId: string, userId: string): void {
+    this.unrecordedOpen.delete(deliveryKey(notificationId, userId));
   }
 
   private track(work: Promise<void>): void {

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode } from '@herald/protocol';
 import type { Response } from 'express';
+import { AckService } from '../acks/ack.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserRequest } from '../auth/user-token.guard';
 import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
@@ -25,6 +26,7 @@ export class StreamService {
     private readonly delivery: DeliveryService,
     private readonly drain: DrainState,
     private readonly auth: UpgradeAuthService,
+    private readonly acks: AckService,
   ) {}
 
   /** Turns the response into an event stream; it stays open until either side ends it. */
@@ -77,7 +79,7 @@ export class StreamService {
 
   async ack(userId: string, body: unknown): Promise<AcksResponse> {
     const ids = parseAcksRequest(body);
-    const outcomes = await this.delivery.ackAll(
+    const outcomes = await this.acks.ackAll(
       userId,
       ids.map((raw) => (isNotificationId(raw) ? raw.toLowerCase() : raw)),
       isNotificationId,
