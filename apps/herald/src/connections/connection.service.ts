@@ -12,6 +12,7 @@ import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 import { DeliveryService } from '../delivery/delivery.service';
+import { Replay } from '../delivery/replay';
 import { LiveEvents } from '../delivery/live-events';
 import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
 import { ClientTransport } from './transport';
@@ -59,6 +60,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     private readonly tokens: UserTokenService,
     private readonly live: LiveEvents,
     private readonly acks: AckService,
+    private readonly replay: Replay,
   ) {
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
@@ -195,7 +197,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         maxMessageBytes: this.config.maxMessageBytes,
         features: connection.ackThrough ? ['ackThrough'] : [],
       });
-      const replayed = connection.isOpen ? await this.delivery.replay(connection, resumeAfterSeq) : 0;
+      const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq) : 0;
       this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',

@@ -13,6 +13,7 @@ import { ConnectionRegistry } from '../connections/connection-registry';
 import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
+import { Replay } from './replay';
 import { PresenceRepository } from '../routing/presence.repository';
 import { QueueMetrics } from '../redelivery/queue-metrics';
 import { SWEEP_QUEUE } from '../redelivery/queues';
@@ -41,6 +42,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     QueueMetrics,
     RedeliveryScheduler,
     RedeliveryService,
+    Replay,
     SweepProcessor,
   ],
   exports: [AckService, ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],

@@ -14,26 +14,10 @@ import { AckWriter } from '../acks/ack-writer';
 import { StreamFollower } from '../routing/stream-follower';
 import { DeferredQueue } from '../common/deferred-queue';
 import { Bus, BusNotification } from '../routing/bus';
-import { Connection } from '../connections/connection';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { LiveEvents } from './live-events';
-import { toBusNotification, toNotificationFrame, toReplayedFrame } from './notification-frame';
+import { toBusNotification, toNotificationFrame } from './notification-frame';
 import { CHECK_SLOT_MS, RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
-
-/** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
-const REPLAY_FIRST_BATCH = 100;
-const REPLAY_BATCH = 500;
-/** The replay claims its next batch only once the socket has sent all but this much. */
-const REPLAY_MAX_BUFFERED_BYTES = 1024 * 1024;
-const REPLAY_DRAIN_TIMEOUT_MS = 30_000;
-/**
- * Over a WebSocket, the replay reads its next batch once at most this many of the ones it sent are unacked
- * (the client's acks arrive on the same socket), so the acks never trail far behind the frames: a catch-up
- * ends when its last frame is acked, not a long queue of acks later. A client that sends no ack for
- * REPLAY_ACK_STALL_MS is not waited for.
- */
-const REPLAY_MAX_UNACKED = 1000;
-const REPLAY_ACK_STALL_MS = 50;
 
 /**
  * Sends to one user (the usual live send, and every redelivery) are recorded together: what the bus
@@ -88,10 +72,9 @@ function pastTtl(notification: BusNotification): boolean {
 }
 
 /**
- * Where deliveries change state on the live side: first sends routed through
- * the bus, and replay on connect (acks: AckService). A resend, and a send to an SSE stream,
- * is recorded in PostgreSQL before its frame leaves. A first send over
- * WebSockets leaves first and is recorded by its ack or, if none came,
+ * Where deliveries change state on the live side: sends routed through the bus (the replay on connect is
+ * Replay's, acks are AckService's). A resend, and a send to an SSE stream, is recorded in PostgreSQL before its
+ * frame leaves. A first send over WebSockets leaves first and is recorded by its ack or, if none came,
  * `SEND_RECORD_DELAY_MS` later; until then the delivery reads `pending`.
  */
 @Injectable()
@@ -402,64 +385,6 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     for (const userId of userIds) {
       this.logger.debug?.({ message: 'delivery sent', notificationId, userId, attempt, requestId });
     }
-  }
-
-  /**
-   * Sends every open delivery of the connection's user, in seq order, then
-   * lets live ones through. A resumed SSE stream (`resumeAfterSeq`) skips the
-   * sent ones the client already has and puts those back on the clock. The
-   * sends are recorded a batch at a time (`replayBatch`), not per delivery.
-   */
-  async replay(connection: Connection, resumeAfterSeq = 0): Promise<number> {
-    let afterSeq = 0;
-    let total = 0;
-    try {
-      if (resumeAfterSeq > 0) {
-        await this.deliveries.rearmResumed(
-          connection.userId,
-          resumeAfterSeq,
-          backstopAt(this.config.ackTimeoutMs, this.config),
-        );
-      }
-      // The first batch is small, so the first frames go out at once; the rest come 500 at a time. Each batch
-      // is recorded once (replayBatch) and checked by the sweep at the first attempt's delay: no write and no
-      // BullMQ job per delivery.
-      let batchSize = REPLAY_FIRST_BATCH;
-      // The connection is registered by now: a broadcast committed after this read reaches it live.
-      const streams = await this.streams.hasOpenOffsets(connection.userId);
-      for (;;) {
-        const batch = await this.deliveries.replayBatch(
-          connection.userId,
-          afterSeq,
-          batchSize,
-          new Date(Date.now() + redeliveryDelayMs(1, this.config)),
-          resumeAfterSeq,
-          streams,
-        );
-        // Paced frame by frame too: a batch of large notifications must not overflow the send buffer of a
-        // client that reads at a normal pace (past HERALD_MAX_BUFFERED_BYTES it would be cut off).
-        const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
-        for (const item of batch) {
-          if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
-          if (item.streamed) this.acks.sentFromStream(item.notification.id);
-          connection.sendReplayed(toReplayedFrame(item));
-        }
-        this.metrics.sent(batch.map((item) => item.attempt));
-        total += batch.length;
-        if (batch.length < batchSize) break;
-        batchSize = REPLAY_BATCH;
-        // Do not read faster than the client reads and acks, and not at all once it is gone.
-        if (connection.transportKind === 'websocket') {
-          await connection.ackedDownTo(REPLAY_MAX_UNACKED, REPLAY_ACK_STALL_MS);
-        }
-        await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
-        if (!connection.isOpen) break;
-        afterSeq = batch[batch.length - 1]!.notification.seq;
-      }
-    } finally {
-      connection.finishReplay();
-    }
-    return total;
   }
 
   /**

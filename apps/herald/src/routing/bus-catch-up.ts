@@ -2,6 +2,7 @@ import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 import type { Connection } from '../connections/connection';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { DeliveryService } from '../delivery/delivery.service';
+import { Replay } from '../delivery/replay';
 import { MetricsService } from '../metrics/metrics.service';
 import { Bus } from './bus';
 
@@ -12,9 +13,9 @@ const CATCH_UP_CONCURRENCY = 16;
  * What the bus did not bring while this replica's subscriber was away, read from the record the moment it is
  * back (its subscriptions confirmed, so every later publish comes live). Every local connection holds its
  * live frames back; the broadcast streams are caught up (StreamFollower), their frames joining the held ones;
- * then each connection gets the connect replay again (DeliveryService.replay: its open rows and stream
- * offsets, in seq order, skipping what it was sent and has not acked), and its held frames follow, those the
- * replay sent left out. A return during a catch-up runs one more after it.
+ * then each connection gets the connect replay again (Replay: its open rows and stream offsets, in seq order,
+ * skipping what it was sent and has not acked), and its held frames follow, those the replay sent left out.
+ * A return during a catch-up runs one more after it.
  */
 @Injectable()
 export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
@@ -28,6 +29,7 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
     private readonly bus: Bus,
     private readonly registry: ConnectionRegistry,
     private readonly delivery: DeliveryService,
+    private readonly replays: Replay,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -68,7 +70,7 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
     let sent = 0;
     const replay = async (connection: Connection): Promise<void> => {
       try {
-        const replayed = await this.delivery.replay(connection);
+        const replayed = await this.replays.run(connection);
         sent += Math.max(0, replayed - connection.replaySkipped);
       } catch (error) {
         // Its held frames went out (the replay's finally); what it missed is the sweep's.
