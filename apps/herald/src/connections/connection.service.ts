@@ -10,11 +10,10 @@ import { ParseResult } from '../gateway/frame-parser';
 import { UserRepository } from '../record/user.repository';
 import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
+import { ConnectionPresence } from './connection-presence';
 import { ConnectionRegistry } from './connection-registry';
-import { DeliveryService } from '../delivery/delivery.service';
 import { Replay } from '../delivery/replay';
 import { LiveEvents } from '../delivery/live-events';
-import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
 import { ClientTransport } from './transport';
 
 export interface ConnectionMeta {
@@ -42,19 +41,14 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private presenceTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
   private readonly setups = new WeakMap<Connection, Promise<void>>();
-  private readonly held = new WeakMap<Connection, { subscribed: boolean; present: boolean }>();
-  /** connectionId → userId of presence entries whose removal failed. */
-  private readonly pendingRemovals = new Map<string, string>();
+  private readonly held = new WeakMap<Connection, { subscribed: boolean }>();
   private sharedLimits: ConnectionLimits | undefined;
-  /** Users whose parked deliveries are resumed again at the next beat (after presence was restored). */
-  private resumeAtNextBeat: string[] = [];
 
   constructor(
     private readonly registry: ConnectionRegistry,
     private readonly bus: Bus,
-    private readonly presence: PresenceRepository,
+    private readonly presence: ConnectionPresence,
     private readonly users: UserRepository,
-    private readonly delivery: DeliveryService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly tokens: UserTokenService,
@@ -78,15 +72,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   async onModuleInit(): Promise<void> {
-    // A replica restarted under the same id must not inherit its predecessor's connections.
-    await this.presence.resetReplica(this.config.replicaId);
+    await this.presence.reset();
     this.pingTimer = setInterval(() => this.pingAll(), this.config.heartbeatMs);
-    this.presenceTimer = setInterval(() => this.track(this.beat()), this.config.presenceHeartbeatMs);
-    this.track(this.beat());
-  }
-
-  private get presenceTtlMs(): number {
-    return 3 * this.config.presenceHeartbeatMs;
+    this.presenceTimer = setInterval(() => this.track(this.presence.beat()), this.config.presenceHeartbeatMs);
+    this.track(this.presence.beat());
   }
 
   /**
@@ -139,39 +128,21 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     });
   }
 
-  private presenceEntry(connection: Connection): PresenceEntry {
-    return {
-      connectionId: connection.id,
-      userId: connection.userId,
-      replicaId: this.config.replicaId,
-      connectedAt: new Date(connection.info.connectedAt).toISOString(),
-      remoteAddress: connection.info.remoteAddress,
-      userAgent: connection.info.userAgent,
-    };
-  }
-
   /**
    * Never rejects. A failure (Redis or PostgreSQL unreachable) closes the connection with 1013 Try Again
    * Later, and the client retries with backoff (not a 503 before the upgrade: ADR 0003). What was acquired
-   * is recorded on `held`.
+   * is recorded: the bus subscription on `held`, the presence entry by ConnectionPresence.
    */
   private async setup(connection: Connection, resumeAfterSeq: number | undefined): Promise<void> {
-    const held = { subscribed: false, present: false };
+    const held = { subscribed: false };
     this.held.set(connection, held);
     try {
       // Subscribe before reading the replay, so nothing committed in between is missed.
       await this.bus.subscribeUser(connection.userId);
       held.subscribed = true;
       await this.users.touch(connection.userId);
-      const entry = this.presenceEntry(connection);
-      // The per-user cap is checked and the entry written in one step in Redis, so racing connects of
-      // one user on several replicas cannot all slip under it. Entries of dead replicas are pruned first.
-      let admitted = await this.addPresence(entry);
-      if (!admitted) {
-        await this.presence.isOnline(connection.userId); // prunes the user's entries of dead replicas
-        admitted = await this.addPresence(entry);
-      }
-      if (!admitted) {
+      const entry = await this.presence.admit(connection);
+      if (!entry) {
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
         this.logger.log({
           message: 'connection refused: too many for this user',
@@ -185,7 +156,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         );
         return;
       }
-      held.present = true;
       this.live.emit({ type: 'connection.opened', connection: entry });
       connection.send({
         type: 'welcome',
@@ -252,11 +222,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         }),
       );
     }
-    if (held.present) {
-      await this.removePresence(connection.userId, connection.id);
-      // After the presence entry is gone, so a snapshot read after the event no longer lists it.
-      this.emitClosed(connection, code);
-    }
+    // After the presence entry is gone, so a snapshot read after the event no longer lists it.
+    if (await this.presence.remove(connection)) this.emitClosed(connection, code);
   }
 
   private emitClosed(connection: Connection, code: number): void {
@@ -267,37 +234,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       replicaId: this.config.replicaId,
       code,
     });
-  }
-
-  /**
-   * Writes the presence entry within the per-user cap. When Redis does not answer, the script may have
-   * run all the same: the entry is queued for removal, so it cannot hold one of the user's slots.
-   */
-  private async addPresence(entry: PresenceEntry): Promise<boolean> {
-    try {
-      return await this.presence.add(entry, this.presenceTtlMs, this.config.maxConnectionsPerUser);
-    } catch (error) {
-      this.pendingRemovals.set(entry.connectionId, entry.userId);
-      throw error;
-    }
-  }
-
-  /** Removes a presence entry; one that cannot be removed now is retried at the next beat. */
-  private async removePresence(userId: string, connectionId: string): Promise<boolean> {
-    try {
-      await this.presence.remove(this.config.replicaId, userId, connectionId);
-      this.pendingRemovals.delete(connectionId);
-      return true;
-    } catch (error) {
-      if (!this.pendingRemovals.has(connectionId)) {
-        this.logger.warn({
-          message: 'presence removal failed; retried at the next beat',
-          error: (error as Error).message,
-        });
-      }
-      this.pendingRemovals.set(connectionId, userId);
-      return false;
-    }
   }
 
   /**
@@ -492,34 +428,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
-  private async beat(): Promise<void> {
-    for (const [connectionId, userId] of [...this.pendingRemovals]) {
-      if (!(await this.removePresence(userId, connectionId))) break;
-    }
-    try {
-      const connections = [...this.registry.all()].filter((c) => this.held.get(c)?.present);
-      const restored = await this.presence.beat(
-        this.config.replicaId,
-        connections.map((c) => this.presenceEntry(c)),
-        this.presenceTtlMs,
-      );
-      // Once now, and once more at the next beat: a sweep or check that read presence just before it
-      // was written back may park after the first pass.
-      const again = this.resumeAtNextBeat;
-      this.resumeAtNextBeat = restored > 0 ? connections.map((c) => c.userId) : [];
-      if (restored > 0) {
-        // A connection that closed while the beat was writing was written back: take it out again.
-        for (const c of connections) if (this.registry.get(c.id) !== c) await this.removePresence(c.userId, c.id);
-        const resumed = await this.delivery.resumeParked(this.resumeAtNextBeat);
-        this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored, resumed });
-      } else if (again.length > 0) {
-        await this.delivery.resumeParked(again);
-      }
-    } catch (error) {
-      this.logger.warn({ message: 'presence heartbeat failed', error: (error as Error).message });
-    }
-  }
-
   /**
    * Graceful shutdown: close every client with 1001 so it reconnects
    * elsewhere, wait for in-flight acks and sends to reach PostgreSQL, then
@@ -531,16 +439,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     clearInterval(this.presenceTimer);
     const connections = [...this.registry.all()];
     for (const connection of connections) connection.close(CloseCode.GoingAway, 'server shutting down');
-    // Forgotten at once, not after the drain: clients reconnecting elsewhere must not find their own
-    // closing connections still counted (the per-user cap) or listed.
-    try {
-      await this.presence.removeReplica(
-        this.config.replicaId,
-        connections.map((c) => ({ userId: c.userId, connectionId: c.id })),
-      );
-    } catch (error) {
-      this.logger.warn({ message: 'could not clear presence; it expires alone', error: (error as Error).message });
-    }
+    // Forgotten at once, not after the drain (ConnectionPresence.forgetAll).
+    await this.presence.forgetAll(connections);
     const deadline = Date.now() + this.config.shutdownGraceMs;
     // Frames a client sent before it saw our close frame (acks above all) are still read
     // until its close reply arrives: wait for every socket to finish closing, then for

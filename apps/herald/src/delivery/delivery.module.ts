@@ -9,6 +9,7 @@ import { NotificationsModule } from '../record/notifications.module';
 import { StreamRepository } from '../record/stream.repository';
 import { Bus } from '../routing/bus';
 import { BusCatchUp } from '../routing/bus-catch-up';
+import { ConnectionPresence } from '../connections/connection-presence';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from './delivery.service';
@@ -34,6 +35,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     AckService,
     { provide: Bus, useClass: RedisBus },
     BusCatchUp,
+    ConnectionPresence,
     ConnectionRegistry,
     ConnectionService,
     DeliveryService,

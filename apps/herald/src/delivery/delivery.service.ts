@@ -388,14 +388,6 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Presence was lost in Redis and written again: while it was missing, redelivery checks and the sweep
-   * took these connected users for offline and parked their deliveries. Due again now; the sweep sends them.
-   */
-  async resumeParked(userIds: string[]): Promise<number> {
-    return this.deliveries.unparkUsers([...new Set(userIds)]);
-  }
-
-  /**
    * An ack here closed this delivery (AckService): a send of it waiting for its sent-mark (`sendThenRecord`)
    * needs none.
    */
