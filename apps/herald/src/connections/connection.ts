@@ -55,7 +55,7 @@ export class Connection {
   private answersPings = false;
   /** Client commands running against the store, and those waiting for a slot. */
   commandsRunning = 0;
-  /** Acks being written (they do not take command slots: see ConnectionService.command). */
+  /** Acks being written (they do not take command slots: see ConnectionCommands.command). */
   acksRunning = 0;
   /** Commands waiting for a slot; made with the first one to wait. */
   commandQueue: ClientFrame[] | null = null;

@@ -9,6 +9,7 @@ import { NotificationsModule } from '../record/notifications.module';
 import { StreamRepository } from '../record/stream.repository';
 import { Bus } from '../routing/bus';
 import { BusCatchUp } from '../routing/bus-catch-up';
+import { ConnectionCommands } from '../connections/connection-commands';
 import { ConnectionPresence } from '../connections/connection-presence';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { ConnectionService } from '../connections/connection.service';
@@ -35,6 +36,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     AckService,
     { provide: Bus, useClass: RedisBus },
     BusCatchUp,
+    ConnectionCommands,
     ConnectionPresence,
     ConnectionRegistry,
     ConnectionService,
@@ -47,6 +49,15 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     Replay,
     SweepProcessor,
   ],
-  exports: [AckService, ConnectionService, DeliveryService, ConnectionRegistry, LiveEvents, PresenceRepository, Bus],
+  exports: [
+    AckService,
+    ConnectionCommands,
+    ConnectionService,
+    DeliveryService,
+    ConnectionRegistry,
+    LiveEvents,
+    PresenceRepository,
+    Bus,
+  ],
 })
 export class DeliveryModule {}

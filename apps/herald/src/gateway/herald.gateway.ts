@@ -12,6 +12,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { Connection } from '../connections/connection';
+import { ConnectionCommands } from '../connections/connection-commands';
 import { ConnectionService } from '../connections/connection.service';
 import { parseClientFrame } from './frame-parser';
 import { upgradeRefusal } from './upgrade-refusal';
@@ -32,6 +33,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
   constructor(
     private readonly auth: UpgradeAuthService,
     private readonly connections: ConnectionService,
+    private readonly commands: ConnectionCommands,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly drain: DrainState,
     private readonly metrics: MetricsService,
@@ -122,6 +124,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
 
   private makeListeners() {
     const connections = this.connections;
+    const commands = this.commands;
     const logger = this.logger;
     return {
       pong: function (this: WebSocket): void {
@@ -132,7 +135,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
           this.close(CloseCode.UnsupportedData, 'binary frames are not supported');
           return;
         }
-        connections.received(connectionOf(this), parseClientFrame(rawToString(data)));
+        commands.received(connectionOf(this), parseClientFrame(rawToString(data)));
       },
       close: function (this: WebSocket, code: number): void {
         void connections.closed(connectionOf(this), code);
