@@ -21,6 +21,7 @@ import { QueueMetrics } from '../redelivery/queue-metrics';
 import { SWEEP_QUEUE } from '../redelivery/queues';
 import { RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
 import { RedeliveryService } from '../redelivery/redelivery.service';
+import { NotificationRouter } from '../routing/notification-router';
 import { RedisBus } from '../routing/redis-bus';
 import { SweepProcessor } from '../redelivery/sweep.processor';
 
@@ -42,6 +43,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     ConnectionService,
     DeliveryService,
     LiveEvents,
+    NotificationRouter,
     PresenceRepository,
     QueueMetrics,
     RedeliveryScheduler,
@@ -56,6 +58,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     DeliveryService,
     ConnectionRegistry,
     LiveEvents,
+    NotificationRouter,
     PresenceRepository,
     Bus,
   ],

@@ -5,7 +5,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { deliveryKey, DeliveryRepository } from '../record/delivery.repository';
 import { retryOnDeadlock } from '../record/sql';
-import type { SentDelivery, StoredNotification } from '../record/notification.types';
+import type { SentDelivery } from '../record/notification.types';
 import { backstopAt, redeliveryDelayMs } from '../redelivery/backoff';
 import { Batcher } from '../common/batcher';
 import { KeyedChain } from '../common/keyed-chain';
@@ -16,7 +16,7 @@ import { DeferredQueue } from '../common/deferred-queue';
 import { Bus, BusNotification } from '../routing/bus';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { LiveEvents } from './live-events';
-import { toBusNotification, toNotificationFrame } from './notification-frame';
+import { toNotificationFrame } from './notification-frame';
 import { CHECK_SLOT_MS, RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
 
 /**
@@ -49,14 +49,6 @@ interface OneSend {
 }
 
 /**
- * A user list goes out user by user (only the replicas holding them hear it)
- * while that stays small; beyond, it goes once to every replica with the
- * recipient list, so a big list or a big payload is not copied per user.
- */
-const PER_USER_ROUTING_MAX_USERS = 64;
-const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
-
-/**
  * A send to more local recipients than this gets no timer per delivery (a row check reads its row on its
  * own): their `next_attempt_at` is the check time itself, and the sweep, which reads due deliveries 500 at
  * a time, checks them within one HERALD_SWEEP_INTERVAL_MS of it.
@@ -72,10 +64,11 @@ function pastTtl(notification: BusNotification): boolean {
 }
 
 /**
- * Where deliveries change state on the live side: sends routed through the bus (the replay on connect is
- * Replay's, acks are AckService's). A resend, and a send to an SSE stream, is recorded in PostgreSQL before its
- * frame leaves. A first send over WebSockets leaves first and is recorded by its ack or, if none came,
- * `SEND_RECORD_DELAY_MS` later; until then the delivery reads `pending`.
+ * Where deliveries change state on the live side: the bus's messages (NotificationRouter's, the resends')
+ * sent to this replica's users (the replay on connect is Replay's, acks are AckService's). A resend, and a
+ * send to an SSE stream, is recorded in PostgreSQL before its frame leaves. A first send over WebSockets
+ * leaves first and is recorded by its ack or, if none came, `SEND_RECORD_DELAY_MS` later; until then the
+ * delivery reads `pending`.
  */
 @Injectable()
 export class DeliveryService implements OnModuleInit, OnModuleDestroy {
@@ -154,39 +147,6 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
         if (connection?.userId === userId) connection.close(CloseCode.Normal, 'disconnected by an admin');
       },
     });
-  }
-
-  /**
-   * Tells the replicas holding the recipients that a stored notification
-   * exists. Best effort: if Redis is down the deliveries stay `pending` and
-   * the sweep routes them later.
-   */
-  async route(
-    notification: StoredNotification,
-    audience: 'users' | 'topic' | 'all',
-    userIds: string[],
-    requestId?: string,
-  ): Promise<void> {
-    const message = toBusNotification(notification);
-    try {
-      if (audience !== 'users') {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
-      } else if (
-        userIds.length <= PER_USER_ROUTING_MAX_USERS &&
-        userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
-      ) {
-        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
-      } else {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
-      }
-    } catch (error) {
-      this.logger.warn({
-        message: 'bus publish failed; the sweep will route the deliveries',
-        notificationId: notification.id,
-        requestId,
-        error: (error as Error).message,
-      });
-    }
   }
 
   /**

@@ -13,13 +13,13 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { backstopAt } from '../redelivery/backoff';
-import { DeliveryService } from '../delivery/delivery.service';
 import { NotificationRepository } from '../record/notification.repository';
 import type { CreatedNotification, NewNotification } from '../record/notification.types';
 import { retryOnDeadlock } from '../record/sql';
 import { Batcher } from '../common/batcher';
 import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
 import { PublisherLimiter } from './publisher-limiter';
+import { NotificationRouter } from '../routing/notification-router';
 
 /**
  * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
@@ -66,7 +66,7 @@ export class PublishService {
 
   constructor(
     private readonly notifications: NotificationRepository,
-    private readonly delivery: DeliveryService,
+    private readonly router: NotificationRouter,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly limiter: PublisherLimiter,
@@ -179,7 +179,7 @@ export class PublishService {
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
       this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {
-        await this.delivery.route(notification, kind, 'users' in input.audience ? input.audience.users : [], requestId);
+        await this.router.route(notification, kind, 'users' in input.audience ? input.audience.users : [], requestId);
       }
     }
     return { response: { id: notification.id, seq: notification.seq, recipients }, replayed: !created.created };

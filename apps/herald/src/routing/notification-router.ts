@@ -1,0 +1,56 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { toBusNotification } from '../delivery/notification-frame';
+import type { StoredNotification } from '../record/notification.types';
+import { Bus } from './bus';
+
+/**
+ * A user list goes out user by user (only the replicas holding them hear it)
+ * while that stays small; beyond, it goes once to every replica with the
+ * recipient list, so a big list or a big payload is not copied per user.
+ */
+const PER_USER_ROUTING_MAX_USERS = 64;
+const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
+
+/**
+ * The step from the record to the bus: a stored notification announced to the replicas that hold its
+ * recipients, whose bus handlers (DeliveryService) send it.
+ */
+@Injectable()
+export class NotificationRouter {
+  private readonly logger = new Logger(NotificationRouter.name);
+
+  constructor(private readonly bus: Bus) {}
+
+  /**
+   * Tells the replicas holding the recipients that a stored notification
+   * exists. Best effort: if Redis is down the deliveries stay `pending` and
+   * the sweep routes them later.
+   */
+  async route(
+    notification: StoredNotification,
+    audience: 'users' | 'topic' | 'all',
+    userIds: string[],
+    requestId?: string,
+  ): Promise<void> {
+    const message = toBusNotification(notification);
+    try {
+      if (audience !== 'users') {
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
+      } else if (
+        userIds.length <= PER_USER_ROUTING_MAX_USERS &&
+        userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
+      ) {
+        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
+      } else {
+        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
+      }
+    } catch (error) {
+      this.logger.warn({
+        message: 'bus publish failed; the sweep will route the deliveries',
+        notificationId: notification.id,
+        requestId,
+        error: (error as Error).message,
+      });
+    }
+  }
+}
