@@ -8,6 +8,7 @@ import {
 } from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { ReplayRepository } from '../../apps/herald/src/record/replay.repository';
 import { prepared } from '../../apps/herald/src/record/sql';
 import { UserRepository } from '../../apps/herald/src/record/user.repository';
 import { createTestDatabase, TestDatabase } from '../helpers/database';
@@ -20,6 +21,7 @@ describe('Delivery repositories', () => {
   let ackSource: DataSource;
   let notifications: NotificationRepository;
   let deliveries: DeliveryRepository;
+  let replays: ReplayRepository;
   let users: UserRepository;
   const soon = () => new Date(Date.now() + 60_000);
 
@@ -59,6 +61,7 @@ describe('Delivery repositories', () => {
     ackSource = createDataSource(db.url, 'herald-int-acks', { max: 4, sessionOptions: ACK_SESSION_OPTIONS });
     await ackSource.initialize();
     deliveries = new DeliveryRepository(dataSource, ackSource);
+    replays = new ReplayRepository(dataSource);
     users = new UserRepository(dataSource);
   });
 
@@ -346,7 +349,7 @@ describe('Delivery repositories', () => {
     for (let i = 0; i < 5; i++) published.push((await publishTo(['r1'])).notification);
     const ids = published.map((n) => n.id);
     await deliveries.ack(ids[2]!, 'r1');
-    const firstBatch = await deliveries.replayBatch('r1', 0, 3, soon());
+    const firstBatch = await replays.replayBatch('r1', 0, 3, soon());
     expect(firstBatch.map((d) => d.notification.id)).toEqual([ids[0], ids[1], ids[3]]);
     // As frames carry it: the time formatted by PostgreSQL is the one a live send formats.
     expect(firstBatch[0]!.notification).toEqual({
@@ -357,10 +360,10 @@ describe('Delivery repositories', () => {
       topic: null,
       createdAt: published[0]!.createdAt.toISOString(),
     });
-    const rest = await deliveries.replayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
+    const rest = await replays.replayBatch('r1', firstBatch[2]!.notification.seq, 3, soon());
     expect(rest.map((d) => d.notification.id)).toEqual([ids[4]]);
     expect(rest[0]!.attempt).toBe(1);
-    expect(await deliveries.replayBatch('r1', rest[0]!.notification.seq, 3, soon())).toEqual([]);
+    expect(await replays.replayBatch('r1', rest[0]!.notification.seq, 3, soon())).toEqual([]);
     // The deliveries are as they were; the two batches are recorded, the empty read is not.
     expect(await deliveryRow(ids[0]!, 'r1')).toMatchObject({ status: 'pending', attempts: 0, first_sent_at: null });
     const checks = await replayChecksOf('r1');
@@ -375,7 +378,7 @@ describe('Delivery repositories', () => {
     const parked = (await publishTo(['ra1'])).notification;
     await deliveries.markSent(parked.id, ['ra1'], 1, soon());
     await deliveries.park(parked.id, 'ra1', 1);
-    const batch = await deliveries.replayBatch('ra1', 0, 10, soon());
+    const batch = await replays.replayBatch('ra1', 0, 10, soon());
     expect(batch.map((d) => [d.notification.id, d.attempt])).toEqual([
       [fresh.id, 1],
       [parked.id, 2],
@@ -404,14 +407,14 @@ describe('Delivery repositories', () => {
     expect(second.first_sent_at!.getTime()).toBeLessThanOrEqual(check!.sent_at.getTime());
     // One at a time records it the same way.
     const third = (await publishTo(['ra1'])).notification;
-    await deliveries.replayBatch('ra1', 0, 10, soon());
+    await replays.replayBatch('ra1', 0, 10, soon());
     expect((await deliveries.ack(third.id, 'ra1')).outcome).toBe('acked');
     expect(await deliveryRow(third.id, 'ra1')).toMatchObject({ status: 'acked', attempts: 1 });
   });
 
   it('settles a replay at its check time: what is unacked goes on the clock, the acked and the re-sent stay', async () => {
     const [acked, resent, unacked] = await publishThree('rc1');
-    await deliveries.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
+    await replays.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
     expect(await deliveries.settleReplayChecks(100)).toMatchObject({ notificationIds: [] });
     expect(await replayChecksOf('rc1')).toHaveLength(1);
     await deliveries.ack(acked.id, 'rc1');
@@ -440,9 +443,9 @@ describe('Delivery repositories', () => {
 
   it('skips on a resumed stream what an earlier replay sent it, and replays what it never got', async () => {
     const replayed = (await publishTo(['rr1'])).notification;
-    await deliveries.replayBatch('rr1', 0, 10, soon());
+    await replays.replayBatch('rr1', 0, 10, soon());
     const never = (await publishTo(['rr1'])).notification;
-    const resumed = await deliveries.replayBatch('rr1', 0, 10, soon(), never.seq);
+    const resumed = await replays.replayBatch('rr1', 0, 10, soon(), never.seq);
     // `never` is at or below the resume point too, but no replay sent it: it goes out.
     expect(resumed.map((d) => d.notification.id)).toEqual([never.id]);
     expect(replayed.seq).toBeLessThan(never.seq);
@@ -453,7 +456,7 @@ describe('Delivery repositories', () => {
     await deliveries.markSent(had.id, ['rs1'], 1, soon());
     await deliveries.park(had.id, 'rs1', 1);
     // The stream resumes after `had`: it is skipped, the others are replayed.
-    const batch = await deliveries.replayBatch('rs1', 0, 10, soon(), had.seq);
+    const batch = await replays.replayBatch('rs1', 0, 10, soon(), had.seq);
     expect(batch.map((d) => d.notification.id)).toEqual([missed.id, later.id]);
     expect((await deliveries.ack(had.id, 'rs1')).outcome).toBe('acked');
     expect(await deliveryRow(had.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
@@ -522,7 +525,7 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE deliveries SET expires_at = now() - interval '1 second' WHERE notification_id = $1`, [
       notification.id,
     ]);
-    expect(await deliveries.replayBatch('e1', 0, 10, soon())).toEqual([]);
+    expect(await replays.replayBatch('e1', 0, 10, soon())).toEqual([]);
     expect(await replayChecksOf('e1')).toEqual([]);
     expect((await deliveries.expireDue(100)).length).toBeGreaterThanOrEqual(1);
     // The sweep made it expired: the ack changes nothing, so the expiry is not counted twice.

@@ -4,6 +4,7 @@ import type { Audience } from '@herald/protocol';
 import { ACK_SESSION_OPTIONS, createDataSource, runMigrations } from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { ReplayRepository } from '../../apps/herald/src/record/replay.repository';
 import { StreamRepository } from '../../apps/herald/src/record/stream.repository';
 import { UserRepository } from '../../apps/herald/src/record/user.repository';
 import { createTestDatabase, TestDatabase } from '../helpers/database';
@@ -15,6 +16,7 @@ describe('Stream record', () => {
   let ackSource: DataSource;
   let notifications: NotificationRepository;
   let deliveries: DeliveryRepository;
+  let replays: ReplayRepository;
   let streams: StreamRepository;
   let users: UserRepository;
   const soon = () => new Date(Date.now() + 60_000);
@@ -62,6 +64,7 @@ describe('Stream record', () => {
     await ackSource.initialize();
     notifications = new NotificationRepository(dataSource, 'stream');
     deliveries = new DeliveryRepository(dataSource, ackSource);
+    replays = new ReplayRepository(dataSource);
     streams = new StreamRepository(dataSource, ackSource);
     users = new UserRepository(dataSource);
   });
@@ -93,7 +96,7 @@ describe('Stream record', () => {
       ['t2', 'pending'],
     ]);
     const replayed = async (userId: string) =>
-      (await deliveries.replayBatch(userId, 0, 100, soon())).map((r) => r.notification.id);
+      (await replays.replayBatch(userId, 0, 100, soon())).map((r) => r.notification.id);
     expect(await replayed('t2')).toEqual([first.notification.id]);
     expect(await replayed('t3')).toEqual([second.notification.id]);
     expect(await replayed('t1')).toEqual([first.notification.id, second.notification.id]);
@@ -104,7 +107,7 @@ describe('Stream record', () => {
     await users.touch('e-new');
     const after = await publish({ all: true });
     expect(after.recipients).toBe(before.recipients + 1);
-    const replayed = (await deliveries.replayBatch('e-new', 0, 100, soon())).map((r) => r.notification.id);
+    const replayed = (await replays.replayBatch('e-new', 0, 100, soon())).map((r) => r.notification.id);
     expect(replayed).toContain(after.notification.id);
     expect(replayed).not.toContain(before.notification.id);
     // A user first seen through a user-list publish joins the everyone stream too.
@@ -154,7 +157,7 @@ describe('Stream record', () => {
     expect(listed.find((d) => d.userId === 'a1')).toMatchObject({ status: 'acked' });
     expect(listed.find((d) => d.userId === 'a1')!.ackedAt).toBeInstanceOf(Date);
     // Replay leaves out what is acked.
-    expect((await deliveries.replayBatch('a1', 0, 100, soon())).map((r) => r.notification.id)).toEqual([
+    expect((await replays.replayBatch('a1', 0, 100, soon())).map((r) => r.notification.id)).toEqual([
       n3.notification.id,
     ]);
   });
@@ -207,7 +210,7 @@ describe('Stream record', () => {
     const b = await publish({ topic: 'merge' });
     const c = await publish({ users: ['m1'] });
     const d = await publish({ all: true });
-    const batch = await deliveries.replayBatch('m1', 0, 100, new Date(Date.now() - 1000));
+    const batch = await replays.replayBatch('m1', 0, 100, new Date(Date.now() - 1000));
     expect(batch.map((r) => r.notification.id)).toEqual([a, b, c, d].map((x) => x.notification.id));
     expect(batch.map((r) => r.streamed)).toEqual([false, true, false, true]);
     await streams.ackMany([{ notificationId: b.notification.id, userId: 'm1' }]);
@@ -227,7 +230,7 @@ describe('Stream record', () => {
     await db.query(`UPDATE notifications SET expires_at = now() - interval '1 second' WHERE id = $1`, [
       gone.notification.id,
     ]);
-    expect((await deliveries.replayBatch('x1', 0, 100, soon())).map((r) => r.notification.id)).toEqual([
+    expect((await replays.replayBatch('x1', 0, 100, soon())).map((r) => r.notification.id)).toEqual([
       live.notification.id,
     ]);
     expect((await streams.ackMany([{ notificationId: gone.notification.id, userId: 'x1' }]))[0]!.outcome).toBe(
@@ -250,7 +253,7 @@ describe('Stream record', () => {
     expect(missed.recipients).toBe(0);
     await users.subscribe('r1', 'again', 10);
     expect(await rowsOf(kept.notification.id)).toEqual([{ user_id: 'r1', status: 'pending', attempts: 0 }]);
-    const replayed = (await deliveries.replayBatch('r1', 0, 100, soon())).map((r) => r.notification.id);
+    const replayed = (await replays.replayBatch('r1', 0, 100, soon())).map((r) => r.notification.id);
     expect(replayed).toContain(kept.notification.id);
     expect(replayed).not.toContain(missed.notification.id);
   });

@@ -4,7 +4,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import type { Connection } from '../connections/connection';
 import { MetricsService } from '../metrics/metrics.service';
-import { DeliveryRepository } from '../record/delivery.repository';
+import { ReplayRepository } from '../record/replay.repository';
 import { StreamRepository } from '../record/stream.repository';
 import { backstopAt, redeliveryDelayMs } from '../redelivery/backoff';
 import { toReplayedFrame } from './notification-frame';
@@ -31,7 +31,7 @@ const REPLAY_ACK_STALL_MS = 50;
 @Injectable()
 export class Replay {
   constructor(
-    private readonly deliveries: DeliveryRepository,
+    private readonly deliveries: ReplayRepository,
     private readonly streams: StreamRepository,
     /** Told which replayed notifications are a stream's, so their acks go to the stream first. */
     private readonly acks: AckWriter,

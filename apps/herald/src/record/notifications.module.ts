@@ -4,6 +4,7 @@ import { ACK_DATA_SOURCE } from '../database/database.module';
 import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
+import { ReplayRepository } from './replay.repository';
 import { StreamRepository } from './stream.repository';
 import { UserRepository } from './user.repository';
 
@@ -25,9 +26,17 @@ import { UserRepository } from './user.repository';
       inject: [DataSource, ACK_DATA_SOURCE],
       useFactory: (ds: DataSource, acks: DataSource) => new DeliveryRepository(ds, acks),
     },
+    { provide: ReplayRepository, inject: [DataSource], useFactory: (ds: DataSource) => new ReplayRepository(ds) },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
   ],
-  exports: [NotificationRepository, DeliveryRepository, StreamRepository, UserRepository, AdminRepository],
+  exports: [
+    NotificationRepository,
+    DeliveryRepository,
+    ReplayRepository,
+    StreamRepository,
+    UserRepository,
+    AdminRepository,
+  ],
 })
 export class NotificationsModule {}
