@@ -77,7 +77,7 @@ async function measureRows(k: number): Promise<Measured> {
     await db.query('INSERT INTO users (id) SELECT unnest($1::text[])', [userIds]);
     await db.query('INSERT INTO topic_subscriptions (user_id, topic) SELECT unnest($1::text[]), $2', [userIds, TOPIC]);
     const notifications = new NotificationRepository(main, 'rows');
-    const deliveries = new DeliveryRepository(main, acks);
+    const deliveries = new DeliveryRepository(acks);
     // Warm the pools' plans outside the measurement.
     await deliveries.ackMany([{ notificationId: randomUUID(), userId: userIds[0]! }]);
 

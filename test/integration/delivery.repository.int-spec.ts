@@ -8,6 +8,7 @@ import {
 } from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { RedeliveryRepository } from '../../apps/herald/src/record/redelivery.repository';
 import { ReplayRepository } from '../../apps/herald/src/record/replay.repository';
 import { prepared } from '../../apps/herald/src/record/sql';
 import { UserRepository } from '../../apps/herald/src/record/user.repository';
@@ -22,6 +23,7 @@ describe('Delivery repositories', () => {
   let notifications: NotificationRepository;
   let deliveries: DeliveryRepository;
   let replays: ReplayRepository;
+  let redelivery: RedeliveryRepository;
   let users: UserRepository;
   const soon = () => new Date(Date.now() + 60_000);
 
@@ -60,8 +62,9 @@ describe('Delivery repositories', () => {
     notifications = new NotificationRepository(dataSource);
     ackSource = createDataSource(db.url, 'herald-int-acks', { max: 4, sessionOptions: ACK_SESSION_OPTIONS });
     await ackSource.initialize();
-    deliveries = new DeliveryRepository(dataSource, ackSource);
+    deliveries = new DeliveryRepository(ackSource);
     replays = new ReplayRepository(dataSource);
+    redelivery = new RedeliveryRepository(dataSource);
     users = new UserRepository(dataSource);
   });
 
@@ -377,7 +380,7 @@ describe('Delivery repositories', () => {
     const fresh = (await publishTo(['ra1'])).notification;
     const parked = (await publishTo(['ra1'])).notification;
     await deliveries.markSent(parked.id, ['ra1'], 1, soon());
-    await deliveries.park(parked.id, 'ra1', 1);
+    await redelivery.park(parked.id, 'ra1', 1);
     const batch = await replays.replayBatch('ra1', 0, 10, soon());
     expect(batch.map((d) => [d.notification.id, d.attempt])).toEqual([
       [fresh.id, 1],
@@ -385,10 +388,10 @@ describe('Delivery repositories', () => {
     ]);
     const [check] = await replayChecksOf('ra1');
     // A redelivery job of the earlier send finds that a replay sent it since: that send's check decides.
-    expect(await deliveries.findOpen(parked.id, 'ra1')).toMatchObject({ attempts: 1, replayedSince: true });
+    expect(await redelivery.findOpen(parked.id, 'ra1')).toMatchObject({ attempts: 1, replayedSince: true });
     const other = (await publishTo(['ra2'])).notification;
     await deliveries.markSent(other.id, ['ra2'], 1, soon());
-    expect(await deliveries.findOpen(other.id, 'ra2')).toMatchObject({ attempts: 1, replayedSince: false });
+    expect(await redelivery.findOpen(other.id, 'ra2')).toMatchObject({ attempts: 1, replayedSince: false });
     const [a, b] = await deliveries.ackMany([
       { notificationId: fresh.id, userId: 'ra1' },
       { notificationId: parked.id, userId: 'ra1' },
@@ -415,7 +418,7 @@ describe('Delivery repositories', () => {
   it('settles a replay at its check time: what is unacked goes on the clock, the acked and the re-sent stay', async () => {
     const [acked, resent, unacked] = await publishThree('rc1');
     await replays.replayBatch('rc1', 0, 10, new Date(Date.now() + 60_000));
-    expect(await deliveries.settleReplayChecks(100)).toMatchObject({ notificationIds: [] });
+    expect(await redelivery.settleReplayChecks(100)).toMatchObject({ notificationIds: [] });
     expect(await replayChecksOf('rc1')).toHaveLength(1);
     await deliveries.ack(acked.id, 'rc1');
     // A later send (a redelivery) was recorded: it is on its own clock already.
@@ -424,7 +427,7 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rc1'`);
     const [check] = await replayChecksOf('rc1');
 
-    expect(await deliveries.settleReplayChecks(100)).toEqual({
+    expect(await redelivery.settleReplayChecks(100)).toEqual({
       checks: 1,
       notificationIds: [unacked.id],
       handedOff: 0,
@@ -438,7 +441,7 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(resent.id, 'rc1')).toMatchObject({ status: 'sent', attempts: 1, due: false });
     expect(await deliveryRow(acked.id, 'rc1')).toMatchObject({ status: 'acked', attempts: 1 });
     expect(await replayChecksOf('rc1')).toEqual([]);
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [], handedOff: 0 });
+    expect(await redelivery.settleReplayChecks(100)).toEqual({ checks: 0, notificationIds: [], handedOff: 0 });
   });
 
   it('skips on a resumed stream what an earlier replay sent it, and replays what it never got', async () => {
@@ -454,7 +457,7 @@ describe('Delivery repositories', () => {
   it('counts no replayed send for the sent rows a resumed stream skipped, at the ack or at the check', async () => {
     const [had, missed, later] = await publishThree('rs1');
     await deliveries.markSent(had.id, ['rs1'], 1, soon());
-    await deliveries.park(had.id, 'rs1', 1);
+    await redelivery.park(had.id, 'rs1', 1);
     // The stream resumes after `had`: it is skipped, the others are replayed.
     const batch = await replays.replayBatch('rs1', 0, 10, soon(), had.seq);
     expect(batch.map((d) => d.notification.id)).toEqual([missed.id, later.id]);
@@ -462,7 +465,7 @@ describe('Delivery repositories', () => {
     expect(await deliveryRow(had.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
     await db.query(`UPDATE replay_checks SET check_at = now() - interval '1 second' WHERE user_id = 'rs1'`);
     await deliveries.ack(missed.id, 'rs1');
-    expect(await deliveries.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [later.id], handedOff: 0 });
+    expect(await redelivery.settleReplayChecks(100)).toEqual({ checks: 1, notificationIds: [later.id], handedOff: 0 });
     expect(await deliveryRow(missed.id, 'rs1')).toMatchObject({ status: 'acked', attempts: 1 });
   });
 
@@ -492,20 +495,20 @@ describe('Delivery repositories', () => {
     const { notification } = await publishTo(['f1']);
     await deliveries.markSent(notification.id, ['f1'], 1, soon());
     await deliveries.markSent(notification.id, ['f1'], 2, soon());
-    expect(await deliveries.markFailed(notification.id, 'f1', 1)).toBe(false);
-    await deliveries.park(notification.id, 'f1', 1);
+    expect(await redelivery.markFailed(notification.id, 'f1', 1)).toBe(false);
+    await redelivery.park(notification.id, 'f1', 1);
     expect(
       (await db.query('SELECT next_attempt_at FROM deliveries WHERE notification_id = $1', [notification.id]))[0]!
         .next_attempt_at,
     ).not.toBeNull();
-    expect(await deliveries.markFailed(notification.id, 'f1', 2)).toBe(true);
+    expect(await redelivery.markFailed(notification.id, 'f1', 2)).toBe(true);
     expect((await deliveries.ack(notification.id, 'f1')).outcome).toBe('acked');
   });
 
   it('parks many deliveries in one statement, each only at the attempt it was read at', async () => {
     const a = (await publishTo(['p1', 'p2'])).notification;
     await deliveries.markSent(a.id, ['p2'], 1, soon());
-    const parked = await deliveries.parkMany([
+    const parked = await redelivery.parkMany([
       { notificationId: a.id, userId: 'p1', attempts: 0 },
       { notificationId: a.id, userId: 'p2', attempts: 0 },
     ]);
@@ -527,7 +530,7 @@ describe('Delivery repositories', () => {
     ]);
     expect(await replays.replayBatch('e1', 0, 10, soon())).toEqual([]);
     expect(await replayChecksOf('e1')).toEqual([]);
-    expect((await deliveries.expireDue(100)).length).toBeGreaterThanOrEqual(1);
+    expect((await redelivery.expireDue(100)).length).toBeGreaterThanOrEqual(1);
     // The sweep made it expired: the ack changes nothing, so the expiry is not counted twice.
     expect(await deliveries.ack(notification.id, 'e1')).toEqual({ outcome: 'expired', changed: false });
   });
@@ -552,7 +555,7 @@ describe('Delivery repositories', () => {
     await db.query(`UPDATE deliveries SET next_attempt_at = now() - interval '1 second' WHERE notification_id = $1`, [
       notification.id,
     ]);
-    const due = await deliveries.findDue(1000);
+    const due = await redelivery.findDue(1000);
     expect(due).toContainEqual({ notificationId: notification.id, userId: 'd1', status: 'pending', attempts: 0 });
   });
 
@@ -613,7 +616,7 @@ describe('Delivery repositories', () => {
       expect(await single.query('SHOW synchronous_commit')).toEqual([{ synchronous_commit: 'off' }]);
       // The main pool keeps synchronous commits.
       expect(await dataSource.query('SHOW synchronous_commit')).toEqual([{ synchronous_commit: 'on' }]);
-      const acks = new DeliveryRepository(dataSource, single);
+      const acks = new DeliveryRepository(single);
       for (let i = 0; i < 7; i++) {
         const [a, b] = [(await publishTo(['plan1'])).notification, (await publishTo(['plan1'])).notification];
         const results = await acks.ackMany([

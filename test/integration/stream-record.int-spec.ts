@@ -4,6 +4,7 @@ import type { Audience } from '@herald/protocol';
 import { ACK_SESSION_OPTIONS, createDataSource, runMigrations } from '../../apps/herald/src/database/data-source';
 import { DeliveryRepository } from '../../apps/herald/src/record/delivery.repository';
 import { NotificationRepository } from '../../apps/herald/src/record/notification.repository';
+import { RedeliveryRepository } from '../../apps/herald/src/record/redelivery.repository';
 import { ReplayRepository } from '../../apps/herald/src/record/replay.repository';
 import { StreamRepository } from '../../apps/herald/src/record/stream.repository';
 import { UserRepository } from '../../apps/herald/src/record/user.repository';
@@ -17,6 +18,7 @@ describe('Stream record', () => {
   let notifications: NotificationRepository;
   let deliveries: DeliveryRepository;
   let replays: ReplayRepository;
+  let redelivery: RedeliveryRepository;
   let streams: StreamRepository;
   let users: UserRepository;
   const soon = () => new Date(Date.now() + 60_000);
@@ -63,8 +65,9 @@ describe('Stream record', () => {
     ackSource = createDataSource(db.url, 'herald-int-streams-acks', { max: 4, sessionOptions: ACK_SESSION_OPTIONS });
     await ackSource.initialize();
     notifications = new NotificationRepository(dataSource, 'stream');
-    deliveries = new DeliveryRepository(dataSource, ackSource);
+    deliveries = new DeliveryRepository(ackSource);
     replays = new ReplayRepository(dataSource);
+    redelivery = new RedeliveryRepository(dataSource);
     streams = new StreamRepository(dataSource, ackSource);
     users = new UserRepository(dataSource);
   });
@@ -214,7 +217,7 @@ describe('Stream record', () => {
     expect(batch.map((r) => r.notification.id)).toEqual([a, b, c, d].map((x) => x.notification.id));
     expect(batch.map((r) => r.streamed)).toEqual([false, true, false, true]);
     await streams.ackMany([{ notificationId: b.notification.id, userId: 'm1' }]);
-    const settled = await deliveries.settleReplayChecks(10);
+    const settled = await redelivery.settleReplayChecks(10);
     // The direct ones go on the clock as before; d, unacked, becomes a row; b, acked, does not.
     expect(settled.notificationIds.sort()).toEqual([a, c, d].map((x) => x.notification.id).sort());
     expect(settled.handedOff).toBe(1);

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { DeliveryRepository } from '../record/delivery.repository';
+import { RedeliveryRepository } from '../record/redelivery.repository';
 import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
 import type { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
@@ -25,7 +25,7 @@ export class ConnectionPresence {
   constructor(
     private readonly presence: PresenceRepository,
     private readonly registry: ConnectionRegistry,
-    private readonly deliveries: DeliveryRepository,
+    private readonly deliveries: RedeliveryRepository,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
   ) {}
 

@@ -4,6 +4,7 @@ import { ACK_DATA_SOURCE } from '../database/database.module';
 import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
 import { NotificationRepository } from './notification.repository';
+import { RedeliveryRepository } from './redelivery.repository';
 import { ReplayRepository } from './replay.repository';
 import { StreamRepository } from './stream.repository';
 import { UserRepository } from './user.repository';
@@ -23,10 +24,15 @@ import { UserRepository } from './user.repository';
     },
     {
       provide: DeliveryRepository,
-      inject: [DataSource, ACK_DATA_SOURCE],
-      useFactory: (ds: DataSource, acks: DataSource) => new DeliveryRepository(ds, acks),
+      inject: [ACK_DATA_SOURCE],
+      useFactory: (acks: DataSource) => new DeliveryRepository(acks),
     },
     { provide: ReplayRepository, inject: [DataSource], useFactory: (ds: DataSource) => new ReplayRepository(ds) },
+    {
+      provide: RedeliveryRepository,
+      inject: [DataSource],
+      useFactory: (ds: DataSource) => new RedeliveryRepository(ds),
+    },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
   ],
@@ -34,6 +40,7 @@ import { UserRepository } from './user.repository';
     NotificationRepository,
     DeliveryRepository,
     ReplayRepository,
+    RedeliveryRepository,
     StreamRepository,
     UserRepository,
     AdminRepository,

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
-import { DeliveryRepository } from '../record/delivery.repository';
+import { RedeliveryRepository } from '../record/redelivery.repository';
 import { NotificationRepository } from '../record/notification.repository';
 import { retryOnDeadlock } from '../record/sql';
 import { StoredNotification } from '../record/notification.types';
@@ -35,7 +35,7 @@ export class RedeliveryService {
   private readonly logger = new Logger(RedeliveryService.name);
 
   constructor(
-    private readonly deliveries: DeliveryRepository,
+    private readonly deliveries: RedeliveryRepository,
     private readonly notifications: NotificationRepository,
     private readonly presence: PresenceRepository,
     private readonly bus: Bus,
