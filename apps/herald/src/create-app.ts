@@ -11,7 +11,7 @@ import { END_USER_PATHS, endUserCors } from './gateway/end-user-cors';
 import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { bodyErrorHandler } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
-import { HeraldLogger } from './common/herald-logger';
+import { createLogger, HeraldLogger } from './common/herald-logger';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { requestIdMiddleware } from './common/request-id';
 import { RequestLog } from './common/request-log';
@@ -21,17 +21,6 @@ import { installPublishEdge } from './publish/publish-edge';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument, serveOpenApi } from './openapi/openapi';
 import type { HeraldConfig } from './config/config.schema';
-
-const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
-
-export function createLogger(config: HeraldConfig): HeraldLogger {
-  return new HeraldLogger(config.replicaId, {
-    json: config.logFormat === 'json',
-    colors: false,
-    prefix: 'herald',
-    logLevels: LEVELS.slice(LEVELS.indexOf(config.logLevel)),
-  });
-}
 
 /**
  * The Herald application for a parsed config, everything but listening: middleware, the error filter,

@@ -1,4 +1,5 @@
 import { ConsoleLogger, ConsoleLoggerOptions } from '@nestjs/common';
+import type { HeraldConfig } from '../config/config.schema';
 
 /**
  * Nest's JSON console logger, with the replica id on every line and object
@@ -26,4 +27,16 @@ export class HeraldLogger extends ConsoleLogger {
     }
     return base;
   }
+}
+
+const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
+
+/** The service's logger for a parsed config: the replica id on every line, JSON or text, from `LOG_LEVEL` up. */
+export function createLogger(config: HeraldConfig): HeraldLogger {
+  return new HeraldLogger(config.replicaId, {
+    json: config.logFormat === 'json',
+    colors: false,
+    prefix: 'herald',
+    logLevels: LEVELS.slice(LEVELS.indexOf(config.logLevel)),
+  });
 }

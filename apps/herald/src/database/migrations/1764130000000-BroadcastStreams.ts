@@ -1,4 +1,5 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
+import { ConversionProgress, selectCount } from '../conversion-progress';
 
 /**
  * The delivery record of ADR 0007 for topic and everyone broadcasts: a stream per topic (and one for
@@ -45,12 +46,30 @@ export class BroadcastStreams1764130000000 implements MigrationInterface {
         PRIMARY KEY (user_id, stream_id)
       ) WITH (fillfactor = 50)`);
     await q.query(`CREATE INDEX cursors_by_stream_idx ON cursors (stream_id, user_id)`);
-    await q.query(`
-      INSERT INTO cursors (user_id, stream_id, from_offset, settled_through)
-      SELECT t.user_id, s.id, 0, 0 FROM topic_subscriptions t JOIN streams s ON s.topic = t.topic`);
-    await q.query(
-      `INSERT INTO cursors (user_id, stream_id, from_offset, settled_through) SELECT id, 1, 0, 0 FROM users`,
+    const progress = new ConversionProgress(
+      'cursors from subscriptions and users',
+      await selectCount(q, `SELECT (SELECT count(*) FROM topic_subscriptions) + (SELECT count(*) FROM users) AS n`),
     );
+    progress.add(
+      await selectCount(
+        q,
+        `WITH made AS (
+           INSERT INTO cursors (user_id, stream_id, from_offset, settled_through)
+           SELECT t.user_id, s.id, 0, 0 FROM topic_subscriptions t JOIN streams s ON s.topic = t.topic
+           RETURNING 1)
+         SELECT count(*) AS n FROM made`,
+      ),
+    );
+    progress.add(
+      await selectCount(
+        q,
+        `WITH made AS (
+           INSERT INTO cursors (user_id, stream_id, from_offset, settled_through) SELECT id, 1, 0, 0 FROM users
+           RETURNING 1)
+         SELECT count(*) AS n FROM made`,
+      ),
+    );
+    progress.end();
 
     await q.query(`
       CREATE TABLE broadcast_acks (
