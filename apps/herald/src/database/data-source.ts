@@ -5,6 +5,7 @@ import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChec
 import { SendChecks1764120000000 } from './migrations/1764120000000-SendChecks';
 import { BroadcastStreams1764130000000 } from './migrations/1764130000000-BroadcastStreams';
 import { ChecksOnReplicas1764140000000 } from './migrations/1764140000000-ChecksOnReplicas';
+import { ExpireOpenDeliveries1764150000000 } from './migrations/1764150000000-ExpireOpenDeliveries';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   SendChecks1764120000000,
   BroadcastStreams1764130000000,
   ChecksOnReplicas1764140000000,
+  ExpireOpenDeliveries1764150000000,
 ];
 
 /** Key of the advisory lock that serialises migrations across replicas. */
