@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { DrainState } from './common/lifecycle.module';
 import { ConfigError, HeraldConfig, loadConfig } from './config/config.schema';
 import { createApp } from './create-app';
+import { UpgradeFenceError } from './database/upgrade-fence';
 
 async function bootstrap(): Promise<void> {
   let config: HeraldConfig;
@@ -42,5 +43,6 @@ async function bootstrap(): Promise<void> {
 
 bootstrap().catch((error: unknown) => {
   process.stderr.write(`herald: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  // EX_TEMPFAIL: a replica of the previous version still runs; start again once it is stopped.
+  process.exit(error instanceof UpgradeFenceError ? 75 : 1);
 });

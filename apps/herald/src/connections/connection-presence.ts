@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { RedeliveryRepository } from '../record/redelivery.repository';
-import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
+import { PresenceEntry, PresenceRepository, presenceTtlMs } from '../routing/presence.repository';
 import type { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 
@@ -30,7 +30,7 @@ export class ConnectionPresence {
   ) {}
 
   private get ttlMs(): number {
-    return 3 * this.config.presenceHeartbeatMs;
+    return presenceTtlMs(this.config.presenceHeartbeatMs);
   }
 
   /** At start: a replica restarted under the same id must not inherit its predecessor's connections. */

@@ -17,6 +17,9 @@ export const MIGRATIONS = [
   ExpireOpenDeliveries1764150000000,
 ];
 
+/** This build's schema: the name of its last migration. Its presence beats carry it (the upgrade fence reads it). */
+export const SCHEMA_VERSION = new MIGRATIONS[MIGRATIONS.length - 1]!().name;
+
 /** Key of the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK_KEY = 0x6865_7261; // "hera"
 

@@ -1,8 +1,11 @@
 import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { ACK_SESSION_OPTIONS, createDataSource, runMigrations } from './data-source';
+import { REDIS } from '../redis/redis.module';
+import { ACK_SESSION_OPTIONS, createDataSource } from './data-source';
+import { migrateBehindFence } from './schema-upgrade';
 
 /** The small pool that writes acks and sent-marks, with asynchronous commits (see ACK_SESSION_OPTIONS). */
 export const ACK_DATA_SOURCE = Symbol('ACK_DATA_SOURCE');
@@ -23,13 +26,19 @@ class DataSourceCloser implements OnApplicationShutdown {
   providers: [
     {
       provide: DataSource,
-      inject: [HERALD_CONFIG],
-      useFactory: async (config: HeraldConfig): Promise<DataSource> => {
+      // Redis first: the upgrade fence reads presence before anything is migrated.
+      inject: [HERALD_CONFIG, REDIS],
+      useFactory: async (config: HeraldConfig, redis: Redis): Promise<DataSource> => {
         const logger = new Logger('Database');
         const dataSource = createDataSource(config.databaseUrl, `herald:${config.replicaId}`);
         await dataSource.initialize();
-        const applied = await runMigrations(dataSource);
-        if (applied.length > 0) logger.log({ message: 'migrations applied', applied });
+        try {
+          const applied = await migrateBehindFence(dataSource, redis, config);
+          if (applied.length > 0) logger.log({ message: 'migrations applied', applied });
+        } catch (error) {
+          await dataSource.destroy();
+          throw error;
+        }
         return dataSource;
       },
     },

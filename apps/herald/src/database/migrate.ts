@@ -1,23 +1,38 @@
 import { Logger } from '@nestjs/common';
 import { createLogger } from '../common/herald-logger';
 import { loadConfig } from '../config/config.schema';
-import { createDataSource, runMigrations } from './data-source';
+import { createRedis } from '../redis/redis.module';
+import { createDataSource } from './data-source';
+import { migrateBehindFence } from './schema-upgrade';
+import { UpgradeFenceError } from './upgrade-fence';
 
-/** `npm run migrate`: applies pending migrations and exits. Logs (the conversion's progress among them) as a replica logs. */
+/**
+ * `npm run migrate`: applies pending migrations behind the upgrade fence and exits. It needs Redis as a
+ * replica does: the fence reads presence. Logs (the conversion's progress among them) as a replica logs.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   Logger.overrideLogger(createLogger(config));
-  const dataSource = createDataSource(config.databaseUrl, 'herald-migrate');
-  await dataSource.initialize();
+  const redis = createRedis(config, 'migrate');
   try {
-    const applied = await runMigrations(dataSource);
-    new Logger('Migrate').log({ message: 'migrations applied', applied, count: applied.length });
+    await new Promise<void>((resolve, reject) => {
+      redis.once('ready', () => resolve());
+      redis.once('error', (error: Error) => reject(new Error(`Redis is not reachable: ${error.message}`)));
+    });
+    const dataSource = createDataSource(config.databaseUrl, 'herald-migrate');
+    await dataSource.initialize();
+    try {
+      const applied = await migrateBehindFence(dataSource, redis, config);
+      new Logger('Migrate').log({ message: 'migrations applied', applied, count: applied.length });
+    } finally {
+      await dataSource.destroy();
+    }
   } finally {
-    await dataSource.destroy();
+    redis.disconnect();
   }
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  process.stderr.write(`herald migrate: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(error instanceof UpgradeFenceError ? 75 : 1);
 });

@@ -2,6 +2,8 @@
 export const SWEEP_QUEUE = 'sweep';
 export const SWEEP_JOB = 'sweep';
 export const SWEEP_SCHEDULER_ID = 'sweep-every-interval';
+/** The previous version's queue of redelivery checks (ADR 0009 retired it): an upgrade deletes its keys. */
+export const RETIRED_REDELIVERY_QUEUE = 'redelivery';
 
 /** Check delivery (notificationId, userId) after send number `attempt` (RedeliveryScheduler's timers). */
 export interface RedeliveryJobData {

@@ -68,4 +68,9 @@ export class RedisKeys {
   bullPrefix(): string {
     return `${this.prefix}:bull`;
   }
+
+  /** Every key of one BullMQ queue. */
+  bullQueuePattern(queue: string): string {
+    return `${this.bullPrefix()}:${queue}:*`;
+  }
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AdminConnection } from '@herald/protocol';
 import { Redis } from 'ioredis';
+import { SCHEMA_VERSION } from '../database/data-source';
 import { REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 
@@ -15,6 +16,20 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 `;
+
+/** A replica's entries live three beats: a replica that stops beating is gone within that. */
+export function presenceTtlMs(heartbeatMs: number): number {
+  return 3 * heartbeatMs;
+}
+
+/**
+ * A replica's beat as `beats` reads it: its id, and the schema (last migration) of its build, null from a
+ * version before the stream record, whose beats carry none.
+ */
+export interface ReplicaBeat {
+  replicaId: string;
+  schema: string | null;
+}
 
 /** What the presence store keeps of one live connection: the console's view of it, without the user's facts. */
 export type PresenceEntry = Omit<AdminConnection, 'topics' | 'lastAckAt'>;
@@ -58,7 +73,7 @@ export class PresenceRepository {
   }
 
   /**
-   * Marks the replica alive and extends the life of its entries. When the
+   * Marks the replica alive, with this build's schema, and extends the life of its entries. When the
    * replica's key was gone (Redis restarted empty, or this replica was
    * presumed dead), writes every live connection again; returns how many.
    */
@@ -66,7 +81,12 @@ export class PresenceRepository {
     const conns = this.keys.replicaConnections(replicaId);
     const previous = await this.redis.set(
       this.keys.replica(replicaId),
-      JSON.stringify({ replicaId, connections: connections.length, at: new Date().toISOString() }),
+      JSON.stringify({
+        replicaId,
+        connections: connections.length,
+        at: new Date().toISOString(),
+        schema: SCHEMA_VERSION,
+      }),
       'PX',
       ttlMs,
       'GET',
@@ -131,20 +151,37 @@ export class PresenceRepository {
 
   /** Every live connection across replicas. */
   async list(): Promise<PresenceEntry[]> {
-    const replicaKeys: string[] = [];
+    const entries: PresenceEntry[] = [];
+    for (const replicaId of await this.replicaIds()) {
+      const values = await this.redis.hvals(this.keys.replicaConnections(replicaId));
+      for (const value of values) entries.push(JSON.parse(value) as PresenceEntry);
+    }
+    return entries;
+  }
+
+  /** The beat of every replica beating now, of any version (one written by no Herald reads as no schema). */
+  async beats(): Promise<ReplicaBeat[]> {
+    const replicaIds = await this.replicaIds();
+    if (replicaIds.length === 0) return [];
+    const values = await this.redis.mget(replicaIds.map((id) => this.keys.replica(id)));
+    return replicaIds.flatMap((replicaId, i) => {
+      const value = values[i];
+      // Expired between the scan and the read: no longer beating.
+      if (value === null || value === undefined) return [];
+      return [{ replicaId, schema: schemaOf(value) }];
+    });
+  }
+
+  private async replicaIds(): Promise<string[]> {
+    const head = this.keys.replica('');
+    const ids: string[] = [];
     let cursor = '0';
     do {
       const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.keys.replicaPattern(), 'COUNT', 200);
       cursor = next;
-      replicaKeys.push(...batch);
+      ids.push(...batch.map((key) => key.slice(head.length)));
     } while (cursor !== '0');
-    const head = this.keys.replica('');
-    const entries: PresenceEntry[] = [];
-    for (const key of replicaKeys) {
-      const values = await this.redis.hvals(this.keys.replicaConnections(key.slice(head.length)));
-      for (const value of values) entries.push(JSON.parse(value) as PresenceEntry);
-    }
-    return entries;
+    return [...new Set(ids)];
   }
 
   /** At start: drop what an earlier process under the same replica id left behind. */
@@ -158,5 +195,14 @@ export class PresenceRepository {
     pipeline.del(this.keys.replica(replicaId), this.keys.replicaConnections(replicaId));
     for (const c of connections) pipeline.hdel(this.keys.userConnections(c.userId), c.connectionId);
     await pipeline.exec();
+  }
+}
+
+function schemaOf(beat: string): string | null {
+  try {
+    const parsed = JSON.parse(beat) as { schema?: unknown };
+    return typeof parsed.schema === 'string' ? parsed.schema : null;
+  } catch {
+    return null;
   }
 }
