@@ -21,10 +21,17 @@ export class InProcessHerald {
     readonly app: NestExpressApplication,
   ) {}
 
-  /** `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. */
-  static async start(label: string, env: Record<string, string> = {}): Promise<InProcessHerald> {
-    const db = await createTestDatabase(label);
-    const redisPrefix = testRedisPrefix(label);
+  /**
+   * `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. `on`: an
+   * existing database and Redis prefix to run on (a converted one), which `stop` then drops as its own.
+   */
+  static async start(
+    label: string,
+    env: Record<string, string> = {},
+    on: { db?: TestDatabase; redisPrefix?: string } = {},
+  ): Promise<InProcessHerald> {
+    const db = on.db ?? (await createTestDatabase(label));
+    const redisPrefix = on.redisPrefix ?? testRedisPrefix(label);
     const port = await freePort();
     const id = `${label}-inproc`;
     let app: NestExpressApplication | undefined;

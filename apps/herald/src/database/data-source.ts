@@ -40,14 +40,20 @@ export interface PoolOptions {
   sessionOptions?: string;
 }
 
-export function createDataSource(databaseUrl: string, applicationName = 'herald', pool: PoolOptions = {}): DataSource {
+/** `migrations`: all of them unless told (the upgrade's tests and bench stop at an earlier schema). */
+export function createDataSource(
+  databaseUrl: string,
+  applicationName = 'herald',
+  pool: PoolOptions = {},
+  migrations: (typeof MIGRATIONS)[number][] = MIGRATIONS,
+): DataSource {
   return new DataSource({
     type: 'postgres',
     url: databaseUrl,
     applicationName,
     synchronize: false,
     migrationsRun: false,
-    migrations: MIGRATIONS,
+    migrations,
     migrationsTableName: 'herald_migrations',
     migrationsTransactionMode: 'each',
     logging: false,
