@@ -22,7 +22,7 @@ export async function migrateThrough(
   url: string,
   migrations: typeof OLD_MIGRATIONS = OLD_MIGRATIONS,
 ): Promise<string[]> {
-  const dataSource = createDataSource(url, 'herald-test-migrate', { max: 2 }, migrations);
+  const dataSource = createDataSource(url, 'herald-test-migrate', { max: 2 }, { migrations });
   await dataSource.initialize();
   try {
     return await runMigrations(dataSource);

@@ -1,22 +1,21 @@
-import { Logger } from '@nestjs/common';
-import { QueryRunner } from 'typeorm';
+import type { QueryRunner } from 'typeorm';
 
 /** A step logs at its start, at most this often while it runs, and at its end. */
 const LOG_EVERY_MS = 1000;
 
 /**
  * The progress of one step of a conversion migration, as `conversion progress` log lines
- * (`{ step, done, total }`, and `seconds` on the last), through Nest's logger: JSON lines from
- * `npm run migrate` and from a replica that migrates at boot alike. A step with nothing to convert (a fresh
- * install) logs nothing.
+ * (`{ step, done, total }`, and `seconds` on the last), written to the data source's logger at level `log`
+ * (createDataSource's `progress`: Nest's logger in a replica and in `npm run migrate`, so JSON lines). A step
+ * with nothing to convert (a fresh install) logs nothing.
  */
 export class ConversionProgress {
-  private readonly logger = new Logger('Conversion');
   private readonly startedAt = Date.now();
   private loggedAt = 0;
   private done = 0;
 
   constructor(
+    private readonly q: QueryRunner,
     private readonly step: string,
     private readonly total: number,
   ) {
@@ -35,7 +34,7 @@ export class ConversionProgress {
   private log(seconds?: number): void {
     this.loggedAt = Date.now();
     if (this.total === 0) return;
-    this.logger.log({
+    this.q.dataSource.logger.log('log', {
       message: 'conversion progress',
       step: this.step,
       done: this.done,

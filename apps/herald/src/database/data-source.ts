@@ -1,4 +1,5 @@
-import { DataSource } from 'typeorm';
+import type { LoggerService } from '@nestjs/common';
+import { DataSource, Logger as TypeOrmLogger } from 'typeorm';
 import { InitialSchema1764090000000 } from './migrations/1764090000000-InitialSchema';
 import { AdminIndexes1764100000000 } from './migrations/1764100000000-AdminIndexes';
 import { ReplayChecks1764110000000 } from './migrations/1764110000000-ReplayChecks';
@@ -40,12 +41,33 @@ export interface PoolOptions {
   sessionOptions?: string;
 }
 
-/** `migrations`: all of them unless told (the upgrade's tests and bench stop at an earlier schema). */
+/**
+ * TypeORM's logger: what migrations write at level `log` (the conversion's progress, ConversionProgress) goes
+ * to `progress`; everything else stays quiet, as `logging: false` keeps it.
+ */
+function progressLogger(progress?: Pick<LoggerService, 'log'>): TypeOrmLogger {
+  const quiet = (): void => undefined;
+  return {
+    logQuery: quiet,
+    logQueryError: quiet,
+    logQuerySlow: quiet,
+    logSchemaBuild: quiet,
+    logMigration: quiet,
+    log: (level, message) => {
+      if (level === 'log') progress?.log(message);
+    },
+  };
+}
+
+/**
+ * `options.migrations`: all of them unless told (the upgrade's tests and bench stop at an earlier schema);
+ * `options.progress`: where the conversion's progress lines go (nowhere unless told).
+ */
 export function createDataSource(
   databaseUrl: string,
   applicationName = 'herald',
   pool: PoolOptions = {},
-  migrations: (typeof MIGRATIONS)[number][] = MIGRATIONS,
+  options: { migrations?: (typeof MIGRATIONS)[number][]; progress?: Pick<LoggerService, 'log'> } = {},
 ): DataSource {
   return new DataSource({
     type: 'postgres',
@@ -53,10 +75,11 @@ export function createDataSource(
     applicationName,
     synchronize: false,
     migrationsRun: false,
-    migrations,
+    migrations: options.migrations ?? MIGRATIONS,
     migrationsTableName: 'herald_migrations',
     migrationsTransactionMode: 'each',
     logging: false,
+    logger: progressLogger(options.progress),
     extra: {
       max: pool.max ?? 20,
       ...(pool.sessionOptions !== undefined ? { options: pool.sessionOptions } : {}),

@@ -30,7 +30,12 @@ class DataSourceCloser implements OnApplicationShutdown {
       inject: [HERALD_CONFIG, REDIS],
       useFactory: async (config: HeraldConfig, redis: Redis): Promise<DataSource> => {
         const logger = new Logger('Database');
-        const dataSource = createDataSource(config.databaseUrl, `herald:${config.replicaId}`);
+        const dataSource = createDataSource(
+          config.databaseUrl,
+          `herald:${config.replicaId}`,
+          {},
+          { progress: new Logger('Conversion') },
+        );
         await dataSource.initialize();
         try {
           const applied = await migrateBehindFence(dataSource, redis, config);

@@ -19,7 +19,12 @@ async function main(): Promise<void> {
       redis.once('ready', () => resolve());
       redis.once('error', (error: Error) => reject(new Error(`Redis is not reachable: ${error.message}`)));
     });
-    const dataSource = createDataSource(config.databaseUrl, 'herald-migrate');
+    const dataSource = createDataSource(
+      config.databaseUrl,
+      'herald-migrate',
+      {},
+      { progress: new Logger('Conversion') },
+    );
     await dataSource.initialize();
     try {
       const applied = await migrateBehindFence(dataSource, redis, config);

@@ -47,6 +47,7 @@ export class BroadcastStreams1764130000000 implements MigrationInterface {
       ) WITH (fillfactor = 50)`);
     await q.query(`CREATE INDEX cursors_by_stream_idx ON cursors (stream_id, user_id)`);
     const progress = new ConversionProgress(
+      q,
       'cursors from subscriptions and users',
       await selectCount(q, `SELECT (SELECT count(*) FROM topic_subscriptions) + (SELECT count(*) FROM users) AS n`),
     );

@@ -58,7 +58,7 @@ export class ChecksOnReplicas1764140000000 implements MigrationInterface {
     // Absent: an earlier run was interrupted between the drop and its entry in the migrations table.
     if (!(await q.hasTable('send_checks'))) return;
     const total = await selectCount(q, `SELECT count(*)::int AS n FROM send_checks`);
-    const progress = new ConversionProgress('send checks settled', total);
+    const progress = new ConversionProgress(q, 'send checks settled', total);
     await inBatches(progress, CHECKS_PER_BATCH, async () => {
       const rows = (await q.query(SETTLE_BATCH, [CHECKS_PER_BATCH])) as { n: number }[];
       return rows[0]?.n ?? 0;

@@ -22,7 +22,7 @@ export class ExpireOpenDeliveries1764150000000 implements MigrationInterface {
       `SELECT count(*)::int AS n FROM deliveries WHERE status IN ('pending', 'sent') AND expires_at <= $1`,
       [cutoff],
     );
-    const progress = new ConversionProgress('open deliveries past their TTL expired', total);
+    const progress = new ConversionProgress(q, 'open deliveries past their TTL expired', total);
     await inBatches(progress, ROWS_PER_BATCH, () =>
       selectCount(
         q,
