@@ -67,6 +67,7 @@ export function replicaEnv(
 export class Replica {
   private process: ChildProcess | null = null;
   private exit: Promise<number | null> = Promise.resolve(null);
+  private logWritten: Promise<void> = Promise.resolve();
   readonly logFile: string;
 
   constructor(
@@ -97,15 +98,7 @@ export class Replica {
   }
 
   async start(): Promise<void> {
-    const log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [HERALD_MAIN], {
-      env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), REPLICA_ID: this.id },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    this.process = child;
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    const child = this.spawn();
     await waitFor(
       `replica ${this.id} on :${this.port} to be ready (log: ${this.logFile})`,
       async () => {
@@ -116,6 +109,43 @@ export class Replica {
       20_000,
       100,
     );
+  }
+
+  /** Starts the process and waits for it to end by itself (a refused start); resolves with its exit code. */
+  async runUntilExit(timeoutMs = 30_000): Promise<number | null> {
+    const child = this.spawn();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const code = await Promise.race([
+        this.exit,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(new Error(`replica ${this.id} still running after ${timeoutMs} ms (log: ${this.logFile})`));
+          }, timeoutMs);
+        }),
+      ]);
+      await this.logWritten;
+      return code;
+    } finally {
+      clearTimeout(timer);
+      this.process = null;
+    }
+  }
+
+  private spawn(): ChildProcess {
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [HERALD_MAIN], {
+      env: { PATH: process.env.PATH ?? '', ...this.env, PORT: String(this.port), REPLICA_ID: this.id },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // Both streams to one file, closed once both have ended (the first to end must not close it).
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    this.logWritten = new Promise((resolve) => child.once('close', () => log.end(resolve)));
+    this.process = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    return child;
   }
 
   /** SIGKILL: no shutdown hooks, no goodbye to anyone. */
