@@ -99,4 +99,18 @@ describe('bench scenarios (smoke size)', () => {
     expect(output).toMatch(/rep 1 cursors k=3: publish [\d.]+ µs, ack [\d.]+ µs per delivery/);
     expect(output).toContain('PostgreSQL CPU µs per delivery, 3 broadcasts to 600 users, median of 1');
   }, 60_000);
+
+  it('runs the upgrade bench: fills a previous release database, converts it, checks and times each step', async () => {
+    const { code, output } = await runScenario('upgrade', 'upgrade');
+    if (code !== 0) throw new Error(`upgrade exited with ${code}:\n${output.slice(-4000)}`);
+    expect(output).toContain('Upgrade conversion: 30000 delivery rows');
+    for (const step of [
+      'BroadcastStreams1764130000000',
+      'ChecksOnReplicas1764140000000',
+      'ExpireOpenDeliveries1764150000000',
+    ])
+      expect(output).toMatch(new RegExp(`^${step} .* \\d+ +[\\d.]+ +[\\d.]+$`, 'm'));
+    expect(output).toMatch(/conversion progress: send checks settled \d+\/\d+/);
+    expect(output).toContain('the converted record checked');
+  }, 60_000);
 });
