@@ -21,6 +21,20 @@ export const MIGRATIONS = [
 /** This build's schema: the name of its last migration. Its presence beats carry it (the upgrade fence reads it). */
 export const SCHEMA_VERSION = new MIGRATIONS[MIGRATIONS.length - 1]!().name;
 
+/**
+ * The oldest schema this build can share the database with (the upgrade fence refuses replicas below it,
+ * and those whose beat carries no schema at all). It moves only with a migration that replicas of the
+ * previous release cannot live beside; a release whose migrations they can live beside keeps it, so its
+ * upgrade is a rolling restart.
+ */
+export const SHARED_SCHEMA_FLOOR = 'ExpireOpenDeliveries1764150000000';
+
+/** A migration name's timestamp (its trailing 13 digits), or NaN for anything else. */
+export function schemaTimestamp(schema: string): number {
+  const match = /(\d{13})$/.exec(schema);
+  return match ? Number(match[1]) : Number.NaN;
+}
+
 /** Key of the advisory lock that serialises migrations across replicas. */
 const MIGRATION_LOCK_KEY = 0x6865_7261; // "hera"
 

@@ -5,7 +5,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { RETIRED_REDELIVERY_QUEUE } from '../redelivery/queues';
 import { RedisKeys } from '../redis/redis-keys';
 import { PresenceRepository, presenceTtlMs } from '../routing/presence.repository';
-import { runMigrations, SCHEMA_VERSION } from './data-source';
+import { runMigrations, SCHEMA_VERSION, SHARED_SCHEMA_FLOOR } from './data-source';
 import { passUpgradeFence } from './upgrade-fence';
 
 /**
@@ -44,7 +44,7 @@ export async function migrateBehindFence(
   const logger = new Logger('UpgradeFence');
   await passUpgradeFence(
     new PresenceRepository(redis, keys),
-    { schema: SCHEMA_VERSION, waitMs: presenceTtlMs(config.presenceHeartbeatMs) },
+    { schema: SCHEMA_VERSION, floor: SHARED_SCHEMA_FLOOR, waitMs: presenceTtlMs(config.presenceHeartbeatMs) },
     logger,
   );
   const applied = await runMigrations(dataSource);

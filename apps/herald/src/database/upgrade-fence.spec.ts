@@ -1,5 +1,5 @@
 import type { ReplicaBeat } from '../routing/presence.repository';
-import { passUpgradeFence, UpgradeFenceError } from './upgrade-fence';
+import { passUpgradeFence, sharesDatabase, UpgradeFenceError } from './upgrade-fence';
 
 const SCHEMA = 'ExpireOpenDeliveries1764150000000';
 
@@ -28,16 +28,32 @@ describe('passUpgradeFence', () => {
 
   it('passes at once when no replica beats, or only replicas of the same schema', async () => {
     const none = presence([]);
-    await passUpgradeFence(none, { schema: SCHEMA, waitMs: 10_000 }, quiet);
+    await passUpgradeFence(none, { schema: SCHEMA, floor: SCHEMA, waitMs: 10_000 }, quiet);
     const same = presence([{ replicaId: 'r1', schema: SCHEMA }]);
-    await passUpgradeFence(same, { schema: SCHEMA, waitMs: 10_000 }, quiet);
+    await passUpgradeFence(same, { schema: SCHEMA, floor: SCHEMA, waitMs: 10_000 }, quiet);
     expect([none.reads(), same.reads()]).toEqual([1, 1]);
+  });
+
+  it('lets replicas of any schema at or above the floor serve beside it: a later release that kept the floor, or this one beside a newer', async () => {
+    const later = 'AddSomething1765000000000';
+    const beats = presence([
+      { replicaId: 'r1', schema: SCHEMA },
+      { replicaId: 'r2', schema: later },
+    ]);
+    await passUpgradeFence(beats, { schema: later, floor: SCHEMA, waitMs: 10_000 }, quiet);
+    await passUpgradeFence(beats, { schema: SCHEMA, floor: SCHEMA, waitMs: 10_000 }, quiet);
+    expect(beats.reads()).toBe(2);
+    expect([sharesDatabase(later, SCHEMA), sharesDatabase(null, SCHEMA), sharesDatabase('Typo', SCHEMA)]).toEqual([
+      true,
+      false,
+      false,
+    ]);
   });
 
   it('waits for a replica of another version whose beat goes within the wait', async () => {
     const old = { replicaId: 'old-1', schema: null };
     const beats = presence([old], [old], []);
-    await passUpgradeFence(beats, { schema: SCHEMA, waitMs: 5_000, pollMs: 5 }, log);
+    await passUpgradeFence(beats, { schema: SCHEMA, floor: SCHEMA, waitMs: 5_000, pollMs: 5 }, log);
     expect(beats.reads()).toBe(3);
     expect(lines.warn).toEqual([expect.objectContaining({ replicas: [old], waitMs: 5_000 })]);
     expect(lines.log).toEqual([expect.objectContaining({ message: expect.stringContaining('passed') as unknown })]);
@@ -51,7 +67,7 @@ describe('passUpgradeFence', () => {
       { replicaId: 'mid-1', schema: 'ChecksOnReplicas1764140000000' },
     ]);
     const startedAt = Date.now();
-    const refusal = await passUpgradeFence(beats, { schema: SCHEMA, waitMs: 100, pollMs: 10 }, log).then(
+    const refusal = await passUpgradeFence(beats, { schema: SCHEMA, floor: SCHEMA, waitMs: 100, pollMs: 10 }, log).then(
       () => null,
       (error: unknown) => error,
     );

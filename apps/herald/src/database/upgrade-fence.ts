@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { PresenceRepository, ReplicaBeat } from '../routing/presence.repository';
+import { schemaTimestamp } from './data-source';
 
 const POLL_MS = 250;
 
@@ -22,21 +23,27 @@ function described(beat: ReplicaBeat): string {
   return `${beat.replicaId} (${beat.schema === null ? 'no schema: before the stream record' : `schema ${beat.schema}`})`;
 }
 
+/** True when a replica beating `schema` may serve beside this build: its schema is at or above `floor`. */
+export function sharesDatabase(schema: string | null, floor: string): boolean {
+  return schema !== null && schemaTimestamp(schema) >= schemaTimestamp(floor);
+}
+
 /**
  * The upgrade fence (docs/adr/0008-upgrade-fence.md): resolves once every replica beating presence carries
- * `schema`. A replica stopped a moment ago leaves its beat for up to one presence TTL, so the others are
- * waited for that long (`waitMs`); still beating then, they are named in the log and in the
- * UpgradeFenceError thrown. A replica of the same schema (a rolling restart of this version) is no bar.
+ * a schema at or above `floor` (SHARED_SCHEMA_FLOOR). A replica stopped a moment ago leaves its beat for up
+ * to one presence TTL, so the others are waited for that long (`waitMs`); still beating then, they are
+ * named in the log and in the UpgradeFenceError thrown. A replica of the same schema (a rolling restart of
+ * this version), or of a release that kept the floor, is no bar.
  */
 export async function passUpgradeFence(
   presence: Pick<PresenceRepository, 'beats'>,
-  options: { schema: string; waitMs: number; pollMs?: number },
+  options: { schema: string; floor: string; waitMs: number; pollMs?: number },
   logger: Pick<LoggerService, 'log' | 'warn' | 'error'>,
 ): Promise<void> {
   const deadline = Date.now() + options.waitMs;
   let waited = false;
   for (;;) {
-    const others = (await presence.beats()).filter((beat) => beat.schema !== options.schema);
+    const others = (await presence.beats()).filter((beat) => !sharesDatabase(beat.schema, options.floor));
     const replicas = others.map((beat) => ({ replicaId: beat.replicaId, schema: beat.schema }));
     if (others.length === 0) {
       if (waited)
