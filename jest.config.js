@@ -28,6 +28,8 @@ module.exports = {
       transform: { ...transform, '/node_modules/@nestjs/.+\\.js$': '<rootDir>/test/helpers/esm-to-cjs.js' },
       transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+      // The in-process apps' logs are copied to files (test/helpers/app-log.ts) and scanned for secrets too.
+      globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
     },
     {
       displayName: 'e2e',

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { parseConfig } from '../../apps/herald/src/config/config.schema';
 import { createApp } from '../../apps/herald/src/create-app';
+import { copyAppLog, stopCopyingAppLog } from './app-log';
 import { createTestDatabase, TestDatabase } from './database';
 import { DeliveryRow, deliveryOf, waitParked, waitRecorded } from './deliveries';
 import { deleteRedisPrefix, testRedisPrefix } from './redis';
@@ -34,6 +35,7 @@ export class InProcessHerald {
     const redisPrefix = on.redisPrefix ?? testRedisPrefix(label);
     const port = await freePort();
     const id = `${label}-inproc`;
+    copyAppLog(id, label);
     let app: NestExpressApplication | undefined;
     try {
       // Warnings and errors only: the app logs to the Jest process's stdout.
@@ -48,6 +50,7 @@ export class InProcessHerald {
       return new InProcessHerald(id, port, db, redisPrefix, app);
     } catch (error) {
       await app?.close().catch(() => undefined);
+      stopCopyingAppLog(id);
       await db.drop();
       await deleteRedisPrefix(redisPrefix);
       throw error;
@@ -67,6 +70,7 @@ export class InProcessHerald {
     try {
       await this.app.close();
     } finally {
+      stopCopyingAppLog(this.id);
       await this.db.drop();
       await deleteRedisPrefix(this.redisPrefix);
     }
