@@ -19,12 +19,12 @@ export function copyAppLog(replicaId: string, label: string): string {
   if (!installed) {
     installed = true;
     const write = process.stdout.write.bind(process.stdout) as (...args: unknown[]) => boolean;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+    process.stdout.write = (chunk: unknown, ...rest: unknown[]) => {
       const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
       const target = files.get(REPLICA.exec(text)?.[1] ?? '');
       if (target) appendFileSync(target, text);
       return write(chunk, ...rest);
-    }) as typeof process.stdout.write;
+    };
   }
   return file;
 }
