@@ -27,7 +27,7 @@ export const SCHEMA_VERSION = new MIGRATIONS[MIGRATIONS.length - 1]!().name;
  * previous release cannot live beside; a release whose migrations they can live beside keeps it, so its
  * upgrade is a rolling restart.
  */
-export const SHARED_SCHEMA_FLOOR = 'ExpireOpenDeliveries1764150000000';
+export const SHARED_SCHEMA_FLOOR = new ExpireOpenDeliveries1764150000000().name;
 
 /** A migration name's timestamp (its trailing 13 digits), or NaN for anything else. */
 export function schemaTimestamp(schema: string): number {
