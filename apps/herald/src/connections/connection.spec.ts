@@ -186,7 +186,6 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     connection.deliver(notification(2));
     connection.settled(notification(1).id);
     expect(connection.holdLive()).toBe(true);
-    expect(connection.holdLive()).toBe(false);
     const done = connection.afterReplay();
     connection.deliver(notification(5));
     connection.deliver(notification(4));
@@ -198,5 +197,27 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     await done;
     expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1, 2, 3, 4, 5]);
     expect(connection.replaySkipped).toBe(1);
+  });
+
+  it('asked during a running replay, keeps the live frames held past its end until the catch-up replay is done', async () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    // The connect replay is running (read the record before the bus came back): a catch-up is asked for.
+    expect(connection.holdLive()).toBe(false);
+    connection.sendReplayed(notification(1));
+    // Live after the return; 2 and 3 the bus missed and the connect replay read too early to see.
+    connection.deliver(notification(4));
+    connection.finishReplay();
+    await connection.afterReplay();
+    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1]);
+    expect(connection.holdLive()).toBe(true);
+    connection.deliver(notification(5));
+    connection.sendReplayed(notification(2));
+    connection.sendReplayed(notification(3));
+    connection.finishReplay();
+    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1, 2, 3, 4, 5]);
+    // Live again.
+    connection.deliver(notification(6));
+    expect(transport.sent.length).toBe(6);
   });
 });

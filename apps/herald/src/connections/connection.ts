@@ -47,6 +47,11 @@ export class Connection {
   private held: NotificationFrame[] | null = null;
   private replayed: Set<string> | null = null;
   private replayWaiters: (() => void)[] | null = null;
+  /**
+   * A bus catch-up asked for while a replay was running (`due`): when that replay ends, live frames stay held
+   * (`ready`) until the catch-up's own replay has sent what the bus missed, so they cannot go ahead of it.
+   */
+  private catchUp: 'none' | 'due' | 'ready' = 'none';
   /** Replayed notifications not sent again since this connection has them unacked (see `sendReplayed`). */
   replaySkipped = 0;
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
@@ -213,11 +218,20 @@ export class Connection {
   }
 
   /**
-   * Holds live notifications back again for a replay of what the bus missed (BusCatchUp); false, changing
-   * nothing, while a replay is already running.
+   * Holds live notifications back again for a replay of what the bus missed (BusCatchUp); false while a
+   * replay is already running, which then keeps them held when it ends, for the catch-up to call again after
+   * `afterReplay`.
    */
   holdLive(): boolean {
-    if (this.replaying) return false;
+    if (this.catchUp === 'ready') {
+      this.catchUp = 'none';
+      this.replaySkipped = 0;
+      return true;
+    }
+    if (this.replaying) {
+      this.catchUp = 'due';
+      return false;
+    }
     this.replaying = true;
     this.replaySkipped = 0;
     return true;
@@ -225,7 +239,7 @@ export class Connection {
 
   /** Resolves once no replay is running on this connection (at once when none is). */
   afterReplay(): Promise<void> {
-    if (!this.replaying) return Promise.resolve();
+    if (!this.replaying || this.catchUp === 'ready') return Promise.resolve();
     return new Promise((resolve) => (this.replayWaiters ??= []).push(resolve));
   }
 
@@ -259,14 +273,24 @@ export class Connection {
   }
 
   finishReplay(): void {
-    this.replaying = false;
     this.replayUnacked = 0;
+    if (this.catchUp === 'due') {
+      // Still holding, for the catch-up's replay that `afterReplay` lets start (BusCatchUp).
+      this.catchUp = 'ready';
+      this.wakeReplayWaiters();
+      return;
+    }
+    this.replaying = false;
     const held = this.held ?? [];
     const replayed = this.replayed;
     this.held = null;
     this.replayed = null;
     held.sort((a, b) => a.seq - b.seq);
     for (const frame of held) if (!replayed?.has(frame.id)) this.send(frame);
+    this.wakeReplayWaiters();
+  }
+
+  private wakeReplayWaiters(): void {
     const waiters = this.replayWaiters;
     this.replayWaiters = null;
     for (const wake of waiters ?? []) wake();

@@ -83,8 +83,8 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
     };
     const streamsBehind = await this.delivery.follower.catchUp();
     const queue = [...held];
-    // A connection whose own replay is running may have read the record before the return: once it ends,
-    // it is caught up as well.
+    // A connection whose own replay is running may have read the record before the return: once it ends
+    // (its live frames still held: Connection.holdLive), it is caught up as well.
     const after = busy.map(async (connection) => {
       await connection.afterReplay();
       if (connection.isOpen && connection.holdLive()) await replay(connection);

@@ -9,6 +9,8 @@ import { withTimeout } from '../common/timeout';
 import { BroadcastMessage, Bus, BusHandlers, BusMessage, UserMessage } from './bus';
 
 const SUBSCRIBE_TIMEOUT_MS = 5000;
+/** A return whose PING was not answered, on a subscriber that stayed connected, is tried again this soon. */
+const CONFIRM_RETRY_MS = 1000;
 /** What a settled subscription waits for: one shared promise, not one kept per subscribed user. */
 const SUBSCRIBED: Promise<unknown> = Promise.resolve();
 
@@ -23,6 +25,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   private readonly returnListeners = new Set<() => void>();
   /** Since when the subscriber connection has been down (undefined: it is up). */
   private awaySince: number | undefined;
+  private confirmRetry?: NodeJS.Timeout;
   private closing = false;
 
   constructor(
@@ -45,6 +48,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
 
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.confirmRetry);
     this.returnListeners.clear();
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
     this.subscriber.removeAllListeners();
@@ -76,9 +80,13 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     try {
       await withTimeout(this.subscriber.ping(), SUBSCRIBE_TIMEOUT_MS, 'PING');
     } catch (error) {
-      // Dropped again (its 'close' comes, and the next 'ready' tries again) or stalled: the 1 s catch-up and
-      // the sweep remain.
+      // Dropped again: its 'close' comes, and the next 'ready' tries again. Stalled but still connected: tried
+      // again shortly, since until then the bus's notifications wait for the catch-up (dispatch).
       this.logger.warn({ message: 'bus subscriber back but not confirmed', error: (error as Error).message });
+      if (this.subscriber.status === 'ready' && this.awaySince === since && !this.closing) {
+        clearTimeout(this.confirmRetry);
+        this.confirmRetry = setTimeout(() => void this.back(), CONFIRM_RETRY_MS);
+      }
       return;
     }
     if (this.awaySince !== since || this.closing) return;
@@ -153,6 +161,10 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       this.logger.error({ message: 'unparseable bus message', channel });
       return;
     }
+    // From the subscriber's reconnect until its return is confirmed, a notification is left to the catch-up
+    // the return starts (BusCatchUp): it is in the record already, and the catch-up sends what the bus missed
+    // and this together in seq order, where sent now it would go ahead of older ones the bus missed.
+    if (!this.receiving && (message.kind === 'deliver' || message.kind === 'broadcast')) return;
     const userId = this.keys.userFromChannel(channel);
     if (userId !== null && message.kind === 'deliver') this.handlers.deliver(userId, message);
     else if (userId !== null && message.kind === 'alive') this.handlers.alive(userId, message);
