@@ -49,6 +49,16 @@ export class PrivateRedis {
     this.process = null;
   }
 
+  /** SIGSTOP: it holds every connection and answers nothing, as a Redis stalled by a long command or a swap. */
+  pause(): void {
+    this.process?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after `pause`. */
+  resume(): void {
+    this.process?.kill('SIGCONT');
+  }
+
   /** Kills it and removes its data folder. */
   async destroy(): Promise<void> {
     await this.kill();

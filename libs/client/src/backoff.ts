@@ -24,3 +24,13 @@ export function reconnectDelayMs(
   const ceiling = Math.min(options.maxMs, options.initialMs * 2 ** exponent);
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
+
+/**
+ * The delay a 1013 close asks for when a replica sheds a reconnect storm (reason `retry after 2400 ms`, the
+ * protocol's `retryAfterReason`; on the SSE stream, a 503 whose message ends so), or null when it asks for none.
+ * The client then comes back after that delay, capped at its largest backoff, instead of its own.
+ */
+export function shedDelayMs(reason: string, options: Required<BackoffOptions> = DEFAULT_BACKOFF): number | null {
+  const match = /retry after (\d{1,7}) ms$/.exec(reason);
+  return match ? Math.min(Number(match[1]), options.maxMs) : null;
+}

@@ -1,4 +1,5 @@
 import type { NotificationFrame, ProtocolFeature, ServerFrame } from '@herald/protocol';
+import { retryAfterReason } from '@herald/protocol';
 import { reconnectDelayMs, DEFAULT_BACKOFF } from './backoff.js';
 import { HeraldClient, HeraldClientOptions, Notification, ReadyState } from './client.js';
 import { RecentIds } from './dedup.js';
@@ -429,6 +430,54 @@ describe('HeraldClient', () => {
     FakeSocket.last.accept();
     expect(c.readyState).toBe(ReadyState.OPEN);
     expect(closed).not.toHaveBeenCalled();
+    c.close();
+  });
+
+  it('comes back after the delay a shedding replica asks for (1013 `retry after N ms`), without growing its backoff', async () => {
+    const c = client({ token: 'first', random: () => 1 });
+    const reconnects: { delayMs: number; attempt: number }[] = [];
+    c.on('reconnecting', ({ delayMs, attempt }) => reconnects.push({ delayMs, attempt }));
+    c.connect();
+    await settle();
+    for (const reason of [
+      retryAfterReason(2400),
+      retryAfterReason(700),
+      'setup failed, reconnect',
+      retryAfterReason(90_000),
+    ]) {
+      FakeSocket.last.open();
+      FakeSocket.last.serverClose(1013, reason);
+      await settle(reconnects[reconnects.length - 1]!.delayMs);
+    }
+    // The server's delays, capped at the backoff's largest (30 s); only the store failure counts as an attempt.
+    expect(reconnects).toEqual([
+      { delayMs: 2400, attempt: 0 },
+      { delayMs: 700, attempt: 0 },
+      { delayMs: 1000, attempt: 1 },
+      { delayMs: 30_000, attempt: 1 },
+    ]);
+    expect(FakeSocket.all.length).toBe(5);
+    c.close();
+  });
+
+  it('comes back after the delay of a shed SSE stream (503 `retry after N ms`)', async () => {
+    const fakeFetch = jest.fn(
+      async () =>
+        new Response(JSON.stringify({ error: { code: 'UNAVAILABLE', message: retryAfterReason(1800) } }), {
+          status: 503,
+          headers: { 'Content-Type': 'application/json', 'Retry-After': '2' },
+        }),
+    );
+    const c = client({ transport: 'sse', fetch: fakeFetch as unknown as typeof fetch, random: () => 1 });
+    const reconnects: { delayMs: number; code: number }[] = [];
+    c.on('reconnecting', ({ delayMs, code }) => reconnects.push({ delayMs, code }));
+    c.connect();
+    await settle();
+    await settle(1800);
+    expect(reconnects).toEqual([
+      { delayMs: 1800, code: 1013 },
+      { delayMs: 1800, code: 1013 },
+    ]);
     c.close();
   });
 

@@ -9,7 +9,7 @@ import type {
   WelcomeFrame,
 } from '@herald/protocol';
 import { ACK_COALESCE_MS, ACK_HOLD_MS, AckOutbox, MAX_ACKS_PER_BATCH } from './acks.js';
-import { BackoffOptions, DEFAULT_BACKOFF, reconnectDelayMs } from './backoff.js';
+import { BackoffOptions, DEFAULT_BACKOFF, reconnectDelayMs, shedDelayMs } from './backoff.js';
 import { RecentIds } from './dedup.js';
 import { Emitter } from './emitter.js';
 import { errorMessageOf, httpUrlBeside, messageOf, mintTicket, parseJson } from './http.js';
@@ -123,7 +123,10 @@ export interface ClientEvents {
 /** Close codes a reconnect cannot fix: the client is speaking the protocol wrongly. */
 const FATAL_CODES = new Set([1002, 1003, 1007]);
 const POLICY = 1008;
-/** The server is up but cannot serve now (a store is down): retried with backoff, on the same transport. */
+/**
+ * The server is up but cannot serve now (a store is down): retried with backoff, on the same transport; or it
+ * sheds a reconnect storm and says when to come back (`retry after 2400 ms`): retried then.
+ */
 const TRY_AGAIN_LATER = 1013;
 
 /** The protocol's LimitCloseReason values, here so the SDK keeps no runtime dependency (the type keeps them equal). */
@@ -894,6 +897,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
       this.needFreshToken = true;
     }
     let fellBack = false;
+    // A replica shedding a storm says when to come back: that delay, and this attempt does not count as failed.
+    const shedMs = code === TRY_AGAIN_LATER ? shedDelayMs(reason, this.backoff) : null;
     if (code === TRY_AGAIN_LATER) {
       // The upgrade went through and the server asks to wait: neither a refused token nor a network that
       // blocks WebSockets, so it ends a run of failed upgrades instead of adding to it.
@@ -908,8 +913,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         fellBack = true;
       }
     }
-    this.attempt += 1;
-    const delayMs = reconnectDelayMs(this.attempt, this.backoff, this.random);
+    if (shedMs === null) this.attempt += 1;
+    const delayMs = shedMs ?? reconnectDelayMs(this.attempt, this.backoff, this.random);
     // Armed before the events: a listener that calls close() clears it.
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;

@@ -42,6 +42,20 @@ export const LimitCloseReason = {
   RateLimitExceeded: 'rate limit exceeded',
 } as const;
 
+/**
+ * The reason of a 1013 close that sheds load (a replica over `HERALD_MAX_PENDING_HANDSHAKES`): `retry after
+ * 2400 ms`. The client waits that long before its next attempt, instead of its backoff delay.
+ */
+export function retryAfterReason(delayMs: number): string {
+  return `retry after ${Math.max(0, Math.round(delayMs))} ms`;
+}
+
+/** The delay a 1013 close reason asks for (`retry after 2400 ms`), or null when it asks for none. */
+export function retryAfterOf(reason: string): number | null {
+  const match = /^retry after (\d{1,7}) ms$/.exec(reason);
+  return match ? Number(match[1]) : null;
+}
+
 /** WebSocket close codes used by Herald (RFC 6455 section 7.4.1). */
 export const CloseCode = {
   Normal: 1000,
@@ -51,7 +65,10 @@ export const CloseCode = {
   InvalidPayload: 1007,
   PolicyViolation: 1008,
   MessageTooBig: 1009,
-  /** A store (PostgreSQL, Redis) is unavailable: reconnect with backoff. Herald never sends 1011 (a server bug). */
+  /**
+   * A store (PostgreSQL, Redis) is unavailable: reconnect with backoff; or the replica sheds a reconnect storm:
+   * reconnect after the delay in the reason (`retryAfterOf`). Herald never sends 1011 (a server bug).
+   */
   TryAgainLater: 1013,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -1,6 +1,6 @@
 import { ErrorCode } from '@herald/protocol';
 import { Realm, wwwAuthenticate } from './bearer';
-import { HeraldError, RateLimitedError, UnauthorizedError, UpgradeRequiredError } from './errors';
+import { HeraldError, RateLimitedError, UnauthorizedError, UnavailableError, UpgradeRequiredError } from './errors';
 
 /**
  * The headers an error answer carries: `Retry-After` where a retry is welcome (with the RateLimit fields of
@@ -10,7 +10,8 @@ import { HeraldError, RateLimitedError, UnauthorizedError, UpgradeRequiredError 
  */
 export function errorHeaders(error: unknown, status: number): Record<string, string> {
   const headers: Record<string, string> = {};
-  if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) headers['Retry-After'] = '1';
+  if (error instanceof UnavailableError) headers['Retry-After'] = String(error.retryAfterSeconds);
+  else if (error instanceof HeraldError && error.code === ErrorCode.Unavailable) headers['Retry-After'] = '1';
   if (error instanceof RateLimitedError) {
     headers['Retry-After'] = String(error.retryAfterSeconds);
     if (error.fields) {

@@ -80,7 +80,11 @@ export class IdempotencyConflictError extends HeraldError {
 
 /** The store could not make the request durable; nothing was written. */
 export class UnavailableError extends HeraldError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** `Retry-After`: 1 s unless the server knows better (a shed stream: HandshakeAdmission). */
+    readonly retryAfterSeconds = 1,
+  ) {
     super(ErrorCode.Unavailable, message);
   }
 }

@@ -176,6 +176,12 @@ export const CONFIG_VARIABLES = {
     description:
       "Connections (WebSocket and SSE) one replica holds at most; beyond, new ones get 503 with Retry-After before the upgrade. Keep it below the process's open-file limit.",
   },
+  HERALD_MAX_PENDING_HANDSHAKES: {
+    schema: int(1, 100_000),
+    default: '128',
+    description:
+      'WebSocket upgrades and SSE streams one replica sets up at once (token or ticket check, subscription, presence, user record, the first replay read). One more while they run is shed: a WebSocket is accepted and closed with 1013 `retry after <n> ms`, a stream answered 503 with Retry-After, the delay spreading the retries at the rate the replica sets connections up. /health/ready stays 200 while it sheds.',
+  },
   HERALD_MAX_CONNECTIONS_PER_USER: {
     schema: int(1, 10_000),
     default: '20',
@@ -312,6 +318,7 @@ export interface HeraldConfig {
   maxTopicsPerUser: number;
   maxConnections: number;
   maxConnectionsPerUser: number;
+  maxPendingHandshakes: number;
   maxBufferedBytes: number;
   clientFramesPerSecond: number;
   clientFramesBurst: number;
@@ -410,6 +417,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxTopicsPerUser: values.HERALD_MAX_TOPICS_PER_USER as number,
     maxConnections: values.HERALD_MAX_CONNECTIONS as number,
     maxConnectionsPerUser: values.HERALD_MAX_CONNECTIONS_PER_USER as number,
+    maxPendingHandshakes: values.HERALD_MAX_PENDING_HANDSHAKES as number,
     maxBufferedBytes: values.HERALD_MAX_BUFFERED_BYTES as number,
     clientFramesPerSecond: values.HERALD_CLIENT_FRAMES_PER_SECOND as number,
     clientFramesBurst: values.HERALD_CLIENT_FRAMES_BURST as number,

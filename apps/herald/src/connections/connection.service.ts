@@ -12,6 +12,7 @@ import { ConnectionRegistry } from './connection-registry';
 import { Replay } from '../delivery/replay';
 import { LiveEvents } from '../delivery/live-events';
 import { ClientTransport } from './transport';
+import type { Admitted } from './handshake-admission';
 
 export interface ConnectionMeta {
   userId: string;
@@ -24,6 +25,8 @@ export interface ConnectionMeta {
    * unacked ones come back on the redelivery schedule if no ack arrives.
    */
   resumeAfterSeq?: number;
+  /** The handshake's place under HERALD_MAX_PENDING_HANDSHAKES, given back once the first replay batch is sent. */
+  admitted?: Admitted;
 }
 
 /**
@@ -92,12 +95,13 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       this.limits,
     );
     if (this.shuttingDown) {
+      meta.admitted?.done();
       connection.close(CloseCode.GoingAway, 'server shutting down');
       return connection;
     }
     this.registry.add(connection);
     this.metrics.connectionsOpened.inc();
-    const setup = this.setup(connection, meta.resumeAfterSeq);
+    const setup = this.setup(connection, meta.resumeAfterSeq, meta.admitted);
     this.setups.set(connection, setup);
     // Forgotten once done (closed() then has nothing to wait for): an open connection keeps no promise.
     void setup.then(() => this.setups.delete(connection));
@@ -129,7 +133,11 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * Later, and the client retries with backoff (not a 503 before the upgrade: ADR 0003). What was acquired
    * is recorded: the bus subscription on `held`, the presence entry by ConnectionPresence.
    */
-  private async setup(connection: Connection, resumeAfterSeq: number | undefined): Promise<void> {
+  private async setup(
+    connection: Connection,
+    resumeAfterSeq: number | undefined,
+    admitted: Admitted | undefined,
+  ): Promise<void> {
     const held = { subscribed: false };
     this.held.set(connection, held);
     try {
@@ -163,7 +171,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         maxMessageBytes: this.config.maxMessageBytes,
         features: connection.ackThrough ? ['ackThrough'] : [],
       });
-      const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq) : 0;
+      const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq, admitted) : 0;
       this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',
@@ -183,6 +191,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         error: (error as Error).message,
       });
       connection.close(CloseCode.TryAgainLater, 'setup failed, reconnect');
+    } finally {
+      admitted?.done();
     }
   }
 

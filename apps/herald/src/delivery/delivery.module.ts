@@ -16,6 +16,7 @@ import { ConnectionService } from '../connections/connection.service';
 import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
 import { Replay } from './replay';
+import { HandshakeAdmission } from '../connections/handshake-admission';
 import { PresenceRepository } from '../routing/presence.repository';
 import { QueueMetrics } from '../redelivery/queue-metrics';
 import { SWEEP_QUEUE } from '../redelivery/queues';
@@ -42,6 +43,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     ConnectionRegistry,
     ConnectionService,
     DeliveryService,
+    HandshakeAdmission,
     LiveEvents,
     NotificationRouter,
     PresenceRepository,
@@ -57,6 +59,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     ConnectionService,
     DeliveryService,
     ConnectionRegistry,
+    HandshakeAdmission,
     LiveEvents,
     NotificationRouter,
     PresenceRepository,

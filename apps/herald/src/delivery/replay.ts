@@ -8,6 +8,7 @@ import { ReplayRepository } from '../record/replay.repository';
 import { StreamRepository } from '../record/stream.repository';
 import { backstopAt, redeliveryDelayMs } from '../redelivery/backoff';
 import { toReplayedFrame } from './notification-frame';
+import type { Admitted } from '../connections/handshake-admission';
 
 /** Replay reads (and records) this many deliveries at a time, and fewer first, so the first frames go out at once. */
 const REPLAY_FIRST_BATCH = 100;
@@ -44,9 +45,10 @@ export class Replay {
    * lets live ones through. A resumed SSE stream (`resumeAfterSeq`) skips the
    * sent ones the client already has and puts those back on the clock. The
    * sends are recorded a batch at a time (`replayBatch`), not per delivery.
-   * Answers how many it sent.
+   * Answers how many it sent. `setUp` is told once the first batch is sent (the connection's setup is done:
+   * the rest goes at the client's pace).
    */
-  async run(connection: Connection, resumeAfterSeq = 0): Promise<number> {
+  async run(connection: Connection, resumeAfterSeq = 0, setUp?: Admitted): Promise<number> {
     let afterSeq = 0;
     let total = 0;
     try {
@@ -81,6 +83,7 @@ export class Replay {
           connection.sendReplayed(toReplayedFrame(item));
         }
         this.metrics.sent(batch.map((item) => item.attempt));
+        setUp?.done();
         total += batch.length;
         if (batch.length < batchSize) break;
         batchSize = REPLAY_BATCH;

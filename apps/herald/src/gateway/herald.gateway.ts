@@ -1,6 +1,6 @@
 import { Inject, Logger } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import { CloseCode } from '@herald/protocol';
+import { CloseCode, retryAfterReason } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService, UpgradeDecision } from '../auth/upgrade-auth.service';
@@ -14,11 +14,18 @@ import { HeraldConfig } from '../config/config.schema';
 import { Connection } from '../connections/connection';
 import { ConnectionCommands } from '../connections/connection-commands';
 import { ConnectionService } from '../connections/connection.service';
+import { Admitted, HandshakeAdmission } from '../connections/handshake-admission';
 import { parseClientFrame } from './frame-parser';
 import { upgradeRefusal } from './upgrade-refusal';
 import { WebSocketTransport } from './websocket-transport';
 
-type AuthedRequest = IncomingMessage & { heraldPrincipal?: UserPrincipal };
+type AuthedRequest = IncomingMessage & {
+  heraldPrincipal?: UserPrincipal;
+  /** Its place under HERALD_MAX_PENDING_HANDSHAKES. */
+  heraldAdmitted?: Admitted;
+  /** Shed: accepted only to be closed with 1013 and this delay. */
+  heraldShedMs?: number;
+};
 
 /**
  * `/ws`: authenticate at the upgrade, register the connection, forward each
@@ -37,6 +44,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly drain: DrainState,
     private readonly metrics: MetricsService,
+    private readonly admission: HandshakeAdmission,
   ) {
     this.proxyTrust = compileProxyTrust(config.trustedProxies);
     this.listeners = this.makeListeners();
@@ -54,6 +62,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
           callback(true);
           return;
         }
+        (info.req as AuthedRequest).heraldAdmitted?.done();
         // The REST API's error body and headers (Retry-After, WWW-Authenticate), as `ws` writes a refusal.
         const reply = upgradeRefusal(refusal, info.req, this.config.replicaId);
         this.refused(info.req, reply.status, refusal.message);
@@ -72,12 +81,21 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
   /**
    * Why an upgrade is refused, in this order: draining, at capacity (both before the upgrade, so a proxy
    * can send the client to another replica: Nginx's http_503), then the Origin and the token. Null when
-   * it may go ahead; the principal is then on the request.
+   * it may go ahead; the principal is then on the request, or, when HERALD_MAX_PENDING_HANDSHAKES are being
+   * set up, the delay to shed it with (after the upgrade: a browser reads a close reason, not a refusal).
    */
   private refusalOf(request: AuthedRequest): HeraldError | null | Promise<HeraldError | null> {
     // Shed before the credential is looked at: a ticket refused here for load is not used up.
     if (this.drain.isDraining) return new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) return new UnavailableError('replica at its connection limit, retry shortly');
+    const admitted = this.admission.enter();
+    if (!admitted) {
+      request.heraldShedMs = this.admission.shed('websocket');
+      return null;
+    }
+    request.heraldAdmitted = admitted;
+    // Given back if the socket goes before it becomes a connection (handleConnection removes this).
+    request.socket.once('close', admitted.done);
     const decided = (decision: UpgradeDecision): HeraldError | null => {
       if (!decision.ok) return decision.error;
       request.heraldPrincipal = decision.principal;
@@ -100,8 +118,16 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
   }
 
   handleConnection(socket: WebSocket, request: AuthedRequest): void {
+    if (request.heraldShedMs !== undefined) {
+      socket.on('error', ignore);
+      socket.close(CloseCode.TryAgainLater, retryAfterReason(request.heraldShedMs));
+      return;
+    }
+    const admitted = request.heraldAdmitted;
+    if (admitted) request.socket.off('close', admitted.done);
     const principal = request.heraldPrincipal;
     if (!principal) {
+      admitted?.done();
       socket.close(CloseCode.PolicyViolation, 'unauthenticated');
       return;
     }
@@ -110,6 +136,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       tokenExpiresAt: principal.expiresAt,
       remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+      ...(admitted ? { admitted } : {}),
     });
     // The same four listeners for every socket (made once, in the constructor), finding the connection
     // on the socket: no closures per connection, which idle connections would carry for their lifetime.
@@ -155,6 +182,8 @@ type HeraldSocket = WebSocket & { [CONNECTION]: Connection };
 function connectionOf(socket: WebSocket): Connection {
   return (socket as HeraldSocket)[CONNECTION];
 }
+
+function ignore(): void {}
 
 function rawToString(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { AcksResponse, CloseCode } from '@herald/protocol';
+import { AcksResponse, CloseCode, retryAfterReason } from '@herald/protocol';
 import type { Response } from 'express';
 import { AckService } from '../acks/ack.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
@@ -7,6 +7,8 @@ import { UserRequest } from '../auth/user-token.guard';
 import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { ConnectionService } from '../connections/connection.service';
+import { HandshakeAdmission } from '../connections/handshake-admission';
+import type { UserPrincipal } from '../auth/user-token.service';
 import { DeliveryService } from '../delivery/delivery.service';
 import { isNotificationId } from './frame-parser';
 import { parseAcksRequest } from './acks-request';
@@ -27,6 +29,7 @@ export class StreamService {
     private readonly drain: DrainState,
     private readonly auth: UpgradeAuthService,
     private readonly acks: AckService,
+    private readonly admission: HandshakeAdmission,
   ) {}
 
   /** Turns the response into an event stream; it stays open until either side ends it. */
@@ -35,11 +38,25 @@ export class StreamService {
     // is consumed, so a stream shed for load leaves it unused.
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
-    const ticket = request.user ? null : this.auth.deferredTicket(request);
-    const principal =
-      ticket === null ? request.user! : await this.connections.holdPlace(this.auth.ticketPrincipal(request, ticket));
-    if (response.destroyed) return;
     const resumeAfterSeq = lastEventIdOf(request);
+    const admitted = this.admission.enter();
+    if (!admitted) {
+      const delayMs = this.admission.shed('sse');
+      throw new UnavailableError(retryAfterReason(delayMs), Math.ceil(delayMs / 1000));
+    }
+    let principal: UserPrincipal;
+    try {
+      const ticket = request.user ? null : this.auth.deferredTicket(request);
+      principal =
+        ticket === null ? request.user! : await this.connections.holdPlace(this.auth.ticketPrincipal(request, ticket));
+    } catch (error) {
+      admitted.done();
+      throw error;
+    }
+    if (response.destroyed) {
+      admitted.done();
+      return;
+    }
     const transport = new SseTransport(response);
     const connection = this.connections.open(transport, {
       userId: principal.userId,
@@ -47,6 +64,7 @@ export class StreamService {
       remoteAddress: request.ip ?? request.socket.remoteAddress ?? '',
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
       ...(resumeAfterSeq !== undefined ? { resumeAfterSeq } : {}),
+      admitted,
     });
     response.once('close', () => {
       // The client went away (no close frame on HTTP): counted as 1001, going away.

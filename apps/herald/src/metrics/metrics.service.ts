@@ -81,6 +81,16 @@ export class MetricsService {
     'herald_rate_limited_frames_total',
     'Client frames answered RATE_LIMITED or that closed their connection (over the frame rate, or too many queued).',
   );
+  readonly handshakesShed = this.counter(
+    'herald_handshakes_shed_total',
+    'Handshakes shed because HERALD_MAX_PENDING_HANDSHAKES were being set up: a WebSocket closed with 1013 `retry after <n> ms`, an SSE stream answered 503 with Retry-After.',
+    ['transport'],
+  );
+  readonly connectionSetup = this.histogram(
+    'herald_connection_setup_seconds',
+    'Time to set a connection up: from the upgrade or stream request to the first replay batch sent (or the setup failing).',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   readonly connectionsRefused = this.counter(
     'herald_connections_refused_total',
     'Connections closed right after opening because a limit was reached (user-limit: HERALD_MAX_CONNECTIONS_PER_USER).',

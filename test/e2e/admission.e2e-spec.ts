@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { retryAfterOf, type ServerFrame } from '@herald/protocol';
+import WebSocket from 'ws';
+import { HeraldClient } from '../../libs/client/src';
+import { publish, userToken } from '../helpers/api';
+import { TestCluster } from '../helpers/cluster';
+import { Edge } from '../helpers/edge';
+import { scrape } from '../helpers/metrics';
+import { PrivateRedis } from '../helpers/private-redis';
+import type { Replica } from '../helpers/replica';
+import { waitFor } from '../helpers/wait';
+
+const STORM = 150;
+
+interface Outcome {
+  welcomed: boolean;
+  /** The close code and reason when it ended before a welcome. */
+  code?: number;
+  reason?: string;
+}
+
+/** One attempt: a WebSocket through `url` that ends at its `welcome` (kept open) or its close. */
+function attempt(
+  url: string,
+  userId: string,
+  sockets: WebSocket[],
+  onNotification: (id: string) => void,
+): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`${url}?token=${encodeURIComponent(userToken(userId))}`);
+    socket.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as ServerFrame;
+      if (frame.type === 'welcome') {
+        sockets.push(socket);
+        resolve({ welcomed: true });
+      } else if (frame.type === 'notification') {
+        onNotification(frame.id);
+        socket.send(JSON.stringify({ type: 'ack', id: frame.id }));
+      }
+    });
+    socket.on('close', (code: number, reason: Buffer) => resolve({ welcomed: false, code, reason: reason.toString() }));
+    socket.on('error', () => undefined);
+    socket.on('unexpected-response', (_request, response) => {
+      resolve({ welcomed: false, code: response.statusCode });
+      socket.terminate();
+    });
+  });
+}
+
+/**
+ * Issue 24, item 3: a replica sets up at most HERALD_MAX_PENDING_HANDSHAKES connections at once and sheds the
+ * rest after the upgrade, with 1013 `retry after <n> ms` (a browser reads a close reason; a refused upgrade is
+ * 1006 to it), while /health/ready stays 200 so Nginx keeps it in service.
+ */
+describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
+  describe('a storm of 150 WebSockets at one replica bounded to 4, through Nginx', () => {
+    let cluster: TestCluster;
+    let edge: Edge;
+    const sockets: WebSocket[] = [];
+
+    beforeAll(async () => {
+      cluster = await TestCluster.start('admit', 1, { HERALD_MAX_PENDING_HANDSHAKES: '4' });
+      edge = await Edge.start(cluster.replicas.map((r) => r.port));
+    }, 90_000);
+
+    afterAll(async () => {
+      for (const socket of sockets) socket.terminate();
+      await edge?.stop();
+      await cluster?.stop();
+    });
+
+    it('sheds the excess with 1013 and a delay, keeps /health/ready at 200, and connects every client that honours the delay', async () => {
+      const replica = cluster.replicas[0] as Replica;
+      const users = Array.from({ length: STORM }, (_, i) => `storm${i}-${randomUUID().slice(0, 8)}`);
+      const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
+      const delays: number[] = [];
+      const others: string[] = [];
+      const health: number[] = [];
+      let storming = true;
+      const healthLoop = (async () => {
+        while (storming) {
+          health.push((await fetch(`${replica.http}/health/ready`)).status);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      })();
+      const before = await scrape([replica.http]);
+      // Every user at once; a shed one comes back after the delay it was given, as the SDK does.
+      await Promise.all(
+        users.map(async (userId) => {
+          for (;;) {
+            const outcome = await attempt(edge.ws, userId, sockets, (id) => received.get(userId)!.add(id));
+            if (outcome.welcomed) return;
+            const delay = outcome.code === 1013 ? retryAfterOf(outcome.reason ?? '') : null;
+            if (delay === null) {
+              others.push(`${userId}: ${outcome.code} ${outcome.reason ?? ''}`);
+              return;
+            }
+            delays.push(delay);
+            await new Promise((resolve) => setTimeout(resolve, delay));
+          }
+        }),
+      );
+      storming = false;
+      await healthLoop;
+
+      expect(others).toEqual([]);
+      expect(sockets).toHaveLength(STORM);
+      expect(delays.length).toBeGreaterThan(0);
+      for (const delay of delays) {
+        expect(delay).toBeGreaterThanOrEqual(500);
+        expect(delay).toBeLessThanOrEqual(30_000);
+      }
+      expect(health.length).toBeGreaterThan(0);
+      expect(health.filter((status) => status !== 200)).toEqual([]);
+
+      const after = await scrape([replica.http]);
+      const movedBy = (key: string): number => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+      expect(movedBy('herald_handshakes_shed_total{transport="websocket"}')).toBe(delays.length);
+      expect(movedBy('herald_connection_setup_seconds_count')).toBe(STORM);
+      expect(after.get('herald_handshakes_in_progress')).toBe(0);
+      expect(replica.log()).toContain('shedding handshakes');
+
+      // Nothing lost: every client, shed or not, is live.
+      const sent = await publish(edge.http, { to: { all: true }, event: 'after.storm', payload: {} });
+      await waitFor(
+        'every client to get the broadcast',
+        () => users.every((u) => received.get(u)!.has(sent.id)),
+        15_000,
+      );
+    });
+  });
+
+  describe('while every place is taken (a stalled Redis holds the one setup)', () => {
+    let redis: PrivateRedis;
+    let cluster: TestCluster;
+    let paused = false;
+
+    beforeAll(async () => {
+      redis = await PrivateRedis.create();
+      cluster = await TestCluster.start('admit1', 1, { HERALD_MAX_PENDING_HANDSHAKES: '1', REDIS_URL: redis.url });
+    }, 90_000);
+
+    afterAll(async () => {
+      if (paused) redis.resume();
+      await cluster?.stop();
+      await redis?.destroy();
+    });
+
+    it('sheds a WebSocket with `retry after <n> ms` and a stream with 503 and Retry-After; the SDK comes back after that delay and connects', async () => {
+      const replica = cluster.replicas[0] as Replica;
+      redis.pause();
+      paused = true;
+      // This one's setup waits on its bus subscription (up to 5 s) and holds the only place.
+      const holder = new WebSocket(`${replica.ws}?token=${encodeURIComponent(userToken(`holder-${randomUUID()}`))}`);
+      holder.on('error', () => undefined);
+      await new Promise((resolve) => holder.once('open', resolve));
+      await waitFor(
+        'the holder to be in progress',
+        async () => {
+          const samples = await scrape([replica.http]);
+          return samples.get('herald_handshakes_in_progress') === 1;
+        },
+        5_000,
+      );
+
+      const shed = await attempt(replica.ws, `shed-${randomUUID()}`, [], () => undefined);
+      expect(shed.welcomed).toBe(false);
+      expect(shed.code).toBe(1013);
+      expect(shed.reason).toMatch(/^retry after \d+ ms$/);
+      expect(retryAfterOf(shed.reason!)).toBeGreaterThanOrEqual(500);
+
+      const stream = await fetch(`${replica.http}/v1/stream`, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${userToken(`sse-${randomUUID()}`)}` },
+      });
+      expect(stream.status).toBe(503);
+      const body = (await stream.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('UNAVAILABLE');
+      const streamDelay = retryAfterOf(body.error.message);
+      expect(streamDelay).not.toBeNull();
+      expect(stream.headers.get('retry-after')).toBe(String(Math.ceil(streamDelay! / 1000)));
+
+      // The SDK: told to come back later, it does so after exactly that delay, and connects once Redis is back.
+      // `query`: minting a ticket needs Redis, stalled here.
+      const client = new HeraldClient({
+        url: replica.ws,
+        token: userToken(`sdk-${randomUUID()}`),
+        credentials: 'query',
+        WebSocket,
+      });
+      const reconnects: { delayMs: number; code: number; reason: string }[] = [];
+      client.on('reconnecting', (event) => reconnects.push(event));
+      try {
+        client.connect();
+        await waitFor('the SDK to be shed', () => reconnects.length > 0, 5_000);
+        expect(reconnects[0]).toMatchObject({ code: 1013, delayMs: retryAfterOf(reconnects[0]!.reason) });
+        redis.resume();
+        paused = false;
+        await waitFor('the SDK to connect', () => client.readyState === HeraldClient.OPEN, 20_000);
+      } finally {
+        client.close();
+        holder.terminate();
+      }
+    });
+  });
+});
