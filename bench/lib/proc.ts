@@ -156,3 +156,89 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
   await exited;
   clearTimeout(timer);
 }
+
+/**
+ * Peak CPU of single processes, by group: every `everyMs` each process's CPU since the last sample, as a
+ * percentage of one core; a group's peak is its busiest process in its busiest interval. `list` is asked
+ * again at every sample (processes come and go during a storm: Nginx restarts, backends open).
+ */
+export class PeakCpuSampler {
+  private readonly last = new Map<string, { ms: number; at: number }>();
+  private readonly peaks = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly list: () => Promise<Record<string, number[]>>,
+    private readonly everyMs = 500,
+  ) {}
+
+  start(): this {
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(async () => this.sample(await this.list())).catch(() => undefined);
+    }, this.everyMs);
+    this.timer.unref();
+    return this;
+  }
+
+  /** Peak % of one core per group since start(). */
+  async stop(): Promise<Record<string, number>> {
+    clearInterval(this.timer);
+    await this.sampling;
+    return Object.fromEntries(this.peaks);
+  }
+
+  private sample(groups: Record<string, number[]>): void {
+    const now = performance.now();
+    for (const [group, pids] of Object.entries(groups)) {
+      if (!this.peaks.has(group)) this.peaks.set(group, 0);
+      for (const pid of pids) {
+        const cpu = procCpu(pid);
+        if (!cpu) continue;
+        const before = this.last.get(cpu.key);
+        this.last.set(cpu.key, { ms: cpu.ms, at: now });
+        if (!before || now - before.at < this.everyMs / 2) continue;
+        const percent = (100 * (cpu.ms - before.ms)) / (now - before.at);
+        this.peaks.set(group, Math.max(this.peaks.get(group)!, percent));
+      }
+    }
+  }
+}
+
+/** Peak connections of one database in pg_stat_activity (all, and those not idle), sampled every `everyMs`. */
+export class PgConnectionSampler {
+  private readonly client = new Client({ connectionString: TEST_POSTGRES_URL });
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+  private peak = { open: 0, active: 0 };
+
+  constructor(
+    private readonly database: string,
+    private readonly everyMs = 250,
+  ) {}
+
+  async start(): Promise<this> {
+    await this.client.connect();
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample()).catch(() => undefined);
+    }, this.everyMs);
+    return this;
+  }
+
+  async stop(): Promise<{ open: number; active: number }> {
+    clearInterval(this.timer);
+    await this.sampling;
+    await this.client.end();
+    return this.peak;
+  }
+
+  private async sample(): Promise<void> {
+    const { rows } = await this.client.query<{ open: number; active: number }>(
+      `SELECT count(*)::int AS open, (count(*) FILTER (WHERE state <> 'idle'))::int AS active
+         FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+      [this.database],
+    );
+    const row = rows[0]!;
+    this.peak = { open: Math.max(this.peak.open, row.open), active: Math.max(this.peak.active, row.active) };
+  }
+}
