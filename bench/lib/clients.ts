@@ -151,12 +151,7 @@ export class ClientPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.connected) child.send({ type: 'close' } satisfies ParentToClient);
-        await stopProcess(child, 5000);
-      }),
-    );
+    await closeChildren(this.children);
   }
 }
 
@@ -200,4 +195,14 @@ export function untilChecked(
     };
     listeners.add(listener);
   });
+}
+
+/** Asks each load-client process to close (`{ type: 'close' }`) and waits for it to exit (killed after 5 s). */
+export async function closeChildren(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.connected) child.send({ type: 'close' });
+      await stopProcess(child, 5000);
+    }),
+  );
 }

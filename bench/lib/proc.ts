@@ -76,6 +76,21 @@ export async function redisServerPid(): Promise<number | undefined> {
   }
 }
 
+/** Runs `sample` every `everyMs`, one at a time, its errors ignored; stop() waits for the one under way. */
+function repeatedly(everyMs: number, sample: () => Promise<void>): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(sample).catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
 /**
  * CPU ms used by groups of processes between start() and stop(). The processes of a group may change
  * meanwhile (PostgreSQL backends open lazily and close after 30 s idle), so `list` is asked again every
@@ -88,8 +103,7 @@ export class CpuMeter {
   /** The latest sample of every process seen since start(), by ProcCpu key. */
   private readonly latest = new Map<string, { group: string; ms: number }>();
   private readonly groups = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private sampling: Promise<void> = Promise.resolve();
+  private sampling = { stop: () => Promise.resolve() };
 
   constructor(
     private readonly list: () => Promise<Record<string, number[]>>,
@@ -99,17 +113,13 @@ export class CpuMeter {
   async start(): Promise<this> {
     this.record(await this.list());
     for (const [key, { ms }] of this.latest) this.atStart.set(key, ms);
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(async () => this.record(await this.list())).catch(() => undefined);
-    }, this.everyMs);
-    this.timer.unref();
+    this.sampling = repeatedly(this.everyMs, async () => this.record(await this.list()));
     return this;
   }
 
   /** ms of CPU per group since start(). */
   async stop(): Promise<Record<string, number>> {
-    clearInterval(this.timer);
-    await this.sampling;
+    await this.sampling.stop();
     this.record(await this.list());
     const out: Record<string, number> = {};
     for (const group of this.groups) out[group] = 0;
@@ -165,8 +175,7 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
 export class PeakCpuSampler {
   private readonly last = new Map<string, { ms: number; at: number }>();
   private readonly peaks = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private sampling: Promise<void> = Promise.resolve();
+  private sampling = { stop: () => Promise.resolve() };
 
   constructor(
     private readonly list: () => Promise<Record<string, number[]>>,
@@ -174,17 +183,13 @@ export class PeakCpuSampler {
   ) {}
 
   start(): this {
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(async () => this.sample(await this.list())).catch(() => undefined);
-    }, this.everyMs);
-    this.timer.unref();
+    this.sampling = repeatedly(this.everyMs, async () => this.sample(await this.list()));
     return this;
   }
 
   /** Peak % of one core per group since start(). */
   async stop(): Promise<Record<string, number>> {
-    clearInterval(this.timer);
-    await this.sampling;
+    await this.sampling.stop();
     return Object.fromEntries(this.peaks);
   }
 
@@ -208,8 +213,7 @@ export class PeakCpuSampler {
 /** Peak connections of one database in pg_stat_activity (all, and those not idle), sampled every `everyMs`. */
 export class PgConnectionSampler {
   private readonly client = new Client({ connectionString: TEST_POSTGRES_URL });
-  private timer: NodeJS.Timeout | undefined;
-  private sampling: Promise<void> = Promise.resolve();
+  private sampling = { stop: () => Promise.resolve() };
   private peak = { open: 0, active: 0 };
 
   constructor(
@@ -219,15 +223,12 @@ export class PgConnectionSampler {
 
   async start(): Promise<this> {
     await this.client.connect();
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(() => this.sample()).catch(() => undefined);
-    }, this.everyMs);
+    this.sampling = repeatedly(this.everyMs, () => this.sample());
     return this;
   }
 
   async stop(): Promise<{ open: number; active: number }> {
-    clearInterval(this.timer);
-    await this.sampling;
+    await this.sampling.stop();
     await this.client.end();
     return this.peak;
   }

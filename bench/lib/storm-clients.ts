@@ -1,9 +1,9 @@
 import { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ask, untilChecked } from './clients';
+import { ask, closeChildren, untilChecked } from './clients';
 import type { ClientKind, HeraldAckMode, ParentToStorm, StormResult, StormToParent, StormUser } from './ipc';
 import { progress } from './log';
-import { forkNode, stopProcess } from './proc';
+import { forkNode } from './proc';
 
 type Tick = Extract<StormToParent, { type: 'tick' }>;
 
@@ -132,11 +132,6 @@ export class StormPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.connected) child.send({ type: 'close' } satisfies ParentToStorm);
-        await stopProcess(child, 5000);
-      }),
-    );
+    await closeChildren(this.children);
   }
 }

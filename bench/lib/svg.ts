@@ -30,14 +30,16 @@ function short(n: number): string {
   return n.toFixed(n >= 1 ? 1 : 2);
 }
 
-export function barChart(title: string, subtitle: string, series: string[], panels: Panel[]): string {
-  const panelWidth = 300;
-  const panelHeight = 260;
-  const top = 70;
-  const width = Math.max(1, panels.length) * panelWidth + 20;
-  const height = top + panelHeight + 60;
-  const color = (s: string, i: number) => COLORS[s] ?? FALLBACK[i % FALLBACK.length]!;
-  const parts: string[] = [
+/** The opening of a chart: the svg element, white background, title, subtitle and a legend of `series`. */
+function header(
+  title: string,
+  subtitle: string,
+  width: number,
+  height: number,
+  series: string[],
+  color: (s: string, i: number) => string,
+): string[] {
+  const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="10" y="20" font-size="15" font-weight="bold">${escape(title)}</text>`,
@@ -50,6 +52,17 @@ export function barChart(title: string, subtitle: string, series: string[], pane
       `<text x="${x + 14}" y="57">${escape(s)}</text>`,
     );
   });
+  return parts;
+}
+
+export function barChart(title: string, subtitle: string, series: string[], panels: Panel[]): string {
+  const panelWidth = 300;
+  const panelHeight = 260;
+  const top = 70;
+  const width = Math.max(1, panels.length) * panelWidth + 20;
+  const height = top + panelHeight + 60;
+  const color = (s: string, i: number) => COLORS[s] ?? FALLBACK[i % FALLBACK.length]!;
+  const parts = header(title, subtitle, width, height, series, color);
   panels.forEach((panel, p) => {
     const x0 = 10 + p * panelWidth + 40;
     const plotWidth = panelWidth - 60;
@@ -112,19 +125,7 @@ export function lineChart(title: string, subtitle: string, panels: LinePanel[]):
   const height = top + plotHeight + 90;
   const names = [...new Set(panels.flatMap((p) => Object.keys(p.series)))];
   const color = (s: string) => COLORS[s] ?? FALLBACK[names.indexOf(s) % FALLBACK.length]!;
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="10" y="20" font-size="15" font-weight="bold">${escape(title)}</text>`,
-    `<text x="10" y="38" fill="#555">${escape(subtitle)}</text>`,
-  ];
-  names.forEach((s, i) => {
-    const x = 10 + i * 110;
-    parts.push(
-      `<rect x="${x}" y="48" width="10" height="10" fill="${color(s)}"/>`,
-      `<text x="${x + 14}" y="57">${escape(s)}</text>`,
-    );
-  });
+  const parts = header(title, subtitle, width, height, names, color);
   panels.forEach((panel, p) => {
     const x0 = 10 + p * panelWidth + 50;
     const plotWidth = panelWidth - 80;

@@ -125,7 +125,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
         clients: pool.pids(),
       })).start();
       const pg = target.database ? await new PgConnectionSampler(target.database).start() : undefined;
-      const durable = Boolean(target.publishDirect);
+      const durable = target.publishDirect !== undefined;
       let pendingUsers: string[] = [];
       let ids: string[] = [];
       let downMs: number | null = null;
