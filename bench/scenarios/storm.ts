@@ -70,7 +70,8 @@ interface Run extends ScenarioRun {
   /** Peak % of one core of the busiest process of each group. */
   peakCpu: Record<string, number>;
   pgConnections: { open: number; active: number } | null;
-  /** How long Nginx was down (nginx-restart), ms. */
+  /** nginx-restart: from the stop to the old Nginx gone (stopMs) and to the new one answering (downMs). */
+  stopMs: number | null;
   downMs: number | null;
   /** From the stop or kill until every pending publish was answered (0 for the baselines). */
   publishMs: number;
@@ -129,11 +130,13 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
       let pendingUsers: string[] = [];
       let ids: string[] = [];
       let downMs: number | null = null;
+      let stopMs: number | null = null;
       let publishMs = 0;
       const t0 = Date.now();
       pool.mark(t0);
       if (storm === 'nginx-restart') {
         await target.edge!.stop();
+        stopMs = Date.now() - t0;
         pendingUsers = pick(users, PENDING_USERS);
         // Nginx comes back 1 s after the stop whether or not the publishes are all answered by then (at full
         // size they take longer than that: publishMs says how long).
@@ -154,7 +157,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
       const expected = durable ? pendingUsers.length * ids.length : 0;
       progress(
         `  ${label}: storm at t0; ${durable ? `${expected} pending notifications published in ${publishMs} ms` : 'no backlog (baseline)'}` +
-          `${downMs !== null ? `; nginx back after ${downMs} ms` : ''}`,
+          `${downMs !== null ? `; nginx gone after ${stopMs} ms, back after ${downMs} ms` : ''}`,
       );
       const ticker = setInterval(() => {
         const c = pool.counts;
@@ -230,6 +233,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
         refused: collected.refused,
         peakCpu,
         pgConnections,
+        stopMs,
         downMs,
         publishMs,
         series,
