@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { progress, runMain } from './lib/log';
 
-export const SCENARIOS = ['idle', 'broadcast', 'unicast', 'ingest', 'catchup'] as const;
+export const SCENARIOS = ['idle', 'broadcast', 'unicast', 'ingest', 'catchup', 'storm'] as const;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

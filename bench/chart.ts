@@ -1,6 +1,7 @@
 /**
  * Draws docs/images/bench-latency.svg and docs/images/bench-throughput.svg from the latest JSON results
- * in dist/bench-results/ (medians over repetitions). Scenarios without results are left out.
+ * in dist/bench-results/ (medians over repetitions), and docs/images/bench-storm.svg (reconnected clients
+ * over time per server) from the storm's. Scenarios without results are left out.
  *   npm run bench:chart
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { SERVER_NAMES } from './lib/args';
 import { progress, runMain } from './lib/log';
 import { readResult } from './lib/results';
 import type { Spread } from './lib/stats';
-import { barChart, Panel, singleGroupPanel } from './lib/svg';
+import { barChart, lineChart, LinePanel, Panel, singleGroupPanel } from './lib/svg';
 
 type Row = { server: string } & Record<string, unknown>;
 
@@ -95,25 +96,53 @@ async function main(): Promise<void> {
   const dir = join(repoRoot(), 'docs', 'images');
   mkdirSync(dir, { recursive: true });
   const when = [unicast, broadcast].map(stamp).filter(Boolean).join(', ');
-  writeFileSync(
-    join(dir, 'bench-latency.svg'),
-    barChart(
-      'Herald vs raw ws vs Socket.IO: latency (median of repetitions)',
-      `lower is better; runs ${when}`,
-      series,
-      latency,
-    ),
-  );
-  writeFileSync(
-    join(dir, 'bench-throughput.svg'),
-    barChart(
-      'Herald vs raw ws vs Socket.IO: throughput (median of repetitions)',
-      `higher is better; n/a = not applicable; runs ${[broadcast, ingest, catchup, idle].map(stamp).filter(Boolean).join(', ')}`,
-      series,
-      throughput,
-    ),
-  );
-  progress(`wrote ${join(dir, 'bench-latency.svg')} and ${join(dir, 'bench-throughput.svg')}`);
+  // A chart with no results would replace the committed one with empty panels: left as it is.
+  if (latency.length > 0) {
+    writeFileSync(
+      join(dir, 'bench-latency.svg'),
+      barChart(
+        'Herald vs raw ws vs Socket.IO: latency (median of repetitions)',
+        `lower is better; runs ${when}`,
+        series,
+        latency,
+      ),
+    );
+    progress(`wrote ${join(dir, 'bench-latency.svg')}`);
+  }
+  if (throughput.length > 0) {
+    writeFileSync(
+      join(dir, 'bench-throughput.svg'),
+      barChart(
+        'Herald vs raw ws vs Socket.IO: throughput (median of repetitions)',
+        `higher is better; n/a = not applicable; runs ${[broadcast, ingest, catchup, idle].map(stamp).filter(Boolean).join(', ')}`,
+        series,
+        throughput,
+      ),
+    );
+    progress(`wrote ${join(dir, 'bench-throughput.svg')}`);
+  }
+
+  const storm = readResult<{ summary: (Row & { storm: string; series: number[] })[] }>('storm');
+  if (storm) {
+    const step = (storm.parameters.seriesStepMs as number) / 1000;
+    const panels: LinePanel[] = [...new Set(storm.result.summary.map((r) => r.storm))].map((name) => ({
+      title: name === 'nginx-restart' ? 'Nginx stopped, started 1 s later' : 'one server process SIGKILLed',
+      xUnit: 's',
+      yUnit: 'clients reconnected',
+      step,
+      series: Object.fromEntries(storm.result.summary.filter((r) => r.storm === name).map((r) => [r.server, r.series])),
+    }));
+    const file = join(dir, 'bench-storm.svg');
+    writeFileSync(
+      file,
+      lineChart(
+        `Reconnect storm: ${storm.parameters.users as number} clients through Nginx to two processes`,
+        `clients reconnected over time since the stop/kill (the repetition with the median 99% time); run ${stamp(storm)}`,
+        panels,
+      ),
+    );
+    progress(`wrote ${file}`);
+  }
 }
 
 runMain(main);

@@ -54,6 +54,8 @@ const FAIL_TIMEOUT = '10s';
  * @property {number} [connectionsPerIp] open /ws and /v1/stream connections per client address
  * @property {number} [handshakesPerSecond] new /ws and /v1/stream connections per second per client address
  * @property {number} [handshakeBurst]   handshakes per client address allowed at once above that rate
+ * @property {number} [workerProcesses] worker processes (default: auto, one per core)
+ * @property {number} [workerConnections] connections per worker (default 8192; a proxied WebSocket holds two)
  */
 
 /** @param {'compose' | 'local'} target @param {EdgeOptions} options @returns {string} */
@@ -65,9 +67,9 @@ function render(target, options) {
   const values = {
     TARGET: target,
     USER: local && options.user ? `user ${options.user};\n` : '',
-    WORKER_PROCESSES: 'auto',
+    WORKER_PROCESSES: String(options.workerProcesses ?? 'auto'),
     WORKER_RLIMIT_NOFILE: '20000',
-    WORKER_CONNECTIONS: '8192',
+    WORKER_CONNECTIONS: String(options.workerConnections ?? 8192),
     PID_FILE: local ? join(dir, 'nginx.pid') : '/var/run/nginx.pid',
     ERROR_LOG: local ? join(dir, 'error.log') : '/var/log/nginx/error.log',
     ACCESS_LOG: local ? join(dir, 'access.log') : '/var/log/nginx/access.log',

@@ -11,10 +11,11 @@
  */
 import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
 import type WebSocket from 'ws';
+import type { HeraldAckMode } from '../lib/ipc';
 
-/** Where a connection's acks are counted: deliveries acked (ok or duplicate, or settled) and other answers. */
+/** Where a connection's acks are counted: the ids acked (ok or duplicate, or settled) and other answers. */
 export interface AckTally {
-  acked(n: number): void;
+  acked(ids: string[]): void;
   other(n: number): void;
 }
 
@@ -63,16 +64,16 @@ export class IdAcks implements HeraldAcks {
   answer(frame: AckAnswer): void {
     switch (frame.type) {
       case 'ack':
-        this.answered(frame.status);
+        this.answered(frame.status, frame.id);
         break;
       case 'acks':
-        for (const result of frame.results ?? []) this.answered(result.status);
+        for (const result of frame.results ?? []) this.answered(result.status, result.id);
         break;
       case 'error': {
         const ids = frame.ids ?? (frame.id ? [frame.id] : []);
         if (ids.length === 0) return;
         if (frame.code === 'RATE_LIMITED') return this.retry(ids);
-        for (let i = 0; i < ids.length; i++) this.answered(undefined);
+        for (const id of ids) this.answered(undefined, id);
         break;
       }
       default:
@@ -81,9 +82,10 @@ export class IdAcks implements HeraldAcks {
     this.pump();
   }
 
-  private answered(status: string | undefined): void {
+  private answered(status: string | undefined, id: string | undefined): void {
     this.inFlight--;
-    if (settledOk(status)) this.tally.acked(1);
+    // An answer always names its id (protocol.md); '' keeps the count if one did not.
+    if (settledOk(status)) this.tally.acked([id ?? '']);
     else this.tally.other(1);
   }
 
@@ -131,7 +133,7 @@ export class ThroughAcks implements HeraldAcks {
     const covered = frame.id === undefined ? undefined : this.throughs.get(frame.id);
     if (!covered || (frame.type !== 'ack' && frame.type !== 'error')) return this.byId.answer(frame);
     this.throughs.delete(frame.id!);
-    if (frame.type === 'ack' && (frame.settled ?? 0) >= covered.length) return this.tally.acked(covered.length);
+    if (frame.type === 'ack' && (frame.settled ?? 0) >= covered.length) return this.tally.acked(covered);
     // An error, or fewer settled than the flush held (the server's send window let the oldest go): ack them
     // by id. One the through did settle is answered `duplicate`, and counted once, then.
     for (const id of covered) this.byId.received(id);
@@ -153,4 +155,15 @@ export class ThroughAcks implements HeraldAcks {
     this.throughs.set(last, ids);
     this.socket.send(`{"type":"ack","id":"${last}","through":true}`);
   }
+}
+
+/** A connection's acks, chosen once its welcome's `features` tell whether `ackThrough` is there. */
+export function heraldAcksFor(
+  socket: WebSocket,
+  tally: AckTally,
+  mode: HeraldAckMode,
+  features: string[] | undefined,
+): HeraldAcks {
+  const byId = new IdAcks(socket, tally);
+  return mode === 'through' && features?.includes('ackThrough') ? new ThroughAcks(socket, tally, byId) : byId;
 }

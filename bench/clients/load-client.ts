@@ -17,7 +17,7 @@ import type {
   ParentToClient,
   RecvEntry,
 } from '../lib/ipc';
-import { AckAnswer, AckTally, HeraldAcks, IdAcks, ThroughAcks } from './herald-acks';
+import { AckAnswer, AckTally, HeraldAcks, heraldAcksFor } from './herald-acks';
 
 const send = (message: ClientToParent) => process.send?.(message);
 
@@ -55,8 +55,8 @@ setInterval(() => {
 setInterval(report, 500).unref();
 
 const tally: AckTally = {
-  acked(n) {
-    acksOk += n;
+  acked(ids) {
+    acksOk += ids.length;
     lastAckAt = Date.now();
     dirty = true;
   },
@@ -72,12 +72,6 @@ interface ServerFrame extends AckAnswer {
   features?: string[];
 }
 
-/** Herald's acks for this connection, chosen once its welcome tells whether `ackThrough` is there. */
-function heraldAcks(socket: WebSocket, mode: HeraldAckMode, welcome: ServerFrame): HeraldAcks {
-  const byId = new IdAcks(socket, tally);
-  return mode === 'through' && welcome.features?.includes('ackThrough') ? new ThroughAcks(socket, tally, byId) : byId;
-}
-
 function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string, mode: HeraldAckMode): Promise<void> {
   const full =
     kind === 'herald' ? `${url}?token=${userToken(user, 3 * 3600)}` : `${url}?user=${encodeURIComponent(user)}`;
@@ -90,7 +84,7 @@ function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string
       switch (frame.type) {
         case 'welcome':
           welcomed = true;
-          if (kind === 'herald') acks = heraldAcks(socket, mode, frame);
+          if (kind === 'herald') acks = heraldAcksFor(socket, tally, mode, frame.features);
           wsSockets.push(socket);
           resolve();
           return;

@@ -24,7 +24,7 @@ export interface ConnectSummary {
 export class ClientPool {
   readonly messages = new Map<number, MessageState>();
   private readonly acks = new Map<ChildProcess, { ok: number; other: number; lastAt: number; closed: number }>();
-  private listeners = new Set<() => void>();
+  private readonly listeners = new Set<() => void>();
 
   private constructor(private readonly children: ChildProcess[]) {
     for (const child of children) {
@@ -142,49 +142,67 @@ export class ClientPool {
 
   /** Asks every client for its latest counts and waits for them. */
   async flush(): Promise<void> {
-    await Promise.all(
-      this.children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            const onMessage = (message: ClientToParent) => {
-              if (message.type !== 'flushed') return;
-              child.off('message', onMessage);
-              resolve();
-            };
-            child.on('message', onMessage);
-            child.send({ type: 'flush' } satisfies ParentToClient);
-          }),
-      ),
-    );
+    await Promise.all(this.children.map((child) => ask(child, { type: 'flush' } satisfies ParentToClient, 'flushed')));
   }
 
   /** Resolves once `check` holds (evaluated on every report), or rejects after `timeoutMs`. */
   until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-    if (check()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const listener = () => {
-        if (!check()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.listeners.delete(listener);
-      };
-      this.listeners.add(listener);
-    });
+    return untilChecked(this.listeners, what, check, timeoutMs);
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.children.map(async (child) => {
-        if (child.connected) child.send({ type: 'close' } satisfies ParentToClient);
-        await stopProcess(child, 5000);
-      }),
-    );
+    await closeChildren(this.children);
   }
+}
+
+/** Sends `message` to a child process and resolves with its first answer of type `answer`. */
+export function ask<T extends { type: string }>(child: ChildProcess, message: object, answer: T['type']): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (reply: T) => {
+      if (reply.type !== answer) return;
+      child.off('message', onMessage);
+      resolve(reply);
+    };
+    child.on('message', onMessage);
+    child.send(message);
+  });
+}
+
+/**
+ * Resolves once `check` holds, evaluated whenever one of `listeners` is called (a pool calls them on every
+ * report of its children), or rejects after `timeoutMs`.
+ */
+export function untilChecked(
+  listeners: Set<() => void>,
+  what: string,
+  check: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const listener = () => {
+      if (!check()) return;
+      cleanup();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      listeners.delete(listener);
+    };
+    listeners.add(listener);
+  });
+}
+
+/** Asks each load-client process to close (`{ type: 'close' }`) and waits for it to exit (killed after 5 s). */
+export async function closeChildren(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.connected) child.send({ type: 'close' });
+      await stopProcess(child, 5000);
+    }),
+  );
 }

@@ -58,3 +58,54 @@ export interface PublisherResult {
   doneAt: number;
   latencies: number[];
 }
+
+/** One user of a storm client: its id and the loopback address its connections leave from. */
+export interface StormUser {
+  id: string;
+  address: string;
+}
+
+export interface StormStart {
+  type: 'start';
+  kind: ClientKind;
+  /** WebSocket URL (socket.io: the origin). */
+  url: string;
+  /** Herald: where tickets are minted (`POST /v1/tickets`, through Nginx), as the SDK does by default. */
+  ticketsUrl?: string;
+  users: StormUser[];
+  /** First connections in flight at once in this process. */
+  concurrency: number;
+  heraldAcks: HeraldAckMode;
+}
+
+/** Per user that received notifications: id → times received, id → ms after the mark its ack was answered ok. */
+export interface StormUserResult {
+  user: string;
+  received: [string, number][];
+  acked: [string, number][];
+}
+
+export interface StormResult {
+  type: 'collected';
+  /** Per user whose connection ended after the mark: ms from the mark to its next welcome, or -1 (never). */
+  reconnectMs: number[];
+  /** Handshakes that failed after the mark, by how (`HTTP 502`, `ECONNREFUSED`, `shed (1013)`, `close 1011 …`). */
+  refused: Record<string, number>;
+  /** Connections that ended again after reconnecting (after the mark). */
+  dropsAfterReconnect: number;
+  users: StormUserResult[];
+}
+
+export type ParentToStorm =
+  | StormStart
+  /** The storm starts now: closes from here on count, and times are taken from `at` (Date.now()). */
+  | { type: 'mark'; at: number }
+  | { type: 'offline' }
+  | { type: 'collect' }
+  | { type: 'close' };
+
+export type StormToParent =
+  | { type: 'connected'; connected: number; errors: string[] }
+  | { type: 'tick'; connected: number; affected: number; reconnected: number; received: number; acked: number }
+  | { type: 'offline'; users: string[] }
+  | StormResult;

@@ -76,6 +76,21 @@ export async function redisServerPid(): Promise<number | undefined> {
   }
 }
 
+/** Runs `sample` every `everyMs`, one at a time, its errors ignored; stop() waits for the one under way. */
+function repeatedly(everyMs: number, sample: () => Promise<void>): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(sample).catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
 /**
  * CPU ms used by groups of processes between start() and stop(). The processes of a group may change
  * meanwhile (PostgreSQL backends open lazily and close after 30 s idle), so `list` is asked again every
@@ -88,8 +103,7 @@ export class CpuMeter {
   /** The latest sample of every process seen since start(), by ProcCpu key. */
   private readonly latest = new Map<string, { group: string; ms: number }>();
   private readonly groups = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private sampling: Promise<void> = Promise.resolve();
+  private sampling = { stop: () => Promise.resolve() };
 
   constructor(
     private readonly list: () => Promise<Record<string, number[]>>,
@@ -99,17 +113,13 @@ export class CpuMeter {
   async start(): Promise<this> {
     this.record(await this.list());
     for (const [key, { ms }] of this.latest) this.atStart.set(key, ms);
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(async () => this.record(await this.list())).catch(() => undefined);
-    }, this.everyMs);
-    this.timer.unref();
+    this.sampling = repeatedly(this.everyMs, async () => this.record(await this.list()));
     return this;
   }
 
   /** ms of CPU per group since start(). */
   async stop(): Promise<Record<string, number>> {
-    clearInterval(this.timer);
-    await this.sampling;
+    await this.sampling.stop();
     this.record(await this.list());
     const out: Record<string, number> = {};
     for (const group of this.groups) out[group] = 0;
@@ -155,4 +165,81 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Peak CPU of single processes, by group: every `everyMs` each process's CPU since the last sample, as a
+ * percentage of one core; a group's peak is its busiest process in its busiest interval. `list` is asked
+ * again at every sample (processes come and go during a storm: Nginx restarts, backends open).
+ */
+export class PeakCpuSampler {
+  private readonly last = new Map<string, { ms: number; at: number }>();
+  private readonly peaks = new Map<string, number>();
+  private sampling = { stop: () => Promise.resolve() };
+
+  constructor(
+    private readonly list: () => Promise<Record<string, number[]>>,
+    private readonly everyMs = 500,
+  ) {}
+
+  start(): this {
+    this.sampling = repeatedly(this.everyMs, async () => this.sample(await this.list()));
+    return this;
+  }
+
+  /** Peak % of one core per group since start(). */
+  async stop(): Promise<Record<string, number>> {
+    await this.sampling.stop();
+    return Object.fromEntries(this.peaks);
+  }
+
+  private sample(groups: Record<string, number[]>): void {
+    const now = performance.now();
+    for (const [group, pids] of Object.entries(groups)) {
+      if (!this.peaks.has(group)) this.peaks.set(group, 0);
+      for (const pid of pids) {
+        const cpu = procCpu(pid);
+        if (!cpu) continue;
+        const before = this.last.get(cpu.key);
+        this.last.set(cpu.key, { ms: cpu.ms, at: now });
+        if (!before || now - before.at < this.everyMs / 2) continue;
+        const percent = (100 * (cpu.ms - before.ms)) / (now - before.at);
+        this.peaks.set(group, Math.max(this.peaks.get(group)!, percent));
+      }
+    }
+  }
+}
+
+/** Peak connections of one database in pg_stat_activity (all, and those not idle), sampled every `everyMs`. */
+export class PgConnectionSampler {
+  private readonly client = new Client({ connectionString: TEST_POSTGRES_URL });
+  private sampling = { stop: () => Promise.resolve() };
+  private peak = { open: 0, active: 0 };
+
+  constructor(
+    private readonly database: string,
+    private readonly everyMs = 250,
+  ) {}
+
+  async start(): Promise<this> {
+    await this.client.connect();
+    this.sampling = repeatedly(this.everyMs, () => this.sample());
+    return this;
+  }
+
+  async stop(): Promise<{ open: number; active: number }> {
+    await this.sampling.stop();
+    await this.client.end();
+    return this.peak;
+  }
+
+  private async sample(): Promise<void> {
+    const { rows } = await this.client.query<{ open: number; active: number }>(
+      `SELECT count(*)::int AS open, (count(*) FILTER (WHERE state <> 'idle'))::int AS active
+         FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+      [this.database],
+    );
+    const row = rows[0]!;
+    this.peak = { open: Math.max(this.peak.open, row.open), active: Math.max(this.peak.active, row.active) };
+  }
 }

@@ -1,16 +1,15 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { TestCluster } from '../../test/helpers/cluster';
-import { Edge, nginxBinary, nginxTest } from '../../test/helpers/edge';
+import { Edge } from '../../test/helpers/edge';
 import { TEST_REDIS_URL } from '../../test/helpers/env';
 import { deleteRedisPrefix, testRedisPrefix } from '../../test/helpers/redis';
 import { freePort, Replica, TEST_API_KEY } from '../../test/helpers/replica';
 import { waitFor } from '../../test/helpers/wait';
 import type { ServerName } from './args';
+import { BaselineEdge, EdgeControl, EdgeSettings } from './baseline-edge';
 import { postJson } from './http';
 import { collectGarbage } from './inspector';
 import type { BenchPayload, ClientKind } from './ipc';
@@ -21,6 +20,8 @@ export interface TargetOptions {
   processes: number;
   /** Put a private Nginx in front (clients and HTTP publishes go through it). */
   nginx?: boolean;
+  /** How that Nginx runs (default: per-address limits lifted, one worker per core). */
+  edge?: EdgeSettings;
   /** Start each server process with --inspect on loopback, so gc() can run a full collection. */
   inspect?: boolean;
   /** Extra Herald settings. */
@@ -35,11 +36,18 @@ export interface Target {
   clientUrls: string[];
   /** HTTP bases for publishes (Herald: /v1/notifications; raw: /publish). Empty for Socket.IO. */
   httpUrls: string[];
+  /** The server processes still running. */
   serverPids(): number[];
+  /** SIGKILLs server process `index` (no shutdown hooks); resolves once it is gone. */
+  kill(index: number): Promise<void>;
+  /** The Nginx in front, when there is one. */
+  edge?: EdgeControl;
   /** Other processes whose CPU a message costs: PostgreSQL backends, redis-server, Nginx workers. */
   supportPids(): Promise<Record<string, number[]>>;
   publish(userId: string, payload: BenchPayload): Promise<void>;
   broadcast(payload: BenchPayload): Promise<{ recipients?: number }>;
+  /** Herald only: one notification to these users, published straight to replica `index` (not through Nginx); its id. */
+  publishDirect?(index: number, users: string[], payload: BenchPayload): Promise<string>;
   gc(): Promise<void>;
   /**
    * raw-ws-acks only: ack frames its processes have parsed so far, and when the last one came (the server's
@@ -76,6 +84,12 @@ export const HERALD_BENCH_ENV: Record<string, string> = {
 
 /** Nginx's per-address limits lifted: all load comes from 127.0.0.1 (limit_conn must stay below 65536). */
 const EDGE_LIMITS = { connectionsPerIp: 60000, handshakesPerSecond: 100000, handshakeBurst: 100000 };
+
+/** Herald's edge for these settings: the production template, its limits lifted unless kept at the defaults. */
+function heraldEdge(ports: number[], settings: EdgeSettings = {}): Promise<Edge> {
+  const { defaultLimits, ...workers } = settings;
+  return Edge.start(ports, { ...(defaultLimits ? {} : EDGE_LIMITS), ...workers });
+}
 
 async function redisPids(): Promise<number[]> {
   const pid = await redisServerPid();
@@ -121,15 +135,26 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     cluster = await TestCluster.start('bench', options.processes, env);
   }
   const edge = options.nginx
-    ? await Edge.start(
+    ? await heraldEdge(
         cluster.replicas.map((r) => r.port),
-        EDGE_LIMITS,
+        options.edge,
       )
     : undefined;
   const httpUrls = edge ? [edge.http] : cluster.replicas.map((r) => r.http);
+  const edgeControl: EdgeControl | undefined = edge && {
+    stop: () => edge.stop(),
+    restart: () => edge.restart(),
+    workerPids: () => {
+      try {
+        return childPids(edge.masterPid());
+      } catch {
+        return []; // stopped: no pid file, no workers
+      }
+    },
+  };
   let next = 0;
-  const post = async (body: unknown) => {
-    const answer = await postJson(`${httpUrls[next++ % httpUrls.length]!}/v1/notifications`, body, {
+  const post = async (body: unknown, base = httpUrls[next++ % httpUrls.length]!) => {
+    const answer = await postJson(`${base}/v1/notifications`, body, {
       authorization: `Bearer ${TEST_API_KEY}`,
     });
     if (answer.status !== 202) throw new Error(`herald publish answered ${answer.status}: ${answer.body}`);
@@ -140,11 +165,13 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     clientKind: 'herald',
     clientUrls: edge ? [edge.ws] : cluster.replicas.map((r) => r.ws),
     httpUrls,
-    serverPids: () => cluster.replicas.map((r) => r.pid!),
+    serverPids: () => cluster.replicas.flatMap((r) => (r.pid === undefined ? [] : [r.pid])),
+    kill: (index) => cluster.replicas[index]!.kill(),
+    ...(edgeControl ? { edge: edgeControl } : {}),
     supportPids: async () => ({
       postgres: await postgresBackendPids(cluster.db.name),
       redis: await redisPids(),
-      nginx: edge ? childPids(edge.masterPid()) : [],
+      nginx: edgeControl?.workerPids() ?? [],
     }),
     publish: async (userId, payload) => {
       await post({ to: { users: [userId] }, event: 'bench', payload });
@@ -153,6 +180,8 @@ async function startHerald(options: TargetOptions): Promise<Target> {
       const answer = await post({ to: { all: true }, event: 'bench', payload });
       return { recipients: answer.recipients };
     },
+    publishDirect: async (index, users, payload) =>
+      (await post({ to: { users }, event: 'bench', payload }, cluster.replicas[index]!.http)).id,
     gc: async () => {
       for (const port of inspectPorts) await collectGarbage(port);
     },
@@ -201,45 +230,23 @@ async function startBaselineProcesses(
   return { ports, children, inspectPorts };
 }
 
-/** A small Nginx of our own for the baselines: round-robin upstream, WebSocket upgrade, as Herald's /ws. */
-async function startBaselineNginx(ports: number[]): Promise<{ port: number; child: ChildProcess }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
-  chmodSync(dir, 0o755);
-  mkdirSync(join(dir, 'tmp'));
-  const port = await freePort();
-  const config = `
-worker_processes auto;
-worker_rlimit_nofile 20000;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${join(dir, 'tmp', k)};`).join('\n')}
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
-  upstream backends {
-${ports.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://backends;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_read_timeout 3600s;
-      proxy_send_timeout 3600s;
-    }
-  }
-}
-`;
-  const file = join(dir, 'nginx.conf');
-  writeFileSync(file, config);
-  nginxTest(file);
-  const child = spawn(nginxBinary(), ['-c', file, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitFor(`baseline nginx on :${port}`, async () => (await fetch(`http://127.0.0.1:${port}/`)).ok);
-  return { port, child };
+/** What the two baselines' targets say about their processes and their Nginx. */
+function baselineProcesses(
+  children: ChildProcess[],
+  nginx: BaselineEdge | undefined,
+): Pick<Target, 'serverPids' | 'kill' | 'edge' | 'supportPids'> {
+  return {
+    serverPids: () => children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid!),
+    kill: async (index) => {
+      const child = children[index]!;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    ...(nginx ? { edge: nginx } : {}),
+    supportPids: async () => ({ postgres: [], redis: await redisPids(), nginx: nginx?.workerPids() ?? [] }),
+  };
 }
 
 /** The raw ws baseline; with `acks`, raw-ws-acks: frames carry an id and clients ack each one. */
@@ -251,7 +258,7 @@ async function startRaw(options: TargetOptions, acks: boolean): Promise<Target> 
     options,
     acks ? ['acks'] : [],
   );
-  const nginx = options.nginx ? await startBaselineNginx(ports) : undefined;
+  const nginx = options.nginx ? await BaselineEdge.start(ports, options.edge) : undefined;
   const httpUrls = nginx ? [`http://127.0.0.1:${nginx.port}`] : ports.map((p) => `http://127.0.0.1:${p}`);
   let next = 0;
   const post = async (path: string, body: unknown) => {
@@ -275,12 +282,7 @@ async function startRaw(options: TargetOptions, acks: boolean): Promise<Target> 
     clientKind: acks ? 'raw-acks' : 'raw',
     clientUrls: httpUrls.map((u) => `${u.replace('http:', 'ws:')}/ws`),
     httpUrls,
-    serverPids: () => children.map((c) => c.pid!),
-    supportPids: async () => ({
-      postgres: [],
-      redis: await redisPids(),
-      nginx: nginx ? childPids(nginx.child.pid!) : [],
-    }),
+    ...baselineProcesses(children, nginx),
     publish: (userId, payload) => post('/publish', { userId, payload }),
     broadcast: async (payload) => {
       await post('/broadcast', { payload });
@@ -291,7 +293,7 @@ async function startRaw(options: TargetOptions, acks: boolean): Promise<Target> 
       for (const port of inspectPorts) await collectGarbage(port);
     },
     stop: async () => {
-      if (nginx) await stopProcess(nginx.child);
+      await nginx?.stop();
       await Promise.all(children.map((c) => stopProcess(c)));
       await deleteRedisPrefix(prefix);
     },
@@ -301,7 +303,7 @@ async function startRaw(options: TargetOptions, acks: boolean): Promise<Target> 
 async function startSocketIo(options: TargetOptions): Promise<Target> {
   const prefix = testRedisPrefix('bench-sio');
   const { ports, children, inspectPorts } = await startBaselineProcesses('socketio.js', prefix, options);
-  const nginx = options.nginx ? await startBaselineNginx(ports) : undefined;
+  const nginx = options.nginx ? await BaselineEdge.start(ports, options.edge) : undefined;
   const redis = new Redis(TEST_REDIS_URL);
   const emitter = new Emitter(redis, { key: prefix });
   return {
@@ -309,12 +311,7 @@ async function startSocketIo(options: TargetOptions): Promise<Target> {
     clientKind: 'socketio',
     clientUrls: nginx ? [`http://127.0.0.1:${nginx.port}`] : ports.map((p) => `http://127.0.0.1:${p}`),
     httpUrls: [],
-    serverPids: () => children.map((c) => c.pid!),
-    supportPids: async () => ({
-      postgres: [],
-      redis: await redisPids(),
-      nginx: nginx ? childPids(nginx.child.pid!) : [],
-    }),
+    ...baselineProcesses(children, nginx),
     publish: async (userId, payload) => {
       emitter.to(`user:${userId}`).emit('notification', payload);
     },
@@ -327,7 +324,7 @@ async function startSocketIo(options: TargetOptions): Promise<Target> {
     },
     stop: async () => {
       redis.disconnect();
-      if (nginx) await stopProcess(nginx.child);
+      await nginx?.stop();
       await Promise.all(children.map((c) => stopProcess(c)));
       await deleteRedisPrefix(prefix);
     },

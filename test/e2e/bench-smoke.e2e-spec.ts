@@ -9,7 +9,7 @@ import { repoRoot } from '../helpers/paths';
  * (`npm run build` compiles bench/ into dist/bench).
  */
 const root = repoRoot();
-const SCENARIOS = ['idle', 'broadcast', 'unicast', 'ingest', 'catchup'] as const;
+const SCENARIOS = ['idle', 'broadcast', 'unicast', 'ingest', 'catchup', 'storm'] as const;
 
 /**
  * The servers each scenario runs by default. ingest has no Socket.IO run (no publish API to load). The
@@ -22,6 +22,7 @@ const EXPECTED_SERVERS: Record<(typeof SCENARIOS)[number], string[]> = {
   unicast: ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'],
   ingest: ['herald', 'raw-ws'],
   catchup: ['herald', 'raw-ws', 'raw-ws-acks', 'socket.io'],
+  storm: ['herald', 'raw-ws', 'socket.io'],
 };
 
 /** Where a scenario's table compares with raw-ws-acks: its column header, or catchup's n/a cell. */
@@ -35,6 +36,7 @@ const RAW_ACKS_CELL: Partial<Record<(typeof SCENARIOS)[number], string>> = {
 interface SmokeRun {
   server: string;
   acked?: number | null;
+  storm?: string;
 }
 
 interface SmokeResult {
@@ -87,6 +89,14 @@ describe('bench scenarios (smoke size)', () => {
           acked.map((r) => ({ server: r.server, counted: true })),
         );
         expect(acked.length).toBeGreaterThan(1);
+      }
+      if (scenario === 'storm') {
+        // Both storms ran for every server (complete: every client back, nothing lost, every pending acked).
+        expect(output).toContain('reconnect storm');
+        expect(output).toContain('99% vs socket.io');
+        expect(doc.result.runs.map((r) => `${r.server} ${r.storm}`).sort()).toEqual(
+          expected.flatMap((server) => [`${server} nginx-restart`, `${server} replica-kill`]).sort(),
+        );
       }
     },
     90_000,

@@ -16,13 +16,26 @@ interface EdgeOptions {
   connectionsPerIp?: number;
   handshakesPerSecond?: number;
   handshakeBurst?: number;
+  workerProcesses?: number;
+  workerConnections?: number;
 }
 
 /** What a test may set in the rendered config besides where things are. */
 export type EdgeLimits = Pick<
   EdgeOptions,
-  'allowedOrigins' | 'connectionsPerIp' | 'handshakesPerSecond' | 'handshakeBurst'
->;
+  | 'allowedOrigins'
+  | 'connectionsPerIp'
+  | 'handshakesPerSecond'
+  | 'handshakeBurst'
+  | 'workerProcesses'
+  | 'workerConnections'
+> & {
+  /**
+   * `listen … reuseport`: the kernel spreads new connections evenly over the workers, so none holds more
+   * than its share (without it one worker can take most of a burst, and pass the open-file cap).
+   */
+  reusePort?: boolean;
+};
 
 /** The renderer shared with `npm run up` and the compose config (CommonJS, so Jest can load it). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain-JS script, not a TS module
@@ -33,6 +46,9 @@ export const nginxRender = require(join(repoRoot(), 'nginx', 'render.js')) as {
   PLACEHOLDER_ROOT: string;
   DEMO_ROOT: string;
   DEFAULT_MAX_BODY_BYTES: number;
+  DEFAULT_CONNECTIONS_PER_IP: number;
+  DEFAULT_HANDSHAKES_PER_SECOND: number;
+  DEFAULT_HANDSHAKE_BURST: number;
   WS_TIMEOUT: string;
 };
 
@@ -92,7 +108,7 @@ export class Edge {
       configFile,
       nginxRender.render('local', {
         ...options,
-        listen: `127.0.0.1:${port}`,
+        listen: `127.0.0.1:${port}${options.reusePort ? ' reuseport' : ''}`,
         upstreams: upstreamPorts.map((p) => `127.0.0.1:${p}`),
         adminRoot: options.adminRoot ?? nginxRender.PLACEHOLDER_ROOT,
         dir,
