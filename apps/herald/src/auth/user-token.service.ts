@@ -17,19 +17,19 @@ export type VerifyResult = { ok: true; principal: UserPrincipal } | { ok: false;
 @Injectable()
 export class UserTokenService {
   /**
-   * The secret as a key, made once: given a string, jsonwebtoken first tries it as a PEM public key and
-   * makes a key of it only when that throws, on every verify (a third of a connection's setup CPU).
+   * The secret as a key, made once: given a string, jsonwebtoken first tries it as a PEM key and makes a
+   * secret key of it only when that throws, on every sign and verify (a third of a connection's setup CPU).
    */
   private readonly key: KeyObject;
 
-  constructor(@Inject(HERALD_CONFIG) private readonly config: HeraldConfig) {
+  constructor(@Inject(HERALD_CONFIG) config: HeraldConfig) {
     this.key = createSecretKey(Buffer.from(config.jwtSecret, 'utf8'));
   }
 
   sign(userId: string, ttlSeconds: number): { token: string; expiresAt: Date } {
     const now = Math.floor(Date.now() / 1000);
     const exp = now + ttlSeconds;
-    const token = jwt.sign({ sub: userId, iat: now, exp }, this.config.jwtSecret, {
+    const token = jwt.sign({ sub: userId, iat: now, exp }, this.key, {
       algorithm: 'HS256',
       noTimestamp: true,
     });
