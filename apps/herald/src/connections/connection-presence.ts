@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Batcher } from '../common/batcher';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { RedeliveryRepository } from '../record/redelivery.repository';
@@ -21,6 +22,11 @@ export class ConnectionPresence {
   private readonly pendingRemovals = new Map<string, string>();
   /** Users whose parked deliveries are resumed again at the next beat (after presence was restored). */
   private resumeAtNextBeat: string[] = [];
+  /** The entries of connections set up together, written in one step (`PresenceRepository.addMany`). */
+  private readonly adds = new Batcher<PresenceEntry, boolean>(
+    (entries) => this.presence.addMany(entries, this.ttlMs, this.config.maxConnectionsPerUser),
+    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+  );
 
   constructor(
     private readonly presence: PresenceRepository,
@@ -78,12 +84,13 @@ export class ConnectionPresence {
   }
 
   /**
-   * Writes the presence entry within the per-user cap. When Redis does not answer, the script may have
-   * run all the same: the entry is queued for removal, so it cannot hold one of the user's slots.
+   * Writes the presence entry within the per-user cap, in one step with those of other connections set up
+   * at the same time. When Redis does not answer, the script may have run all the same: the entry is queued
+   * for removal, so it cannot hold one of the user's slots.
    */
   private async add(entry: PresenceEntry): Promise<boolean> {
     try {
-      return await this.presence.add(entry, this.ttlMs, this.config.maxConnectionsPerUser);
+      return await this.adds.add(entry);
     } catch (error) {
       this.pendingRemovals.set(entry.connectionId, entry.userId);
       throw error;

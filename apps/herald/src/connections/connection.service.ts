@@ -4,7 +4,9 @@ import { randomUUID } from 'node:crypto';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
+import { retryOnDeadlock } from '../record/sql';
 import { UserRepository } from '../record/user.repository';
+import { Batcher } from '../common/batcher';
 import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
 import { ConnectionPresence } from './connection-presence';
@@ -44,6 +46,14 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private readonly setups = new WeakMap<Connection, Promise<void>>();
   private readonly held = new WeakMap<Connection, { subscribed: boolean }>();
   private sharedLimits: ConnectionLimits | undefined;
+  /** The users of connections set up together, recorded as seen in one statement (`UserRepository.touchMany`). */
+  private readonly touches = new Batcher<string, void>(
+    async (userIds) => {
+      await retryOnDeadlock(() => this.users.touchMany(userIds));
+      return userIds.map(() => undefined);
+    },
+    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+  );
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -144,7 +154,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       // Subscribe before reading the replay, so nothing committed in between is missed.
       await this.bus.subscribeUser(connection.userId);
       held.subscribed = true;
-      await this.users.touch(connection.userId);
+      await this.touches.add(connection.userId);
       const entry = await this.presence.admit(connection);
       if (!entry) {
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });

@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AckWriter } from '../acks/ack-writer';
+import { Batcher } from '../common/batcher';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import type { Connection } from '../connections/connection';
 import { MetricsService } from '../metrics/metrics.service';
-import { ReplayRepository } from '../record/replay.repository';
-import { StreamRepository } from '../record/stream.repository';
+import { OpenForReplay, ReplayRepository } from '../record/replay.repository';
 import { backstopAt, redeliveryDelayMs } from '../redelivery/backoff';
 import { toReplayedFrame } from './notification-frame';
 import type { Admitted } from '../connections/handshake-admission';
@@ -31,9 +31,18 @@ const REPLAY_ACK_STALL_MS = 50;
  */
 @Injectable()
 export class Replay {
+  /** Whether each user has anything to replay: one statement for the connections replaying together. */
+  private readonly openChecks = new Batcher<string, OpenForReplay>(
+    (userIds) => this.deliveries.openForReplay(userIds),
+    {
+      windowMs: 0,
+      maxBatch: 500,
+      maxInFlight: 2,
+    },
+  );
+
   constructor(
     private readonly deliveries: ReplayRepository,
-    private readonly streams: StreamRepository,
     /** Told which replayed notifications are a stream's, so their acks go to the stream first. */
     private readonly acks: AckWriter,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
@@ -63,8 +72,10 @@ export class Replay {
       // is recorded once (replayBatch) and checked by the sweep at the first attempt's delay: no write and no
       // BullMQ job per delivery.
       let batchSize = REPLAY_FIRST_BATCH;
-      // The connection is registered by now: a broadcast committed after this read reaches it live.
-      const streams = await this.streams.hasOpenOffsets(connection.userId);
+      // The connection is registered by now, and its user's bus subscription in place: what is committed
+      // after this read reaches it live. A user with nothing open (most, in a reconnect) reads no batch.
+      const { rows, streams } = await this.openChecks.add(connection.userId);
+      if (!rows && !streams) return 0;
       for (;;) {
         const batch = await this.deliveries.replayBatch(
           connection.userId,

@@ -75,6 +75,14 @@ ${REPLAY_RECORD_AND_READ}`;
 const REPLAY_DIRECT = `WITH batch AS (${REPLAY_ROWS}),
 ${REPLAY_RECORD_AND_READ}`;
 
+/** What a user has open to replay (`ReplayRepository.openForReplay`). */
+export interface OpenForReplay {
+  /** An open delivery row. */
+  rows: boolean;
+  /** An open offset on one of the user's streams. */
+  streams: boolean;
+}
+
 /**
  * The replay on connect's statements (Replay): a user's open deliveries and stream offsets read a batch at a
  * time, each batch recorded once in `replay_checks` (settled by the sweep: RedeliveryRepository), and a
@@ -133,6 +141,31 @@ export class ReplayRepository {
       payloadText: r.payload_text,
       streamed: r.streamed,
     }));
+  }
+
+  /**
+   * What each of `userIds` has to replay, in one statement for many connections: `rows`, an open delivery
+   * row (pending or sent, unexpired); `streams`, an offset open below its stream's head on one of its
+   * cursors. A user with neither has nothing to replay, and no `replayBatch` is read; one without `streams`
+   * is replayed from rows alone (`REPLAY_DIRECT`). Both are supersets of what `replayBatch` finds. Answers
+   * in the order of `userIds` (which may repeat).
+   */
+  async openForReplay(userIds: string[]): Promise<OpenForReplay[]> {
+    if (userIds.length === 0) return [];
+    const rows = await prepared<{ user_id: string; rows: boolean; streams: boolean }>(
+      this.dataSource,
+      `SELECT u.user_id,
+              EXISTS (SELECT 1 FROM deliveries x
+                       WHERE x.user_id = u.user_id AND x.status IN ('pending', 'sent') AND x.expires_at > now())
+                AS rows,
+              EXISTS (SELECT 1 FROM cursors c JOIN streams s ON s.id = c.stream_id
+                       WHERE c.user_id = u.user_id
+                         AND c.settled_through < LEAST(s.head, COALESCE(c.until_offset, s.head))) AS streams
+         FROM (SELECT DISTINCT user_id FROM unnest($1::text[]) AS i(user_id)) u`,
+      [userIds],
+    );
+    const found = new Map(rows.map((r) => [r.user_id, { rows: r.rows, streams: r.streams }]));
+    return userIds.map((id) => found.get(id) ?? { rows: true, streams: true });
   }
 
   /**

@@ -169,23 +169,6 @@ export class StreamRepository {
   }
 
   /** Every stream's head: where each stream's offsets stand now. */
-  /**
-   * Whether any of the user's cursors has an offset open below its stream's head: what the replay must
-   * merge into the user's rows. A user without one (most users, and every catch-up of direct notifications)
-   * is replayed from rows alone. Read after the connection is registered: a broadcast committed later
-   * reaches it live.
-   */
-  async hasOpenOffsets(userId: string): Promise<boolean> {
-    const [row] = await prepared<{ open: boolean }>(
-      this.dataSource,
-      `SELECT EXISTS (
-         SELECT 1 FROM cursors c JOIN streams s ON s.id = c.stream_id
-          WHERE c.user_id = $1 AND c.settled_through < LEAST(s.head, COALESCE(c.until_offset, s.head))) AS open`,
-      [userId],
-    );
-    return row?.open ?? true;
-  }
-
   async heads(): Promise<Map<number, number>> {
     const rows = await prepared<{ id: string; head: string }>(this.dataSource, `SELECT id, head FROM streams`);
     return new Map(rows.map((r) => [Number(r.id), Number(r.head)]));

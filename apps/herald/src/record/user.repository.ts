@@ -20,13 +20,30 @@ export class UserRepository {
 
   /** Records a user as seen; a user seen for the first time joins the everyone stream at its head. */
   async touch(userId: string): Promise<void> {
+    await this.touchMany([userId]);
+  }
+
+  /**
+   * `touch` for many users in one statement and one commit (the connections that arrive together), each
+   * named once in any order. Rows are written in key order, so two batches that share users cannot
+   * deadlock. The commit is asynchronous when every user existed: then only `last_seen_at` moved, and
+   * losing that in a PostgreSQL crash loses nothing. A new user's row and everyone cursor are committed
+   * synchronously: lost, its later cursor would start past broadcasts it should have had.
+   */
+  async touchMany(userIds: string[]): Promise<void> {
+    if (userIds.length === 0) return;
     await prepared(
       this.dataSource,
       `WITH u AS (
-         INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
-         RETURNING id, xmax = 0 AS inserted)
-       ${EVERYONE_CURSORS('u')}`,
-      [userId],
+         INSERT INTO users (id)
+         SELECT DISTINCT id FROM unnest($1::text[]) AS i(id) ORDER BY id
+         ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
+         RETURNING id, xmax = 0 AS inserted),
+       c AS (${EVERYONE_CURSORS('u')})
+       SELECT set_config('synchronous_commit',
+                         CASE WHEN bool_or(inserted) THEN current_setting('synchronous_commit') ELSE 'off' END, true)
+         FROM u`,
+      [userIds],
     );
   }
 

@@ -5,16 +5,28 @@ import { SCHEMA_VERSION } from '../database/data-source';
 import { REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 
-/** KEYS: replica's connections, user's connections; ARGV: connection id, entry, replica id, TTL ms, cap. */
+/**
+ * Entries written within the per-user cap, many in one call. KEYS: the replica's connections, then each
+ * entry's user's connections; ARGV: replica id, TTL ms, cap, then each entry's connection id and entry.
+ * Answers 1 (written) or 0 (refused) per entry, in order; an entry counts against the cap of those after it.
+ */
 const ADD_WITHIN_LIMIT = `
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[5]) then
-  return 0
+local replicaKey, replica, ttl, cap = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local added, written = {}, false
+for i = 2, #KEYS do
+  local userKey, id, entry = KEYS[i], ARGV[2 * i], ARGV[2 * i + 1]
+  if redis.call('HEXISTS', userKey, id) == 0 and redis.call('HLEN', userKey) >= cap then
+    added[i - 1] = 0
+  else
+    redis.call('HSET', replicaKey, id, entry)
+    redis.call('HSET', userKey, id, replica)
+    redis.call('PEXPIRE', userKey, ttl)
+    added[i - 1] = 1
+    written = true
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1
+if written then redis.call('PEXPIRE', replicaKey, ttl) end
+return added
 `;
 
 /** A replica's entries live three beats: a replica that stops beating is gone within that. */
@@ -46,22 +58,25 @@ export class PresenceRepository {
   ) {}
 
   /**
-   * Writes the entry unless the user already holds `maxPerUser` connections (counted across replicas,
-   * in the same atomic step); false when refused.
+   * Writes entries of one replica in one atomic step (one script call), each unless its user already holds
+   * `maxPerUser` connections (counted across replicas, and those before it in `entries`): true when written,
+   * false when refused, in their order.
    */
-  async add(entry: PresenceEntry, ttlMs: number, maxPerUser: number): Promise<boolean> {
-    const added = await this.redis.eval(
+  async addMany(entries: PresenceEntry[], ttlMs: number, maxPerUser: number): Promise<boolean[]> {
+    if (entries.length === 0) return [];
+    const replicaId = entries[0]!.replicaId;
+    if (entries.some((e) => e.replicaId !== replicaId)) throw new Error('addMany takes the entries of one replica');
+    const added = (await this.redis.eval(
       ADD_WITHIN_LIMIT,
-      2,
-      this.keys.replicaConnections(entry.replicaId),
-      this.keys.userConnections(entry.userId),
-      entry.connectionId,
-      JSON.stringify(entry),
-      entry.replicaId,
+      1 + entries.length,
+      this.keys.replicaConnections(replicaId),
+      ...entries.map((e) => this.keys.userConnections(e.userId)),
+      replicaId,
       ttlMs,
       maxPerUser,
-    );
-    return added === 1;
+      ...entries.flatMap((e) => [e.connectionId, JSON.stringify(e)]),
+    )) as number[];
+    return entries.map((_, i) => added[i] === 1);
   }
 
   async remove(replicaId: string, userId: string, connectionId: string): Promise<void> {

@@ -5,6 +5,7 @@ import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { createRedis, REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
+import { Batcher } from '../common/batcher';
 import { withTimeout } from '../common/timeout';
 import { BroadcastMessage, Bus, BusHandlers, BusMessage, UserMessage } from './bus';
 
@@ -14,6 +15,12 @@ const CONFIRM_RETRY_MS = 1000;
 /** What a settled subscription waits for: one shared promise, not one kept per subscribed user. */
 const SUBSCRIBED: Promise<unknown> = Promise.resolve();
 
+/** A user's subscription: how many local connections hold it, and what they all wait for. */
+interface UserSubscription {
+  connections: number;
+  active: Promise<unknown>;
+}
+
 /** The Bus on Redis pub/sub: one channel per user, one for broadcasts. */
 @Injectable()
 export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown {
@@ -21,12 +28,24 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   private readonly subscriber: Redis;
   private handlers: BusHandlers | null = null;
   /** Local connections per subscribed user, and the subscription they all wait for. */
-  private readonly userSubscriptions = new Map<string, { connections: number; active: Promise<unknown> }>();
+  private readonly userSubscriptions = new Map<string, UserSubscription>();
   private readonly returnListeners = new Set<() => void>();
   /** Since when the subscriber connection has been down (undefined: it is up). */
   private awaySince: number | undefined;
   private confirmRetry?: NodeJS.Timeout;
   private closing = false;
+  /**
+   * The channels of users subscribed together go in one SUBSCRIBE (connections arriving together); it is
+   * bounded in time: a stalled Redis fails those connections' setups (1013, the client retries) instead of
+   * hanging them.
+   */
+  private readonly subscribes = new Batcher<string, void>(
+    async (channels) => {
+      await withTimeout(this.subscriber.subscribe(...channels), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE');
+      return channels.map(() => undefined);
+    },
+    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+  );
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -124,11 +143,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       return;
     }
     const channel = this.keys.userChannel(userId);
-    // Bounded: a stalled Redis fails the connection setup (1013, the client retries) instead of hanging it.
-    const entry = {
-      connections: 1,
-      active: withTimeout(this.subscriber.subscribe(channel), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE'),
-    };
+    const entry: UserSubscription = { connections: 1, active: this.subscribes.add(channel) };
     this.userSubscriptions.set(userId, entry);
     try {
       await entry.active;
