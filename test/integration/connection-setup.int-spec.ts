@@ -256,13 +256,17 @@ describe('Connection setup in batches (in-process)', () => {
     try {
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE');
-      const fillers = [filler1, filler2].map((u) => connect(u));
-      await waitFor('both batches to wait on the lock', async () => {
-        const [row] = await herald.db.query<{ n: string }>(
-          `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        return Number(row!.n) === 2;
-      });
+      // One after the other, so they are two batches (arriving in the same tick, they would be one).
+      const fillers: Promise<TestClient>[] = [];
+      for (const [i, u] of [filler1, filler2].entries()) {
+        fillers.push(connect(u));
+        await waitFor(`${i + 1} batch(es) to wait on the lock`, async () => {
+          const [row] = await herald.db.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          );
+          return Number(row!.n) === i + 1;
+        });
+      }
       const settling = Promise.allSettled(batch.map((u) => connect(u)));
       // Each is subscribed (the step before the user record) and waits for its batch.
       for (const u of batch) await waitFor(`${u} to be subscribed`, async () => (await subscribers(u)) === 1);
