@@ -227,6 +227,12 @@ describe('Delivery when the bus subscribers drop mid-burst', () => {
             );
         }
       }
+      /** A frame for the failure message: its seq, audience, 202 and arrival times (ms from the start). */
+      const frameInfo = (f: { id: string; seq: number; at: number }): string => {
+        const s = sent.find((x) => x.id === f.id);
+        const audience = s && s.userIds.length === users.length ? 'all' : 'direct';
+        return `${f.seq} (${audience}, 202 at +${(s?.acceptedAt ?? 0) - started}, here at +${f.at - started} ms)`;
+      };
       for (const inbox of inboxes) {
         duplicates += inbox.frames.length - inbox.firstSeen().size;
         // In seq order: each first copy has a higher seq than every first copy before it.
@@ -242,7 +248,9 @@ describe('Delivery when the bus subscribers drop mid-burst', () => {
             continue;
           }
           if (order[i]!.seq < order[i - 1]!.seq)
-            disorder.push(`${inbox.userId}@${inbox.replica.id}: ${order[i - 1]!.seq} then ${order[i]!.seq}`);
+            disorder.push(
+              `${inbox.userId}@${inbox.replica.id}: ${frameInfo(order[i - 1]!)} then ${frameInfo(order[i]!)}`,
+            );
         }
       }
 
@@ -285,7 +293,10 @@ describe('Delivery when the bus subscribers drop mid-burst', () => {
         )}\n`,
       );
       expect(late).toEqual([]);
-      expect(disorder).toEqual([]);
+      const times = `kills at ${JSON.stringify(kills.map((k) => k - started))}, returns at ${JSON.stringify(
+        [r1, r2].map((r) => watch.returns.get(r)!.map((t) => t - started)),
+      )} ms`;
+      expect(disorder.length === 0 ? [] : [...disorder, times]).toEqual([]);
       // The catch-up did the work (not the sweep, set to a minute).
       expect(caughtUp).toBeGreaterThan(0);
       for (const r of [r1, r2]) expect(r.log()).toContain('bus subscriber back; subscriptions confirmed');

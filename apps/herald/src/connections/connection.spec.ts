@@ -199,6 +199,31 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     expect(connection.replaySkipped).toBe(1);
   });
 
+  it('leaves out a frame held before its read that the replay, reading to the end, found no longer open', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    connection.finishReplay();
+    expect(connection.holdLive()).toBe(true);
+    // The stream catch-up sent 2 here; the user acked it on another connection before the replay's read.
+    connection.deliver(notification(2));
+    connection.replayReading();
+    connection.deliver(notification(4));
+    connection.sendReplayed(notification(3));
+    connection.finishReplay(true);
+    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([3, 4]);
+  });
+
+  it('sends every held frame it did not replay when its read failed', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    connection.finishReplay();
+    expect(connection.holdLive()).toBe(true);
+    connection.deliver(notification(2));
+    connection.replayReading();
+    connection.finishReplay(false);
+    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([2]);
+  });
+
   it('asked during a running replay, keeps the live frames held past its end until the catch-up replay is done', async () => {
     const transport = new FakeTransport();
     const connection = connectionOn(transport);

@@ -52,6 +52,13 @@ export class Connection {
    * (`ready`) until the catch-up's own replay has sent what the bus missed, so they cannot go ahead of it.
    */
   private catchUp: 'none' | 'due' | 'ready' = 'none';
+  /**
+   * How many frames were held when the running replay began reading the record (`replayReading`). Their
+   * notifications were committed before they came (the bus routes after the commit), so a replay that read
+   * to the end and did not send one found it no longer open for this user (acked on another connection,
+   * expired): it is left out, not sent after newer ones the replay sent.
+   */
+  private heldAtRead = 0;
   /** Replayed notifications not sent again since this connection has them unacked (see `sendReplayed`). */
   replaySkipped = 0;
   /** Cleared on every ping, set by the pong: false at the next ping means the peer is gone. */
@@ -272,8 +279,20 @@ export class Connection {
     }
   }
 
-  finishReplay(): void {
+  /** The replay is about to read the record: the frames held so far are in what it reads. */
+  replayReading(): void {
+    this.heldAtRead = this.held?.length ?? 0;
+  }
+
+  /**
+   * The replay is over. `readAll`: it read the record to the end after `replayReading`, so the frames held
+   * before that it did not send are no longer open here and are dropped; otherwise (its read failed) every
+   * held frame it did not send goes out.
+   */
+  finishReplay(readAll = false): void {
     this.replayUnacked = 0;
+    const settledBefore = readAll ? this.heldAtRead : 0;
+    this.heldAtRead = 0;
     if (this.catchUp === 'due') {
       // Still holding, for the catch-up's replay that `afterReplay` lets start (BusCatchUp).
       this.catchUp = 'ready';
@@ -281,7 +300,7 @@ export class Connection {
       return;
     }
     this.replaying = false;
-    const held = this.held ?? [];
+    const held = (this.held ?? []).slice(settledBefore);
     const replayed = this.replayed;
     this.held = null;
     this.replayed = null;

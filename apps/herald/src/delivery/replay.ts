@@ -60,6 +60,7 @@ export class Replay {
   async run(connection: Connection, resumeAfterSeq = 0, setUp?: Admitted): Promise<number> {
     let afterSeq = 0;
     let total = 0;
+    let readAll = false;
     try {
       if (resumeAfterSeq > 0) {
         await this.deliveries.rearmResumed(
@@ -74,8 +75,12 @@ export class Replay {
       let batchSize = REPLAY_FIRST_BATCH;
       // The connection is registered by now, and its user's bus subscription in place: what is committed
       // after this read reaches it live. A user with nothing open (most, in a reconnect) reads no batch.
+      connection.replayReading();
       const { rows, streams } = await this.openChecks.add(connection.userId);
-      if (!rows && !streams) return 0;
+      if (!rows && !streams) {
+        readAll = true;
+        return 0;
+      }
       for (;;) {
         const batch = await this.deliveries.replayBatch(
           connection.userId,
@@ -96,7 +101,10 @@ export class Replay {
         this.metrics.sent(batch.map((item) => item.attempt));
         setUp?.done();
         total += batch.length;
-        if (batch.length < batchSize) break;
+        if (batch.length < batchSize) {
+          readAll = true;
+          break;
+        }
         batchSize = REPLAY_BATCH;
         // Do not read faster than the client reads and acks, and not at all once it is gone.
         if (connection.transportKind === 'websocket') {
@@ -107,7 +115,7 @@ export class Replay {
         afterSeq = batch[batch.length - 1]!.notification.seq;
       }
     } finally {
-      connection.finishReplay();
+      connection.finishReplay(readAll);
     }
     return total;
   }
