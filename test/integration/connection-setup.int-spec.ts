@@ -176,6 +176,24 @@ describe('Connection setup statements, many connections at once', () => {
     });
   });
 
+  describe('PresenceRepository.removeMany', () => {
+    it('removes the entries of connections closed together in one step, and only those', async () => {
+      const [ann, bob] = [user('ann'), user('bob')];
+      const [annGone, annStays, bobGone] = [entry(ann), entry(ann), entry(bob)];
+      await presence.addMany([annGone, annStays, bobGone], 30_000, 5);
+      const before = await redis.hlen(`${prefix}:conns:setup-r1`);
+
+      await presence.removeMany('setup-r1', [annGone, bobGone]);
+
+      expect(Object.keys(await redis.hgetall(`${prefix}:user:${ann}`))).toEqual([annStays.connectionId]);
+      expect(await redis.exists(`${prefix}:user:${bob}`)).toBe(0);
+      expect(await redis.hlen(`${prefix}:conns:setup-r1`)).toBe(before - 2);
+      expect(await redis.hexists(`${prefix}:conns:setup-r1`, annStays.connectionId)).toBe(1);
+      // Nothing to remove is no command at all.
+      await expect(presence.removeMany('setup-r1', [])).resolves.toBeUndefined();
+    });
+  });
+
   describe('a batch that fails', () => {
     it('fails every waiter of the batch with the error, and the next batch goes on', async () => {
       const batcher = new Batcher<string, void>(
@@ -287,5 +305,32 @@ describe('Connection setup in batches (in-process)', () => {
     }
     // The same users connect once the store takes them again.
     for (const u of batch) await connect(u);
+  });
+
+  it('releases the subscriptions and presence of connections closed together, and a user back at once still gets its notifications', async () => {
+    const leaving = Array.from({ length: 40 }, () => user('leaving'));
+    const back = leaving[0]!;
+    const twice = user('twice');
+    const held = await Promise.all([...leaving, twice, twice].map((u) => connect(u)));
+    for (const u of [...leaving, twice]) expect(await subscribers(u)).toBe(1);
+
+    // Every connection but one of twice's closes in the same turn; back reconnects right after.
+    const closing = held.slice(0, -1);
+    clients.splice(0, clients.length, held[held.length - 1]!);
+    await Promise.all(closing.map((c) => c.close()));
+    const again = await connect(back);
+
+    for (const u of leaving.slice(1)) {
+      await waitFor(`${u}'s subscription and presence to go`, async () => (await subscribers(u)) === 0);
+      expect(await redis.exists(`${herald.redisPrefix}:user:${u}`)).toBe(0);
+    }
+    // twice keeps one connection: its channel and that entry stay.
+    expect(await subscribers(twice)).toBe(1);
+    expect(await redis.hlen(`${herald.redisPrefix}:user:${twice}`)).toBe(1);
+    expect(await subscribers(back)).toBe(1);
+    expect(await redis.hlen(`${herald.redisPrefix}:user:${back}`)).toBe(1);
+    const { id } = await publish(herald.http, { to: { users: [back, twice] }, event: 'after.close' });
+    await again.notification(id);
+    await held[held.length - 1]!.notification(id);
   });
 });

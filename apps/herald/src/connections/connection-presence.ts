@@ -4,6 +4,15 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { RedeliveryRepository } from '../record/redelivery.repository';
 import { PresenceEntry, PresenceRepository, presenceTtlMs } from '../routing/presence.repository';
+
+/** A connection's presence entry, as its removal names it. */
+interface EntryKey {
+  userId: string;
+  connectionId: string;
+}
+
+/** The most entries one retry at the beat removes in one transaction. */
+const RETRY_CHUNK = 500;
 import type { Connection } from './connection';
 import { ConnectionRegistry } from './connection-registry';
 
@@ -25,6 +34,17 @@ export class ConnectionPresence {
   /** The entries of connections set up together, written in one step (`PresenceRepository.addMany`). */
   private readonly adds = new Batcher<PresenceEntry, boolean>(
     (entries) => this.presence.addMany(entries, this.ttlMs, this.config.maxConnectionsPerUser),
+    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+  );
+  /**
+   * The entries of connections closed together (a proxy restart closes thousands at once), removed in one
+   * transaction (`PresenceRepository.removeMany`): one Redis write instead of one per connection.
+   */
+  private readonly removals = new Batcher<EntryKey, void>(
+    async (keys) => {
+      await this.presence.removeMany(this.config.replicaId, keys);
+      return keys.map(() => undefined);
+    },
     { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
   );
 
@@ -99,7 +119,7 @@ export class ConnectionPresence {
 
   private async removeEntry(userId: string, connectionId: string): Promise<boolean> {
     try {
-      await this.presence.remove(this.config.replicaId, userId, connectionId);
+      await this.removals.add({ userId, connectionId });
       this.pendingRemovals.delete(connectionId);
       return true;
     } catch (error) {
@@ -114,14 +134,27 @@ export class ConnectionPresence {
     }
   }
 
+  /** The removals that failed, tried again in transactions of up to RETRY_CHUNK; stops at the first failure. */
+  private async retryRemovals(): Promise<void> {
+    const pending = [...this.pendingRemovals].map(([connectionId, userId]) => ({ userId, connectionId }));
+    for (let i = 0; i < pending.length; i += RETRY_CHUNK) {
+      const chunk = pending.slice(i, i + RETRY_CHUNK);
+      try {
+        await this.presence.removeMany(this.config.replicaId, chunk);
+      } catch (error) {
+        this.logger.warn({ message: 'presence removal retry failed', error: (error as Error).message });
+        return;
+      }
+      for (const key of chunk) this.pendingRemovals.delete(key.connectionId);
+    }
+  }
+
   /**
    * One beat, every HERALD_PRESENCE_HEARTBEAT_MS: failed removals are retried, and the entries of this
    * replica's connections renewed, or written back if Redis lost them. Never throws.
    */
   async beat(): Promise<void> {
-    for (const [connectionId, userId] of [...this.pendingRemovals]) {
-      if (!(await this.removeEntry(userId, connectionId))) break;
-    }
+    await this.retryRemovals();
     try {
       const connections = [...this.registry.all()].filter((c) => this.present.has(c));
       const restored = await this.presence.beat(

@@ -80,11 +80,17 @@ export class PresenceRepository {
   }
 
   async remove(replicaId: string, userId: string, connectionId: string): Promise<void> {
-    await this.redis
+    await this.removeMany(replicaId, [{ userId, connectionId }]);
+  }
+
+  /** Removes the entries of several of the replica's connections (closed together) in one transaction. */
+  async removeMany(replicaId: string, connections: { userId: string; connectionId: string }[]): Promise<void> {
+    if (connections.length === 0) return;
+    const multi = this.redis
       .multi()
-      .hdel(this.keys.replicaConnections(replicaId), connectionId)
-      .hdel(this.keys.userConnections(userId), connectionId)
-      .exec();
+      .hdel(this.keys.replicaConnections(replicaId), ...connections.map((c) => c.connectionId));
+    for (const c of connections) multi.hdel(this.keys.userConnections(c.userId), c.connectionId);
+    await multi.exec();
   }
 
   /**

@@ -47,6 +47,14 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
   );
 
+  /**
+   * Channels of users whose last local connection closed, unsubscribed together in one UNSUBSCRIBE at the end
+   * of the turn (a proxy restart closes thousands of connections at once). A user who connects again before
+   * then keeps the channel: it was never left.
+   */
+  private readonly unsubscribing = new Set<string>();
+  private unsubscribeArmed = false;
+
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(HERALD_CONFIG) config: HeraldConfig,
@@ -143,6 +151,11 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       return;
     }
     const channel = this.keys.userChannel(userId);
+    if (this.unsubscribing.delete(channel)) {
+      // Its UNSUBSCRIBE was not sent yet: the channel is still subscribed.
+      this.userSubscriptions.set(userId, { connections: 1, active: SUBSCRIBED });
+      return;
+    }
     const entry: UserSubscription = { connections: 1, active: this.subscribes.add(channel) };
     this.userSubscriptions.set(userId, entry);
     try {
@@ -162,8 +175,25 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     entry.connections -= 1;
     if (entry.connections > 0) return;
     this.userSubscriptions.delete(userId);
-    // Same connection as the subscribe: Redis sees them in order, so a new subscribe after this one wins.
-    await this.subscriber.unsubscribe(this.keys.userChannel(userId));
+    this.unsubscribing.add(this.keys.userChannel(userId));
+    if (this.unsubscribeArmed) return;
+    this.unsubscribeArmed = true;
+    setImmediate(() => this.flushUnsubscribes());
+  }
+
+  /**
+   * One UNSUBSCRIBE for the channels left this turn. Same connection as the subscribes: Redis sees them in
+   * order, so a subscribe sent after this one wins. Not awaited by the closing connections: a failure leaves
+   * a channel subscribed whose messages find no connection here and are ignored.
+   */
+  private flushUnsubscribes(): void {
+    this.unsubscribeArmed = false;
+    if (this.unsubscribing.size === 0 || this.closing) return;
+    const channels = [...this.unsubscribing];
+    this.unsubscribing.clear();
+    this.subscriber.unsubscribe(...channels).catch((error: Error) => {
+      this.logger.warn({ message: 'UNSUBSCRIBE failed', channels: channels.length, error: error.message });
+    });
   }
 
   private dispatch(channel: string, raw: string): void {
