@@ -16,6 +16,8 @@ describe('Demo page in Chromium', () => {
   let browser: Browser;
   let page: Page;
   let urls: string[] = [];
+  /** The WebSocket handshakes Chromium made: the Sec-WebSocket-Protocol it sent and the one it got back. */
+  const handshakes: { offered?: string; status?: number; named?: string }[] = [];
   const pageErrors: string[] = [];
 
   const publishTo = async (userId: string, event: string) => {
@@ -38,6 +40,22 @@ describe('Demo page in Chromium', () => {
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
     urls = recordUrls(page);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const byRequest = new Map<string, (typeof handshakes)[number]>();
+    const header = (headers: Record<string, string>, name: string) =>
+      Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
+    cdp.on('Network.webSocketWillSendHandshakeRequest', (event) => {
+      const handshake = { offered: header(event.request.headers, 'sec-websocket-protocol') };
+      byRequest.set(event.requestId, handshake);
+      handshakes.push(handshake);
+    });
+    cdp.on('Network.webSocketHandshakeResponseReceived', (event) => {
+      const handshake = byRequest.get(event.requestId);
+      if (!handshake) return;
+      handshake.status = event.response.status;
+      handshake.named = header(event.response.headers, 'sec-websocket-protocol');
+    });
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(message.text());
@@ -136,11 +154,19 @@ describe('Demo page in Chromium', () => {
     }
   }, 60_000);
 
-  it('never puts a token in a URL: the WebSocket opens with one-time tickets', () => {
+  it('never puts a token in a URL: the WebSocket carries it in Sec-WebSocket-Protocol, one request per connect', () => {
     const sockets = urls.filter((url) => url.startsWith('ws'));
     expect(sockets.length).toBeGreaterThanOrEqual(2);
-    for (const url of sockets) expect(new URL(url).searchParams.get('ticket')).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(urls.some((url) => url.endsWith('/v1/tickets'))).toBe(true);
+    for (const url of sockets) expect(new URL(url).search).toBe('');
+    expect(urls.some((url) => url.endsWith('/v1/tickets'))).toBe(false);
     expect(urls.filter((url) => JWT_PATTERN.test(url) || /[?&]token=/.test(url))).toEqual([]);
+    // What Chromium itself sent and got back: the token offered after herald.v1, only herald.v1 named.
+    expect(handshakes.length).toBe(sockets.length);
+    for (const { offered } of handshakes) {
+      expect(offered).toMatch(/^herald\.v1, herald\.bearer\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    }
+    const opened = handshakes.filter((h) => h.status === 101);
+    expect(opened.length).toBeGreaterThanOrEqual(2);
+    for (const { named } of opened) expect(named).toBe('herald.v1');
   });
 });

@@ -1,4 +1,4 @@
-import type { AdminSession, TicketResponse } from '@herald/protocol';
+import { WS_BEARER_PREFIX, WS_SUBPROTOCOL, type AdminSession, type TicketResponse } from '@herald/protocol';
 import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { request, userToken } from '../helpers/api';
@@ -18,12 +18,18 @@ interface Upgrade {
   body: string;
   wwwAuthenticate?: string;
   welcome?: { type: string; userId: string };
+  /** The subprotocol the 101 named ('' for none). */
+  protocol?: string;
 }
 
-/** Opens `/ws?ticket=` (or any URL) and answers the refusal, or the welcome of the opened socket. */
-function upgrade(url: string, origin?: string): Promise<Upgrade> {
+/**
+ * Opens `/ws?ticket=` (or any URL, offering `protocols` when given) and answers the refusal, or the welcome
+ * of the opened socket.
+ */
+function upgrade(url: string, origin?: string, protocols?: string[]): Promise<Upgrade> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, origin ? { headers: { origin } } : {});
+    const options = origin ? { headers: { origin } } : {};
+    const socket = protocols ? new WebSocket(url, protocols, options) : new WebSocket(url, options);
     socket.once('unexpected-response', (_request, response) => {
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -37,7 +43,12 @@ function upgrade(url: string, origin?: string): Promise<Upgrade> {
     });
     socket.once('message', (data: Buffer) => {
       socket.close();
-      resolve({ status: 101, body: '', welcome: JSON.parse(data.toString('utf8')) as Upgrade['welcome'] });
+      resolve({
+        status: 101,
+        body: '',
+        welcome: JSON.parse(data.toString('utf8')) as Upgrade['welcome'],
+        protocol: socket.protocol,
+      });
     });
     socket.once('error', reject);
   });
@@ -254,5 +265,53 @@ describe('Connection tickets', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     // Another user has their own budget.
     expect((await mint(r1().http, userToken('modest'))).status).toBe(201);
+  });
+
+  describe('the token in Sec-WebSocket-Protocol (ADR 0013)', () => {
+    const bearer = (token: string) => [WS_SUBPROTOCOL, `${WS_BEARER_PREFIX}${token}`];
+
+    it('opens /ws through Nginx in one request, names only herald.v1 in the 101, and logs no token', async () => {
+      const token = userToken('proto-alice');
+      const opened = await upgrade(`${edge.ws}`, APP, bearer(token));
+      expect(opened.status).toBe(101);
+      expect(opened.welcome).toMatchObject({ type: 'welcome', userId: 'proto-alice' });
+      expect(opened.protocol).toBe('herald.v1');
+      // A header wins over the subprotocol, as over the query.
+      const both = await new Promise<Upgrade>((resolve, reject) => {
+        const socket = new WebSocket(edge.ws, bearer(userToken('proto-mallory')), {
+          headers: { authorization: `Bearer ${userToken('proto-bob')}` },
+        });
+        socket.once('message', (data: Buffer) => {
+          socket.close();
+          resolve({ status: 101, body: '', welcome: JSON.parse(data.toString('utf8')) as Upgrade['welcome'] });
+        });
+        socket.once('error', reject);
+      });
+      expect(both.welcome!.userId).toBe('proto-bob');
+      await waitFor(
+        'the upgrades in the access log',
+        async () => (edge.accessLog().match(/GET \/ws /g) ?? []).length >= 2,
+      );
+      const log = edge.accessLog();
+      expect(log).not.toContain(token);
+      expect(log).not.toContain('herald.bearer');
+    });
+
+    it('refuses a bad token like Authorization does (401, invalid_token), and a foreign Origin with 403', async () => {
+      const forged = await upgrade(`${edge.ws}`, APP, bearer(userToken('proto-eve').slice(0, -2) + 'xx'));
+      expect(forged.status).toBe(401);
+      expect(forged.wwwAuthenticate).toBe('Bearer realm="herald", error="invalid_token"');
+      const expired = await upgrade(r1().ws, undefined, bearer(userToken('proto-eve', -60)));
+      expect(expired.status).toBe(401);
+      expect(JSON.parse(expired.body)).toMatchObject({ error: { code: 'UNAUTHORIZED', message: 'token expired' } });
+      const foreign = await upgrade(r2().ws, 'https://evil.example.com', bearer(userToken('proto-eve')));
+      expect(foreign.status).toBe(403);
+    });
+
+    it('names no subprotocol for a client that offers none Herald speaks, which the client then refuses', async () => {
+      const socket = new WebSocket(r1().ws, ['chat.v2', `${WS_BEARER_PREFIX}${userToken('proto-carol')}`]);
+      const error = await new Promise<Error>((resolve) => socket.once('error', resolve));
+      expect(error.message).toBe('Server sent no subprotocol');
+    });
   });
 });

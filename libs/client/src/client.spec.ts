@@ -1,7 +1,7 @@
 import type { NotificationFrame, ProtocolFeature, ServerFrame } from '@herald/protocol';
-import { retryAfterReason } from '@herald/protocol';
+import { retryAfterReason, WS_BEARER_PREFIX, WS_SUBPROTOCOL } from '@herald/protocol';
 import { reconnectDelayMs, DEFAULT_BACKOFF } from './backoff.js';
-import { HeraldClient, HeraldClientOptions, Notification, ReadyState } from './client.js';
+import { BEARER_PREFIX, HeraldClient, HeraldClientOptions, Notification, ReadyState, SUBPROTOCOL } from './client.js';
 import { RecentIds } from './dedup.js';
 import { SseParser, SseEvent } from './sse.js';
 import { tokenExpiresAtMs } from './token.js';
@@ -17,7 +17,10 @@ class FakeSocket {
   readonly sent: Record<string, unknown>[] = [];
   closedWith: { code?: number; reason?: string } | undefined;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {
     FakeSocket.all.push(this);
   }
 
@@ -263,6 +266,49 @@ describe('HeraldClient', () => {
     await settle(60_000);
     expect(FakeSocket.all).toHaveLength(2);
     expect(d.readyState).toBe(ReadyState.CLOSED);
+  });
+
+  it('by default carries the token in Sec-WebSocket-Protocol: one request per attempt, nothing in the URL', async () => {
+    expect([SUBPROTOCOL, BEARER_PREFIX]).toEqual([WS_SUBPROTOCOL, WS_BEARER_PREFIX]);
+    const fakeFetch = jest.fn(async () => new Response('{}', { status: 500 }));
+    const token = jwt(Math.floor(Date.now() / 1000) + 3600);
+    const c = client({ credentials: undefined, token, fetch: fakeFetch as unknown as typeof fetch });
+    c.connect();
+    await settle();
+    expect(FakeSocket.last.url).toBe('ws://herald.test/ws');
+    expect(FakeSocket.last.protocols).toEqual(['herald.v1', `herald.bearer.${token}`]);
+    // Refused (shed for load, say): the next attempt carries the token the same way, still with no mint.
+    FakeSocket.last.refuse();
+    await settle(2000);
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(FakeSocket.last.protocols).toEqual(['herald.v1', `herald.bearer.${token}`]);
+    FakeSocket.last.accept();
+    expect(c.readyState).toBe(ReadyState.OPEN);
+    expect(fakeFetch).not.toHaveBeenCalled();
+    c.close();
+  });
+
+  it('falls back to tickets, saying so, for a token no subprotocol entry can hold', async () => {
+    const fakeFetch = jest.fn(
+      async () =>
+        new Response(JSON.stringify({ ticket: 'tk-1', expiresAt: '2026-12-05T00:00:30.000Z' }), {
+          status: 201,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+    );
+    const errors: string[] = [];
+    const c = client({
+      credentials: undefined,
+      token: 'opaque/base64+token==',
+      fetch: fakeFetch as unknown as typeof fetch,
+    });
+    c.on('error', (e) => errors.push(e.message));
+    c.connect();
+    await settle();
+    expect(errors).toEqual(['the token cannot ride in Sec-WebSocket-Protocol: connecting with tickets']);
+    expect(FakeSocket.last.protocols).toBeUndefined();
+    expect(new URL(FakeSocket.last.url).searchParams.get('ticket')).toBe('tk-1');
+    c.close();
   });
 
   it('mints a one-time ticket for every WebSocket attempt, so the token never rides in the URL', async () => {

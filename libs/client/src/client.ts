@@ -34,7 +34,13 @@ interface WebSocketLike {
 }
 
 /** A WebSocket class: `globalThis.WebSocket` in browsers, `import WebSocket from 'ws'` in Node. */
-export type WebSocketClass = abstract new (url: string) => object;
+export type WebSocketClass = abstract new (url: string, protocols?: string[]) => object;
+
+/** @herald/protocol's WS_SUBPROTOCOL and WS_BEARER_PREFIX (the SDK carries no runtime dependency). */
+export const SUBPROTOCOL = 'herald.v1';
+export const BEARER_PREFIX = 'herald.bearer.';
+/** What a subprotocol entry may hold: a JWT's base64url parts and dots do. */
+const SUBPROTOCOL_TOKEN = /^[A-Za-z0-9._~+-]+$/;
 
 export type TokenSource = () => string | Promise<string>;
 
@@ -64,11 +70,14 @@ export interface HeraldClientOptions {
   /** SSE ack URL (default: `url` with http(s) and `/v1/acks` for `/ws`). */
   acksUrl?: string;
   /**
-   * How the WebSocket carries the token. `ticket` (default): before each attempt, mint a one-time ticket
-   * (`POST /v1/tickets` with the token in `Authorization`) and open `/ws?ticket=`, so the token never rides in
-   * a URL. `query`: `/ws?token=` (for a server older than tickets; discouraged, as proxies and logs see URLs).
+   * How the WebSocket carries the token (ADR 0013). `protocol` (default): in the upgrade's
+   * `Sec-WebSocket-Protocol` header (`herald.v1, herald.bearer.<token>`), the one header a browser may set, so
+   * the token never rides in a URL and a reconnect is one request. `ticket`: before each attempt, mint a
+   * one-time ticket (`POST /v1/tickets` with the token in `Authorization`) and open `/ws?ticket=` (for a
+   * server older than the subprotocol, or a token that is not a JWT). `query`: `/ws?token=` (for a server
+   * older than tickets; discouraged, as proxies and logs see URLs).
    */
-  credentials?: 'ticket' | 'query';
+  credentials?: 'protocol' | 'ticket' | 'query';
   /** Ticket URL (default: `url` with http(s) and `/v1/tickets` for `/ws`). */
   ticketsUrl?: string;
   /** `auto` (default): ack after the handler returns or its promise resolves. `manual`: call `notification.ack()`. */
@@ -179,7 +188,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly streamUrl: string;
   private readonly acksUrl: string;
   private readonly ticketsUrl: string;
-  private credentials: 'ticket' | 'query';
+  private credentials: 'protocol' | 'ticket' | 'query';
   private readonly pongUrl: string;
   private readonly WebSocketImpl: WebSocketClass | undefined;
   private readonly fetchImpl: typeof fetch | undefined;
@@ -252,7 +261,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.streamUrl = options.streamUrl ?? httpUrlBeside(url, '/v1/stream');
     this.acksUrl = options.acksUrl ?? httpUrlBeside(url, '/v1/acks');
     this.ticketsUrl = options.ticketsUrl ?? httpUrlBeside(url, '/v1/tickets');
-    this.credentials = options.credentials ?? 'ticket';
+    this.credentials = options.credentials ?? 'protocol';
     this.pongUrl = this.streamUrl.replace(/\/?(\?.*)?$/, '/pong');
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
     this.fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
@@ -407,15 +416,23 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   private async openWebSocket(token: string, generation: number): Promise<void> {
     const url = new URL(this.url);
-    // Browsers cannot set headers on a WebSocket: a one-time ticket goes in the query, not the token.
+    if (this.credentials === 'protocol' && !SUBPROTOCOL_TOKEN.test(token)) {
+      // Not a JWT: no subprotocol entry can hold it. A ticket can.
+      this.credentials = 'ticket';
+      this.emit('error', { message: 'the token cannot ride in Sec-WebSocket-Protocol: connecting with tickets' });
+    }
+    // Browsers can set no header on a WebSocket but Sec-WebSocket-Protocol: the token goes there, or a one-time
+    // ticket in the query; never the token in the URL unless asked for.
+    const protocols = this.credentials === 'protocol' ? [SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined;
     const ticket = this.credentials === 'ticket' ? await this.mintTicket(token, generation) : null;
     if (generation !== this.generation) return;
     if (ticket !== null) url.searchParams.set('ticket', ticket);
     else if (this.credentials === 'query') url.searchParams.set('token', token);
-    else return;
+    else if (!protocols) return;
     let socket: WebSocketLike;
     try {
-      socket = new (this.WebSocketImpl as unknown as new (url: string) => WebSocketLike)(url.toString());
+      const WebSocketImpl = this.WebSocketImpl as unknown as new (url: string, protocols?: string[]) => WebSocketLike;
+      socket = protocols ? new WebSocketImpl(url.toString(), protocols) : new WebSocketImpl(url.toString());
     } catch (error) {
       // Not the error's message: some browsers quote the URL, and with it the token.
       this.emit('error', { message: 'the WebSocket could not be created', cause: error });

@@ -235,6 +235,20 @@ export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
 /** Longest token an `auth` frame (or `?token=`) may carry, in characters. */
 export const MAX_TOKEN_LENGTH = 4096;
 
+/**
+ * The WebSocket subprotocol Herald speaks: a client offers it first, and the server's 101 names it (and only
+ * it) in `Sec-WebSocket-Protocol`.
+ */
+export const WS_SUBPROTOCOL = 'herald.v1';
+/**
+ * The prefix of the subprotocol entry that carries the user token on the upgrade, for browsers, which can
+ * set no other header on a WebSocket (ADR 0013): `Sec-WebSocket-Protocol: herald.v1, herald.bearer.<token>`.
+ * Never echoed: the server selects `herald.v1`.
+ */
+export const WS_BEARER_PREFIX = 'herald.bearer.';
+/** A token that fits in a subprotocol entry (an HTTP token: a JWT's base64url parts and dots do). */
+export const WS_BEARER_TOKEN_PATTERN = /^[A-Za-z0-9._~+-]+$/;
+
 /** Topic names: 1–128 characters of letters, digits and `_ . : -`. */
 export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** User ids: 1–128 characters of letters, digits and `_ . @ : -`. */

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { MAX_TOKEN_LENGTH } from '@herald/protocol';
+import { MAX_TOKEN_LENGTH, WS_BEARER_PREFIX } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import { bearerOf, Realm } from '../common/bearer';
 import { ForbiddenError, HeraldError, UnauthorizedError, UnavailableError } from '../common/errors';
@@ -12,8 +12,8 @@ export type UpgradeDecision = { ok: true; principal: UserPrincipal } | { ok: fal
 
 /**
  * Decides a WebSocket upgrade (or an SSE stream) before it happens: the Origin must be allowed, and the
- * user token (`Authorization: Bearer`, or the discouraged `?token=`) valid, or a one-time `?ticket=`
- * unused (ADR 0006). A refused upgrade never becomes a socket. Without a ticket the decision is made at
+ * user token (`Authorization: Bearer`, the `herald.bearer.` subprotocol entry browsers send (ADR 0013),
+ * or the discouraged `?token=`) valid, or a one-time `?ticket=` unused (ADR 0006). A refused upgrade never becomes a socket. Without a ticket the decision is made at
  * once; a ticket is consumed in Redis.
  */
 @Injectable()
@@ -103,9 +103,12 @@ function invalidToken(message: string): UpgradeDecision {
   return { ok: false, error: new UnauthorizedError(message, { realm: Realm.Herald, invalidToken: true }) };
 }
 
-/** The Bearer token, else `?ticket=`, else `?token=`: a request that sends a header is never asked for more. */
+/**
+ * The Bearer token, else the token of a `herald.bearer.` subprotocol entry, else `?ticket=`, else `?token=`:
+ * a request that sends a header is never asked for more.
+ */
 function credentialOf(request: IncomingMessage): { token: string | null; ticket: string | null } {
-  const bearer = bearerOf(request);
+  const bearer = bearerOf(request) ?? subprotocolBearerOf(request);
   if (bearer) return { token: bearer, ticket: null };
   const url = request.url ?? '/';
   const query = url.indexOf('?');
@@ -113,4 +116,17 @@ function credentialOf(request: IncomingMessage): { token: string | null; ticket:
   const params = new URLSearchParams(url.slice(query + 1));
   const ticket = params.get('ticket');
   return ticket !== null ? { token: null, ticket } : { token: params.get('token'), ticket: null };
+}
+
+/** The token of the first `herald.bearer.<token>` entry of `Sec-WebSocket-Protocol`, if any (ADR 0013). */
+export function subprotocolBearerOf(request: IncomingMessage): string | null {
+  const header = request.headers['sec-websocket-protocol'];
+  if (typeof header !== 'string') return null;
+  for (const entry of header.split(',')) {
+    const protocol = entry.trim();
+    if (protocol.startsWith(WS_BEARER_PREFIX) && protocol.length > WS_BEARER_PREFIX.length) {
+      return protocol.slice(WS_BEARER_PREFIX.length);
+    }
+  }
+  return null;
 }

@@ -1,6 +1,6 @@
 import { Inject, Logger } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import { CloseCode, retryAfterReason } from '@herald/protocol';
+import { CloseCode, retryAfterReason, WS_SUBPROTOCOL } from '@herald/protocol';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService, UpgradeDecision } from '../auth/upgrade-auth.service';
@@ -56,6 +56,10 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     server.options.perMessageDeflate = false;
     // A peer that never answers our close frame is dropped after HERALD_CLOSE_TIMEOUT_MS, not ws's 30 s.
     (server.options as ServerOptions & { closeTimeout: number }).closeTimeout = this.config.closeTimeoutMs;
+    // The 101 names `herald.v1` when the client offers it, never another entry: a browser's token rides in
+    // `herald.bearer.<token>` (ADR 0013) and must not come back in a response header. Offered nothing Herald
+    // speaks, the 101 names none, which a browser that offered some treats as a failed connection.
+    server.options.handleProtocols = (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false);
     server.options.verifyClient = (info, callback) => {
       const answer = (refusal: HeraldError | null): void => {
         if (!refusal) {
