@@ -40,6 +40,11 @@ function originMap(origins) {
   );
 }
 const FAIL_TIMEOUT = '10s';
+/**
+ * Connections the kernel queues for Nginx before a worker accepts them, as the replicas' HERALD_LISTEN_BACKLOG:
+ * Nginx's own 511 overflows when every client reconnects at once after a restart (ADR 0013).
+ */
+const LISTEN_BACKLOG = 4096;
 
 /**
  * @typedef {object} EdgeOptions
@@ -86,7 +91,7 @@ function render(target, options) {
     UPSTREAM_TRIES: String(options.upstreams.length),
     LISTEN: [options.listen]
       .flat()
-      .map((address) => `        listen ${address};`)
+      .map((address) => `        listen ${address} backlog=${LISTEN_BACKLOG};`)
       .join('\n'),
     MAX_BODY_BYTES: String(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     WS_TIMEOUT,

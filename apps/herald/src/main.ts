@@ -17,8 +17,13 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
   const app = await createApp(config);
-  if (config.host) await app.listen(config.port, config.host);
-  else await app.listen(config.port);
+  // Nest's listen() passes its arguments on to Node's server.listen(port, host, backlog); its types name no backlog.
+  const listen = app.listen.bind(app) as unknown as (
+    port: number,
+    host: string | undefined,
+    backlog: number,
+  ) => Promise<unknown>;
+  await listen(config.port, config.host || undefined, config.listenBacklog);
   const log = new Logger('Main');
   log.log({ message: 'herald listening', host: config.host || '*', port: config.port, replicaId: config.replicaId });
 

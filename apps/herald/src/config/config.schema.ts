@@ -182,6 +182,12 @@ export const CONFIG_VARIABLES = {
     description:
       'WebSocket upgrades and SSE streams one replica sets up at once (token or ticket check, subscription, presence, user record, the first replay read). One more while they run is shed: a WebSocket is accepted and closed with 1013 `retry after <n> ms`, a stream answered 503 with Retry-After, the delay spreading the retries at the rate the replica sets connections up. /health/ready stays 200 while it sheds.',
   },
+  HERALD_LISTEN_BACKLOG: {
+    schema: int(1, 65_535),
+    default: '4096',
+    description:
+      "Connections the kernel queues for this replica before it accepts them (listen(2)'s backlog; Linux caps it at net.core.somaxconn). Node's own default, 511, overflows when a proxy restart sends thousands of reconnects at once: the dropped connects time out at the proxy, which then marks the replica down (ADR 0013).",
+  },
   HERALD_MAX_CONNECTIONS_PER_USER: {
     schema: int(1, 10_000),
     default: '20',
@@ -319,6 +325,7 @@ export interface HeraldConfig {
   maxConnections: number;
   maxConnectionsPerUser: number;
   maxPendingHandshakes: number;
+  listenBacklog: number;
   maxBufferedBytes: number;
   clientFramesPerSecond: number;
   clientFramesBurst: number;
@@ -418,6 +425,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxConnections: values.HERALD_MAX_CONNECTIONS as number,
     maxConnectionsPerUser: values.HERALD_MAX_CONNECTIONS_PER_USER as number,
     maxPendingHandshakes: values.HERALD_MAX_PENDING_HANDSHAKES as number,
+    listenBacklog: values.HERALD_LISTEN_BACKLOG as number,
     maxBufferedBytes: values.HERALD_MAX_BUFFERED_BYTES as number,
     clientFramesPerSecond: values.HERALD_CLIENT_FRAMES_PER_SECOND as number,
     clientFramesBurst: values.HERALD_CLIENT_FRAMES_BURST as number,
