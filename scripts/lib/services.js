@@ -62,6 +62,8 @@ const PROGRAMS = {
   nginx: { packages: ['nginx'], find: (path) => findProgram('nginx', path) },
   'docker-compose': { packages: ['docker-compose'], find: (path) => findProgram('docker-compose', path) },
   chromium: { packages: ['chromium'], find: (path) => findProgram('chromium', path) },
+  // ss reads the listen backlog of a replica and of Nginx (front-door test).
+  ss: { packages: ['iproute2'], find: (path) => findProgram('ss', path) },
 };
 
 const OTHER_SYSTEMS = 'Fedora: sudo dnf install …, macOS: brew install …';

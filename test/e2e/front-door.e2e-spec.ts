@@ -2,6 +2,7 @@ import type { NotificationFrame, WelcomeFrame } from '@herald/protocol';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { CONFIG_VARIABLES } from '../../apps/herald/src/config/config.schema';
 import { publish, request, userToken } from '../helpers/api';
@@ -42,13 +43,31 @@ describe('Front door: Nginx in front of two replicas', () => {
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('edge', 2, { HERALD_TRUSTED_PROXIES: '127.0.0.1' });
+    // A backlog other than the default, to see the setting reach listen(2).
+    cluster = await TestCluster.start('edge', 2, {
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
+      HERALD_LISTEN_BACKLOG: '2048',
+    });
     edge = await Edge.start(cluster.replicas.map((r) => r.port));
     redis = new Redis(TEST_REDIS_URL);
   });
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  it('queues a burst of connects instead of dropping it: HERALD_LISTEN_BACKLOG at the replicas, 4096 at Nginx', () => {
+    // A listening socket's Send-Q in ss is its backlog; Linux caps it at net.core.somaxconn.
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    const backlogs = (port: number) =>
+      execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((line) => Number(line.trim().split(/\s+/)[2]));
+    for (const replica of cluster.replicas) expect(backlogs(replica.port)).toEqual([Math.min(2048, somaxconn)]);
+    const edgeBacklogs = backlogs(edge.port);
+    expect(edgeBacklogs.length).toBeGreaterThan(0);
+    for (const backlog of edgeBacklogs) expect(backlog).toBe(Math.min(4096, somaxconn));
   });
 
   /** The presence entry Redis holds for a client's connection, once its replica wrote it. */
