@@ -5,7 +5,8 @@
  * backoff settings. Each connection leaves from its user's loopback address (127.0.1.x), so Nginx's
  * per-address limits see 64 clients, not one.
  *
- * Herald connects as the SDK does by default: `POST /v1/tickets` with the user's JWT, then `/ws?ticket=`.
+ * Herald connects as the SDK does by default: the user's JWT in `Sec-WebSocket-Protocol` (ADR 0013); with a
+ * tickets URL, as the SDK's `credentials: 'ticket'`: `POST /v1/tickets` with the JWT, then `/ws?ticket=`.
  * A 1013 close whose reason says `retry after N ms` (admission control shedding a handshake) waits exactly
  * N ms and does not count as a failed attempt, as the SDK does; any other refusal waits its backoff delay.
  * Every notification is acked as the SDK does (herald-acks.ts); received and acked ids are kept per user.
@@ -14,6 +15,7 @@ import { Agent, request } from 'node:http';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { DEFAULT_BACKOFF, reconnectDelayMs } from '../../libs/client/src/backoff';
+import { BEARER_PREFIX, SUBPROTOCOL } from '../../libs/client/src/client';
 import { userToken } from '../../test/helpers/api';
 import type { ParentToStorm, StormStart, StormToParent, StormUser, StormUserResult } from '../lib/ipc';
 import { AckAnswer, HeraldAcks, heraldAcksFor } from './herald-acks';
@@ -147,8 +149,9 @@ class StormUserClient {
       socket.once('disconnect', (reason) => ended(`disconnect ${reason}`));
       return;
     }
-    const openSocket = (url: string) => {
-      const socket = new WebSocket(url, { perMessageDeflate: false, localAddress: this.user.address });
+    const openSocket = (url: string, protocols?: string[]) => {
+      const options = { perMessageDeflate: false, localAddress: this.user.address };
+      const socket = protocols ? new WebSocket(url, protocols, options) : new WebSocket(url, options);
       let acks: HeraldAcks | undefined;
       cleanup = () => socket.terminate();
       socket.on('message', (data: Buffer) => {
@@ -176,7 +179,11 @@ class StormUserClient {
       return;
     }
     this.token ??= userToken(this.user.id, 3 * 3600);
-    mintTicket(this.start.ticketsUrl!, this.token, this.user.address).then(
+    if (!this.start.ticketsUrl) {
+      openSocket(this.start.url, [SUBPROTOCOL, `${BEARER_PREFIX}${this.token}`]);
+      return;
+    }
+    mintTicket(this.start.ticketsUrl, this.token, this.user.address).then(
       (ticket) => {
         if (!done) openSocket(`${this.start.url}?ticket=${encodeURIComponent(ticket)}`);
       },

@@ -70,7 +70,11 @@ export interface StormStart {
   kind: ClientKind;
   /** WebSocket URL (socket.io: the origin). */
   url: string;
-  /** Herald: where tickets are minted (`POST /v1/tickets`, through Nginx), as the SDK does by default. */
+  /**
+   * Herald: where tickets are minted (`POST /v1/tickets`, through Nginx) when the clients connect with
+   * tickets (`credentials: 'ticket'`); without it they carry the token in `Sec-WebSocket-Protocol`, as the
+   * SDK does by default (ADR 0013).
+   */
   ticketsUrl?: string;
   users: StormUser[];
   /** First connections in flight at once in this process. */

@@ -7,7 +7,9 @@
  * - replica-kill: one server process is SIGKILLed; its clients reconnect through Nginx to the other, and
  *   the notifications go to P of them (users whose connection the kill ended) on the surviving replica.
  * Clients reconnect on the SDK's schedule from 64 loopback addresses, through Nginx's default per-address
- * limits (bench/clients/storm-client.ts). Herald's clients mint a ticket first, as the SDK does by default.
+ * limits (bench/clients/storm-client.ts). Herald's clients carry their JWT in `Sec-WebSocket-Protocol`, as
+ * the SDK does by default (ADR 0013); with `--herald-auth ticket` they mint a ticket first, as the SDK's
+ * `credentials: 'ticket'` does.
  * Measured from the stop or the kill: time until 50/99/100% of the clients that lost their connection are
  * back, until every pending notification is acked, handshakes refused and how, peak CPU per process,
  * PostgreSQL connections, duplicates, lost; and a series of reconnected clients every 250 ms for the chart.
@@ -15,6 +17,7 @@
  *
  *   node dist/bench/bench/scenarios/storm.js [--users 10000] [--pending-users 1000] [--pending 10]
  *     [--reps 3] [--servers herald,raw-ws,socket.io] [--storms nginx-restart,replica-kill] [--smoke]
+ *     [--herald-auth protocol|ticket]
  */
 import type { ServerName } from '../lib/args';
 import type { EdgeSettings } from '../lib/baseline-edge';
@@ -37,6 +40,12 @@ const PER_CLIENT = args.num('per-client', 2500);
 const RESTART_AFTER_MS = args.num('restart-after-ms', 1000);
 const TIMEOUT_MS = args.num('timeout-ms', 120_000, 20_000);
 const SERIES_STEP_MS = 250;
+const HERALD_AUTH = (() => {
+  const i = process.argv.indexOf('--herald-auth');
+  const auth = i < 0 ? 'protocol' : process.argv[i + 1];
+  if (auth !== 'protocol' && auth !== 'ticket') throw new Error(`--herald-auth is protocol or ticket, not ${auth}`);
+  return auth;
+})();
 const STORM_LIST = (() => {
   const i = process.argv.indexOf('--storms');
   const names = i < 0 ? [...STORMS] : (process.argv[i + 1] ?? '').split(',');
@@ -112,7 +121,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
     const pool = await StormPool.connect(label, {
       kind: target.clientKind,
       url: target.clientUrls[0]!,
-      ...(server === 'herald' ? { ticketsUrl: `${target.httpUrls[0]!}/v1/tickets` } : {}),
+      ...(server === 'herald' && HERALD_AUTH === 'ticket' ? { ticketsUrl: `${target.httpUrls[0]!}/v1/tickets` } : {}),
       users,
       perClient: PER_CLIENT,
       heraldAcks: 'through',
@@ -289,7 +298,10 @@ function summaryOf(mine: Run[], key: { server: ServerName; storm: Storm }): Summ
 async function main(): Promise<void> {
   progress(
     `storm: ${USERS} users (${PENDING_USERS} with ${PENDING} pending each) through nginx to 2 processes; ` +
-      `storms ${STORM_LIST.join(', ')}; ${REPS} repetitions; servers ${SERVERS.join(', ')}`,
+      `storms ${STORM_LIST.join(', ')}; ${REPS} repetitions; servers ${SERVERS.join(', ')}; Herald's clients authenticate ` +
+      (HERALD_AUTH === 'ticket'
+        ? 'with a ticket minted per attempt'
+        : 'with the JWT in Sec-WebSocket-Protocol (the SDK default)'),
   );
   const runs: Run[] = [];
   for (let rep = 0; rep < REPS; rep++) {
