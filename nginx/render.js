@@ -88,6 +88,7 @@ function render(target, options) {
     UPSTREAM_SERVERS: options.upstreams
       .map((server) => `        server ${server} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT};`)
       .join('\n'),
+    STREAM_UPSTREAM_SERVERS: options.upstreams.map((server) => `        server ${server} max_fails=0;`).join('\n'),
     UPSTREAM_TRIES: String(options.upstreams.length),
     LISTEN: [options.listen]
       .flat()

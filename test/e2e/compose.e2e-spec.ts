@@ -71,7 +71,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
 
     // The rendered Nginx config points at these replicas' fixed addresses, on the port they listen on.
     const nginxConfig = readFileSync(nginxRender.COMPOSE_OUTPUT, 'utf8');
-    const upstreams = [...nginxConfig.matchAll(/^\s*server (\S+) max_fails/gm)].map((m) => m[1]);
+    const upstreams = [...nginxConfig.matchAll(/^\s*server (\S+) max_fails=2/gm)].map((m) => m[1]);
     const replicas = ['herald-1', 'herald-2'];
     expect(upstreams).toEqual(
       replicas.map((name) => `${services[name]!.networks!.herald!.ipv4_address}:${services[name]!.environment!.PORT}`),
