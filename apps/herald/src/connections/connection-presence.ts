@@ -4,6 +4,8 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { RedeliveryRepository } from '../record/redelivery.repository';
 import { PresenceEntry, PresenceRepository, presenceTtlMs } from '../routing/presence.repository';
+import type { Connection } from './connection';
+import { ConnectionRegistry } from './connection-registry';
 
 /** A connection's presence entry, as its removal names it. */
 interface EntryKey {
@@ -13,8 +15,6 @@ interface EntryKey {
 
 /** The most entries one retry at the beat removes in one transaction. */
 const RETRY_CHUNK = 500;
-import type { Connection } from './connection';
-import { ConnectionRegistry } from './connection-registry';
 
 /**
  * This replica's connections in the presence every replica reads (PresenceRepository, in Redis): written at
