@@ -15,7 +15,7 @@ import { Agent, request } from 'node:http';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { DEFAULT_BACKOFF, reconnectDelayMs } from '../../libs/client/src/backoff';
-import { BEARER_PREFIX, SUBPROTOCOL } from '../../libs/client/src/client';
+import { subprotocolsFor } from '../../libs/client/src/client';
 import { userToken } from '../../test/helpers/api';
 import type { ParentToStorm, StormStart, StormToParent, StormUser, StormUserResult } from '../lib/ipc';
 import { AckAnswer, HeraldAcks, heraldAcksFor } from './herald-acks';
@@ -180,7 +180,7 @@ class StormUserClient {
     }
     this.token ??= userToken(this.user.id, 3 * 3600);
     if (!this.start.ticketsUrl) {
-      openSocket(this.start.url, [SUBPROTOCOL, `${BEARER_PREFIX}${this.token}`]);
+      openSocket(this.start.url, subprotocolsFor(this.token));
       return;
     }
     mintTicket(this.start.ticketsUrl, this.token, this.user.address).then(

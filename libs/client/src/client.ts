@@ -42,6 +42,11 @@ export const BEARER_PREFIX = 'herald.bearer.';
 /** What a subprotocol entry may hold: a JWT's base64url parts and dots do. */
 const SUBPROTOCOL_TOKEN = /^[A-Za-z0-9._~+-]+$/;
 
+/** The subprotocols an upgrade offers to carry `token` (ADR 0013): Herald's own first, the token after it. */
+export function subprotocolsFor(token: string): string[] {
+  return [SUBPROTOCOL, `${BEARER_PREFIX}${token}`];
+}
+
 export type TokenSource = () => string | Promise<string>;
 
 export interface HeraldClientOptions {
@@ -423,7 +428,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     }
     // Browsers can set no header on a WebSocket but Sec-WebSocket-Protocol: the token goes there, or a one-time
     // ticket in the query; never the token in the URL unless asked for.
-    const protocols = this.credentials === 'protocol' ? [SUBPROTOCOL, `${BEARER_PREFIX}${token}`] : undefined;
+    const protocols = this.credentials === 'protocol' ? subprotocolsFor(token) : undefined;
     const ticket = this.credentials === 'ticket' ? await this.mintTicket(token, generation) : null;
     if (generation !== this.generation) return;
     if (ticket !== null) url.searchParams.set('ticket', ticket);

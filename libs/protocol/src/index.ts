@@ -246,8 +246,6 @@ export const WS_SUBPROTOCOL = 'herald.v1';
  * Never echoed: the server selects `herald.v1`.
  */
 export const WS_BEARER_PREFIX = 'herald.bearer.';
-/** A token that fits in a subprotocol entry (an HTTP token: a JWT's base64url parts and dots do). */
-export const WS_BEARER_TOKEN_PATTERN = /^[A-Za-z0-9._~+-]+$/;
 
 /** Topic names: 1–128 characters of letters, digits and `_ . : -`. */
 export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;

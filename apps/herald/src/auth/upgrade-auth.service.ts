@@ -13,8 +13,8 @@ export type UpgradeDecision = { ok: true; principal: UserPrincipal } | { ok: fal
 /**
  * Decides a WebSocket upgrade (or an SSE stream) before it happens: the Origin must be allowed, and the
  * user token (`Authorization: Bearer`, the `herald.bearer.` subprotocol entry browsers send (ADR 0013),
- * or the discouraged `?token=`) valid, or a one-time `?ticket=` unused (ADR 0006). A refused upgrade never becomes a socket. Without a ticket the decision is made at
- * once; a ticket is consumed in Redis.
+ * or the discouraged `?token=`) valid, or a one-time `?ticket=` unused (ADR 0006). A refused upgrade
+ * never becomes a socket. Without a ticket the decision is made at once; a ticket is consumed in Redis.
  */
 @Injectable()
 export class UpgradeAuthService {
@@ -119,7 +119,7 @@ function credentialOf(request: IncomingMessage): { token: string | null; ticket:
 }
 
 /** The token of the first `herald.bearer.<token>` entry of `Sec-WebSocket-Protocol`, if any (ADR 0013). */
-export function subprotocolBearerOf(request: IncomingMessage): string | null {
+function subprotocolBearerOf(request: IncomingMessage): string | null {
   const header = request.headers['sec-websocket-protocol'];
   if (typeof header !== 'string') return null;
   for (const entry of header.split(',')) {

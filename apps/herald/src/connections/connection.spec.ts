@@ -49,6 +49,22 @@ function notification(n: number): NotificationFrame {
   };
 }
 
+/** The seq of each frame sent, -1 for a frame that is not a notification. */
+function sentSeqs(transport: FakeTransport): number[] {
+  return transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1));
+}
+
+/** A connection past its connect replay, asked to hold live frames for a catch-up, with 2 held before its read. */
+function heldBeforeCatchUpRead(): { transport: FakeTransport; connection: Connection } {
+  const transport = new FakeTransport();
+  const connection = connectionOn(transport);
+  connection.finishReplay();
+  expect(connection.holdLive()).toBe(true);
+  connection.deliver(notification(2));
+  connection.replayReading();
+  return { transport, connection };
+}
+
 describe('Connection limits', () => {
   it('admits a burst, then refuses with "limited", then closes a client that keeps going', () => {
     const connection = connectionOn(new FakeTransport());
@@ -195,33 +211,23 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     connection.sendReplayed(notification(4));
     connection.finishReplay();
     await done;
-    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1, 2, 3, 4, 5]);
+    expect(sentSeqs(transport)).toEqual([1, 2, 3, 4, 5]);
     expect(connection.replaySkipped).toBe(1);
   });
 
   it('leaves out a frame held before its read that the replay, reading to the end, found no longer open', () => {
-    const transport = new FakeTransport();
-    const connection = connectionOn(transport);
-    connection.finishReplay();
-    expect(connection.holdLive()).toBe(true);
     // The stream catch-up sent 2 here; the user acked it on another connection before the replay's read.
-    connection.deliver(notification(2));
-    connection.replayReading();
+    const { transport, connection } = heldBeforeCatchUpRead();
     connection.deliver(notification(4));
     connection.sendReplayed(notification(3));
     connection.finishReplay(true);
-    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([3, 4]);
+    expect(sentSeqs(transport)).toEqual([3, 4]);
   });
 
   it('sends every held frame it did not replay when its read failed', () => {
-    const transport = new FakeTransport();
-    const connection = connectionOn(transport);
-    connection.finishReplay();
-    expect(connection.holdLive()).toBe(true);
-    connection.deliver(notification(2));
-    connection.replayReading();
+    const { transport, connection } = heldBeforeCatchUpRead();
     connection.finishReplay(false);
-    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([2]);
+    expect(sentSeqs(transport)).toEqual([2]);
   });
 
   it('asked during a running replay, keeps the live frames held past its end until the catch-up replay is done', async () => {
@@ -234,13 +240,13 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     connection.deliver(notification(4));
     connection.finishReplay();
     await connection.afterReplay();
-    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1]);
+    expect(sentSeqs(transport)).toEqual([1]);
     expect(connection.holdLive()).toBe(true);
     connection.deliver(notification(5));
     connection.sendReplayed(notification(2));
     connection.sendReplayed(notification(3));
     connection.finishReplay();
-    expect(transport.sent.map((f) => (f.type === 'notification' ? f.seq : -1))).toEqual([1, 2, 3, 4, 5]);
+    expect(sentSeqs(transport)).toEqual([1, 2, 3, 4, 5]);
     // Live again.
     connection.deliver(notification(6));
     expect(transport.sent.length).toBe(6);

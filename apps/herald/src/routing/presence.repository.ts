@@ -79,10 +79,6 @@ export class PresenceRepository {
     return entries.map((_, i) => added[i] === 1);
   }
 
-  async remove(replicaId: string, userId: string, connectionId: string): Promise<void> {
-    await this.removeMany(replicaId, [{ userId, connectionId }]);
-  }
-
   /** Removes the entries of several of the replica's connections (closed together) in one transaction. */
   async removeMany(replicaId: string, connections: { userId: string; connectionId: string }[]): Promise<void> {
     if (connections.length === 0) return;
