@@ -55,7 +55,7 @@ function recordingWebSocket(sent: Record<string, unknown>[]): typeof WebSocket {
   };
 }
 
-describe('Acks with "through" (the ackThrough feature)', () => {
+describe('Acks with "through" and quiet acks (the ackThrough and quietAcks features)', () => {
   let herald: InProcessHerald;
   let store: DataSource;
   const clients: TestClient[] = [];
@@ -115,7 +115,43 @@ describe('Acks with "through" (the ackThrough feature)', () => {
   it('is advertised in welcome on WebSocket connections', async () => {
     const client = await connect(user('w'));
     const welcome = await client.next((f): f is WelcomeFrame => f.type === 'welcome');
-    expect(welcome).toMatchObject({ protocol: 1, features: ['ackThrough'] });
+    expect(welcome).toMatchObject({ protocol: 1, features: ['ackThrough', 'quietAcks'] });
+  });
+
+  it('records quiet acks without answering them, and answers only the ids it could not take', async () => {
+    const erin = user('erin');
+    const client = await connect(erin);
+    const ids = await publishTo(erin, 4);
+    const [theirs] = await publishTo(user('frank'), 1);
+    for (const id of ids) await client.notification(id);
+    const from = client.frames.length;
+
+    client.send({ type: 'ack', id: ids[0], quiet: true });
+    client.send({ type: 'acks', ids: [ids[1], ids[2], theirs, 'not-a-uuid'], quiet: true });
+    client.send({ type: 'ack', id: ids[3], through: true, quiet: true });
+    await waitFor('the quiet acks recorded', async () => (await statuses(erin, ids)).every((s) => s === 'acked'));
+    expect(await client.next((f: ServerFrame) => f.type === 'error', 10_000, from)).toEqual({
+      type: 'error',
+      code: 'FORBIDDEN',
+      message: 'no such notifications for this user: none of these ids was acked',
+      ids: [theirs, 'not-a-uuid'],
+    });
+    // An answered ack sent after them comes back after any answer to them would have: there was none.
+    expect(await client.ack(ids[0]!)).toEqual({ type: 'ack', id: ids[0], status: 'duplicate' });
+    expect(client.frames.slice(from).map((f) => f.type)).toEqual(['error', 'ack']);
+    // A quiet ack of another user's notification is answered as an answered one is.
+    expect(await client.command({ type: 'ack', id: theirs!, quiet: true })).toEqual({
+      type: 'error',
+      code: 'FORBIDDEN',
+      message: 'no such notification for this user',
+      id: theirs,
+    });
+    expect(await client.command({ type: 'ack', id: ids[0]!, quiet: 1 })).toEqual({
+      type: 'error',
+      code: 'BAD_REQUEST',
+      message: '"quiet" must be true or false',
+      id: ids[0],
+    });
   });
 
   it('acks the named notification and everything sent earlier on the connection, answered by one frame', async () => {

@@ -103,8 +103,10 @@ export interface WelcomeFrame {
 /**
  * `ackThrough`: `{type:"ack", id, through:true}` acks `id` and every notification sent earlier on this same
  * connection and not yet acked, answered by one `ack` frame with `settled` (WebSocket only).
+ * `quietAcks`: an `ack` or `acks` frame with `quiet: true` is answered only where it fails (an `error` frame
+ * naming the ids), not with an `ack` or `acks` frame per success.
  */
-export const PROTOCOL_FEATURES = ['ackThrough'] as const;
+export const PROTOCOL_FEATURES = ['ackThrough', 'quietAcks'] as const;
 export type ProtocolFeature = (typeof PROTOCOL_FEATURES)[number];
 
 /** One notification for this user. Ack it with `{ type: "ack", id }`. */
@@ -181,6 +183,11 @@ export interface ClientAckFrame {
    * acked (by the order the server sent them, never by `seq`). Answered by one `ack` frame with `settled`.
    */
   through?: boolean;
+  /**
+   * With the `quietAcks` feature: answered only if it fails (`error` `FORBIDDEN` for an id that is not one of
+   * this user's notifications, `UNAVAILABLE` with `ids` to send again), never with an `ack` frame.
+   */
+  quiet?: boolean;
 }
 
 /**
@@ -191,6 +198,11 @@ export interface ClientAckFrame {
 export interface ClientAcksFrame {
   type: 'acks';
   ids: string[];
+  /**
+   * With the `quietAcks` feature: no `acks` answer; only the ids that failed are named, in an `error` frame
+   * (`FORBIDDEN` with the ids that are not this user's notifications, `UNAVAILABLE` with those to send again).
+   */
+  quiet?: boolean;
 }
 
 export interface PingFrame {

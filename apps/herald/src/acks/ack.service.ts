@@ -37,32 +37,44 @@ export class AckService {
     private readonly live: LiveEvents,
   ) {}
 
-  /** `{type:"ack", id}`: answered by an `ack` frame with the outcome; with `through`, see `ackThrough`. */
+  /**
+   * `{type:"ack", id}`: answered by an `ack` frame with the outcome (with `quiet`, only a failure is answered);
+   * with `through`, see `ackThrough`.
+   */
   async ack(connection: Connection, frame: ClientAckFrame): Promise<void> {
     if (frame.through) {
-      await this.ackThrough(connection, frame.id);
+      await this.ackThrough(connection, frame.id, frame.quiet === true);
       return;
     }
     const result = await this.record(connection.userId, frame.id, isNotificationId(frame.id));
     if (result.ok) {
       connection.settled(frame.id);
-      connection.send({ type: 'ack', id: frame.id, status: result.status });
+      if (!frame.quiet) connection.send({ type: 'ack', id: frame.id, status: result.status });
     } else connection.send(noSuchNotification(frame.id));
   }
 
-  /** `{type:"acks", ids}`: answered by one `acks` frame, and an error naming the ids that were not recorded. */
+  /**
+   * `{type:"acks", ids}`: answered by one `acks` frame, and an error naming the ids that were not recorded.
+   * With `quiet`, no `acks` frame: the ids that are not this user's notifications are named in one error.
+   */
   async acks(connection: Connection, frame: ClientAcksFrame): Promise<void> {
     // Each id joins the replica's ack batch in this tick: one frame of acks is a few statements at most.
     const outcomes = await this.ackAll(connection.userId, frame.ids, isNotificationId);
     const results: { id: string; status: AckOutcome }[] = [];
+    const forbidden: string[] = [];
     const failed: string[] = [];
     frame.ids.forEach((id, i) => {
       const status = outcomes[i];
       if (status) results.push({ id, status });
       else failed.push(id);
-      if (status && status !== 'forbidden') connection.settled(id);
+      if (status === 'forbidden') forbidden.push(id);
+      else if (status) connection.settled(id);
     });
-    if (results.length > 0) connection.send({ type: 'acks', results });
+    if (!frame.quiet) {
+      if (results.length > 0) connection.send({ type: 'acks', results });
+    } else if (forbidden.length > 0) {
+      connection.send({ type: 'error', code: ErrorCode.Forbidden, message: NO_SUCH_NOTIFICATIONS, ids: forbidden });
+    }
     // Only these were not recorded (their batch failed); the rest are answered above.
     if (failed.length > 0) this.acksFailed(connection, failed);
   }
@@ -116,7 +128,7 @@ export class AckService {
    * `{type:"ack", id, through:true}`: acks `id` and every notification sent on this connection before it and
    * not settled since, in the replica's ack batch, answered by one `ack` frame with how many it settled.
    */
-  private async ackThrough(connection: Connection, id: string): Promise<void> {
+  private async ackThrough(connection: Connection, id: string, quiet: boolean): Promise<void> {
     const covered = connection.takeThrough(id);
     if (!covered) {
       connection.send(await this.throughRefusal(connection.userId, id));
@@ -135,6 +147,7 @@ export class AckService {
       connection.send(noSuchNotification(id));
       return;
     }
+    if (quiet) return;
     const settled = outcomes.filter((o) => o !== 'forbidden').length;
     connection.send({ type: 'ack', id, status, settled });
   }
@@ -163,6 +176,9 @@ export class AckService {
     return { type: 'error', code: ErrorCode.BadRequest, message, id };
   }
 }
+
+/** The message of a quiet `acks` frame's error naming the ids that are not this user's notifications. */
+const NO_SUCH_NOTIFICATIONS = 'no such notifications for this user: none of these ids was acked';
 
 /** The answer to an ack of an id that is not one of this user's notifications (or not a notification id). */
 function noSuchNotification(id: string): ErrorFrame {

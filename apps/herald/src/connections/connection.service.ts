@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CloseCode, LimitCloseReason, PROTOCOL_VERSION } from '@herald/protocol';
+import { CloseCode, LimitCloseReason, PROTOCOL_VERSION, type ProtocolFeature } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
@@ -179,7 +179,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         replicaId: this.config.replicaId,
         heartbeatMs: this.config.heartbeatMs,
         maxMessageBytes: this.config.maxMessageBytes,
-        features: connection.ackThrough ? ['ackThrough'] : [],
+        features: featuresOf(connection),
       });
       const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq, admitted) : 0;
       this.metrics.replaySize.observe(replayed);
@@ -305,4 +305,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The optional protocol features a connection's welcome lists: both on WebSockets, none on SSE (acks by POST). */
+function featuresOf(connection: Connection): ProtocolFeature[] {
+  if (connection.transportKind !== 'websocket') return [];
+  return connection.ackThrough ? ['ackThrough', 'quietAcks'] : ['quietAcks'];
 }

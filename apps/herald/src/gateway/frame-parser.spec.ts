@@ -75,6 +75,39 @@ describe('parseClientFrame', () => {
     expect(parseClientFrame('{"type":7}')).toMatchObject({ ok: false, code: 'BAD_REQUEST' });
   });
 
+  it('parses "quiet" on an ack and on acks, and refuses a "quiet" that is not a boolean', () => {
+    const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
+    expect(parseClientFrame(JSON.stringify({ type: 'ack', id, quiet: true }))).toEqual({
+      ok: true,
+      frame: { type: 'ack', id, quiet: true },
+    });
+    expect(parseClientFrame(JSON.stringify({ type: 'ack', id, through: true, quiet: true }))).toEqual({
+      ok: true,
+      frame: { type: 'ack', id, through: true, quiet: true },
+    });
+    expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: [id.toUpperCase()], quiet: true }))).toEqual({
+      ok: true,
+      frame: { type: 'acks', ids: [id], quiet: true },
+    });
+    expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: [id], quiet: false }))).toEqual({
+      ok: true,
+      frame: { type: 'acks', ids: [id] },
+    });
+    for (const quiet of ['yes', 1, null, {}]) {
+      expect(parseClientFrame(JSON.stringify({ type: 'ack', id, quiet }))).toEqual({
+        ok: false,
+        code: 'BAD_REQUEST',
+        message: '"quiet" must be true or false',
+        id,
+      });
+      expect(parseClientFrame(JSON.stringify({ type: 'acks', ids: [id], quiet }))).toEqual({
+        ok: false,
+        code: 'BAD_REQUEST',
+        message: '"quiet" must be true or false',
+      });
+    }
+  });
+
   it('parses an ack with "through", and refuses a "through" that is not a boolean or sits in "acks"', () => {
     const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
     expect(parseClientFrame(JSON.stringify({ type: 'ack', id: id.toUpperCase(), through: true }))).toEqual({

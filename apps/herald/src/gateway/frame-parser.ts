@@ -1,4 +1,6 @@
 import {
+  ClientAckFrame,
+  ClientAcksFrame,
   ClientFrame,
   COMMAND_ID_PATTERN,
   ErrorCode,
@@ -49,9 +51,13 @@ export function parseClientFrame(text: string): ParseResult {
       if (value.through !== undefined && typeof value.through !== 'boolean') {
         return fail('"through" must be true or false');
       }
+      if (value.quiet !== undefined && typeof value.quiet !== 'boolean') return fail('"quiet" must be true or false');
       // A non-UUID id gets the same answer as one that exists but is not this user's: nothing to learn by probing.
       const id = UUID.test(validCommandId) ? validCommandId.toLowerCase() : validCommandId;
-      return { ok: true, frame: value.through === true ? { type: 'ack', id, through: true } : { type: 'ack', id } };
+      const frame: ClientAckFrame = { type: 'ack', id };
+      if (value.through === true) frame.through = true;
+      if (value.quiet === true) frame.quiet = true;
+      return { ok: true, frame };
     }
     case 'acks': {
       if (value.through !== undefined) {
@@ -68,11 +74,14 @@ export function parseClientFrame(text: string): ParseResult {
           `"acks" needs "ids": an array of 1-${MAX_ACKS_PER_REQUEST} notification ids (strings of 1-64 characters)`,
         );
       }
+      if (value.quiet !== undefined && typeof value.quiet !== 'boolean') return fail('"quiet" must be true or false');
       // An id that is not a UUID is answered `forbidden`, like one that is not this user's.
-      return {
-        ok: true,
-        frame: { type: 'acks', ids: (ids as string[]).map((id) => (UUID.test(id) ? id.toLowerCase() : id)) },
+      const frame: ClientAcksFrame = {
+        type: 'acks',
+        ids: (ids as string[]).map((id) => (UUID.test(id) ? id.toLowerCase() : id)),
       };
+      if (value.quiet === true) frame.quiet = true;
+      return { ok: true, frame };
     }
     case 'ping':
       return {
