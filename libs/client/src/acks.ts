@@ -16,7 +16,8 @@ export type AckFrame = Extract<ClientFrame, { type: 'ack' | 'acks' }>;
 /**
  * The acks waiting to be sent, and how they go: coalesced over a few milliseconds, then, on a WebSocket
  * whose welcome lists `ackThrough`, one `{type:'ack', id, through:true}` for the longest run of handled
- * notifications at the head of what this connection received, and per id for the rest.
+ * notifications at the head of what this connection received, and per id for the rest (with `quiet` where
+ * the welcome lists `quietAcks`: the server answers those only when they fail).
  */
 export class AckOutbox {
   /** Ids to ack, in the order they were handled; they survive reconnects. */
@@ -31,6 +32,8 @@ export class AckOutbox {
   private readonly throughInFlight = new Map<string, string[]>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dueAt = 0;
+  /** Per-id acks go with `quiet: true` on this connection. */
+  private quiet = false;
 
   /** `flush` sends what is pending now (the client knows the transport); the outbox calls it when due. */
   constructor(private readonly flush: () => void) {}
@@ -40,9 +43,13 @@ export class AckOutbox {
     return this.pending.size;
   }
 
-  /** A connection opened; `through` when it may use `{type:'ack', through:true}`. */
-  opened(through: boolean): void {
+  /**
+   * A connection opened; `through` when it may use `{type:'ack', through:true}`, `quiet` when its per-id acks
+   * may go unanswered.
+   */
+  opened(through: boolean, quiet = false): void {
     this.arrivals = through ? new Map() : null;
+    this.quiet = quiet;
   }
 
   /** The connection ended: a `through` means nothing on the next one, so what it covered goes per id. */
@@ -106,7 +113,9 @@ export class AckOutbox {
     }
     while (this.pending.size > 0) {
       const ids = this.first(MAX_ACKS_PER_BATCH);
-      if (!send(ids.length === 1 ? { type: 'ack', id: ids[0]! } : { type: 'acks', ids })) return;
+      const frame: AckFrame = ids.length === 1 ? { type: 'ack', id: ids[0]! } : { type: 'acks', ids };
+      if (this.quiet) frame.quiet = true;
+      if (!send(frame)) return;
       for (const id of ids) this.forget(id);
     }
   }

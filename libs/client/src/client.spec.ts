@@ -1011,6 +1011,36 @@ describe('HeraldClient acks', () => {
     c.close();
   });
 
+  it('marks its per-id acks quiet where the welcome lists quietAcks, and keeps a through answered', async () => {
+    const { c, failing } = await open(['ackThrough', 'quietAcks']);
+    failing.add(2);
+    FakeSocket.last.receive(notification(1), notification(2), notification(3), notification(4));
+    await settle(5);
+    FakeSocket.last.receive(notification(5));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([
+      { type: 'acks', ids: [id(1), id(3), id(4)], quiet: true },
+      { type: 'ack', id: id(5), quiet: true },
+    ]);
+    c.close();
+  });
+
+  it('reports a quiet ack the server refused as an error event, as it does an answered one', async () => {
+    const { c, errors } = await open(['quietAcks']);
+    FakeSocket.last.receive(notification(1));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'ack', id: id(1), quiet: true }]);
+    FakeSocket.last.receive({
+      type: 'error',
+      code: 'FORBIDDEN',
+      message: 'no such notification for this user',
+      id: id(1),
+    });
+    await settle();
+    expect(errors).toEqual(['no such notification for this user']);
+    c.close();
+  });
+
   it('never covers past a frame it could not read, which may have been a notification', async () => {
     const { c, errors } = await open(['ackThrough']);
     FakeSocket.last.receive(notification(1));

@@ -636,7 +636,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         command.reject(new Error(SSE_NO_COMMANDS));
       }
     }
-    this.acks.opened(this.kind === 'websocket' && welcome.features?.includes('ackThrough') === true);
+    const features = this.kind === 'websocket' ? (welcome.features ?? []) : [];
+    this.acks.opened(features.includes('ackThrough'), features.includes('quietAcks'));
     this.flushAcks();
     this.emit('open', {
       transport: this.kind,
