@@ -13,10 +13,14 @@ import { MAX_ACKS_PER_REQUEST } from '@herald/protocol';
 import type WebSocket from 'ws';
 import type { HeraldAckMode } from '../lib/ipc';
 
-/** Where a connection's acks are counted: the ids acked (ok or duplicate, or settled) and other answers. */
+/**
+ * Where a connection's acks are counted: the ids acked (ok or duplicate, or settled) and other answers. A
+ * quiet ack is counted when it is sent (no answer comes) and taken back if an error names it.
+ */
 export interface AckTally {
   acked(ids: string[]): void;
   other(n: number): void;
+  takenBack(ids: string[]): void;
 }
 
 /** The server frames that answer acks, as far as the bench reads them. */
@@ -49,6 +53,8 @@ export class IdAcks implements HeraldAcks {
   constructor(
     private readonly socket: WebSocket,
     private readonly tally: AckTally,
+    /** The welcome lists `quietAcks`: acks go with `quiet`, answered only when they fail. */
+    private readonly quiet = false,
   ) {}
 
   received(id: string): void {
@@ -72,6 +78,13 @@ export class IdAcks implements HeraldAcks {
       case 'error': {
         const ids = frame.ids ?? (frame.id ? [frame.id] : []);
         if (ids.length === 0) return;
+        if (this.quiet) {
+          // Counted when sent: take them back, and send again what the server could not take now.
+          this.tally.takenBack(ids);
+          if (frame.code === 'RATE_LIMITED' || frame.code === 'UNAVAILABLE') this.requeue(ids);
+          else this.tally.other(ids.length);
+          return;
+        }
         if (frame.code === 'RATE_LIMITED') return this.retry(ids);
         for (const id of ids) this.answered(undefined, id);
         break;
@@ -91,6 +104,10 @@ export class IdAcks implements HeraldAcks {
 
   private retry(ids: string[]): void {
     this.inFlight -= ids.length;
+    this.requeue(ids);
+  }
+
+  private requeue(ids: string[]): void {
     setTimeout(() => {
       for (const id of ids) this.received(id);
     }, 20);
@@ -100,6 +117,15 @@ export class IdAcks implements HeraldAcks {
     while (this.inFlight < IdAcks.WINDOW && this.queue.length > 0) {
       const n = Math.min(MAX_ACKS_PER_REQUEST, IdAcks.WINDOW - this.inFlight, this.queue.length);
       const ids = this.queue.splice(0, n);
+      if (this.quiet) {
+        this.socket.send(
+          ids.length === 1
+            ? `{"type":"ack","id":"${ids[0]!}","quiet":true}`
+            : JSON.stringify({ type: 'acks', ids, quiet: true }),
+        );
+        this.tally.acked(ids);
+        continue;
+      }
       this.inFlight += n;
       this.socket.send(ids.length === 1 ? `{"type":"ack","id":"${ids[0]!}"}` : JSON.stringify({ type: 'acks', ids }));
     }
@@ -164,6 +190,6 @@ export function heraldAcksFor(
   mode: HeraldAckMode,
   features: string[] | undefined,
 ): HeraldAcks {
-  const byId = new IdAcks(socket, tally);
+  const byId = new IdAcks(socket, tally, mode !== 'ids' && features?.includes('quietAcks') === true);
   return mode === 'through' && features?.includes('ackThrough') ? new ThroughAcks(socket, tally, byId) : byId;
 }

@@ -64,6 +64,10 @@ const tally: AckTally = {
     acksOther += n;
     dirty = true;
   },
+  takenBack(ids) {
+    acksOk -= ids.length;
+    dirty = true;
+  },
 };
 
 interface ServerFrame extends AckAnswer {

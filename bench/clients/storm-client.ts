@@ -201,6 +201,9 @@ class StormUserClient {
       }
     },
     other: () => undefined,
+    takenBack: (ids: string[]) => {
+      for (const id of ids) if (this.acked.delete(id)) ackedTotal--;
+    },
   };
 
   private welcomed(): void {

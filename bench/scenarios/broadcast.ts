@@ -115,17 +115,23 @@ async function runServer(server: ServerName): Promise<Run[]> {
         const lastAck = acksAfter?.lastAt ?? 0;
         let durableCheck = 'n/a (nothing persisted)';
         if (target.query) {
-          const [row] = await target.query<{ acked: string }>(
-            `SELECT count(*) AS acked FROM deliveries WHERE status = 'acked' AND user_id LIKE 'bc-%'`,
-          );
-          // A server with the stream record (ADR 0007) journals broadcast acks instead of acking rows.
-          const journaled = await target
-            .query<{ n: string }>(`SELECT count(*) AS n FROM broadcast_acks, unnest(user_ids) AS u WHERE u LIKE 'bc-%'`)
-            .catch(() => [{ n: '0' }]);
-          if (row) row.acked = String(Number(row.acked) + Number(journaled[0]?.n ?? 0));
+          const query = target.query.bind(target);
           const expected = deliveries * (rep + 1);
-          durableCheck = `${row?.acked}/${expected} delivery rows acked in PostgreSQL`;
-          if (Number(row?.acked) !== expected) throw new Error(`herald: ${durableCheck}`);
+          // Quiet acks (counted when sent) may still be in the replicas' last ack batch: a few tries, 10 s in all.
+          let acked = 0;
+          for (let tries = 0; tries < 20 && acked !== expected; tries++) {
+            if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+            const [row] = await query<{ acked: string }>(
+              `SELECT count(*) AS acked FROM deliveries WHERE status = 'acked' AND user_id LIKE 'bc-%'`,
+            );
+            // A server with the stream record (ADR 0007) journals broadcast acks instead of acking rows.
+            const journaled = await query<{ n: string }>(
+              `SELECT count(*) AS n FROM broadcast_acks, unnest(user_ids) AS u WHERE u LIKE 'bc-%'`,
+            ).catch(() => [{ n: '0' }]);
+            acked = Number(row?.acked) + Number(journaled[0]?.n ?? 0);
+          }
+          durableCheck = `${acked}/${expected} delivery rows acked in PostgreSQL`;
+          if (acked !== expected) throw new Error(`herald: ${durableCheck}`);
         }
         const run: Run = {
           server,
