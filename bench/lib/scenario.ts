@@ -118,6 +118,20 @@ export async function untilAcked(
 }
 
 /**
+ * A durable count read from PostgreSQL once it reaches `expected`, or as it stands after 10 s: Herald's
+ * clients count a quiet ack when they send it, so the last ack batch may still be on its way when they are
+ * done.
+ */
+export async function durableCount(read: () => Promise<number>, expected: number): Promise<number> {
+  let count = await read();
+  for (let tries = 1; tries < 20 && count !== expected; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    count = await read();
+  }
+  return count;
+}
+
+/**
  * Starts measuring the CPU of the target's server processes and of its support processes (these groups; all
  * by default). The support processes are listed again while it runs and at stop(): PostgreSQL backends that
  * a pool opens later are counted too.

@@ -17,6 +17,7 @@ import { ClientPool } from '../lib/clients';
 import { progress, runMain } from '../lib/log';
 import { runPublishers } from '../lib/publishers';
 import {
+  durableCount,
   heraldAcksNote,
   perUnit,
   scenarioArgs,
@@ -98,10 +99,14 @@ async function catchUp(target: Target, user: string, pending: number, label: str
     await pool.flush();
     const cpu = await meter.stop();
     const states = [...pool.messages.values()];
-    const [row] = await target.query!<{ n: string }>(
-      `SELECT count(*) AS n FROM deliveries WHERE user_id = $1 AND status = 'acked'`,
-      [user],
-    );
+    const query = target.query!.bind(target);
+    const verifiedAcked = await durableCount(async () => {
+      const [row] = await query<{ n: string }>(
+        `SELECT count(*) AS n FROM deliveries WHERE user_id = $1 AND status = 'acked'`,
+        [user],
+      );
+      return Number(row?.n);
+    }, pending);
     const start = summary.startedAt;
     const run = {
       server: 'herald' as const,
@@ -112,7 +117,7 @@ async function catchUp(target: Target, user: string, pending: number, label: str
       allReceivedMs: Math.max(...states.map((s) => s.last)) - start,
       allAckedMs: pool.lastAckAt - start,
       perSecond: (pending * 1000) / Math.max(1, pool.lastAckAt - start),
-      verifiedAcked: Number(row?.n),
+      verifiedAcked,
       cpuMsPerNotification: perUnit(cpu, pending),
     };
     progress(
