@@ -182,6 +182,12 @@ export const CONFIG_VARIABLES = {
     description:
       'WebSocket upgrades and SSE streams one replica sets up at once (token or ticket check, subscription, presence, user record, the first replay read). One more while they run is shed: a WebSocket is accepted and closed with 1013 `retry after <n> ms`, a stream answered 503 with Retry-After, the delay spreading the retries at the rate the replica sets connections up. /health/ready stays 200 while it sheds.',
   },
+  HERALD_MAX_QUEUE_AGE_MS: {
+    schema: int(0, 600_000),
+    default: '8000',
+    description:
+      "A WebSocket upgrade or SSE stream request that waited longer than this between the proxy and the replica (its `X-Request-Start`, which the bundled Nginx stamps) is turned away before any work, as a shed one is (1013 `retry after <n> ms`, or 503 with Retry-After): its client has most likely given up (the SDK waits 10 s for a `welcome`), and setting it up would only delay the clients still waiting. 0: off. The proxy's and the replicas' clocks must be in step (NTP); an age below 0 or over 10 minutes is taken for skew and ignored.",
+  },
   HERALD_LISTEN_BACKLOG: {
     schema: int(1, 65_535),
     default: '4096',
@@ -325,6 +331,7 @@ export interface HeraldConfig {
   maxConnections: number;
   maxConnectionsPerUser: number;
   maxPendingHandshakes: number;
+  maxQueueAgeMs: number;
   listenBacklog: number;
   maxBufferedBytes: number;
   clientFramesPerSecond: number;
@@ -425,6 +432,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     maxConnections: values.HERALD_MAX_CONNECTIONS as number,
     maxConnectionsPerUser: values.HERALD_MAX_CONNECTIONS_PER_USER as number,
     maxPendingHandshakes: values.HERALD_MAX_PENDING_HANDSHAKES as number,
+    maxQueueAgeMs: values.HERALD_MAX_QUEUE_AGE_MS as number,
     listenBacklog: values.HERALD_LISTEN_BACKLOG as number,
     maxBufferedBytes: values.HERALD_MAX_BUFFERED_BYTES as number,
     clientFramesPerSecond: values.HERALD_CLIENT_FRAMES_PER_SECOND as number,

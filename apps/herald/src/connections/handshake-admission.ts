@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
+import { queueAgeMs } from './queue-age';
 
 /** A shed client is never asked back sooner than this, nor later than the SDK's largest backoff. */
 export const SHED_MIN_DELAY_MS = 500;
@@ -34,6 +35,8 @@ export class HandshakeAdmission {
   private pending = 0;
   private shedSinceLog = 0;
   private lastShedLog = 0;
+  private tooOldSinceLog = 0;
+  private lastTooOldLog = 0;
   private meanSetupMs = INITIAL_SETUP_MS;
   /** The last slot given to a shed client (epoch ms). */
   private lastSlot = 0;
@@ -74,6 +77,34 @@ export class HandshakeAdmission {
     };
   }
 
+  /**
+   * A request that waited longer than HERALD_MAX_QUEUE_AGE_MS before this replica read it (its
+   * `X-Request-Start`): counted and logged, and answered when to come back (ms from now), to be turned away
+   * as a shed one is, before any work. Its client has most likely given up (the SDK waits 10 s for
+   * `welcome`); one still waiting comes back in a slot. Null when it is younger, carries no readable stamp,
+   * or the bound is off.
+   */
+  tooOld(transport: 'websocket' | 'sse', requestStart: string | string[] | undefined): number | null {
+    const bound = this.config.maxQueueAgeMs;
+    if (bound === 0) return null;
+    const age = queueAgeMs(requestStart, Date.now());
+    if (age === undefined || age <= bound) return null;
+    this.metrics.handshakesTooOld.inc({ transport });
+    const now = Date.now();
+    this.tooOldSinceLog += 1;
+    if (now - this.lastTooOldLog >= SHED_LOG_EVERY_MS) {
+      this.logger.warn({
+        message: 'turning away handshakes that queued past HERALD_MAX_QUEUE_AGE_MS',
+        turnedAway: this.tooOldSinceLog,
+        boundMs: bound,
+        ageMs: Math.round(age),
+      });
+      this.lastTooOldLog = now;
+      this.tooOldSinceLog = 0;
+    }
+    return this.nextSlot(now);
+  }
+
   /** A handshake shed: counts it, and answers when to come back (ms from now). */
   shed(transport: 'websocket' | 'sse'): number {
     this.metrics.handshakesShed.inc({ transport });
@@ -89,6 +120,11 @@ export class HandshakeAdmission {
       this.lastShedLog = now;
       this.shedSinceLog = 0;
     }
+    return this.nextSlot(now);
+  }
+
+  /** The next free slot of the virtual queue shed clients come back in (ms from now). */
+  private nextSlot(now: number): number {
     // Setups per ms at the bound; every slot one setup time apart.
     const spacingMs = Math.max(this.meanSetupMs, 1) / this.config.maxPendingHandshakes;
     this.lastSlot = Math.min(Math.max(this.lastSlot, now + SHED_MIN_DELAY_MS) + spacingMs, now + SHED_MAX_DELAY_MS);

@@ -92,9 +92,11 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     // Shed before the credential is looked at: a ticket refused here for load is not used up.
     if (this.drain.isDraining) return new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) return new UnavailableError('replica at its connection limit, retry shortly');
-    const admitted = this.admission.enter();
+    // Queued so long that its client has most likely given up: turned away as a shed one, before any work.
+    const tooOld = this.admission.tooOld('websocket', request.headers['x-request-start']);
+    const admitted = tooOld === null ? this.admission.enter() : null;
     if (!admitted) {
-      request.heraldShedMs = this.admission.shed('websocket');
+      request.heraldShedMs = tooOld ?? this.admission.shed('websocket');
       return null;
     }
     request.heraldAdmitted = admitted;

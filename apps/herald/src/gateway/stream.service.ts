@@ -39,9 +39,11 @@ export class StreamService {
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
     const resumeAfterSeq = lastEventIdOf(request);
-    const admitted = this.admission.enter();
+    // Queued so long that its client has most likely given up: turned away as a shed one (see HeraldGateway).
+    const tooOld = this.admission.tooOld('sse', request.headers['x-request-start']);
+    const admitted = tooOld === null ? this.admission.enter() : null;
     if (!admitted) {
-      const delayMs = this.admission.shed('sse');
+      const delayMs = tooOld ?? this.admission.shed('sse');
       throw new UnavailableError(retryAfterReason(delayMs), Math.ceil(delayMs / 1000));
     }
     let principal: UserPrincipal;

@@ -86,6 +86,11 @@ export class MetricsService {
     'Handshakes shed because HERALD_MAX_PENDING_HANDSHAKES were being set up: a WebSocket closed with 1013 `retry after <n> ms`, an SSE stream answered 503 with Retry-After.',
     ['transport'],
   );
+  readonly handshakesTooOld = this.counter(
+    'herald_handshakes_too_old_total',
+    'Handshakes turned away before any work (as shed ones: 1013 or 503 with a delay) because they waited longer than HERALD_MAX_QUEUE_AGE_MS between the proxy and the replica (X-Request-Start).',
+    ['transport'],
+  );
   readonly connectionSetup = this.histogram(
     'herald_connection_setup_seconds',
     'Time to set a connection up: from the upgrade or stream request to the first replay batch sent (or the setup failing).',
