@@ -35,16 +35,25 @@ describe('Requests that queued too long (HERALD_MAX_QUEUE_AGE_MS)', () => {
   let herald: InProcessHerald;
 
   beforeAll(async () => {
-    herald = await InProcessHerald.start('queueage', { HERALD_MAX_QUEUE_AGE_MS: '3000' });
+    herald = await InProcessHerald.start('queueage', {
+      HERALD_MAX_QUEUE_AGE_MS: '3000',
+      HERALD_TRUSTED_PROXIES: '127.0.0.1',
+    });
   });
 
   afterAll(async () => {
     await herald?.stop();
   });
 
-  it('turns an upgrade and a stream stamped longer ago than the bound away as shed ones, and counts them', async () => {
+  it('turns an upgrade and a stream stamped longer ago than the bound away as shed ones, before any work, and counts them', async () => {
     const token = userToken(`old-${randomUUID()}`);
-    const turned = await attempt(`${herald.ws}?token=${token}`, { 'x-request-start': stampedAgo(5000) });
+    // A young stamp first, as a queue that built up has: ages alone past the bound would read as clock skew.
+    expect(await attempt(`${herald.ws}?token=${token}`, { 'x-request-start': stampedAgo(100) })).toEqual({
+      welcomed: true,
+    });
+    const opened = (await scrape([herald.http])).get('herald_connections_opened_total');
+    // A token that would be refused 401: the age is looked at first, so it never is.
+    const turned = await attempt(`${herald.ws}?token=not-a-token`, { 'x-request-start': stampedAgo(5000) });
     expect(turned.welcomed).toBe(false);
     expect(turned.code).toBe(1013);
     expect(retryAfterOf(turned.reason!)).toBeGreaterThanOrEqual(SHED_MIN_DELAY_MS);
@@ -62,8 +71,10 @@ describe('Requests that queued too long (HERALD_MAX_QUEUE_AGE_MS)', () => {
     const samples = await scrape([herald.http]);
     expect(samples.get('herald_handshakes_too_old_total{transport="websocket"}')).toBe(1);
     expect(samples.get('herald_handshakes_too_old_total{transport="sse"}')).toBe(1);
-    // Not shed for load: the bound of setups at once was never reached.
+    // Not shed for load (the bound of setups at once was never reached), and nothing was set up for them.
     expect(samples.get('herald_handshakes_shed_total{transport="websocket"}') ?? 0).toBe(0);
+    expect(samples.get('herald_connections_opened_total')).toBe(opened);
+    expect(samples.get('herald_upgrades_refused_total{status="401"}') ?? 0).toBe(0);
   });
 
   it('takes a request within the bound, one without a stamp, and one whose stamp says the clocks are apart', async () => {

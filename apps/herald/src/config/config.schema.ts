@@ -186,7 +186,7 @@ export const CONFIG_VARIABLES = {
     schema: int(0, 600_000),
     default: '8000',
     description:
-      "A WebSocket upgrade or SSE stream request that waited longer than this between the proxy and the replica (its `X-Request-Start`, which the bundled Nginx stamps) is turned away before any work, as a shed one is (1013 `retry after <n> ms`, or 503 with Retry-After): its client has most likely given up (the SDK waits 10 s for a `welcome`), and setting it up would only delay the clients still waiting. 0: off. The proxy's and the replicas' clocks must be in step (NTP); an age below 0 or over 10 minutes is taken for skew and ignored.",
+      "A WebSocket upgrade or SSE stream request that waited longer than this between the proxy and the replica (its `X-Request-Start`, which the bundled Nginx stamps) is turned away before any work, as a shed one is (1013 `retry after <n> ms`, or 503 with Retry-After): its client has most likely given up (the SDK waits 10 s for a `welcome`), and setting it up would only delay the clients still waiting. 0: off. Only a stamp from `HERALD_TRUSTED_PROXIES` counts. The proxy's and the replicas' clocks must be in step (NTP); an age below 0 or over 10 minutes is ignored, and so are stamps that stay past the bound while the replica keeps up (a proxy clock behind).",
   },
   HERALD_LISTEN_BACKLOG: {
     schema: int(1, 65_535),

@@ -17,3 +17,27 @@ export function queueAgeMs(header: string | string[] | undefined, nowMs: number)
   const age = nowMs - startedMs;
   return age >= 0 && age <= MAX_BELIEVABLE_QUEUE_MS ? age : undefined;
 }
+
+/** How long one window of AgeFloor lasts. */
+const FLOOR_WINDOW_MS = 30_000;
+
+/**
+ * The youngest queue age seen in the current window and the one before it (30 to 60 s). A real queue
+ * drains, and the requests that started it were young, so a floor past the bound means the proxy's clock
+ * is behind the replica's, not that everything queued that long.
+ */
+export class AgeFloor {
+  private windowStart = -Infinity;
+  private current = Infinity;
+  private previous = Infinity;
+
+  observe(age: number, now: number): number {
+    if (now - this.windowStart >= FLOOR_WINDOW_MS) {
+      this.previous = now - this.windowStart < 2 * FLOOR_WINDOW_MS ? this.current : Infinity;
+      this.current = Infinity;
+      this.windowStart = now;
+    }
+    this.current = Math.min(this.current, age);
+    return Math.min(this.current, this.previous);
+  }
+}

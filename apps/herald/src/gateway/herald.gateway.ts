@@ -92,11 +92,10 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
     // Shed before the credential is looked at: a ticket refused here for load is not used up.
     if (this.drain.isDraining) return new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) return new UnavailableError('replica at its connection limit, retry shortly');
-    // Queued so long that its client has most likely given up: turned away as a shed one, before any work.
-    const tooOld = this.admission.tooOld('websocket', request.headers['x-request-start']);
-    const admitted = tooOld === null ? this.admission.enter() : null;
-    if (!admitted) {
-      request.heraldShedMs = tooOld ?? this.admission.shed('websocket');
+    // Shed, or queued so long that its client has most likely given up: turned away before any work.
+    const admitted = this.admission.admit('websocket', request);
+    if ('retryAfterMs' in admitted) {
+      request.heraldShedMs = admitted.retryAfterMs;
       return null;
     }
     request.heraldAdmitted = admitted;

@@ -39,11 +39,10 @@ export class StreamService {
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
     const resumeAfterSeq = lastEventIdOf(request);
-    // Queued so long that its client has most likely given up: turned away as a shed one (see HeraldGateway).
-    const tooOld = this.admission.tooOld('sse', request.headers['x-request-start']);
-    const admitted = tooOld === null ? this.admission.enter() : null;
-    if (!admitted) {
-      const delayMs = tooOld ?? this.admission.shed('sse');
+    // Shed, or queued so long that its client has most likely given up (see HeraldGateway).
+    const admitted = this.admission.admit('sse', request);
+    if ('retryAfterMs' in admitted) {
+      const delayMs = admitted.retryAfterMs;
       throw new UnavailableError(retryAfterReason(delayMs), Math.ceil(delayMs / 1000));
     }
     let principal: UserPrincipal;
