@@ -1013,15 +1013,29 @@ describe('HeraldClient acks', () => {
 
   it('marks its per-id acks quiet where the welcome lists quietAcks, and keeps a through answered', async () => {
     const { c, failing } = await open(['ackThrough', 'quietAcks']);
-    failing.add(2);
+    failing.add(3);
     FakeSocket.last.receive(notification(1), notification(2), notification(3), notification(4));
     await settle(5);
     FakeSocket.last.receive(notification(5));
     await settle(5);
     expect(FakeSocket.last.ackFrames()).toEqual([
-      { type: 'acks', ids: [id(1), id(3), id(4)], quiet: true },
+      { type: 'ack', id: id(2), through: true },
+      { type: 'ack', id: id(4), quiet: true },
       { type: 'ack', id: id(5), quiet: true },
     ]);
+    c.close();
+  });
+
+  it('stops marking acks quiet on a connection whose welcome does not list quietAcks', async () => {
+    const { c } = await open(['quietAcks']);
+    FakeSocket.last.receive(notification(1));
+    await settle(5);
+    FakeSocket.last.serverClose(1006);
+    await settle(1000);
+    FakeSocket.last.accept(25_000, []);
+    FakeSocket.last.receive(notification(2));
+    await settle(5);
+    expect(FakeSocket.last.ackFrames()).toEqual([{ type: 'ack', id: id(2) }]);
     c.close();
   });
 

@@ -157,7 +157,10 @@ export interface ErrorFrame {
   message: string;
   /** The `id` of the command that caused it, when it carried a valid one. */
   id?: string;
-  /** The ids of an `acks` frame that was refused whole (`RATE_LIMITED`, `UNAVAILABLE`): send them again. */
+  /**
+   * Ids of an `acks` frame (or covered by a `through`). With `RATE_LIMITED` or `UNAVAILABLE`: not recorded, send
+   * them again. With `FORBIDDEN` (a quiet `acks` frame): not this user's notifications, never send them again.
+   */
   ids?: string[];
 }
 
@@ -184,8 +187,8 @@ export interface ClientAckFrame {
    */
   through?: boolean;
   /**
-   * With the `quietAcks` feature: answered only if it fails (`error` `FORBIDDEN` for an id that is not one of
-   * this user's notifications, `UNAVAILABLE` with `ids` to send again), never with an `ack` frame.
+   * With the `quietAcks` feature: answered only if it fails (an `error` frame: `FORBIDDEN` for an id that is not
+   * one of this user's notifications, `UNAVAILABLE` or `RATE_LIMITED` to send it again), never with `ack`.
    */
   quiet?: boolean;
 }

@@ -75,7 +75,7 @@ export class AckService {
     } else if (forbidden.length > 0) {
       connection.send({ type: 'error', code: ErrorCode.Forbidden, message: NO_SUCH_NOTIFICATIONS, ids: forbidden });
     }
-    // Only these were not recorded (their batch failed); the rest are answered above.
+    // Only these were not recorded (their batch failed): named to send again, quiet or not.
     if (failed.length > 0) this.acksFailed(connection, failed);
   }
 

@@ -48,10 +48,8 @@ export function parseClientFrame(text: string): ParseResult {
   switch (type) {
     case 'ack': {
       if (validCommandId === undefined) return fail('"ack" needs "id": the notification id');
-      if (value.through !== undefined && typeof value.through !== 'boolean') {
-        return fail('"through" must be true or false');
-      }
-      if (value.quiet !== undefined && typeof value.quiet !== 'boolean') return fail('"quiet" must be true or false');
+      const badFlag = notBoolean(value, 'through') ?? notBoolean(value, 'quiet');
+      if (badFlag) return fail(badFlag);
       // A non-UUID id gets the same answer as one that exists but is not this user's: nothing to learn by probing.
       const id = UUID.test(validCommandId) ? validCommandId.toLowerCase() : validCommandId;
       const frame: ClientAckFrame = { type: 'ack', id };
@@ -74,7 +72,8 @@ export function parseClientFrame(text: string): ParseResult {
           `"acks" needs "ids": an array of 1-${MAX_ACKS_PER_REQUEST} notification ids (strings of 1-64 characters)`,
         );
       }
-      if (value.quiet !== undefined && typeof value.quiet !== 'boolean') return fail('"quiet" must be true or false');
+      const badFlag = notBoolean(value, 'quiet');
+      if (badFlag) return fail(badFlag);
       // An id that is not a UUID is answered `forbidden`, like one that is not this user's.
       const frame: ClientAcksFrame = {
         type: 'acks',
@@ -112,6 +111,12 @@ export function parseClientFrame(text: string): ParseResult {
     default:
       return fail(`unknown frame type ${JSON.stringify(type.slice(0, 64))}`, ErrorCode.UnknownType);
   }
+}
+
+/** The error of an optional flag that is there and is not `true` or `false`; undefined when it is fine. */
+function notBoolean(value: Record<string, unknown>, name: string): string | undefined {
+  const flag = value[name];
+  return flag === undefined || typeof flag === 'boolean' ? undefined : `"${name}" must be true or false`;
 }
 
 export function isNotificationId(id: string): boolean {
