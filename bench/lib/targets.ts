@@ -54,6 +54,8 @@ export interface Target {
    * Date.now()). Herald's acks are counted by its clients, from the answers.
    */
   serverAcks?(): Promise<AckCount>;
+  /** Herald only: each replica's own HTTP base (its /metrics), whether or not Nginx is in front. */
+  replicaUrls?: string[];
   /** Herald only: its private database name. */
   database?: string;
   query?<T>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -187,6 +189,7 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     gc: async () => {
       for (const port of inspectPorts) await collectGarbage(port);
     },
+    replicaUrls: cluster.replicas.map((r) => r.http),
     database: cluster.db.name,
     query: (sql, params) => cluster.db.query(sql, params),
     stop: async () => {

@@ -28,6 +28,7 @@ import { percentile, spread, Spread } from '../lib/stats';
 import { StormPool } from '../lib/storm-clients';
 import { benchPayload, Target } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
+import { parseMetrics, Samples } from '../../test/helpers/metrics';
 
 const STORMS = ['nginx-restart', 'replica-kill'] as const;
 type Storm = (typeof STORMS)[number];
@@ -76,6 +77,8 @@ interface Run extends ScenarioRun {
   duplicates: number | null;
   dropsAfterReconnect: number;
   refused: Record<string, number>;
+  /** Herald: what the replicas turned away, from their metrics (the replicas that lived through the storm). */
+  turnedAway: { shed: number; tooOld: number } | null;
   /** Peak % of one core of the busiest process of each group. */
   peakCpu: Record<string, number>;
   pgConnections: { open: number; active: number } | null;
@@ -102,6 +105,34 @@ type Summary = { server: ServerName; storm: Storm } & Record<
     /** The series of the repetition whose 99% time is the median. */
     series: number[];
   };
+
+/** Each replica's metrics (null for one that does not answer: killed). */
+async function scrapeEach(urls: string[]): Promise<(Samples | null)[]> {
+  return Promise.all(
+    urls.map(async (url) => {
+      try {
+        const response = await fetch(`${url}/metrics`);
+        return response.ok ? parseMetrics(await response.text()) : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+}
+
+/** How many handshakes the replicas shed and turned away for their queue age between two scrapes. */
+function turnedAwayBetween(before: (Samples | null)[], after: (Samples | null)[]): { shed: number; tooOld: number } {
+  const moved = (prefix: string) => {
+    let n = 0;
+    before.forEach((b, i) => {
+      const a = after[i];
+      if (!b || !a) return;
+      for (const [key, value] of a) if (key.startsWith(prefix)) n += value - (b.get(key) ?? 0);
+    });
+    return n;
+  };
+  return { shed: moved('herald_handshakes_shed_total'), tooOld: moved('herald_handshakes_too_old_total') };
+}
 
 /** `n` items spread evenly over `list`. */
 function pick<T>(list: T[], n: number): T[] {
@@ -136,6 +167,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
       })).start();
       const pg = target.database ? await new PgConnectionSampler(target.database).start() : undefined;
       const durable = target.publishDirect !== undefined;
+      const metricsBefore = target.replicaUrls ? await scrapeEach(target.replicaUrls) : null;
       let pendingUsers: string[] = [];
       let ids: string[] = [];
       let downMs: number | null = null;
@@ -196,6 +228,10 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
       const peakCpu = await cpu.stop();
       const pgConnections = pg ? await pg.stop() : null;
       const collected = await pool.collect();
+      const turnedAway =
+        metricsBefore && target.replicaUrls
+          ? turnedAwayBetween(metricsBefore, await scrapeEach(target.replicaUrls))
+          : null;
       const times = collected.reconnectMs.map((ms) => (ms < 0 ? Infinity : ms)).sort((a, b) => a - b);
       const at = (p: number) => {
         const v = percentile(times, p);
@@ -240,6 +276,7 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
         duplicates: durable ? duplicates : null,
         dropsAfterReconnect: collected.dropsAfterReconnect,
         refused: collected.refused,
+        turnedAway,
         peakCpu,
         pgConnections,
         stopMs,
@@ -250,7 +287,8 @@ async function once(server: ServerName, storm: Storm, rep: number): Promise<Run>
       progress(
         `  ${label}: ${run.affected} affected; 50% ${run.reconnect50Ms} ms, 99% ${run.reconnect99Ms} ms, 100% ${run.reconnect100Ms} ms` +
           `${durable ? `; all acked ${run.allAckedMs} ms, lost ${lost}, unacked ${unacked}, duplicates ${duplicates}` : ''}` +
-          `; refused ${JSON.stringify(run.refused)}`,
+          `; refused ${JSON.stringify(run.refused)}` +
+          `${turnedAway ? `; replicas shed ${turnedAway.shed}, turned away for queue age ${turnedAway.tooOld}` : ''}`,
       );
       return run;
     } finally {
@@ -271,6 +309,11 @@ function summaryOf(mine: Run[], key: { server: ServerName; storm: Storm }): Summ
   const refused: Record<string, number> = {};
   for (const how of new Set(mine.flatMap((r) => Object.keys(r.refused))))
     refused[how] = median(mine.map((r) => r.refused[how] ?? 0));
+  // What the replicas say they turned away (Herald), beside what the clients saw.
+  if (mine.every((r) => r.turnedAway)) {
+    refused['replicas: shed'] = median(mine.map((r) => r.turnedAway!.shed));
+    refused['replicas: queued too long'] = median(mine.map((r) => r.turnedAway!.tooOld));
+  }
   const byP99 = [...mine].sort((a, b) => (a.reconnect99Ms || Infinity) - (b.reconnect99Ms || Infinity));
   const worst = (values: (number | null)[]) =>
     values.some((v) => v === null) ? null : Math.max(...(values as number[]));
