@@ -202,4 +202,52 @@ describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
       }
     });
   });
+
+  /**
+   * ADR 0016: a connect that waited in the replica's accept queue longer than HERALD_MAX_QUEUE_AGE_MS since
+   * Nginx stamped it (X-Request-Start) is turned away as a shed one, before any work. The replica is frozen
+   * (SIGSTOP) while an upgrade waits in its queue, as a replica behind a storm is.
+   */
+  describe('a connect that queued past HERALD_MAX_QUEUE_AGE_MS at a frozen replica, through Nginx', () => {
+    let cluster: TestCluster;
+    let edge: Edge;
+    const sockets: WebSocket[] = [];
+
+    beforeAll(async () => {
+      cluster = await TestCluster.start('queueage', 1, {
+        HERALD_MAX_QUEUE_AGE_MS: '1000',
+        HERALD_TRUSTED_PROXIES: '127.0.0.1',
+      });
+      edge = await Edge.start(cluster.replicas.map((r) => r.port));
+    }, 90_000);
+
+    afterAll(async () => {
+      const pid = cluster?.replicas[0]?.pid;
+      if (pid !== undefined) process.kill(pid, 'SIGCONT');
+      for (const socket of sockets) socket.terminate();
+      await edge?.stop();
+      await cluster?.stop();
+    });
+
+    it('is closed 1013 with a delay once the replica reads it, counted, and the next connect is welcomed', async () => {
+      const replica = cluster.replicas[0] as Replica;
+      const noop = () => undefined;
+      // A young stamp first: the replica sees Nginx's clock agree with its own.
+      expect(await attempt(edge.ws, `young-${randomUUID()}`, sockets, noop)).toEqual({ welcomed: true });
+
+      process.kill(replica.pid!, 'SIGSTOP');
+      const queued = attempt(edge.ws, `queued-${randomUUID()}`, sockets, noop);
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      process.kill(replica.pid!, 'SIGCONT');
+      const outcome = await queued;
+      expect(outcome.welcomed).toBe(false);
+      expect(outcome.code).toBe(1013);
+      expect(retryAfterOf(outcome.reason!)).toBeGreaterThanOrEqual(500);
+
+      const samples = await scrape([replica.http]);
+      expect(samples.get('herald_handshakes_too_old_total{transport="websocket"}')).toBe(1);
+      expect(samples.get('herald_handshakes_shed_total{transport="websocket"}') ?? 0).toBe(0);
+      expect(await attempt(edge.ws, `after-${randomUUID()}`, sockets, noop)).toEqual({ welcomed: true });
+    });
+  });
 });
