@@ -7,6 +7,7 @@
  */
 import { io, Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
+import { CloseCode, retryAfterOf } from '@herald/protocol';
 import { userToken } from '../../test/helpers/api';
 import type {
   BenchPayload,
@@ -109,11 +110,42 @@ function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, user: string
     socket.on('error', (error) => {
       if (!welcomed) reject(error);
     });
-    socket.on('close', (code) => {
-      if (!welcomed) reject(new Error(`closed ${code} before welcome`));
-      else closed++;
+    socket.on('close', (code, reason) => {
+      if (welcomed) closed++;
+      else if (code === CloseCode.TryAgainLater) reject(new ShedError(reason.toString('utf8')));
+      else reject(new Error(`closed ${code} before welcome`));
     });
   });
+}
+
+/** A connect the server shed before its welcome (1013 `retry after <n> ms`): come back after that delay. */
+class ShedError extends Error {
+  readonly retryAfterMs: number;
+
+  constructor(reason: string) {
+    super(`closed 1013 before welcome: ${reason}`);
+    this.retryAfterMs = retryAfterOf(reason) ?? 1000;
+  }
+}
+
+/** A shed connect is tried again after its delay, as the SDK does, this many times at most. */
+const SHED_RETRIES = 10;
+
+/** openWs, coming back after the delay a shedding server asks for (the SDK honours it the same way). */
+async function openWsHonouringSheds(
+  kind: Exclude<ClientKind, 'socketio'>,
+  url: string,
+  user: string,
+  mode: HeraldAckMode,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openWs(kind, url, user, mode);
+    } catch (error) {
+      if (!(error instanceof ShedError) || attempt >= SHED_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+    }
+  }
 }
 
 function openIo(url: string, user: string): Promise<void> {
@@ -148,7 +180,7 @@ async function start(message: ClientStart): Promise<void> {
       const url = message.urls[index % message.urls.length]!;
       try {
         if (message.kind === 'socketio') await openIo(url, message.users[index]!);
-        else await openWs(message.kind, url, message.users[index]!, message.heraldAcks);
+        else await openWsHonouringSheds(message.kind, url, message.users[index]!, message.heraldAcks);
         connected++;
       } catch (error) {
         failed++;
