@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { CONFIG_VARIABLES } from '../../apps/herald/src/config/config.schema';
+import { CONFIG_VARIABLES } from '../../apps/herald/src/config/config-variables';
 import { publish, request, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { Edge, nginxRender, nginxTest } from '../helpers/edge';

@@ -1,4 +1,4 @@
-import { CONFIG_VARIABLES } from './config.schema';
+import { CONFIG_VARIABLES } from './config-variables';
 
 /**
  * docs/configuration.md, rendered from the schema so the two cannot drift
@@ -16,7 +16,7 @@ export function renderConfigurationDoc(): string {
     'Herald reads its configuration from environment variables once, at start-up, and refuses to start',
     '(exit code 78) with one line per bad or missing value. Values that are secrets are never echoed.',
     '',
-    'This file is generated from `apps/herald/src/config/config.schema.ts` by `npm run docs:config`;',
+    'This file is generated from `apps/herald/src/config/config-variables.ts` by `npm run docs:config`;',
     'a unit test fails when the two differ.',
     '',
     '| Variable | Default | Meaning |',
