@@ -13,9 +13,6 @@ interface EntryKey {
   connectionId: string;
 }
 
-/** The most entries one retry at the beat removes in one transaction. */
-const RETRY_CHUNK = 500;
-
 /**
  * This replica's connections in the presence every replica reads (PresenceRepository, in Redis): written at
  * setup within the per-user cap, renewed at every beat (written back when Redis lost them, and the users'
@@ -134,19 +131,11 @@ export class ConnectionPresence {
     }
   }
 
-  /** The removals that failed, tried again in transactions of up to RETRY_CHUNK; stops at the first failure. */
+  /** The removals that failed, tried again through the same batches (one transaction per 500). */
   private async retryRemovals(): Promise<void> {
-    const pending = [...this.pendingRemovals].map(([connectionId, userId]) => ({ userId, connectionId }));
-    for (let i = 0; i < pending.length; i += RETRY_CHUNK) {
-      const chunk = pending.slice(i, i + RETRY_CHUNK);
-      try {
-        await this.presence.removeMany(this.config.replicaId, chunk);
-      } catch (error) {
-        this.logger.warn({ message: 'presence removal retry failed', error: (error as Error).message });
-        return;
-      }
-      for (const key of chunk) this.pendingRemovals.delete(key.connectionId);
-    }
+    await Promise.all(
+      [...this.pendingRemovals].map(([connectionId, userId]) => this.removeEntry(userId, connectionId)),
+    );
   }
 
   /**
