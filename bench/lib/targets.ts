@@ -130,7 +130,7 @@ async function startHerald(options: TargetOptions): Promise<Target> {
         databaseUrl: cluster.db.url,
         redisPrefix: cluster.redisPrefix,
         ...env,
-        NODE_OPTIONS: `--inspect=127.0.0.1:${port}`,
+        NODE_OPTIONS: `--inspect=127.0.0.1:${port}${nodeOptions ? ` ${nodeOptions}` : ''}`,
       });
       cluster.replicas.push(replica);
       await replica.start();
