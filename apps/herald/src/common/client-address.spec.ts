@@ -35,4 +35,16 @@ describe('clientAddress', () => {
     );
     expect(clientAddress(request(undefined), trust)).toBe('unknown');
   });
+
+  it('answers the same for an address asked again, also once more addresses were asked than it remembers', () => {
+    const trust = compileProxyTrust(['10.0.0.0/8']);
+    expect([trust('10.1.2.3', 0), trust('10.1.2.3', 1), trust('192.0.2.1', 0), trust('192.0.2.1', 0)]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    for (let i = 0; i < 3000; i++) trust(`172.16.${i >> 8}.${i & 255}`, 0);
+    expect([trust('10.1.2.3', 0), trust('192.0.2.1', 0), trust('10.255.0.1', 0)]).toEqual([true, false, true]);
+  });
 });
