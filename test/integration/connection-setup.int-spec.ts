@@ -78,7 +78,7 @@ describe('Connection setup statements, many connections at once', () => {
     await db?.drop();
   });
 
-  describe('UserRepository.touchMany', () => {
+  describe('UserRepository.arrive', () => {
     it('records new and known users in one statement, duplicates included; only new ones join everyone at its head', async () => {
       const known = user('known');
       await users.touch(known);
@@ -86,7 +86,11 @@ describe('Connection setup statements, many connections at once', () => {
       const before = await db.query<{ last_seen_at: Date }>(`SELECT last_seen_at FROM users WHERE id = $1`, [known]);
       const [fresh1, fresh2] = [user('fresh'), user('fresh')];
 
-      await users.touchMany([fresh1, known, fresh2, fresh1, known]);
+      const open = await users.arrive([fresh1, known, fresh2, fresh1, known]);
+
+      // Answered in the order asked: the broadcast is open for the known user; the new ones have nothing open.
+      const nothing = { rows: false, streams: false };
+      expect(open).toEqual([nothing, { rows: false, streams: true }, nothing, nothing, { rows: false, streams: true }]);
 
       const rows = await db.query<{ id: string; last_seen_at: Date }>(
         `SELECT id, last_seen_at FROM users WHERE id = ANY ($1) ORDER BY id`,
@@ -111,7 +115,7 @@ describe('Connection setup statements, many connections at once', () => {
       await single.initialize();
       try {
         const own = new UserRepository(single);
-        await own.touchMany([known, known]);
+        await own.arrive([known, known]);
         const [setting] = await single.query<{ synchronous_commit: string }[]>(`SHOW synchronous_commit`);
         expect(setting!.synchronous_commit).toBe('on');
       } finally {
@@ -123,7 +127,7 @@ describe('Connection setup statements, many connections at once', () => {
   describe('ReplayRepository.openForReplay', () => {
     it('answers each user of a mixed batch in order: open rows, open stream offsets, or nothing', async () => {
       const [pendingUser, streamUser, idle, unknown] = [user('pending'), user('stream'), user('idle'), user('unknown')];
-      await users.touchMany([streamUser, idle]);
+      await users.arrive([streamUser, idle]);
       await publishTo({ users: [pendingUser] });
       await publishTo({ all: true });
       // Everyone's broadcast is open for streamUser and idle alike: idle acks it (its cursor moves past it).
@@ -196,13 +200,11 @@ describe('Connection setup statements, many connections at once', () => {
 
   describe('a batch that fails', () => {
     it('fails every waiter of the batch with the error, and the next batch goes on', async () => {
-      const batcher = new Batcher<string, void>(
-        async (ids) => {
-          await users.touchMany(ids);
-          return ids.map(() => undefined);
-        },
-        { windowMs: 0, maxBatch: 100, maxInFlight: 1 },
-      );
+      const batcher = new Batcher<string, unknown>((ids) => users.arrive(ids), {
+        windowMs: 0,
+        maxBatch: 100,
+        maxInFlight: 1,
+      });
       // A NUL byte is no text PostgreSQL stores: the statement fails for the whole batch.
       const results = await Promise.allSettled([user('a'), 'bad\u0000id', user('b')].map((id) => batcher.add(id)));
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);

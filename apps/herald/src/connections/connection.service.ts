@@ -5,6 +5,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { retryOnDeadlock } from '../record/sql';
+import type { OpenForReplay } from '../record/replay.repository';
 import { UserRepository } from '../record/user.repository';
 import { Batcher } from '../common/batcher';
 import { Bus } from '../routing/bus';
@@ -46,12 +47,12 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private readonly setups = new WeakMap<Connection, Promise<void>>();
   private readonly held = new WeakMap<Connection, { subscribed: boolean }>();
   private sharedLimits: ConnectionLimits | undefined;
-  /** The users of connections set up together, recorded as seen in one statement (`UserRepository.touchMany`). */
-  private readonly touches = new Batcher<string, void>(
-    async (userIds) => {
-      await retryOnDeadlock(() => this.users.touchMany(userIds));
-      return userIds.map(() => undefined);
-    },
+  /**
+   * The users of connections set up together, recorded as seen and what each has to replay read, in one
+   * statement (`UserRepository.arrive`).
+   */
+  private readonly arrivals = new Batcher<string, OpenForReplay>(
+    (userIds) => retryOnDeadlock(() => this.users.arrive(userIds)),
     { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
   );
 
@@ -89,7 +90,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * Registers a new connection at once (so no frame it sends is lost) and
-   * starts its setup: subscribe, presence, welcome, replay.
+   * starts its setup: subscribe, arrival (seen, and what it has open), presence, welcome, replay.
    */
   open(transport: ClientTransport, meta: ConnectionMeta): Connection {
     const connection = new Connection(
@@ -154,7 +155,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       // Subscribe before reading the replay, so nothing committed in between is missed.
       await this.bus.subscribeUser(connection.userId);
       held.subscribed = true;
-      await this.touches.add(connection.userId);
+      // The replay's read starts here (the user is seen in the same statement): what is committed after it
+      // reaches the connection live, held until the replay ends.
+      connection.replayReading();
+      const open = await this.arrivals.add(connection.userId);
       const entry = await this.presence.admit(connection);
       if (!entry) {
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
@@ -181,7 +185,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         maxMessageBytes: this.config.maxMessageBytes,
         features: featuresOf(connection),
       });
-      const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq, admitted) : 0;
+      const replayed = connection.isOpen ? await this.replay.run(connection, resumeAfterSeq, admitted, open) : 0;
       this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',

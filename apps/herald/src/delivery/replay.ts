@@ -55,9 +55,11 @@ export class Replay {
    * sent ones the client already has and puts those back on the clock. The
    * sends are recorded a batch at a time (`replayBatch`), not per delivery.
    * Answers how many it sent. `setUp` is told once the first batch is sent (the connection's setup is done:
-   * the rest goes at the client's pace).
+   * the rest goes at the client's pace). `open`: what the user has open, read by the connection's setup in the
+   * statement that recorded its arrival, after its `replayReading` (`UserRepository.arrive`); without it,
+   * the replay reads it now (a bus catch-up).
    */
-  async run(connection: Connection, resumeAfterSeq = 0, setUp?: Admitted): Promise<number> {
+  async run(connection: Connection, resumeAfterSeq = 0, setUp?: Admitted, open?: OpenForReplay): Promise<number> {
     let afterSeq = 0;
     let total = 0;
     let readAll = false;
@@ -75,8 +77,11 @@ export class Replay {
       let batchSize = REPLAY_FIRST_BATCH;
       // The connection is registered by now, and its user's bus subscription in place: what is committed
       // after this read reaches it live. A user with nothing open (most, in a reconnect) reads no batch.
-      connection.replayReading();
-      const { rows, streams } = await this.openChecks.add(connection.userId);
+      if (!open) {
+        connection.replayReading();
+        open = await this.openChecks.add(connection.userId);
+      }
+      const { rows, streams } = open;
       if (!rows && !streams) {
         readAll = true;
         return 0;

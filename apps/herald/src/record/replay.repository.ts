@@ -75,12 +75,34 @@ ${REPLAY_RECORD_AND_READ}`;
 const REPLAY_DIRECT = `WITH batch AS (${REPLAY_ROWS}),
 ${REPLAY_RECORD_AND_READ}`;
 
-/** What a user has open to replay (`ReplayRepository.openForReplay`). */
+/** What a user has open to replay (`ReplayRepository.openForReplay`, `UserRepository.arrive`). */
 export interface OpenForReplay {
   /** An open delivery row. */
   rows: boolean;
   /** An open offset on one of the user's streams. */
   streams: boolean;
+}
+
+/** The columns `rows` and `streams` of `OpenForReplay` for the user named by the SQL expression `user`. */
+export function OPEN_FOR_REPLAY(user: string): string {
+  return `EXISTS (SELECT 1 FROM deliveries x
+                   WHERE x.user_id = ${user} AND x.status IN ('pending', 'sent') AND x.expires_at > now()) AS rows,
+          EXISTS (SELECT 1 FROM cursors c JOIN streams s ON s.id = c.stream_id
+                   WHERE c.user_id = ${user}
+                     AND c.settled_through < LEAST(s.head, COALESCE(c.until_offset, s.head))) AS streams`;
+}
+
+/** A row of a statement that selects `user_id` and `OPEN_FOR_REPLAY`. */
+export interface OpenForReplayRow {
+  user_id: string;
+  rows: boolean;
+  streams: boolean;
+}
+
+/** The answers for `userIds` (which may repeat), in their order; a user the rows miss is read in full. */
+export function openForReplayIn(userIds: string[], rows: OpenForReplayRow[]): OpenForReplay[] {
+  const found = new Map(rows.map((r) => [r.user_id, { rows: r.rows, streams: r.streams }]));
+  return userIds.map((id) => found.get(id) ?? { rows: true, streams: true });
 }
 
 /**
@@ -152,20 +174,13 @@ export class ReplayRepository {
    */
   async openForReplay(userIds: string[]): Promise<OpenForReplay[]> {
     if (userIds.length === 0) return [];
-    const rows = await prepared<{ user_id: string; rows: boolean; streams: boolean }>(
+    const rows = await prepared<OpenForReplayRow>(
       this.dataSource,
-      `SELECT u.user_id,
-              EXISTS (SELECT 1 FROM deliveries x
-                       WHERE x.user_id = u.user_id AND x.status IN ('pending', 'sent') AND x.expires_at > now())
-                AS rows,
-              EXISTS (SELECT 1 FROM cursors c JOIN streams s ON s.id = c.stream_id
-                       WHERE c.user_id = u.user_id
-                         AND c.settled_through < LEAST(s.head, COALESCE(c.until_offset, s.head))) AS streams
+      `SELECT u.user_id, ${OPEN_FOR_REPLAY('u.user_id')}
          FROM (SELECT DISTINCT user_id FROM unnest($1::text[]) AS i(user_id)) u`,
       [userIds],
     );
-    const found = new Map(rows.map((r) => [r.user_id, { rows: r.rows, streams: r.streams }]));
-    return userIds.map((id) => found.get(id) ?? { rows: true, streams: true });
+    return openForReplayIn(userIds, rows);
   }
 
   /**

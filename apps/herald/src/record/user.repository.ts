@@ -1,3 +1,4 @@
+import { OPEN_FOR_REPLAY, OpenForReplay, OpenForReplayRow, openForReplayIn } from './replay.repository';
 import { prepared, query } from './sql';
 import { DataSource } from 'typeorm';
 
@@ -20,31 +21,36 @@ export class UserRepository {
 
   /** Records a user as seen; a user seen for the first time joins the everyone stream at its head. */
   async touch(userId: string): Promise<void> {
-    await this.touchMany([userId]);
+    await this.arrive([userId]);
   }
 
   /**
-   * `touch` for many users in one statement and one commit (the connections that arrive together), each
-   * named once in any order. Rows are written in key order, so two batches that share users cannot
+   * Users whose connections arrive together, in one statement and one commit, each named once in any order:
+   * each recorded as seen (`touch`), and what each has open to replay read (`ReplayRepository.openForReplay`,
+   * in the statement's snapshot, which cannot see the everyone cursor it gives a new user: that cursor starts
+   * at the head, with nothing open). Rows are written in key order, so two batches that share users cannot
    * deadlock. The commit is asynchronous when every user existed: then only `last_seen_at` moved, and
    * losing that in a PostgreSQL crash loses nothing. A new user's row and everyone cursor are committed
    * synchronously: lost, its later cursor would start past broadcasts it should have had.
    */
-  async touchMany(userIds: string[]): Promise<void> {
-    if (userIds.length === 0) return;
-    await prepared(
+  async arrive(userIds: string[]): Promise<OpenForReplay[]> {
+    if (userIds.length === 0) return [];
+    const rows = await prepared<OpenForReplayRow>(
       this.dataSource,
       `WITH u AS (
          INSERT INTO users (id)
          SELECT DISTINCT id FROM unnest($1::text[]) AS i(id) ORDER BY id
          ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
          RETURNING id, xmax = 0 AS inserted),
-       c AS (${EVERYONE_CURSORS('u')})
-       SELECT set_config('synchronous_commit',
-                         CASE WHEN bool_or(inserted) THEN current_setting('synchronous_commit') ELSE 'off' END, true)
-         FROM u`,
+       c AS (${EVERYONE_CURSORS('u')}),
+       commit_mode AS (
+         SELECT set_config('synchronous_commit',
+                           CASE WHEN bool_or(inserted) THEN current_setting('synchronous_commit') ELSE 'off' END, true)
+           FROM u)
+       SELECT u.id AS user_id, ${OPEN_FOR_REPLAY('u.id')} FROM u, commit_mode`,
       [userIds],
     );
+    return openForReplayIn(userIds, rows);
   }
 
   /**
