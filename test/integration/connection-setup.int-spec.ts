@@ -264,29 +264,25 @@ describe('Connection setup in batches (in-process)', () => {
   });
 
   it('closes every connection of a batch whose write failed with 1013, and leaves no subscription or presence behind', async () => {
-    const [filler1, filler2, doomed] = [user('filler'), user('filler'), user('doomed')];
+    const [filler, doomed] = [user('filler'), user('doomed')];
     const others = [user('x'), user('y'), user('z')];
     const batch = [doomed, ...others];
     // PostgreSQL refuses this one user: the one statement of a batch that holds it fails for all of it.
     await herald.db.query(`ALTER TABLE users ADD CONSTRAINT setup_test_refuses CHECK (id <> '${doomed}')`);
-    // The users table locked: the first two connections' batches wait in PostgreSQL (two in flight), so the
-    // next four gather into one batch behind them.
+    // The users table locked: the first connection's batch waits in PostgreSQL (one batch in flight), so the
+    // next four gather into one batch behind it.
     const lock = new Client({ connectionString: herald.db.url });
     await lock.connect();
     try {
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE');
-      // One after the other, so they are two batches (arriving in the same tick, they would be one).
-      const fillers: Promise<TestClient>[] = [];
-      for (const [i, u] of [filler1, filler2].entries()) {
-        fillers.push(connect(u));
-        await waitFor(`${i + 1} batch(es) to wait on the lock`, async () => {
-          const [row] = await herald.db.query<{ n: string }>(
-            `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          );
-          return Number(row!.n) === i + 1;
-        });
-      }
+      const fillers = [connect(filler)];
+      await waitFor('the first batch to wait on the lock', async () => {
+        const [row] = await herald.db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        return Number(row!.n) === 1;
+      });
       const settling = Promise.allSettled(batch.map((u) => connect(u)));
       // Each is subscribed (the step before the user record) and waits for its batch.
       for (const u of batch) await waitFor(`${u} to be subscribed`, async () => (await subscribers(u)) === 1);

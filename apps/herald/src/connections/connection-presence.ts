@@ -31,7 +31,7 @@ export class ConnectionPresence {
   /** The entries of connections set up together, written in one step (`PresenceRepository.addMany`). */
   private readonly adds = new Batcher<PresenceEntry, boolean>(
     (entries) => this.presence.addMany(entries, this.ttlMs, this.config.maxConnectionsPerUser),
-    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+    { windowMs: 0, maxBatch: 500, maxInFlight: 1 },
   );
   /**
    * The entries of connections closed together (a proxy restart closes thousands at once), removed in one

@@ -53,7 +53,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    */
   private readonly arrivals = new Batcher<string, OpenForReplay>(
     (userIds) => retryOnDeadlock(() => this.users.arrive(userIds)),
-    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+    { windowMs: 0, maxBatch: 500, maxInFlight: 1 },
   );
 
   constructor(

@@ -44,7 +44,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       await withTimeout(this.subscriber.subscribe(...channels), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE');
       return channels.map(() => undefined);
     },
-    { windowMs: 0, maxBatch: 500, maxInFlight: 2 },
+    { windowMs: 0, maxBatch: 500, maxInFlight: 1 },
   );
 
   /**
