@@ -4,6 +4,7 @@ import jwt from 'jsonwebtoken';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { Hs256Refusal, verifyHs256 } from './hs256';
 
 export interface UserPrincipal {
   userId: string;
@@ -13,7 +14,7 @@ export interface UserPrincipal {
 
 export type VerifyResult = { ok: true; principal: UserPrincipal } | { ok: false; reason: string };
 
-/** Signs and verifies end-user tokens: JWT HS256, `sub` = user id, `exp` required. */
+/** Signs (jsonwebtoken) and verifies (`verifyHs256`) end-user tokens: JWT HS256, `sub` = user id, `exp` required. */
 @Injectable()
 export class UserTokenService {
   /**
@@ -37,16 +38,10 @@ export class UserTokenService {
   }
 
   verify(token: string): VerifyResult {
-    let claims: string | jwt.JwtPayload;
-    try {
-      // Only HS256: `alg: none` and every other algorithm are refused.
-      claims = jwt.verify(token, this.key, { algorithms: ['HS256'], clockTolerance: 5 });
-    } catch (error) {
-      if (error instanceof jwt.TokenExpiredError) return { ok: false, reason: 'token expired' };
-      if (error instanceof jwt.NotBeforeError) return { ok: false, reason: 'token not yet valid' };
-      return { ok: false, reason: 'invalid token' };
-    }
-    if (typeof claims === 'string') return { ok: false, reason: 'invalid token' };
+    // Only HS256: `alg: none` and every other algorithm are refused.
+    const verified = verifyHs256(token, this.key, Math.floor(Date.now() / 1000), CLOCK_TOLERANCE_SECONDS);
+    if (!verified.ok) return { ok: false, reason: REFUSALS[verified.refusal] };
+    const claims = verified.claims;
     if (typeof claims.sub !== 'string' || !USER_ID_PATTERN.test(claims.sub)) {
       return { ok: false, reason: 'token has no valid "sub" (user id)' };
     }
@@ -54,3 +49,12 @@ export class UserTokenService {
     return { ok: true, principal: { userId: claims.sub, expiresAt: claims.exp } };
   }
 }
+
+/** Clocks out of step by this much are forgiven, for `exp` and `nbf`. */
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+const REFUSALS: Record<Hs256Refusal, string> = {
+  invalid: 'invalid token',
+  expired: 'token expired',
+  'not-yet-valid': 'token not yet valid',
+};
