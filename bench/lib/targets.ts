@@ -100,6 +100,19 @@ async function redisPids(): Promise<number[]> {
   return pid ? [pid] : [];
 }
 
+/**
+ * Settings of this run for Herald's replicas: `HERALD_BENCH_SET_<NAME>=<value>` in the bench's environment
+ * sets `<NAME>` in theirs (e.g. `HERALD_BENCH_SET_HERALD_MAX_QUEUE_AGE_MS=0`), over the bench's own.
+ */
+function benchSettings(): Record<string, string> {
+  const prefix = 'HERALD_BENCH_SET_';
+  return Object.fromEntries(
+    Object.entries(process.env)
+      .filter(([name, value]) => name.startsWith(prefix) && value !== undefined)
+      .map(([name, value]) => [name.slice(prefix.length), value!]),
+  );
+}
+
 export async function startTarget(name: ServerName, options: TargetOptions): Promise<Target> {
   switch (name) {
     case 'herald':
@@ -118,7 +131,12 @@ async function startHerald(options: TargetOptions): Promise<Target> {
   // HERALD_BENCH_NODE_OPTIONS reaches the replicas as NODE_OPTIONS, e.g. "--require /tmp/profile.js" for a
   // script that starts the inspector's profiler (Node refuses --cpu-prof in NODE_OPTIONS).
   const nodeOptions = process.env.HERALD_BENCH_NODE_OPTIONS;
-  const env = { ...HERALD_BENCH_ENV, ...options.heraldEnv, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+  const env = {
+    ...HERALD_BENCH_ENV,
+    ...options.heraldEnv,
+    ...benchSettings(),
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+  };
   let cluster: TestCluster;
   if (options.inspect) {
     // One NODE_OPTIONS per replica: start them one at a time with their own port.
