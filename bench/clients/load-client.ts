@@ -82,7 +82,12 @@ function userQuery(kind: ClientKind, user: string): string {
   return kind === 'herald' ? `token=${userToken(user, 3 * 3600)}` : `user=${encodeURIComponent(user)}`;
 }
 
-function openWs(kind: Exclude<ClientKind, 'socketio'>, url: string, userQuery: string, mode: HeraldAckMode): Promise<void> {
+function openWs(
+  kind: Exclude<ClientKind, 'socketio'>,
+  url: string,
+  userQuery: string,
+  mode: HeraldAckMode,
+): Promise<void> {
   const full = `${url}?${userQuery}`;
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(full, { perMessageDeflate: false });
