@@ -28,7 +28,7 @@ import { percentile, spread, Spread } from '../lib/stats';
 import { StormPool } from '../lib/storm-clients';
 import { benchPayload, Target } from '../lib/targets';
 import { formatRatio, formatSpread, printTable } from '../lib/table';
-import { parseMetrics, Samples } from '../../test/helpers/metrics';
+import { Samples, scrape } from '../../test/helpers/metrics';
 
 const STORMS = ['nginx-restart', 'replica-kill'] as const;
 type Storm = (typeof STORMS)[number];
@@ -107,17 +107,8 @@ type Summary = { server: ServerName; storm: Storm } & Record<
   };
 
 /** Each replica's metrics (null for one that does not answer: killed). */
-async function scrapeEach(urls: string[]): Promise<(Samples | null)[]> {
-  return Promise.all(
-    urls.map(async (url) => {
-      try {
-        const response = await fetch(`${url}/metrics`);
-        return response.ok ? parseMetrics(await response.text()) : null;
-      } catch {
-        return null;
-      }
-    }),
-  );
+function scrapeEach(urls: string[]): Promise<(Samples | null)[]> {
+  return Promise.all(urls.map((url) => scrape([url]).catch(() => null)));
 }
 
 /** How many handshakes the replicas shed and turned away for their queue age between two scrapes. */
