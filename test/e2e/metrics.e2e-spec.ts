@@ -143,8 +143,9 @@ describe('Prometheus metrics at /metrics', () => {
       herald_send_to_ack_seconds_count: 2,
       herald_replay_size_count: 2,
       herald_replay_size_sum: 1,
-      // 4 user publishes + 2 resends out; in: only the replica holding alice listens (3 for her); nobody held bob or carol.
-      'herald_bus_messages_total{direction="out"}': 6,
+      // Routed by presence (ADR 0019): alice's 2 publishes and 2 resends, one message each to the replica holding
+      // her; bob and carol were held by no replica, so nothing was sent for them.
+      'herald_bus_messages_total{direction="out"}': 4,
       'herald_bus_messages_total{direction="in"}': 4,
       // One check per send still unacked when recorded: ignored (3: resent twice, then failed). The replay of
       // waiting makes none.

@@ -4,6 +4,8 @@ import WebSocket from 'ws';
 /** A raw `ws` client that records every frame, for asserting on the protocol. */
 export class TestClient {
   readonly frames: ServerFrame[] = [];
+  /** When each notification id first arrived (ms since the epoch). */
+  private readonly firstArrivals = new Map<string, number>();
   private waiters: (() => void)[] = [];
   closeCode: number | null = null;
   closeReason = '';
@@ -11,7 +13,10 @@ export class TestClient {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data: WebSocket.RawData) => {
-      this.frames.push(JSON.parse(rawText(data)) as ServerFrame);
+      const frame = JSON.parse(rawText(data)) as ServerFrame;
+      this.frames.push(frame);
+      if (frame.type === 'notification' && !this.firstArrivals.has(frame.id))
+        this.firstArrivals.set(frame.id, Date.now());
       this.notify();
     });
     this.closed = new Promise((resolve) =>
@@ -84,6 +89,13 @@ export class TestClient {
 
   send(frame: unknown): void {
     this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** When the notification first arrived (ms since the epoch); throws when it has not. */
+  receivedAt(id: string): number {
+    const at = this.firstArrivals.get(id);
+    if (at === undefined) throw new Error(`notification ${id} has not arrived`);
+    return at;
   }
 
   notifications(): NotificationFrame[] {

@@ -225,10 +225,8 @@ describe('Connection setup in batches (in-process)', () => {
     clients.push(client);
     return client;
   };
-  const subscribers = async (userId: string) => {
-    const [, count] = (await redis.pubsub('NUMSUB', `${herald.redisPrefix}:u:${userId}`)) as [string, number];
-    return count;
-  };
+  /** The user's presence entries: written at setup before the user record, removed at close. */
+  const entries = (userId: string) => redis.hlen(`${herald.redisPrefix}:user:${userId}`);
 
   beforeAll(async () => {
     herald = await InProcessHerald.start('setupbatch', { HERALD_MAX_CONNECTIONS_PER_USER: '2' });
@@ -258,12 +256,14 @@ describe('Connection setup in batches (in-process)', () => {
     const [frame] = await byUser.get(waiting)!.notification(id);
     expect(frame!.attempt).toBe(1);
     expect(byUser.get(quiet)!.notifications()).toEqual([]);
-    // One bus subscription per user, however many connections it has here.
-    expect(await subscribers(twice)).toBe(1);
-    expect(Object.keys(await redis.hgetall(`${herald.redisPrefix}:user:${twice}`))).toHaveLength(2);
+    // No subscription per user (ADR 0019): the replica holds its own channel and the broadcast channel only.
+    expect(((await redis.pubsub('CHANNELS', `${herald.redisPrefix}:*`)) as string[]).sort()).toEqual(
+      [`${herald.redisPrefix}:broadcast`, `${herald.redisPrefix}:r:${herald.id}`].sort(),
+    );
+    expect(Object.values(await redis.hgetall(`${herald.redisPrefix}:user:${twice}`))).toEqual([herald.id, herald.id]);
   });
 
-  it('closes every connection of a batch whose write failed with 1013, and leaves no subscription or presence behind', async () => {
+  it('closes every connection of a batch whose write failed with 1013, and leaves no presence behind', async () => {
     const [filler, doomed] = [user('filler'), user('doomed')];
     const others = [user('x'), user('y'), user('z')];
     const batch = [doomed, ...others];
@@ -284,8 +284,8 @@ describe('Connection setup in batches (in-process)', () => {
         return Number(row!.n) === 1;
       });
       const settling = Promise.allSettled(batch.map((u) => connect(u)));
-      // Each is subscribed (the step before the user record) and waits for its batch.
-      for (const u of batch) await waitFor(`${u} to be subscribed`, async () => (await subscribers(u)) === 1);
+      // Each is in presence (the step before the user record) and waits for its batch.
+      for (const u of batch) await waitFor(`${u} to be in presence`, async () => (await entries(u)) === 1);
       await lock.query('COMMIT');
       await Promise.all(fillers);
       const settled = await settling;
@@ -293,10 +293,7 @@ describe('Connection setup in batches (in-process)', () => {
         expect(s.status).toBe('rejected');
         expect(String((s as PromiseRejectedResult).reason)).toContain('1013 setup failed, reconnect');
       }
-      for (const u of batch) {
-        await waitFor(`${u}'s subscription to go`, async () => (await subscribers(u)) === 0);
-        expect(await redis.hlen(`${herald.redisPrefix}:user:${u}`)).toBe(0);
-      }
+      for (const u of batch) await waitFor(`${u}'s presence to go`, async () => (await entries(u)) === 0);
     } finally {
       await lock.end();
       await herald.db.query(`ALTER TABLE users DROP CONSTRAINT setup_test_refuses`);
@@ -305,12 +302,13 @@ describe('Connection setup in batches (in-process)', () => {
     for (const u of batch) await connect(u);
   });
 
-  it('releases the subscriptions and presence of connections closed together, and a user back at once still gets its notifications', async () => {
+  it('releases the presence of connections closed together, and a user back at once still gets its notifications', async () => {
     const leaving = Array.from({ length: 40 }, () => user('leaving'));
     const back = leaving[0]!;
     const twice = user('twice');
     const held = await Promise.all([...leaving, twice, twice].map((u) => connect(u)));
-    for (const u of [...leaving, twice]) expect(await subscribers(u)).toBe(1);
+    for (const u of leaving) expect(await entries(u)).toBe(1);
+    expect(await entries(twice)).toBe(2);
 
     // Every connection but one of twice's closes in the same turn; back reconnects right after.
     const closing = held.slice(0, -1);
@@ -319,14 +317,11 @@ describe('Connection setup in batches (in-process)', () => {
     const again = await connect(back);
 
     for (const u of leaving.slice(1)) {
-      await waitFor(`${u}'s subscription and presence to go`, async () => (await subscribers(u)) === 0);
-      expect(await redis.exists(`${herald.redisPrefix}:user:${u}`)).toBe(0);
+      await waitFor(`${u}'s presence to go`, async () => (await redis.exists(`${herald.redisPrefix}:user:${u}`)) === 0);
     }
-    // twice keeps one connection: its channel and that entry stay.
-    expect(await subscribers(twice)).toBe(1);
-    expect(await redis.hlen(`${herald.redisPrefix}:user:${twice}`)).toBe(1);
-    expect(await subscribers(back)).toBe(1);
-    expect(await redis.hlen(`${herald.redisPrefix}:user:${back}`)).toBe(1);
+    // twice keeps one connection, and back its new one: those entries stay.
+    expect(await entries(twice)).toBe(1);
+    await waitFor('back to be in presence once', async () => (await entries(back)) === 1);
     const { id } = await publish(herald.http, { to: { users: [back, twice] }, event: 'after.close' });
     await again.notification(id);
     await held[held.length - 1]!.notification(id);

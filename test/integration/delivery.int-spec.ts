@@ -156,6 +156,7 @@ describe('Delivery on one replica (in-process)', () => {
       const message = (id: string, expiresAt: number) =>
         JSON.stringify({
           kind: 'deliver',
+          userIds: [omar],
           attempt: 1,
           notification: {
             id,
@@ -169,8 +170,10 @@ describe('Delivery on one replica (in-process)', () => {
         });
       const expired = randomUUID();
       const live = randomUUID();
-      await redis.publish(`${herald.redisPrefix}:u:${omar}`, message(expired, Date.now() - 1000));
-      await redis.publish(`${herald.redisPrefix}:u:${omar}`, message(live, Date.now() + 60_000));
+      // On the replica's own channel (ADR 0019), as another replica sends to a user presence places here.
+      const channel = `${herald.redisPrefix}:r:${herald.id}`;
+      await redis.publish(channel, message(expired, Date.now() - 1000));
+      await redis.publish(channel, message(live, Date.now() + 60_000));
       await client.notification(live);
       expect(client.notifications().map((n) => n.id)).toEqual([live]);
     } finally {

@@ -1,5 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
+import { Cluster } from 'ioredis';
 import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
@@ -12,13 +13,27 @@ import { MetricsModule } from './metrics/metrics.module';
 import { PublishModule } from './publish/publish.module';
 import { RedisModule } from './redis/redis.module';
 import { RedisKeys } from './redis/redis-keys';
+import { bullConnection } from './redis/redis-client';
+
+/** BullMQ's cluster client is passed to it made (it takes no cluster options): closed here at shutdown. */
+class BullClusterCloser implements OnApplicationShutdown {
+  constructor(private readonly cluster: Cluster) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.cluster.quit().catch(() => this.cluster.disconnect());
+  }
+}
 
 @Module({})
 export class AppModule {
   static forRoot(config: HeraldConfig): DynamicModule {
-    const url = new URL(config.redisUrl);
+    const connection = bullConnection(config);
+    const providers: Provider[] =
+      connection instanceof Cluster
+        ? [{ provide: BullClusterCloser, useFactory: () => new BullClusterCloser(connection) }]
+        : [];
     return {
       module: AppModule,
+      providers,
       imports: [
         ConfigModule.forRoot(config),
         LifecycleModule,
@@ -26,16 +41,8 @@ export class AppModule {
         DatabaseModule,
         RedisModule,
         BullModule.forRoot({
-          prefix: new RedisKeys(config.redisPrefix).bullPrefix(),
-          connection: {
-            host: url.hostname,
-            port: Number(url.port || 6379),
-            ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-            ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-            ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
-            ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-            maxRetriesPerRequest: null,
-          },
+          prefix: new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster').bullPrefix(),
+          connection,
         }),
         HealthModule,
         PublishModule,

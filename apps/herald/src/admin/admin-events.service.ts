@@ -12,12 +12,14 @@ import { UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { openEventStream } from '../common/event-stream';
 import type { AdminRequest } from './admin.guard';
-import { Redis } from 'ioredis';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { LiveEvent, LiveEvents } from '../delivery/live-events';
 import { AdminRepository } from '../record/admin.repository';
-import { createRedis, REDIS } from '../redis/redis.module';
+import { REDIS } from '../redis/redis.module';
+import { publishOn, RedisClient } from '../redis/redis-client';
+import { Subscriber } from '../redis/subscriber';
+import { MetricsService } from '../metrics/metrics.service';
 import { RedisKeys } from '../redis/redis-keys';
 import { AdminService } from './admin.service';
 
@@ -46,7 +48,7 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 @Injectable()
 export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(AdminEventsService.name);
-  private subscriber: Redis | null = null;
+  private subscriber: Subscriber | null = null;
   private readonly streams = new Set<Response>();
   private readonly expiries = new Map<Response, NodeJS.Timeout>();
   private readonly changed = new Set<string>();
@@ -59,19 +61,21 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
 
   constructor(
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly live: LiveEvents,
     private readonly admin: AdminRepository,
     private readonly stats: AdminService,
     private readonly drain: DrainState,
+    private readonly metrics: MetricsService,
   ) {}
 
   async onModuleInit(): Promise<void> {
     if (this.config.adminPassword === '') return;
-    this.subscriber = createRedis(this.config, 'admin-subscriber');
-    this.subscriber.on('message', (_channel: string, raw: string) => this.relay(raw));
-    await this.subscriber.subscribe(this.keys.adminChannel());
+    this.subscriber = new Subscriber(this.config, 'admin-subscriber', this.metrics, {
+      message: (_channel, raw) => this.relay(raw),
+    });
+    await this.subscriber.subscribe([this.keys.adminChannel()]);
     this.offLive = this.live.on((event) => this.onLive(event));
     this.live.setInterest(() => this.streams.size > 0 || Date.now() < this.watchedUntil);
     this.heartbeat = setInterval(() => this.writeAll(': ping\n\n'), STREAM_HEARTBEAT_MS);
@@ -99,7 +103,7 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     clearInterval(this.heartbeat);
     clearInterval(this.statsTimer);
     clearTimeout(this.progressTimer);
-    await this.subscriber?.quit().catch(() => undefined);
+    await this.subscriber?.close();
   }
 
   /** Turns the response into this admin's event stream, until either side ends it or the session expires. */
@@ -186,19 +190,15 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   }
 
   private publish(event: AdminEvent): void {
-    this.redis
-      .publish(this.keys.adminChannel(), JSON.stringify(event))
-      .catch((error: unknown) =>
-        this.logger.warn({ message: 'admin event not published', error: (error as Error).message }),
-      );
+    publishOn(this.redis, this.keys.adminChannel(), JSON.stringify(event)).catch((error: unknown) =>
+      this.logger.warn({ message: 'admin event not published', error: (error as Error).message }),
+    );
   }
 
   private announceWatching(): void {
-    this.redis
-      .publish(this.keys.adminChannel(), WATCHING)
-      .catch((error: unknown) =>
-        this.logger.warn({ message: 'admin watching not announced', error: (error as Error).message }),
-      );
+    publishOn(this.redis, this.keys.adminChannel(), WATCHING).catch((error: unknown) =>
+      this.logger.warn({ message: 'admin watching not announced', error: (error as Error).message }),
+    );
   }
 
   private relay(raw: string): void {

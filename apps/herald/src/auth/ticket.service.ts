@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { TicketResponse } from '@herald/protocol';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client';
 import { createHash, randomBytes } from 'node:crypto';
 import { Realm } from '../common/bearer';
 import { RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
@@ -54,7 +54,7 @@ export class TicketService {
   private readonly countMint: CountMint;
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,

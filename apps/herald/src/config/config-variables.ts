@@ -31,8 +31,34 @@ export const CONFIG_VARIABLES = {
   REDIS_URL: {
     schema: url(['redis:', 'rediss:']),
     default: 'redis://127.0.0.1:6379',
-    description: 'Redis connection URL (pub/sub between replicas, presence, BullMQ queues).',
+    description:
+      'Redis connection URL (pub/sub between replicas, presence, BullMQ queues). Leave it empty to run on a Redis Cluster (`REDIS_CLUSTER_NODES`).',
     secret: true,
+  },
+  REDIS_CLUSTER_NODES: {
+    schema: list.pipe(
+      z.array(z.string().regex(/^[^\s:,]+:\d{1,5}$/, 'each node must be host:port, such as 10.0.0.5:6379')),
+    ),
+    default: '',
+    description:
+      'Comma-separated `host:port` of some Redis Cluster nodes (Redis 7 or later): Herald then runs on the cluster, with sharded pub/sub between replicas, and `REDIS_URL` must be empty. Empty: one Redis at `REDIS_URL`.',
+  },
+  REDIS_USERNAME: {
+    schema: z.string(),
+    default: '',
+    description: 'Redis ACL user name, for `REDIS_URL` and `REDIS_CLUSTER_NODES` alike (one in `REDIS_URL` wins).',
+  },
+  REDIS_PASSWORD: {
+    schema: z.string(),
+    default: '',
+    description: 'Redis password, for `REDIS_URL` and `REDIS_CLUSTER_NODES` alike (one in `REDIS_URL` wins).',
+    secret: true,
+  },
+  REDIS_TLS: {
+    schema: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true'),
+    default: 'false',
+    description:
+      'Connect to Redis over TLS, for `REDIS_URL` and `REDIS_CLUSTER_NODES` alike (`rediss://` turns it on too).',
   },
   REPLICA_ID: {
     schema: z

@@ -10,7 +10,8 @@ export interface HeraldConfig {
   /** Empty: every interface. */
   host: string;
   databaseUrl: string;
-  redisUrl: string;
+  /** One Redis, or a Redis Cluster (REDIS_CLUSTER_NODES). */
+  redis: RedisTarget;
   replicaId: string;
   apiKeys: string[];
   jwtSecret: string;
@@ -61,6 +62,11 @@ export interface HeraldConfig {
   logFormat: 'json' | 'text';
 }
 
+/** Where Redis is: one server (`REDIS_URL`) or the seed nodes of a cluster, with the credentials of both. */
+export type RedisTarget =
+  | { mode: 'single'; url: string; username: string; password: string; tls: boolean }
+  | { mode: 'cluster'; nodes: { host: string; port: number }[]; username: string; password: string; tls: boolean };
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -107,13 +113,15 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     const maxTtl = values.HERALD_MAX_TTL_SECONDS as number;
     if (ttl > maxTtl)
       problems.push(`HERALD_DEFAULT_TTL_SECONDS=${ttl} must not exceed HERALD_MAX_TTL_SECONDS=${maxTtl}`);
+    if ((values.REDIS_CLUSTER_NODES as string[]).length > 0 && (env.REDIS_URL ?? '') !== '')
+      problems.push('REDIS_URL must be empty when REDIS_CLUSTER_NODES is set (Herald runs on one or the other)');
   }
   if (problems.length > 0 || !limits) throw new ConfigError(problems);
   return {
     port: values.PORT as number,
     host: values.HOST as string,
     databaseUrl: values.DATABASE_URL as string,
-    redisUrl: values.REDIS_URL as string,
+    redis: redisTargetOf(values),
     replicaId: values.REPLICA_ID as string,
     apiKeys: values.HERALD_API_KEYS as string[],
     jwtSecret: values.HERALD_JWT_SECRET as string,
@@ -158,6 +166,24 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     adminLoginAttempts: values.HERALD_ADMIN_LOGIN_ATTEMPTS as number,
     logLevel: values.LOG_LEVEL as HeraldConfig['logLevel'],
     logFormat: values.LOG_FORMAT as HeraldConfig['logFormat'],
+  };
+}
+
+function redisTargetOf(values: Record<string, unknown>): RedisTarget {
+  const credentials = {
+    username: values.REDIS_USERNAME as string,
+    password: values.REDIS_PASSWORD as string,
+    tls: values.REDIS_TLS as boolean,
+  };
+  const nodes = values.REDIS_CLUSTER_NODES as string[];
+  if (nodes.length === 0) return { mode: 'single', url: values.REDIS_URL as string, ...credentials };
+  return {
+    mode: 'cluster',
+    nodes: nodes.map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+    }),
+    ...credentials,
   };
 }
 

@@ -169,6 +169,22 @@ export class ConnectionPresence {
   }
 
   /**
+   * Writes every entry of this replica again (the bus's return, before its catch-up reads the record): on a
+   * cluster, a failover may have lost the last entries a master acknowledged, and the other replicas route
+   * to this one through them. Throws when Redis does not answer.
+   */
+  async rewriteAll(): Promise<void> {
+    const connections = [...this.registry.all()].filter((c) => this.present.has(c));
+    await this.presence.rewrite(
+      this.config.replicaId,
+      connections.map((c) => this.entry(c)),
+      this.ttlMs,
+    );
+    // A connection that closed while this was writing was written back: take it out again.
+    for (const c of connections) if (this.registry.get(c.id) !== c) await this.removeEntry(c.userId, c.id);
+  }
+
+  /**
    * Presence was lost in Redis and written again: while it was missing, redelivery checks and the sweep
    * took these connected users for offline and parked their deliveries. Due again now; the sweep sends them.
    */

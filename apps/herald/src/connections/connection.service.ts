@@ -8,7 +8,6 @@ import { retryOnDeadlock } from '../record/sql';
 import type { OpenForReplay } from '../record/replay.repository';
 import { UserRepository } from '../record/user.repository';
 import { Batcher } from '../common/batcher';
-import { Bus } from '../routing/bus';
 import { Connection, ConnectionLimits } from './connection';
 import { ConnectionPresence } from './connection-presence';
 import { ConnectionRegistry } from './connection-registry';
@@ -45,7 +44,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
   private presenceTimer: NodeJS.Timeout | undefined;
   private shuttingDown = false;
   private readonly setups = new WeakMap<Connection, Promise<void>>();
-  private readonly held = new WeakMap<Connection, { subscribed: boolean }>();
   private sharedLimits: ConnectionLimits | undefined;
   /**
    * The users of connections set up together, recorded as seen and what each has to replay read, in one
@@ -58,7 +56,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   constructor(
     private readonly registry: ConnectionRegistry,
-    private readonly bus: Bus,
     private readonly presence: ConnectionPresence,
     private readonly users: UserRepository,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
@@ -141,24 +138,17 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * Never rejects. A failure (Redis or PostgreSQL unreachable) closes the connection with 1013 Try Again
-   * Later, and the client retries with backoff (not a 503 before the upgrade: ADR 0003). What was acquired
-   * is recorded: the bus subscription on `held`, the presence entry by ConnectionPresence.
+   * Later, and the client retries with backoff (not a 503 before the upgrade: ADR 0003). The presence entry
+   * it writes is ConnectionPresence's to remove.
    */
   private async setup(
     connection: Connection,
     resumeAfterSeq: number | undefined,
     admitted: Admitted | undefined,
   ): Promise<void> {
-    const held = { subscribed: false };
-    this.held.set(connection, held);
     try {
-      // Subscribe before reading the replay, so nothing committed in between is missed.
-      await this.bus.subscribeUser(connection.userId);
-      held.subscribed = true;
-      // The replay's read starts here (the user is seen in the same statement): what is committed after it
-      // reaches the connection live, held until the replay ends.
-      connection.replayReading();
-      const open = await this.arrivals.add(connection.userId);
+      // Presence before the replay's read: the bus routes by presence (ADR 0019), so a publish committed
+      // after the read finds this connection, and one that did not find it was committed before the read.
       const entry = await this.presence.admit(connection);
       if (!entry) {
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
@@ -174,6 +164,10 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         );
         return;
       }
+      // The replay's read starts here (the user is seen in the same statement): what is committed after it
+      // reaches the connection live, held until the replay ends.
+      connection.replayReading();
+      const open = await this.arrivals.add(connection.userId);
       this.live.emit({ type: 'connection.opened', connection: entry });
       connection.send({
         type: 'welcome',
@@ -212,8 +206,8 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * The socket is gone. Waits for the setup to finish, so that what it
-   * acquired (the bus subscription, the presence entry) is released exactly
-   * once, whatever the order of events.
+   * acquired (its presence entry) is released exactly once, whatever the
+   * order of events.
    */
   async closed(connection: Connection, code: number): Promise<void> {
     // Counted like the opening: only connections that were registered (not those refused while draining).
@@ -230,18 +224,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     });
     await this.setups.get(connection);
     this.setups.delete(connection);
-    const held = this.held.get(connection);
-    this.held.delete(connection);
-    if (!held || this.shuttingDown) return;
-    if (held.subscribed) {
-      await this.bus.unsubscribeUser(connection.userId).catch((error: unknown) =>
-        this.logger.warn({
-          message: 'bus unsubscribe failed',
-          userId: connection.userId,
-          error: (error as Error).message,
-        }),
-      );
-    }
+    if (this.shuttingDown) return;
     // After the presence entry is gone, so a snapshot read after the event no longer lists it.
     if (await this.presence.remove(connection)) this.emitClosed(connection, code);
   }

@@ -1,9 +1,9 @@
 import { Global, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { REDIS } from '../redis/redis.module';
+import type { RedisClient } from '../redis/redis-client';
 import { ACK_SESSION_OPTIONS, createDataSource } from './data-source';
 import { migrateBehindFence } from './schema-upgrade';
 
@@ -28,7 +28,7 @@ class DataSourceCloser implements OnApplicationShutdown {
       provide: DataSource,
       // Redis first: the upgrade fence reads presence before anything is migrated.
       inject: [HERALD_CONFIG, REDIS],
-      useFactory: async (config: HeraldConfig, redis: Redis): Promise<DataSource> => {
+      useFactory: async (config: HeraldConfig, redis: RedisClient): Promise<DataSource> => {
         const logger = new Logger('Database');
         const dataSource = createDataSource(
           config.databaseUrl,

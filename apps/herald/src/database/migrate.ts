@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { createLogger } from '../common/herald-logger';
 import { loadConfig } from '../config/config.schema';
-import { createRedis } from '../redis/redis.module';
+import { createRedis, whenReady } from '../redis/redis-client';
 import { createDataSource } from './data-source';
 import { migrateBehindFence } from './schema-upgrade';
 import { UpgradeFenceError } from './upgrade-fence';
@@ -15,10 +15,7 @@ async function main(): Promise<void> {
   Logger.overrideLogger(createLogger(config));
   const redis = createRedis(config, 'migrate');
   try {
-    await new Promise<void>((resolve, reject) => {
-      redis.once('ready', () => resolve());
-      redis.once('error', (error: Error) => reject(new Error(`Redis is not reachable: ${error.message}`)));
-    });
+    await whenReady(redis, config.redis);
     const dataSource = createDataSource(
       config.databaseUrl,
       'herald-migrate',

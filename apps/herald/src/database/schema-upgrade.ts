@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { HeraldConfig } from '../config/config.schema';
 import { RETIRED_REDELIVERY_QUEUE } from '../redelivery/queues';
+import { RedisClient, scanKeys } from '../redis/redis-client';
 import { RedisKeys } from '../redis/redis-keys';
 import { PresenceRepository, presenceTtlMs } from '../routing/presence.repository';
 import { runMigrations, SCHEMA_VERSION, SHARED_SCHEMA_FLOOR } from './data-source';
@@ -13,21 +13,11 @@ import { passUpgradeFence } from './upgrade-fence';
  * of sends; ADR 0009 retired it). No replica of the new version reads them, and the sweep resends what they
  * would have checked at its `next_attempt_at`. Returns how many keys went.
  */
-export async function retirePreviousQueues(redis: Redis, keys: RedisKeys): Promise<number> {
-  let removed = 0;
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(
-      cursor,
-      'MATCH',
-      keys.bullQueuePattern(RETIRED_REDELIVERY_QUEUE),
-      'COUNT',
-      500,
-    );
-    cursor = next;
-    if (batch.length > 0) removed += await redis.unlink(...batch);
-  } while (cursor !== '0');
-  return removed;
+export async function retirePreviousQueues(redis: RedisClient, keys: RedisKeys): Promise<number> {
+  const found = await scanKeys(redis, keys.bullQueuePattern(RETIRED_REDELIVERY_QUEUE));
+  // One key per UNLINK: on a cluster, the keys are in as many slots.
+  const removed = await Promise.all(found.map((key) => redis.unlink(key)));
+  return removed.reduce((sum, n) => sum + n, 0);
 }
 
 /**
@@ -37,10 +27,10 @@ export async function retirePreviousQueues(redis: Redis, keys: RedisKeys): Promi
  */
 export async function migrateBehindFence(
   dataSource: DataSource,
-  redis: Redis,
+  redis: RedisClient,
   config: HeraldConfig,
 ): Promise<string[]> {
-  const keys = new RedisKeys(config.redisPrefix);
+  const keys = new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster');
   const logger = new Logger('UpgradeFence');
   await passUpgradeFence(
     new PresenceRepository(redis, keys),

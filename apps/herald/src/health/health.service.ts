@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client';
 import { DataSource } from 'typeorm';
 import { DrainState } from '../common/lifecycle.module';
 import { HERALD_CONFIG } from '../config/config.module';
@@ -26,7 +26,7 @@ function within<T>(work: Promise<T>): Promise<T> {
 export class HealthService {
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly drain: DrainState,
   ) {}

@@ -74,7 +74,7 @@ export class MetricsService {
   );
   readonly busMessages = this.counter(
     'herald_bus_messages_total',
-    'Redis pub/sub messages between replicas: out (published) and in (received).',
+    'Redis pub/sub messages between replicas: out (published: one per replica holding recipients of a per-user publish) and in (received).',
     ['direction'],
   );
   readonly rateLimitedFrames = this.counter(
@@ -132,6 +132,21 @@ export class MetricsService {
   readonly busReturns = this.counter(
     'herald_bus_returns_total',
     "Times this replica's Redis subscriber came back after it dropped, its subscriptions confirmed; each return starts a catch-up from PostgreSQL (BusCatchUp).",
+  );
+  readonly redisRedirections = this.counter(
+    'herald_redis_redirections_total',
+    "MOVED and ASK answers this replica's Redis Cluster command client followed (a slot moved or moving: a reshard or a failover); always 0 on one Redis.",
+    ['kind'],
+  );
+  /** Channels each pub/sub subscriber of this replica holds (Subscriber), by its name. */
+  readonly redisSubscriptions = new Map<string, () => number>();
+  readonly redisSubscriptionsGauge = this.gauge(
+    'herald_redis_subscriptions',
+    "Pub/sub channels this replica's subscribers hold (sharded on a cluster): a fixed few, however many users it holds (ADR 0019).",
+    ['subscriber'],
+    (gauge) => {
+      for (const [subscriber, count] of this.redisSubscriptions) gauge.set({ subscriber }, count());
+    },
   );
   readonly busCatchUpNotifications = this.counter(
     'herald_bus_catch_up_notifications_total',

@@ -1,5 +1,5 @@
 import { Logger, Module } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client';
 import { AuthModule } from '../auth/auth.module';
 import { DeliveryModule } from '../delivery/delivery.module';
 import { NotificationsModule } from '../record/notifications.module';
@@ -20,7 +20,7 @@ import { RedisKeys } from '../redis/redis-keys';
     {
       provide: PublisherLimiter,
       inject: [REDIS, RedisKeys, HERALD_CONFIG, MetricsService],
-      useFactory: (redis: Redis, keys: RedisKeys, config: HeraldConfig, metrics: MetricsService) =>
+      useFactory: (redis: RedisClient, keys: RedisKeys, config: HeraldConfig, metrics: MetricsService) =>
         new PublisherLimiter(redis, keys, config, {
           rateLimited: metrics.publisherRateLimited,
           failOpen: metrics.publisherLimiterFailOpen,

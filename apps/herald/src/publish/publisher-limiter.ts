@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis-client';
 import { RateLimitedError } from '../common/errors';
 import type { HeraldConfig } from '../config/config.schema';
 import type { PublisherLimits } from '../config/publisher-limits.config';
@@ -115,7 +115,7 @@ export class PublisherLimiter {
   private readonly chargeCommand: ChargeCommand;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly config: Pick<HeraldConfig, 'publishLimits' | 'publisherLimits'>,
     private readonly reports: LimiterReports,

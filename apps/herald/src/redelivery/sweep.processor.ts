@@ -18,6 +18,9 @@ import { closeWorker } from './worker-shutdown';
  * shutdown without a bound, and a worker whose Redis has just come back can hang in `close()` for ever
  * (its blocking connection reconnecting), which kept the process from exiting. `closeWorker` bounds it.
  */
+/** While Redis is away, the sweep queue's errors are logged at most this often. */
+const ERROR_LOG_EVERY_MS = 10_000;
+
 @Injectable()
 export class SweepProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(SweepProcessor.name);
@@ -37,6 +40,9 @@ export class SweepProcessor implements OnApplicationBootstrap, BeforeApplication
       prefix: this.queue.opts.prefix,
       concurrency: 1,
     });
+    // Unheard, BullMQ prints each error to stderr (every retry of an outage): logged here, once a while.
+    this.worker.on('error', (error) => this.redisError(error));
+    this.queue.on('error', (error) => this.redisError(error));
     await this.ensureScheduled();
     // Upserting is idempotent; doing it now and then brings the schedule back
     // after Redis lost its data, without waiting for a replica to restart.
@@ -46,6 +52,14 @@ export class SweepProcessor implements OnApplicationBootstrap, BeforeApplication
         this.logger.warn({ message: 'could not refresh the sweep schedule', error: (error as Error).message }),
       );
     }, every);
+  }
+
+  private lastErrorLogged = 0;
+
+  private redisError(error: Error): void {
+    if (Date.now() - this.lastErrorLogged < ERROR_LOG_EVERY_MS) return;
+    this.lastErrorLogged = Date.now();
+    this.logger.warn({ message: 'sweep queue cannot reach Redis; BullMQ retries', error: error.message });
   }
 
   private async ensureScheduled(): Promise<void> {

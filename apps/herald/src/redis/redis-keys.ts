@@ -1,15 +1,20 @@
-/** Every Redis key and channel name Herald uses, under one prefix. */
+/**
+ * Every Redis key and channel name Herald uses, under one prefix. On a cluster, every command and script
+ * names keys of one hash slot only; the keys that must share one carry a hash tag (`{…}`).
+ */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    /** Running on a Redis Cluster: BullMQ's keys take a hash tag. */
+    readonly cluster = false,
+  ) {}
 
-  /** Pub/sub channel of one user's traffic. */
-  userChannel(userId: string): string {
-    return `${this.prefix}:u:${userId}`;
-  }
-
-  userFromChannel(channel: string): string | null {
-    const head = `${this.prefix}:u:`;
-    return channel.startsWith(head) ? channel.slice(head.length) : null;
+  /**
+   * Pub/sub channel of one replica: what the other replicas send to the users it holds (they find it in
+   * presence). A replica subscribes to it and the broadcast channel only, however many users it holds.
+   */
+  replicaChannel(replicaId: string): string {
+    return `${this.prefix}:r:${replicaId}`;
   }
 
   /** Pub/sub channel of topic and everyone broadcasts: every replica hears it once. */
@@ -64,9 +69,12 @@ export class RedisKeys {
     return `${this.prefix}:ticket-mints:${audience}:${subject}`;
   }
 
-  /** BullMQ key prefix. */
+  /**
+   * BullMQ key prefix. On a cluster in a hash tag, as BullMQ requires there: a queue's scripts name several
+   * of its keys at once.
+   */
   bullPrefix(): string {
-    return `${this.prefix}:bull`;
+    return this.cluster ? `{${this.prefix}:bull}` : `${this.prefix}:bull`;
   }
 
   /** Every key of one BullMQ queue. */

@@ -1,5 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Connection } from '../connections/connection';
+import { ConnectionPresence } from '../connections/connection-presence';
 import { ConnectionRegistry } from '../connections/connection-registry';
 import { DeliveryService } from '../delivery/delivery.service';
 import { Replay } from '../delivery/replay';
@@ -11,7 +12,8 @@ const CATCH_UP_CONCURRENCY = 16;
 
 /**
  * What the bus did not bring while this replica's subscriber was away, read from the record the moment it is
- * back (its subscriptions confirmed, so every later publish comes live). Every local connection holds its
+ * back (its subscriptions confirmed, so every later publish comes live) and its presence entries written
+ * again (through which the other replicas route to it). Every local connection holds its
  * live frames back; the broadcast streams are caught up (StreamFollower), their frames joining the held ones;
  * then each connection gets the connect replay again (Replay: its open rows and stream offsets, in seq order,
  * skipping what it was sent and has not acked), and its held frames follow, those the replay sent left out.
@@ -28,6 +30,7 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
   constructor(
     private readonly bus: Bus,
     private readonly registry: ConnectionRegistry,
+    private readonly presence: ConnectionPresence,
     private readonly delivery: DeliveryService,
     private readonly replays: Replay,
     private readonly metrics: MetricsService,
@@ -64,6 +67,13 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
   /** One catch-up of every local connection. Never throws. */
   async run(): Promise<void> {
     const started = Date.now();
+    // Presence first: what is published once the catch-up has read the record must find these connections.
+    await this.presence.rewriteAll().catch((error: unknown) =>
+      this.logger.warn({
+        message: 'presence not written again before the catch-up; the beat retries',
+        error: (error as Error).message,
+      }),
+    );
     const held: Connection[] = [];
     const busy: Connection[] = [];
     for (const connection of this.registry.all()) (connection.holdLive() ? held : busy).push(connection);

@@ -54,9 +54,19 @@ export interface DisconnectMessage {
   connectionId: string;
 }
 
-/** What travels on a user's channel. */
+/** What is sent to users, wherever they are connected. */
 export type UserMessage = DeliverMessage | StreamAliveMessage | DisconnectMessage;
-export type BusMessage = UserMessage | BroadcastMessage;
+
+/** What travels on a replica's channel: a user message, for those of its users that presence places there. */
+export type ReplicaMessage = UserMessage & { userIds: string[] };
+
+/** A replica's own check that its subscriptions are active: it publishes this and waits to hear it. */
+export interface ProbeMessage {
+  kind: 'probe';
+  probeId: string;
+}
+
+export type BusMessage = ReplicaMessage | BroadcastMessage | ProbeMessage;
 
 export interface BusHandlers {
   deliver(userId: string, message: DeliverMessage): void;
@@ -66,21 +76,18 @@ export interface BusHandlers {
 }
 
 /**
- * The routing bus between replicas (Centrifugo's broker split): publish to a
- * user or to everyone; receive the traffic of the users this replica holds.
- * It is only the fast path: PostgreSQL decides what is delivered.
+ * The routing bus between replicas (Centrifugo's broker split): publish to a user (to the replicas presence
+ * says hold the user) or to every replica; receive what is sent to this replica. It is only the fast path:
+ * PostgreSQL decides what is delivered. A connection's presence entry is written before its replay reads the
+ * record, so a publish either finds it in presence or is in what the replay reads (ADR 0019).
  */
 export abstract class Bus {
-  /** Sends to each user's channel; resolves with how many users had a listening replica. */
+  /**
+   * Sends to the replicas holding each user (a message for an SSE heartbeat or a disconnect goes to the one
+   * holding that connection only); resolves with how many users had a listening replica.
+   */
   abstract publishToUsers(userIds: string[], message: UserMessage): Promise<number>;
   abstract publishBroadcast(message: BroadcastMessage): Promise<void>;
-  /**
-   * Starts receiving a user's traffic for one more local connection; resolves
-   * once the subscription is active (for every caller, not only the first).
-   */
-  abstract subscribeUser(userId: string): Promise<void>;
-  /** One local connection of the user fewer; the last one stops the traffic. */
-  abstract unsubscribeUser(userId: string): Promise<void>;
   abstract setHandlers(handlers: BusHandlers): void;
   /**
    * Calls `listener` each time the receiving side comes back after it dropped, once its subscriptions are

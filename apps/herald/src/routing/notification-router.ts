@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { toBusNotification } from '../delivery/notification-frame';
 import type { StoredNotification } from '../record/notification.types';
+import { withTimeout } from '../common/timeout';
 import { Bus } from './bus';
 
 /**
@@ -10,6 +11,11 @@ import { Bus } from './bus';
  */
 const PER_USER_ROUTING_MAX_USERS = 64;
 const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
+/**
+ * How long a publish waits for its routing before it answers: the notification is stored, and what the bus
+ * did not take by then the sweep routes (a failover on a Redis Cluster holds commands for about a second).
+ */
+const ROUTE_WAIT_MS = 1500;
 
 /**
  * The step from the record to the bus: a stored notification announced to the replicas that hold its
@@ -32,18 +38,8 @@ export class NotificationRouter {
     userIds: string[],
     requestId?: string,
   ): Promise<void> {
-    const message = toBusNotification(notification);
     try {
-      if (audience !== 'users') {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
-      } else if (
-        userIds.length <= PER_USER_ROUTING_MAX_USERS &&
-        userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
-      ) {
-        await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
-      } else {
-        await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
-      }
+      await withTimeout(this.send(notification, audience, userIds, requestId), ROUTE_WAIT_MS, 'bus publish');
     } catch (error) {
       this.logger.warn({
         message: 'bus publish failed; the sweep will route the deliveries',
@@ -51,6 +47,25 @@ export class NotificationRouter {
         requestId,
         error: (error as Error).message,
       });
+    }
+  }
+
+  private async send(
+    notification: StoredNotification,
+    audience: 'users' | 'topic' | 'all',
+    userIds: string[],
+    requestId?: string,
+  ): Promise<void> {
+    const message = toBusNotification(notification);
+    if (audience !== 'users') {
+      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
+    } else if (
+      userIds.length <= PER_USER_ROUTING_MAX_USERS &&
+      userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
+    ) {
+      await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
+    } else {
+      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
     }
   }
 }

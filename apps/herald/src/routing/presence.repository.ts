@@ -1,31 +1,29 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AdminConnection } from '@herald/protocol';
-import { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { SCHEMA_VERSION } from '../database/data-source';
+import { RedisClient, scanKeys } from '../redis/redis-client';
 import { REDIS } from '../redis/redis.module';
 import { RedisKeys } from '../redis/redis-keys';
 
 /**
- * Entries written within the per-user cap, many in one call. KEYS: the replica's connections, then each
- * entry's user's connections; ARGV: replica id, TTL ms, cap, then each entry's connection id and entry.
- * Answers 1 (written) or 0 (refused) per entry, in order; an entry counts against the cap of those after it.
+ * Users' entries written within the per-user cap, many in one call. KEYS: users' connection hashes, all in
+ * one hash slot; ARGV: replica id, TTL ms, cap, then each entry's connection id. Answers 1 (written) or 0
+ * (refused) per entry, in order; an entry counts against the cap of those after it.
  */
 const ADD_WITHIN_LIMIT = `
-local replicaKey, replica, ttl, cap = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
-local added, written = {}, false
-for i = 2, #KEYS do
-  local userKey, id, entry = KEYS[i], ARGV[2 * i], ARGV[2 * i + 1]
+local replica, ttl, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local added = {}
+for i = 1, #KEYS do
+  local userKey, id = KEYS[i], ARGV[3 + i]
   if redis.call('HEXISTS', userKey, id) == 0 and redis.call('HLEN', userKey) >= cap then
-    added[i - 1] = 0
+    added[i] = 0
   else
-    redis.call('HSET', replicaKey, id, entry)
     redis.call('HSET', userKey, id, replica)
     redis.call('PEXPIRE', userKey, ttl)
-    added[i - 1] = 1
-    written = true
+    added[i] = 1
   end
 end
-if written then redis.call('PEXPIRE', replicaKey, ttl) end
 return added
 `;
 
@@ -53,40 +51,76 @@ export type PresenceEntry = Omit<AdminConnection, 'topics' | 'lastAckAt'>;
 @Injectable()
 export class PresenceRepository {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 
   /**
-   * Writes entries of one replica in one atomic step (one script call), each unless its user already holds
-   * `maxPerUser` connections (counted across replicas, and those before it in `entries`): true when written,
-   * false when refused, in their order.
+   * Writes entries of one replica, each unless its user already holds `maxPerUser` connections (counted
+   * across replicas, and those before it in `entries`): true when written, false when refused, in their
+   * order. The replica's list is written first, so a reader that finds a user's entry finds it listed too
+   * (`onlineUsers` prunes the unlisted); then one script per hash slot of users checks the cap and writes
+   * (every user on one Redis, so one script); a refused entry leaves the replica's list again.
    */
   async addMany(entries: PresenceEntry[], ttlMs: number, maxPerUser: number): Promise<boolean[]> {
     if (entries.length === 0) return [];
     const replicaId = entries[0]!.replicaId;
     if (entries.some((e) => e.replicaId !== replicaId)) throw new Error('addMany takes the entries of one replica');
-    const added = (await this.redis.eval(
-      ADD_WITHIN_LIMIT,
-      1 + entries.length,
-      this.keys.replicaConnections(replicaId),
-      ...entries.map((e) => this.keys.userConnections(e.userId)),
-      replicaId,
-      ttlMs,
-      maxPerUser,
-      ...entries.flatMap((e) => [e.connectionId, JSON.stringify(e)]),
-    )) as number[];
-    return entries.map((_, i) => added[i] === 1);
+    const conns = this.keys.replicaConnections(replicaId);
+    await Promise.all([
+      this.redis.hset(conns, ...entries.flatMap((e) => [e.connectionId, JSON.stringify(e)])),
+      this.redis.pexpire(conns, ttlMs),
+    ]);
+    const added: boolean[] = [];
+    await Promise.all(
+      [...this.bySlot(entries, (e) => this.keys.userConnections(e.userId))].map(async (group) => {
+        const result = (await this.redis.eval(
+          ADD_WITHIN_LIMIT,
+          group.length,
+          ...group.map(({ item }) => this.keys.userConnections(item.userId)),
+          replicaId,
+          ttlMs,
+          maxPerUser,
+          ...group.map(({ item }) => item.connectionId),
+        )) as number[];
+        group.forEach(({ index }, i) => (added[index] = result[i] === 1));
+      }),
+    );
+    const refused = entries.filter((_, i) => !added[i]).map((e) => e.connectionId);
+    if (refused.length > 0) await this.redis.hdel(conns, ...refused);
+    return added;
   }
 
-  /** Removes the entries of several of the replica's connections (closed together) in one transaction. */
+  /**
+   * `items` grouped by the hash slot of their key, in their order within each group, with their index: on a
+   * cluster a script names keys of one slot only. On one Redis, one group.
+   */
+  private bySlot<T>(items: T[], keyOf: (item: T) => string): Iterable<{ item: T; index: number }[]> {
+    const groups = new Map<number, { item: T; index: number }[]>();
+    items.forEach((item, index) => {
+      const slot = this.keys.cluster ? calculateSlot(keyOf(item)) : 0;
+      const group = groups.get(slot);
+      if (group) group.push({ item, index });
+      else groups.set(slot, [{ item, index }]);
+    });
+    return groups.values();
+  }
+
+  /** Removes the entries of several of the replica's connections (closed together): one command per key. */
   async removeMany(replicaId: string, connections: { userId: string; connectionId: string }[]): Promise<void> {
     if (connections.length === 0) return;
-    const multi = this.redis
-      .multi()
-      .hdel(this.keys.replicaConnections(replicaId), ...connections.map((c) => c.connectionId));
-    for (const c of connections) multi.hdel(this.keys.userConnections(c.userId), c.connectionId);
-    await multi.exec();
+    await Promise.all([
+      this.redis.hdel(this.keys.replicaConnections(replicaId), ...connections.map((c) => c.connectionId)),
+      ...connections.map((c) => this.redis.hdel(this.keys.userConnections(c.userId), c.connectionId)),
+    ]);
+  }
+
+  /**
+   * Where each user's connections are, as presence lists them: connection id → replica id, per user, in
+   * order. Entries of a dead replica are still there until they expire or `onlineUsers` prunes them.
+   */
+  async holders(userIds: string[]): Promise<Record<string, string>[]> {
+    return Promise.all(userIds.map((userId) => this.redis.hgetall(this.keys.userConnections(userId))));
   }
 
   /**
@@ -108,19 +142,31 @@ export class PresenceRepository {
       ttlMs,
       'GET',
     );
-    const pipeline = this.redis.pipeline();
     const restore = previous === null && connections.length > 0;
-    for (const entry of connections) {
-      const user = this.keys.userConnections(entry.userId);
-      if (restore) {
-        pipeline.hset(conns, entry.connectionId, JSON.stringify(entry));
-        pipeline.hset(user, entry.connectionId, replicaId);
-      }
-      pipeline.pexpire(user, ttlMs);
-    }
-    pipeline.pexpire(conns, ttlMs);
-    await pipeline.exec();
+    if (restore) await this.rewrite(replicaId, connections, ttlMs);
+    // One command per key, auto-pipelined: on a cluster the users' keys are in as many slots.
+    await Promise.all([
+      ...connections.map((entry) => this.redis.pexpire(this.keys.userConnections(entry.userId), ttlMs)),
+      this.redis.pexpire(conns, ttlMs),
+    ]);
     return restore ? connections.length : 0;
+  }
+
+  /**
+   * Writes every entry of the replica again, whatever Redis holds: after Redis lost them, or after a failover
+   * on a cluster, where a promoted replica may lack the last writes its master acknowledged. The replica's
+   * list first, as `addMany` does.
+   */
+  async rewrite(replicaId: string, connections: PresenceEntry[], ttlMs: number): Promise<void> {
+    if (connections.length === 0) return;
+    const conns = this.keys.replicaConnections(replicaId);
+    await this.redis.hset(conns, ...connections.flatMap((e) => [e.connectionId, JSON.stringify(e)]));
+    await Promise.all(
+      connections.map((entry) => {
+        const user = this.keys.userConnections(entry.userId);
+        return this.redis.hset(user, entry.connectionId, replicaId).then(() => this.redis.pexpire(user, ttlMs));
+      }),
+    );
   }
 
   /**
@@ -132,37 +178,27 @@ export class PresenceRepository {
     return (await this.onlineUsers([userId])).has(userId);
   }
 
-  /** `isOnline` for many users, in three round trips whatever their number. */
+  /** `isOnline` for many users, in three rounds of commands (auto-pipelined) whatever their number. */
   async onlineUsers(userIds: string[]): Promise<Set<string>> {
     if (userIds.length === 0) return new Set();
-    const read = this.redis.pipeline();
-    for (const userId of userIds) read.hgetall(this.keys.userConnections(userId));
-    const hashes = ((await read.exec()) ?? []).map(([error, value]) => {
-      if (error) throw error;
-      return Object.entries(value as Record<string, string>);
-    });
+    const hashes = (await this.holders(userIds)).map((hash) => Object.entries(hash));
     const entries = userIds.flatMap((userId, u) =>
       hashes[u]!.map(([connectionId, replica]) => ({ userId, connectionId, replica })),
     );
     if (entries.length === 0) return new Set();
     const replicas = [...new Set(entries.map((e) => e.replica))];
-    const check = this.redis.pipeline();
-    for (const replica of replicas) check.exists(this.keys.replica(replica));
-    for (const e of entries) check.hexists(this.keys.replicaConnections(e.replica), e.connectionId);
-    const results = (await check.exec()) ?? [];
-    const alive = new Set(replicas.filter((_, i) => results[i]?.[1] === 1));
+    const [living, listed] = await Promise.all([
+      Promise.all(replicas.map((replica) => this.redis.exists(this.keys.replica(replica)))),
+      Promise.all(entries.map((e) => this.redis.hexists(this.keys.replicaConnections(e.replica), e.connectionId))),
+    ]);
+    const alive = new Set(replicas.filter((_, i) => living[i] === 1));
     const online = new Set<string>();
-    const prune = this.redis.pipeline();
-    let ghosts = 0;
+    const ghosts: Promise<number>[] = [];
     entries.forEach((e, i) => {
-      if (alive.has(e.replica) && results[replicas.length + i]?.[1] === 1) {
-        online.add(e.userId);
-      } else {
-        prune.hdel(this.keys.userConnections(e.userId), e.connectionId);
-        ghosts += 1;
-      }
+      if (alive.has(e.replica) && listed[i] === 1) online.add(e.userId);
+      else ghosts.push(this.redis.hdel(this.keys.userConnections(e.userId), e.connectionId));
     });
-    if (ghosts > 0) await prune.exec();
+    await Promise.all(ghosts);
     return online;
   }
 
@@ -180,7 +216,8 @@ export class PresenceRepository {
   async beats(): Promise<ReplicaBeat[]> {
     const replicaIds = await this.replicaIds();
     if (replicaIds.length === 0) return [];
-    const values = await this.redis.mget(replicaIds.map((id) => this.keys.replica(id)));
+    // One GET per replica: on a cluster their keys are in as many slots.
+    const values = await Promise.all(replicaIds.map((id) => this.redis.get(this.keys.replica(id))));
     return replicaIds.flatMap((replicaId, i) => {
       const value = values[i];
       // Expired between the scan and the read: no longer beating.
@@ -191,14 +228,7 @@ export class PresenceRepository {
 
   private async replicaIds(): Promise<string[]> {
     const head = this.keys.replica('');
-    const ids: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.keys.replicaPattern(), 'COUNT', 200);
-      cursor = next;
-      ids.push(...batch.map((key) => key.slice(head.length)));
-    } while (cursor !== '0');
-    return [...new Set(ids)];
+    return (await scanKeys(this.redis, this.keys.replicaPattern())).map((key) => key.slice(head.length));
   }
 
   /** At start: drop what an earlier process under the same replica id left behind. */
@@ -208,10 +238,11 @@ export class PresenceRepository {
 
   /** On a clean shutdown: forget this replica and its connections now rather than at expiry. */
   async removeReplica(replicaId: string, connections: { userId: string; connectionId: string }[]): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    pipeline.del(this.keys.replica(replicaId), this.keys.replicaConnections(replicaId));
-    for (const c of connections) pipeline.hdel(this.keys.userConnections(c.userId), c.connectionId);
-    await pipeline.exec();
+    await Promise.all([
+      this.redis.del(this.keys.replica(replicaId)),
+      this.redis.del(this.keys.replicaConnections(replicaId)),
+      ...connections.map((c) => this.redis.hdel(this.keys.userConnections(c.userId), c.connectionId)),
+    ]);
   }
 }
 
