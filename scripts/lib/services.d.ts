@@ -1,7 +1,7 @@
 // Types of services.js, for the TypeScript tests that start private servers through it.
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 
-export type ProgramName = 'postgresql' | 'redis-server' | 'nginx' | 'docker-compose' | 'chromium';
+export type ProgramName = 'postgresql' | 'redis-server' | 'redis-cli' | 'nginx' | 'docker-compose' | 'chromium';
 
 export class MissingPackagesError extends Error {
   readonly packages: string[];

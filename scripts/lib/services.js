@@ -59,6 +59,8 @@ function findPostgresBin(path) {
 const PROGRAMS = {
   postgresql: { packages: ['postgresql'], find: findPostgresBin },
   'redis-server': { packages: ['redis-server'], find: (path) => findProgram('redis-server', path) },
+  // redis-cli --cluster creates and reshards the private Redis Clusters (scripts/lib/redis-cluster.js).
+  'redis-cli': { packages: ['redis-tools'], find: (path) => findProgram('redis-cli', path) },
   nginx: { packages: ['nginx'], find: (path) => findProgram('nginx', path) },
   'docker-compose': { packages: ['docker-compose'], find: (path) => findProgram('docker-compose', path) },
   chromium: { packages: ['chromium'], find: (path) => findProgram('chromium', path) },

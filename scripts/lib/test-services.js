@@ -10,7 +10,8 @@ const { PostgresServer, RedisServer, ensurePrograms, freePort, sameProcess, slee
 
 const RUN_PREFIX = 'herald-test-services-';
 const DEFAULTS = { postgres: 'postgres://postgres@127.0.0.1:5432/postgres', redis: 'redis://127.0.0.1:6379' };
-const TOOLS = ['nginx', 'docker-compose', 'chromium', 'ss'];
+// redis-server and redis-cli: the Redis Cluster tests start private clusters whatever Redis the tests share.
+const TOOLS = ['nginx', 'docker-compose', 'chromium', 'ss', 'redis-server', 'redis-cli'];
 
 /** Installs a missing Nginx, docker-compose or Chromium (root on Debian/Ubuntu), or throws naming them. */
 function ensureTestTools({ path, log = () => undefined } = {}) {
