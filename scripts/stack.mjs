@@ -9,8 +9,9 @@
 // Options (after `--`): --port 8080  --replicas 2  --database herald  --redis-prefix herald
 //                       --private-services (never reuse the servers on 5432/6379)  --detach
 //                       --postgres-url URL  --redis-url URL (use these servers instead)
+//                       --redis-cluster (a private 3-master, 3-replica Redis Cluster instead of one Redis)
 // Everything it makes lives in .stack/ : logs/, secrets.json, state.json, nginx/, and private
-// postgres/ and redis/ data when those are started here.
+// postgres/, redis/ or redis-cluster/ data when those are started here.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const {
   startTime,
   tcpAnswers,
 } = require('./lib/services.js');
+const { RedisClusterServers } = require('./lib/redis-cluster.js');
 const SHARED_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 // ---------------------------------------------------------------------------
@@ -40,6 +42,7 @@ const SHARED_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 // ---------------------------------------------------------------------------
 
 function parseArgs(argv) {
+  if (['--help', '-h'].includes(argv[0])) usage(0); // `node scripts/stack.mjs --help`, as its errors suggest
   const options = {
     command: argv[0] ?? 'up',
     port: 8080,
@@ -49,6 +52,7 @@ function parseArgs(argv) {
     privateServices: false,
     postgresUrl: null,
     redisUrl: null,
+    redisCluster: false,
     detach: false,
     dir: join(ROOT, '.stack'),
   };
@@ -86,6 +90,9 @@ function parseArgs(argv) {
       case '--redis-url':
         options.redisUrl = url(value(flag), flag, ['redis:']);
         break;
+      case '--redis-cluster':
+        options.redisCluster = true;
+        break;
       case '--detach':
         options.detach = true;
         break;
@@ -98,6 +105,8 @@ function parseArgs(argv) {
     }
   }
   if (!['up', 'down', 'status'].includes(options.command)) fail(`unknown command ${options.command}`, true);
+  if (options.redisCluster && options.redisUrl)
+    fail('--redis-cluster starts a private cluster; it cannot use --redis-url too (pass one or the other)');
   return options;
 }
 
@@ -129,6 +138,7 @@ function usage(code) {
       '  --private-services   start PostgreSQL and Redis in .stack/ even if servers answer on 5432/6379',
       '  --postgres-url URL   use this PostgreSQL server (its database NAME is created if missing)',
       '  --redis-url URL      use this Redis server',
+      '  --redis-cluster      start a private Redis Cluster (3 masters + 3 replicas) in .stack/ instead of one Redis',
       '  --detach             return once the stack answers; stop it with npm run down',
       '',
     ].join('\n'),
@@ -345,6 +355,7 @@ function ownerOf(path) {
 
 /** Redis: --redis-url, else the one on 6379 if it answers PING, otherwise a private one (append-only, so jobs survive). */
 async function redis(options, processes, taken) {
+  if (options.redisCluster) return redisCluster(options, processes, taken);
   if (options.redisUrl) {
     const { hostname, port } = new URL(options.redisUrl);
     if (!(await tcpAnswers(Number(port || 6379), hostname, 'PING\r\n', '+PONG'))) {
@@ -367,6 +378,32 @@ async function redis(options, processes, taken) {
     url: server.url,
     description: `private server on 127.0.0.1:${server.port} (data in ${relative(ROOT, server.dir)})`,
   };
+}
+
+/** A private Redis Cluster in .stack/redis-cluster (scripts/lib/redis-cluster.js), each node a process of the stack. */
+async function redisCluster(options, processes, taken) {
+  const { 'redis-server': binary, 'redis-cli': cli } = programs(['redis-server', 'redis-cli']);
+  // From 47001: each node's cluster bus takes its port + 10000.
+  const cluster = await RedisClusterServers.prepare({
+    binary,
+    cli,
+    dir: join(options.dir, 'redis-cluster'),
+    firstPort: 47001,
+    taken,
+  });
+  step(`starting a private Redis Cluster on 127.0.0.1:${cluster.ports.join(', :')}`);
+  cluster.ports.forEach((port, i) => {
+    const name = `redis-${i + 1}`;
+    const logFile = join(options.dir, 'logs', `${name}.log`);
+    processes.push(launch(name, binary, cluster.nodeArgs(port), { logFile, match: 'redis-server' }));
+  });
+  try {
+    await cluster.create();
+  } catch (error) {
+    const logs = `${shown(join(options.dir, 'logs'))}/redis-1.log … redis-${cluster.ports.length}.log`;
+    throw new StackError(`${error.message}\nthe nodes' logs: ${logs}`);
+  }
+  return { nodes: cluster.nodes, description: cluster.description };
 }
 
 function secrets(options) {
@@ -448,7 +485,9 @@ async function up(options) {
     const keys = secrets(options);
     const env = {
       DATABASE_URL: pg.url,
-      REDIS_URL: rd.url,
+      // One Redis or a cluster, never both (an empty REDIS_URL with REDIS_CLUSTER_NODES).
+      REDIS_URL: rd.url ?? '',
+      REDIS_CLUSTER_NODES: rd.nodes ?? '',
       HERALD_REDIS_PREFIX: options.redisPrefix,
       HERALD_API_KEYS: keys.apiKey,
       HERALD_JWT_SECRET: keys.jwtSecret,
@@ -604,7 +643,7 @@ function banner(options, keys, replicas, pg, rd) {
  * Nginx, Redis and PostgreSQL; politely, waiting until each is gone.
  */
 async function stopAll(processes) {
-  const tier = (p) => (p.name.startsWith('herald') ? 0 : p.name === 'nginx' ? 1 : p.name === 'redis' ? 2 : 3);
+  const tier = (p) => (p.name.startsWith('herald') ? 0 : p.name === 'nginx' ? 1 : p.name.startsWith('redis') ? 2 : 3);
   for (const level of [0, 1, 2, 3]) {
     await Promise.all(processes.filter((p) => tier(p) === level).map(stopOne));
   }

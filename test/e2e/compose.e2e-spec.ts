@@ -15,6 +15,9 @@ const SECRETS = {
 
 interface ComposeService {
   image?: string;
+  profiles?: string[];
+  command?: string | string[];
+  restart?: string;
   build?: { context: string; target?: string };
   environment?: Record<string, string>;
   healthcheck?: { test: string[] };
@@ -25,13 +28,23 @@ interface ComposeService {
 }
 
 /** `docker-compose config`: the validator that needs no Docker engine (CI installs Debian's docker-compose). */
-function composeConfig(env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+function composeConfig(
+  env: Record<string, string>,
+  profiles: string[] = [],
+): { status: number | null; stdout: string; stderr: string } {
   // An empty --env-file: a developer's own .env must not change what is checked.
   const emptyEnv = join(mkdtempSync(join(tmpdir(), 'herald-compose-')), 'empty.env');
   writeFileSync(emptyEnv, '');
   const result = spawnSync(
     'docker-compose',
-    ['--env-file', emptyEnv, '-f', join(root, 'docker-compose.yml'), 'config'],
+    [
+      '--env-file',
+      emptyEnv,
+      '-f',
+      join(root, 'docker-compose.yml'),
+      ...profiles.flatMap((p) => ['--profile', p]),
+      'config',
+    ],
     {
       cwd: root,
       encoding: 'utf8',
@@ -58,7 +71,8 @@ describe('docker-compose.yml and the Dockerfile', () => {
       services: Record<string, ComposeService>;
       volumes: Record<string, unknown>;
     };
-    const services = config.services;
+    // Services of a profile (the Redis Cluster's) start only with it; docker-compose 1.x lists them all the same.
+    const services = Object.fromEntries(Object.entries(config.services).filter(([, s]) => !s.profiles?.length));
     expect(Object.keys(services).sort()).toEqual(['herald-1', 'herald-2', 'nginx', 'postgres', 'redis']);
     for (const [name, service] of Object.entries(services)) {
       expect({ name, healthcheck: Array.isArray(service.healthcheck?.test) }).toEqual({ name, healthcheck: true });
@@ -67,7 +81,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
       (s.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':')[1] : v.target));
     expect(volumeTargets(services.postgres!)).toEqual(['/var/lib/postgresql/data']);
     expect(volumeTargets(services.redis!)).toEqual(['/data']);
-    expect(Object.keys(config.volumes).sort()).toEqual(['pgdata', 'redisdata']);
+    expect(Object.keys(config.volumes).filter((v) => !v.startsWith('redis-node-'))).toEqual(['pgdata', 'redisdata']);
 
     // The rendered Nginx config points at these replicas' fixed addresses, on the port they listen on.
     const nginxConfig = readFileSync(nginxRender.COMPOSE_OUTPUT, 'utf8');
@@ -84,6 +98,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
         REPLICA_ID: name,
         HERALD_TRUSTED_PROXIES: nginxAddress,
         REDIS_URL: 'redis://redis:6379',
+        REDIS_CLUSTER_NODES: '',
       });
       expect(service.depends_on).toEqual({
         postgres: { condition: 'service_healthy' },
@@ -95,6 +110,62 @@ describe('docker-compose.yml and the Dockerfile', () => {
       typeof p === 'string' ? p : `${p.published}:${p.target}`,
     );
     expect(published).toEqual(['8080:8080']);
+  });
+
+  it('with profile cluster, runs six Redis Cluster nodes and a one-shot init, and the replicas use the cluster', () => {
+    const nodes = 'redis-node-1:6379,redis-node-2:6379,redis-node-3:6379';
+    const rendered = composeConfig({ ...SECRETS, REDIS_URL: '', REDIS_CLUSTER_NODES: nodes }, ['cluster']);
+    expect({ status: rendered.status, stderr: rendered.stderr }).toEqual({ status: 0, stderr: '' });
+    const config = parse(rendered.stdout) as {
+      services: Record<string, ComposeService>;
+      volumes: Record<string, unknown>;
+    };
+    const services = config.services;
+    const names = [1, 2, 3, 4, 5, 6].map((i) => `redis-node-${i}`);
+    expect(Object.keys(services).filter((name) => services[name]!.profiles?.includes('cluster'))).toEqual(
+      expect.arrayContaining([...names, 'redis-cluster-init']),
+    );
+    const words = (command: string | string[] | undefined): string[] =>
+      typeof command === 'string' ? command.split(/\s+/) : (command ?? []);
+    const addresses: string[] = [];
+    for (const name of names) {
+      const node = services[name]!;
+      const address = node.networks!.herald!.ipv4_address!;
+      addresses.push(`${address}:6379`);
+      expect({ name, image: node.image, profiles: node.profiles }).toEqual({
+        name,
+        image: 'redis:7-alpine',
+        profiles: ['cluster'],
+      });
+      const command = words(node.command).join(' ');
+      expect(command).toContain('--cluster-enabled yes --cluster-node-timeout 5000 --appendonly yes');
+      // It announces the fixed address it has on the network: what clients are sent to.
+      expect(command).toContain(`--cluster-announce-ip ${address}`);
+      expect(node.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+      expect(
+        (node.volumes ?? []).map((v) =>
+          typeof v === 'string' ? v.split(':').slice(0, 2).join(':') : `${v.source}:${v.target}`,
+        ),
+      ).toEqual([`${name}-data:/data`]);
+      expect(Object.keys(config.volumes)).toContain(`${name}-data`);
+    }
+    expect(new Set(addresses).size).toBe(6);
+
+    const init = services['redis-cluster-init']!;
+    expect(init.image).toBe('redis:7-alpine');
+    expect(init.restart).toBe('no');
+    expect(init.depends_on).toEqual(Object.fromEntries(names.map((name) => [name, { condition: 'service_healthy' }])));
+    const script = words(init.command).join(' ');
+    expect(script).toContain(`redis-cli --cluster create ${addresses.join(' ')} --cluster-replicas 1 --cluster-yes`);
+    expect(script).toContain('cluster_state:ok');
+
+    for (const name of ['herald-1', 'herald-2']) {
+      expect({ name, ...services[name]!.environment }).toMatchObject({
+        name,
+        REDIS_URL: '',
+        REDIS_CLUSTER_NODES: nodes,
+      });
+    }
   });
 
   it('builds the image with the same commands as a local checkout, from files that exist', () => {
