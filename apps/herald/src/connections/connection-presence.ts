@@ -34,8 +34,8 @@ export class ConnectionPresence {
     { windowMs: 0, maxBatch: 500, maxInFlight: 1 },
   );
   /**
-   * The entries of connections closed together (a proxy restart closes thousands at once), removed in one
-   * transaction (`PresenceRepository.removeMany`): one Redis write instead of one per connection.
+   * The entries of connections closed together (a proxy restart closes thousands at once), removed together
+   * (`PresenceRepository.removeMany`): one command per key, auto-pipelined into one write per Redis node.
    */
   private readonly removals = new Batcher<EntryKey, void>(
     async (keys) => {
@@ -131,7 +131,7 @@ export class ConnectionPresence {
     }
   }
 
-  /** The removals that failed, tried again through the same batches (one transaction per 500). */
+  /** The removals that failed, tried again through the same batches (500 at a time). */
   private async retryRemovals(): Promise<void> {
     await Promise.all(
       [...this.pendingRemovals].map(([connectionId, userId]) => this.removeEntry(userId, connectionId)),

@@ -32,8 +32,8 @@ export interface ConnectionMeta {
 }
 
 /**
- * The life of a connection on this replica: open (register, subscribe,
- * presence, welcome, replay), heartbeats, close, and shutdown. Its frames
+ * The life of a connection on this replica: open (register, presence,
+ * arrival, welcome, replay), heartbeats, close, and shutdown. Its frames
  * in are ConnectionCommands'.
  */
 @Injectable()
@@ -87,7 +87,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * Registers a new connection at once (so no frame it sends is lost) and
-   * starts its setup: subscribe, arrival (seen, and what it has open), presence, welcome, replay.
+   * starts its setup: presence, arrival (seen, and what it has open), welcome, replay.
    */
   open(transport: ClientTransport, meta: ConnectionMeta): Connection {
     const connection = new Connection(
