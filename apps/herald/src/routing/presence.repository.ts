@@ -123,6 +123,16 @@ export class PresenceRepository {
     return Promise.all(userIds.map((userId) => this.redis.hgetall(this.keys.userConnections(userId))));
   }
 
+  /** The replicas holding each user's connections (one per connection, repeats included), per user, in order. */
+  replicasOf(userIds: string[]): Promise<string[][]> {
+    return Promise.all(userIds.map((userId) => this.redis.hvals(this.keys.userConnections(userId))));
+  }
+
+  /** The replica holding one connection of the user, as presence lists it; null when none does. */
+  replicaOfConnection(userId: string, connectionId: string): Promise<string | null> {
+    return this.redis.hget(this.keys.userConnections(userId), connectionId);
+  }
+
   /**
    * Marks the replica alive, with this build's schema, and extends the life of its entries. When the
    * replica's key was gone (Redis restarted empty, or this replica was

@@ -9,13 +9,52 @@ import { publishOn, RedisClient } from '../redis/redis-client';
 import { RedisKeys } from '../redis/redis-keys';
 import { Subscriber } from '../redis/subscriber';
 import { withTimeout } from '../common/timeout';
-import { BroadcastMessage, Bus, BusHandlers, BusMessage, ReplicaMessage, UserMessage } from './bus';
+import { BroadcastMessage, Bus, BusHandlers, BusMessage, UserMessage } from './bus';
 import { PresenceRepository } from './presence.repository';
 
 /** How long a probe may take to come back before the subscriptions are taken for not yet active. */
 const PROBE_TIMEOUT_MS = 2000;
 /** While the subscriber is away, its return is tried this often (and at once when it says it is back). */
 const CONFIRM_RETRY_MS = 1000;
+
+/**
+ * On one Redis, a direct message's route in one round trip: the recipients' presence read and the message
+ * published to each replica holding any of them, with the users it holds there. KEYS: the users' presence
+ * hashes; ARGV: the replica channels' prefix, the message without its opening brace, then each user's id as
+ * a JSON string, in KEYS order. Answers how many users had a listening replica. (A cluster cannot run it:
+ * the replicas' channels are in other slots than the users' hashes.)
+ */
+const ROUTE = `
+local byReplica, order = {}, {}
+for i = 1, #KEYS do
+  local user = ARGV[2 + i]
+  for _, replica in ipairs(redis.call('HVALS', KEYS[i])) do
+    local users = byReplica[replica]
+    if not users then
+      users = {}
+      byReplica[replica] = users
+      order[#order + 1] = replica
+    end
+    if users[#users] ~= user then users[#users + 1] = user end
+  end
+end
+local reached, count = {}, 0
+for _, replica in ipairs(order) do
+  local users = byReplica[replica]
+  local raw = '{"userIds":[' .. table.concat(users, ',') .. '],' .. ARGV[2]
+  if redis.call('PUBLISH', ARGV[1] .. replica, raw) > 0 then
+    for _, user in ipairs(users) do
+      if not reached[user] then
+        reached[user] = true
+        count = count + 1
+      end
+    end
+  end
+end
+return {count, #order}
+`;
+
+type Route = (...args: (string | number)[]) => Promise<[number, number]>;
 
 /**
  * The Bus on Redis pub/sub (sharded on a cluster), with a fixed set of channels (ADR 0019): one per replica,
@@ -26,8 +65,9 @@ const CONFIRM_RETRY_MS = 1000;
 export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(RedisBus.name);
   private readonly subscriber: Subscriber;
-  /** This replica's channel. */
+  /** This replica's channel, and the broadcast channel. */
   private readonly channel: string;
+  private readonly broadcast: string;
   private handlers: BusHandlers | null = null;
   private readonly returnListeners = new Set<() => void>();
   /** Since when the subscriptions may have missed messages (undefined: confirmed active). */
@@ -36,6 +76,8 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   private drops = 0;
   private confirming = false;
   private confirmRetry?: NodeJS.Timeout;
+  /** ROUTE, on one Redis; null on a cluster. */
+  private readonly route: Route | null;
   /** Probes published and not yet heard back: probe id → what hearing it on a channel does. */
   private readonly probes = new Map<string, (channel: string) => void>();
   private closing = false;
@@ -51,18 +93,25 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   ) {
     super();
     this.channel = keys.replicaChannel(config.replicaId);
+    this.broadcast = keys.broadcastChannel();
     this.subscriber = new Subscriber(config, 'subscriber', metrics, {
       message: (channel, raw) => this.dispatch(channel, raw),
       down: () => this.dropped('bus subscriber dropped'),
       up: () => void this.back(),
     });
+    if (redis instanceof Cluster) {
+      this.route = null;
+    } else {
+      redis.defineCommand('heraldRoute', { lua: ROUTE });
+      this.route = (redis as unknown as { heraldRoute: Route }).heraldRoute.bind(redis);
+    }
     // On a cluster, a failover can lose the last writes the failed master acknowledged: this replica's presence
     // entries among them, through which the others route to it. Its return writes them again (BusCatchUp).
     if (redis instanceof Cluster) redis.on('-node', () => this.dropped('a Redis Cluster node left'));
   }
 
   async onModuleInit(): Promise<void> {
-    await this.subscriber.subscribe([this.channel, this.keys.broadcastChannel()]);
+    await this.subscriber.subscribe([this.channel, this.broadcast]);
     this.started = true;
     // Subscribed is not yet heard (a cluster's sharded subscribers settle on the topology): until a probe
     // comes back, what the bus brings is left to the catch-up, as after a drop.
@@ -133,7 +182,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   /** Publishes a probe on this replica's channel and the broadcast channel; resolves once both came back. */
   private async probe(): Promise<void> {
     const probeId = randomUUID();
-    const channels = [this.channel, this.keys.broadcastChannel()];
+    const channels = [this.channel, this.broadcast];
     const heard = new Set<string>();
     const done = new Promise<void>((resolve) =>
       this.probes.set(probeId, (channel) => {
@@ -155,34 +204,53 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   }
 
   async publishToUsers(userIds: string[], message: UserMessage): Promise<number> {
-    const holders = await this.presence.holders(userIds);
+    if (this.route && message.kind === 'deliver') {
+      const [reached, sent] = await this.route(
+        userIds.length,
+        ...userIds.map((userId) => this.keys.userConnections(userId)),
+        this.keys.replicaChannel(''),
+        JSON.stringify(message).slice(1),
+        ...userIds.map((userId) => JSON.stringify(userId)),
+      );
+      this.metrics.busMessages.inc({ direction: 'out' }, sent);
+      return reached;
+    }
+    // A cluster: read presence, then publish to each replica's shard.
     const byReplica = new Map<string, string[]>();
-    holders.forEach((connections, i) => {
+    const add = (replica: string, userId: string) => {
+      const users = byReplica.get(replica);
+      if (!users) byReplica.set(replica, [userId]);
+      else if (users.at(-1) !== userId) users.push(userId);
+    };
+    if (message.kind === 'deliver') {
+      (await this.presence.replicasOf(userIds)).forEach((replicas, i) => {
+        for (const replica of replicas) add(replica, userIds[i]!);
+      });
+    } else {
       // An SSE heartbeat answer or a disconnect is for one connection: only its replica is told.
-      const replicas =
-        message.kind === 'deliver'
-          ? new Set(Object.values(connections))
-          : [connections[message.connectionId]].filter((r): r is string => r !== undefined);
-      for (const replica of replicas) {
-        const users = byReplica.get(replica);
-        if (users) users.push(userIds[i]!);
-        else byReplica.set(replica, [userIds[i]!]);
-      }
-    });
+      const replicas = await Promise.all(
+        userIds.map((userId) => this.presence.replicaOfConnection(userId, message.connectionId)),
+      );
+      replicas.forEach((replica, i) => replica !== null && add(replica, userIds[i]!));
+    }
+    if (byReplica.size === 0) return 0;
+    // Serialized once; each replica's message is it with the users held there in front.
+    const body = JSON.stringify(message).slice(1);
     // Auto-pipelined: what many requests publish in the same tick goes in one write (per node).
-    const reached = await Promise.all(
+    const reached = new Set<string>();
+    await Promise.all(
       [...byReplica].map(async ([replica, users]) => {
-        const out: ReplicaMessage = { ...message, userIds: users };
-        const receivers = await publishOn(this.redis, this.keys.replicaChannel(replica), JSON.stringify(out));
-        return receivers > 0 ? users : [];
+        const raw = `{"userIds":${JSON.stringify(users)},${body}`;
+        if ((await publishOn(this.redis, this.keys.replicaChannel(replica), raw)) > 0)
+          for (const userId of users) reached.add(userId);
       }),
     );
     this.metrics.busMessages.inc({ direction: 'out' }, byReplica.size);
-    return new Set(reached.flat()).size;
+    return reached.size;
   }
 
   async publishBroadcast(message: BroadcastMessage): Promise<void> {
-    await publishOn(this.redis, this.keys.broadcastChannel(), JSON.stringify(message));
+    await publishOn(this.redis, this.broadcast, JSON.stringify(message));
     this.metrics.busMessages.inc({ direction: 'out' });
   }
 
@@ -204,7 +272,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     // return starts (BusCatchUp): it is in the record already, and the catch-up sends what the bus missed and
     // this together in seq order, where sent now it would go ahead of older ones the bus missed.
     if (!this.receiving && (message.kind === 'deliver' || message.kind === 'broadcast')) return;
-    if (channel === this.keys.broadcastChannel() && message.kind === 'broadcast') {
+    if (channel === this.broadcast && message.kind === 'broadcast') {
       this.handlers.broadcast(message);
       return;
     }
