@@ -23,6 +23,41 @@ describe('parseConfig', () => {
     expect(config.replicaId).toMatch(/^[A-Za-z0-9_.-]+-\d+$/);
   });
 
+  it('runs on one Redis by default, on a cluster with REDIS_CLUSTER_NODES and an empty REDIS_URL', () => {
+    expect(parseConfig(minimal).redis).toEqual({
+      mode: 'single',
+      url: 'redis://127.0.0.1:6379',
+      username: '',
+      password: '',
+      tls: false,
+    });
+    const cluster = parseConfig({
+      ...minimal,
+      REDIS_URL: '',
+      REDIS_CLUSTER_NODES: '10.0.0.5:7000, redis-2.internal:7001',
+      REDIS_PASSWORD: 'secret',
+      REDIS_USERNAME: 'herald',
+      REDIS_TLS: 'true',
+    });
+    expect(cluster.redis).toEqual({
+      mode: 'cluster',
+      nodes: [
+        { host: '10.0.0.5', port: 7000 },
+        { host: 'redis-2.internal', port: 7001 },
+      ],
+      username: 'herald',
+      password: 'secret',
+      tls: true,
+    });
+    expect(() =>
+      parseConfig({ ...minimal, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '10.0.0.5:7000' }),
+    ).toThrow('REDIS_URL must be empty when REDIS_CLUSTER_NODES is set');
+    expect(() => parseConfig({ ...minimal, REDIS_CLUSTER_NODES: '10.0.0.5' })).toThrow(
+      'each node must be host:port, such as 10.0.0.5:6379',
+    );
+    expect(() => parseConfig({ ...minimal, REDIS_TLS: 'yes' })).toThrow('REDIS_TLS="yes" must be true or false');
+  });
+
   it('gives every publisher key the default limits, and named keys their own', () => {
     const id = publisherKeyId(minimal.HERALD_API_KEYS);
     expect(parseConfig(minimal)).toMatchObject({
