@@ -4,6 +4,7 @@ import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { TestCluster } from '../../test/helpers/cluster';
 import { Edge } from '../../test/helpers/edge';
+import { PrivateRedisCluster } from '../../test/helpers/private-redis-cluster';
 import { TEST_REDIS_URL } from '../../test/helpers/env';
 import { deleteRedisPrefix, testRedisPrefix } from '../../test/helpers/redis';
 import { freePort, Replica, TEST_API_KEY } from '../../test/helpers/replica';
@@ -11,6 +12,7 @@ import { waitFor } from '../../test/helpers/wait';
 import type { ServerName } from './args';
 import { BaselineEdge, EdgeControl, EdgeSettings } from './baseline-edge';
 import { postJson } from './http';
+import { progress } from './log';
 import { collectGarbage } from './inspector';
 import type { BenchPayload, ClientKind } from './ipc';
 import { childPids, postgresBackendPids, redisServerPid, spawnNode, stopProcess } from './proc';
@@ -126,7 +128,18 @@ export async function startTarget(name: ServerName, options: TargetOptions): Pro
   }
 }
 
+/**
+ * HERALD_BENCH_REDIS_CLUSTER=1: Herald's replicas run on a private Redis Cluster (3 masters + 3 replicas,
+ * started for the run and destroyed after) instead of the shared Redis; its six nodes count as `redis`.
+ */
+async function benchRedisCluster(): Promise<PrivateRedisCluster | undefined> {
+  if (process.env.HERALD_BENCH_REDIS_CLUSTER !== '1') return undefined;
+  progress('starting a private Redis Cluster (3 masters + 3 replicas) for Herald');
+  return PrivateRedisCluster.create();
+}
+
 async function startHerald(options: TargetOptions): Promise<Target> {
+  const redisCluster = await benchRedisCluster();
   const inspectPorts: number[] = [];
   // HERALD_BENCH_NODE_OPTIONS reaches the replicas as NODE_OPTIONS, e.g. "--require /tmp/profile.js" for a
   // script that starts the inspector's profiler (Node refuses --cpu-prof in NODE_OPTIONS).
@@ -136,6 +149,7 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     ...options.heraldEnv,
     ...benchSettings(),
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...(redisCluster ? { REDIS_URL: '', REDIS_CLUSTER_NODES: redisCluster.nodes } : {}),
   };
   let cluster: TestCluster;
   if (options.inspect) {
@@ -192,7 +206,7 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     ...(edgeControl ? { edge: edgeControl } : {}),
     supportPids: async () => ({
       postgres: await postgresBackendPids(cluster.db.name),
-      redis: await redisPids(),
+      redis: redisCluster ? await redisCluster.pids() : await redisPids(),
       nginx: edgeControl?.workerPids() ?? [],
     }),
     publish: async (userId, payload) => {
@@ -213,6 +227,7 @@ async function startHerald(options: TargetOptions): Promise<Target> {
     stop: async () => {
       await edge?.stop();
       await cluster.stop();
+      await redisCluster?.destroy();
     },
   };
 }

@@ -74,6 +74,16 @@ export class PrivateRedisCluster {
     return this.ports.filter((port) => this.running.has(port));
   }
 
+  /** The redis-server process ids of the running nodes (from INFO server: the nodes run under a wrapper). */
+  async pids(): Promise<number[]> {
+    return Promise.all(
+      this.livePorts.map(async (port) => {
+        const info = String(await call(port, 'INFO', 'server'));
+        return Number(/process_id:(\d+)/.exec(info)?.[1]);
+      }),
+    );
+  }
+
   /** Masters that can serve (failed and handshaking nodes left out), with their slot ranges, by port. */
   async masters(): Promise<{ id: string; port: number; slots: [number, number][] }[]> {
     return (await this.view())
