@@ -3,15 +3,23 @@ import { Socket } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
+import { createRequire } from 'node:module';
+import type { ClusterNode, RedisClusterServers } from '../../scripts/lib/redis-cluster';
+import { repoRoot } from './paths';
+
+// From the repository's scripts/lib by path, not by a relative import: the bench's build (dist/bench) runs
+// this file too, and scripts/lib is plain JavaScript that no build copies.
+const load = createRequire(__filename);
+const {
   call,
-  ClusterNode,
   keySlot,
   parseClusterNodes,
-  RedisClusterServers,
+  RedisClusterServers: ClusterServers,
   stopNode,
-} from '../../scripts/lib/redis-cluster';
-import { sameProcess, startTime } from '../../scripts/lib/services';
+} = load(join(repoRoot(), 'scripts', 'lib', 'redis-cluster.js')) as typeof import('../../scripts/lib/redis-cluster');
+const { sameProcess, startTime } = load(
+  join(repoRoot(), 'scripts', 'lib', 'services.js'),
+) as typeof import('../../scripts/lib/services');
 
 const DIR_PREFIX = 'herald-redis-cluster-';
 
@@ -53,7 +61,7 @@ export class PrivateRedisCluster {
     const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
     let servers: RedisClusterServers;
     try {
-      servers = await RedisClusterServers.prepare({ nodeTimeoutMs: 2000, ...options, dir: join(dir, 'nodes') });
+      servers = await ClusterServers.prepare({ nodeTimeoutMs: 2000, ...options, dir: join(dir, 'nodes') });
     } catch (error) {
       rmSync(dir, { recursive: true, force: true });
       throw error;
