@@ -118,6 +118,7 @@ export class PrivateRedisCluster {
   async kill(port: number): Promise<void> {
     const node = this.running.get(port);
     if (!node) throw new Error(`no node of this cluster runs on :${port}`);
+    node.child.ref(); // held until it has exited (see destroy)
     stopNode(node.child);
     await node.exit;
     this.running.delete(port);
@@ -163,7 +164,12 @@ export class PrivateRedisCluster {
     if (this.destroyed) return;
     this.destroyed = true;
     const exits = [...this.running.values()].map((node) => node.exit);
-    for (const node of this.running.values()) stopNode(node.child);
+    // Referenced again while they stop: otherwise, with nothing else pending, the process would end before
+    // their exits (a script, such as the bench, that destroys the cluster last).
+    for (const node of this.running.values()) {
+      node.child.ref();
+      stopNode(node.child);
+    }
     await Promise.all(exits);
     this.running.clear();
     rmSync(this.dir, { recursive: true, force: true });
