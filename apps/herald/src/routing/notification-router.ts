@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { toBusNotification } from '../delivery/notification-frame';
 import type { StoredNotification } from '../record/notification.types';
-import { withTimeout } from '../common/timeout';
 import { Bus } from './bus';
 
 /**
@@ -11,11 +10,6 @@ import { Bus } from './bus';
  */
 const PER_USER_ROUTING_MAX_USERS = 64;
 const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
-/**
- * How long a publish waits for its routing before it answers: the notification is stored, and what the bus
- * did not take by then the sweep routes (a failover on a Redis Cluster holds commands for about a second).
- */
-const ROUTE_WAIT_MS = 1500;
 
 /**
  * The step from the record to the bus: a stored notification announced to the replicas that hold its
@@ -39,7 +33,8 @@ export class NotificationRouter {
     requestId?: string,
   ): Promise<void> {
     try {
-      await withTimeout(this.send(notification, audience, userIds, requestId), ROUTE_WAIT_MS, 'bus publish');
+      // Bounded by the Redis client: a 2 s command timeout, about a second of retries on a cluster's failover.
+      await this.send(notification, audience, userIds, requestId);
     } catch (error) {
       this.logger.warn({
         message: 'bus publish failed; the sweep will route the deliveries',

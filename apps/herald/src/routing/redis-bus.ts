@@ -20,8 +20,8 @@ const CONFIRM_RETRY_MS = 1000;
 /**
  * On one Redis, a direct message's route in one round trip: the recipients' presence read and the message
  * published to each replica holding any of them, with the users it holds there. KEYS: the users' presence
- * hashes; ARGV: the replica channels' prefix, the message without its opening brace, then each user's id as
- * a JSON string, in KEYS order. Answers how many users had a listening replica. (A cluster cannot run it:
+ * hashes; ARGV: the replica channels' prefix, the message (a JSON object), then each user's id as a JSON
+ * string, in KEYS order. Answers how many users had a listening replica. (A cluster cannot run it:
  * the replicas' channels are in other slots than the users' hashes.)
  */
 const ROUTE = `
@@ -39,9 +39,10 @@ for i = 1, #KEYS do
   end
 end
 local reached, count = {}, 0
+local body = string.sub(ARGV[2], 2)
 for _, replica in ipairs(order) do
   local users = byReplica[replica]
-  local raw = '{"userIds":[' .. table.concat(users, ',') .. '],' .. ARGV[2]
+  local raw = '{"userIds":[' .. table.concat(users, ',') .. '],' .. body
   if redis.call('PUBLISH', ARGV[1] .. replica, raw) > 0 then
     for _, user in ipairs(users) do
       if not reached[user] then
@@ -209,7 +210,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
         userIds.length,
         ...userIds.map((userId) => this.keys.userConnections(userId)),
         this.keys.replicaChannel(''),
-        JSON.stringify(message).slice(1),
+        JSON.stringify(message),
         ...userIds.map((userId) => JSON.stringify(userId)),
       );
       this.metrics.busMessages.inc({ direction: 'out' }, sent);
