@@ -67,16 +67,18 @@ export class BusCatchUp implements OnModuleInit, OnModuleDestroy {
   /** One catch-up of every local connection. Never throws. */
   async run(): Promise<void> {
     const started = Date.now();
-    // Presence first: what is published once the catch-up has read the record must find these connections.
+    // Live frames held first, in the turn of the return: the bus brings live traffic again from now on, and
+    // none of it may go ahead of what the catch-up sends.
+    const held: Connection[] = [];
+    const busy: Connection[] = [];
+    for (const connection of this.registry.all()) (connection.holdLive() ? held : busy).push(connection);
+    // Then presence, before the record is read: what is published after the read must find these connections.
     await this.presence.rewriteAll().catch((error: unknown) =>
       this.logger.warn({
         message: 'presence not written again before the catch-up; the beat retries',
         error: (error as Error).message,
       }),
     );
-    const held: Connection[] = [];
-    const busy: Connection[] = [];
-    for (const connection of this.registry.all()) (connection.holdLive() ? held : busy).push(connection);
     let sent = 0;
     const replay = async (connection: Connection): Promise<void> => {
       try {
