@@ -157,7 +157,7 @@ describe("npm test's set-up step (scripts/lib/test-services.js)", () => {
     it('names the packages to install when there is no apt-get', async () => {
       const why = isRoot() ? 'no apt-get here' : 'installing needs root';
       expect(() => ensureTestTools({ path: bin, log })).toThrow(
-        `missing: nginx docker-compose chromium iproute2 (${why}). Install them (Debian/Ubuntu: sudo apt-get install nginx docker-compose chromium iproute2;`,
+        `missing: nginx docker-compose chromium iproute2 redis-server redis-tools (${why}). Install them (Debian/Ubuntu: sudo apt-get install nginx docker-compose chromium iproute2 redis-server redis-tools;`,
       );
       await expect(
         prepareTestServices({ env: {}, defaults: await unreachableDefaults(), path: bin, tmp, log }),
@@ -182,13 +182,13 @@ describe("npm test's set-up step (scripts/lib/test-services.js)", () => {
       ).rejects.toThrow('missing: postgresql (still missing after apt-get install)');
       expect(readFileSync(calls, 'utf8').split('\n')).toEqual([
         'update -qq',
-        'install -y -qq --no-install-recommends nginx docker-compose chromium iproute2',
+        'install -y -qq --no-install-recommends nginx docker-compose chromium iproute2 redis-server redis-tools',
         'update -qq',
         'install -y -qq --no-install-recommends postgresql',
         '',
       ]);
       expect(lines).toEqual([
-        'installing nginx docker-compose chromium iproute2 with apt-get',
+        'installing nginx docker-compose chromium iproute2 redis-server redis-tools with apt-get',
         'installing postgresql with apt-get',
       ]);
     });
