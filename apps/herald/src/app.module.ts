@@ -41,7 +41,7 @@ export class AppModule {
         DatabaseModule,
         RedisModule,
         BullModule.forRoot({
-          prefix: new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster').bullPrefix(),
+          prefix: RedisKeys.of(config).bullPrefix(),
           connection,
         }),
         HealthModule,

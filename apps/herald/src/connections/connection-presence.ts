@@ -145,7 +145,7 @@ export class ConnectionPresence {
   async beat(): Promise<void> {
     await this.retryRemovals();
     try {
-      const connections = [...this.registry.all()].filter((c) => this.present.has(c));
+      const connections = this.presentConnections();
       const restored = await this.presence.beat(
         this.config.replicaId,
         connections.map((c) => this.entry(c)),
@@ -156,8 +156,7 @@ export class ConnectionPresence {
       const again = this.resumeAtNextBeat;
       this.resumeAtNextBeat = restored > 0 ? connections.map((c) => c.userId) : [];
       if (restored > 0) {
-        // A connection that closed while the beat was writing was written back: take it out again.
-        for (const c of connections) if (this.registry.get(c.id) !== c) await this.removeEntry(c.userId, c.id);
+        await this.removeClosed(connections);
         const resumed = await this.resumeParked(this.resumeAtNextBeat);
         this.logger.warn({ message: 'presence was lost in Redis; re-registered', connections: restored, resumed });
       } else if (again.length > 0) {
@@ -168,20 +167,29 @@ export class ConnectionPresence {
     }
   }
 
+  /** This replica's connections whose entry was written and not removed. */
+  private presentConnections(): Connection[] {
+    return [...this.registry.all()].filter((c) => this.present.has(c));
+  }
+
+  /** After writing `connections` back: those that closed meanwhile were written back too, and go again. */
+  private async removeClosed(connections: Connection[]): Promise<void> {
+    for (const c of connections) if (this.registry.get(c.id) !== c) await this.removeEntry(c.userId, c.id);
+  }
+
   /**
    * Writes every entry of this replica again (the bus's return, before its catch-up reads the record): on a
    * cluster, a failover may have lost the last entries a master acknowledged, and the other replicas route
    * to this one through them. Throws when Redis does not answer.
    */
   async rewriteAll(): Promise<void> {
-    const connections = [...this.registry.all()].filter((c) => this.present.has(c));
+    const connections = this.presentConnections();
     await this.presence.rewrite(
       this.config.replicaId,
       connections.map((c) => this.entry(c)),
       this.ttlMs,
     );
-    // A connection that closed while this was writing was written back: take it out again.
-    for (const c of connections) if (this.registry.get(c.id) !== c) await this.removeEntry(c.userId, c.id);
+    await this.removeClosed(connections);
   }
 
   /**

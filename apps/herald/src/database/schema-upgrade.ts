@@ -30,7 +30,7 @@ export async function migrateBehindFence(
   redis: RedisClient,
   config: HeraldConfig,
 ): Promise<string[]> {
-  const keys = new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster');
+  const keys = RedisKeys.of(config);
   const logger = new Logger('UpgradeFence');
   await passUpgradeFence(
     new PresenceRepository(redis, keys),

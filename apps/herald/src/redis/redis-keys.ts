@@ -9,6 +9,11 @@ export class RedisKeys {
     readonly cluster = false,
   ) {}
 
+  /** The keys of a configuration: its prefix, and whether it runs on a cluster. */
+  static of(config: { redisPrefix: string; redis: { mode: 'single' | 'cluster' } }): RedisKeys {
+    return new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster');
+  }
+
   /**
    * Pub/sub channel of one replica: what the other replicas send to the users it holds (they find it in
    * presence). A replica subscribes to it and the broadcast channel only, however many users it holds.

@@ -27,7 +27,7 @@ class RedisCloser implements OnApplicationShutdown {
     {
       provide: RedisKeys,
       inject: [HERALD_CONFIG],
-      useFactory: (config: HeraldConfig) => new RedisKeys(config.redisPrefix, config.redis.mode === 'cluster'),
+      useFactory: (config: HeraldConfig) => RedisKeys.of(config),
     },
     RedisCloser,
     RedisMetrics,

@@ -152,14 +152,16 @@ export class PresenceRepository {
       ttlMs,
       'GET',
     );
-    const restore = previous === null && connections.length > 0;
-    if (restore) await this.rewrite(replicaId, connections, ttlMs);
+    if (previous === null && connections.length > 0) {
+      await this.rewrite(replicaId, connections, ttlMs);
+      return connections.length;
+    }
     // One command per key, auto-pipelined: on a cluster the users' keys are in as many slots.
     await Promise.all([
       ...connections.map((entry) => this.redis.pexpire(this.keys.userConnections(entry.userId), ttlMs)),
       this.redis.pexpire(conns, ttlMs),
     ]);
-    return restore ? connections.length : 0;
+    return 0;
   }
 
   /**
@@ -170,11 +172,15 @@ export class PresenceRepository {
   async rewrite(replicaId: string, connections: PresenceEntry[], ttlMs: number): Promise<void> {
     if (connections.length === 0) return;
     const conns = this.keys.replicaConnections(replicaId);
-    await this.redis.hset(conns, ...connections.flatMap((e) => [e.connectionId, JSON.stringify(e)]));
+    await Promise.all([
+      this.redis.hset(conns, ...connections.flatMap((e) => [e.connectionId, JSON.stringify(e)])),
+      this.redis.pexpire(conns, ttlMs),
+    ]);
+    // Each user's HSET and PEXPIRE go out together (one key, one node: Redis runs them in order).
     await Promise.all(
-      connections.map((entry) => {
+      connections.flatMap((entry) => {
         const user = this.keys.userConnections(entry.userId);
-        return this.redis.hset(user, entry.connectionId, replicaId).then(() => this.redis.pexpire(user, ttlMs));
+        return [this.redis.hset(user, entry.connectionId, replicaId), this.redis.pexpire(user, ttlMs)];
       }),
     );
   }
