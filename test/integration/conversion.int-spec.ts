@@ -85,6 +85,7 @@ describe('Conversion migrations', () => {
     expect(await migrateThrough(db.url, MIGRATIONS)).toEqual([
       'ChecksOnReplicas1764140000000',
       'ExpireOpenDeliveries1764150000000',
+      'RetentionPartitions1764160000000',
     ]);
     // Every named delivery recorded as sent once; the open row past its TTL expired.
     expect(await deliveryStates(db)).toEqual({ 'sent/1': 450, 'expired/1': 1 });

@@ -147,8 +147,13 @@ describe('Upgrade of a previous release database', () => {
       expect(lines.find((l) => l.message === 'migrations applied')?.applied).toEqual([
         'BroadcastStreams1764130000000',
         'ChecksOnReplicas1764140000000',
+        'ExpireOpenDeliveries1764150000000',
         SCHEMA_VERSION,
       ]);
+      expect(lastProgress(lines, 'tables partitioned (history attached as default)')).toMatchObject({
+        done: 3,
+        total: 3,
+      });
       expect(lastProgress(lines, 'send checks settled')).toMatchObject({ done: 1, total: 1 });
       expect(lastProgress(lines, 'open deliveries past their TTL expired')).toMatchObject({ done: 2, total: 2 });
       // Four users, three of them subscribed to `news`.

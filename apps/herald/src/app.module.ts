@@ -12,6 +12,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PublishModule } from './publish/publish.module';
 import { RedisModule } from './redis/redis.module';
+import { RetentionModule } from './retention/retention.module';
 import { RedisKeys } from './redis/redis-keys';
 import { bullConnection } from './redis/redis-client';
 
@@ -49,6 +50,7 @@ export class AppModule {
         GatewayModule,
         DemoModule,
         AdminModule,
+        RetentionModule,
       ],
     };
   }

@@ -175,6 +175,12 @@ export interface AdminNotificationsResponse {
   items: AdminNotificationSummary[];
   /** Pass as `?before=` for the next (older) page; null on the last page. */
   nextCursor: string | null;
+  /** How far back the history reaches: retention removes notifications `retentionHours` after they are final. */
+  reach: {
+    /** When the oldest notification still kept was published; null when none is. */
+    oldestAt: string | null;
+    retentionHours: number;
+  };
 }
 
 export interface AdminStats {

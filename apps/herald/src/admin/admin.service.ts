@@ -108,9 +108,16 @@ export class AdminService {
     if (to !== undefined) filter.to = new Date(to);
     const before = optional(query.before, 'before', (v) => /^\d{1,15}$/.test(v), 'the nextCursor of a previous page');
     if (before !== undefined) filter.beforeSeq = Number(before);
-    const rows = await this.store(() => this.admin.listNotifications(filter));
+    const [rows, oldestAt] = await Promise.all([
+      this.store(() => this.admin.listNotifications(filter)),
+      this.store(() => this.admin.oldestNotification()),
+    ]);
     const items = rows.slice(0, limit);
-    return { items, nextCursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null };
+    return {
+      items,
+      nextCursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null,
+      reach: { oldestAt: oldestAt?.toISOString() ?? null, retentionHours: this.config.retentionMs / 3_600_000 },
+    };
   }
 
   notification(id: string, query: Query): Promise<NotificationView> {

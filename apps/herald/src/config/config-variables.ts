@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
-import { int, list, url, VariableSpec } from './variable';
+import { decimal, int, list, url, VariableSpec } from './variable';
 import { PUBLISHER_LIMIT_VARIABLES } from './publisher-limits.config';
 
 /**
@@ -276,6 +276,24 @@ export const CONFIG_VARIABLES = {
     default: '5000',
     description:
       'How often the sweep expires stale deliveries, settles replay checks, and re-routes deliveries whose check is overdue: sends to over 100 recipients on a replica, and checks lost with their replica.',
+  },
+  HERALD_RETENTION_HOURS: {
+    schema: decimal(0.0003, 87_600),
+    default: '168',
+    description:
+      'How long a notification stays in PostgreSQL after it is final (every recipient acked or failed, or its TTL passed); decimals allowed (`0.0167`: a minute). Retention drops whole partitions, each about a twelfth of this wide.',
+  },
+  HERALD_IDEMPOTENCY_HOURS: {
+    schema: decimal(0.0003, 87_600),
+    default: '24',
+    description:
+      'How long an `Idempotency-Key` is remembered (at most as long as its notification is kept); a key sent again later publishes anew.',
+  },
+  HERALD_USER_RETENTION_DAYS: {
+    schema: decimal(0, 36_500),
+    default: '0',
+    description:
+      'Remove a user not seen for this many days, with no topic subscription and nothing still to deliver; 0 keeps every user. See docs/reliability.md for what a returning user misses.',
   },
   HERALD_REDIS_PREFIX: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),

@@ -50,6 +50,10 @@ export interface HeraldConfig {
   ticketMintsPerMinute: number;
   presenceHeartbeatMs: number;
   sweepIntervalMs: number;
+  /** HERALD_RETENTION_HOURS, HERALD_IDEMPOTENCY_HOURS and HERALD_USER_RETENTION_DAYS in ms (users: 0 keeps them). */
+  retentionMs: number;
+  idempotencyMs: number;
+  userRetentionMs: number;
   redisPrefix: string;
   shutdownGraceMs: number;
   /** POST /v1/demo/tokens answers (demo only). */
@@ -158,6 +162,9 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     ticketMintsPerMinute: values.HERALD_TICKET_MINTS_PER_MINUTE as number,
     presenceHeartbeatMs: values.HERALD_PRESENCE_HEARTBEAT_MS as number,
     sweepIntervalMs: values.HERALD_SWEEP_INTERVAL_MS as number,
+    retentionMs: Math.round((values.HERALD_RETENTION_HOURS as number) * 3_600_000),
+    idempotencyMs: Math.round((values.HERALD_IDEMPOTENCY_HOURS as number) * 3_600_000),
+    userRetentionMs: Math.round((values.HERALD_USER_RETENTION_DAYS as number) * 86_400_000),
     redisPrefix: values.HERALD_REDIS_PREFIX as string,
     shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
     demoTokens: values.HERALD_DEMO_TOKENS as boolean,

@@ -7,6 +7,7 @@ import { SendChecks1764120000000 } from './migrations/1764120000000-SendChecks';
 import { BroadcastStreams1764130000000 } from './migrations/1764130000000-BroadcastStreams';
 import { ChecksOnReplicas1764140000000 } from './migrations/1764140000000-ChecksOnReplicas';
 import { ExpireOpenDeliveries1764150000000 } from './migrations/1764150000000-ExpireOpenDeliveries';
+import { RetentionPartitions1764160000000 } from './migrations/1764160000000-RetentionPartitions';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
@@ -16,6 +17,7 @@ export const MIGRATIONS = [
   BroadcastStreams1764130000000,
   ChecksOnReplicas1764140000000,
   ExpireOpenDeliveries1764150000000,
+  RetentionPartitions1764160000000,
 ];
 
 /** This build's schema: the name of its last migration. Its presence beats carry it (the upgrade fence reads it). */
@@ -27,7 +29,7 @@ export const SCHEMA_VERSION = new MIGRATIONS[MIGRATIONS.length - 1]!().name;
  * previous release cannot live beside; a release whose migrations they can live beside keeps it, so its
  * upgrade is a rolling restart.
  */
-export const SHARED_SCHEMA_FLOOR = new ExpireOpenDeliveries1764150000000().name;
+export const SHARED_SCHEMA_FLOOR = new RetentionPartitions1764160000000().name;
 
 /** A migration name's timestamp (its trailing 13 digits), or NaN for anything else. */
 export function schemaTimestamp(schema: string): number {

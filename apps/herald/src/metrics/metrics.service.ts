@@ -179,6 +179,20 @@ export class MetricsService {
     'Seconds one sweep run took on this replica, whether it completed or failed (herald_jobs_total{queue="sweep"} counts which).',
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
   );
+  readonly retentionRunSeconds = this.histogram(
+    'herald_retention_run_duration_seconds',
+    'Seconds one retention run took on this replica (partitions made and dropped, history, idempotency keys, users).',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly partitionsDropped = this.counter(
+    'herald_retention_partitions_dropped_total',
+    'Partitions of the record (a time window of notifications with their delivery rows and ack journal) dropped by retention.',
+  );
+  readonly retentionRemoved = this.counter(
+    'herald_retention_rows_removed_total',
+    'Rows retention deleted one by one: history (notifications from before partitioning), idempotency_keys, users.',
+    ['what'],
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',

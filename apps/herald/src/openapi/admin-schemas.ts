@@ -69,6 +69,18 @@ export class AdminNotificationSummaryDto implements AdminNotificationSummary {
   @ApiProperty({ type: DeliveryCountsDto }) counts!: DeliveryCountsDto;
 }
 
+class HistoryReachDto {
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the oldest notification still kept was published; null when none is',
+  })
+  oldestAt!: string | null;
+  @ApiProperty({ description: 'HERALD_RETENTION_HOURS: how long a notification is kept after it is final' })
+  retentionHours!: number;
+}
+
 export class AdminNotificationsResponseDto implements AdminNotificationsResponse {
   @ApiProperty({ type: [AdminNotificationSummaryDto] }) items!: AdminNotificationSummaryDto[];
   @ApiProperty({
@@ -77,6 +89,7 @@ export class AdminNotificationsResponseDto implements AdminNotificationsResponse
     description: 'Pass as `?before=` for older ones; null on the last page',
   })
   nextCursor!: string | null;
+  @ApiProperty({ type: HistoryReachDto, description: 'How far back the history reaches' }) reach!: HistoryReachDto;
 }
 
 class ConnectionTotalsDto {

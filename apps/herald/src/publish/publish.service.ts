@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { NotificationView, PublishResponse, USER_ID_PATTERN } from '@herald/protocol';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   BadRequestError,
   HeraldError,
@@ -13,6 +13,7 @@ import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { backstopAt } from '../redelivery/backoff';
+import { newNotificationId } from '../record/notification-id';
 import { NotificationRepository } from '../record/notification.repository';
 import type { CreatedNotification, NewNotification } from '../record/notification.types';
 import { retryOnDeadlock } from '../record/sql';
@@ -149,7 +150,7 @@ export class PublishService {
             .digest('hex');
     let created;
     try {
-      const record: NewNotification = { id: randomUUID(), publisherId, idempotencyKey, requestHash, ...input };
+      const record: NewNotification = { id: newNotificationId(), publisherId, idempotencyKey, requestHash, ...input };
       created = await ('users' in input.audience ? this.toUsers : this.toAudiences).add(record);
       if (created instanceof RateLimitedError) throw created;
     } catch (error) {

@@ -37,6 +37,12 @@ export class AdminRepository {
     return rows[0]?.n ?? 0;
   }
 
+  /** When the oldest notification kept was published (retention removed what is older), or null. */
+  async oldestNotification(): Promise<Date | null> {
+    const [row] = await query<{ at: Date | null }>(this.dataSource, `SELECT min(created_at) AS at FROM notifications`);
+    return row?.at ?? null;
+  }
+
   /** Newest first, with the delivery counts of each. */
   async listNotifications(filter: NotificationFilter): Promise<AdminNotificationSummary[]> {
     const rows = await query<{

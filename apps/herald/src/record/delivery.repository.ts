@@ -48,7 +48,8 @@ const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expi
  * check and the sweep do, RedeliveryRepository's.)
  *
  * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
- * per key) and update it by its ctid: whatever the planner believes of the table's size. Joined as
+ * per key) and update it by its ctid and partition (`tableoid`: a ctid names a row only within its partition):
+ * whatever the planner believes of the table's size. Joined as
  * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
  * behind a fast-growing table (a fresh install, a burst of broadcasts).
  */
@@ -111,11 +112,11 @@ export class DeliveryRepository {
     const rows = await prepared<{ notification_id: string; user_id: string; attempt: number; counted: boolean }>(
       this.ackSource,
       `WITH target AS (
-         SELECT d.row_id, d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
+         SELECT d.row_id, d.part, d.notification_id, d.user_id, d.attempts, i.attempt, i.next_attempt_at
            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[])
                   AS i(notification_id, user_id, attempt, next_attempt_at),
                 LATERAL (
-                  SELECT x.ctid AS row_id, x.notification_id, x.user_id, x.attempts FROM deliveries x
+                  SELECT x.ctid AS row_id, x.tableoid AS part, x.notification_id, x.user_id, x.attempts FROM deliveries x
                    WHERE x.notification_id = i.notification_id AND x.user_id = i.user_id
                      AND x.status IN ('pending', 'sent') AND x.expires_at > now()
                    FOR UPDATE) d),
@@ -124,7 +125,8 @@ export class DeliveryRepository {
             SET status = 'sent', attempts = t.attempt, next_attempt_at = t.next_attempt_at,
                 first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
            FROM target t
-          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM target)) AND d.ctid = t.row_id AND t.attempts < t.attempt)
+          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM target)) AND d.ctid = t.row_id AND d.tableoid = t.part
+            AND t.attempts < t.attempt)
        SELECT notification_id::text AS notification_id, user_id, GREATEST(attempts, attempt) AS attempt,
               attempts < attempt AS counted
          FROM target`,
@@ -163,13 +165,13 @@ export class DeliveryRepository {
     }>(
       this.ackSource,
       `WITH t AS (
-         SELECT x.ctid AS row_id, ${REPLAYED_AT} AS replayed_at FROM deliveries x
+         SELECT x.ctid AS row_id, x.tableoid AS part, ${REPLAYED_AT} AS replayed_at FROM deliveries x
           WHERE x.notification_id = $1 AND x.user_id = $2 AND x.status IN ('pending', 'sent', 'failed')
           FOR UPDATE)
        UPDATE deliveries d
           SET ${ACK_SET}
          FROM t
-        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id AND d.tableoid = t.part
        RETURNING d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
@@ -222,17 +224,17 @@ export class DeliveryRepository {
     }>(
       this.ackSource,
       `WITH t AS (
-         SELECT d.row_id, d.replayed_at
+         SELECT d.row_id, d.part, d.replayed_at
            FROM unnest($1::uuid[], $2::text[]) AS a(notification_id, user_id),
                 LATERAL (
-                  SELECT x.ctid AS row_id, ${REPLAYED_AT} AS replayed_at FROM deliveries x
+                  SELECT x.ctid AS row_id, x.tableoid AS part, ${REPLAYED_AT} AS replayed_at FROM deliveries x
                    WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id
                      AND x.status IN ('pending', 'sent', 'failed')
                    FOR UPDATE) d)
        UPDATE deliveries d
           SET ${ACK_SET}
          FROM t
-        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id AND d.tableoid = t.part
        RETURNING d.notification_id::text AS notification_id, d.user_id, d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,

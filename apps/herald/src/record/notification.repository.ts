@@ -97,14 +97,14 @@ export class NotificationRepository {
                               $8::int[], $9::int[])
            WITH ORDINALITY AS t(id, publisher_id, idempotency_key, request_hash, audience, event, payload,
                                 ttl_seconds, recipients, ord)),
+       ${CLAIM_KEYS('SELECT publisher_id, idempotency_key, id FROM input WHERE idempotency_key IS NOT NULL ORDER BY ord')},
        n AS (
          INSERT INTO notifications
            (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
             expires_at, recipients)
          SELECT id, publisher_id, idempotency_key, request_hash, audience, NULL, event, payload, ttl_seconds,
                 now() + (ttl_seconds * interval '1 second'), recipients
-           FROM input ORDER BY ord
-         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+           FROM input WHERE idempotency_key IS NULL OR id IN (SELECT notification_id FROM claimed) ORDER BY ord
          RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
        r AS (SELECT * FROM unnest($10::uuid[], $11::text[]) AS r(notification_id, user_id)),
        seen AS (
@@ -151,9 +151,10 @@ export class NotificationRepository {
   private async earlier(input: NewNotification): Promise<CreatedNotification> {
     const [existing] = await prepared<NotificationRow & { recipients: number; request_hash: string }>(
       this.dataSource,
-      `SELECT id, seq, event, payload, topic, created_at, expires_at, recipients, request_hash, stream_id,
-              stream_offset
-         FROM notifications WHERE publisher_id = $1 AND idempotency_key = $2`,
+      `SELECT n.id, n.seq, n.event, n.payload, n.topic, n.created_at, n.expires_at, n.recipients, n.request_hash,
+              n.stream_id, n.stream_offset
+         FROM idempotency_keys k JOIN notifications n ON n.id = k.notification_id
+        WHERE k.publisher_id = $1 AND k.idempotency_key = $2`,
       [input.publisherId, input.idempotencyKey],
     );
     if (!existing) throw new Error('idempotency conflict row vanished');
@@ -256,6 +257,15 @@ export class NotificationRepository {
   }
 }
 
+/**
+ * The CTE `claimed`: the idempotency keys of `rows` (publisher, key, notification id) that were free, now
+ * taken by those notifications. A key already taken (before, by a concurrent publish once it commits, or
+ * earlier in `rows`) is left out, and its notification is not stored.
+ */
+const CLAIM_KEYS = (rows: string): string => `claimed AS (
+         INSERT INTO idempotency_keys (publisher_id, idempotency_key, notification_id) ${rows}
+         ON CONFLICT DO NOTHING RETURNING notification_id)`;
+
 /** The statement that stores one notification and its deliveries (see NotificationRepository.create). */
 function createStatement(
   input: NewNotification,
@@ -289,13 +299,14 @@ function createStatement(
         ? 'SELECT user_id FROM topic_subscriptions WHERE topic = $6'
         : 'SELECT id FROM users';
   return {
-    sql: `WITH n AS (
+    sql: `WITH ${CLAIM_KEYS('SELECT $2::text, $3::text, $1::uuid WHERE $3::text IS NOT NULL')},
+       n AS (
          INSERT INTO notifications
            (id, publisher_id, idempotency_key, request_hash, audience, topic, event, payload, ttl_seconds,
             expires_at, recipients)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + ($9::int * interval '1 second'),
                 (SELECT count(*) FROM (${recipients}) AS r)
-         ON CONFLICT (publisher_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+          WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
          RETURNING id, seq, event, payload, topic, created_at, expires_at, recipients),
        seen AS (
          INSERT INTO users (id) SELECT unnest($10::text[]) ON CONFLICT (id) DO NOTHING RETURNING id),

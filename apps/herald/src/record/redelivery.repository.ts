@@ -6,7 +6,7 @@ import { prepared } from './sql';
 
 /**
  * The end of a check's settlement (a replay's batch, a broadcast's send): each row in `unacked` (its ctid
- * `row_id`, locked, and the `sent_at` of the send that was not recorded) is recorded as sent then and made
+ * `row_id` in partition `part`, locked, and the `sent_at` of the send that was not recorded) is recorded as sent then and made
  * due now, so the sweep's next step resends, parks or fails it. Yields `upd` with each notification id.
  */
 const SETTLE_UNACKED = `upd AS (
@@ -14,7 +14,7 @@ const SETTLE_UNACKED = `upd AS (
             SET status = 'sent', attempts = d.attempts + 1, next_attempt_at = now(),
                 first_sent_at = COALESCE(d.first_sent_at, u.sent_at), last_sent_at = u.sent_at, updated_at = now()
            FROM unacked u
-          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id
+          WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM unacked)) AND d.ctid = u.row_id AND d.tableoid = u.part
          RETURNING d.notification_id)`;
 
 /**
@@ -150,16 +150,16 @@ export class RedeliveryRepository {
            SELECT id FROM replay_checks WHERE check_at <= now() ORDER BY check_at LIMIT $1 FOR UPDATE SKIP LOCKED))
          RETURNING user_id, after_seq, through_seq, resume_after_seq, sent_at),
        unacked AS (
-         SELECT DISTINCT ON (d.row_id) d.row_id, due.sent_at
+         SELECT DISTINCT ON (d.part, d.row_id) d.row_id, d.part, due.sent_at
            FROM due,
                 LATERAL (
-                  SELECT x.ctid AS row_id FROM deliveries x
+                  SELECT x.ctid AS row_id, x.tableoid AS part FROM deliveries x
                    WHERE x.user_id = due.user_id AND x.seq > due.after_seq AND x.seq <= due.through_seq
                      AND (x.status = 'pending' OR (x.status = 'sent' AND x.seq > due.resume_after_seq))
                      AND x.expires_at > now()
                      AND (x.last_sent_at IS NULL OR x.last_sent_at < due.sent_at)
                    FOR UPDATE) d
-          ORDER BY d.row_id, due.sent_at DESC),
+          ORDER BY d.part, d.row_id, due.sent_at DESC),
        ${SETTLE_UNACKED},
        -- What the batch sent of the user's streams and is still open becomes a row (ADR 0007).
        handed AS (

@@ -2,7 +2,7 @@ import { DatePipe } from '@angular/common';
 import { ChangeDetectionStrategy, Component, DestroyRef, inject, OnInit, signal } from '@angular/core';
 import { FormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
-import type { AdminNotificationSummary } from '@herald/protocol';
+import type { AdminNotificationSummary, AdminNotificationsResponse } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
 import { LatestProgress } from '../core/progress';
@@ -14,6 +14,16 @@ import { HistoryFilter, NotificationsApi } from './notifications-api';
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <h1>Notifications</h1>
+    @if (reach(); as r) {
+      <p class="muted" data-testid="history-reach">
+        @if (r.oldestAt) {
+          History reaches back to {{ r.oldestAt | date: 'medium' }};
+        } @else {
+          No notification is kept;
+        }
+        each is kept {{ r.retentionHours }} h after it is final.
+      </p>
+    }
     <form class="card row wrap" (ngSubmit)="search()" aria-label="Filters">
       <label>Event <input name="event" [(ngModel)]="filter.event" /></label>
       <label>User <input name="userId" [(ngModel)]="filter.userId" /></label>
@@ -89,6 +99,7 @@ export class Notifications implements OnInit {
   protected to = '';
   protected readonly items = signal<AdminNotificationSummary[]>([]);
   protected readonly next = signal<string | null>(null);
+  protected readonly reach = signal<AdminNotificationsResponse['reach'] | null>(null);
   protected readonly loading = signal(false);
   protected readonly error = signal<string | null>(null);
   private readonly latest = new LatestProgress();
@@ -135,6 +146,7 @@ export class Notifications implements OnInit {
       if (seq !== this.searchSeq) return;
       this.items.update((list) => [...list, ...page.items]);
       this.next.set(page.nextCursor);
+      this.reach.set(page.reach);
     } catch (error) {
       if (seq === this.searchSeq) this.error.set(describeError(error));
     } finally {
