@@ -280,6 +280,9 @@ describe('Admin API', () => {
     );
     expect(second.body.items.map((n) => n.id)).toEqual(ids.slice(0, 2).reverse());
     expect(second.body.nextCursor).toBeNull();
+    // How far back the history reaches: the oldest notification kept, and the retention.
+    expect(second.body.reach.retentionHours).toBe(168);
+    expect(Date.parse(second.body.reach.oldestAt!)).toBeLessThanOrEqual(Date.parse(second.body.items[1]!.createdAt));
     for (const [query, field] of [
       ['status=lost', 'status'],
       ['limit=0', 'limit'],

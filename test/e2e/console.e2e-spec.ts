@@ -133,6 +133,9 @@ describe('Admin console in Chromium', () => {
     await waitFor('the history row', async () =>
       ((await page.textContent('[data-testid="notifications-table"]').catch(() => '')) ?? '').includes('console.hello'),
     );
+    expect(await page.textContent('[data-testid="history-reach"]')).toMatch(
+      /History reaches back to .+; each is kept 168 h after it is final\./,
+    );
     await shot('console-notifications');
 
     // The overview now has something to show: the reader online, a notification this minute, an ack latency.
