@@ -39,6 +39,11 @@ const CONVERTED: Record<string, { what: string; count: string }> = {
     what: 'open rows past their TTL expired',
     count: `SELECT count(*) AS n FROM deliveries WHERE status IN ('pending', 'sent') AND expires_at <= now()`,
   },
+  RetentionPartitions1764160000000: {
+    what: 'rows kept as history (no rewrite) + idempotency keys copied',
+    count: `SELECT (SELECT count(*) FROM notifications) + (SELECT count(*) FROM deliveries)
+                 + (SELECT count(*) FROM notifications WHERE idempotency_key IS NOT NULL) AS n`,
+  },
 };
 
 async function count(db: TestDatabase, sql: string): Promise<number> {

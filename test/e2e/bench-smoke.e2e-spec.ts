@@ -118,9 +118,24 @@ describe('bench scenarios (smoke size)', () => {
       'BroadcastStreams1764130000000',
       'ChecksOnReplicas1764140000000',
       'ExpireOpenDeliveries1764150000000',
+      'RetentionPartitions1764160000000',
     ])
       expect(output).toMatch(new RegExp(`^${step} .* \\d+ +[\\d.]+ +[\\d.]+$`, 'm'));
     expect(output).toMatch(/conversion progress: send checks settled \d+\/\d+/);
     expect(output).toContain('the converted record checked');
   }, 60_000);
+
+  it('runs the retention soak: publishes acked, the database size held within 10% once retention is running', async () => {
+    const file = join(root, 'dist', 'bench-results', 'soak.smoke.json');
+    rmSync(file, { force: true });
+    const { code, output } = await runScenario('soak', 'retention');
+    if (code !== 0) throw new Error(`soak exited with ${code}:\n${output.slice(-4000)}`);
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+      result: { published: number; received: number; publishErrors: number; withinBound: boolean; samples: unknown[] };
+    };
+    expect(doc.result).toMatchObject({ publishErrors: 0, withinBound: true });
+    expect(doc.result.received).toBe(doc.result.published);
+    expect(doc.result.samples.length).toBeGreaterThan(20);
+    expect(output).toContain('retention soak: 100/s for 32 s, retention 10 s');
+  }, 90_000);
 });

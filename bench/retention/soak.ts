@@ -1,0 +1,185 @@
+/**
+ * Retention soak (issue 26; ADR 0020): two Herald replicas behind Nginx with a short HERALD_RETENTION_HOURS,
+ * --rate publishes/s for --seconds (unicast to random connected users who ack, and one everyone-broadcast
+ * every --broadcast-every publishes), while the total relation size of the database (every table, partition,
+ * index and TOAST of the public schema) is sampled. After the first two retention periods it must stay
+ * within 10% of its median: retention drops what publishes add.
+ *
+ *   node dist/bench/bench/retention/soak.js [--seconds 600] [--rate 500] [--retention-seconds 60] [--users 1000]
+ *     [--sample-seconds 5] [--smoke]
+ */
+import { Args } from '../lib/args';
+import { progress, runMain, sleep } from '../lib/log';
+import { writeResult } from '../lib/results';
+import { withClients, withTarget } from '../lib/scenario';
+import { benchPayload } from '../lib/targets';
+import { printTable } from '../lib/table';
+
+const args = new Args();
+const SECONDS = args.num('seconds', 600, 32);
+const RATE = args.num('rate', 500, 100);
+const RETENTION_S = args.num('retention-seconds', 60, 10);
+const USERS = args.num('users', 1000, 50);
+const SAMPLE_S = args.num('sample-seconds', 5, 1);
+const BROADCAST_EVERY = args.num('broadcast-every', 500, 100);
+/** How far the size may stray from its median once two retention periods have passed. */
+const BOUND = 0.1;
+const MAX_IN_FLIGHT = 256;
+
+interface Sample {
+  at: number;
+  bytes: number;
+  notifications: number;
+  partitions: number;
+}
+
+export interface SoakResult {
+  published: number;
+  received: number;
+  acked: number;
+  publishErrors: number;
+  samples: Sample[];
+  /** Samples after two retention periods: smallest, median, largest total relation size. */
+  steady: { from: number; min: number; median: number; max: number; worstDeviation: number };
+  withinBound: boolean;
+}
+
+const SIZE_SQL = `
+  SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')) AS bytes,
+         (SELECT count(*)::int FROM notifications) AS notifications,
+         (SELECT count(*)::int FROM herald_partitions) AS partitions`;
+
+async function main(): Promise<void> {
+  const publishes = Math.round(RATE * SECONDS);
+  progress(
+    `soak: ${RATE} publishes/s for ${SECONDS} s (${publishes}) to ${USERS} acking users, retention ${RETENTION_S} s, size sampled every ${SAMPLE_S} s`,
+  );
+  const result = await withTarget(
+    'herald',
+    { processes: 2, nginx: true, heraldEnv: { HERALD_RETENTION_HOURS: String(RETENTION_S / 3600) } },
+    async (target) => {
+      const users = Array.from({ length: USERS }, (_, k) => `soak-${k}`);
+      return withClients('soak', target, users, { perClient: 1000, heraldAcks: 'through' }, async (pool) => {
+        const samples: Sample[] = [];
+        const started = Date.now();
+        const sample = async () => {
+          const [row] = await target.query!<{ bytes: string; notifications: number; partitions: number }>(SIZE_SQL);
+          samples.push({
+            at: (Date.now() - started) / 1000,
+            bytes: Number(row!.bytes),
+            notifications: row!.notifications,
+            partitions: row!.partitions,
+          });
+        };
+        const sampler = setInterval(() => {
+          void sample().then(() => {
+            const last = samples[samples.length - 1]!;
+            progress(
+              `  ${last.at.toFixed(0)} s: ${(last.bytes / 2 ** 20).toFixed(1)} MiB, ${last.notifications} notifications, ${last.partitions} partitions`,
+            );
+          });
+        }, SAMPLE_S * 1000);
+        let inFlight = 0;
+        let errors = 0;
+        let lastError = '';
+        let slotFreed: (() => void) | null = null;
+        try {
+          for (let k = 0; k < publishes; k++) {
+            const wait = started + (k * 1000) / RATE - Date.now();
+            if (wait > 0) await sleep(wait);
+            inFlight++;
+            const payload = benchPayload(k);
+            const sent =
+              k % BROADCAST_EVERY === BROADCAST_EVERY - 1
+                ? target.broadcast(payload)
+                : target.publish(users[Math.floor(Math.random() * USERS)]!, payload);
+            void sent
+              .catch((error: unknown) => {
+                errors++;
+                lastError = error instanceof Error ? error.message : String(error);
+              })
+              .finally(() => {
+                inFlight--;
+                slotFreed?.();
+              });
+            if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (slotFreed = resolve));
+            slotFreed = null;
+          }
+          while (inFlight > 0) await sleep(10);
+        } finally {
+          clearInterval(sampler);
+        }
+        await pool.until(
+          'soak: every unicast received',
+          () => countReceived(pool, publishes) >= publishes - errors,
+          60_000,
+        );
+        await pool.flush();
+        await sample();
+        const from = 2 * RETENTION_S;
+        const steadySizes = samples.filter((s) => s.at >= from).map((s) => s.bytes);
+        if (steadySizes.length === 0)
+          throw new Error(`no sample after ${from} s: run longer than two retention periods`);
+        const sorted = [...steadySizes].sort((a, b) => a - b);
+        const median = sorted[Math.floor(sorted.length / 2)]!;
+        const worstDeviation = Math.max(...sorted.map((b) => Math.abs(b - median) / median));
+        const soak: SoakResult = {
+          published: publishes,
+          received: countReceived(pool, publishes),
+          acked: pool.acksOk,
+          publishErrors: errors,
+          samples,
+          steady: { from, min: sorted[0]!, median, max: sorted[sorted.length - 1]!, worstDeviation },
+          withinBound: worstDeviation <= BOUND,
+        };
+        if (errors) progress(`  ${errors} publish errors (${lastError})`);
+        return soak;
+      });
+    },
+  );
+  const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+  printTable(
+    `retention soak: ${RATE}/s for ${SECONDS} s, retention ${RETENTION_S} s: total relation size after ${result.steady.from} s`,
+    [
+      'published',
+      'received',
+      'publish errors',
+      'min MiB',
+      'median MiB',
+      'max MiB',
+      'worst vs median',
+      `within ${BOUND * 100}%`,
+    ],
+    [
+      [
+        String(result.published),
+        String(result.received),
+        String(result.publishErrors),
+        mib(result.steady.min),
+        mib(result.steady.median),
+        mib(result.steady.max),
+        `${(result.steady.worstDeviation * 100).toFixed(1)}%`,
+        result.withinBound ? 'yes' : 'NO',
+      ],
+    ],
+  );
+  writeResult(
+    'soak',
+    args.smoke,
+    { seconds: SECONDS, rate: RATE, retentionSeconds: RETENTION_S, users: USERS },
+    result,
+  );
+  if (!result.withinBound)
+    throw new Error(`the size strayed ${(result.steady.worstDeviation * 100).toFixed(1)}% from its median`);
+}
+
+/** Publishes received at least once (broadcasts count once, by any user). */
+function countReceived(pool: { messages: Map<number, unknown> }, publishes: number): number {
+  let n = 0;
+  for (let k = 0; k < publishes; k++) if (pool.messages.has(k)) n++;
+  return n;
+}
+
+runMain(main);
