@@ -12,8 +12,12 @@ export const PARTITIONED = [
 /** Key of the advisory lock under which one replica at a time changes the partitions. */
 const RETENTION_LOCK_KEY = 0x6865_7274; // "hert"
 
-/** How long a partition change waits for a table lock before giving up until the next run. */
-const LOCK_TIMEOUT = '3s';
+/**
+ * How long a partition change waits for a table lock before giving up until the next run. Attaching and
+ * dropping lock the partitioned table, and every statement on it queues behind a lock request that waits:
+ * this bounds that stall (a long admin query holding the table makes retention wait, not publishing).
+ */
+const LOCK_TIMEOUT = '300ms';
 
 const SUFFIX = /^p\d{8}t\d{6}(\d{3})?$/;
 
