@@ -49,7 +49,7 @@ const SIZE_SQL = `
             JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')) AS bytes,
          (SELECT count(*)::int FROM notifications) AS notifications,
-         (SELECT count(*)::int FROM herald_partitions) AS partitions`;
+         (SELECT count(*)::int FROM pg_inherits WHERE inhparent = 'notifications'::regclass) AS partitions`;
 
 async function main(): Promise<void> {
   const publishes = Math.round(RATE * SECONDS);
