@@ -8,8 +8,8 @@ import { waitFor } from '../helpers/wait';
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const SHORT_CLOSE_TIMEOUT_MS = 1500;
-/** Timers, the poll below and a loaded machine: how late past the bound a drop may be seen. */
-const SLACK_MS = 1500;
+/** Timers, the poll below and a loaded machine (CI saw 2.3 s late once, beside the benchmark smoke): how late past the bound a drop may be seen; far below ws's 30 s. */
+const SLACK_MS = 3000;
 
 /**
  * The TCP connections a process holds on its port `port` (its listening socket aside), by the peer's port:
