@@ -49,7 +49,10 @@ const ACK_SET = `status = CASE WHEN d.expires_at > now() THEN 'acked' ELSE 'expi
  *
  * Statements that touch many deliveries by key find each row through its primary key (a LATERAL lookup
  * per key) and update it by its ctid and partition (`tableoid`: a ctid names a row only within its partition):
- * whatever the planner believes of the table's size. Joined as
+ * whatever the planner believes of the table's size. Each also names its notification ids as a list
+ * (`notification_id = ANY ($1)`), which the planner prunes partitions by (ADR 0020): without it, the UPDATE
+ * spanned every partition, a TID scan of the batch's ctids in each, so an ack cost more with every window
+ * kept. Joined as
  * tables, a batch of 500 acks got a hash join over a scan of every delivery whenever the statistics were
  * behind a fast-growing table (a fresh install, a burst of broadcasts).
  */
@@ -118,6 +121,7 @@ export class DeliveryRepository {
                 LATERAL (
                   SELECT x.ctid AS row_id, x.tableoid AS part, x.notification_id, x.user_id, x.attempts FROM deliveries x
                    WHERE x.notification_id = i.notification_id AND x.user_id = i.user_id
+                     AND x.notification_id = ANY ($1::uuid[])
                      AND x.status IN ('pending', 'sent') AND x.expires_at > now()
                    FOR UPDATE) d),
        upd AS (
@@ -126,7 +130,7 @@ export class DeliveryRepository {
                 first_sent_at = COALESCE(d.first_sent_at, now()), last_sent_at = now(), updated_at = now()
            FROM target t
           WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM target)) AND d.ctid = t.row_id AND d.tableoid = t.part
-            AND t.attempts < t.attempt)
+            AND d.notification_id = ANY ($1::uuid[]) AND t.attempts < t.attempt)
        SELECT notification_id::text AS notification_id, user_id, GREATEST(attempts, attempt) AS attempt,
               attempts < attempt AS counted
          FROM target`,
@@ -172,6 +176,7 @@ export class DeliveryRepository {
           SET ${ACK_SET}
          FROM t
         WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id AND d.tableoid = t.part
+          AND d.notification_id = $1
        RETURNING d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
@@ -229,12 +234,14 @@ export class DeliveryRepository {
                 LATERAL (
                   SELECT x.ctid AS row_id, x.tableoid AS part, ${REPLAYED_AT} AS replayed_at FROM deliveries x
                    WHERE x.notification_id = a.notification_id AND x.user_id = a.user_id
+                     AND x.notification_id = ANY ($1::uuid[])
                      AND x.status IN ('pending', 'sent', 'failed')
                    FOR UPDATE) d)
        UPDATE deliveries d
           SET ${ACK_SET}
          FROM t
         WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM t)) AND d.ctid = t.row_id AND d.tableoid = t.part
+          AND d.notification_id = ANY ($1::uuid[])
        RETURNING d.notification_id::text AS notification_id, d.user_id, d.status AS outcome,
                  (EXTRACT(EPOCH FROM now() - d.created_at) * 1000)::float8 AS since_publish_ms,
                  (EXTRACT(EPOCH FROM now() - d.last_sent_at) * 1000)::float8 AS since_sent_ms`,
