@@ -11,6 +11,7 @@
  */
 import { ACKING_SERVERS, ServerName } from '../lib/args';
 import { progress, runMain, sleep } from '../lib/log';
+import { PacedSender } from '../lib/paced';
 import {
   ackedSoFar,
   heraldAcksNote,
@@ -67,45 +68,24 @@ async function runServer(server: ServerName): Promise<Run[]> {
         const base = (rep + 1) * 1_000_000;
         const acksBefore = await ackedSoFar(target, pool);
         const meter = await startCpuMeter(target);
-        const started = Date.now();
-        // Publishes in flight, bounded at MAX_IN_FLIGHT; a full window waits for one slot to free
-        // (a Promise.race over hundreds of promises per publish cost the publisher most of a core once a
-        // server fell behind, taking it from the server).
-        let inFlight = 0;
-        let slotFreed: (() => void) | null = null;
-        let drained: (() => void) | null = null;
-        let errors = 0;
-        let lastError = '';
+        const sender = new PacedSender(MAX_IN_FLIGHT);
         const have = () => {
           let n = 0;
           for (let k = 0; k < MESSAGES; k++) if (pool.messages.has(base + k)) n++;
           return n;
         };
         const ticker = setInterval(
-          () => progress(`  ${server} rep ${rep + 1}: ${have()}/${MESSAGES} received, ${inFlight} publishes in flight`),
+          () =>
+            progress(
+              `  ${server} rep ${rep + 1}: ${have()}/${MESSAGES} received, ${sender.inFlight} publishes in flight`,
+            ),
           2000,
         );
         try {
-          for (let k = 0; k < MESSAGES; k++) {
-            const wait = started + (k * 1000) / RATE - Date.now();
-            if (wait > 0) await sleep(wait);
-            inFlight++;
-            void target
-              .publish(users[Math.floor(Math.random() * USERS)]!, benchPayload(base + k))
-              .catch((error: unknown) => {
-                errors++;
-                lastError = error instanceof Error ? error.message : String(error);
-              })
-              .finally(() => {
-                inFlight--;
-                slotFreed?.();
-                if (inFlight === 0) drained?.();
-              });
-            if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (slotFreed = resolve));
-            slotFreed = null;
-          }
-          const publishedAt = Date.now();
-          if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+          const { achievedRate } = await sender.run(MESSAGES, RATE, (k) =>
+            target.publish(users[Math.floor(Math.random() * USERS)]!, benchPayload(base + k)),
+          );
+          const { errors, lastError } = sender;
           await pool.until(`${server}: all ${MESSAGES - errors} received`, () => have() >= MESSAGES - errors, 60_000);
           const acksAfter = acksBefore
             ? await untilAcked(`${server}: all acked`, target, pool, acksBefore, MESSAGES - errors, 60_000)
@@ -134,7 +114,7 @@ async function runServer(server: ServerName): Promise<Run[]> {
             acked: acksBefore && acksAfter ? acksAfter.count - acksBefore.count : null,
             publishErrors: errors,
             ...p,
-            achievedRate: (MESSAGES * 1000) / Math.max(1, publishedAt - started),
+            achievedRate,
             p99LastOverFirst,
             cpuMsPerMessage: perUnit(cpu, MESSAGES),
           };
