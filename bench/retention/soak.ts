@@ -9,7 +9,8 @@
  *     [--sample-seconds 5] [--smoke]
  */
 import { Args } from '../lib/args';
-import { progress, runMain, sleep } from '../lib/log';
+import { progress, runMain } from '../lib/log';
+import { PacedSender } from '../lib/paced';
 import { writeResult } from '../lib/results';
 import { withClients, withTarget } from '../lib/scenario';
 import { benchPayload } from '../lib/targets';
@@ -33,12 +34,20 @@ interface Sample {
   partitions: number;
 }
 
+interface TableSize {
+  name: string;
+  tableBytes: number;
+  indexBytes: number;
+}
+
 export interface SoakResult {
   published: number;
   received: number;
   acked: number;
   publishErrors: number;
   samples: Sample[];
+  /** At the end, each table with its partitions: heap (with TOAST) and index bytes, largest first. */
+  tables: TableSize[];
   /** Samples after two retention periods: smallest, median, largest total relation size. */
   steady: { from: number; min: number; median: number; max: number; worstDeviation: number };
   withinBound: boolean;
@@ -50,6 +59,18 @@ const SIZE_SQL = `
            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')) AS bytes,
          (SELECT count(*)::int FROM notifications) AS notifications,
          (SELECT count(*)::int FROM pg_inherits WHERE inhparent = 'notifications'::regclass) AS partitions`;
+
+/** Each table of the public schema with its partitions folded in (a partition counts as its table). */
+const TABLES_SQL = `
+  SELECT coalesce(p.relname, c.relname) AS name, sum(pg_table_size(c.oid))::float8 AS "tableBytes",
+         sum(pg_indexes_size(c.oid))::float8 AS "indexBytes"
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+    LEFT JOIN pg_class p ON p.oid = i.inhparent
+   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')
+   GROUP BY 1
+   ORDER BY sum(pg_total_relation_size(c.oid)) DESC`;
 
 async function main(): Promise<void> {
   const publishes = Math.round(RATE * SECONDS);
@@ -81,43 +102,25 @@ async function main(): Promise<void> {
             );
           });
         }, SAMPLE_S * 1000);
-        let inFlight = 0;
-        let errors = 0;
-        let lastError = '';
-        let slotFreed: (() => void) | null = null;
+        const sender = new PacedSender(MAX_IN_FLIGHT);
         try {
-          for (let k = 0; k < publishes; k++) {
-            const wait = started + (k * 1000) / RATE - Date.now();
-            if (wait > 0) await sleep(wait);
-            inFlight++;
+          await sender.run(publishes, RATE, (k) => {
             const payload = benchPayload(k);
-            const sent =
-              k % BROADCAST_EVERY === BROADCAST_EVERY - 1
-                ? target.broadcast(payload)
-                : target.publish(users[Math.floor(Math.random() * USERS)]!, payload);
-            void sent
-              .catch((error: unknown) => {
-                errors++;
-                lastError = error instanceof Error ? error.message : String(error);
-              })
-              .finally(() => {
-                inFlight--;
-                slotFreed?.();
-              });
-            if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (slotFreed = resolve));
-            slotFreed = null;
-          }
-          while (inFlight > 0) await sleep(10);
+            return k % BROADCAST_EVERY === BROADCAST_EVERY - 1
+              ? target.broadcast(payload)
+              : target.publish(users[Math.floor(Math.random() * USERS)]!, payload);
+          });
         } finally {
           clearInterval(sampler);
         }
         await pool.until(
           'soak: every unicast received',
-          () => countReceived(pool, publishes) >= publishes - errors,
+          () => countReceived(pool, publishes) >= publishes - sender.errors,
           60_000,
         );
         await pool.flush();
         await sample();
+        const tables = await target.query!<TableSize>(TABLES_SQL);
         const from = 2 * RETENTION_S;
         const steadySizes = samples.filter((s) => s.at >= from).map((s) => s.bytes);
         if (steadySizes.length === 0)
@@ -129,12 +132,13 @@ async function main(): Promise<void> {
           published: publishes,
           received: countReceived(pool, publishes),
           acked: pool.acksOk,
-          publishErrors: errors,
+          publishErrors: sender.errors,
           samples,
+          tables,
           steady: { from, min: sorted[0]!, median, max: sorted[sorted.length - 1]!, worstDeviation },
           withinBound: worstDeviation <= BOUND,
         };
-        if (errors) progress(`  ${errors} publish errors (${lastError})`);
+        if (sender.errors) progress(`  ${sender.errors} publish errors (${sender.lastError})`);
         return soak;
       });
     },
@@ -164,6 +168,13 @@ async function main(): Promise<void> {
         result.withinBound ? 'yes' : 'NO',
       ],
     ],
+  );
+  printTable(
+    `at the end: ${result.samples[result.samples.length - 1]!.notifications} notifications kept`,
+    ['table (with its partitions)', 'table MiB', 'indexes MiB'],
+    result.tables
+      .filter((t) => t.tableBytes + t.indexBytes >= 2 ** 17)
+      .map((t) => [t.name, mib(t.tableBytes), mib(t.indexBytes)]),
   );
   writeResult(
     'soak',
