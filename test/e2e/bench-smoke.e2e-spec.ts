@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/paths';
@@ -45,7 +45,11 @@ interface SmokeResult {
   result: { servers: string[]; complete: Record<string, boolean>; summary: unknown[]; runs: SmokeRun[] };
 }
 
-function runScenario(scenario: string, folder = 'scenarios'): Promise<{ code: number | null; output: string }> {
+function runScenario(
+  scenario: string,
+  folder = 'scenarios',
+  killAfterMs = 80_000,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'bench', folder, `${scenario}.js`), '--smoke'], {
       cwd: root,
@@ -54,7 +58,7 @@ function runScenario(scenario: string, folder = 'scenarios'): Promise<{ code: nu
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       resolve({ code, output });
@@ -138,4 +142,28 @@ describe('bench scenarios (smoke size)', () => {
     expect(doc.result.samples.length).toBeGreaterThan(20);
     expect(output).toContain('retention soak: 100/s for 32 s, retention 10 s');
   }, 90_000);
+
+  it('runs the capacity constants bench on a private PostgreSQL and Redis, and the calculator plans with what it wrote', async () => {
+    const file = join(root, 'dist', 'bench-results', 'capacity-constants.smoke.json');
+    rmSync(file, { force: true });
+    const { code, output } = await runScenario('constants', 'capacity', 150_000);
+    if (code !== 0) throw new Error(`capacity constants exited with ${code}:\n${output.slice(-4000)}`);
+    for (const phase of ['idle', 'unicast', 'broadcast']) expect(output).toContain(`=== capacity: ${phase} ===`);
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+      measured: { smoke: boolean; server: { commit: string } };
+      constants: { replica: { cpuMsPerUnicast: { byReplicaRate: { perReplicaPerSecond: number; value: number }[] } } };
+    };
+    expect(doc.measured.smoke).toBe(true);
+    // Both measured rates, each a positive cost (CPU was spent on every unicast).
+    expect(doc.constants.replica.cpuMsPerUnicast.byReplicaRate.map((p) => p.perReplicaPerSecond)).toEqual([25, 50]);
+    for (const point of doc.constants.replica.cpuMsPerUnicast.byReplicaRate) expect(point.value).toBeGreaterThan(0);
+    // What the bench wrote is a constants file the calculator accepts (every constant it reads is there).
+    const plan = spawnSync(
+      process.execPath,
+      [join(root, 'scripts', 'capacity.mjs'), '--constants', file, '--users', '1000', '--rate', '10', '--json'],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect({ status: plan.status, stderr: plan.stderr }).toEqual({ status: 0, stderr: '' });
+    expect((JSON.parse(plan.stdout) as { replicas: { count: number } }).replicas.count).toBeGreaterThanOrEqual(1);
+  }, 160_000);
 });
