@@ -73,6 +73,10 @@ const TABLES_SQL = `
    ORDER BY sum(pg_total_relation_size(c.oid)) DESC`;
 
 async function main(): Promise<void> {
+  if (SECONDS <= 2 * RETENTION_S)
+    throw new Error(
+      `--seconds (${SECONDS}) must exceed two retention periods (2 × --retention-seconds = ${2 * RETENTION_S}): the size is judged after them`,
+    );
   const publishes = Math.round(RATE * SECONDS);
   progress(
     `soak: ${RATE} publishes/s for ${SECONDS} s (${publishes}) to ${USERS} acking users, retention ${RETENTION_S} s, size sampled every ${SAMPLE_S} s`,
