@@ -10,14 +10,13 @@
  */
 import { Args } from '../lib/args';
 import type { ClientPool } from '../lib/clients';
-import { progress, runMain, sleep } from '../lib/log';
+import { progress, runMain } from '../lib/log';
 import { PacedSender } from '../lib/paced';
 import { writeResult } from '../lib/results';
-import { withClients, withTarget } from '../lib/scenario';
 import { percentiles } from '../lib/stats';
 import { benchPayload, Target } from '../lib/targets';
 import type { UnicastRate, UnicastResult } from './types';
-import { QUIET_CONNECTIONS, StoreCounters } from './window';
+import { measuredSetup, StoreCounters } from './window';
 
 const args = new Args();
 const USERS = args.num('users', 2000, 50);
@@ -25,10 +24,7 @@ const RATES = args.nums('rates', [100, 300, 450], [50, 100]);
 const SECONDS = args.num('seconds', 12, 2);
 const IDLE_SECONDS = args.num('idle-seconds', 10, 3);
 const REPLICAS = 2;
-/** After the connects, before the idle window: their last writes, and PostgreSQL's statistics of them, land. */
-const SETTLE_MS = 5000;
 const MAX_IN_FLIGHT = 512;
-const WHOLE_SERVER = process.argv.includes('--whole-server');
 
 async function atRate(
   target: Target,
@@ -74,25 +70,16 @@ async function atRate(
 
 async function main(): Promise<void> {
   progress(`capacity unicast: ${REPLICAS} replicas, ${USERS} users, rates ${RATES.join(', ')}/s for ${SECONDS} s each`);
-  const result = await withTarget('herald', { processes: REPLICAS, heraldEnv: QUIET_CONNECTIONS }, async (target) => {
-    const users = Array.from({ length: USERS }, (_, k) => `cap-uc-${k}`);
-    return withClients('unicast', target, users, { perClient: 1000, heraldAcks: 'through' }, async (pool) => {
-      const counters = await StoreCounters.open(target, WHOLE_SERVER);
-      try {
-        await sleep(SETTLE_MS);
-        const idle = await counters.window('idle', async () => {
-          await sleep(IDLE_SECONDS * 1000);
-          return 1;
-        });
-        const rates: UnicastRate[] = [];
-        for (const [i, rate] of RATES.entries())
-          rates.push(await atRate(target, pool, counters, users, rate, (i + 1) * 1e6));
-        return { replicas: REPLICAS, users: USERS, idle, rates } satisfies UnicastResult;
-      } finally {
-        await counters.close();
-      }
-    });
-  });
+  const users = Array.from({ length: USERS }, (_, k) => `cap-uc-${k}`);
+  const result = await measuredSetup(
+    { name: 'unicast', replicas: REPLICAS, users, perClient: 1000, idleSeconds: IDLE_SECONDS },
+    async ({ target, pool, counters, idle }) => {
+      const rates: UnicastRate[] = [];
+      for (const [i, rate] of RATES.entries())
+        rates.push(await atRate(target, pool, counters, users, rate, (i + 1) * 1e6));
+      return { replicas: REPLICAS, users: USERS, idle, rates } satisfies UnicastResult;
+    },
+  );
   writeResult('capacity-unicast', args.smoke, { users: USERS, rates: RATES, seconds: SECONDS }, result);
 }
 

@@ -7,8 +7,10 @@ import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../../test/helpers/env';
 import { parseMetrics } from '../../test/helpers/metrics';
+import type { ClientPool } from '../lib/clients';
 import { sleep } from '../lib/log';
 import { CpuMeter } from '../lib/proc';
+import { withClients, withTarget } from '../lib/scenario';
 import type { Target } from '../lib/targets';
 
 /** Named counters (`pg.walBytes`, `redis.cmd.evalsha`, `cpu.server`, …); a window holds their differences. */
@@ -31,6 +33,42 @@ export const QUIET_CONNECTIONS: Record<string, string> = {
   HERALD_HEARTBEAT_MS: '600000',
   HERALD_PRESENCE_HEARTBEAT_MS: '600000',
 };
+
+/** After the connects, before the idle window: their last writes, and PostgreSQL's statistics of them, land. */
+const SETTLE_MS = 5000;
+
+/**
+ * The setup of the unicast and broadcast phases: `replicas` replicas with quiet connections, `users` acking
+ * clients (acks through), the store counters open, and a window of that setup idle for `idleSeconds` after
+ * the connects settled (what every measured window has the same of, to subtract). `work` measures the rest.
+ */
+export async function measuredSetup<T>(
+  options: { name: string; replicas: number; users: string[]; perClient: number; idleSeconds: number },
+  work: (setup: { target: Target; pool: ClientPool; counters: StoreCounters; idle: Window }) => Promise<T>,
+): Promise<T> {
+  const wholeServer = process.argv.includes('--whole-server');
+  return withTarget('herald', { processes: options.replicas, heraldEnv: QUIET_CONNECTIONS }, (target) =>
+    withClients(
+      options.name,
+      target,
+      options.users,
+      { perClient: options.perClient, heraldAcks: 'through' },
+      async (pool) => {
+        const counters = await StoreCounters.open(target, wholeServer);
+        try {
+          await sleep(SETTLE_MS);
+          const idle = await counters.window('idle', async () => {
+            await sleep(options.idleSeconds * 1000);
+            return 1;
+          });
+          return await work({ target, pool, counters, idle });
+        } finally {
+          await counters.close();
+        }
+      },
+    ),
+  );
+}
 
 /** Commands a measurement makes itself (INFO), left out of the command counts. */
 const OWN_COMMANDS = new Set(['info']);
