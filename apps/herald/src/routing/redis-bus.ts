@@ -14,6 +14,12 @@ import { PresenceRepository } from './presence.repository';
 
 /** How long a probe may take to come back before the subscriptions are taken for not yet active. */
 const PROBE_TIMEOUT_MS = 2000;
+/**
+ * A probe is published again this often until it is heard: one published before the subscriber had
+ * subscribed again is never heard, and waiting out its timeout kept a replica's bus away for 4 s after a
+ * moved slot on a loaded machine (the cluster test's live reshard, bound 2 s).
+ */
+const PROBE_REPEAT_MS = 200;
 /** While the subscriber is away, its return is tried this often (and at once when it says it is back). */
 const CONFIRM_RETRY_MS = 1000;
 
@@ -141,12 +147,14 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     if (this.awaySince !== undefined) return;
     this.awaySince = Date.now();
     this.logger.warn({ message: `${why}; catching up on its return` });
-    this.retryConfirm();
+    // The first try soon: its probe is published again until heard, so it confirms as soon as the
+    // subscriptions are back; later tries (Redis away, not resubscribed within the probe's timeout) wait longer.
+    this.retryConfirm(PROBE_REPEAT_MS);
   }
 
-  private retryConfirm(): void {
+  private retryConfirm(delayMs = CONFIRM_RETRY_MS): void {
     clearTimeout(this.confirmRetry);
-    this.confirmRetry = setTimeout(() => void this.back(), CONFIRM_RETRY_MS);
+    this.confirmRetry = setTimeout(() => void this.back(), delayMs);
   }
 
   /**
@@ -180,7 +188,10 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     for (const listener of this.returnListeners) listener();
   }
 
-  /** Publishes a probe on this replica's channel and the broadcast channel; resolves once both came back. */
+  /**
+   * Publishes a probe on this replica's channel and the broadcast channel, again every PROBE_REPEAT_MS until
+   * heard; resolves once both came back (other replicas ignore a probe id they did not send).
+   */
   private async probe(): Promise<void> {
     const probeId = randomUUID();
     const channels = [this.channel, this.broadcast];
@@ -191,11 +202,15 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
         if (heard.size === channels.length) resolve();
       }),
     );
+    const raw = JSON.stringify({ kind: 'probe', probeId });
+    const publish = () => Promise.all(channels.map((channel) => publishOn(this.redis, channel, raw)));
+    let repeat: NodeJS.Timeout | undefined;
     try {
-      const raw = JSON.stringify({ kind: 'probe', probeId });
-      await Promise.all(channels.map((channel) => publishOn(this.redis, channel, raw)));
+      await publish();
+      repeat = setInterval(() => void publish().catch(() => undefined), PROBE_REPEAT_MS);
       await withTimeout(done, PROBE_TIMEOUT_MS, 'probe');
     } finally {
+      clearInterval(repeat);
       this.probes.delete(probeId);
     }
   }
