@@ -150,15 +150,17 @@ describe('Retention (in-process, retention of seconds)', () => {
       [old, `interval '2 hours'`],
       [live, `interval '0 hours'`],
     ] as const) {
+      // One statement, so a retention run sees the notification with its delivery or neither (two, and a run
+      // between them removed the notification and left the delivery inserted after its snapshot).
       await herald.db.query(
-        `INSERT INTO notifications_history (id, publisher_id, request_hash, audience, event, payload, ttl_seconds,
-                                            recipients, created_at, expires_at)
-         VALUES ($1, 'old-release', 'h', '{"users":["u"]}', 'e', '{}', 60, 1, now() - ${age}, now() - ${age} + interval '60 s')`,
-        [id],
-      );
-      await herald.db.query(
-        `INSERT INTO deliveries_history (notification_id, user_id, seq, expires_at, status)
-         SELECT id, 'u', seq, expires_at, 'acked' FROM notifications_history WHERE id = $1`,
+        `WITH n AS (
+           INSERT INTO notifications_history (id, publisher_id, request_hash, audience, event, payload, ttl_seconds,
+                                              recipients, created_at, expires_at)
+           VALUES ($1, 'old-release', 'h', '{"users":["u"]}', 'e', '{}', 60, 1, now() - ${age},
+                   now() - ${age} + interval '60 s')
+           RETURNING id, seq, expires_at)
+         INSERT INTO deliveries_history (notification_id, user_id, seq, expires_at, status)
+         SELECT id, 'u', seq, expires_at, 'acked' FROM n`,
         [id],
       );
     }
