@@ -3,6 +3,7 @@
  * a connect, a unicast notification, a broadcast delivery), less what the same setup did idle meanwhile.
  * scripts/capacity.mjs reads the document this makes; docs/scaling.md explains each number.
  */
+import { CONFIG_VARIABLES } from '../../apps/herald/src/config/config-variables';
 import type { BroadcastResult, IdleResult, UnicastResult } from './types';
 import { Counters, perUnit, Window } from './window';
 
@@ -35,8 +36,8 @@ export interface ConstantsDocument {
   observed: Record<string, unknown>;
 }
 
-/** The cap each replica runs with (HERALD_MAX_CONNECTIONS's default, apps/herald/src/config/config-variables.ts). */
-const MAX_CONNECTIONS_DEFAULT = 15_000;
+/** The cap each replica runs with: HERALD_MAX_CONNECTIONS's default, read from the server's own table. */
+const MAX_CONNECTIONS_DEFAULT = Number(CONFIG_VARIABLES.HERALD_MAX_CONNECTIONS.default);
 
 const round = (value: number, digits = 4) => Number(value.toPrecision(digits));
 
@@ -254,7 +255,7 @@ function breakdown(unit: Counters): Record<string, number> {
 }
 
 /** The planning choices the calculator applies to the measurements; each can be changed in the constants file. */
-export const ASSUMPTIONS: Record<string, Assumption> = {
+const ASSUMPTIONS: Record<string, Assumption> = {
   replicaCpuCores: {
     value: 0.7,
     unit: 'cores',

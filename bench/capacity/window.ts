@@ -29,7 +29,7 @@ export interface Window {
  * so none falls inside their windows. Their cost is per connection and comes in bursts (every connection's
  * beat at once), which would swamp a few commands per broadcast; the idle phase measures it at the defaults.
  */
-export const QUIET_CONNECTIONS: Record<string, string> = {
+const QUIET_CONNECTIONS: Record<string, string> = {
   HERALD_HEARTBEAT_MS: '600000',
   HERALD_PRESENCE_HEARTBEAT_MS: '600000',
 };
@@ -73,7 +73,7 @@ export async function measuredSetup<T>(
 /** Commands a measurement makes itself (INFO), left out of the command counts. */
 const OWN_COMMANDS = new Set(['info']);
 
-export function difference(after: Counters, before: Counters): Counters {
+function difference(after: Counters, before: Counters): Counters {
   const out: Counters = {};
   for (const key of new Set([...Object.keys(after), ...Object.keys(before)]))
     out[key] = (after[key] ?? 0) - (before[key] ?? 0);
@@ -81,7 +81,7 @@ export function difference(after: Counters, before: Counters): Counters {
 }
 
 /** The Redis counters of INFO stats, cpu, memory and commandstats. */
-export function parseRedisInfo(info: string): Counters {
+function parseRedisInfo(info: string): Counters {
   const out: Counters = { 'redis.commands': 0 };
   for (const line of info.split('\r\n')) {
     const stat = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
@@ -230,7 +230,7 @@ export function perUnit(window: Window, idle?: Window): Counters {
 }
 
 /** Counters that measure how much is held, not how much was done. */
-export function isSize(key: string): boolean {
+function isSize(key: string): boolean {
   return (
     key.startsWith('pg.bytes.') || key === 'pg.tableBytes' || key === 'pg.databaseBytes' || key === 'redis.used_memory'
   );
