@@ -1,4 +1,6 @@
 /** Three tiers, one runner: unit (beside the code), integration (in-process, PostgreSQL/Redis), e2e (replica processes). */
+/** The packages the integration tier rewrites from ESM to CommonJS (by their path under node_modules). */
+const ESM_ONLY = '(@nestjs|content-disposition)';
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };
 const moduleNameMapper = {
   '^@herald/protocol$': '<rootDir>/libs/protocol/src',
@@ -24,9 +26,10 @@ module.exports = {
       transform,
       moduleNameMapper,
       testMatch: ['<rootDir>/test/integration/**/*.int-spec.ts'],
-      // The app runs in-process here (test/helpers/in-process.ts): NestJS 12 is ESM only, rewritten to CommonJS.
-      transform: { ...transform, '/node_modules/@nestjs/.+\\.js$': '<rootDir>/test/helpers/esm-to-cjs.js' },
-      transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
+      // The app runs in-process here (test/helpers/in-process.ts): NestJS 12 is ESM only, and so is the
+      // content-disposition of @fastify/static (the Swagger UI's files): rewritten to CommonJS.
+      transform: { ...transform, [`/node_modules/${ESM_ONLY}/.+\\.js$`]: '<rootDir>/test/helpers/esm-to-cjs.js' },
+      transformIgnorePatterns: [`^(?!.*/node_modules/${ESM_ONLY}/).*/node_modules/`],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       // The in-process apps' logs are copied to files (test/helpers/app-log.ts) and scanned for secrets too.
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseConfig } from '../../apps/herald/src/config/config.schema';
 import { createApp } from '../../apps/herald/src/create-app';
 import { copyAppLog, stopCopyingAppLog } from './app-log';
@@ -19,7 +19,7 @@ export class InProcessHerald {
     readonly port: number,
     readonly db: TestDatabase,
     readonly redisPrefix: string,
-    readonly app: NestExpressApplication,
+    readonly app: NestFastifyApplication,
   ) {}
 
   /**
@@ -36,7 +36,7 @@ export class InProcessHerald {
     const port = await freePort();
     const id = `${label}-inproc`;
     copyAppLog(id, label);
-    let app: NestExpressApplication | undefined;
+    let app: NestFastifyApplication | undefined;
     try {
       // Warnings and errors only: the app logs to the Jest process's stdout.
       const config = parseConfig({

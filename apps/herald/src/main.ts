@@ -17,13 +17,15 @@ async function bootstrap(): Promise<void> {
     throw error;
   }
   const app = await createApp(config);
-  // Nest's listen() passes its arguments on to Node's server.listen(port, host, backlog); its types name no backlog.
-  const listen = app.listen.bind(app) as unknown as (
-    port: number,
-    host: string | undefined,
-    backlog: number,
-  ) => Promise<unknown>;
-  await listen(config.port, config.host || undefined, config.listenBacklog);
+  // No HOST: every address, IPv6 and IPv4 ('::' takes both), or IPv4's where the kernel has no IPv6.
+  const listen = (host: string) => app.listen({ port: config.port, host, backlog: config.listenBacklog });
+  if (config.host) await listen(config.host);
+  else {
+    await listen('::').catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EAFNOSUPPORT') throw error;
+      return listen('0.0.0.0');
+    });
+  }
   const log = new Logger('Main');
   log.log({ message: 'herald listening', host: config.host || '*', port: config.port, replicaId: config.replicaId });
 

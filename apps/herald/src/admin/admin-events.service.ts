@@ -7,7 +7,8 @@ import {
   OnModuleInit,
 } from '@nestjs/common';
 import type { AdminEvent } from '@herald/protocol';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { UnavailableError } from '../common/errors';
 import { DrainState } from '../common/lifecycle.module';
 import { openEventStream } from '../common/event-stream';
@@ -49,8 +50,8 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(AdminEventsService.name);
   private subscriber: Subscriber | null = null;
-  private readonly streams = new Set<Response>();
-  private readonly expiries = new Map<Response, NodeJS.Timeout>();
+  private readonly streams = new Set<ServerResponse>();
+  private readonly expiries = new Map<ServerResponse, NodeJS.Timeout>();
   private readonly changed = new Set<string>();
   private progressTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -107,10 +108,10 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
   }
 
   /** Turns the response into this admin's event stream, until either side ends it or the session expires. */
-  open(request: AdminRequest, response: Response): void {
+  open(request: AdminRequest, reply: FastifyReply): void {
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     const expiresAt = request.adminSessionExpiresAt ?? 0;
-    openEventStream(response, 2000);
+    const response = openEventStream(reply, 2000);
     this.streams.add(response);
     // A stream must not outlive its session: the console logs in again.
     this.expiries.set(
@@ -176,14 +177,14 @@ export class AdminEventsService implements OnModuleInit, BeforeApplicationShutdo
     }
   }
 
-  private closeStream(stream: Response, code: number, reason: string): void {
+  private closeStream(stream: ServerResponse, code: number, reason: string): void {
     this.forget(stream);
     if (!stream.writableEnded && !stream.destroyed) {
       stream.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
     }
   }
 
-  private forget(stream: Response): void {
+  private forget(stream: ServerResponse): void {
     this.streams.delete(stream);
     clearTimeout(this.expiries.get(stream));
     this.expiries.delete(stream);

@@ -1,7 +1,5 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { ForbiddenError } from '../common/errors';
-import { toErrorResponse } from '../common/http-error.filter';
-import { requestIdOf } from '../common/request-id';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -13,21 +11,19 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * refused with 403: its `Origin` must be the console's own (the `Host` it was
  * sent to) or one of HERALD_ALLOWED_ORIGINS, and without `Origin`,
  * `Sec-Fetch-Site` must not say `cross-site`. Clients that are not browsers
- * send neither header and are let through to the session check.
+ * send neither header and are let through to the session check. Throws the refusal.
  */
-export function adminOriginCheck(allowedOrigins: string[]) {
+export function adminOriginCheck(allowedOrigins: string[]): (request: IncomingMessage) => void {
   const allowed = new Set(allowedOrigins.filter((o) => o !== '*').map((o) => o.toLowerCase()));
-  return (request: Request, response: Response, next: NextFunction): void => {
-    if (SAFE_METHODS.has(request.method)) return next();
+  return (request) => {
+    if (SAFE_METHODS.has(request.method ?? 'GET')) return;
     const origin = request.headers.origin;
     const refusal = typeof origin === 'string' ? originRefusal(origin, request, allowed) : fetchSiteRefusal(request);
-    if (!refusal) return next();
-    const { status, body } = toErrorResponse(new ForbiddenError(refusal), requestIdOf(request));
-    response.status(status).json(body);
+    if (refusal) throw new ForbiddenError(refusal);
   };
 }
 
-function originRefusal(origin: string, request: Request, allowed: Set<string>): string | null {
+function originRefusal(origin: string, request: IncomingMessage, allowed: Set<string>): string | null {
   if (allowed.has(origin.toLowerCase())) return null;
   let host: string;
   try {
@@ -39,6 +35,6 @@ function originRefusal(origin: string, request: Request, allowed: Set<string>): 
   return `cross-site request refused: Origin ${origin.slice(0, 200)} is neither this console's origin nor allowed`;
 }
 
-function fetchSiteRefusal(request: Request): string | null {
+function fetchSiteRefusal(request: IncomingMessage): string | null {
   return request.headers['sec-fetch-site'] === 'cross-site' ? 'cross-site request refused (Sec-Fetch-Site)' : null;
 }

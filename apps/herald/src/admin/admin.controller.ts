@@ -22,7 +22,7 @@ import type {
   PublishResponse,
   TicketResponse,
 } from '@herald/protocol';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -45,7 +45,6 @@ import {
   AdminStatsDto,
 } from '../openapi/admin-schemas';
 import { NotificationViewDto, PublishRequestDto, PublishResponseDto, TicketResponseDto } from '../openapi/schemas';
-import { requestIdOf } from '../common/request-id';
 import { AdminEventsService } from './admin-events.service';
 import { AdminGuard, AdminRequest } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
@@ -70,8 +69,8 @@ export class AdminLoginController {
   @ApiResponse({ status: 201, type: AdminSessionDto })
   @ApiErrors(400, 429, 503)
   @ApiWrongPassword()
-  login(@Req() request: Request, @Body() body: unknown): Promise<AdminSession> {
-    return this.sessions.login(body, request.ip ?? request.socket.remoteAddress ?? 'unknown');
+  login(@Req() request: FastifyRequest, @Body() body: unknown): Promise<AdminSession> {
+    return this.sessions.login(body, request.ip);
   }
 }
 
@@ -98,8 +97,8 @@ export class AdminController {
   })
   @ApiResponse({ status: 201, type: TicketResponseDto })
   @ApiErrors(429)
-  async ticket(@Req() request: AdminRequest, @Res({ passthrough: true }) response: Response): Promise<TicketResponse> {
-    response.setHeader('Cache-Control', 'no-store');
+  async ticket(@Req() request: AdminRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<TicketResponse> {
+    reply.header('Cache-Control', 'no-store');
     return this.tickets.mint(
       'admin',
       'console',
@@ -152,13 +151,13 @@ export class AdminController {
   @ApiResponse({ status: 202, type: PublishResponseDto })
   @ApiErrors(400, 413, 422)
   async broadcast(
-    @Req() request: Request,
+    @Req() request: FastifyRequest,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Res({ passthrough: true }) response: Response,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
-    const outcome = await this.admin.broadcast(body, idempotencyKey, requestIdOf(request));
-    if (outcome.replayed) response.setHeader('Idempotent-Replayed', 'true');
+    const outcome = await this.admin.broadcast(body, idempotencyKey, request.id);
+    if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
     return outcome.response;
   }
 
@@ -219,7 +218,7 @@ export class AdminController {
     description: 'The event stream.',
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
-  stream(@Req() request: AdminRequest, @Res() response: Response): void {
-    this.events.open(request, response);
+  stream(@Req() request: AdminRequest, @Res() reply: FastifyReply): void {
+    this.events.open(request, reply);
   }
 }

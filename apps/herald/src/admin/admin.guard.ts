@@ -1,5 +1,5 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { TicketService } from '../auth/ticket.service';
 import { bearerOf, Realm } from '../common/bearer';
 import { UnauthorizedError, UnavailableError } from '../common/errors';
@@ -7,7 +7,7 @@ import { DrainState } from '../common/lifecycle.module';
 import { AdminSessionService } from './admin-session.service';
 
 /** An admin request that passed the guard: when its session (or the session its ticket came from) ends, epoch ms. */
-export type AdminRequest = Request & { adminSessionExpiresAt?: number };
+export type AdminRequest = FastifyRequest & { adminSessionExpiresAt?: number };
 
 /**
  * Every admin endpoint but the login: `Authorization: Bearer <session>`; on the
@@ -26,7 +26,7 @@ export class AdminGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     this.sessions.assertEnabled();
     const request = context.switchToHttp().getRequest<AdminRequest>();
-    const ticket = request.path.endsWith('/events') ? request.query.ticket : undefined;
+    const ticket = eventStreamQuery(request).ticket;
     if (typeof ticket === 'string' && bearerOf(request) === null) {
       // Shed before the ticket is used, so the console's retry (Nginx's, on another replica) still has it.
       if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
@@ -52,7 +52,12 @@ export class AdminGuard implements CanActivate {
 }
 
 /** The admin session a request carries: the Bearer header, or `?token=` on the event stream only. */
-export function adminSessionOf(request: Request): string | null {
-  const query = request.path.endsWith('/events') ? request.query.token : undefined;
+function adminSessionOf(request: FastifyRequest): string | null {
+  const query = eventStreamQuery(request).token;
   return bearerOf(request) ?? (typeof query === 'string' ? query : null);
+}
+
+/** The query of a request to the event stream, the one admin endpoint that reads credentials from it. */
+function eventStreamQuery(request: FastifyRequest): { ticket?: unknown; token?: unknown } {
+  return request.routeOptions.url?.endsWith('/events') ? (request.query as { ticket?: unknown; token?: unknown }) : {};
 }

@@ -1,8 +1,8 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { ApiKeyService, Publisher } from './api-key.service';
 
-export type PublisherRequest = Request & { publisher?: Publisher };
+export type PublisherRequest = FastifyRequest & { publisher?: Publisher };
 
 /** `Authorization: Bearer <publisher API key>` on the publish API. */
 @Injectable()
@@ -11,7 +11,7 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<PublisherRequest>();
-    request.publisher = this.keys.publisherOf(request);
+    request.publisher = this.keys.publisherOf(request.raw);
     return true;
   }
 }

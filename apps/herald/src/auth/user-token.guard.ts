@@ -1,10 +1,12 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { BadRequestError } from '../common/errors';
 import { UpgradeAuthService } from './upgrade-auth.service';
 import { UserPrincipal } from './user-token.service';
 
-export type UserRequest = Request & { user?: UserPrincipal };
+export type UserRequest = FastifyRequest<{ Querystring: Record<string, string | string[] | undefined> }> & {
+  user?: UserPrincipal;
+};
 
 /**
  * End-user REST endpoints (`/v1/stream`, `/v1/acks`): the same rules as the
@@ -18,16 +20,17 @@ export class UserTokenGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<UserRequest>();
-    if (request.path !== '/v1/stream' && request.query.ticket !== undefined) {
+    const stream = request.routeOptions.url === '/v1/stream';
+    if (!stream && request.query.ticket !== undefined) {
       throw new BadRequestError('a ticket opens /ws or /v1/stream only; send Authorization: Bearer <user token>', [
         { field: 'ticket', reason: 'not accepted here' },
       ]);
     }
-    if (request.path === '/v1/stream' && this.auth.deferredTicket(request) !== null) {
+    if (stream && this.auth.deferredTicket(request.raw) !== null) {
       // Consumed by the stream itself after its load checks: a stream shed for load leaves it unused.
       return true;
     }
-    const decision = await this.auth.decide(request);
+    const decision = await this.auth.decide(request.raw);
     if (!decision.ok) throw decision.error;
     request.user = decision.principal;
     return true;

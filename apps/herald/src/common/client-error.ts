@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 const ANSWERS: Record<string, { status: number; text: string; message: string }> = {
@@ -12,24 +11,22 @@ const ANSWERS: Record<string, { status: number; text: string; message: string }>
 };
 
 /**
- * Requests Node refuses before any route runs (headers over its limit, malformed HTTP, too slow)
- * get the service's JSON error body too, instead of Node's bare status line.
+ * Fastify's `clientErrorHandler`: requests Node refuses before any route runs (headers over its limit,
+ * malformed HTTP, too slow) get the service's JSON error body too, instead of a bare status line.
  */
-export function answerClientErrors(server: Server): void {
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    // A response already under way on this socket (a stream) must not get an answer spliced into it.
-    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (!socket.writable || error.code === 'ECONNRESET' || inProgress?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const answer = ANSWERS[error.code ?? ''] ?? { status: 400, text: 'Bad Request', message: 'malformed HTTP request' };
-    const body = JSON.stringify({
-      error: { code: 'BAD_REQUEST', message: answer.message, requestId: randomUUID() },
-    });
-    socket.end(
-      `HTTP/1.1 ${answer.status} ${answer.text}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response already under way on this socket (a stream) must not get an answer spliced into it.
+  const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || error.code === 'ECONNRESET' || inProgress?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const answer = ANSWERS[error.code ?? ''] ?? { status: 400, text: 'Bad Request', message: 'malformed HTTP request' };
+  const body = JSON.stringify({
+    error: { code: 'BAD_REQUEST', message: answer.message, requestId: randomUUID() },
   });
+  socket.end(
+    `HTTP/1.1 ${answer.status} ${answer.text}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

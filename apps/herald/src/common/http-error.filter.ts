@@ -1,9 +1,9 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { ApiErrorBody, ErrorCode } from '@herald/protocol';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorHeaders } from './error-headers';
 import { HeraldError, HTTP_STATUS } from './errors';
-import { requestIdOf } from './request-id';
+import { noJsonBody } from './json-body';
 
 const BY_STATUS: Record<number, ErrorCode> = {
   400: ErrorCode.BadRequest,
@@ -24,25 +24,29 @@ export class HttpErrorFilter implements ExceptionFilter {
 
   catch(error: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const request = http.getRequest<Request>();
-    const response = http.getResponse<Response>();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
     const { status, body, headers } = errorReply(
       error,
-      requestIdOf(request),
+      request.id,
       this.logger,
       request.method,
-      request.path,
+      request.routeOptions.url ?? request.url.split('?', 1)[0]!,
     );
-    for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
-    response.status(status).json(body);
+    if (reply.sent || reply.raw.headersSent) {
+      // A stream already under way (SSE): no error body can follow its headers.
+      reply.raw.end();
+      return;
+    }
+    reply.headers(headers).status(status).send(body);
   }
 }
 
 /**
- * The answer to a failed request, for the filter and for the publish fast lane alike: the error body,
- * its status and headers (`errorHeaders`); a 5xx is logged (the client sees no internals).
+ * The answer to a failed request: the error body, its status and headers (`errorHeaders`); a 5xx is logged
+ * (the client sees no internals).
  */
-export function errorReply(
+function errorReply(
   error: unknown,
   requestId: string,
   logger: Logger,
@@ -71,10 +75,29 @@ export function toErrorResponse(error: unknown, requestId: string): { status: nu
   }
   if (error instanceof HttpException) {
     const status = error.getStatus();
+    // Fastify's answer to a body with an empty Content-Type (the JSON parser takes any other type).
+    if (status === 415) return toErrorResponse(noJsonBody(), requestId);
     return {
       status,
       body: { error: { code: BY_STATUS[status] ?? ErrorCode.Internal, message: error.message, requestId } },
     };
   }
+  const status = fastifyStatusOf(error);
+  if (status !== undefined) {
+    // Fastify's own refusals before any route (a malformed URL, an over-long parameter): 4xx, with its message.
+    return {
+      status,
+      body: {
+        error: { code: BY_STATUS[status] ?? ErrorCode.BadRequest, message: (error as Error).message, requestId },
+      },
+    };
+  }
   return { status: 500, body: { error: { code: ErrorCode.Internal, message: 'internal error', requestId } } };
+}
+
+/** The 4xx status of an error Fastify raised (its codes start `FST_`); undefined for anything else. */
+function fastifyStatusOf(error: unknown): number | undefined {
+  const { code, statusCode } = (error ?? {}) as { code?: unknown; statusCode?: unknown };
+  if (typeof code !== 'string' || !code.startsWith('FST_') || typeof statusCode !== 'number') return undefined;
+  return statusCode >= 400 && statusCode < 500 ? statusCode : undefined;
 }

@@ -1,16 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { NextFunction, Request, Response } from 'express';
-import type { PublisherRequest } from '../auth/api-key.guard';
 import type { MetricsService } from '../metrics/metrics.service';
 import { clientAddress, ProxyTrust } from './client-address';
-import { requestIdOf } from './request-id';
 
 /**
  * One log line per REST request when it is answered: method, route pattern,
  * status, duration, request id and the publisher's key id (never the key,
- * never the query string). Also counts herald_http_requests_total. Shared by
- * the Express middleware and the publish route's fast lane (publish-edge.ts).
+ * never the query string). Also counts herald_http_requests_total.
  */
 export class RequestLog {
   constructor(
@@ -48,26 +44,4 @@ export class RequestLog {
       });
     });
   }
-
-  /** The Express middleware: every request but those the publish fast lane answers. */
-  middleware() {
-    return (request: Request, response: Response, next: NextFunction): void => {
-      this.track(request, response, () => ({
-        route: routeOf(request, response),
-        requestId: requestIdOf(request),
-        publisher: (request as PublisherRequest).publisher?.keyId,
-      }));
-      next();
-    };
-  }
-}
-
-/**
- * The matched route's pattern (`/v1/notifications/:id`), so labels and logs never carry ids; `(body)`
- * when the body was refused before routing (bad JSON, too large); else `unmatched`.
- */
-function routeOf(request: Request, response: Response): string {
-  const path = (request.route as { path?: unknown } | undefined)?.path;
-  if (typeof path === 'string') return `${request.baseUrl}${path}`;
-  return response.locals.bodyRefused === true ? '(body)' : 'unmatched';
 }

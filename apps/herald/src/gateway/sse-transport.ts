@@ -1,5 +1,6 @@
 import type { ServerFrame, StreamCloseEvent } from '@herald/protocol';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { openEventStream } from '../common/event-stream';
 import { ClientTransport, frameText } from '../connections/transport';
 
@@ -15,9 +16,11 @@ export class SseTransport implements ClientTransport {
   /** The close code the server ended the stream with; unset when the client went away. */
   closeCode: number | undefined;
 
-  constructor(private readonly response: Response) {
+  readonly response: ServerResponse;
+
+  constructor(reply: FastifyReply) {
     // retry: how soon EventSource comes back if the stream drops; the SDK keeps its own backoff.
-    openEventStream(response, 1000);
+    this.response = openEventStream(reply, 1000);
   }
 
   get isOpen(): boolean {

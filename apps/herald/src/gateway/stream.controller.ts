@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { AcksResponse } from '@herald/protocol';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -53,8 +53,8 @@ export class StreamController {
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   })
   @ApiErrors(400, 503)
-  stream(@Req() request: UserRequest, @Res() response: Response): Promise<void> {
-    return this.streams.open(request, response);
+  stream(@Req() request: UserRequest, @Res() reply: FastifyReply): Promise<void> {
+    return this.streams.open(request, reply);
   }
 
   @Post('stream/pong')

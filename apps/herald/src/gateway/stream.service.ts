@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode, retryAfterReason } from '@herald/protocol';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { AckService } from '../acks/ack.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
 import { UserRequest } from '../auth/user-token.guard';
@@ -33,36 +33,39 @@ export class StreamService {
   ) {}
 
   /** Turns the response into an event stream; it stays open until either side ends it. */
-  async open(request: UserRequest, response: Response): Promise<void> {
+  async open(request: UserRequest, reply: FastifyReply): Promise<void> {
     // Before any byte is written, so a proxy can send the client to another replica; and before a ticket
     // is consumed, so a stream shed for load leaves it unused.
     if (this.drain.isDraining) throw new UnavailableError('server shutting down, reconnect');
     if (this.connections.atCapacity) throw new UnavailableError('replica at its connection limit, retry shortly');
     const resumeAfterSeq = lastEventIdOf(request);
     // Shed, or queued so long that its client has most likely given up (see HeraldGateway).
-    const admitted = this.admission.admit('sse', request);
+    const admitted = this.admission.admit('sse', request.raw);
     if ('retryAfterMs' in admitted) {
       const delayMs = admitted.retryAfterMs;
       throw new UnavailableError(retryAfterReason(delayMs), Math.ceil(delayMs / 1000));
     }
     let principal: UserPrincipal;
     try {
-      const ticket = request.user ? null : this.auth.deferredTicket(request);
+      const ticket = request.user ? null : this.auth.deferredTicket(request.raw);
       principal =
-        ticket === null ? request.user! : await this.connections.holdPlace(this.auth.ticketPrincipal(request, ticket));
+        ticket === null
+          ? request.user!
+          : await this.connections.holdPlace(this.auth.ticketPrincipal(request.raw, ticket));
     } catch (error) {
       admitted.done();
       throw error;
     }
-    if (response.destroyed) {
+    if (reply.raw.destroyed) {
       admitted.done();
       return;
     }
-    const transport = new SseTransport(response);
+    const transport = new SseTransport(reply);
+    const { response } = transport;
     const connection = this.connections.open(transport, {
       userId: principal.userId,
       tokenExpiresAt: principal.expiresAt,
-      remoteAddress: request.ip ?? request.socket.remoteAddress ?? '',
+      remoteAddress: request.ip,
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
       ...(resumeAfterSeq !== undefined ? { resumeAfterSeq } : {}),
       admitted,

@@ -1,6 +1,6 @@
 import { Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import type { TicketResponse } from '@herald/protocol';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { TicketService } from '../auth/ticket.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
@@ -30,9 +30,9 @@ export class TicketsController {
   })
   @ApiResponse({ status: 201, type: TicketResponseDto })
   @ApiErrors(429, 503)
-  async mint(@Req() request: Request, @Res({ passthrough: true }) response: Response): Promise<TicketResponse> {
-    const user = this.auth.bearerPrincipal(request);
-    response.setHeader('Cache-Control', 'no-store');
+  async mint(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<TicketResponse> {
+    const user = this.auth.bearerPrincipal(request.raw);
+    reply.header('Cache-Control', 'no-store');
     return this.tickets.mint('user', user.userId, user.expiresAt, request.headers.origin);
   }
 }

@@ -18,7 +18,7 @@ export interface UpgradeRefusal {
  * `Retry-After`, `WWW-Authenticate`, `Upgrade`), with the request id and the replica as on any response.
  */
 export function upgradeRefusal(error: HeraldError, request: IncomingMessage, replicaId: string): UpgradeRefusal {
-  const requestId = requestIdFrom(request.headers);
+  const requestId = requestIdFrom(request);
   const { status, body } = toErrorResponse(error, requestId);
   return {
     status,

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { LiveDto, ReadyDto } from '../openapi/schemas';
 import { HealthService, ReadyReport } from './health.service';
@@ -23,9 +23,9 @@ export class HealthController {
   @ApiOperation({ summary: 'PostgreSQL and Redis answer, and the replica is not draining' })
   @ApiResponse({ status: 200, type: ReadyDto, description: 'Ready' })
   @ApiResponse({ status: 503, type: ReadyDto, description: 'A store is down, or the replica is draining' })
-  async ready(@Res({ passthrough: true }) response: Response): Promise<ReadyReport> {
+  async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<ReadyReport> {
     const report = await this.health.ready();
-    response.status(report.status === 'ok' ? 200 : 503);
+    reply.status(report.status === 'ok' ? 200 : 503);
     return report;
   }
 }

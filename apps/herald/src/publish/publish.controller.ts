@@ -1,7 +1,6 @@
-import { requestIdOf } from '../common/request-id';
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ApiKeyGuard, PublisherRequest } from '../auth/api-key.guard';
 import {
   ApiBearerAuth,
@@ -68,10 +67,10 @@ export class PublishController {
     @Req() request: PublisherRequest,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @Res({ passthrough: true }) response: Response,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
-    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey, requestIdOf(request));
-    if (outcome.replayed) response.setHeader('Idempotent-Replayed', 'true');
+    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey, request.id);
+    if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
     return outcome.response;
   }
 
