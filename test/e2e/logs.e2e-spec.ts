@@ -60,7 +60,11 @@ describe('Operator logs', () => {
     });
     expect(requestLine!.publisher).toMatch(/^pk_[0-9a-f]{12}$/);
     expect(typeof requestLine!.durationMs).toBe('number');
-    expect(find([r1], (l) => l.message === 'notification published')[0]).toMatchObject({ requestId });
+    // From the request context (nestjs-cls), not passed by hand: the request id and the publisher's key id.
+    expect(find([r1], (l) => l.message === 'notification published')[0]).toMatchObject({
+      requestId,
+      publisher: requestLine!.publisher,
+    });
     // These reach their files through pipes, after the client saw the frames: wait for them.
     await waitFor('the send line', () => find([r2], (l) => l.message === 'delivery sent' && l.attempt === 1)[0]);
     await waitFor('the redelivery line', () => find(all, (l) => l.message === 'redelivering')[0]);

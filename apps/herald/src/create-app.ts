@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
@@ -12,7 +13,7 @@ import { isEndUserPath, endUserCors } from './gateway/end-user-cors';
 import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { BODY_REFUSED, installJsonBody } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
-import { createLogger, HeraldLogger } from './common/herald-logger';
+import { enableLevelsFrom } from './common/logging';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdFrom } from './common/request-id';
 import { RequestLog } from './common/request-log';
@@ -29,10 +30,7 @@ const REQUEST_TIMEOUT_MS = 300_000;
  * adapter and OpenAPI. `main.ts` adds the process (signals, exit codes); the in-process tests
  * (test/helpers/in-process.ts) run the same app in Jest.
  */
-export async function createApp(
-  config: HeraldConfig,
-  logger: HeraldLogger = createLogger(config),
-): Promise<NestFastifyApplication> {
+export async function createApp(config: HeraldConfig): Promise<NestFastifyApplication> {
   // request.ip follows X-Forwarded-For only when the peer is a configured proxy.
   const proxyTrust = compileProxyTrust(config.trustedProxies);
   // Set once the app exists: what every request gets first, its headers and its log line (`begin` below).
@@ -55,10 +53,13 @@ export async function createApp(
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    logger,
+    bufferLogs: true,
     bodyParser: false,
     abortOnError: false,
   });
+  // Every line through nestjs-pino (common/logging.ts), the lines buffered while the app was made included.
+  app.useLogger(app.get(PinoNestLogger));
+  enableLevelsFrom(config);
   const fastify = app.getHttpAdapter().getInstance();
   installJsonBody(fastify, config.maxBodyBytes);
 

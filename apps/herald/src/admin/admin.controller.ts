@@ -151,12 +151,11 @@ export class AdminController {
   @ApiResponse({ status: 202, type: PublishResponseDto })
   @ApiErrors(400, 413, 422)
   async broadcast(
-    @Req() request: FastifyRequest,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
-    const outcome = await this.admin.broadcast(body, idempotencyKey, request.id);
+    const outcome = await this.admin.broadcast(body, idempotencyKey);
     if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
     return outcome.response;
   }

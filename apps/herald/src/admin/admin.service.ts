@@ -77,9 +77,8 @@ export class AdminService {
   broadcast(
     body: unknown,
     idempotencyKey: string | undefined,
-    requestId: string,
   ): Promise<{ response: PublishResponse; replayed: boolean }> {
-    return this.publish.publish(ADMIN_PUBLISHER, body, idempotencyKey, requestId);
+    return this.publish.publish(ADMIN_PUBLISHER, body, idempotencyKey);
   }
 
   async notifications(query: Query): Promise<AdminNotificationsResponse> {

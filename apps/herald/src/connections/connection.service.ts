@@ -1,6 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { CloseCode, LimitCloseReason, PROTOCOL_VERSION, type ProtocolFeature } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
+import { ClsService } from 'nestjs-cls';
+import type { HeraldClsStore } from '../common/logging';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -62,6 +64,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
     private readonly replay: Replay,
+    private readonly cls: ClsService<HeraldClsStore>,
   ) {
     metrics.gauge('herald_connections', 'WebSocket connections open on this replica now.', [], (gauge) =>
       gauge.set(this.registry.size),
@@ -109,7 +112,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     }
     this.registry.add(connection);
     this.metrics.connectionsOpened.inc();
-    const setup = this.setup(connection, meta.resumeAfterSeq, meta.admitted);
+    const setup = this.inContextOf(connection, () => this.setup(connection, meta.resumeAfterSeq, meta.admitted));
     this.setups.set(connection, setup);
     // Forgotten once done (closed() then has nothing to wait for): an open connection keeps no promise.
     void setup.then(() => this.setups.delete(connection));
@@ -154,8 +157,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         this.metrics.connectionsRefused.inc({ reason: 'user-limit' });
         this.logger.log({
           message: 'connection refused: too many for this user',
-          connectionId: connection.id,
-          userId: connection.userId,
           limit: this.config.maxConnectionsPerUser,
         });
         connection.close(
@@ -183,8 +184,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
       this.metrics.replaySize.observe(replayed);
       this.logger.log({
         message: 'connection opened',
-        connectionId: connection.id,
-        userId: connection.userId,
         remoteAddress: connection.info.remoteAddress,
         userAgent: connection.info.userAgent,
         transport: connection.transportKind,
@@ -194,8 +193,6 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     } catch (error) {
       this.logger.error({
         message: 'connection setup failed',
-        connectionId: connection.id,
-        userId: connection.userId,
         error: (error as Error).message,
       });
       connection.close(CloseCode.TryAgainLater, 'setup failed, reconnect');
@@ -209,14 +206,16 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
    * acquired (its presence entry) is released exactly once, whatever the
    * order of events.
    */
-  async closed(connection: Connection, code: number): Promise<void> {
+  closed(connection: Connection, code: number): Promise<void> {
+    return this.inContextOf(connection, () => this.close(connection, code));
+  }
+
+  private async close(connection: Connection, code: number): Promise<void> {
     // Counted like the opening: only connections that were registered (not those refused while draining).
     if (this.registry.remove(connection)) this.metrics.connectionClosed(code);
     if (connection.cutOff) this.metrics.connectionsCutOff.inc({ reason: connection.cutOff });
     this.logger.log({
       message: 'connection closed',
-      connectionId: connection.id,
-      userId: connection.userId,
       remoteAddress: connection.info.remoteAddress,
       code,
       ...(connection.cutOff ? { cutOff: connection.cutOff } : {}),
@@ -281,6 +280,19 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
     const unfinished = this.inFlight.size;
     for (const connection of connections) this.emitClosed(connection, CloseCode.GoingAway);
     this.logger.log({ message: 'connections drained', closed: connections.length, unfinished });
+  }
+
+  /**
+   * Runs a connection's own work (its setup, its close) in a request context (nestjs-cls) naming the
+   * connection and its user, so every line it logs carries `connectionId` and `userId`. An SSE stream's
+   * context keeps its request's id.
+   */
+  private inContextOf<T>(connection: Connection, work: () => Promise<T>): Promise<T> {
+    return this.cls.run(() => {
+      this.cls.set('connectionId', connection.id);
+      this.cls.set('userId', connection.userId);
+      return work();
+    });
   }
 
   /** Work the shutdown waits for (within HERALD_SHUTDOWN_GRACE_MS): setups, beats, commands. */

@@ -35,10 +35,12 @@ export const SEND_RECORD_DELAY_MS = 100;
 /** How often a replica compares its place in each broadcast stream with the heads (StreamFollower). */
 const STREAM_CATCH_UP_MS = 1000;
 
+/** What a recorded send needs of its notification: the id, and the publishing request's for the checks' logs. */
+type Sent = Pick<BusNotification, 'id' | 'requestId'>;
+
 interface UnrecordedSend {
-  notificationId: string;
+  notification: Sent;
   userIds: string[];
-  requestId?: string;
 }
 
 interface OneSend {
@@ -104,7 +106,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.follower = new StreamFollower(
       streams,
-      (notification, requestId) => this.deliverStream(notification, requestId),
+      (notification) => this.deliverStream(notification),
       (fetched) => this.metrics.streamGapFetched(fetched),
     );
     this.sends = new Batcher((items) => retryOnDeadlock(() => this.deliveries.markSentMany(items)), {
@@ -128,17 +130,15 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     this.bus.setHandlers({
       deliver: (userId, message) =>
         this.track(
-          this.inOrderFor(userId, () =>
-            this.deliverToLocal([userId], message.notification, message.attempt, message.requestId, true),
-          ),
+          this.inOrderFor(userId, () => this.deliverToLocal([userId], message.notification, message.attempt, true)),
         ),
       // A topic or everyone broadcast names no users: it goes through its stream, in offset order, to the
       // local users whose cursor has it open (deliverStream). A user list names its recipients.
       broadcast: (message) => {
         if (message.userIds) {
-          this.track(this.deliverToLocal(message.userIds, message.notification, 1, message.requestId, true));
+          this.track(this.deliverToLocal(message.userIds, message.notification, 1, true));
         } else if (message.notification.stream) {
-          this.track(this.follower.receive(message.notification, message.requestId));
+          this.track(this.follower.receive(message.notification));
         }
       },
       alive: (userId, message) => this.streamAlive(userId, message.connectionId),
@@ -186,20 +186,19 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     userIds: string[],
     notification: BusNotification,
     attempt: number,
-    requestId?: string,
     recipients = false,
   ): Promise<void> {
     let local = userIds.filter((u) => this.registry.hasUser(u));
     if (local.length === 0 || pastTtl(notification)) return;
     if (attempt === 1 && recipients) {
       const first = local.filter((u) => this.sendsBeforeRecording(u));
-      if (first.length > 0) this.sendThenRecord(first, notification, requestId);
+      if (first.length > 0) this.sendThenRecord(first, notification);
       if (first.length === local.length) return;
       const sentNow = new Set(first);
       local = local.filter((u) => !sentNow.has(u));
     }
-    const sent = await this.record(notification.id, local, attempt, requestId);
-    this.sendRecorded(notification, sent, attempt, requestId);
+    const sent = await this.record(notification, local, attempt);
+    this.sendRecorded(notification, sent, attempt);
   }
 
   /**
@@ -208,7 +207,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
    * send at the first attempt's delay (RedeliveryScheduler, ADR 0009). Nothing is written for the send, over
    * WebSockets and SSE alike.
    */
-  private async deliverStream(notification: BusNotification, requestId?: string): Promise<void> {
+  private async deliverStream(notification: BusNotification): Promise<void> {
     const local = this.registry.userIds();
     if (local.length === 0 || pastTtl(notification)) return;
     const stream = notification.stream!;
@@ -221,12 +220,11 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
       notification,
       userIds.map((userId) => ({ userId, attempt: 1, counted: true })),
       1,
-      requestId,
     );
   }
 
   /** Sends the frames of deliveries whose send is recorded, and counts the ones the record counted. */
-  private sendRecorded(notification: BusNotification, sent: SentDelivery[], attempt: number, requestId?: string): void {
+  private sendRecorded(notification: BusNotification, sent: SentDelivery[], attempt: number): void {
     // One frame object per attempt number, so its JSON is made once for every recipient (frameText).
     const frames = new Map<number, NotificationFrame>();
     for (const delivery of sent) {
@@ -240,10 +238,9 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     const counted = sent.filter((d) => d.counted);
     this.metrics.sent(counted.map((d) => d.attempt));
     this.logSent(
-      notification.id,
+      notification,
       counted.map((d) => d.userId),
       attempt,
-      requestId,
     );
   }
 
@@ -267,15 +264,15 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
    * delivery `pending`, as if never sent: it is replayed on the user's next connection, or routed again
    * by the sweep at its `next_attempt_at`.
    */
-  private sendThenRecord(userIds: string[], notification: BusNotification, requestId?: string): void {
+  private sendThenRecord(userIds: string[], notification: BusNotification): void {
     const frame = toNotificationFrame(notification, 1);
     for (const userId of userIds) {
       for (const connection of this.registry.connectionsOf(userId)) connection.deliver(frame);
     }
     this.metrics.sent(userIds.map(() => 1));
-    this.logSent(notification.id, userIds, 1, requestId);
+    this.logSent(notification, userIds, 1);
     for (const userId of userIds) this.unrecordedOpen.add(deliveryKey(notification.id, userId));
-    this.unrecorded.add({ notificationId: notification.id, userIds, requestId });
+    this.unrecorded.add({ notification: { id: notification.id, requestId: notification.requestId }, userIds });
   }
 
   /**
@@ -287,17 +284,17 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     const open: UnrecordedSend[] = [];
     for (const send of sends) {
       const userIds = send.userIds.filter((userId) =>
-        this.unrecordedOpen.delete(deliveryKey(send.notificationId, userId)),
+        this.unrecordedOpen.delete(deliveryKey(send.notification.id, userId)),
       );
       if (userIds.length > 0) open.push({ ...send, userIds });
     }
     await Promise.all(
       open.map((s) =>
-        this.record(s.notificationId, s.userIds, 1, s.requestId).catch((error: unknown) =>
+        this.record(s.notification, s.userIds, 1).catch((error: unknown) =>
           this.logger.warn({
             message: 'could not record a send; the sweep will route it again',
-            notificationId: s.notificationId,
-            requestId: s.requestId,
+            notificationId: s.notification.id,
+            requestId: s.notification.requestId,
             error: (error as Error).message,
           }),
         ),
@@ -309,12 +306,8 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
    * Records send number `attempt` of a notification to `userIds` (marks the open deliveries sent) and
    * schedules the checks of the sends this call counted. Answers the deliveries that were open.
    */
-  private async record(
-    notificationId: string,
-    userIds: string[],
-    attempt: number,
-    requestId?: string,
-  ): Promise<SentDelivery[]> {
+  private async record(notification: Sent, userIds: string[], attempt: number): Promise<SentDelivery[]> {
+    const { id: notificationId, requestId } = notification;
     const bySweep = userIds.length > TIMERS_MAX_PER_SEND;
     // With timers, the backstop lies past the latest time the timer can fire (jitter at its upper bound,
     // one slot late); without, it is the check time.
@@ -340,8 +333,9 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** One line per delivery: skipped whole unless debug is on, since a broadcast can be thousands. */
-  private logSent(notificationId: string, userIds: string[], attempt: number, requestId?: string): void {
+  private logSent(notification: Sent, userIds: string[], attempt: number): void {
     if (!Logger.isLevelEnabled('debug')) return;
+    const { id: notificationId, requestId } = notification;
     for (const userId of userIds) {
       this.logger.debug?.({ message: 'delivery sent', notificationId, userId, attempt, requestId });
     }

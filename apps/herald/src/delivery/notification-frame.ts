@@ -4,7 +4,8 @@ import type { StoredNotification } from '../record/notification.types';
 import type { BusNotification } from '../routing/bus';
 import { withFrameText } from '../connections/transport';
 
-export function toBusNotification(n: StoredNotification): BusNotification {
+/** A stored notification as the bus carries it, with the id of the request that led to this send, if any. */
+export function toBusNotification(n: StoredNotification, requestId?: string): BusNotification {
   return {
     id: n.id,
     seq: n.seq,
@@ -14,6 +15,7 @@ export function toBusNotification(n: StoredNotification): BusNotification {
     createdAt: n.createdAt.toISOString(),
     expiresAt: n.expiresAt.getTime(),
     ...(n.stream ? { stream: n.stream } : {}),
+    ...(requestId !== undefined ? { requestId } : {}),
   };
 }
 

@@ -69,7 +69,7 @@ export class PublishController {
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
-    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey, request.id);
+    const outcome = await this.publish.publish(publisherOf(request), body, idempotencyKey);
     if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
     return outcome.response;
   }

@@ -125,7 +125,6 @@ export class PublishService {
     publisherId: string,
     body: unknown,
     idempotencyHeader: string | string[] | undefined,
-    requestId?: string,
   ): Promise<PublishOutcome> {
     const input = parsePublishRequest(body, this.config);
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
@@ -175,12 +174,11 @@ export class PublishService {
         publisherId,
         event: notification.event,
         recipients,
-        requestId,
       });
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
       this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {
-        await this.router.route(notification, kind, 'users' in input.audience ? input.audience.users : [], requestId);
+        await this.router.route(notification, kind, 'users' in input.audience ? input.audience.users : []);
       }
     }
     return { response: { id: notification.id, seq: notification.seq, recipients }, replayed: !created.created };

@@ -168,9 +168,8 @@ export class RedeliveryService {
     );
     const reached = await this.bus.publishToUsers([userId], {
       kind: 'deliver',
-      notification: toBusNotification(notification),
+      notification: toBusNotification(notification, requestId),
       attempt: attempts + 1,
-      requestId,
     });
     if (reached === 0) {
       // Presence says online but no replica is listening right now (its subscriber is

@@ -16,6 +16,8 @@ export interface BusNotification {
   expiresAt?: number;
   /** A topic or everyone publish recorded on its stream: where (ADR 0007). */
   stream?: StreamPosition;
+  /** The publish request's X-Request-Id, for the logs of every replica and check that handle it. */
+  requestId?: string;
 }
 
 /** Send `notification` to one user's connections, as send number `attempt`. */
@@ -23,8 +25,6 @@ export interface DeliverMessage {
   kind: 'deliver';
   notification: BusNotification;
   attempt: number;
-  /** The publish request's X-Request-Id, for the logs of every replica and job that handle it. */
-  requestId?: string;
 }
 
 /**
@@ -36,7 +36,6 @@ export interface BroadcastMessage {
   notification: BusNotification;
   /** The recipients, for a user list; absent for a topic or everyone (PostgreSQL knows who). */
   userIds?: string[];
-  requestId?: string;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { ClsService } from 'nestjs-cls';
 import { toBusNotification } from '../delivery/notification-frame';
 import type { StoredNotification } from '../record/notification.types';
-import { Bus } from './bus';
+import { Bus, type BusNotification } from './bus';
 
 /**
  * A user list goes out user by user (only the replicas holding them hear it)
@@ -19,48 +20,40 @@ const PER_USER_ROUTING_MAX_BYTES = 256 * 1024;
 export class NotificationRouter {
   private readonly logger = new Logger(NotificationRouter.name);
 
-  constructor(private readonly bus: Bus) {}
+  constructor(
+    private readonly bus: Bus,
+    private readonly cls: ClsService,
+  ) {}
 
   /**
    * Tells the replicas holding the recipients that a stored notification
-   * exists. Best effort: if Redis is down the deliveries stay `pending` and
-   * the sweep routes them later.
+   * exists, with the id of the request that published it (the request
+   * context's). Best effort: if Redis is down the deliveries stay `pending`
+   * and the sweep routes them later.
    */
-  async route(
-    notification: StoredNotification,
-    audience: 'users' | 'topic' | 'all',
-    userIds: string[],
-    requestId?: string,
-  ): Promise<void> {
+  async route(notification: StoredNotification, audience: 'users' | 'topic' | 'all', userIds: string[]): Promise<void> {
     try {
       // Bounded by the Redis client: a 2 s command timeout, about a second of retries on a cluster's failover.
-      await this.send(notification, audience, userIds, requestId);
+      await this.send(toBusNotification(notification, this.cls.getId()), audience, userIds);
     } catch (error) {
       this.logger.warn({
         message: 'bus publish failed; the sweep will route the deliveries',
         notificationId: notification.id,
-        requestId,
         error: (error as Error).message,
       });
     }
   }
 
-  private async send(
-    notification: StoredNotification,
-    audience: 'users' | 'topic' | 'all',
-    userIds: string[],
-    requestId?: string,
-  ): Promise<void> {
-    const message = toBusNotification(notification);
+  private async send(message: BusNotification, audience: 'users' | 'topic' | 'all', userIds: string[]): Promise<void> {
     if (audience !== 'users') {
-      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, requestId });
+      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
     } else if (
       userIds.length <= PER_USER_ROUTING_MAX_USERS &&
       userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
     ) {
-      await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1, requestId });
+      await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1 });
     } else {
-      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds, requestId });
+      await this.bus.publishBroadcast({ kind: 'broadcast', notification: message, userIds });
     }
   }
 }

@@ -25,7 +25,7 @@ export class StreamFollower {
   constructor(
     private readonly streams: StreamRepository,
     /** Sends one stream notification to this replica's users; resolves once it is done. */
-    private readonly deliver: (notification: BusNotification, requestId?: string) => Promise<void>,
+    private readonly deliver: (notification: BusNotification) => Promise<void>,
     private readonly onGap: (fetched: number) => void = () => undefined,
   ) {}
 
@@ -38,7 +38,7 @@ export class StreamFollower {
   }
 
   /** A broadcast from the bus. */
-  receive(notification: BusNotification, requestId?: string): Promise<void> {
+  receive(notification: BusNotification): Promise<void> {
     const stream = notification.stream!;
     return this.inOrder(stream.id, async () => {
       // A stream this replica has not seen was made after `start`: every offset of it is new.
@@ -50,7 +50,7 @@ export class StreamFollower {
       }
       if (stream.offset <= (this.handled.get(stream.id) ?? 0)) return;
       // Marked handled once sent: a send that failed (PostgreSQL away) is read again by the next catch-up.
-      await this.deliver(notification, requestId);
+      await this.deliver(notification);
       this.handled.set(stream.id, stream.offset);
     });
   }
