@@ -1,11 +1,9 @@
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
-import type { ExecutionContext } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
 import { Cluster } from 'ioredis';
-import { ClsModule, ClsService } from 'nestjs-cls';
+import { ClsService } from 'nestjs-cls';
 import { LoggerModule } from 'nestjs-pino';
-import { HeraldClsStore, loggerParams } from './common/logging';
+import { HeraldClsStore, loggerParams, RequestContextModule } from './common/logging';
 import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
@@ -41,15 +39,7 @@ export class AppModule {
       module: AppModule,
       providers,
       imports: [
-        // The request context: the request id (Fastify's), set by a global guard before any other guard.
-        ClsModule.forRoot({
-          global: true,
-          guard: {
-            mount: true,
-            generateId: true,
-            idGenerator: (context: ExecutionContext) => context.switchToHttp().getRequest<FastifyRequest>().id,
-          },
-        }),
+        RequestContextModule,
         LoggerModule.forRootAsync({
           inject: [ClsService],
           useFactory: (cls: ClsService<HeraldClsStore>) => loggerParams(config, cls),

@@ -13,7 +13,7 @@ import { isEndUserPath, endUserCors } from './gateway/end-user-cors';
 import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { BODY_REFUSED, installJsonBody } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
-import { enableLevelsFrom } from './common/logging';
+import { enableLevelsFrom, enterRequestContext } from './common/logging';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdFrom } from './common/request-id';
 import { RequestLog } from './common/request-log';
@@ -51,6 +51,8 @@ export async function createApp(config: HeraldConfig): Promise<NestFastifyApplic
     },
     // Routes match as they always have: a trailing slash and the letters' case do not matter.
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
+    // No Nest middleware anywhere: the request hook below does that work, without middie's hook per request.
+    skipMiddie: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     bufferLogs: true,
@@ -79,6 +81,7 @@ export async function createApp(config: HeraldConfig): Promise<NestFastifyApplic
   };
   // Before routing, for every request, matched or not.
   fastify.addHook('onRequest', (request, reply, done) => {
+    enterRequestContext(request.id);
     begin(request, reply);
     const path = pathOf(request);
     if (isEndUserPath(path) && cors(request.raw, reply.raw) === 'preflight') {

@@ -18,7 +18,7 @@ export class ApiKeyGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<PublisherRequest>();
     request.publisher = this.keys.publisherOf(request.raw);
     // The request's log lines name the publisher from here on (common/logging.ts).
-    this.cls.set('publisher', request.publisher.keyId);
+    if (this.cls.isActive()) this.cls.set('publisher', request.publisher.keyId);
     return true;
   }
 }
