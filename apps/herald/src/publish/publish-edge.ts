@@ -79,7 +79,7 @@ class PublishEdge {
         publisher = found.keyId;
         const outcome = await this.options.publish.publish(
           found.keyId,
-          body,
+          this.options.publish.parseRequest(body),
           request.headers['idempotency-key'],
           requestId,
         );
