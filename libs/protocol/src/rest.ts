@@ -43,7 +43,7 @@ const EVENT_REASON = 'required: 1-128 characters of letters, digits and _ . : -'
  * A user list: its length is checked first (a list over the limit is refused whole), then its ids, and
  * only the first bad id is named (a long list of bad ids gets one line, not thousands).
  */
-function userIdList(maxRecipients?: number): z.ZodType<string[]> {
+function userIdList(maxRecipients?: number): z.ZodType<string[], string[]> {
   let list = z.array(z.unknown(), { error: USERS_REASON }).min(1, { error: USERS_REASON, abort: true });
   if (maxRecipients !== undefined) {
     list = list.max(maxRecipients, { error: `must list at most ${maxRecipients} users`, abort: true });
@@ -57,7 +57,7 @@ function userIdList(maxRecipients?: number): z.ZodType<string[]> {
       description: '1 to HERALD_MAX_RECIPIENTS user ids',
       items: { type: 'string', pattern: USER_ID_PATTERN.source },
       example: ['alice', 'bob'],
-    }) as unknown as z.ZodType<string[]>;
+    }) as unknown as z.ZodType<string[], string[]>;
 }
 
 export const UsersAudienceSchema = z.strictObject({ users: userIdList() }).meta({ id: 'UsersAudience' });
@@ -76,7 +76,7 @@ export const EveryoneAudienceSchema = z
   .meta({ id: 'EveryoneAudience' });
 
 /** Exactly one of the three audiences, chosen by the key it has. */
-function audienceOf(users: z.ZodType<{ users: string[] }>) {
+function audienceOf(users: z.ZodType<{ users: string[] }, { users: string[] }>) {
   return z.xor([users, TopicAudienceSchema, EveryoneAudienceSchema], {
     error: (issue) =>
       isPlainObject(issue.input)
