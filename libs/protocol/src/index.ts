@@ -1,10 +1,11 @@
 /**
  * Herald wire protocol, version 1.
  *
- * Framework-free types and constants shared by the server, the admin console
- * and the client SDK. `docs/protocol.md` is the prose contract; this file (the
- * WebSocket frames and codes) and `rest.ts` (the REST bodies) are its typed
- * twin, and they change in the same commit.
+ * Framework-free types, zod schemas and constants shared by the server, the
+ * admin console and the client SDK. `docs/protocol.md` is the prose contract;
+ * this file (the server's WebSocket frames), `constants.ts` (codes, patterns,
+ * limits), `frames.ts` (the client's frames) and `rest.ts` (the REST bodies
+ * and queries) are its typed twin, and they change in the same commit.
  */
 
 import type { ErrorCode } from './constants';
