@@ -91,7 +91,7 @@ describe('OpenAPI description of the REST API', () => {
           expect({
             where,
             unauthorized: operation.responses['401']?.content?.['application/json']?.schema?.$ref,
-          }).toEqual({ where, unauthorized: '#/components/schemas/ApiErrorBodyDto' });
+          }).toEqual({ where, unauthorized: '#/components/schemas/ApiErrorBody' });
         }
         if (operation.requestBody) {
           const json = operation.requestBody.content['application/json'];

@@ -1,13 +1,16 @@
 /**
  * Herald wire protocol, version 1.
  *
- * Framework-free types and constants shared by the server, the admin console
- * and the client SDK. `docs/protocol.md` is the prose contract; this file (the
- * WebSocket frames and codes) and `rest.ts` (the REST bodies) are its typed
- * twin, and they change in the same commit.
+ * Framework-free types, zod schemas and constants shared by the server, the
+ * admin console and the client SDK. `docs/protocol.md` is the prose contract;
+ * this file (the server's WebSocket frames), `constants.ts` (codes, patterns,
+ * limits), `frames.ts` (the client's frames) and `rest.ts` (the REST bodies
+ * and queries) are its typed twin, and they change in the same commit.
  */
 
-import type { AckOutcome } from './rest';
+import type { ErrorCode } from './constants';
+import type { ClientFrameType } from './frames';
+import type { AckOutcome, AckStatus } from './rest';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -18,23 +21,6 @@ export type JsonObject = { [key: string]: JsonValue };
 // ---------------------------------------------------------------------------
 // Error codes and close codes
 // ---------------------------------------------------------------------------
-
-/** Stable codes carried by `error` frames and REST error bodies. */
-export const ErrorCode = {
-  BadRequest: 'BAD_REQUEST',
-  UnknownType: 'UNKNOWN_TYPE',
-  Unauthorized: 'UNAUTHORIZED',
-  Forbidden: 'FORBIDDEN',
-  NotFound: 'NOT_FOUND',
-  /** A plain HTTP request to `/ws`, or an upgrade to something other than WebSocket version 13 (HTTP 426). */
-  UpgradeRequired: 'UPGRADE_REQUIRED',
-  RateLimited: 'RATE_LIMITED',
-  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
-  IdempotencyConflict: 'IDEMPOTENCY_CONFLICT',
-  Unavailable: 'UNAVAILABLE',
-  Internal: 'INTERNAL',
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
  * Reasons of the 1008 closes that are limits, not credentials: a fresh token does not help, waiting does
@@ -129,8 +115,6 @@ export interface NotificationFrame {
   attempt: number;
 }
 
-export type AckStatus = 'ok' | 'duplicate' | 'expired';
-
 /**
  * The answer to every notification ack, and to a `subscribe` / `unsubscribe`
  * that carried an `id` (a `ping` is answered by `pong`, failures by `error`).
@@ -177,71 +161,9 @@ export type ServerFrame = WelcomeFrame | NotificationFrame | AckReplyFrame | Ack
 export type ServerFrameType = ServerFrame['type'];
 
 // ---------------------------------------------------------------------------
-// Client → server frames
+// Client → server frames: schemas and types in `frames.ts`
 // ---------------------------------------------------------------------------
 
-/** "I have this notification": `id` is the notification id. */
-export interface ClientAckFrame {
-  type: 'ack';
-  id: string;
-  /**
-   * With the `ackThrough` feature: also ack every notification sent earlier on this connection and not yet
-   * acked (by the order the server sent them, never by `seq`). Answered by one `ack` frame with `settled`.
-   */
-  through?: boolean;
-  /**
-   * With the `quietAcks` feature: answered only if it fails (an `error` frame: `FORBIDDEN` for an id that is not
-   * one of this user's notifications, `UNAVAILABLE` or `RATE_LIMITED` to send it again), never with `ack`.
-   */
-  quiet?: boolean;
-}
-
-/**
- * Many acks in one frame: 1 to MAX_ACKS_PER_REQUEST notification ids, answered by one `acks` frame with a
- * result per id (`ok`, `duplicate`, `expired`, or `forbidden` for an id that is not one of this user's
- * notifications), as `POST /v1/acks` answers.
- */
-export interface ClientAcksFrame {
-  type: 'acks';
-  ids: string[];
-  /**
-   * With the `quietAcks` feature: no `acks` answer; only the ids that failed are named, in an `error` frame
-   * (`FORBIDDEN` with the ids that are not this user's notifications, `UNAVAILABLE` or `RATE_LIMITED` with
-   * those to send again).
-   */
-  quiet?: boolean;
-}
-
-export interface PingFrame {
-  type: 'ping';
-  id?: string;
-}
-
-export interface SubscribeFrame {
-  type: 'subscribe';
-  channel: string;
-  id?: string;
-}
-
-export interface UnsubscribeFrame {
-  type: 'unsubscribe';
-  channel: string;
-  id?: string;
-}
-
-/**
- * Replaces the connection's token before it expires, without reconnecting.
- * The new token must name the same user. Answered by `ack` (with `id`) or by
- * `error` `UNAUTHORIZED` / `FORBIDDEN`; the old token stays in force then.
- */
-export interface AuthFrame {
-  type: 'auth';
-  token: string;
-  id?: string;
-}
-
-export type ClientFrame = ClientAckFrame | ClientAcksFrame | PingFrame | SubscribeFrame | UnsubscribeFrame | AuthFrame;
-export type ClientFrameType = ClientFrame['type'];
 export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
   'ack',
   'acks',
@@ -250,9 +172,6 @@ export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
   'unsubscribe',
   'auth',
 ];
-
-/** Longest token an `auth` frame (or `?token=`) may carry, in characters. */
-export const MAX_TOKEN_LENGTH = 4096;
 
 /**
  * The WebSocket subprotocol Herald speaks: a client offers it first, and the server's 101 names it (and only
@@ -266,11 +185,7 @@ export const WS_SUBPROTOCOL = 'herald.v1';
  */
 export const WS_BEARER_PREFIX = 'herald.bearer.';
 
-/** Topic names: 1–128 characters of letters, digits and `_ . : -`. */
-export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
-/** User ids: 1–128 characters of letters, digits and `_ . @ : -`. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,128}$/;
-/** Command ids chosen by the client: 1–64 printable ASCII characters. */
-export const COMMAND_ID_PATTERN = /^[\x21-\x7e]{1,64}$/;
-
+export * from './constants';
 export * from './rest';
+export * from './frames';
+export * from './problems';

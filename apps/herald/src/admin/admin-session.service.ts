@@ -3,7 +3,7 @@ import type { AdminSession } from '@herald/protocol';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { Realm } from '../common/bearer';
-import { BadRequestError, RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
+import { RateLimitedError, UnauthorizedError, UnavailableError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { LoginAttemptsRepository } from './login-attempts.repository';
@@ -41,17 +41,9 @@ export class AdminSessionService {
     if (!this.enabled) throw new UnavailableError('the admin API is off: set HERALD_ADMIN_PASSWORD to turn it on');
   }
 
-  async login(body: unknown, address: string): Promise<AdminSession> {
+  /** `password`: as the login body carried it (AdminLoginRequestSchema). */
+  async login(password: string, address: string): Promise<AdminSession> {
     this.assertEnabled();
-    const password =
-      typeof body === 'object' && body !== null && typeof (body as { password?: unknown }).password === 'string'
-        ? (body as { password: string }).password
-        : null;
-    if (password === null) {
-      throw new BadRequestError('body must be {"password": "..."}', [
-        { field: 'password', reason: 'required: a string' },
-      ]);
-    }
     let reserved: { count: number; resetInMs: number };
     try {
       reserved = await this.attempts.reserve(address);

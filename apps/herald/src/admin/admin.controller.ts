@@ -12,17 +12,25 @@ import {
   Res,
   UseGuards,
 } from '@nestjs/common';
-import type {
-  AdminBroadcastPreview,
-  AdminConnectionsResponse,
-  AdminNotificationsResponse,
-  AdminSession,
-  AdminStats,
-  NotificationView,
-  PublishResponse,
-  TicketResponse,
+import {
+  ADMIN_LOGIN_MESSAGE,
+  AdminConnectionsQuerySchema,
+  AdminLoginRequestSchema,
+  AdminNotificationsQuerySchema,
+  NotificationQuerySchema,
+  type AdminBroadcastPreview,
+  type AdminConnectionsResponse,
+  type AdminLoginRequest,
+  type AdminNotificationsResponse,
+  type AdminSession,
+  type AdminStats,
+  type NotificationView,
+  type PublishResponse,
+  type TicketResponse,
+  type ValidPublishRequest,
 } from '@herald/protocol';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -35,23 +43,21 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { TicketService } from '../auth/ticket.service';
-import { ApiAdminErrors, ApiErrors, ApiWrongPassword } from '../openapi/decorators';
-import {
-  AdminBroadcastPreviewDto,
-  AdminConnectionsResponseDto,
-  AdminLoginRequestDto,
-  AdminNotificationsResponseDto,
-  AdminSessionDto,
-  AdminStatsDto,
-} from '../openapi/admin-schemas';
-import { NotificationViewDto, PublishRequestDto, PublishResponseDto, TicketResponseDto } from '../openapi/schemas';
+import { ApiAdminErrors, ApiErrors, ApiWrongPassword, schemaRef } from '../openapi/decorators';
+import { ZodPipe } from '../common/zod.pipe';
+import { PublishRequestPipe } from '../publish/publish-request.pipe';
+import { NotificationQueryPipe } from '../publish/publish.controller';
 import { AdminEventsService } from './admin-events.service';
-import { AdminGuard, AdminRequest } from './admin.guard';
+import { AdminEnabledGuard, AdminGuard, AdminRequest } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
 import { AdminService } from './admin.service';
 
+/** Query parameters are read one at a time: the first bad one is named (`limit must be …`). */
+const firstProblem = { firstOnly: true };
+
 /** The console's login. */
 @Controller('admin/api')
+@UseGuards(AdminEnabledGuard)
 @ApiTags('admin')
 export class AdminLoginController {
   constructor(private readonly sessions: AdminSessionService) {}
@@ -65,12 +71,18 @@ export class AdminLoginController {
       'limited per client address across replicas (HERALD_ADMIN_LOGIN_ATTEMPTS per minute; then 429 with Retry-After). ' +
       '503 while the admin API is off (no password set).',
   })
-  @ApiBody({ type: AdminLoginRequestDto, examples: { login: { value: { password: 'the admin password' } } } })
-  @ApiResponse({ status: 201, type: AdminSessionDto })
+  @ApiBody({
+    schema: schemaRef('AdminLoginRequest'),
+    examples: { login: { value: { password: 'the admin password' } } },
+  })
+  @ApiResponse({ status: 201, schema: schemaRef('AdminSession') })
   @ApiErrors(400, 429, 503)
   @ApiWrongPassword()
-  login(@Req() request: FastifyRequest, @Body() body: unknown): Promise<AdminSession> {
-    return this.sessions.login(body, request.ip);
+  login(
+    @Req() request: FastifyRequest,
+    @Body(new ZodPipe(AdminLoginRequestSchema, { message: ADMIN_LOGIN_MESSAGE })) body: AdminLoginRequest,
+  ): Promise<AdminSession> {
+    return this.sessions.login(body.password, request.ip);
   }
 }
 
@@ -95,7 +107,7 @@ export class AdminController {
       'Open `/admin/api/events?ticket=` with it instead of putting the session in the URL. Single use, valid 30 s, ' +
       'on any replica, bound to the `Origin` it was minted from; only the event stream takes it. `Cache-Control: no-store`.',
   })
-  @ApiResponse({ status: 201, type: TicketResponseDto })
+  @ApiResponse({ status: 201, schema: schemaRef('TicketResponse') })
   @ApiErrors(429)
   async ticket(@Req() request: AdminRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<TicketResponse> {
     reply.header('Cache-Control', 'no-store');
@@ -110,9 +122,12 @@ export class AdminController {
   @Get('connections')
   @ApiOperation({ summary: 'Live connections on every replica, with totals per replica' })
   @ApiQuery({ name: 'userId', required: false, description: 'Only this user’s connections' })
-  @ApiResponse({ status: 200, type: AdminConnectionsResponseDto })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminConnectionsResponse') })
   @ApiErrors(400)
-  connections(@Query() query: Record<string, unknown>): Promise<AdminConnectionsResponse> {
+  connections(
+    @Query(new ZodPipe(AdminConnectionsQuerySchema, firstProblem))
+    query: z.output<typeof AdminConnectionsQuerySchema>,
+  ): Promise<AdminConnectionsResponse> {
     return this.admin.connections(query);
   }
 
@@ -129,10 +144,13 @@ export class AdminController {
   @Post('broadcasts/preview')
   @HttpCode(200)
   @ApiOperation({ summary: 'How many users a broadcast would reach now (the body of POST /admin/api/broadcasts)' })
-  @ApiBody({ type: PublishRequestDto, examples: { everyone: { value: { to: { all: true }, event: 'maintenance' } } } })
-  @ApiResponse({ status: 200, type: AdminBroadcastPreviewDto })
+  @ApiBody({
+    schema: schemaRef('PublishRequest'),
+    examples: { everyone: { value: { to: { all: true }, event: 'maintenance' } } },
+  })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminBroadcastPreview') })
   @ApiErrors(400)
-  preview(@Body() body: unknown): Promise<AdminBroadcastPreview> {
+  preview(@Body(PublishRequestPipe) body: ValidPublishRequest): Promise<AdminBroadcastPreview> {
     return this.admin.preview(body);
   }
 
@@ -145,13 +163,13 @@ export class AdminController {
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false })
   @ApiBody({
-    type: PublishRequestDto,
+    schema: schemaRef('PublishRequest'),
     examples: { topic: { value: { to: { topic: 'news' }, event: 'news.flash', payload: { title: 'Hello' } } } },
   })
-  @ApiResponse({ status: 202, type: PublishResponseDto })
+  @ApiResponse({ status: 202, schema: schemaRef('PublishResponse') })
   @ApiErrors(400, 413, 422)
   async broadcast(
-    @Body() body: unknown,
+    @Body(PublishRequestPipe) body: ValidPublishRequest,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
@@ -174,9 +192,12 @@ export class AdminController {
   @ApiQuery({ name: 'to', required: false, schema: { type: 'string', format: 'date-time' } })
   @ApiQuery({ name: 'before', required: false, description: 'nextCursor of the previous page' })
   @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } })
-  @ApiResponse({ status: 200, type: AdminNotificationsResponseDto })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminNotificationsResponse') })
   @ApiErrors(400)
-  notifications(@Query() query: Record<string, unknown>): Promise<AdminNotificationsResponse> {
+  notifications(
+    @Query(new ZodPipe(AdminNotificationsQuerySchema, firstProblem))
+    query: z.output<typeof AdminNotificationsQuerySchema>,
+  ): Promise<AdminNotificationsResponse> {
     return this.admin.notifications(query);
   }
 
@@ -185,9 +206,12 @@ export class AdminController {
   @ApiParam({ name: 'id', format: 'uuid' })
   @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } })
   @ApiQuery({ name: 'after', required: false, description: 'nextCursor of the previous page' })
-  @ApiResponse({ status: 200, type: NotificationViewDto })
+  @ApiResponse({ status: 200, schema: schemaRef('NotificationView') })
   @ApiErrors(400, 404)
-  notification(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<NotificationView> {
+  notification(
+    @Param('id') id: string,
+    @Query(NotificationQueryPipe) query: z.output<typeof NotificationQuerySchema>,
+  ): Promise<NotificationView> {
     return this.admin.notification(id, query);
   }
 
@@ -195,7 +219,7 @@ export class AdminController {
   @ApiOperation({
     summary: 'Live counters for the overview: connections, notifications per minute, ack latency, resends, failures',
   })
-  @ApiResponse({ status: 200, type: AdminStatsDto })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminStats') })
   stats(): Promise<AdminStats> {
     return this.admin.stats();
   }

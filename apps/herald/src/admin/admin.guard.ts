@@ -9,6 +9,17 @@ import { AdminSessionService } from './admin-session.service';
 /** An admin request that passed the guard: when its session (or the session its ticket came from) ends, epoch ms. */
 export type AdminRequest = FastifyRequest & { adminSessionExpiresAt?: number };
 
+/** The login: 503 while the admin API is off, before its body is read. */
+@Injectable()
+export class AdminEnabledGuard implements CanActivate {
+  constructor(private readonly sessions: AdminSessionService) {}
+
+  canActivate(): boolean {
+    this.sessions.assertEnabled();
+    return true;
+  }
+}
+
 /**
  * Every admin endpoint but the login: `Authorization: Bearer <session>`; on the
  * event stream (EventSource cannot send headers) a one-time `?ticket=` from

@@ -1,28 +1,27 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
+import type {
   AdminBroadcastPreview,
+  AdminConnectionsQuerySchema,
   AdminConnectionsResponse,
+  AdminNotificationsQuerySchema,
   AdminNotificationsResponse,
   AdminStats,
-  DELIVERY_STATUSES,
-  DeliveryStatus,
+  NotificationQuerySchema,
   NotificationView,
   PublishResponse,
-  USER_ID_PATTERN,
+  ValidPublishRequest,
 } from '@herald/protocol';
-import { BadRequestError, NotFoundError, UnavailableError } from '../common/errors';
+import type { z } from 'zod';
+import { NotFoundError, UnavailableError } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { Bus } from '../routing/bus';
 import { PresenceEntry, PresenceRepository } from '../routing/presence.repository';
 import { AdminRepository, NotificationFilter } from '../record/admin.repository';
-import { parsePublishRequest } from '../publish/publish.dto';
 import { PublishService } from '../publish/publish.service';
 
 /** Publisher id recorded on notifications sent from the console. */
 export const ADMIN_PUBLISHER = 'admin-console';
-
-type Query = Record<string, unknown>;
 
 /** What the console asks of the service: live connections, broadcasts, history, statistics. */
 @Injectable()
@@ -37,8 +36,7 @@ export class AdminService {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
   ) {}
 
-  async connections(query: Query): Promise<AdminConnectionsResponse> {
-    const userId = optional(query.userId, 'userId', (v) => USER_ID_PATTERN.test(v), 'a user id');
+  async connections({ userId }: z.output<typeof AdminConnectionsQuerySchema>): Promise<AdminConnectionsResponse> {
     const all = await this.store(() => this.presence.list());
     const chosen = all
       .filter((e) => userId === undefined || e.userId === userId)
@@ -69,44 +67,26 @@ export class AdminService {
     this.logger.log({ message: 'admin disconnect', connectionId, userId: entry.userId, replicaId: entry.replicaId });
   }
 
-  async preview(body: unknown): Promise<AdminBroadcastPreview> {
-    const input = parsePublishRequest(body, this.config);
-    return { recipients: await this.store(() => this.admin.audienceSize(input.audience)) };
+  async preview(request: ValidPublishRequest): Promise<AdminBroadcastPreview> {
+    return { recipients: await this.store(() => this.admin.audienceSize(request.to)) };
   }
 
   broadcast(
-    body: unknown,
+    body: ValidPublishRequest,
     idempotencyKey: string | undefined,
   ): Promise<{ response: PublishResponse; replayed: boolean }> {
     return this.publish.publish(ADMIN_PUBLISHER, body, idempotencyKey);
   }
 
-  async notifications(query: Query): Promise<AdminNotificationsResponse> {
-    const limitRaw = optional(
-      query.limit,
-      'limit',
-      (v) => /^\d{1,3}$/.test(v) && +v >= 1 && +v <= 200,
-      'a whole number from 1 to 200',
-    );
-    const limit = limitRaw === undefined ? 50 : Number(limitRaw);
+  async notifications(query: z.output<typeof AdminNotificationsQuerySchema>): Promise<AdminNotificationsResponse> {
+    const { limit, event, userId, status, from, to, before } = query;
     const filter: NotificationFilter = { limit: limit + 1 };
-    const event = optional(query.event, 'event', (v) => v.length >= 1 && v.length <= 128, '1-128 characters');
     if (event !== undefined) filter.event = event;
-    const userId = optional(query.userId, 'userId', (v) => USER_ID_PATTERN.test(v), 'a user id');
     if (userId !== undefined) filter.userId = userId;
-    const status = optional(
-      query.status,
-      'status',
-      (v) => (DELIVERY_STATUSES as readonly string[]).includes(v),
-      DELIVERY_STATUSES.join(', '),
-    );
-    if (status !== undefined) filter.status = status as DeliveryStatus;
-    const from = optional(query.from, 'from', (v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 time');
-    if (from !== undefined) filter.from = new Date(from);
-    const to = optional(query.to, 'to', (v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 time');
-    if (to !== undefined) filter.to = new Date(to);
-    const before = optional(query.before, 'before', (v) => /^\d{1,15}$/.test(v), 'the nextCursor of a previous page');
-    if (before !== undefined) filter.beforeSeq = Number(before);
+    if (status !== undefined) filter.status = status;
+    if (from !== undefined) filter.from = from;
+    if (to !== undefined) filter.to = to;
+    if (before !== undefined) filter.beforeSeq = before;
     const [rows, oldestAt] = await Promise.all([
       this.store(() => this.admin.listNotifications(filter)),
       this.store(() => this.admin.oldestNotification()),
@@ -119,8 +99,8 @@ export class AdminService {
     };
   }
 
-  notification(id: string, query: Query): Promise<NotificationView> {
-    return this.publish.get(null, id, query.limit, query.after);
+  notification(id: string, query: z.output<typeof NotificationQuerySchema>): Promise<NotificationView> {
+    return this.publish.get(null, id, query);
   }
 
   async stats(): Promise<AdminStats> {
@@ -143,15 +123,6 @@ export class AdminService {
       throw new UnavailableError('a store is unavailable, retry later');
     }
   }
-}
-
-/** A query parameter: absent, or a string that passes `valid`; anything else is a 400 naming it. */
-function optional(value: unknown, field: string, valid: (v: string) => boolean, expected: string): string | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string' || !valid(value)) {
-    throw new BadRequestError(`${field} must be ${expected}`, [{ field, reason: `must be ${expected}` }]);
-  }
-  return value;
 }
 
 function countPerReplica(entries: PresenceEntry[]): Record<string, number> {

@@ -1,3 +1,4 @@
+import { ClientAckFrameSchema, ClientAcksFrameSchema } from '@herald/protocol';
 import { parseClientFrame } from './frame-parser';
 
 describe('parseClientFrame', () => {
@@ -131,5 +132,47 @@ describe('parseClientFrame', () => {
       code: 'BAD_REQUEST',
       message: '"through" is not allowed in "acks": send {"type":"ack","id":…,"through":true} on its own',
     });
+  });
+});
+
+describe('parseClientFrame on "ack" and "acks" (read by hand, the hot path)', () => {
+  const id = '0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11';
+  const flags = [undefined, true, false, 'yes', 1, null, {}];
+  const corpus: Record<string, unknown>[] = [];
+  for (const ackId of [undefined, 'c1', 7, '', 'x'.repeat(65), id.toUpperCase(), 'not-a-uuid', 'a b']) {
+    for (const through of flags) for (const quiet of flags) corpus.push({ type: 'ack', id: ackId, through, quiet });
+  }
+  const lists = [
+    undefined,
+    [],
+    [id.toUpperCase(), 'x'],
+    Array(500).fill(id),
+    Array(501).fill(id),
+    [id, 7],
+    [''],
+    ['x'.repeat(65)],
+    id,
+    null,
+    {},
+  ];
+  for (const ids of lists) {
+    for (const through of [undefined, true, false])
+      for (const quiet of flags) corpus.push({ type: 'acks', ids, through, quiet });
+  }
+  corpus.push({ type: 'acks', ids: [id], id: 'c2' }, { type: 'ack', id, extra: { nested: true } });
+
+  it('decides as ClientAckFrameSchema and ClientAcksFrameSchema do, with the same frame or the same message', () => {
+    expect(corpus.length).toBeGreaterThan(500);
+    for (const frame of corpus) {
+      const text = JSON.stringify(frame);
+      const byHand = parseClientFrame(text);
+      const schema = frame.type === 'ack' ? ClientAckFrameSchema : ClientAcksFrameSchema;
+      const bySchema = schema.safeParse(JSON.parse(text));
+      const expected = bySchema.success
+        ? { ok: true, frame: bySchema.data }
+        : { ok: false, message: bySchema.error.issues[0]!.message };
+      const got = byHand.ok ? byHand : { ok: false, message: byHand.message };
+      expect({ text, result: got }).toEqual({ text, result: expected });
+    }
   });
 });

@@ -1,5 +1,12 @@
 import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
-import type { AcksResponse } from '@herald/protocol';
+import {
+  AcksRequestSchema,
+  STREAM_PONG_MESSAGE,
+  StreamPongRequestSchema,
+  type AcksRequest,
+  type AcksResponse,
+} from '@herald/protocol';
+import type { z } from 'zod';
 import type { FastifyReply } from 'fastify';
 import {
   ApiBearerAuth,
@@ -12,8 +19,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { UserRequest, UserTokenGuard } from '../auth/user-token.guard';
-import { ApiErrors, ApiUserErrors } from '../openapi/decorators';
-import { AcksRequestDto, AcksResponseDto, StreamPongRequestDto } from '../openapi/schemas';
+import { ZodPipe } from '../common/zod.pipe';
+import { ApiErrors, ApiUserErrors, schemaRef } from '../openapi/decorators';
 import { StreamService } from './stream.service';
 
 /** The end-user REST side: the SSE fallback stream and its acks. Thin bindings onto StreamService. */
@@ -68,13 +75,17 @@ export class StreamController {
       'holds a connection of this user any more: reconnect.',
   })
   @ApiBody({
-    type: StreamPongRequestDto,
+    schema: schemaRef('StreamPongRequest'),
     examples: { pong: { value: { connectionId: '5d0e8c1a-7f3b-4b9e-8a61-3c2d9e4f5a6b' } } },
   })
   @ApiResponse({ status: 204, description: 'The stream is alive.' })
   @ApiErrors(400, 404, 503)
-  pong(@Req() request: UserRequest, @Body() body: unknown): Promise<void> {
-    return this.streams.pong(request.user!.userId, body);
+  pong(
+    @Req() request: UserRequest,
+    @Body(new ZodPipe(StreamPongRequestSchema, { message: STREAM_PONG_MESSAGE }))
+    body: z.output<typeof StreamPongRequestSchema>,
+  ): Promise<void> {
+    return this.streams.pong(request.user!.userId, body.connectionId);
   }
 
   @Post('acks')
@@ -86,14 +97,14 @@ export class StreamController {
       'this user, or no such id; the WebSocket answers the same `FORBIDDEN`). Safe to retry.',
   })
   @ApiBody({
-    type: AcksRequestDto,
+    schema: schemaRef('AcksRequest'),
     examples: {
       two: { value: { ids: ['0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11', '5d0e8c1a-7f3b-4b9e-8a61-3c2d9e4f5a6b'] } },
     },
   })
-  @ApiResponse({ status: 200, type: AcksResponseDto })
+  @ApiResponse({ status: 200, schema: schemaRef('AcksResponse') })
   @ApiErrors(400, 413, 503)
-  acks(@Req() request: UserRequest, @Body() body: unknown): Promise<AcksResponse> {
-    return this.streams.ack(request.user!.userId, body);
+  acks(@Req() request: UserRequest, @Body(new ZodPipe(AcksRequestSchema)) body: AcksRequest): Promise<AcksResponse> {
+    return this.streams.ack(request.user!.userId, body.ids);
   }
 }

@@ -11,7 +11,6 @@ import { HandshakeAdmission } from '../connections/handshake-admission';
 import type { UserPrincipal } from '../auth/user-token.service';
 import { DeliveryService } from '../delivery/delivery.service';
 import { isNotificationId } from './frame-parser';
-import { parseAcksRequest } from './acks-request';
 import { SseTransport } from './sse-transport';
 
 /**
@@ -80,18 +79,11 @@ export class StreamService {
   }
 
   /** The client answered its stream's heartbeat; the stream may be held by another replica. */
-  async pong(userId: string, body: unknown): Promise<void> {
-    const b =
-      typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-    const connectionId = b.connectionId;
-    if (typeof connectionId !== 'string' || !isNotificationId(connectionId)) {
-      throw new BadRequestError("connectionId: required, the connectionId of the stream's welcome event", [
-        { field: 'connectionId', reason: 'required: a UUID' },
-      ]);
-    }
+  /** `connectionId`: the stream's, lowered (StreamPongRequestSchema). */
+  async pong(userId: string, connectionId: string): Promise<void> {
     let held: boolean;
     try {
-      held = await this.delivery.routeStreamAlive(userId, connectionId.toLowerCase());
+      held = await this.delivery.routeStreamAlive(userId, connectionId);
     } catch (error) {
       this.logger.warn({ message: 'stream pong not routed', userId, error: (error as Error).message });
       throw new UnavailableError('could not reach the replica holding the stream; retry');
@@ -99,8 +91,8 @@ export class StreamService {
     if (!held) throw new NotFoundError('no open stream with this connectionId; reconnect');
   }
 
-  async ack(userId: string, body: unknown): Promise<AcksResponse> {
-    const ids = parseAcksRequest(body);
+  /** `ids`: 1 to MAX_ACKS_PER_REQUEST notification ids (AcksRequestSchema). */
+  async ack(userId: string, ids: string[]): Promise<AcksResponse> {
     const outcomes = await this.acks.ackAll(
       userId,
       ids.map((raw) => (isNotificationId(raw) ? raw.toLowerCase() : raw)),

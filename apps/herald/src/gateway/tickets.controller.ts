@@ -4,8 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { TicketService } from '../auth/ticket.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';
-import { ApiErrors, ApiUserErrors } from '../openapi/decorators';
-import { TicketResponseDto } from '../openapi/schemas';
+import { ApiErrors, ApiUserErrors, schemaRef } from '../openapi/decorators';
 
 /** `POST /v1/tickets`: a one-time ticket for `/ws?ticket=` or `/v1/stream?ticket=` (ADR 0006). */
 @Controller('v1')
@@ -28,7 +27,7 @@ export class TicketsController {
       'Single use, valid 30 s, on any replica, bound to this user and to the `Origin` it was minted from. ' +
       'Answered with `Cache-Control: no-store`.',
   })
-  @ApiResponse({ status: 201, type: TicketResponseDto })
+  @ApiResponse({ status: 201, schema: schemaRef('TicketResponse') })
   @ApiErrors(429, 503)
   async mint(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Promise<TicketResponse> {
     const user = this.auth.bearerPrincipal(request.raw);

@@ -2,8 +2,7 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorCode } from '@herald/protocol';
 import { UpgradeRequiredError } from '../common/errors';
-import { ApiErrors, ApiUserErrors } from '../openapi/decorators';
-import { ApiErrorBodyDto, errorExample } from '../openapi/schemas';
+import { ApiErrors, ApiUserErrors, errorExample, schemaRef } from '../openapi/decorators';
 
 /**
  * `GET /ws` as a plain HTTP request: 426 Upgrade Required (RFC 6455 §4.2.2). A WebSocket handshake never
@@ -34,7 +33,7 @@ export class WebSocketEndpointController {
   @ApiResponse({
     status: 503,
     description: 'The replica is draining or at HERALD_MAX_CONNECTIONS; `Retry-After: 1` (Nginx tries another).',
-    type: ApiErrorBodyDto,
+    schema: schemaRef('ApiErrorBody'),
     example: errorExample(ErrorCode.Unavailable, 'server shutting down, reconnect'),
   })
   upgradeRequired(): never {

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { LiveDto, ReadyDto } from '../openapi/schemas';
+import { schemaRef } from '../openapi/decorators';
 import { HealthService, ReadyReport } from './health.service';
 
 @Controller('health')
@@ -13,7 +13,7 @@ export class HealthController {
   @Get('live')
   @HttpCode(200)
   @ApiOperation({ summary: 'The process is up' })
-  @ApiResponse({ status: 200, type: LiveDto })
+  @ApiResponse({ status: 200, schema: schemaRef('HealthLive') })
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
@@ -21,8 +21,12 @@ export class HealthController {
   /** PostgreSQL and Redis answer and the replica is not draining: 200, else 503 saying which. */
   @Get('ready')
   @ApiOperation({ summary: 'PostgreSQL and Redis answer, and the replica is not draining' })
-  @ApiResponse({ status: 200, type: ReadyDto, description: 'Ready' })
-  @ApiResponse({ status: 503, type: ReadyDto, description: 'A store is down, or the replica is draining' })
+  @ApiResponse({ status: 200, schema: schemaRef('HealthReady'), description: 'Ready' })
+  @ApiResponse({
+    status: 503,
+    schema: schemaRef('HealthReady'),
+    description: 'A store is down, or the replica is draining',
+  })
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<ReadyReport> {
     const report = await this.health.ready();
     reply.status(report.status === 'ok' ? 200 : 503);

@@ -2,7 +2,16 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiResponse, type HeadersObject } from '@nestjs/swagger';
 import { ErrorCode } from '@herald/protocol';
 import { Realm } from '../common/bearer';
-import { ApiErrorBodyDto, errorExample } from './schemas';
+import { schemaRef } from './components';
+
+export { schemaRef };
+
+/** An error response: the one error body, with an example of this status. */
+export function errorExample(code: ErrorCode, message: string, details?: { field: string; reason: string }[]) {
+  return { error: { code, message, ...(details ? { details } : {}), requestId: 'trace-123' } };
+}
+
+const ERROR_BODY = schemaRef('ApiErrorBody');
 
 /** The challenge every 401 carries (RFC 6750 §3), in the realm of the credential it asks for. */
 function challengeHeader(realm: Realm, invalidToken: boolean): HeadersObject {
@@ -77,7 +86,7 @@ export function ApiErrors(...statuses: (keyof typeof ERRORS)[]): MethodDecorator
       ApiResponse({
         status,
         description: ERRORS[status]!.description,
-        type: ApiErrorBodyDto,
+        schema: ERROR_BODY,
         example: ERRORS[status]!.example,
         ...(ERRORS[status]!.headers ? { headers: ERRORS[status]!.headers } : {}),
       }),
@@ -90,7 +99,7 @@ export function ApiWrongPassword(): MethodDecorator & ClassDecorator {
   return ApiResponse({
     status: 401,
     description: 'Wrong password.',
-    type: ApiErrorBodyDto,
+    schema: ERROR_BODY,
     example: errorExample(ErrorCode.Unauthorized, 'wrong password'),
     headers: challengeHeader(Realm.AdminLogin, false),
   });
@@ -103,7 +112,7 @@ export function ApiPublisherLimited(): MethodDecorator & ClassDecorator {
     description:
       "Over the API key's notifications per second (with burst) or recipients per minute; nothing was stored. " +
       'Retry after `Retry-After` seconds.',
-    type: ApiErrorBodyDto,
+    schema: ERROR_BODY,
     example: errorExample(
       ErrorCode.RateLimited,
       'publisher pk_3f2a9c0d1e4b is over its rate of 100 notifications per second (burst 200); nothing was stored, retry in 1 s',
@@ -130,14 +139,14 @@ export function ApiUserErrors(): MethodDecorator & ClassDecorator {
     ApiResponse({
       status: 401,
       description: 'No user token, or a forged, expired or not-yet-valid one (API keys are not user tokens).',
-      type: ApiErrorBodyDto,
+      schema: ERROR_BODY,
       example: errorExample(ErrorCode.Unauthorized, 'token expired'),
       headers: challengeHeader(Realm.Herald, true),
     }),
     ApiResponse({
       status: 403,
       description: 'The Origin is not in HERALD_ALLOWED_ORIGINS.',
-      type: ApiErrorBodyDto,
+      schema: ERROR_BODY,
       example: errorExample(ErrorCode.Forbidden, 'Origin not allowed'),
     }),
   );
@@ -149,7 +158,7 @@ export function ApiAdminErrors(): MethodDecorator & ClassDecorator {
     ApiResponse({
       status: 401,
       description: 'No admin session, or an expired or forged one (API keys and user tokens are not admin sessions).',
-      type: ApiErrorBodyDto,
+      schema: ERROR_BODY,
       example: errorExample(ErrorCode.Unauthorized, 'not an admin session, or it expired: log in again'),
       headers: challengeHeader(Realm.Herald, true),
     }),
@@ -157,7 +166,7 @@ export function ApiAdminErrors(): MethodDecorator & ClassDecorator {
       status: 503,
       description:
         'The admin API is off (HERALD_ADMIN_PASSWORD is empty), or a store did not answer. `Retry-After: 1`.',
-      type: ApiErrorBodyDto,
+      schema: ERROR_BODY,
       example: errorExample(ErrorCode.Unavailable, 'the admin API is off: set HERALD_ADMIN_PASSWORD to turn it on'),
     }),
   );

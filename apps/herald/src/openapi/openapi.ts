@@ -1,11 +1,15 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import { AUDIENCE_MODELS } from './schemas';
+import { schemaComponents } from './components';
 
 export const OPENAPI_JSON_PATH = 'v1/openapi.json';
 export const OPENAPI_UI_PATH = 'v1/docs';
 
-/** The OpenAPI 3 document of the REST API, from the controllers' decorators. Deterministic: no host, no dates. */
+/**
+ * The OpenAPI 3 document of the REST API: paths, operations, tags and security schemes from the controllers'
+ * decorators (@nestjs/swagger); the body schemas they reference by `$ref` from the zod schemas of
+ * `@herald/protocol` (zod-openapi). Deterministic: no host, no dates.
+ */
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Herald REST API')
@@ -55,7 +59,15 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .addTag('demo', 'Tokens for the demo page: no authentication, off unless HERALD_DEMO_TOKENS=true.')
     .addTag('health', 'Liveness and readiness, no authentication.')
     .build();
-  return SwaggerModule.createDocument(app, config, { extraModels: AUDIENCE_MODELS, autoTagControllers: false });
+  const document = SwaggerModule.createDocument(app, config, { autoTagControllers: false });
+  const schemas = schemaComponents();
+  const unknown = Object.keys(document.components?.schemas ?? {}).filter((id) => !(id in schemas));
+  if (unknown.length > 0) throw new Error(`schemas not from @herald/protocol: ${unknown.join(', ')}`);
+  document.components = {
+    ...document.components,
+    schemas: schemas as NonNullable<OpenAPIObject['components']>['schemas'],
+  };
+  return document;
 }
 
 /** Serves the document at /v1/openapi.json and a browsable page at /v1/docs. */

@@ -1,5 +1,12 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import type { NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
+import {
+  NotificationQuerySchema,
+  type NotificationView,
+  type PublishResponse,
+  type TokenResponse,
+  type ValidPublishRequest,
+} from '@herald/protocol';
+import type { z } from 'zod';
 import type { FastifyReply } from 'fastify';
 import { ApiKeyGuard, PublisherRequest } from '../auth/api-key.guard';
 import {
@@ -12,16 +19,14 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiErrors, ApiPublisherLimited } from '../openapi/decorators';
-import {
-  NotificationViewDto,
-  PublishRequestDto,
-  PublishResponseDto,
-  TokenRequestDto,
-  TokenResponseDto,
-} from '../openapi/schemas';
+import { ApiErrors, ApiPublisherLimited, schemaRef } from '../openapi/decorators';
+import { ZodPipe } from '../common/zod.pipe';
 import { PublishService } from './publish.service';
-import { TokenIssuer } from '../auth/token-issuer';
+import { PublishRequestPipe } from './publish-request.pipe';
+import { TokenIssuer, TokenRequestPipe, type ValidTokenRequest } from '../auth/token-issuer';
+
+/** Query parameters are read one at a time: the first bad one is named (`limit must be …`). */
+export const NotificationQueryPipe = new ZodPipe(NotificationQuerySchema, { firstOnly: true });
 
 function publisherOf(request: PublisherRequest): string {
   return request.publisher!.keyId;
@@ -53,19 +58,19 @@ export class PublishController {
       'Makes retries safe: the same key with the same body returns the first answer (with `Idempotent-Replayed: true`).',
   })
   @ApiBody({
-    type: PublishRequestDto,
+    schema: schemaRef('PublishRequest'),
     examples: {
       users: { value: { to: { users: ['alice'] }, event: 'order.shipped', payload: { order: 42 } } },
       topic: { value: { to: { topic: 'orders' }, event: 'order.created', payload: { order: 43 }, ttlSeconds: 600 } },
       everyone: { value: { to: { all: true }, event: 'maintenance', payload: { at: '22:00' } } },
     },
   })
-  @ApiResponse({ status: 202, description: 'Stored; delivery follows.', type: PublishResponseDto })
+  @ApiResponse({ status: 202, description: 'Stored; delivery follows.', schema: schemaRef('PublishResponse') })
   @ApiErrors(400, 413, 422, 503)
   @ApiPublisherLimited()
   async create(
     @Req() request: PublisherRequest,
-    @Body() body: unknown,
+    @Body(PublishRequestPipe) body: ValidPublishRequest,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PublishResponse> {
@@ -90,25 +95,24 @@ export class PublishController {
     schema: { type: 'string' },
     description: '`deliveries.nextCursor` of the previous page',
   })
-  @ApiResponse({ status: 200, type: NotificationViewDto })
+  @ApiResponse({ status: 200, schema: schemaRef('NotificationView') })
   @ApiErrors(400, 404, 503)
   get(
     @Req() request: PublisherRequest,
     @Param('id') id: string,
-    @Query('limit') limit: unknown,
-    @Query('after') after: unknown,
+    @Query(NotificationQueryPipe) query: z.output<typeof NotificationQuerySchema>,
   ): Promise<NotificationView> {
-    return this.publish.get(publisherOf(request), id, limit, after);
+    return this.publish.get(publisherOf(request), id, query);
   }
 
   @Post('tokens')
   @HttpCode(201)
   @ApiTags('tokens')
   @ApiOperation({ summary: 'Mint a user token for the WebSocket' })
-  @ApiBody({ type: TokenRequestDto, examples: { alice: { value: { userId: 'alice', ttlSeconds: 3600 } } } })
-  @ApiResponse({ status: 201, type: TokenResponseDto })
+  @ApiBody({ schema: schemaRef('TokenRequest'), examples: { alice: { value: { userId: 'alice', ttlSeconds: 3600 } } } })
+  @ApiResponse({ status: 201, schema: schemaRef('TokenResponse') })
   @ApiErrors(400)
-  token(@Body() body: unknown): TokenResponse {
-    return this.issuer.issue(body);
+  token(@Body(TokenRequestPipe) request: ValidTokenRequest): TokenResponse {
+    return this.issuer.issue(request);
   }
 }

@@ -1,5 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { NotificationView, PublishResponse, USER_ID_PATTERN } from '@herald/protocol';
+import {
+  NotificationQuerySchema,
+  NotificationView,
+  publishRequestSchema,
+  PublishResponse,
+  ValidPublishRequest,
+} from '@herald/protocol';
+import type { z } from 'zod';
 import { createHash } from 'node:crypto';
 import {
   BadRequestError,
@@ -18,7 +25,8 @@ import { NotificationRepository } from '../record/notification.repository';
 import type { CreatedNotification, NewNotification } from '../record/notification.types';
 import { retryOnDeadlock } from '../record/sql';
 import { Batcher } from '../common/batcher';
-import { canonicalJson, parseIdempotencyKey, parsePublishRequest } from './publish.dto';
+import { parseOrThrow } from '../common/zod.pipe';
+import { canonicalJson, parseIdempotencyKey } from './publish.dto';
 import { PublisherLimiter } from './publisher-limiter';
 import { NotificationRouter } from '../routing/notification-router';
 
@@ -64,6 +72,8 @@ export class PublishService {
    * its group failed) reuses it instead of charging the publisher twice.
    */
   private readonly charged = new WeakMap<NewNotification, RateLimitedError | null>();
+  /** `POST /v1/notifications` (and the console's broadcasts) with this server's limits. */
+  private readonly requestSchema: ReturnType<typeof publishRequestSchema>;
 
   constructor(
     private readonly notifications: NotificationRepository,
@@ -72,6 +82,7 @@ export class PublishService {
     private readonly metrics: MetricsService,
     private readonly limiter: PublisherLimiter,
   ) {
+    this.requestSchema = publishRequestSchema(config);
     this.toUsers = new Batcher(
       (inputs) => retryOnDeadlock(() => this.notifications.createForUsers(inputs, this.deliveryDueAt())),
       {
@@ -121,12 +132,22 @@ export class PublishService {
     return backstopAt(this.config.ackTimeoutMs, this.config);
   }
 
+  /** A publish body checked against the schema and this server's limits (for PublishRequestPipe). */
+  parseRequest(body: unknown): ValidPublishRequest {
+    return parseOrThrow(this.requestSchema, body);
+  }
+
   async publish(
     publisherId: string,
-    body: unknown,
+    request: ValidPublishRequest,
     idempotencyHeader: string | string[] | undefined,
   ): Promise<PublishOutcome> {
-    const input = parsePublishRequest(body, this.config);
+    const input = {
+      audience: request.to,
+      event: request.event,
+      payload: request.payload,
+      ttlSeconds: request.ttlSeconds,
+    };
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
     // A user list is its own resolved audience: charged before it is stored (a topic's is charged inside).
     if ('users' in input.audience) {
@@ -188,27 +209,15 @@ export class PublishService {
   async get(
     publisherId: string | null,
     id: string,
-    limitParam: unknown,
-    afterParam: unknown,
+    { limit, after }: z.output<typeof NotificationQuerySchema>,
   ): Promise<NotificationView> {
-    const limit = limitParam === undefined ? 100 : Number(limitParam);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new BadRequestError('limit must be a whole number from 1 to 1000', [
-        { field: 'limit', reason: 'must be a whole number from 1 to 1000' },
-      ]);
-    }
-    if (afterParam !== undefined && (typeof afterParam !== 'string' || !USER_ID_PATTERN.test(afterParam))) {
-      throw new BadRequestError('after must be a user id from a previous page', [
-        { field: 'after', reason: 'must be the nextCursor of a previous page' },
-      ]);
-    }
     if (!UUID.test(id)) throw new NotFoundError('no such notification');
     const record = await this.store(() => this.notifications.findForPublisher(id.toLowerCase(), publisherId));
     if (!record) throw new NotFoundError('no such notification');
     const [counts, page] = await this.store(() =>
       Promise.all([
         this.notifications.countDeliveries(record.id),
-        this.notifications.listDeliveries(record.id, afterParam ?? null, limit + 1),
+        this.notifications.listDeliveries(record.id, after ?? null, limit + 1),
       ]),
     );
     const items = page.slice(0, limit);

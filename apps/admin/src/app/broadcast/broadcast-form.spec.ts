@@ -36,4 +36,20 @@ describe('buildRequest', () => {
     expect(result.errors.ttlSeconds).toMatch(/whole number/);
     expect(buildRequest(draft({ audience: 'topic', topic: 'a b' })).ok).toBe(false);
   });
+
+  it('checks the event name as the server does: "bad event" is refused', () => {
+    for (const event of ['bad event', 'x'.repeat(129), 'café']) {
+      const result = buildRequest(draft({ event }));
+      expect({ event, ok: result.ok }).toEqual({ event, ok: false });
+      if (!result.ok) expect(result.errors.event).toMatch(/letters, digits/);
+    }
+    expect(buildRequest(draft({ event: 'order.shipped:v2' })).ok).toBe(true);
+  });
+
+  it('refuses an empty user list and a TTL below 1', () => {
+    const empty = buildRequest(draft({ audience: 'users', users: ' , ' }));
+    expect(empty.ok ? '' : empty.errors.users).toMatch(/at least one user/);
+    const zero = buildRequest(draft({ ttlSeconds: '0' }));
+    expect(zero.ok ? '' : zero.errors.ttlSeconds).toMatch(/whole number/);
+  });
 });
