@@ -1,9 +1,7 @@
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
 import { Cluster } from 'ioredis';
-import { ClsService } from 'nestjs-cls';
-import { LoggerModule } from 'nestjs-pino';
-import { HeraldClsStore, loggerParams, RequestContextModule } from './common/logging';
+import { RequestContextModule } from './common/logging';
 import { LifecycleModule } from './common/lifecycle.module';
 import { ConfigModule } from './config/config.module';
 import { HeraldConfig } from './config/config.schema';
@@ -40,10 +38,6 @@ export class AppModule {
       providers,
       imports: [
         RequestContextModule,
-        LoggerModule.forRootAsync({
-          inject: [ClsService],
-          useFactory: (cls: ClsService<HeraldClsStore>) => loggerParams(config, cls),
-        }),
         ConfigModule.forRoot(config),
         LifecycleModule,
         MetricsModule,

@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Logger as PinoNestLogger } from 'nestjs-pino';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { AppModule } from './app.module';
@@ -13,7 +12,7 @@ import { isEndUserPath, endUserCors } from './gateway/end-user-cors';
 import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { BODY_REFUSED, installJsonBody } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
-import { enableLevelsFrom, enterRequestContext } from './common/logging';
+import { createLogger, enableLevelsFrom, enterRequestContext } from './common/logging';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdFrom } from './common/request-id';
 import { RequestLog } from './common/request-log';
@@ -54,14 +53,13 @@ export async function createApp(config: HeraldConfig): Promise<NestFastifyApplic
     // No Nest middleware anywhere: the request hook below does that work, without middie's hook per request.
     skipMiddie: true,
   });
+  enableLevelsFrom(config);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    bufferLogs: true,
+    // Every line through nestjs-pino (common/logging.ts), from the first.
+    logger: createLogger(config),
     bodyParser: false,
     abortOnError: false,
   });
-  // Every line through nestjs-pino (common/logging.ts), the lines buffered while the app was made included.
-  app.useLogger(app.get(PinoNestLogger));
-  enableLevelsFrom(config);
   const fastify = app.getHttpAdapter().getInstance();
   installJsonBody(fastify, config.maxBodyBytes);
 

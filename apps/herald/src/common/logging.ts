@@ -65,7 +65,8 @@ function contextOf(cls: ClsService<HeraldClsStore>): Record<string, string | und
  * `timestamp` (ms since the epoch), `replica`, `message`, `context`, the request context from nestjs-cls
  * and the line's own fields at the top level; `error` and `fatal` on stderr, the rest on stdout.
  * `LOG_FORMAT=text` prints the same through pino-pretty, without colours. No route gets pino-http's
- * middleware: the request line is written by the request hook (create-app.ts), which also counts it.
+ * middleware (`forRoutes: []`): the request line is written by the request hook (create-app.ts), which
+ * also counts it.
  */
 export function loggerParams(
   config: HeraldConfig,
@@ -99,8 +100,12 @@ export function enableLevelsFrom(config: HeraldConfig): void {
   NestLogger.overrideLogger(LEVELS.slice(LEVELS.indexOf(config.logLevel)));
 }
 
-/** The same logger outside the application (`npm run migrate`), without request context. */
-export function standaloneLogger(config: HeraldConfig): Logger {
-  const params = loggerParams(config);
+/**
+ * nestjs-pino's logger for a config, made before the application so that what Nest logs while it starts
+ * (the upgrade fence's waits, a failed start) is written at once. With the request context for the app;
+ * without it for `npm run migrate`.
+ */
+export function createLogger(config: HeraldConfig, withContext = true): Logger {
+  const params = loggerParams(config, withContext ? ClsServiceManager.getClsService<HeraldClsStore>() : undefined);
   return new Logger(new PinoLogger(params), params);
 }

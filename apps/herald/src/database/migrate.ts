@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { standaloneLogger } from '../common/logging';
+import { createLogger } from '../common/logging';
 import { loadConfig } from '../config/config.schema';
 import { createRedis, whenReady } from '../redis/redis-client';
 import { createDataSource } from './data-source';
@@ -12,7 +12,7 @@ import { UpgradeFenceError } from './upgrade-fence';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  Logger.overrideLogger(standaloneLogger(config));
+  Logger.overrideLogger(createLogger(config, false));
   const redis = createRedis(config, 'migrate');
   try {
     await whenReady(redis, config.redis);
