@@ -22,7 +22,7 @@ export function aloneProblem(message: string, code?: typeof ErrorCode.PayloadToo
 
 /** The reason of a `(body)` problem when there is no JSON body at all. */
 export const NO_BODY_REASON = 'missing, or not sent as application/json';
-const NO_BODY_MESSAGE = 'no JSON body: send one with Content-Type: application/json';
+export const NO_BODY_MESSAGE = 'no JSON body: send one with Content-Type: application/json';
 
 export interface ProblemReport {
   code: typeof ErrorCode.BadRequest | typeof ErrorCode.PayloadTooLarge;

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import { NO_BODY_MESSAGE, NO_BODY_REASON } from '@herald/protocol';
 import { BadRequestError, HeraldError, PayloadTooLargeError } from './errors';
 
 /** Set on a request whose body was refused before its route ran: the request log counts it as `(body)`. */
@@ -18,9 +19,7 @@ export function bodyRefusal(type: string, maxBodyBytes: number): HeraldError {
 
 /** The answer to a request that needs a JSON body and came without one. */
 export function noJsonBody(): BadRequestError {
-  return new BadRequestError('no JSON body: send one with Content-Type: application/json', [
-    { field: '(body)', reason: 'missing, or not sent as application/json' },
-  ]);
+  return new BadRequestError(NO_BODY_MESSAGE, [{ field: '(body)', reason: NO_BODY_REASON }]);
 }
 
 const JSON_TYPE = /^application\/(?:[a-z0-9!#$&^_.-]+\+)?json$/;
