@@ -52,6 +52,9 @@ export async function createApp(config: HeraldConfig): Promise<NestFastifyApplic
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
     // No Nest middleware anywhere: the request hook below does that work, without middie's hook per request.
     skipMiddie: true,
+    // While the replica drains, requests still reach the routes, which answer with the error body and
+    // Retry-After (health: draining; an upgrade: 503), not Fastify's bare 503 once its close has begun.
+    return503OnClosing: false,
   });
   enableLevelsFrom(config);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
