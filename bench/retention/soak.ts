@@ -23,8 +23,12 @@ const RETENTION_S = args.num('retention-seconds', 60, 10);
 const USERS = args.num('users', 1000, 50);
 const SAMPLE_S = args.num('sample-seconds', 5, 1);
 const BROADCAST_EVERY = args.num('broadcast-every', 500, 100);
-/** How far the size may stray from its median once two retention periods have passed. */
-const BOUND = 0.1;
+/**
+ * How far the size may stray from its median once two retention periods have passed. The smoke run's
+ * database is about 4 MiB, where one window's partitions (three tables and their indexes, each with its
+ * first pages) made while the oldest is not yet dropped are already 0.3-0.6 MiB: 25% there.
+ */
+const BOUND = args.smoke ? 0.25 : 0.1;
 const MAX_IN_FLIGHT = 256;
 
 interface Sample {
