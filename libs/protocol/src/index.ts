@@ -187,5 +187,6 @@ export const WS_BEARER_PREFIX = 'herald.bearer.';
 
 export * from './constants';
 export * from './rest';
+export * from './admin';
 export * from './frames';
 export * from './problems';
