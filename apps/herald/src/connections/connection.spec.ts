@@ -1,5 +1,11 @@
 import type { NotificationFrame, ServerFrame } from '@herald/protocol';
-import { Connection, ConnectionLimits, INITIAL_ACK_ALLOWANCE, SLOW_CONSUMER_GRACE_MS } from './connection';
+import {
+  Connection,
+  ConnectionLimits,
+  INITIAL_ACK_ALLOWANCE,
+  LATE_LIVE_MS,
+  SLOW_CONSUMER_GRACE_MS,
+} from './connection';
 import type { ClientTransport } from './transport';
 
 class FakeTransport implements ClientTransport {
@@ -250,5 +256,44 @@ describe('Connection catch-up hold (BusCatchUp)', () => {
     // Live again.
     connection.deliver(notification(6));
     expect(transport.sent.length).toBe(6);
+  });
+});
+
+describe('Connection: a live first send that comes after the replay sent it', () => {
+  const recent = (n: number, attempt = 1, createdAt = Date.now()): NotificationFrame => ({
+    ...notification(n),
+    timestamp: new Date(createdAt).toISOString(),
+    attempt,
+  });
+
+  it('is not sent again; a resend of it, and a notification the replay did not send, are', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    // The replay read 1 and 2 once committed; their bus messages come after it ended.
+    connection.sendReplayed(recent(1));
+    connection.sendReplayed(recent(2));
+    connection.finishReplay(true);
+    connection.deliver(recent(2));
+    connection.deliver(recent(3));
+    connection.deliver(recent(1, 2));
+    expect(transport.sent.map((f) => f.type === 'notification' && [f.seq, f.attempt])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [1, 2],
+    ]);
+  });
+
+  it('remembers only recent notifications, and only for LATE_LIVE_MS', () => {
+    const transport = new FakeTransport();
+    const connection = connectionOn(transport);
+    const now = Date.now();
+    connection.sendReplayed(recent(1, 1, now - 2 * LATE_LIVE_MS), now);
+    connection.sendReplayed(recent(2, 1, now), now - LATE_LIVE_MS - 1);
+    connection.finishReplay(true);
+    // 1 was too old to be on the bus still; 2's memory ran out.
+    connection.deliver(recent(1));
+    connection.deliver(recent(2));
+    expect(sentSeqs(transport)).toEqual([1, 2, 1, 2]);
   });
 });

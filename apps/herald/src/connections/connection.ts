@@ -4,6 +4,12 @@ import type { ClientTransport } from './transport';
 
 /** How long a send buffer may stay over HERALD_MAX_BUFFERED_BYTES before its reader is cut off. */
 export const SLOW_CONSUMER_GRACE_MS = 1000;
+/**
+ * A first send whose bus message comes after the replay that already sent it (the replay read its row once
+ * it was committed, before the bus brought it) is not sent again. Only notifications created this recently
+ * before the replay can still be on the bus; their ids are kept this long after it (see `lateLive`).
+ */
+export const LATE_LIVE_MS = 60_000;
 /** Acks a connection may send at its start without spending frame-rate tokens (see `ackCredit`). */
 export const INITIAL_ACK_ALLOWANCE = 1000;
 
@@ -46,6 +52,13 @@ export class Connection {
   /** Made only when needed and dropped after the replay: an idle connection holds neither. */
   private held: NotificationFrame[] | null = null;
   private replayed: Set<string> | null = null;
+  /**
+   * First sends of recent notifications (created within LATE_LIVE_MS) that the replay sent: their bus message
+   * may still come after the replay ended, and is then not sent again. Kept until `lateLiveUntil`, and only
+   * made when a replay sent such a notification.
+   */
+  private lateLive: Set<string> | null = null;
+  private lateLiveUntil = 0;
   private replayWaiters: (() => void)[] | null = null;
   /**
    * A bus catch-up asked for while a replay was running (`due`): when that replay ends, live frames stay held
@@ -204,18 +217,33 @@ export class Connection {
     return covered;
   }
 
-  /** Sends a live notification, or holds it while the replay is running. */
+  /**
+   * Sends a live notification, or holds it while the replay is running. A first send the last replay sent
+   * already (its bus message came late, see `lateLive`) is not sent again.
+   */
   deliver(frame: NotificationFrame): void {
     if (this.replaying) (this.held ??= []).push(frame);
-    else this.send(frame);
+    else if (!this.lateLive || !this.sentByReplay(frame)) this.send(frame);
+  }
+
+  private sentByReplay(frame: NotificationFrame): boolean {
+    if (Date.now() > this.lateLiveUntil) {
+      this.lateLive = null;
+      return false;
+    }
+    return frame.attempt === 1 && this.lateLive!.has(frame.id);
   }
 
   /**
    * Sends a replayed notification, except one this connection was sent and has not acked (still in its sent
    * log): a catch-up after the bus came back (BusCatchUp) reads those too.
    */
-  sendReplayed(frame: NotificationFrame): void {
+  sendReplayed(frame: NotificationFrame, now = Date.now()): void {
     (this.replayed ??= new Set()).add(frame.id);
+    if (frame.attempt === 1 && Date.parse(frame.timestamp) > now - LATE_LIVE_MS) {
+      (this.lateLive ??= new Set()).add(frame.id);
+      this.lateLiveUntil = now + LATE_LIVE_MS;
+    }
     if (this.sent?.has(frame.id)) {
       this.replaySkipped += 1;
       return;

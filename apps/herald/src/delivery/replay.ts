@@ -98,10 +98,11 @@ export class Replay {
         // Paced frame by frame too: a batch of large notifications must not overflow the send buffer of a
         // client that reads at a normal pace (past HERALD_MAX_BUFFERED_BYTES it would be cut off).
         const pace = Math.min(REPLAY_MAX_BUFFERED_BYTES, this.config.maxBufferedBytes / 2);
+        const now = Date.now();
         for (const item of batch) {
           if (connection.bufferedAmount > pace) await connection.drained(pace, REPLAY_DRAIN_TIMEOUT_MS);
           if (item.streamed) this.acks.sentFromStream(item.notification.id);
-          connection.sendReplayed(toReplayedFrame(item));
+          connection.sendReplayed(toReplayedFrame(item), now);
         }
         this.metrics.sent(batch.map((item) => item.attempt));
         setUp?.done();
