@@ -48,8 +48,10 @@ export class NotificationRouter {
     if (audience !== 'users') {
       await this.bus.publishBroadcast({ kind: 'broadcast', notification: message });
     } else if (
-      userIds.length <= PER_USER_ROUTING_MAX_USERS &&
-      userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES
+      // One user is one copy either way: its message is not serialized twice just to measure it.
+      userIds.length === 1 ||
+      (userIds.length <= PER_USER_ROUTING_MAX_USERS &&
+        userIds.length * JSON.stringify(message).length <= PER_USER_ROUTING_MAX_BYTES)
     ) {
       await this.bus.publishToUsers(userIds, { kind: 'deliver', notification: message, attempt: 1 });
     } else {
