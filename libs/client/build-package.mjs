@@ -30,7 +30,8 @@ function protocolImports(sources) {
   const names = new Set();
   for (const source of sources) {
     for (const statement of source.statements) {
-      const from = (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier;
+      const from =
+        (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) && statement.moduleSpecifier;
       if (!from || from.text !== '@herald/protocol') continue;
       const clause = ts.isImportDeclaration(statement) ? statement.importClause : statement;
       const bindings = ts.isImportDeclaration(statement) ? clause?.namedBindings : statement.exportClause;
@@ -50,12 +51,16 @@ function protocolImports(sources) {
  * the compiler (a zod-derived type becomes its object type).
  */
 function protocolDeclarations(wanted) {
-  const config = ts.getParsedCommandLineOfConfigFile(join(here, '..', 'protocol', 'tsconfig.json'), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(here, '..', 'protocol', 'tsconfig.json'),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  });
+  );
   const program = ts.createProgram([protocolEntry], { ...config.options, noEmit: true });
   const checker = program.getTypeChecker();
   const exports = new Map(
@@ -64,7 +69,9 @@ function protocolDeclarations(wanted) {
       .map((s) => [s.name, s]),
   );
   const flags =
-    ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.InTypeAlias | ts.TypeFormatFlags.UseSingleQuotesForStringLiteralType;
+    ts.TypeFormatFlags.NoTruncation |
+    ts.TypeFormatFlags.InTypeAlias |
+    ts.TypeFormatFlags.UseSingleQuotesForStringLiteralType;
   const printed = new Map();
   const queue = [...wanted];
   while (queue.length > 0) {
@@ -86,7 +93,8 @@ function protocolDeclarations(wanted) {
       // A constant the SDK names with `typeof` (LimitCloseReason).
       text = `export declare const ${name}: ${checker.typeToString(checker.getTypeOfSymbol(symbol), undefined, flags)};`;
     }
-    if (/\bz\.|import\(|\bZod|\$|\bany\b/.test(text)) throw new Error(`${name} does not write out without zod: ${text}`);
+    if (/\bz\.|import\(|\bZod|\$|\bany\b/.test(text))
+      throw new Error(`${name} does not write out without zod: ${text}`);
     printed.set(name, text);
     const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
     for (const word of code.match(/\b[A-Za-z_][A-Za-z0-9_]*\b/g) ?? []) {
@@ -128,9 +136,12 @@ writeFileSync(
     exclude: [join(src, '*.spec.ts')],
   }),
 );
-const [types] = generateDtsBundle([{ filePath: join(src, 'index.ts'), output: { noBanner: true, exportReferencedTypes: false } }], {
-  preferredConfigPath: join(work, 'tsconfig.json'),
-});
+const [types] = generateDtsBundle(
+  [{ filePath: join(src, 'index.ts'), output: { noBanner: true, exportReferencedTypes: false } }],
+  {
+    preferredConfigPath: join(work, 'tsconfig.json'),
+  },
+);
 const imports = types.split('\n').filter((line) => /^\s*(import|export)\b.*\bfrom\s+['"]/.test(line));
 if (imports.length > 0) throw new Error(`the declaration bundle still imports a module:\n${imports.join('\n')}`);
 const banner = `// @herald/client ${manifest.version}: declarations, with the @herald/protocol types it uses written out.\n`;

@@ -65,7 +65,15 @@ describe('@herald/client as a package: packed, installed alone, type-checked and
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'sdk-consumer', private: true }));
     execFileSync(
       npm,
-      ['install', `./${packed.filename}`, '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'],
+      [
+        'install',
+        `./${packed.filename}`,
+        '--offline',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+      ],
       { cwd: project, encoding: 'utf8' },
     );
     cluster = await TestCluster.start('sdkpack', 1);
@@ -115,32 +123,36 @@ describe('@herald/client as a package: packed, installed alone, type-checked and
     expect(output).toBe('');
   });
 
-  it.each(['esm', 'cjs'] as const)('connects to a replica and receives a notification (%s)', async (kind) => {
-    const file = join(project, kind === 'esm' ? 'receive.mjs' : 'receive.cjs');
-    writeFileSync(file, program(kind));
-    const userId = `pkg-${kind}-${randomUUID().slice(0, 8)}`;
-    const child = spawn(process.execPath, [file], {
-      cwd: project,
-      env: { ...process.env, HERALD_URL: `${cluster.replicas[0]!.ws}`, HERALD_TOKEN: userToken(userId) },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        if (stdout.includes('open\n')) resolve();
+  it.each(['esm', 'cjs'] as const)(
+    'connects to a replica and receives a notification (%s)',
+    async (kind) => {
+      const file = join(project, kind === 'esm' ? 'receive.mjs' : 'receive.cjs');
+      writeFileSync(file, program(kind));
+      const userId = `pkg-${kind}-${randomUUID().slice(0, 8)}`;
+      const child = spawn(process.execPath, [file], {
+        cwd: project,
+        env: { ...process.env, HERALD_URL: `${cluster.replicas[0]!.ws}`, HERALD_TOKEN: userToken(userId) },
       });
-      void exited.then((code) => reject(new Error(`exited ${code} before it was open: ${stderr}`)));
-    });
-    const sent = await publish(cluster.replicas[0]!.http, {
-      to: { users: [userId] },
-      event: 'package.check',
-      payload: { kind },
-    });
-    expect(await exited).toBe(0);
-    const received = JSON.parse(stdout.split('\n')[1]!) as { id: string; event: string; payload: unknown };
-    expect(received).toEqual({ id: sent.id, event: 'package.check', payload: { kind } });
-  }, 30_000);
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('open\n')) resolve();
+        });
+        void exited.then((code) => reject(new Error(`exited ${code} before it was open: ${stderr}`)));
+      });
+      const sent = await publish(cluster.replicas[0]!.http, {
+        to: { users: [userId] },
+        event: 'package.check',
+        payload: { kind },
+      });
+      expect(await exited).toBe(0);
+      const received = JSON.parse(stdout.split('\n')[1]!) as { id: string; event: string; payload: unknown };
+      expect(received).toEqual({ id: sent.id, event: 'package.check', payload: { kind } });
+    },
+    30_000,
+  );
 });
