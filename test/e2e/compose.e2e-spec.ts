@@ -173,10 +173,10 @@ describe('docker-compose.yml and the Dockerfile', () => {
     const runs = [...dockerfile.matchAll(/^RUN (.+)$/gm)].map((m) => m[1]);
     expect(runs).toEqual(['npm ci --no-audit --no-fund', 'npm run build', 'npm prune --omit=dev --no-audit --no-fund']);
     // npm run up and npm test install and build the same way.
-    expect(readFileSync(join(root, 'scripts', 'stack.mjs'), 'utf8')).toContain(
+    expect(readFileSync(join(root, 'scripts', 'stack', 'commands.mjs'), 'utf8')).toContain(
       "run('npm', ['ci', '--no-audit', '--no-fund'])",
     );
-    expect(readFileSync(join(root, 'scripts', 'stack.mjs'), 'utf8')).toContain(
+    expect(readFileSync(join(root, 'scripts', 'stack', 'commands.mjs'), 'utf8')).toContain(
       "run('npm', ['run', '--silent', 'build'])",
     );
     expect(readFileSync(join(root, 'scripts', 'test.mjs'), 'utf8')).toContain(
