@@ -1,6 +1,6 @@
 /**
- * The protocol's codes, patterns and fixed limits: plain values, imported by the schemas (`rest.ts`,
- * `frames.ts`) and re-exported by `index.ts`.
+ * The protocol's codes, patterns and fixed limits: plain values, imported by the schemas (`publish.ts`,
+ * `rest.ts`, `admin.ts`, `frames.ts`) and re-exported by `index.ts`.
  */
 
 /** Stable codes carried by `error` frames and REST error bodies. */

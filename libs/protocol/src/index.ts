@@ -4,8 +4,8 @@
  * Framework-free types, zod schemas and constants shared by the server, the
  * admin console and the client SDK. `docs/protocol.md` is the prose contract;
  * this file (the server's WebSocket frames), `constants.ts` (codes, patterns,
- * limits), `frames.ts` (the client's frames) and `rest.ts` (the REST bodies
- * and queries) are its typed twin, and they change in the same commit.
+ * limits), `frames.ts` (the client's frames) `publish.ts`, `rest.ts` and
+ * `admin.ts` (the REST bodies and queries) are its typed twin, and they change in the same commit.
  */
 
 import type { ErrorCode } from './constants';
@@ -186,6 +186,7 @@ export const WS_SUBPROTOCOL = 'herald.v1';
 export const WS_BEARER_PREFIX = 'herald.bearer.';
 
 export * from './constants';
+export * from './publish';
 export * from './rest';
 export * from './admin';
 export * from './frames';

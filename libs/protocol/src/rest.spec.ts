@@ -1,4 +1,5 @@
-import { AcksRequestSchema, publishRequestSchema, tokenRequestSchema } from './rest';
+import { publishRequestSchema } from './publish';
+import { AcksRequestSchema, tokenRequestSchema } from './rest';
 import { reportProblems, type ReportOptions } from './problems';
 import type { z } from 'zod';
 

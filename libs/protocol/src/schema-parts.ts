@@ -1,4 +1,4 @@
-/** Pieces the REST and admin schemas share (`rest.ts`, `admin.ts`); not exported by the package. */
+/** Pieces the REST and admin schemas share (`publish.ts`, `rest.ts`, `admin.ts`); not exported by the package. */
 import { z } from 'zod';
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -19,4 +19,11 @@ export function queryParam(valid: (value: string) => boolean, reason: string, me
     error: reason,
     ...(message ? { params: { message } } : {}),
   });
+}
+
+/** A TTL in whole seconds from 1 (to `max`), with the reason the 400 gives. */
+export function ttlSecondsOf(max?: number) {
+  const reason = max === undefined ? 'must be a whole number from 1' : `must be a whole number from 1 to ${max}`;
+  const ttl = z.number({ error: reason }).int({ error: reason, abort: true }).min(1, { error: reason, abort: true });
+  return max === undefined ? ttl : ttl.max(max, { error: reason, abort: true });
 }
