@@ -1,4 +1,6 @@
-import type { ClientFrame, ServerFrame } from '@herald/protocol';
+import type { AcksResponse, ClientFrame, ServerFrame } from '@herald/protocol';
+import { errorMessageOf, messageOf, parseJson } from './http.js';
+import type { ClientEvents } from './types.js';
 
 /** How long an ack waits for others to go with it, when no burst is being handled. */
 export const ACK_COALESCE_MS = 5;
@@ -32,6 +34,8 @@ export class AckOutbox {
   private readonly throughInFlight = new Map<string, string[]>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dueAt = 0;
+  /** A flush asked for by a sender that failed (an ack POST), apart from the coalescing timer. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Per-id acks go with `quiet: true` on this connection. */
   private quiet = false;
 
@@ -55,6 +59,8 @@ export class AckOutbox {
   /** The connection ended: a `through` means nothing on the next one, so what it covered goes per id. */
   closed(): void {
     this.cancel();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.arrivals = null;
     for (const ids of this.throughInFlight.values()) for (const id of ids) this.pending.add(id);
     this.throughInFlight.clear();
@@ -96,6 +102,11 @@ export class AckOutbox {
   cancel(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  /** Flushes again in `ms` (a send that failed); forgotten when the connection ends. */
+  retryIn(ms: number): void {
+    this.retryTimer = setTimeout(() => this.flush(), ms);
   }
 
   /**
@@ -164,5 +175,89 @@ export class AckOutbox {
   private forget(id: string): void {
     this.pending.delete(id);
     this.arrivals?.delete(id);
+  }
+}
+
+export interface AckPosterOptions {
+  fetch: typeof fetch | undefined;
+  acksUrl: string;
+  /** The client is open on the transport that posts (SSE). */
+  open(): boolean;
+  token(): string | undefined;
+  /** The server refused the token (401): the next connect fetches a fresh one. */
+  tokenRefused(): void;
+  error(event: ClientEvents['error']): void;
+}
+
+/** SSE acks, which cannot go as frames: `POST /v1/acks`; acks made while one is in flight go together in the next. */
+export class AckPoster {
+  private posting = false;
+
+  constructor(
+    private readonly outbox: AckOutbox,
+    private readonly options: AckPosterOptions,
+  ) {}
+
+  async post(): Promise<void> {
+    if (this.posting || !this.options.fetch) return;
+    this.posting = true;
+    try {
+      while (this.outbox.size > 0 && this.options.open()) {
+        const ids = this.outbox.first(MAX_ACKS_PER_BATCH);
+        const status = await this.postBatch(ids, this.options.token());
+        if (status === 'retry') {
+          this.outbox.retryIn(1000);
+          return;
+        }
+        this.outbox.sent(ids);
+      }
+    } finally {
+      this.posting = false;
+    }
+  }
+
+  /** The client closes: one last POST for the acks made so far; what it cannot send comes back as a redelivery. */
+  postLast(): void {
+    if (this.outbox.size === 0) return;
+    const ids = this.outbox.first(MAX_ACKS_PER_BATCH);
+    this.outbox.sent(ids);
+    void this.postBatch(ids, this.options.token()).catch(() => undefined);
+  }
+
+  /**
+   * One POST. 'done' when the batch needs no resending: accepted, or refused
+   * as malformed (sending it again cannot help; the server redelivers and the
+   * client acks again). 'retry' on a network failure, 5xx or 429; a 401 also
+   * asks for a fresh token at the next connect.
+   */
+  private async postBatch(ids: string[], token: string | undefined): Promise<'done' | 'retry'> {
+    let response: Response;
+    try {
+      response = await this.options.fetch!(this.options.acksUrl, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token ?? ''}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ids }),
+      });
+    } catch (cause) {
+      this.options.error({ message: `acks not sent, retrying: ${messageOf(cause)}`, cause });
+      return 'retry';
+    }
+    if (response.ok) {
+      const body = parseJson<AcksResponse>(await response.text().catch(() => ''));
+      for (const result of body?.results ?? []) {
+        if (result.status === 'forbidden') {
+          this.options.error({ message: `ack refused for ${result.id}`, code: 'FORBIDDEN' });
+        }
+      }
+      return 'done';
+    }
+    const message = `POST acks answered ${response.status}: ${await errorMessageOf(response)}`;
+    if (response.status === 401) this.options.tokenRefused();
+    if (response.status === 401 || response.status === 429 || response.status >= 500) {
+      this.options.error({ message: `${message}; retrying` });
+      return 'retry';
+    }
+    this.options.error({ message: `${message}; these acks are dropped (the server sends them again)` });
+    return 'done';
   }
 }
