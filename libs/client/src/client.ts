@@ -20,16 +20,8 @@ import {
 } from './types.js';
 import { WebSocketDialer } from './websocket-transport.js';
 
-export {
-  ReadyState,
-  type ClientEvents,
-  type HeraldClientOptions,
-  type Notification,
-  type NotificationHandler,
-  type TokenSource,
-  type TransportKind,
-  type WebSocketClass,
-} from './types.js';
+// What the specs import from here (index.ts exports the public types from types.ts).
+export { ReadyState, type HeraldClientOptions, type Notification } from './types.js';
 export { BEARER_PREFIX, SUBPROTOCOL, subprotocolsFor } from './websocket-transport.js';
 
 // The public facade: state, events, connect/close and the reconnect loop. The transports

@@ -2,8 +2,8 @@
  * @herald/client — the Herald client SDK for browsers and Node.
  * See docs/client.md.
  */
+export { HeraldClient } from './client.js';
 export {
-  HeraldClient,
   ReadyState,
   type ClientEvents,
   type HeraldClientOptions,
@@ -12,7 +12,7 @@ export {
   type TokenSource,
   type TransportKind,
   type WebSocketClass,
-} from './client.js';
+} from './types.js';
 export { reconnectDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { RecentIds } from './dedup.js';
 export { SseParser, type SseEvent } from './sse.js';
