@@ -30,56 +30,7 @@ export function timelineOf(createdAt: string, delivery: DeliveryView): TimelineS
   selector: 'hd-notification-detail',
   imports: [DatePipe, JsonPipe, RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
-  template: `
-    <p><a routerLink="/notifications">← Notifications</a></p>
-    @if (error()) {
-      <p class="error" role="alert">{{ error() }}</p>
-    }
-    @if (view(); as n) {
-      <h1>
-        {{ n.event }} <small class="muted">#{{ n.seq }}</small>
-      </h1>
-      <section class="card">
-        <dl class="counts">
-          <div>
-            <dt>Recipients</dt>
-            <dd>{{ n.recipients }}</dd>
-          </div>
-          @for (s of statuses; track s) {
-            <div>
-              <dt>{{ s }}</dt>
-              <dd [attr.data-testid]="'detail-' + s">{{ n.counts[s] }}</dd>
-            </div>
-          }
-        </dl>
-        <p class="muted">
-          Created {{ n.createdAt | date: 'medium' }} · expires {{ n.expiresAt | date: 'medium'
-          }}{{ n.topic ? ' · topic ' + n.topic : '' }}
-        </p>
-        <pre class="mono">{{ n.payload | json }}</pre>
-      </section>
-      <h2>Deliveries</h2>
-      <ol class="deliveries" data-testid="timeline">
-        @for (d of n.deliveries.items; track d.userId) {
-          <li class="card" [attr.data-user]="d.userId">
-            <b>{{ d.userId }}</b> <span class="pill" [attr.data-status]="d.status">{{ d.status }}</span>
-            <ol class="timeline">
-              @for (step of timeline(n.createdAt, d); track step.label) {
-                <li>
-                  <span>{{ step.label }}</span>
-                  <time [attr.datetime]="step.at">{{ step.at | date: 'HH:mm:ss.SSS' }}</time>
-                </li>
-              }
-            </ol>
-          </li>
-        } @empty {
-          <li class="muted">No recipient.</li>
-        }
-      </ol>
-    } @else if (!error()) {
-      <p class="muted">Loading…</p>
-    }
-  `,
+  templateUrl: './notification-detail.html',
 })
 export class NotificationDetail implements OnInit {
   readonly id = input.required<string>();
