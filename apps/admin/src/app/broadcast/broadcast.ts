@@ -1,18 +1,22 @@
 import { ChangeDetectionStrategy, Component, DestroyRef, inject, signal } from '@angular/core';
-import { FormsModule } from '@angular/forms';
+import { toSignal } from '@angular/core/rxjs-interop';
+import { FormControl, FormGroup, NonNullableFormBuilder, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import type { DeliveryStatus, PublishRequest, PublishResponse } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
 import { BroadcastApi } from './broadcast-api';
 import { LatestProgress } from '../core/progress';
-import { BroadcastDraft, buildRequest } from './broadcast-form';
+import { AudienceKind, BroadcastDraft, buildRequest } from './broadcast-form';
 
 /** A random idempotency key; crypto.randomUUID exists only in secure contexts (not plain HTTP on a LAN). */
 function idempotencyKey(): string {
   if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+/** The form's controls, one per field of the draft that buildRequest reads. */
+type DraftForm = FormGroup<{ [K in keyof BroadcastDraft]: FormControl<BroadcastDraft[K]> }>;
 
 interface Progress {
   recipients: number;
@@ -21,16 +25,28 @@ interface Progress {
 
 @Component({
   selector: 'hd-broadcast',
-  imports: [FormsModule, RouterLink],
+  imports: [ReactiveFormsModule, RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
   templateUrl: './broadcast.html',
 })
 export class Broadcast {
   private readonly api = inject(BroadcastApi);
   private readonly realtime = inject(RealtimeService);
+  private readonly fb = inject(NonNullableFormBuilder);
   protected readonly statuses: DeliveryStatus[] = ['sent', 'acked', 'pending', 'expired', 'failed'];
 
-  protected draft: BroadcastDraft = { audience: 'all', topic: '', users: '', event: '', payload: '', ttlSeconds: '' };
+  protected readonly form: DraftForm = this.fb.group({
+    audience: this.fb.control<AudienceKind>('all'),
+    topic: '',
+    users: '',
+    event: '',
+    payload: '',
+    ttlSeconds: '',
+  });
+  /** Which audience field is shown follows the radio buttons. */
+  protected readonly audience = toSignal(this.form.controls.audience.valueChanges, {
+    initialValue: this.form.controls.audience.value,
+  });
   protected readonly errors = signal<Partial<Record<keyof BroadcastDraft, string>>>({});
   protected readonly error = signal<string | null>(null);
   protected readonly busy = signal(false);
@@ -52,7 +68,7 @@ export class Broadcast {
 
   async review(): Promise<void> {
     this.error.set(null);
-    const built = buildRequest(this.draft);
+    const built = buildRequest(this.form.getRawValue());
     if (!built.ok) {
       this.errors.set(built.errors);
       return;

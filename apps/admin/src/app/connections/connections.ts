@@ -10,7 +10,6 @@ import {
   signal,
   untracked,
 } from '@angular/core';
-import { FormsModule } from '@angular/forms';
 import type { AdminConnection, AdminEvent } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
@@ -19,7 +18,7 @@ import { applyConnectionEvent, perReplica } from './connections-store';
 
 @Component({
   selector: 'hd-connections',
-  imports: [DatePipe, FormsModule],
+  imports: [DatePipe],
   changeDetection: ChangeDetectionStrategy.OnPush,
   templateUrl: './connections.html',
 })

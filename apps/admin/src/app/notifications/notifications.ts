@@ -1,16 +1,16 @@
 import { DatePipe } from '@angular/common';
 import { ChangeDetectionStrategy, Component, DestroyRef, inject, OnInit, signal } from '@angular/core';
-import { FormsModule } from '@angular/forms';
+import { NonNullableFormBuilder, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import type { AdminNotificationSummary, AdminNotificationsResponse } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
 import { LatestProgress } from '../core/progress';
-import { HistoryFilter, NotificationsApi } from './notifications-api';
+import { NotificationsApi } from './notifications-api';
 
 @Component({
   selector: 'hd-notifications',
-  imports: [DatePipe, FormsModule, RouterLink],
+  imports: [DatePipe, ReactiveFormsModule, RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
   templateUrl: './notifications.html',
 })
@@ -18,9 +18,14 @@ export class Notifications implements OnInit {
   private readonly api = inject(NotificationsApi);
   private readonly realtime = inject(RealtimeService);
   protected readonly statuses = ['pending', 'sent', 'acked', 'expired', 'failed'];
-  protected filter: HistoryFilter = { event: '', userId: '', status: '' };
-  protected from = '';
-  protected to = '';
+  /** `from` and `to` are datetime-local values (local time, no zone), sent as ISO instants. */
+  protected readonly form = inject(NonNullableFormBuilder).group({
+    event: '',
+    userId: '',
+    status: '',
+    from: '',
+    to: '',
+  });
   protected readonly items = signal<AdminNotificationSummary[]>([]);
   protected readonly next = signal<string | null>(null);
   protected readonly reach = signal<AdminNotificationsResponse['reach'] | null>(null);
@@ -61,10 +66,11 @@ export class Notifications implements OnInit {
     this.loading.set(true);
     this.error.set(null);
     try {
+      const { from, to, ...filter } = this.form.getRawValue();
       const page = await this.api.list({
-        ...this.filter,
-        ...(this.from ? { from: new Date(this.from).toISOString() } : {}),
-        ...(this.to ? { to: new Date(this.to).toISOString() } : {}),
+        ...filter,
+        ...(from ? { from: new Date(from).toISOString() } : {}),
+        ...(to ? { to: new Date(to).toISOString() } : {}),
         ...(before ? { before } : {}),
       });
       if (seq !== this.searchSeq) return;
