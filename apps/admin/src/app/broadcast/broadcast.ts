@@ -1,5 +1,5 @@
-import { ChangeDetectionStrategy, Component, DestroyRef, inject, signal } from '@angular/core';
-import { toSignal } from '@angular/core/rxjs-interop';
+import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
+import { takeUntilDestroyed, toSignal } from '@angular/core/rxjs-interop';
 import { FormControl, FormGroup, NonNullableFormBuilder, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import type { DeliveryStatus, PublishRequest, PublishResponse } from '@herald/protocol';
@@ -56,14 +56,13 @@ export class Broadcast {
   private readonly latest = new LatestProgress();
 
   constructor() {
-    const subscription = this.realtime.events.subscribe((event) => {
+    this.realtime.events.pipe(takeUntilDestroyed()).subscribe((event) => {
       if (event.type !== 'notification.progress') return;
       // Progress can beat the HTTP answer, and replicas report out of order: keep the newest of each.
       if (this.latest.offer(event) && event.id === this.sent()?.id) {
         this.progress.set({ recipients: event.recipients, counts: event.counts });
       }
     });
-    inject(DestroyRef).onDestroy(() => subscription.unsubscribe());
   }
 
   async review(): Promise<void> {

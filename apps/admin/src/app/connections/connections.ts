@@ -10,6 +10,7 @@ import {
   signal,
   untracked,
 } from '@angular/core';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import type { AdminConnection, AdminEvent } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
@@ -44,7 +45,7 @@ export class Connections implements OnInit {
   private resyncTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor() {
-    const subscription = this.realtime.events.subscribe((event) => {
+    this.realtime.events.pipe(takeUntilDestroyed(this.destroyRef)).subscribe((event) => {
       if (!this.ready) {
         this.pending.push(event);
         return;
@@ -57,10 +58,7 @@ export class Connections implements OnInit {
     effect(() => {
       if (this.realtime.opened() > 0) untracked(() => void this.resync());
     });
-    this.destroyRef.onDestroy(() => {
-      subscription.unsubscribe();
-      clearTimeout(this.resyncTimer);
-    });
+    this.destroyRef.onDestroy(() => clearTimeout(this.resyncTimer));
   }
 
   ngOnInit(): void {

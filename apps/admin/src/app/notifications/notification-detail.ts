@@ -1,5 +1,6 @@
 import { DatePipe, JsonPipe } from '@angular/common';
 import { ChangeDetectionStrategy, Component, DestroyRef, inject, input, OnInit, signal } from '@angular/core';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { RouterLink } from '@angular/router';
 import type { DeliveryView, NotificationView } from '@herald/protocol';
 import { describeError } from '../core/api-error';
@@ -50,13 +51,11 @@ export class NotificationDetail implements OnInit {
 
   private async init(): Promise<void> {
     // When its deliveries move, read it again: the timeline needs the new timestamps.
-    const subscription = this.realtime.events.subscribe((event) => {
+    // Not an injection context (called from ngOnInit): takeUntilDestroyed is given the DestroyRef.
+    this.realtime.events.pipe(takeUntilDestroyed(this.destroyRef)).subscribe((event) => {
       if (event.type === 'notification.progress' && event.id === this.id()) this.reloadSoon();
     });
-    this.destroyRef.onDestroy(() => {
-      subscription.unsubscribe();
-      clearTimeout(this.reloadTimer);
-    });
+    this.destroyRef.onDestroy(() => clearTimeout(this.reloadTimer));
     await this.load();
   }
 

@@ -1,5 +1,6 @@
 import { DatePipe } from '@angular/common';
-import { ChangeDetectionStrategy, Component, DestroyRef, inject, OnInit, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, inject, OnInit, signal } from '@angular/core';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { NonNullableFormBuilder, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import type { AdminNotificationSummary, AdminNotificationsResponse } from '@herald/protocol';
@@ -37,13 +38,12 @@ export class Notifications implements OnInit {
 
   constructor() {
     // Counts move live on the rows shown.
-    const subscription = this.realtime.events.subscribe((event) => {
+    this.realtime.events.pipe(takeUntilDestroyed()).subscribe((event) => {
       if (event.type !== 'notification.progress' || !this.latest.offer(event)) return;
       this.items.update((list) =>
         list.map((n) => (n.id === event.id ? { ...n, counts: event.counts, recipients: event.recipients } : n)),
       );
     });
-    inject(DestroyRef).onDestroy(() => subscription.unsubscribe());
   }
 
   ngOnInit(): void {
