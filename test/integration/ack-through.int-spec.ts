@@ -256,10 +256,13 @@ describe('Acks with "through" and quiet acks (the ackThrough and quietAcks featu
         sdks.push(sdk);
         const seen = new Set<string>();
         sdk.onNotification((n) => void seen.add(n.id));
+        // Published before the connect, so the replay sends the twenty together: published one by one to a
+        // connected SDK on a loaded machine, each may be handled and acked alone, and a lone ack needs no
+        // `through` (it covers two or more).
+        const ids = await publishTo(userId, 20);
         const open = new Promise<void>((resolve) => sdk.on('open', () => resolve()));
         sdk.connect();
         await open;
-        const ids = await publishTo(userId, 20);
         await waitFor(`${label} SDK: all twenty handled`, () => ids.every((id) => seen.has(id)));
         await waitFor(`${label} SDK: all twenty acked`, async () =>
           (await statuses(userId, ids)).every((s) => s === 'acked'),
