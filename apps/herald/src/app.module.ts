@@ -1,5 +1,5 @@
 import { BullModule } from '@nestjs/bullmq';
-import { DynamicModule, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
+import { DynamicModule, Module, ModuleMetadata, OnApplicationShutdown } from '@nestjs/common';
 import { Cluster } from 'ioredis';
 import { RequestContextModule } from './common/logging';
 import { LifecycleModule } from './common/lifecycle.module';
@@ -25,35 +25,38 @@ class BullClusterCloser implements OnApplicationShutdown {
   }
 }
 
+/**
+ * What every feature module stands on: config, request context, drain state, metrics, PostgreSQL (migrated),
+ * Redis and BullMQ's connection. AppModule adds the features; the in-process tests build a testing module
+ * of these and the features they test (test/helpers/testing-module.ts).
+ */
+export function foundation(config: HeraldConfig): Required<Pick<ModuleMetadata, 'imports' | 'providers'>> {
+  const connection = bullConnection(config);
+  return {
+    imports: [
+      RequestContextModule,
+      ConfigModule.forRoot(config),
+      LifecycleModule,
+      MetricsModule,
+      DatabaseModule,
+      RedisModule,
+      BullModule.forRoot({ prefix: RedisKeys.of(config).bullPrefix(), connection }),
+    ],
+    providers:
+      connection instanceof Cluster
+        ? [{ provide: BullClusterCloser, useFactory: () => new BullClusterCloser(connection) }]
+        : [],
+  };
+}
+
 @Module({})
 export class AppModule {
   static forRoot(config: HeraldConfig): DynamicModule {
-    const connection = bullConnection(config);
-    const providers: Provider[] =
-      connection instanceof Cluster
-        ? [{ provide: BullClusterCloser, useFactory: () => new BullClusterCloser(connection) }]
-        : [];
+    const { imports, providers } = foundation(config);
     return {
       module: AppModule,
       providers,
-      imports: [
-        RequestContextModule,
-        ConfigModule.forRoot(config),
-        LifecycleModule,
-        MetricsModule,
-        DatabaseModule,
-        RedisModule,
-        BullModule.forRoot({
-          prefix: RedisKeys.of(config).bullPrefix(),
-          connection,
-        }),
-        HealthModule,
-        PublishModule,
-        GatewayModule,
-        DemoModule,
-        AdminModule,
-        RetentionModule,
-      ],
+      imports: [...imports, HealthModule, PublishModule, GatewayModule, DemoModule, AdminModule, RetentionModule],
     };
   }
 }

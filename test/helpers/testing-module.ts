@@ -1,0 +1,88 @@
+import 'reflect-metadata';
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { DataSource } from 'typeorm';
+import { foundation } from '../../apps/herald/src/app.module';
+import { createLogger, enableLevelsFrom } from '../../apps/herald/src/common/logging';
+import { parseConfig, type HeraldConfig } from '../../apps/herald/src/config/config.schema';
+import { MetricsService } from '../../apps/herald/src/metrics/metrics.service';
+import { copyAppLog, stopCopyingAppLog } from './app-log';
+import { createTestDatabase, type TestDatabase } from './database';
+import { parseMetrics } from './metrics';
+import { deleteRedisPrefix, testRedisPrefix } from './redis';
+import { replicaEnv } from './replica';
+
+/**
+ * Feature modules of Herald in a Nest testing module, on the app's own foundation (config, metrics,
+ * PostgreSQL migrated, Redis, BullMQ: AppModule's `foundation`), against a database and a Redis key prefix
+ * of the test file's own. No HTTP server: a test calls the services and repositories it gets from `get`.
+ * `providers` replace nothing; to see a service fail, stop what it stands on (see `dataSource`).
+ */
+export class HeraldTestingModule {
+  private constructor(
+    readonly id: string,
+    readonly config: HeraldConfig,
+    readonly db: TestDatabase,
+    readonly redisPrefix: string,
+    readonly module: TestingModule,
+  ) {}
+
+  /** `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. */
+  static async create(
+    label: string,
+    features: NonNullable<ModuleMetadata['imports']>,
+    env: Record<string, string> = {},
+  ): Promise<HeraldTestingModule> {
+    const db = await createTestDatabase(label);
+    const redisPrefix = testRedisPrefix(label);
+    const id = `${label}-module`;
+    copyAppLog(id, label);
+    let module: TestingModule | undefined;
+    try {
+      const config = parseConfig({
+        ...replicaEnv({ databaseUrl: db.url, redisPrefix, LOG_LEVEL: 'warn', ...env }),
+        REPLICA_ID: id,
+      });
+      const base = foundation(config);
+      enableLevelsFrom(config);
+      // The app's logger (JSON lines with the replica id), so the file's log is copied and scanned too.
+      module = await Test.createTestingModule({ imports: [...base.imports, ...features], providers: base.providers })
+        .setLogger(createLogger(config))
+        .compile();
+      // Lifecycle hooks as in the app: onModuleInit and onApplicationBootstrap (workers, subscriptions).
+      await module.init();
+      return new HeraldTestingModule(id, config, db, redisPrefix, module);
+    } catch (error) {
+      await module?.close().catch(() => undefined);
+      stopCopyingAppLog(id);
+      await db.drop();
+      await deleteRedisPrefix(redisPrefix);
+      throw error;
+    }
+  }
+
+  get<T>(type: Type<T> | symbol | string): T {
+    return this.module.get<T>(type, { strict: false });
+  }
+
+  /** The app's main pool, for reading what a service wrote. */
+  get dataSource(): DataSource {
+    return this.get(DataSource);
+  }
+
+  /** The metrics as /metrics would serve them, parsed: `name{label="value"}` to value. */
+  async metrics(): Promise<Map<string, number>> {
+    return parseMetrics(await this.get(MetricsService).registry.metrics());
+  }
+
+  /** Runs the shutdown hooks (workers, pools and clients closed), then drops the file's data. */
+  async close(): Promise<void> {
+    try {
+      await this.module.close();
+    } finally {
+      stopCopyingAppLog(this.id);
+      await this.db.drop();
+      await deleteRedisPrefix(this.redisPrefix);
+    }
+  }
+}
