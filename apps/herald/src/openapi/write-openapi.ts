@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppModule } from '../app.module';
@@ -17,7 +18,11 @@ async function main(): Promise<void> {
     HERALD_JWT_SECRET: 'openapi-generation-only-0000000000000000',
     REPLICA_ID: 'openapi',
   });
-  const app = await NestFactory.create(AppModule.forRoot(config), { preview: true, logger: false });
+  // On Fastify, as the app runs (ADR 0022): without an adapter Nest looks for Express, which Herald does not have.
+  const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), {
+    preview: true,
+    logger: false,
+  });
   const document = buildOpenApiDocument(app);
   const target = join(__dirname, '..', '..', '..', '..', 'docs', 'openapi.json');
   writeFileSync(target, `${JSON.stringify(document, null, 2)}\n`);
