@@ -3,6 +3,7 @@ import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:ht
 import type { ApiErrorBody, NotificationView, PublishResponse, TokenResponse } from '@herald/protocol';
 import { publish, request, userToken } from '../helpers/api';
 import { InProcessHerald } from '../helpers/in-process';
+import { parseMetrics } from '../helpers/metrics';
 import { TEST_API_KEY } from '../helpers/replica';
 import { waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
@@ -205,6 +206,19 @@ describe('Publish API', () => {
       apiKey: null,
     });
     expect(ready.body).toMatchObject({ status: 'ok', checks: { postgres: 'up', redis: 'up' } });
+  });
+
+  it('serves /metrics in the Prometheus text format, uncached, every series labelled with the replica', async () => {
+    const response = await fetch(`${base()}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const text = await response.text();
+    const samples = parseMetrics(text);
+    expect(samples.has('herald_connections')).toBe(true);
+    expect(samples.get('herald_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(samples.get('herald_queue_jobs{queue="sweep",state="failed"}')).toBe(0);
+    expect(text).toContain(`replica="${herald.id}"`);
   });
 
   it('echoes a given X-Request-Id and makes one when absent', async () => {
