@@ -19,6 +19,7 @@ describe('Admin API over HTTP', () => {
       body: { password: TEST_ADMIN_PASSWORD },
     });
     expect(login.status).toBe(201);
+    expect(login.headers.get('cache-control')).toBe('no-store');
     session = login.body.token;
   });
 

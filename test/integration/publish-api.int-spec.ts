@@ -124,6 +124,8 @@ describe('Publish API', () => {
       body: { userId: 'minted-user', ttlSeconds: 60 },
     });
     expect(minted.status).toBe(201);
+    // A credential: no cache may keep it.
+    expect(minted.headers.get('cache-control')).toBe('no-store');
     expect(new Date(minted.body.expiresAt).getTime()).toBeGreaterThan(Date.now());
     const client = await TestClient.connect(herald.ws, minted.body.token);
     await client.close();

@@ -3,6 +3,7 @@ import {
   Controller,
   Delete,
   Get,
+  Header,
   Headers,
   HttpCode,
   Param,
@@ -64,12 +65,13 @@ export class AdminLoginController {
 
   @Post('login')
   @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: 'Log in to the admin console',
     description:
       'Trades HERALD_ADMIN_PASSWORD for a session token (HERALD_ADMIN_SESSION_TTL_SECONDS). Wrong passwords are ' +
       'limited per client address across replicas (HERALD_ADMIN_LOGIN_ATTEMPTS per minute; then 429 with Retry-After). ' +
-      '503 while the admin API is off (no password set).',
+      '503 while the admin API is off (no password set). Answered with `Cache-Control: no-store`.',
   })
   @ApiBody({
     schema: schemaRef('AdminLoginRequest'),

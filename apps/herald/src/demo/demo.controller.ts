@@ -1,4 +1,4 @@
-import { Body, CanActivate, Controller, Inject, Injectable, Post, UseGuards } from '@nestjs/common';
+import { Body, CanActivate, Controller, Header, Inject, Injectable, Post, UseGuards } from '@nestjs/common';
 import { tokenRequestSchema, type TokenResponse } from '@herald/protocol';
 import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { NotFoundError } from '../common/errors';
@@ -41,12 +41,13 @@ export class DemoController {
   constructor(private readonly issuer: TokenIssuer) {}
 
   @Post('tokens')
+  @Header('Cache-Control', 'no-store')
   @UseGuards(DemoTokensGuard)
   @ApiOperation({
     summary: 'Mint a user token for the demo page (no authentication; off unless HERALD_DEMO_TOKENS=true)',
     description:
       'Anyone can become any user through this endpoint, so it answers 404 unless the operator turned it on. ' +
-      `Tokens live at most ${DEMO_TOKEN_MAX_TTL_SECONDS} s.`,
+      `Tokens live at most ${DEMO_TOKEN_MAX_TTL_SECONDS} s. Answered with \`Cache-Control: no-store\`.`,
   })
   @ApiBody({ schema: schemaRef('TokenRequest'), examples: { alice: { value: { userId: 'alice' } } } })
   @ApiResponse({ status: 201, schema: schemaRef('TokenResponse') })

@@ -1,4 +1,17 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Header,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import {
   NotificationQuerySchema,
   type NotificationView,
@@ -107,8 +120,12 @@ export class PublishController {
 
   @Post('tokens')
   @HttpCode(201)
+  @Header('Cache-Control', 'no-store')
   @ApiTags('tokens')
-  @ApiOperation({ summary: 'Mint a user token for the WebSocket' })
+  @ApiOperation({
+    summary: 'Mint a user token for the WebSocket',
+    description: 'Answered with `Cache-Control: no-store`: the token is a credential.',
+  })
   @ApiBody({ schema: schemaRef('TokenRequest'), examples: { alice: { value: { userId: 'alice', ttlSeconds: 3600 } } } })
   @ApiResponse({ status: 201, schema: schemaRef('TokenResponse') })
   @ApiErrors(400)
