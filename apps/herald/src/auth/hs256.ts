@@ -13,9 +13,9 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * `algorithms: ['HS256']` and `clockTolerance` does, in one pass: the header must name HS256 (every other
  * algorithm, `none` included, is refused before the signature is looked at), the signature is compared in
  * constant time, the payload must be a JSON object, `exp` and `nbf` must be numbers when present;
- * expired at `now >= exp + tolerance`, not yet valid at `nbf > now + tolerance`. jsonwebtoken decoded the
- * token twice and went through streams to do the same (about 6% of a replica's time while connections
- * arrive); the test suite checks both agree on valid, tampered and malformed tokens.
+ * expired at `now >= exp + tolerance`, not yet valid at `nbf > now + tolerance`. In one pass because the
+ * token is checked at every connect (ADR 0018; measured in docs/performance.md, section 16); the test
+ * suite checks it agrees with jsonwebtoken on valid, tampered and malformed tokens.
  */
 export function verifyHs256(token: string, key: KeyObject, nowSeconds: number, toleranceSeconds: number): Hs256Result {
   if (!COMPACT_JWS.test(token)) return { ok: false, refusal: 'invalid' };

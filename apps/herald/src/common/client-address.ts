@@ -10,8 +10,8 @@ const REMEMBERED_ADDRESSES = 1024;
 /**
  * Compiles `HERALD_TRUSTED_PROXIES`; an empty list trusts nobody. The answer for each address is
  * remembered: every upgrade asks it of its peer (a handful of proxies, as a rule), and proxy-addr parses
- * the address anew at every call, a cost a profile of a reconnect storm showed (about 2% of a replica's
- * time). The rules do not depend on the hop, so neither does the memory.
+ * the address anew at every call (a cost in a reconnect storm: docs/performance.md, section 16). The rules
+ * do not depend on the hop, so neither does the memory.
  */
 export function compileProxyTrust(trusted: readonly string[]): ProxyTrust {
   if (trusted.length === 0) return () => false;

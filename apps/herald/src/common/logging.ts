@@ -17,8 +17,8 @@ export interface HeraldClsStore extends ClsStore {
 /**
  * nestjs-cls's `ClsService`, injectable everywhere, without `ClsModule.forRoot`'s global guard and
  * interceptor: its interceptor, a no-op unless mounted, still runs every request through Nest's rxjs
- * interceptor pipeline (12% of a replica's time under publish load). The request hook enters the context
- * instead (`enterRequestContext`, create-app.ts).
+ * interceptor pipeline (docs/performance.md, section 19). The request hook enters the context instead
+ * (`enterRequestContext`, create-app.ts).
  */
 @Global()
 @Module({

@@ -36,7 +36,7 @@ export function toNotificationFrame(n: BusNotification, attempt: number): Notifi
 /**
  * A replayed delivery's frame, with its JSON built around the payload text PostgreSQL printed, in the
  * frame's own key order: a replay sends thousands of distinct frames, and serialising each payload again
- * was the largest single cost of a catch-up (docs/performance.md). The text differs from
+ * would cost a catch-up most (docs/performance.md, section 5). The text differs from
  * `JSON.stringify(frame)` only in the payload's spacing (`{"a": 1}`), which JSON ignores.
  */
 export function toReplayedFrame(item: ReplayedDelivery): NotificationFrame {

@@ -33,10 +33,8 @@ import { NotificationRouter } from '../routing/notification-router';
 /**
  * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
  * commit). Under load a batch gathers for 2 ms from its first publish, and for as long as the batch
- * before it is being written; a lone publish under light load waits for nothing (see Batcher).
- * Measured (bench:ingest, 2 replicas, 256 concurrent, one machine): one statement per publish 560–680/s,
- * group commit as set here about 2 000/s (docs/performance.md). One batch in flight with the window did
- * better than two in flight without it.
+ * before it is being written; a lone publish under light load waits for nothing (see Batcher). Why these
+ * settings: docs/performance.md, section 5 ("Group commit for publishes").
  */
 const PUBLISH_WINDOW_MS = 2;
 const PUBLISH_BATCH_MAX = 200;
