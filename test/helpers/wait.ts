@@ -23,7 +23,17 @@ export async function waitFor<T>(
   }
 }
 
-/** Waits `ms`: for a test that asserts something did NOT happen within a time. */
-export function sleep(ms: number): Promise<void> {
+/** The longest interval `holdFor` waits: a test that needs longer waits on a condition instead. */
+const LONGEST_HOLD_MS = 70_000;
+
+/**
+ * Waits a bounded, named interval. Only for what no condition can show: that something does NOT happen
+ * within it (no second delivery, no close), or that a budget refills (a rate limit's bucket, a time
+ * window). `what` names the interval, so a reader sees why the test waits; anything else uses `waitFor`.
+ */
+export function holdFor(what: string, ms: number): Promise<void> {
+  if (!what || !(ms > 0 && ms <= LONGEST_HOLD_MS)) {
+    throw new Error(`holdFor('${what}', ${ms}): an interval needs a name and 0 < ms <= ${LONGEST_HOLD_MS}`);
+  }
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
