@@ -8,9 +8,18 @@ import { Edge } from '../helpers/edge';
 import { scrape } from '../helpers/metrics';
 import { PrivateRedis } from '../helpers/private-redis';
 import type { Replica } from '../helpers/replica';
-import { waitFor } from '../helpers/wait';
+import { holdFor, waitFor } from '../helpers/wait';
 
 const STORM = 150;
+/** How often /health/ready is sampled during the storm, and how long the storm may last (the test's timeout). */
+const HEALTH_SAMPLE_MS = 25;
+const STORM_LIMIT_MS = 60_000;
+/**
+ * The queue-age test's HERALD_MAX_QUEUE_AGE_MS, and how long its connect waits at the frozen replica: past it,
+ * with room for the connect to reach Nginx and be stamped on a loaded machine.
+ */
+const MAX_QUEUE_AGE_MS = 1000;
+const FROZEN_MS = MAX_QUEUE_AGE_MS + 1500;
 
 interface Outcome {
   welcomed: boolean;
@@ -83,12 +92,22 @@ describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
       const others: string[] = [];
       const health: number[] = [];
       let storming = true;
-      const healthLoop = (async () => {
-        while (storming) {
-          health.push((await fetch(`${replica.http}/health/ready`)).status);
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
-      })();
+      // Sampled until the storm ends; a probe that fails counts as a status that is not 200.
+      const probe = () =>
+        fetch(`${replica.http}/health/ready`).then(
+          (response) => response.status,
+          () => 0,
+        );
+      const healthLoop = waitFor(
+        'the storm to end, /health/ready sampled meanwhile',
+        async () => {
+          if (!storming) return true;
+          health.push(await probe());
+          return false;
+        },
+        STORM_LIMIT_MS,
+        HEALTH_SAMPLE_MS,
+      );
       const before = await scrape([replica.http]);
       // Every user at once; a shed one comes back after the delay it was given, as the SDK does.
       await Promise.all(
@@ -102,7 +121,7 @@ describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
               return;
             }
             delays.push(delay);
-            await new Promise((resolve) => setTimeout(resolve, delay));
+            await holdFor('the delay the shed close named', delay);
           }
         }),
       );
@@ -216,7 +235,7 @@ describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
 
     beforeAll(async () => {
       cluster = await TestCluster.start('queueage', 1, {
-        HERALD_MAX_QUEUE_AGE_MS: '1000',
+        HERALD_MAX_QUEUE_AGE_MS: String(MAX_QUEUE_AGE_MS),
         HERALD_TRUSTED_PROXIES: '127.0.0.1',
       });
       edge = await Edge.start(cluster.replicas.map((r) => r.port));
@@ -238,7 +257,8 @@ describe('Handshake admission (HERALD_MAX_PENDING_HANDSHAKES)', () => {
 
       process.kill(replica.pid!, 'SIGSTOP');
       const queued = attempt(edge.ws, `queued-${randomUUID()}`, sockets, noop);
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // Its age is time alone: nothing the frozen replica does shows it.
+      await holdFor('the queued connect to age past HERALD_MAX_QUEUE_AGE_MS', FROZEN_MS);
       process.kill(replica.pid!, 'SIGCONT');
       const outcome = await queued;
       expect(outcome.welcomed).toBe(false);

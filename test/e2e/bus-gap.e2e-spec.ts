@@ -6,7 +6,7 @@ import { TestCluster } from '../helpers/cluster';
 import { parseMetrics } from '../helpers/metrics';
 import type { Replica } from '../helpers/replica';
 import { testRedisClient } from '../helpers/redis';
-import { waitFor } from '../helpers/wait';
+import { repeatUntil, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 /** The bound of issue 21, item 3: what the bus missed reaches a connected user this soon after the return. */
@@ -14,6 +14,9 @@ const BOUND_MS = 2000;
 const BURST = 240;
 /** The pub/sub clients are killed when the burst reaches these publishes. */
 const KILL_AT = [60, 150];
+/** How often the return watch reads the replicas' metrics, and the longest it may watch (past the test's timeout). */
+const WATCH_EVERY_MS = 10;
+const WATCH_LIMIT_MS = 120_000;
 
 interface Sent {
   id: string;
@@ -73,31 +76,39 @@ class ReturnWatch {
   readonly returns = new Map<Replica, number[]>();
   private readonly counts = new Map<Replica, number>();
   private stopped = false;
-  private readonly loop: Promise<void>;
+  /** Ends when stopped, or with the first read that failed (which `stop` throws). */
+  private readonly loop: Promise<true | Error>;
 
   constructor(private readonly replicas: Replica[]) {
     for (const r of replicas) this.returns.set(r, []);
-    this.loop = this.run();
+    this.loop = repeatUntil(
+      'the return watch to be stopped',
+      () => this.stopped,
+      () => this.read(),
+      WATCH_LIMIT_MS,
+      WATCH_EVERY_MS,
+    ).then(
+      () => true as const,
+      (error: Error) => error,
+    );
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.loop;
+    const ended = await this.loop;
+    if (ended instanceof Error) throw ended;
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      await Promise.all(
-        this.replicas.map(async (r) => {
-          const text = await (await fetch(`${r.http}/metrics`)).text();
-          const count = parseMetrics(text).get('herald_bus_returns_total') ?? 0;
-          const before = this.counts.get(r) ?? 0;
-          for (let i = before; i < count; i++) this.returns.get(r)!.push(Date.now());
-          this.counts.set(r, count);
-        }),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+  private async read(): Promise<void> {
+    await Promise.all(
+      this.replicas.map(async (r) => {
+        const text = await (await fetch(`${r.http}/metrics`)).text();
+        const count = parseMetrics(text).get('herald_bus_returns_total') ?? 0;
+        const before = this.counts.get(r) ?? 0;
+        for (let i = before; i < count; i++) this.returns.get(r)!.push(Date.now());
+        this.counts.set(r, count);
+      }),
+    );
   }
 }
 

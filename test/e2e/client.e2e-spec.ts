@@ -133,10 +133,22 @@ describe('Client SDK against real replicas', () => {
 
   it('refreshes its token in-band before it expires and keeps the same connection', async () => {
     const bob = user('bob');
+    const firstToken = userToken(bob, 3);
+    const firstExpiresAt =
+      (JSON.parse(Buffer.from(firstToken.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    // At each heartbeat the server closes a connection whose token has expired, and pings the others.
+    const pings: number[] = [];
+    class HeartbeatWatch extends WebSocket {
+      constructor(url: string, protocols?: string[]) {
+        super(url, protocols);
+        this.on('ping', () => pings.push(Date.now()));
+      }
+    }
     let issued = 0;
     const client = start({
       url: r1().ws,
-      token: userToken(bob, 3),
+      WebSocket: HeartbeatWatch,
+      token: firstToken,
       getToken: () => {
         issued++;
         return userToken(bob, 3600);
@@ -149,8 +161,11 @@ describe('Client SDK against real replicas', () => {
     client.connect();
     await first;
     const connectionId = client.connection!.connectionId;
-    // Past the first token's expiry (the server checks it at every heartbeat, here 1 s).
-    await new Promise((resolve) => setTimeout(resolve, 5000));
+    // Past the first token's expiry: two pings after it (heartbeats 1 s apart), so the second was sent after it.
+    await waitFor(
+      "two heartbeats past the first token's expiry",
+      () => pings.filter((at) => at > firstExpiresAt).length >= 2,
+    );
     expect(issued).toBe(1);
     expect(reconnecting).not.toHaveBeenCalled();
     expect(client.connection?.connectionId).toBe(connectionId);

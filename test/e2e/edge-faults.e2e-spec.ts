@@ -14,8 +14,14 @@ const CLIENTS = 20;
 /** The publisher's pause between notifications: slow while every client is up, quick while any is away. */
 const CALM_GAP_MS = 200;
 const AWAY_GAP_MS = 30;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** How often the publisher looks whether its gap is over, and the longest it may run (the tests' timeout). */
+const PACE_MS = 10;
+const PUBLISHING_LIMIT_MS = 60_000;
+/** A publish a proxy refused or a network error cut is tried again this much later, for this long at most. */
+const RETRY_GAP_MS = 200;
+const RETRY_LIMIT_MS = 10_000;
+/** Notifications the publisher goes on sending once every client is back, before it stops. */
+const SENT_AFTER_BACK = 5;
 
 type ClientEvent =
   | { type: 'reconnecting'; at: number; delayMs: number; attempt: number; code: number }
@@ -140,51 +146,77 @@ class Publisher {
     const key = `edge-${randomUUID()}`;
     const startedAt = Date.now();
     const body = { to: { users: this.users }, event, payload: { n: this.sent.length } };
-    for (let attempt = 1; ; attempt++) {
-      const bases = this.bases();
-      const base = bases[this.turn++ % bases.length]!;
-      let status: number | string;
-      try {
-        const result = await request<PublishResponse>(base, 'POST', '/v1/notifications', {
-          body,
-          headers: { 'idempotency-key': key },
-        });
+    let tries = 0;
+    // A failure worth a retry is thrown (waitFor tries again, and names the last one if time runs out);
+    // any other is returned, and ends it at once.
+    const outcome = await waitFor(
+      `a publish through the edge to be answered 202 (key ${key})`,
+      async (): Promise<Sent | Error> => {
+        if (tries++ > 0) this.retries += 1;
+        const bases = this.bases();
+        const base = bases[this.turn++ % bases.length]!;
+        let result;
+        try {
+          result = await request<PublishResponse>(base, 'POST', '/v1/notifications', {
+            body,
+            headers: { 'idempotency-key': key },
+          });
+        } catch (error) {
+          // fetch's network failures are TypeErrors from Node's realm, not the test's: compare by name.
+          if ((error as Error).name !== 'TypeError') return error as Error;
+          throw new Error(`publish through ${base} failed: ${(error as Error).message}`, { cause: error });
+        }
         if (result.status === 202) {
           const sent = { id: result.body.id, seq: result.body.seq, startedAt, answeredAt: Date.now() };
           this.sent.push(sent);
           return sent;
         }
-        status = result.status;
-        if (![429, 502, 503].includes(result.status)) {
-          throw new Error(`publish through ${base} answered ${result.status}: ${JSON.stringify(result.body)}`);
-        }
-      } catch (error) {
-        // fetch's network failures are TypeErrors from Node's realm, not the test's: compare by name.
-        if ((error as Error).name !== 'TypeError') throw error;
-        status = (error as Error).message;
-      }
-      if (attempt >= 30) throw new Error(`publish through ${base} still failing after ${attempt} tries: ${status}`);
-      this.retries += 1;
-      await sleep(200);
-    }
+        const refused = new Error(`publish through ${base} answered ${result.status}: ${JSON.stringify(result.body)}`);
+        if (![429, 502, 503].includes(result.status)) return refused;
+        throw refused;
+      },
+      RETRY_LIMIT_MS,
+      RETRY_GAP_MS,
+    );
+    if (outcome instanceof Error) throw outcome;
+    return outcome;
   }
 
+  /** Publishes one at a time, `gapMs()` after each answer, until stopped; a failure ends it (`stop` throws it). */
   start(): void {
     this.running = true;
-    this.loop = (async () => {
-      while (this.running) {
-        await this.once();
-        await sleep(this.gapMs());
-      }
-    })().catch((error: unknown) => {
-      this.failure = error instanceof Error ? error : new Error(String(error));
-    });
+    let answeredAt = 0;
+    this.loop = waitFor(
+      'the publisher to be stopped',
+      async () => {
+        if (!this.running || this.failure) return true;
+        if (Date.now() - answeredAt < this.gapMs()) return false;
+        await this.once().catch((error: unknown) => {
+          this.failure = error instanceof Error ? error : new Error(String(error));
+        });
+        answeredAt = Date.now();
+        return false;
+      },
+      PUBLISHING_LIMIT_MS,
+      PACE_MS,
+    ).then(() => undefined);
+  }
+
+  /** Whether the running publisher has failed (`stop` throws why). */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
     if (this.failure) throw this.failure;
+  }
+
+  /** Waits while the running publisher sends `count` more (so some go out with every client back). */
+  async keepsOn(count: number): Promise<void> {
+    const from = this.sent.length;
+    await waitFor(`${count} more notifications published`, () => this.failed || this.sent.length >= from + count);
   }
 
   /** Every (notification, user) pair that got a 202. */
@@ -339,7 +371,7 @@ describe('Nginx faults: SDK clients come back through the edge with jittered bac
       () => fleet!.members.every((m) => m.openedAfter(m.closedAfter(reloadAt)!.at)),
       15_000,
     );
-    await sleep(1000);
+    await publisher.keepsOn(SENT_AFTER_BACK);
     await publisher.stop();
     const after = [await publisher.once(), await publisher.once(), await publisher.once()].map((s) => s.id);
     await fleet.received(after, 'three more after everyone is back');
@@ -408,8 +440,12 @@ describe('Nginx faults: SDK clients come back through the edge with jittered bac
       5000,
     );
 
-    // Down a moment (first attempts are refused), then the same config on the same port.
-    await sleep(1200);
+    // Down until every client's first attempt was refused, then the same config on the same port.
+    await waitFor(
+      "every client's first reconnect attempt to be refused",
+      () => fleet!.members.every((m) => m.attemptsAfter(quitAt) >= 2),
+      10_000,
+    );
     await edge.restart();
     const restartedAt = Date.now();
     expect(edge.port).toBe(port);
@@ -418,7 +454,7 @@ describe('Nginx faults: SDK clients come back through the edge with jittered bac
       () => fleet!.members.every((m) => m.openedAfter(m.closedAfter(quitAt)!.at)),
       20_000,
     );
-    await sleep(1000);
+    await publisher.keepsOn(SENT_AFTER_BACK);
     await publisher.stop();
     const after: string[] = [];
     for (let i = 0; i < 3; i++) {

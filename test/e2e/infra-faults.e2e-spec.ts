@@ -10,7 +10,7 @@ import { PrivatePostgres } from '../helpers/private-postgres';
 import { PrivateRedis } from '../helpers/private-redis';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
 import { FAST_TIMINGS, Replica, TEST_API_KEY } from '../helpers/replica';
-import { waitFor } from '../helpers/wait';
+import { holdFor, repeatUntil, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 /**
@@ -20,7 +20,17 @@ import { TestClient } from '../helpers/ws-client';
  */
 
 const user = (label: string): string => `${label}-${randomUUID().slice(0, 8)}`;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** The first Redis test's traffic: a publish every TRAFFIC_GAP_MS; this many before the fault, in it, after it. */
+const TRAFFIC_GAP_MS = 40;
+const TRAFFIC_SPELL = 20;
+/** The pub/sub test's workers: each publishes, then waits BURST_GAP_MS. */
+const BURST_GAP_MS = 25;
+/** How long a loop of publishes may run at most: the longest test's timeout. */
+const PUBLISHING_LIMIT_MS = 120_000;
+/** The long outage: Redis down longer than BullMQ's drainDelay (~9 s, as the test's title says). */
+const LONG_OUTAGE_MS = 9000;
+/** Presence written before a crash is gone this long after it: its TTL (3 beats, presenceTtlMs), and a margin. */
+const PRESENCE_GONE_MS = 3 * Number(FAST_TIMINGS.HERALD_PRESENCE_HEARTBEAT_MS) + 1500;
 /** Measured bounds, printed once at the end of the file. */
 const measured: Record<string, string | number> = {};
 
@@ -31,6 +41,8 @@ class Inbox {
   readonly firstSeenAt = new Map<string, number>();
   readonly attempts = new Map<string, number[]>();
   readonly ackErrors = new Map<string, number>();
+  /** When each of the server's heartbeat pings arrived. */
+  readonly pingsAt: number[] = [];
   private readonly acks = new Map<string, { confirmed: boolean; sentAt: number }>();
   private readonly heldIds = new Set<string>();
   private hold: ((frame: NotificationFrame) => boolean) | null = null;
@@ -42,6 +54,7 @@ class Inbox {
   ) {
     for (const frame of client.frames) this.onFrame(frame);
     client.socket.on('message', (data: WebSocket.RawData) => this.onFrame(JSON.parse(rawText(data)) as ServerFrame));
+    client.socket.on('ping', () => this.pingsAt.push(Date.now()));
     // An ack that was refused (UNAVAILABLE, RATE_LIMITED) or never answered is sent again.
     this.timer = setInterval(() => {
       const now = Date.now();
@@ -346,8 +359,11 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
 
     // Traffic: alternating users and replicas, one publish every ~40 ms, until told to stop.
     let traffic = true;
-    const loop = (async () => {
-      for (let i = 0; traffic; i++) {
+    let i = 0;
+    const loop = waitFor(
+      'the traffic to be stopped',
+      async () => {
+        if (!traffic) return true;
         const target = i % 2 === 0 ? alice : bob;
         const via = i % 3 === 0 ? r1() : r2();
         const at = phase;
@@ -356,25 +372,44 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
           event: 'traffic',
           payload: { i },
         });
+        i += 1;
         attempts.push({ attempt, phase: at, userId: target.userId });
         published.push(...promised(attempt, [target.userId]));
-        await sleep(40);
-      }
-    })();
+        return false;
+      },
+      PUBLISHING_LIMIT_MS,
+      TRAFFIC_GAP_MS,
+    );
+    /** Waits for `count` more publishes of the traffic, answered, in phase `during`. */
+    const trafficIn = (during: typeof phase, count: number) => {
+      const from = attempts.filter((a) => a.phase === during).length;
+      return waitFor(
+        `${count} more publishes of traffic (${during} the outage)`,
+        () => attempts.filter((a) => a.phase === during).length >= from + count,
+        15_000,
+      );
+    };
     try {
-      await sleep(800);
+      await trafficIn('before', TRAFFIC_SPELL);
       // A send whose "was it acked?" check comes due while Redis is away: kill Redis right after attempt 1.
       const held = await tryPublish(r2().http, { to: { users: [carol.userId] }, event: 'hold' });
       expect(held.status).toBe(202);
       published.push(...promised(held, [carol.userId]));
       await carol.attempt(held.id!, 1, 10_000);
+      const sinceKill = logOffsets(cluster.replicas);
       await redis.kill();
       phase = 'down';
       const killedAt = Date.now();
       expect(await cluster.waitRecorded(held.id!, carol.userId)).toMatchObject({ status: 'sent', attempts: 1 });
 
       await waitFor('replicas to see Redis down', async () => (await readyStatus(r1())) === 503, 10_000, 100);
-      await sleep(2500);
+      // Its check comes due in the outage and fails (no presence, no bus: the replica logs it); traffic goes on.
+      await waitFor(
+        'the check of the held send to fail while Redis is away',
+        () => cluster.replicas.some((r) => r.log().slice(sinceKill.get(r.id)).includes('redelivery checks failed')),
+        10_000,
+      );
+      await trafficIn('down', TRAFFIC_SPELL);
       // Nothing is resent while Redis is away: still attempt 1 (its check ran, but found no presence or bus).
       expect(carol.attempts.get(held.id!)).toEqual([1]);
 
@@ -409,7 +444,7 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
       });
       carol.release();
 
-      await sleep(1000);
+      await trafficIn('after', TRAFFIC_SPELL);
       traffic = false;
       await loop;
 
@@ -479,28 +514,35 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
       );
     await bothSubscribed();
     let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < total) {
-        const index = next++;
-        if (killAt.has(index)) {
-          // Each kill drops subscribers that are there (the previous kill's have come back).
-          await bothSubscribed();
-          const killed = Number(await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
-          const kill: (typeof kills)[number] = { index, killed, at: Date.now() };
-          kills.push(kill);
-          void bothSubscribed().then((at) => (kill.subscribersBackMs = at - kill.at));
-        }
-        const target = users[index % users.length]!;
-        const attempt = await tryPublish(r1().http, {
-          to: { users: [target.userId] },
-          event: 'burst',
-          payload: { index },
-        });
-        answers.push(attempt);
-        if (attempt.status === 202) acceptedAt.set(attempt.id!, attempt.at);
-        published.push(...promised(attempt, [target.userId]));
-        await sleep(25);
+    const publishNext = async (): Promise<void> => {
+      const index = next++;
+      if (killAt.has(index)) {
+        // Each kill drops subscribers that are there (the previous kill's have come back).
+        await bothSubscribed();
+        const killed = Number(await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+        const kill: (typeof kills)[number] = { index, killed, at: Date.now() };
+        kills.push(kill);
+        void bothSubscribed().then((at) => (kill.subscribersBackMs = at - kill.at));
       }
+      const target = users[index % users.length]!;
+      const attempt = await tryPublish(r1().http, {
+        to: { users: [target.userId] },
+        event: 'burst',
+        payload: { index },
+      });
+      answers.push(attempt);
+      if (attempt.status === 202) acceptedAt.set(attempt.id!, attempt.at);
+      published.push(...promised(attempt, [target.userId]));
+    };
+    // Each worker publishes the next one, BURST_GAP_MS after its last, until all are taken; a failure ends it.
+    const worker = async (): Promise<void> => {
+      await repeatUntil(
+        'the burst to be published',
+        () => next >= total,
+        publishNext,
+        PUBLISHING_LIMIT_MS,
+        BURST_GAP_MS,
+      );
     };
     const burstStarted = Date.now();
     await Promise.all(Array.from({ length: 8 }, () => worker()));
@@ -549,7 +591,8 @@ describe('Redis faults under traffic (2 replicas, private Redis)', () => {
     const during = await tryPublish(r2().http, { to: { users: [dana.userId] }, event: 'during.outage' });
     expect(during.status).toBe(202);
     published.push(...promised(during, [dana.userId]));
-    await sleep(Math.max(0, 9000 - (Date.now() - killedAt)));
+    const outageLeft = LONG_OUTAGE_MS - (Date.now() - killedAt);
+    if (outageLeft > 0) await holdFor("an outage longer than BullMQ's drainDelay", outageLeft);
 
     const sinceRestart = logOffsets(cluster.replicas);
     await redis.start();
@@ -662,7 +705,7 @@ describe('Redis restarted with its data (2 replicas, private Redis with an appen
     }
     expect(down.map((a) => a.status)).toEqual(Array(10).fill(202));
     // Longer than 3 presence beats: the presence entries written before the crash have expired when it is back.
-    await sleep(3 * Number(FAST_TIMINGS.HERALD_PRESENCE_HEARTBEAT_MS) + 1500);
+    await holdFor('the presence entries written before the crash to expire', PRESENCE_GONE_MS);
     await redis.start();
     const restartedAt = Date.now();
     await Promise.all(
@@ -789,7 +832,12 @@ describe('PostgreSQL faults under traffic (2 replicas, private PostgreSQL)', () 
     for (const inbox of [alice, bob]) {
       expect(await inbox.client.command({ type: 'ping', id: `p-${inbox.userId}` })).toMatchObject({ type: 'pong' });
     }
-    await sleep(Math.max(0, 2 * HEARTBEAT_MS + 1000 - (Date.now() - stoppedAt)));
+    // Two heartbeats since the stop: each socket's liveness was checked, and it was pinged, not closed.
+    await waitFor(
+      'two heartbeat pings to each socket since PostgreSQL stopped',
+      () => [alice, bob].every((inbox) => inbox.pingsAt.filter((at) => at >= stoppedAt).length >= 2),
+      4 * HEARTBEAT_MS + 5000,
+    );
     for (const inbox of [alice, bob]) {
       expect(inbox.isOpen).toBe(true);
       expect(await inbox.client.command({ type: 'ping', id: `q-${inbox.userId}` })).toMatchObject({ type: 'pong' });

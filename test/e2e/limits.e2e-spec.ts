@@ -7,15 +7,26 @@ import { Edge } from '../helpers/edge';
 import { assertNothingLost, Published } from '../helpers/loss-check';
 import { scrape } from '../helpers/metrics';
 import { Replica, TEST_ADMIN_PASSWORD, TEST_API_KEY } from '../helpers/replica';
-import { waitFor } from '../helpers/wait';
+import { holdFor, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 const MAX_BUFFERED = 262_144;
 const FRAMES_PER_SECOND = 20;
 const FRAMES_BURST = 40;
+/** A frame's worth of the rate refilled, and a little: a client that waits this between frames stays within it. */
+const FRAME_INTERVAL_MS = 1000 / FRAMES_PER_SECOND + 5;
 const PER_USER = 3;
 const MAX_QUEUED = 400;
 const SECOND_PUBLISHER_KEY = 'second-publisher-key-0123456789';
+/**
+ * The edge's handshake budget per client address, and how long the edge tests wait for it to refill: a
+ * second's worth, or the whole burst; with a margin, as Nginx's clock and ours tick apart.
+ */
+const HANDSHAKES_PER_SECOND = 2;
+const HANDSHAKE_BURST = 6;
+const REFILL_MARGIN_MS = 100;
+const ONE_SECOND_REFILL_MS = 1000 + REFILL_MARGIN_MS;
+const FULL_REFILL_MS = (HANDSHAKE_BURST / HANDSHAKES_PER_SECOND) * 1000 + REFILL_MARGIN_MS;
 
 /** Resource limits: each one holds, and what it refuses is refused clearly, with nothing lost. */
 describe('Resource limits', () => {
@@ -129,7 +140,7 @@ describe('Resource limits', () => {
     clients.push(steady);
     for (let i = 0; i < 30; i++) {
       expect(await steady.command({ type: 'ping', id: `s${i}` })).toMatchObject({ type: 'pong' });
-      await new Promise((resolve) => setTimeout(resolve, 1000 / FRAMES_PER_SECOND + 5));
+      await holdFor('a frame of the rate budget to refill', FRAME_INTERVAL_MS);
     }
     expect(steady.frames.some((f) => f.type === 'error')).toBe(false);
   });
@@ -302,8 +313,8 @@ describe('Edge limits', () => {
       {
         allowedOrigins: ['https://app.example.com'],
         connectionsPerIp: 4,
-        handshakesPerSecond: 2,
-        handshakeBurst: 6,
+        handshakesPerSecond: HANDSHAKES_PER_SECOND,
+        handshakeBurst: HANDSHAKE_BURST,
       },
     );
   });
@@ -331,7 +342,7 @@ describe('Edge limits', () => {
     expect(await sse.json()).toMatchObject({ error: { code: 'FORBIDDEN', message: 'Origin not allowed' } });
     // The refusals never reached a replica.
     expect(cluster.replicas[0]!.log()).not.toMatch(/upgrade refused.*evil/);
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // the handshake budget refills
+    await holdFor("a second of the handshake budget's refill", ONE_SECOND_REFILL_MS);
     const allowed = await TestClient.connect(edge.ws, token, { origin: 'https://app.example.com' });
     await allowed.close();
   });
@@ -347,7 +358,7 @@ describe('Edge limits', () => {
   });
 
   it('limits connections and handshakes per client address with 429 and Retry-After', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 3100)); // a full handshake budget
+    await holdFor('the handshake budget to refill in full', FULL_REFILL_MS);
     const held: TestClient[] = [];
     try {
       for (let i = 0; i < 4; i++) held.push(await TestClient.connect(edge.ws, userToken(user(`ip${i}`))));
@@ -360,7 +371,7 @@ describe('Edge limits', () => {
       await Promise.all(held.map((c) => c.close()));
     }
     // Handshakes: a burst beyond rate + burst is refused, each with the JSON body.
-    await new Promise((resolve) => setTimeout(resolve, 3100));
+    await holdFor('the handshake budget to refill in full', FULL_REFILL_MS);
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) {
       const response = await fetch(`${edge.http}/ws`, { headers: { 'x-probe': String(i) } });

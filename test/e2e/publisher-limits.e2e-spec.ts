@@ -4,9 +4,13 @@ import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
 import { moved, scrape } from '../helpers/metrics';
 import { LIFTED_PUBLISHER_LIMITS, TEST_API_KEY } from '../helpers/replica';
+import { holdFor } from '../helpers/wait';
 
 /** A key held to 1 notification per second with a burst of 4, and 1 000 recipients per minute. */
 const SLOW_KEY = 'slow-publisher-key-0123456789';
+const SLOW_PER_SECOND = 1;
+/** One of its tokens back, with room for the two clocks (ours, Redis's). */
+const SLOW_TOKEN_REFILL_MS = 1000 / SLOW_PER_SECOND + 100;
 /** A key with room for notifications but only 5 recipients per minute. */
 const NARROW_KEY = 'narrow-publisher-key-0123456789';
 
@@ -24,7 +28,7 @@ describe('Per-publisher rate limits', () => {
       HERALD_API_KEYS: [TEST_API_KEY, SLOW_KEY, NARROW_KEY].join(','),
       HERALD_PUBLISHER_LIMITS: [
         LIFTED_PUBLISHER_LIMITS,
-        `${publisherKeyId(SLOW_KEY)}=1/4/1000`,
+        `${publisherKeyId(SLOW_KEY)}=${SLOW_PER_SECOND}/4/1000`,
         `${publisherKeyId(NARROW_KEY)}=1000/1000/5`,
       ].join(','),
     });
@@ -80,7 +84,7 @@ describe('Per-publisher rate limits', () => {
     ).toBe(6);
 
     // A second later one token is back.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await holdFor("one of the slow key's tokens to refill", SLOW_TOKEN_REFILL_MS);
     const later = await request(edge.http, 'POST', '/v1/notifications', {
       apiKey: SLOW_KEY,
       body: { to: { users: ['u'] }, event: 'limited' },

@@ -5,7 +5,7 @@ import { publish, request, userToken } from '../helpers/api';
 import { TestCluster } from '../helpers/cluster';
 import { scrape } from '../helpers/metrics';
 import { PrivateRedisCluster } from '../helpers/private-redis-cluster';
-import { waitFor } from '../helpers/wait';
+import { repeatUntil, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 const PASSWORD = 'cluster-admin-password';
@@ -13,6 +13,13 @@ const PASSWORD = 'cluster-admin-password';
 const RESHARD_SLOTS = 400;
 /** The record's bound on a bus gap (docs/reliability.md): a notification reaches a connected user within it. */
 const GAP_BOUND_MS = 2000;
+/** The failover burst: a publish every BURST_GAP_MS for BURST_MS; the master is killed once this many answered. */
+const BURST_MS = 4000;
+const BURST_GAP_MS = 20;
+const ANSWERED_BEFORE_KILL = 25;
+/** During the reshard: a publish every RESHARD_GAP_MS until the slots have moved, and at least RESHARD_PUBLISHES. */
+const RESHARD_GAP_MS = 25;
+const RESHARD_PUBLISHES = 20;
 
 type Master = { id: string; port: number; slots: [number, number][] };
 
@@ -177,7 +184,7 @@ describe('Herald on a Redis Cluster', () => {
       const started = Date.now();
       let n = 0;
       const inFlight: Promise<void>[] = [];
-      while (Date.now() - started < 4000) {
+      const send = (): void => {
         const userId = users[n % users.length]!;
         const base = n % 2 === 0 ? r1().http : r2().http;
         n += 1;
@@ -196,12 +203,23 @@ describe('Herald on a Redis Cluster', () => {
             () => void answers.push({ userId, status: 0, ms: Date.now() - sent }),
           ),
         );
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      };
+      // One publish every BURST_GAP_MS, not waiting for the answers, until BURST_MS is over.
+      await waitFor(
+        `the ${BURST_MS} ms burst to end`,
+        () => {
+          if (Date.now() - started >= BURST_MS) return true;
+          send();
+          return false;
+        },
+        BURST_MS + 10_000,
+        BURST_GAP_MS,
+      );
       await Promise.all(inFlight);
     };
     const running = burst();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Mid-burst: once the first publishes have been answered.
+    await waitFor('the burst to be under way', () => answers.length >= ANSWERED_BEFORE_KILL);
     await redis.kill(victim.port);
     const killedAt = Date.now();
     await running;
@@ -268,14 +286,21 @@ describe('Herald on a Redis Cluster', () => {
     let resharding = true;
     const reshardMs = reshard.done.finally(() => (resharding = false));
     let n = 0;
-    while (resharding || n < 20) {
+    const publishOne = async (): Promise<void> => {
       const userId = users[n % users.length]!;
       const at = Date.now();
       const { id } = await publish((n % 2 === 0 ? r1() : r2()).http, { to: { users: [userId] }, event: 'move' });
       sent.set(id, { at, userId });
       n += 1;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    };
+    // Publishing through the move; a publish refused ends it, and the test with it.
+    await repeatUntil(
+      `the reshard to end, a publish every ${RESHARD_GAP_MS} ms meanwhile`,
+      () => !resharding && n >= RESHARD_PUBLISHES,
+      publishOne,
+      60_000,
+      RESHARD_GAP_MS,
+    );
     const tookMs = await reshardMs;
     expect(masterOfSlot(await redis.masters(), keySlot(`${prefix}:r:${r1().id}`)).id).toBe(target.id);
 

@@ -86,13 +86,19 @@ async function untilOutput(
   text: string,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!proc.output().includes(text)) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`ended (${proc.child.exitCode ?? proc.child.signalCode}) before "${text}":\n${proc.output()}`);
-    }
-    if (Date.now() > deadline) throw new Error(`no "${text}" within ${timeoutMs} ms:\n${proc.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  const outcome = await waitFor(
+    `"${text}" in the output`,
+    () => {
+      if (proc.output().includes(text)) return 'seen';
+      return proc.child.exitCode !== null || proc.child.signalCode !== null ? 'ended' : false;
+    },
+    timeoutMs,
+    200,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}:\n${proc.output()}`);
+  });
+  if (outcome === 'ended') {
+    throw new Error(`ended (${proc.child.exitCode ?? proc.child.signalCode}) before "${text}":\n${proc.output()}`);
   }
 }
 

@@ -123,7 +123,7 @@ describe('Connection tickets', () => {
       // Only the digest is stored: the ticket itself is nowhere in Redis.
       expect(await redis.get(key)).not.toContain(minted.body.ticket);
       await redis.pexpire(key, 1);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor('the ticket to expire in Redis', async () => (await redis.exists(key)) === 0);
     } finally {
       redis.disconnect();
     }
@@ -184,7 +184,15 @@ describe('Connection tickets', () => {
       body: { ids: [] },
     });
     expect(acks.status).toBe(400);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nginx writes a line when a request ends: both streams, the preflight and the acks are in before we read.
+    await waitFor('Nginx to log the streams, the preflight and the acks', () => {
+      const log = edge.accessLog();
+      return (
+        log.split('GET /v1/stream ').length > 2 &&
+        log.includes('OPTIONS /v1/tickets ') &&
+        log.includes('POST /v1/acks ')
+      );
+    });
     expect(edge.accessLog()).toContain('GET /v1/stream ');
     expect(edge.accessLog()).not.toContain('ticket=');
   });
@@ -216,11 +224,15 @@ describe('Connection tickets', () => {
       await holder2.close();
       await holder.close();
       // Until the replica has counted the holder out it may still shed: each shed leaves the ticket alone.
-      let opened = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);
-      for (let i = 0; opened.status === 503 && i < 50; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        opened = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);
-      }
+      const opened = await waitFor(
+        'the ticket to be taken once the holders are counted out',
+        async () => {
+          const outcome = await upgrade(`${replica.ws}?ticket=${minted.body.ticket}`);
+          return outcome.status !== 503 && outcome;
+        },
+        10_000,
+        100,
+      );
       expect(opened.status).toBe(101);
       expect(opened.welcome?.userId).toBe('frank');
     } finally {

@@ -23,6 +23,25 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * A paced loop: runs `step` every `intervalMs` until `done()` holds, for at most `timeoutMs` (publishing one
+ * now and then while something else happens). An error thrown by `step` ends the loop at once, thrown.
+ */
+export async function repeatUntil(
+  what: string,
+  done: () => boolean,
+  step: () => Promise<unknown>,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await step();
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
 /** The longest interval `holdFor` waits: a test that needs longer waits on a condition instead. */
 const LONGEST_HOLD_MS = 70_000;
 

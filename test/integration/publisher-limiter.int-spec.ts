@@ -8,10 +8,13 @@ import { RedisKeys } from '../../apps/herald/src/redis/redis-keys';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { PrivateRedis } from '../helpers/private-redis';
 import { deleteRedisPrefix, testRedisPrefix } from '../helpers/redis';
-import { waitFor } from '../helpers/wait';
+import { holdFor, waitFor } from '../helpers/wait';
 
 const KEY = 'limiter-test-key-0123456789';
 const KEY_ID = publisherKeyId(KEY);
+/** The fail-open test's rate (burst 1): one token back this long after it was taken, with room for the clocks. */
+const FAIL_OPEN_PER_SECOND = 1;
+const ONE_TOKEN_REFILL_MS = 1000 / FAIL_OPEN_PER_SECOND + 100;
 
 function config(redisUrl: string, prefix: string, limits: string): HeraldConfig {
   return parseConfig({
@@ -173,12 +176,16 @@ describe('Publisher limiter', () => {
     try {
       // A minute's recipients are not the point here: a charge that timed out may still reach Redis later
       // and spend its recipient, which would refuse everything for a minute.
-      const { replica } = await start('1/1/600000', redis.url);
+      const { replica, prefix } = await start(`${FAIL_OPEN_PER_SECOND}/1/600000`, redis.url);
       // Every client paused for 300 ms, from the moment CLIENT PAUSE answers: the charge times out at 50 ms
       // and the batch is let through.
       await redis.call('CLIENT', 'PAUSE', 300, 'ALL');
       const slow = await replica.burst(3);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The late charge runs once the pause ends: its bucket is written before Redis is killed under it.
+      await waitFor(
+        'the paused charge to run after CLIENT PAUSE',
+        async () => (await redis.call('EXISTS', `${prefix}:{pub:${KEY_ID}}:notifications`)) === 1,
+      );
       expect(slow.admitted).toBe(3);
       expect(await replica.counter('herald_publisher_limiter_fail_open_total', { reason: 'timeout' })).toBe(1);
 
@@ -195,8 +202,8 @@ describe('Publisher limiter', () => {
       await redis.start();
       await waitFor('the limiter to reconnect', async () => replica.connected);
       // A charge of the outage sent while the client was connecting runs once Redis answers, and takes the
-      // one token (admitted by then, failing open); the bucket holds one again a second later.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
+      // one token (admitted by then, failing open); the bucket holds one again a token's refill later.
+      await holdFor('the one-token bucket to refill', ONE_TOKEN_REFILL_MS);
       const back = await replica.burst(3);
       expect(back.admitted).toBe(1);
     } finally {

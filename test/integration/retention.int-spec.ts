@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { getNotification, publish, request, userToken } from '../helpers/api';
 import { InProcessHerald } from '../helpers/in-process';
 import { scrape } from '../helpers/metrics';
-import { sleep, waitFor } from '../helpers/wait';
+import { holdFor, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 import { idBoundAt, newNotificationId } from '../../apps/herald/src/record/notification-id';
 import { RetentionRepository } from '../../apps/herald/src/record/retention.repository';
+import { partitionWidthMs } from '../../apps/herald/src/retention/partition-plan';
 import { DataSource } from 'typeorm';
 
 /** 3.6 s: partitions of 1 s, a retention run every 250 ms. */
 const RETENTION_MS = 3_600;
+const PARTITION_MS = partitionWidthMs(RETENTION_MS);
+/** Retention runs (one each 250 ms here) a test lets pass while what it must keep stays. */
+const RUNS_THAT_KEEP = 4;
 
 /**
  * Retention with a retention of seconds, the app in-process against real PostgreSQL (ADR 0020): a finished
@@ -44,7 +48,13 @@ describe('Retention (in-process, retention of seconds)', () => {
       )
     )[0]!.n;
   /** Waits into the next partition window (1 s wide), so what is published next is in a partition of its own. */
-  const nextWindow = () => sleep(1_100);
+  const nextWindow = () => {
+    const windowEnd = (Math.floor(Date.now() / PARTITION_MS) + 1) * PARTITION_MS;
+    return waitFor('the next partition window', () => Date.now() >= windowEnd, 2 * PARTITION_MS, 10);
+  };
+  /** Completed retention runs so far (the app's histogram count). */
+  const retentionRuns = async () =>
+    (await scrape([herald.http])).get('herald_retention_run_duration_seconds_count') ?? 0;
 
   beforeAll(async () => {
     herald = await InProcessHerald.start('retention', {
@@ -84,7 +94,7 @@ describe('Retention (in-process, retention of seconds)', () => {
     expect(again.id).not.toBe(acked.id);
 
     // Three retention periods later, the unread one is still whole, and is delivered when bob comes.
-    await sleep(3 * RETENTION_MS);
+    await holdFor('three retention periods, past which a final partition would be gone', 3 * RETENTION_MS);
     expect(await partitionOf(unread.id)).toBeDefined();
     expect((await getNotification(herald.http, unread.id)).counts).toMatchObject({ pending: 1 });
     const bobClient = await connect(bob);
@@ -119,7 +129,8 @@ describe('Retention (in-process, retention of seconds)', () => {
 
     // Carl never acked the expiring one: it leaves by its TTL (1 s) and the retention after it.
     await waitFor('the expired broadcast to leave', async () => (await partitionOf(expiring.id)) === undefined, 15_000);
-    await sleep(2 * RETENTION_MS);
+    // Two retention periods on, the one carl has not acked is still there.
+    await holdFor('two retention periods, past which a final partition would be gone', 2 * RETENTION_MS);
     expect(await partitionOf(kept.id)).toBeDefined();
     expect((await getNotification(herald.http, kept.id)).counts).toMatchObject({ pending: 1, acked: 1 });
 
@@ -220,7 +231,12 @@ describe('Retention (in-process, retention of seconds)', () => {
     const known = async (id: string) => (await herald.db.query(`SELECT 1 FROM users WHERE id = $1`, [id])).length === 1;
     await waitFor('the user long gone to be removed', async () => !(await known(gone)), 15_000);
     expect(await herald.db.query(`SELECT 1 FROM cursors WHERE user_id = $1`, [gone])).toEqual([]);
-    await sleep(1_000);
+    // A second's worth of runs more: none of them removes a user something still ties.
+    const runs = await retentionRuns();
+    await waitFor(
+      `${RUNS_THAT_KEEP} more retention runs`,
+      async () => (await retentionRuns()) >= runs + RUNS_THAT_KEEP,
+    );
     for (const kept of [subscribed, online, waiting]) expect(await known(kept)).toBe(true);
     const metrics = await scrape([herald.http]);
     expect(metrics.get('herald_retention_rows_removed_total{what="users"}')).toBeGreaterThanOrEqual(1);
