@@ -61,9 +61,10 @@ describe('Admin API over HTTP', () => {
         });
       }
     }
-    // And an admin session is not a user token.
+    // And an admin session is not a user token: it opens no stream and mints no ticket.
     const stream = await fetch(`${herald.http}/v1/stream`, { headers: { authorization: `Bearer ${session}` } });
     expect(stream.status).toBe(401);
+    expect((await request(herald.http, 'POST', '/v1/tickets', { apiKey: session })).status).toBe(401);
   });
 
   it('answers a bad history filter with 400 naming the field', async () => {

@@ -12,6 +12,7 @@ import { moved } from '../helpers/metrics';
 import { testRedisClient } from '../helpers/redis';
 import { TEST_API_KEY } from '../helpers/replica';
 import { HeraldTestingModule } from '../helpers/testing-module';
+import { waitFor } from '../helpers/wait';
 
 const APP = 'https://app.example.com';
 const OTHER_APP = 'https://other.example.com';
@@ -92,7 +93,7 @@ describe('AuthModule', () => {
     );
   });
 
-  it('opens with a ticket once: stored in Redis by its digest only, for 30 s, and counted', async () => {
+  it('opens with a ticket once: stored in Redis by its digest only, for 30 s by Redis’s clock, and counted', async () => {
     const before = await herald.metrics();
     const expiresAt = inAnHour();
     const minted = await tickets.mint('user', 'bob', expiresAt, APP);
@@ -102,10 +103,17 @@ describe('AuthModule', () => {
     expect(validFor).toBeLessThanOrEqual(31_000);
 
     const redis = testRedisClient();
+    const keyOf = (ticket: string) => herald.get(RedisKeys).ticket(createHash('sha256').update(ticket).digest('hex'));
     try {
-      const key = herald.get(RedisKeys).ticket(createHash('sha256').update(minted.ticket).digest('hex'));
+      const key = keyOf(minted.ticket);
       expect(await redis.pttl(key)).toBeGreaterThan(28_000);
       expect(await redis.get(key)).not.toContain(minted.ticket);
+      // It expires by Redis's clock: once the key is gone, the ticket is unknown.
+      const expiring = await tickets.mint('user', 'bob', expiresAt, APP);
+      await redis.pexpire(keyOf(expiring.ticket), 1);
+      await waitFor('the ticket to expire in Redis', async () => (await redis.exists(keyOf(expiring.ticket))) === 0);
+      const expired = refusal(await upgrades.decide(upgradeRequest(`?ticket=${expiring.ticket}`, { origin: APP })));
+      expect(expired).toBeInstanceOf(UnauthorizedError);
     } finally {
       redis.disconnect();
     }
@@ -123,9 +131,9 @@ describe('AuthModule', () => {
         'herald_tickets_total{audience="user",outcome="refused-unknown"}',
       ]),
     ).toEqual({
-      'herald_tickets_total{audience="user",outcome="minted"}': 1,
+      'herald_tickets_total{audience="user",outcome="minted"}': 2,
       'herald_tickets_total{audience="user",outcome="used"}': 1,
-      'herald_tickets_total{audience="user",outcome="refused-unknown"}': 1,
+      'herald_tickets_total{audience="user",outcome="refused-unknown"}': 2,
     });
   });
 

@@ -137,6 +137,18 @@ describe('Publish API', () => {
     expect((await request(base(), 'POST', '/v1/tokens', { body: { userId: 'u' }, apiKey: null })).status).toBe(401);
   });
 
+  it('mints tickets only for a user token in Authorization: an API key or a token in the URL gets 401', async () => {
+    const minted = await request<{ ticket: string }>(base(), 'POST', '/v1/tickets', { apiKey: userToken('alice') });
+    expect(minted.status).toBe(201);
+    expect(minted.headers.get('cache-control')).toBe('no-store');
+    const apiKey = await request(base(), 'POST', '/v1/tickets', { apiKey: TEST_API_KEY });
+    expect(apiKey.status).toBe(401);
+    expect(apiKey.headers.get('www-authenticate')).toBe('Bearer realm="herald", error="invalid_token"');
+    const inUrl = await request(base(), 'POST', `/v1/tickets?token=${userToken('alice')}`, { apiKey: null });
+    expect(inUrl.status).toBe(401);
+    expect(inUrl.headers.get('www-authenticate')).toBe('Bearer realm="herald"');
+  });
+
   it('lets browsers connect only from an allowed Origin, matched exactly', async () => {
     const url = `${herald.ws}?token=${userToken('browser-user')}`;
     for (const origin of [
