@@ -2,10 +2,9 @@ import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseConfig } from '../../apps/herald/src/config/config.schema';
 import { createApp } from '../../apps/herald/src/create-app';
-import { copyAppLog, stopCopyingAppLog } from './app-log';
-import { createTestDatabase, TestDatabase } from './database';
+import { AppData } from './app-data';
+import type { TestDatabase } from './database';
 import { DeliveryRow, deliveryOf, waitParked, waitRecorded } from './deliveries';
-import { deleteRedisPrefix, testRedisPrefix } from './redis';
 import { freePort, replicaEnv } from './replica';
 
 /**
@@ -15,12 +14,22 @@ import { freePort, replicaEnv } from './replica';
  */
 export class InProcessHerald {
   private constructor(
-    readonly id: string,
     readonly port: number,
-    readonly db: TestDatabase,
-    readonly redisPrefix: string,
+    private readonly data: AppData,
     readonly app: NestFastifyApplication,
   ) {}
+
+  get id(): string {
+    return this.data.id;
+  }
+
+  get db(): TestDatabase {
+    return this.data.db;
+  }
+
+  get redisPrefix(): string {
+    return this.data.redisPrefix;
+  }
 
   /**
    * `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. `on`: an
@@ -31,28 +40,23 @@ export class InProcessHerald {
     env: Record<string, string> = {},
     on: { db?: TestDatabase; redisPrefix?: string } = {},
   ): Promise<InProcessHerald> {
-    const db = on.db ?? (await createTestDatabase(label));
-    const redisPrefix = on.redisPrefix ?? testRedisPrefix(label);
     const port = await freePort();
-    const id = `${label}-inproc`;
-    copyAppLog(id, label);
+    const data = await AppData.create(label, `${label}-inproc`, on);
     let app: NestFastifyApplication | undefined;
     try {
       // Warnings and errors only: the app logs to the Jest process's stdout.
       const config = parseConfig({
-        ...replicaEnv({ databaseUrl: db.url, redisPrefix, LOG_LEVEL: 'warn', ...env }),
+        ...replicaEnv({ databaseUrl: data.db.url, redisPrefix: data.redisPrefix, LOG_LEVEL: 'warn', ...env }),
         PORT: String(port),
         HOST: '127.0.0.1',
-        REPLICA_ID: id,
+        REPLICA_ID: data.id,
       });
       app = await createApp(config);
       await app.listen(config.port, config.host);
-      return new InProcessHerald(id, port, db, redisPrefix, app);
+      return new InProcessHerald(port, data, app);
     } catch (error) {
       await app?.close().catch(() => undefined);
-      stopCopyingAppLog(id);
-      await db.drop();
-      await deleteRedisPrefix(redisPrefix);
+      await data.release();
       throw error;
     }
   }
@@ -70,9 +74,7 @@ export class InProcessHerald {
     try {
       await this.app.close();
     } finally {
-      stopCopyingAppLog(this.id);
-      await this.db.drop();
-      await deleteRedisPrefix(this.redisPrefix);
+      await this.data.release();
     }
   }
 

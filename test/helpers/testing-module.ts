@@ -6,10 +6,8 @@ import { foundation } from '../../apps/herald/src/app.module';
 import { createLogger, enableLevelsFrom } from '../../apps/herald/src/common/logging';
 import { parseConfig, type HeraldConfig } from '../../apps/herald/src/config/config.schema';
 import { MetricsService } from '../../apps/herald/src/metrics/metrics.service';
-import { copyAppLog, stopCopyingAppLog } from './app-log';
-import { createTestDatabase, type TestDatabase } from './database';
+import { AppData } from './app-data';
 import { parseMetrics } from './metrics';
-import { deleteRedisPrefix, testRedisPrefix } from './redis';
 import { replicaEnv } from './replica';
 
 /**
@@ -20,10 +18,8 @@ import { replicaEnv } from './replica';
  */
 export class HeraldTestingModule {
   private constructor(
-    readonly id: string,
     readonly config: HeraldConfig,
-    readonly db: TestDatabase,
-    readonly redisPrefix: string,
+    private readonly data: AppData,
     readonly module: TestingModule,
   ) {}
 
@@ -33,15 +29,12 @@ export class HeraldTestingModule {
     features: NonNullable<ModuleMetadata['imports']>,
     env: Record<string, string> = {},
   ): Promise<HeraldTestingModule> {
-    const db = await createTestDatabase(label);
-    const redisPrefix = testRedisPrefix(label);
-    const id = `${label}-module`;
-    copyAppLog(id, label);
+    const data = await AppData.create(label, `${label}-module`);
     let module: TestingModule | undefined;
     try {
       const config = parseConfig({
-        ...replicaEnv({ databaseUrl: db.url, redisPrefix, LOG_LEVEL: 'warn', ...env }),
-        REPLICA_ID: id,
+        ...replicaEnv({ databaseUrl: data.db.url, redisPrefix: data.redisPrefix, LOG_LEVEL: 'warn', ...env }),
+        REPLICA_ID: data.id,
       });
       const base = foundation(config);
       enableLevelsFrom(config);
@@ -51,14 +44,16 @@ export class HeraldTestingModule {
         .compile();
       // Lifecycle hooks as in the app: onModuleInit and onApplicationBootstrap (workers, subscriptions).
       await module.init();
-      return new HeraldTestingModule(id, config, db, redisPrefix, module);
+      return new HeraldTestingModule(config, data, module);
     } catch (error) {
       await module?.close().catch(() => undefined);
-      stopCopyingAppLog(id);
-      await db.drop();
-      await deleteRedisPrefix(redisPrefix);
+      await data.release();
       throw error;
     }
+  }
+
+  get id(): string {
+    return this.data.id;
   }
 
   get<T>(type: Type<T> | symbol | string): T {
@@ -80,9 +75,7 @@ export class HeraldTestingModule {
     try {
       await this.module.close();
     } finally {
-      stopCopyingAppLog(this.id);
-      await this.db.drop();
-      await deleteRedisPrefix(this.redisPrefix);
+      await this.data.release();
     }
   }
 }
