@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseConfig } from '../../apps/herald/src/config/config.schema';
 import { createApp } from '../../apps/herald/src/create-app';
-import { AppData } from './app-data';
+import { AppData, type AppDataOptions } from './app-data';
 import type { TestDatabase } from './database';
 import { DeliveryRow, deliveryOf, waitParked, waitRecorded } from './deliveries';
 import { freePort, replicaEnv } from './replica';
@@ -31,14 +31,20 @@ export class InProcessHerald {
     return this.data.redisPrefix;
   }
 
+  /** What the app has logged so far (JSON lines, at the LOG_LEVEL it was started with). */
+  log(): string {
+    return this.data.log();
+  }
+
   /**
    * `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. `on`: an
-   * existing database and Redis prefix to run on (a converted one), which `stop` then drops as its own.
+   * existing database and Redis prefix to run on (a converted one), which `stop` then drops as its own;
+   * `on.quiet`: its log to its file only (read it with `log()`).
    */
   static async start(
     label: string,
     env: Record<string, string> = {},
-    on: { db?: TestDatabase; redisPrefix?: string } = {},
+    on: AppDataOptions = {},
   ): Promise<InProcessHerald> {
     const port = await freePort();
     const data = await AppData.create(label, `${label}-inproc`, on);
@@ -51,7 +57,7 @@ export class InProcessHerald {
         HOST: '127.0.0.1',
         REPLICA_ID: data.id,
       });
-      app = await createApp(config);
+      app = await createApp(config, data.logStreams);
       await app.listen(config.port, config.host);
       return new InProcessHerald(port, data, app);
     } catch (error) {

@@ -38,9 +38,9 @@ export class HeraldTestingModule {
       });
       const base = foundation(config);
       enableLevelsFrom(config);
-      // The app's logger (JSON lines with the replica id), so the file's log is copied and scanned too.
+      // The app's logger (JSON lines with the replica id), to the file's log, which the run's end scans too.
       module = await Test.createTestingModule({ imports: [...base.imports, ...features], providers: base.providers })
-        .setLogger(createLogger(config))
+        .setLogger(createLogger(config, true, data.logStreams))
         .compile();
       // Lifecycle hooks as in the app: onModuleInit and onApplicationBootstrap (workers, subscriptions).
       await module.init();

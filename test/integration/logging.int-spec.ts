@@ -32,7 +32,7 @@ function sink(): { stream: Writable; lines: string[] } {
 /** A pino logger from the service's settings, writing to the two sinks. */
 function loggerFor(env: Record<string, string>, out: Writable, err: Writable) {
   const cls = ClsServiceManager.getClsService<HeraldClsStore>();
-  const { pinoHttp } = loggerParams(parseConfig({ ...ENV, ...env }), cls, out, err);
+  const { pinoHttp } = loggerParams(parseConfig({ ...ENV, ...env }), cls, { out, err });
   const [options, stream] = pinoHttp as [pino.LoggerOptions, pino.DestinationStream];
   return { logger: pino(options, stream), cls };
 }

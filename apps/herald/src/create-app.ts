@@ -12,7 +12,7 @@ import { isEndUserPath, endUserCors } from './gateway/end-user-cors';
 import { HeraldWsAdapter } from './gateway/herald-ws-adapter';
 import { BODY_REFUSED, installJsonBody } from './common/json-body';
 import { compileProxyTrust } from './common/client-address';
-import { createLogger, enableLevelsFrom, enterRequestContext } from './common/logging';
+import { createLogger, enableLevelsFrom, enterRequestContext, type LogStreams } from './common/logging';
 import { HttpErrorFilter, toErrorResponse } from './common/http-error.filter';
 import { requestIdFrom } from './common/request-id';
 import { RequestLog } from './common/request-log';
@@ -27,9 +27,9 @@ const REQUEST_TIMEOUT_MS = 300_000;
  * The Herald application for a parsed config, everything but listening: Nest on Fastify (one HTTP pipeline
  * for every route, ADR 0022), the JSON body parser, the request hook, the error filter, the WebSocket
  * adapter and OpenAPI. `main.ts` adds the process (signals, exit codes); the in-process tests
- * (test/helpers/in-process.ts) run the same app in Jest.
+ * (test/helpers/in-process.ts) run the same app in Jest, logging to their files (`logTo`).
  */
-export async function createApp(config: HeraldConfig): Promise<NestFastifyApplication> {
+export async function createApp(config: HeraldConfig, logTo?: LogStreams): Promise<NestFastifyApplication> {
   // request.ip follows X-Forwarded-For only when the peer is a configured proxy.
   const proxyTrust = compileProxyTrust(config.trustedProxies);
   // Set once the app exists: what every request gets first, its headers and its log line (`begin` below).
@@ -59,7 +59,7 @@ export async function createApp(config: HeraldConfig): Promise<NestFastifyApplic
   enableLevelsFrom(config);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     // Every line through nestjs-pino (common/logging.ts), from the first.
-    logger: createLogger(config),
+    logger: createLogger(config, true, logTo),
     bodyParser: false,
     abortOnError: false,
   });

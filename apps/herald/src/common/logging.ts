@@ -71,8 +71,7 @@ function contextOf(cls: ClsService<HeraldClsStore>): Record<string, string | und
 export function loggerParams(
   config: HeraldConfig,
   cls?: ClsService<HeraldClsStore>,
-  out: pino.DestinationStream = pino.destination({ dest: 1, sync: true }),
-  err: pino.DestinationStream = pino.destination({ dest: 2, sync: true }),
+  { out, err }: LogStreams = stdStreams(),
 ): Params {
   const options: pino.LoggerOptions = {
     level: PINO_LEVEL[config.logLevel],
@@ -95,6 +94,17 @@ export function loggerParams(
   return { pinoHttp: [options, stream], forRoutes: [] };
 }
 
+/** Where the log lines go: `out` below `error`, `err` from it. */
+export interface LogStreams {
+  out: pino.DestinationStream;
+  err: pino.DestinationStream;
+}
+
+/** stdout and stderr, written synchronously to their file descriptors (a line is out before a crash). */
+function stdStreams(): LogStreams {
+  return { out: pino.destination({ dest: 1, sync: true }), err: pino.destination({ dest: 2, sync: true }) };
+}
+
 /** Tells Nest which levels are on, so `Logger.isLevelEnabled` skips the lines pino would drop. */
 export function enableLevelsFrom(config: HeraldConfig): void {
   NestLogger.overrideLogger(LEVELS.slice(LEVELS.indexOf(config.logLevel)));
@@ -103,9 +113,14 @@ export function enableLevelsFrom(config: HeraldConfig): void {
 /**
  * nestjs-pino's logger for a config, made before the application so that what Nest logs while it starts
  * (the upgrade fence's waits, a failed start) is written at once. With the request context for the app;
- * without it for `npm run migrate`.
+ * without it for `npm run migrate`. `streams`: where to write, stdout and stderr unless given (the
+ * in-process tests give their log files).
  */
-export function createLogger(config: HeraldConfig, withContext = true): Logger {
-  const params = loggerParams(config, withContext ? ClsServiceManager.getClsService<HeraldClsStore>() : undefined);
+export function createLogger(config: HeraldConfig, withContext = true, streams?: LogStreams): Logger {
+  const params = loggerParams(
+    config,
+    withContext ? ClsServiceManager.getClsService<HeraldClsStore>() : undefined,
+    streams,
+  );
   return new Logger(new PinoLogger(params), params);
 }
