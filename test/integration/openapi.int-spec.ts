@@ -3,9 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from '../helpers/api';
-import { TestCluster } from '../helpers/cluster';
+import { InProcessHerald } from '../helpers/in-process';
 import { repoRoot } from '../helpers/paths';
-import { Replica } from '../helpers/replica';
 
 interface Operation {
   security?: Record<string, string[]>[];
@@ -31,25 +30,24 @@ function validateOpenApi(document: unknown): { ok: boolean; output: string } {
 }
 
 /** Routes the app's router registered, as Nest logs them at start: `Mapped {/v1/notifications/:id, GET} route`. */
-function registeredRoutes(replica: Replica): string[] {
-  return [...replica.log().matchAll(/"Mapped \{([^,]+), (\w+)\} route"/g)].map((m) => `${m[2]} ${m[1]}`);
+function registeredRoutes(herald: InProcessHerald): string[] {
+  return [...herald.log().matchAll(/"Mapped \{([^,]+), (\w+)\} route"/g)].map((m) => `${m[2]} ${m[1]}`);
 }
 
 describe('OpenAPI description of the REST API', () => {
-  let cluster: TestCluster;
-  let replica: Replica;
+  let herald: InProcessHerald;
   let served: Document;
 
   beforeAll(async () => {
-    cluster = await TestCluster.start('openapi', 1);
-    replica = cluster.replicas[0]!;
-    const response = await fetch(`${replica.http}/v1/openapi.json`);
+    // At `log` level, for the routes Nest maps at start; to the app's log file only.
+    herald = await InProcessHerald.start('openapi', { LOG_LEVEL: 'log' }, { quiet: true });
+    const response = await fetch(`${herald.http}/v1/openapi.json`);
     expect(response.status).toBe(200);
     served = (await response.json()) as Document;
   });
 
   afterAll(async () => {
-    await cluster?.stop();
+    await herald?.stop();
   });
 
   it('is served at /v1/openapi.json exactly as committed in docs/openapi.json (npm run docs:openapi)', () => {
@@ -66,7 +64,7 @@ describe('OpenAPI description of the REST API', () => {
   });
 
   it('describes every route the app registers, and nothing else (/metrics is internal)', () => {
-    const routes = registeredRoutes(replica);
+    const routes = registeredRoutes(herald);
     expect(routes.length).toBeGreaterThan(3);
     const expected = routes
       .filter((r) => r !== 'GET /metrics')
@@ -109,7 +107,7 @@ describe('OpenAPI description of the REST API', () => {
     const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
     ajv.addSchema(served, 'openapi');
     const check = async (method: string, path: string, documented: string, init: Parameters<typeof request>[3]) => {
-      const answer = await request<unknown>(replica.http, method, path, init);
+      const answer = await request<unknown>(herald.http, method, path, init);
       const operation = served.paths[documented]![method.toLowerCase()]!;
       const schema = operation.responses[String(answer.status)]?.content?.['application/json']?.schema;
       expect({ where: `${method} ${documented} ${answer.status}`, documented: schema !== undefined }).toEqual({
@@ -155,7 +153,7 @@ describe('OpenAPI description of the REST API', () => {
   });
 
   it('has a browsable page at /v1/docs', async () => {
-    const page = await fetch(`${replica.http}/v1/docs`);
+    const page = await fetch(`${herald.http}/v1/docs`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('swagger-ui');
   });
