@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { LogStreams } from '../../apps/herald/src/common/logging';
+import { parseConfig, type HeraldConfig } from '../../apps/herald/src/config/config.schema';
 import { appLog, type AppLog } from './app-log';
 import { createTestDatabase, type TestDatabase } from './database';
 import { deleteRedisPrefix, testRedisPrefix } from './redis';
+import { replicaEnv } from './replica';
 
 export interface AppDataOptions {
   db?: TestDatabase;
@@ -30,6 +32,18 @@ export class AppData {
   static async create(label: string, id: string, on: AppDataOptions = {}): Promise<AppData> {
     const db = on.db ?? (await createTestDatabase(label));
     return new AppData(id, db, on.redisPrefix ?? testRedisPrefix(label), appLog(label, !on.quiet));
+  }
+
+  /**
+   * The app's config: the test replicas' environment (replicaEnv: fast timings, test keys) on this data,
+   * warnings and errors only unless `env` says otherwise, then `env`, then `fixed` (a port, say).
+   */
+  config(env: Record<string, string>, fixed: Record<string, string> = {}): HeraldConfig {
+    return parseConfig({
+      ...replicaEnv({ databaseUrl: this.db.url, redisPrefix: this.redisPrefix, LOG_LEVEL: 'warn', ...env }),
+      ...fixed,
+      REPLICA_ID: this.id,
+    });
   }
 
   /** Where the app's logger writes: its log file (and the run's output unless quiet). */

@@ -1,16 +1,16 @@
 import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { parseConfig } from '../../apps/herald/src/config/config.schema';
 import { createApp } from '../../apps/herald/src/create-app';
 import { AppData, type AppDataOptions } from './app-data';
 import type { TestDatabase } from './database';
 import { DeliveryRow, deliveryOf, waitParked, waitRecorded } from './deliveries';
-import { freePort, replicaEnv } from './replica';
+import { freePort } from './replica';
 
 /**
  * The whole Herald app (AppModule with its middleware, gateway and workers, as main.ts builds it) running
  * inside the Jest process on a free port, against its own database and Redis key prefix. Its config is
- * parsed from the same record the replica processes get as their environment; `process.env` is not touched.
+ * parsed from the same record the replica processes get as their environment (`AppData.config`);
+ * `process.env` is not touched. It logs to its own file, and to the run's output unless `quiet`.
  */
 export class InProcessHerald {
   private constructor(
@@ -50,13 +50,7 @@ export class InProcessHerald {
     const data = await AppData.create(label, `${label}-inproc`, on);
     let app: NestFastifyApplication | undefined;
     try {
-      // Warnings and errors only: the app logs to the Jest process's stdout.
-      const config = parseConfig({
-        ...replicaEnv({ databaseUrl: data.db.url, redisPrefix: data.redisPrefix, LOG_LEVEL: 'warn', ...env }),
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REPLICA_ID: data.id,
-      });
+      const config = data.config(env, { PORT: String(port), HOST: '127.0.0.1' });
       app = await createApp(config, data.logStreams);
       await app.listen(config.port, config.host);
       return new InProcessHerald(port, data, app);

@@ -44,7 +44,7 @@ export async function freePort(): Promise<number> {
 /**
  * A test replica's environment: the private database and Redis prefix, the test keys, fast timings, and
  * `rest` on top. The replica processes get it as their environment; the in-process app (in-process.ts)
- * parses the same record with `parseConfig`.
+ * parses the same record (`AppData.config`, app-data.ts).
  */
 export function replicaEnv(
   env: { databaseUrl: string; redisPrefix: string } & Record<string, string>,

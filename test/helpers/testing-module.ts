@@ -4,17 +4,16 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 import { foundation } from '../../apps/herald/src/app.module';
 import { createLogger, enableLevelsFrom } from '../../apps/herald/src/common/logging';
-import { parseConfig, type HeraldConfig } from '../../apps/herald/src/config/config.schema';
+import type { HeraldConfig } from '../../apps/herald/src/config/config.schema';
 import { MetricsService } from '../../apps/herald/src/metrics/metrics.service';
 import { AppData } from './app-data';
 import { parseMetrics } from './metrics';
-import { replicaEnv } from './replica';
 
 /**
  * Feature modules of Herald in a Nest testing module, on the app's own foundation (config, metrics,
  * PostgreSQL migrated, Redis, BullMQ: AppModule's `foundation`), against a database and a Redis key prefix
  * of the test file's own. No HTTP server: a test calls the services and repositories it gets from `get`.
- * `providers` replace nothing; to see a service fail, stop what it stands on (see `dataSource`).
+ * Nothing is replaced by a stand-in: to see a service fail, stop what it stands on (see `dataSource`).
  */
 export class HeraldTestingModule {
   private constructor(
@@ -23,7 +22,7 @@ export class HeraldTestingModule {
     readonly module: TestingModule,
   ) {}
 
-  /** `env` goes on top of the test replicas' environment (replicaEnv): fast timings, test keys. */
+  /** `env` goes on top of the test replicas' environment (`AppData.config`). */
   static async create(
     label: string,
     features: NonNullable<ModuleMetadata['imports']>,
@@ -32,10 +31,7 @@ export class HeraldTestingModule {
     const data = await AppData.create(label, `${label}-module`);
     let module: TestingModule | undefined;
     try {
-      const config = parseConfig({
-        ...replicaEnv({ databaseUrl: data.db.url, redisPrefix: data.redisPrefix, LOG_LEVEL: 'warn', ...env }),
-        REPLICA_ID: data.id,
-      });
+      const config = data.config(env);
       const base = foundation(config);
       enableLevelsFrom(config);
       // The app's logger (JSON lines with the replica id), to the file's log, which the run's end scans too.
