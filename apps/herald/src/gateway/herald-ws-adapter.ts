@@ -3,7 +3,7 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { BadRequestError, HeraldError, NotFoundError, UpgradeRequiredError } from '../common/errors';
+import { BadRequestError, HeraldError, NotFoundError, UnavailableError, UpgradeRequiredError } from '../common/errors';
 import { upgradeRefusal, writeUpgradeRefusal } from './upgrade-refusal';
 
 /** A gateway's `ws` server, with the path Nest registered it under. */
@@ -60,8 +60,18 @@ export class HeraldWsAdapter extends WsAdapter {
     return httpServer;
   }
 
+  /**
+   * The gateway is gone from here on, but the HTTP server still takes connections until the app closes it:
+   * an upgrade then gets the draining refusal (503, `Retry-After`, so a proxy tries another replica), not
+   * the 426 of the plain-request route that Node would hand it to without an `upgrade` listener.
+   */
   override async dispose(): Promise<void> {
-    for (const { server, listener } of this.upgradeListeners.splice(0)) server.off('upgrade', listener);
+    for (const { server, listener } of this.upgradeListeners.splice(0)) {
+      server.off('upgrade', listener);
+      server.on('upgrade', (request: IncomingMessage, socket: Duplex) =>
+        this.refuse(new UnavailableError('server shutting down, reconnect'), request, socket),
+      );
+    }
     await super.dispose();
   }
 
