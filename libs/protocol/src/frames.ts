@@ -4,6 +4,7 @@
  * rule carries the text the `error` frame says (docs/protocol.md).
  */
 import { z } from 'zod';
+import { InboxStateFrameSchemas } from './inbox';
 import { COMMAND_ID_PATTERN, MAX_ACKS_PER_REQUEST, MAX_TOKEN_LENGTH, TOPIC_PATTERN, UUID_PATTERN } from './constants';
 
 const COMMAND_ID_REASON = '"id" must be a string of 1-64 printable ASCII characters';
@@ -116,6 +117,7 @@ export const ClientFrameSchema = z.discriminatedUnion('type', [
   SubscribeFrameSchema,
   UnsubscribeFrameSchema,
   AuthFrameSchema,
+  ...InboxStateFrameSchemas,
 ]);
 
 /** The frames as a client sends them (`z.input`); the server works on the parsed form (`z.output`). */

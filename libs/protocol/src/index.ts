@@ -11,6 +11,7 @@
 import type { ErrorCode } from './constants';
 import type { ClientFrameType } from './frames';
 import type { AckOutcome, AckStatus } from './rest';
+import { INBOX_ACTIONS, type StateFrame } from './inbox';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -94,8 +95,11 @@ export interface WelcomeFrame {
  * connection and not yet acked, answered by one `ack` frame with `settled` (WebSocket only).
  * `quietAcks`: an `ack` or `acks` frame with `quiet: true` is answered only where it fails (an `error` frame
  * naming the ids), not with an `ack` or `acks` frame per success.
+ * `inbox`: the synced inbox (docs/protocol.md): state frames (`read`, `seen`, `archive`, … ) are accepted and
+ * `state` frames sent. Unlike the others, a client asks for it in its connect request (`?features=inbox`),
+ * and only a connection that asked lists it and receives `state` frames.
  */
-export const PROTOCOL_FEATURES = ['ackThrough', 'quietAcks'] as const;
+export const PROTOCOL_FEATURES = ['ackThrough', 'quietAcks', 'inbox'] as const;
 export type ProtocolFeature = (typeof PROTOCOL_FEATURES)[number];
 
 /** One notification for this user. Ack it with `{ type: "ack", id }`. */
@@ -157,7 +161,8 @@ export interface AcksReplyFrame {
   results: { id: string; status: AckOutcome }[];
 }
 
-export type ServerFrame = WelcomeFrame | NotificationFrame | AckReplyFrame | AcksReplyFrame | PongFrame | ErrorFrame;
+export type ServerFrame =
+  WelcomeFrame | NotificationFrame | AckReplyFrame | AcksReplyFrame | PongFrame | ErrorFrame | StateFrame;
 export type ServerFrameType = ServerFrame['type'];
 
 // ---------------------------------------------------------------------------
@@ -171,6 +176,7 @@ export const CLIENT_FRAME_TYPES: readonly ClientFrameType[] = [
   'subscribe',
   'unsubscribe',
   'auth',
+  ...INBOX_ACTIONS,
 ];
 
 /**
@@ -191,3 +197,4 @@ export * from './rest';
 export * from './admin';
 export * from './frames';
 export * from './problems';
+export * from './inbox';
