@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { USER_ID_PATTERN } from './constants';
 import { DELIVERY_STATUSES, type DeliveryStatus, NotificationViewSchema } from './rest';
 import { isoTime, objectOrEmpty, queryParam } from './schema-parts';
+import { InboxPageSchema } from './inbox';
 
 // ---------------------------------------------------------------------------
 // Admin API (/admin/api/), for the console
@@ -162,3 +163,16 @@ export type AdminEvent =
       at: string;
     }
   | { type: 'user.acked'; userId: string; at: string };
+
+/**
+ * `GET /admin/api/users/:userId/inbox` (query as `GET /v1/me/notifications`): what a user has in their inbox
+ * and what they read, as their own devices see it.
+ */
+export const AdminInboxResponseSchema = InboxPageSchema.extend({
+  userId: z.string(),
+  unreadCount: z.number().int().meta({ description: 'Items neither read nor archived' }),
+  inboxRetentionDays: z
+    .number()
+    .meta({ description: 'HERALD_INBOX_RETENTION_DAYS: how long an item stays listed from publish (0: inbox off)' }),
+}).meta({ id: 'AdminInboxResponse' });
+export type AdminInboxResponse = z.output<typeof AdminInboxResponseSchema>;
