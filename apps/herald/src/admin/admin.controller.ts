@@ -18,9 +18,7 @@ import {
   AdminConnectionsQuerySchema,
   AdminLoginRequestSchema,
   AdminNotificationsQuerySchema,
-  DEFAULT_INBOX_PAGE,
   InboxQuerySchema,
-  MAX_INBOX_PAGE,
   NotificationQuerySchema,
   USER_ID_PATTERN,
   type AdminBroadcastPreview,
@@ -49,7 +47,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { TicketService } from '../auth/ticket.service';
-import { ApiAdminErrors, ApiErrors, ApiWrongPassword, schemaRef } from '../openapi/decorators';
+import { ApiAdminErrors, ApiErrors, ApiInboxQuery, ApiWrongPassword, schemaRef } from '../openapi/decorators';
 import { ZodPipe } from '../common/zod.pipe';
 import { PublishRequestPipe } from '../publish/publish-request.pipe';
 import { NotificationQueryPipe } from '../publish/publish.controller';
@@ -232,15 +230,7 @@ export class AdminController {
       'The query of GET /v1/me/notifications. 404 only when the inbox is off (HERALD_INBOX_RETENTION_DAYS=0).',
   })
   @ApiParam({ name: 'userId', description: '1-128 characters of letters, digits and `_ . @ : -`' })
-  @ApiQuery({
-    name: 'limit',
-    required: false,
-    schema: { type: 'integer', minimum: 1, maximum: MAX_INBOX_PAGE, default: DEFAULT_INBOX_PAGE },
-  })
-  @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
-  @ApiQuery({ name: 'unread', required: false, schema: { type: 'boolean' } })
-  @ApiQuery({ name: 'archived', required: false, schema: { type: 'boolean', default: false } })
-  @ApiQuery({ name: 'event', required: false })
+  @ApiInboxQuery()
   @ApiResponse({ status: 200, schema: schemaRef('AdminInboxResponse') })
   @ApiErrors(400, 404)
   async userInbox(

@@ -1,10 +1,8 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import {
-  DEFAULT_INBOX_PAGE,
   INBOX_ACTIONS,
   InboxQuerySchema,
   InboxStateRequestSchema,
-  MAX_INBOX_PAGE,
   ReadAllRequestSchema,
   type InboxAction,
   type InboxPage,
@@ -13,12 +11,12 @@ import {
   type ReadAllResponse,
   type UnreadCount,
 } from '@herald/protocol';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { z } from 'zod';
 import { UserRequest, UserTokenGuard } from '../auth/user-token.guard';
 import { NotFoundError } from '../common/errors';
 import { parseOrThrow, ZodPipe } from '../common/zod.pipe';
-import { ApiErrors, ApiUserErrors, schemaRef } from '../openapi/decorators';
+import { ApiErrors, ApiInboxQuery, ApiUserErrors, schemaRef } from '../openapi/decorators';
 import { InboxService } from './inbox.service';
 
 const EXAMPLE_IDS = ['0b7c6f8e-31a4-4c55-9f8e-2f1d1f0f9a11', '5d0e8c1a-7f3b-4b9e-8a61-3c2d9e4f5a6b'];
@@ -39,25 +37,7 @@ export class InboxController {
       'What the user was sent in the last HERALD_INBOX_RETENTION_DAYS, whatever its delivery state, with its `seen`, ' +
       '`read` and `archived` state as every device of theirs sees it. Archived items are listed only with `archived=true`.',
   })
-  @ApiQuery({
-    name: 'limit',
-    required: false,
-    schema: { type: 'integer', minimum: 1, maximum: MAX_INBOX_PAGE, default: DEFAULT_INBOX_PAGE },
-  })
-  @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
-  @ApiQuery({
-    name: 'unread',
-    required: false,
-    schema: { type: 'boolean' },
-    description: 'true: unread only; false: read only',
-  })
-  @ApiQuery({
-    name: 'archived',
-    required: false,
-    schema: { type: 'boolean', default: false },
-    description: 'true: archived only',
-  })
-  @ApiQuery({ name: 'event', required: false, description: 'Only items of this event' })
+  @ApiInboxQuery()
   @ApiResponse({ status: 200, schema: schemaRef('InboxPage') })
   @ApiErrors(400, 404, 503)
   list(

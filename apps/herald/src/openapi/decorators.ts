@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse, type HeadersObject } from '@nestjs/swagger';
-import { ErrorCode } from '@herald/protocol';
+import { ApiQuery, ApiResponse, type HeadersObject } from '@nestjs/swagger';
+import { DEFAULT_INBOX_PAGE, ErrorCode, MAX_INBOX_PAGE } from '@herald/protocol';
 import { Realm } from '../common/bearer';
 import { schemaRef } from './components';
 
@@ -169,5 +169,30 @@ export function ApiAdminErrors(): MethodDecorator & ClassDecorator {
       schema: ERROR_BODY,
       example: errorExample(ErrorCode.Unavailable, 'the admin API is off: set HERALD_ADMIN_PASSWORD to turn it on'),
     }),
+  );
+}
+
+/** The query of `GET /v1/me/notifications` (and the admin API's view of a user's inbox), documented. */
+export function ApiInboxQuery(): MethodDecorator {
+  return applyDecorators(
+    ApiQuery({
+      name: 'limit',
+      required: false,
+      schema: { type: 'integer', minimum: 1, maximum: MAX_INBOX_PAGE, default: DEFAULT_INBOX_PAGE },
+    }),
+    ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' }),
+    ApiQuery({
+      name: 'unread',
+      required: false,
+      schema: { type: 'boolean' },
+      description: 'true: unread only; false: read only',
+    }),
+    ApiQuery({
+      name: 'archived',
+      required: false,
+      schema: { type: 'boolean', default: false },
+      description: 'true: archived only',
+    }),
+    ApiQuery({ name: 'event', required: false, description: 'Only items of this event' }),
   );
 }
