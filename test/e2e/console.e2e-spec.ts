@@ -211,13 +211,13 @@ describe('Admin console in Chromium', () => {
       { id: kept.id, focus: false, state: ['no', 'no', 'no'] },
     ]);
     expect(await page.textContent('[data-testid="inbox-retention"]')).toMatch(/listed for 30 days from publish/);
+    await shot('console-inbox');
 
     // Unread only: the item read leaves the list, the count stays.
     await page.check('input[formControlName="unread"]');
     await page.waitForSelector(`[data-testid="inbox-table"] tr[data-id="${read.id}"]`, { state: 'detached' });
     expect(await page.locator('[data-testid="inbox-table"] tbody tr').count()).toBe(1);
     expect(await page.textContent('[data-testid="inbox-unread"]')).toBe('1');
-    await shot('console-inbox');
     inboxUser = user;
     expect(pageErrors).toEqual([]);
   });
