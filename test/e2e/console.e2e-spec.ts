@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { publish, userToken } from '../helpers/api';
+import type { InboxStateResponse, TokenResponse } from '@herald/protocol';
+import { publish, request, userToken } from '../helpers/api';
 import { JWT_PATTERN, launchChromium, recordUrls } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
@@ -22,6 +23,8 @@ describe('Admin console in Chromium', () => {
   /** Every URL the console and the reader page request, and every WebSocket they open, per page. */
   const urlLists: string[][] = [];
   const pageErrors: string[] = [];
+  /** The user whose inbox the inbox test filled, for the phone test to show it too. */
+  let inboxUser: string | undefined;
   const shot = async (name: string, target: Page = page) => {
     // `HERALD_SCREENSHOTS=1 npm test` refreshes the pictures in the README.
     if (process.env.HERALD_SCREENSHOTS) {
@@ -162,6 +165,63 @@ describe('Admin console in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 60_000);
 
+  it("follows a delivery of the timeline to its user's inbox: what they have and what they read", async () => {
+    const user = `inbox-${Date.now().toString(36)}`;
+    // The customer's backend mints the user's token with its API key; the user reads one of two items.
+    const minted = await request<TokenResponse>(edge.http, 'POST', '/v1/tokens', {
+      body: { userId: user, ttlSeconds: 600 },
+    });
+    expect(minted.status).toBe(201);
+    const kept = await publish(edge.http, { to: { users: [user] }, event: 'console.inbox.kept', payload: { n: 1 } });
+    const read = await publish(edge.http, { to: { users: [user] }, event: 'console.inbox.read', payload: { n: 2 } });
+    const marked = await request<InboxStateResponse>(edge.http, 'POST', '/v1/me/read', {
+      apiKey: null,
+      headers: { authorization: `Bearer ${minted.body.token}` },
+      body: { ids: [read.id] },
+    });
+    expect(marked.status).toBe(200);
+    expect(marked.body).toEqual({ results: [{ id: read.id, status: 'ok' }], unreadCount: 1 });
+
+    // The notification's timeline, from the history.
+    await page.click('a[href="/admin/notifications"]');
+    await page.fill('input[name="userId"]', user);
+    await page.fill('input[name="event"]', 'console.inbox.read');
+    await page.click('form button[type="submit"]');
+    await page.waitForSelector(`[data-testid="notifications-table"] tr[data-id="${read.id}"]`);
+    await page.click(`tr[data-id="${read.id}"] a >> nth=0`);
+    const delivery = `[data-testid="timeline"] li[data-user="${user}"]`;
+    await page.waitForSelector(delivery);
+
+    // Its user, one click away: their inbox, newest first, with the item read and the count right.
+    await page.click(`${delivery} [data-testid="delivery-user"]`);
+    await page.waitForSelector(`[data-testid="inbox-table"] tr[data-id="${read.id}"]`);
+    expect(new URL(page.url()).pathname).toBe(`/admin/inbox/${user}`);
+    expect(await page.textContent('[data-testid="inbox-unread"]')).toBe('1');
+    const rows = await Promise.all(
+      (await page.locator('[data-testid="inbox-table"] tbody tr').all()).map(async (tr) => ({
+        id: await tr.getAttribute('data-id'),
+        focus: ((await tr.getAttribute('class')) ?? '').split(/\s+/).includes('focus'),
+        state: await Promise.all(
+          ['seen', 'read', 'archived'].map((f) => tr.locator(`[data-field="${f}"]`).textContent()),
+        ),
+      })),
+    );
+    expect(rows).toEqual([
+      { id: read.id, focus: true, state: ['yes', 'yes', 'no'] },
+      { id: kept.id, focus: false, state: ['no', 'no', 'no'] },
+    ]);
+    expect(await page.textContent('[data-testid="inbox-retention"]')).toMatch(/listed for 30 days from publish/);
+    await shot('console-inbox');
+
+    // Unread only: the item read leaves the list, the count stays.
+    await page.check('input[formControlName="unread"]');
+    await page.waitForSelector(`[data-testid="inbox-table"] tr[data-id="${read.id}"]`, { state: 'detached' });
+    expect(await page.locator('[data-testid="inbox-table"] tbody tr').count()).toBe(1);
+    expect(await page.textContent('[data-testid="inbox-unread"]')).toBe('1');
+    inboxUser = user;
+    expect(pageErrors).toEqual([]);
+  });
+
   it('never puts the admin session or a user token in a URL: the event stream opens with one-time tickets', () => {
     const urls = urlLists.flat();
     const streams = urls.filter((url) => url.includes('/admin/api/events'));
@@ -181,6 +241,14 @@ describe('Admin console in Chromium', () => {
     const overflow = await small.evaluate('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await shot('console-phone', small);
+    // A user's inbox too, with its filters, its summary and its table.
+    if (inboxUser) {
+      await small.click('a[href="/admin/inbox"]');
+      await small.fill('[data-testid="inbox-user-input"]', inboxUser);
+      await small.click('form[aria-label="User"] button[type="submit"]');
+      await small.waitForSelector('[data-testid="inbox-table"]');
+      expect(await small.evaluate('document.documentElement.scrollWidth - window.innerWidth')).toBeLessThanOrEqual(0);
+    }
     await phone.close();
   });
 });

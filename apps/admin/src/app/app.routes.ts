@@ -33,6 +33,17 @@ export const routes: Routes = [
         title: 'Notification · Herald',
         loadComponent: () => import('./notifications/notification-detail').then((m) => m.NotificationDetail),
       },
+      {
+        path: 'inbox',
+        title: 'Inbox · Herald',
+        loadComponent: () => import('./inbox/user-inbox').then((m) => m.UserInbox),
+      },
+      {
+        // A user's inbox: the route's :userId and ?highlight= are the view's inputs.
+        path: 'inbox/:userId',
+        title: 'Inbox · Herald',
+        loadComponent: () => import('./inbox/user-inbox').then((m) => m.UserInbox),
+      },
     ],
   },
   { path: '**', redirectTo: '' },

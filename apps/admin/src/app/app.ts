@@ -16,6 +16,7 @@ import { RealtimeService } from './core/realtime.service';
           <a routerLink="/connections" routerLinkActive="active">Connections</a>
           <a routerLink="/broadcast" routerLinkActive="active">Broadcast</a>
           <a routerLink="/notifications" routerLinkActive="active">Notifications</a>
+          <a routerLink="/inbox" routerLinkActive="active">Inbox</a>
         </nav>
         <span class="live" [attr.data-status]="realtime.status()" data-testid="live-status">{{
           realtime.status()

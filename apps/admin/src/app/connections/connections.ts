@@ -11,6 +11,7 @@ import {
   untracked,
 } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
+import { RouterLink } from '@angular/router';
 import type { AdminConnection, AdminEvent } from '@herald/protocol';
 import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
@@ -19,7 +20,7 @@ import { applyConnectionEvent, perReplica } from './connections-store';
 
 @Component({
   selector: 'hd-connections',
-  imports: [DatePipe],
+  imports: [DatePipe, RouterLink],
   changeDetection: ChangeDetectionStrategy.OnPush,
   templateUrl: './connections.html',
 })

@@ -4,8 +4,8 @@ import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { NonNullableFormBuilder, ReactiveFormsModule } from '@angular/forms';
 import { RouterLink } from '@angular/router';
 import type { AdminNotificationSummary, AdminNotificationsResponse } from '@herald/protocol';
-import { describeError } from '../core/api-error';
 import { RealtimeService } from '../core/realtime.service';
+import { PagedList } from '../core/paged-list';
 import { LatestProgress } from '../core/progress';
 import { NotificationsApi } from './notifications-api';
 
@@ -27,14 +27,13 @@ export class Notifications implements OnInit {
     from: '',
     to: '',
   });
-  protected readonly items = signal<AdminNotificationSummary[]>([]);
-  protected readonly next = signal<string | null>(null);
+  private readonly list = new PagedList<AdminNotificationSummary>();
+  protected readonly items = this.list.items;
+  protected readonly next = this.list.next;
+  protected readonly loading = this.list.loading;
+  protected readonly error = this.list.error;
   protected readonly reach = signal<AdminNotificationsResponse['reach'] | null>(null);
-  protected readonly loading = signal(false);
-  protected readonly error = signal<string | null>(null);
   private readonly latest = new LatestProgress();
-  /** Bumped by each new search: answers to an older one are dropped. */
-  private searchSeq = 0;
 
   constructor() {
     // Counts move live on the rows shown.
@@ -51,9 +50,7 @@ export class Notifications implements OnInit {
   }
 
   async search(): Promise<void> {
-    this.searchSeq += 1;
-    this.items.set([]);
-    this.next.set(null);
+    this.list.reset();
     await this.load();
   }
 
@@ -62,25 +59,16 @@ export class Notifications implements OnInit {
   }
 
   private async load(before?: string): Promise<void> {
-    const seq = this.searchSeq;
-    this.loading.set(true);
-    this.error.set(null);
-    try {
-      const { from, to, ...filter } = this.form.getRawValue();
-      const page = await this.api.list({
-        ...filter,
-        ...(from ? { from: new Date(from).toISOString() } : {}),
-        ...(to ? { to: new Date(to).toISOString() } : {}),
-        ...(before ? { before } : {}),
-      });
-      if (seq !== this.searchSeq) return;
-      this.items.update((list) => [...list, ...page.items]);
-      this.next.set(page.nextCursor);
-      this.reach.set(page.reach);
-    } catch (error) {
-      if (seq === this.searchSeq) this.error.set(describeError(error));
-    } finally {
-      if (seq === this.searchSeq) this.loading.set(false);
-    }
+    const { from, to, ...filter } = this.form.getRawValue();
+    await this.list.load(
+      () =>
+        this.api.list({
+          ...filter,
+          ...(from ? { from: new Date(from).toISOString() } : {}),
+          ...(to ? { to: new Date(to).toISOString() } : {}),
+          ...(before ? { before } : {}),
+        }),
+      (page) => this.reach.set(page.reach),
+    );
   }
 }
