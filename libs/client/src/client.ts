@@ -4,7 +4,7 @@ import { DEFAULT_BACKOFF } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { Watchdog } from './heartbeat.js';
 import { httpUrlBeside, messageOf } from './http.js';
-import { Inbox } from './inbox.js';
+import { Dispatcher } from './dispatcher.js';
 import { Reconnects } from './reconnect.js';
 import { SseDialer } from './sse-transport.js';
 import { Subscriptions } from './subscriptions.js';
@@ -25,7 +25,7 @@ export { ReadyState, type HeraldClientOptions, type Notification } from './types
 export { BEARER_PREFIX, SUBPROTOCOL, subprotocolsFor } from './websocket-transport.js';
 
 // The public facade: state, events, connect/close and the reconnect loop. The transports
-// (websocket-transport.ts, sse-transport.ts), inbox, acks, subscriptions and token live beside it.
+// (websocket-transport.ts, sse-transport.ts), dispatcher, acks, subscriptions and token live beside it.
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -47,7 +47,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly acks = new AckOutbox(() => this.flushAcks());
   private readonly tokens: TokenKeeper;
   private readonly reconnects: Reconnects;
-  private readonly inbox: Inbox;
+  private readonly dispatcher: Dispatcher;
   private readonly subscriptions: Subscriptions;
   private readonly watchdog: Watchdog;
 
@@ -117,7 +117,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       sendAuth: (token) => this.subscriptions.auth(token),
       error,
     });
-    this.inbox = new Inbox(this.acks, {
+    this.dispatcher = new Dispatcher(this.acks, {
       ackMode: options.ackMode ?? 'auto',
       dedupWindow: options.dedupWindow ?? 10_000,
       stopping: () => this.stopping,
@@ -147,7 +147,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Sets the handler; notifications that arrived before it wait for it. */
   onNotification(handler: NotificationHandler): () => void {
-    return this.inbox.onNotification(handler);
+    return this.dispatcher.onNotification(handler);
   }
 
   /** Starts connecting (and keeps the connection up until `close()`). */
@@ -193,7 +193,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Acks a notification by id (manual mode; auto mode does it for you). Queued while disconnected. */
   ack(id: string): void {
-    this.inbox.ack(id);
+    this.dispatcher.ack(id);
   }
 
   /** Where the next attempt goes: the one place that chooses between the transports. */
@@ -258,7 +258,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         this.opened(generation, frame);
         return;
       case 'notification':
-        this.inbox.arrived(frame);
+        this.dispatcher.arrived(frame);
         return;
       case 'ack':
         this.subscriptions.answered(frame);
