@@ -87,7 +87,11 @@ async function main(): Promise<void> {
   );
   const result = await withTarget(
     'herald',
-    { processes: 2, nginx: true, heraldEnv: { HERALD_RETENTION_HOURS: String(RETENTION_S / 3600) } },
+    {
+      processes: 2,
+      nginx: true,
+      heraldEnv: { HERALD_RETENTION_HOURS: String(RETENTION_S / 3600), HERALD_INBOX_RETENTION_DAYS: '0' },
+    },
     async (target) => {
       const users = Array.from({ length: USERS }, (_, k) => `soak-${k}`);
       return withClients('soak', target, users, { perClient: 1000, heraldAcks: 'through' }, async (pool) => {

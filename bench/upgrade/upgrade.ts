@@ -139,7 +139,7 @@ async function firstRetentionRun(db: TestDatabase): Promise<Cell[][]> {
     startedAt = process.hrtime.bigint();
     let removed = 0;
     for (let n = HISTORY_BATCH; n === HISTORY_BATCH;) {
-      n = await retention.purgeHistory(BENCH_RETENTION_MS, HISTORY_BATCH);
+      n = await retention.purgeHistory(BENCH_RETENTION_MS, 0, HISTORY_BATCH);
       removed += n;
       progress(`conversion progress: history purged ${removed}/${history}`);
     }

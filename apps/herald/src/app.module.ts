@@ -1,3 +1,4 @@
+import { InboxModule } from './inbox/inbox.module';
 import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module, ModuleMetadata, OnApplicationShutdown } from '@nestjs/common';
 import { Cluster } from 'ioredis';
@@ -56,7 +57,16 @@ export class AppModule {
     return {
       module: AppModule,
       providers,
-      imports: [...imports, HealthModule, PublishModule, GatewayModule, DemoModule, AdminModule, RetentionModule],
+      imports: [
+        ...imports,
+        HealthModule,
+        PublishModule,
+        GatewayModule,
+        InboxModule,
+        DemoModule,
+        AdminModule,
+        RetentionModule,
+      ],
     };
   }
 }

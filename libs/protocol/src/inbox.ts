@@ -25,11 +25,11 @@ function idsReason(where: string): string {
   return `${where} needs "ids": an array of 1-${MAX_INBOX_IDS_PER_REQUEST} notification ids`;
 }
 
-/** Notification ids: each a UUID (lowered); the list's length is checked before its ids. */
+/** Notification ids: each a UUID (lowered); the list's length is checked before the form of its ids. */
 function inboxIds(reason: string) {
   const idReason = 'each id must be a notification id (a UUID)';
   return z
-    .array(z.unknown(), { error: reason })
+    .array(z.string({ error: reason }), { error: reason })
     .min(1, { error: reason, abort: true })
     .max(MAX_INBOX_IDS_PER_REQUEST, { error: reason, abort: true })
     .pipe(
@@ -58,14 +58,19 @@ function stateFrame<T extends InboxAction>(type: T) {
   });
 }
 
-export const InboxStateFrameSchemas = [
-  stateFrame('seen'),
-  stateFrame('unseen'),
-  stateFrame('read'),
-  stateFrame('unread'),
-  stateFrame('archive'),
-  stateFrame('unarchive'),
-] as const;
+/** The schema of each action's frame. */
+export const InboxStateFrameSchema = {
+  seen: stateFrame('seen'),
+  unseen: stateFrame('unseen'),
+  read: stateFrame('read'),
+  unread: stateFrame('unread'),
+  archive: stateFrame('archive'),
+  unarchive: stateFrame('unarchive'),
+} as const;
+export const InboxStateFrameSchemas = Object.values(InboxStateFrameSchema) as [
+  ReturnType<typeof stateFrame<'seen'>>,
+  ...ReturnType<typeof stateFrame<InboxAction>>[],
+];
 export type InboxStateClientFrame = z.input<(typeof InboxStateFrameSchemas)[number]>;
 
 /**

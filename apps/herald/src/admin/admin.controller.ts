@@ -18,8 +18,13 @@ import {
   AdminConnectionsQuerySchema,
   AdminLoginRequestSchema,
   AdminNotificationsQuerySchema,
+  DEFAULT_INBOX_PAGE,
+  InboxQuerySchema,
+  MAX_INBOX_PAGE,
   NotificationQuerySchema,
+  USER_ID_PATTERN,
   type AdminBroadcastPreview,
+  type AdminInboxResponse,
   type AdminConnectionsResponse,
   type AdminLoginRequest,
   type AdminNotificationsResponse,
@@ -52,6 +57,8 @@ import { AdminEventsService } from './admin-events.service';
 import { AdminEnabledGuard, AdminGuard, AdminRequest } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
 import { AdminService } from './admin.service';
+import { BadRequestError } from '../common/errors';
+import { InboxService } from '../inbox/inbox.service';
 
 /** Query parameters are read one at a time: the first bad one is named (`limit must be …`). */
 const firstProblem = { firstOnly: true };
@@ -99,6 +106,7 @@ export class AdminController {
     private readonly admin: AdminService,
     private readonly events: AdminEventsService,
     private readonly tickets: TicketService,
+    private readonly inbox: InboxService,
   ) {}
 
   @Post('tickets')
@@ -215,6 +223,34 @@ export class AdminController {
     @Query(NotificationQueryPipe) query: z.output<typeof NotificationQuerySchema>,
   ): Promise<NotificationView> {
     return this.admin.notification(id, query);
+  }
+
+  @Get('users/:userId/inbox')
+  @ApiOperation({
+    summary: 'A user’s inbox as their devices see it: their items, what they read, their unread count',
+    description:
+      'The query of GET /v1/me/notifications. 404 only when the inbox is off (HERALD_INBOX_RETENTION_DAYS=0).',
+  })
+  @ApiParam({ name: 'userId', description: '1-128 characters of letters, digits and `_ . @ : -`' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: MAX_INBOX_PAGE, default: DEFAULT_INBOX_PAGE },
+  })
+  @ApiQuery({ name: 'cursor', required: false, description: 'nextCursor of the previous page' })
+  @ApiQuery({ name: 'unread', required: false, schema: { type: 'boolean' } })
+  @ApiQuery({ name: 'archived', required: false, schema: { type: 'boolean', default: false } })
+  @ApiQuery({ name: 'event', required: false })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminInboxResponse') })
+  @ApiErrors(400, 404)
+  async userInbox(
+    @Param('userId') userId: string,
+    @Query(new ZodPipe(InboxQuerySchema, firstProblem)) query: z.output<typeof InboxQuerySchema>,
+  ): Promise<AdminInboxResponse> {
+    if (!USER_ID_PATTERN.test(userId))
+      throw new BadRequestError('userId: must be a user id', [{ field: 'userId', reason: 'must be a user id' }]);
+    const [page, unreadCount] = await Promise.all([this.inbox.list(userId, query), this.inbox.unreadCount(userId)]);
+    return { userId, unreadCount, inboxRetentionDays: this.inbox.retentionDays, ...page };
   }
 
   @Get('stats')

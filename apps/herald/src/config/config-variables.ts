@@ -295,6 +295,12 @@ export const CONFIG_VARIABLES = {
     description:
       'Remove a user not seen for this many days, with no topic subscription and nothing still to deliver; 0 keeps every user. See docs/reliability.md for what a returning user misses.',
   },
+  HERALD_INBOX_RETENTION_DAYS: {
+    schema: decimal(0, 3650),
+    default: '30',
+    description:
+      "How long a notification stays listed in its users' inboxes (GET /v1/me/notifications), from publish and whatever its delivery state; retention keeps it at least as long. 0 turns the inbox off (its endpoints answer 404, and no connection gets the `inbox` feature).",
+  },
   HERALD_REDIS_PREFIX: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),
     default: 'herald',

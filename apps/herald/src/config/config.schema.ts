@@ -54,6 +54,8 @@ export interface HeraldConfig {
   retentionMs: number;
   idempotencyMs: number;
   userRetentionMs: number;
+  /** HERALD_INBOX_RETENTION_DAYS in ms; 0: the inbox is off. */
+  inboxRetentionMs: number;
   redisPrefix: string;
   shutdownGraceMs: number;
   /** POST /v1/demo/tokens answers (demo only). */
@@ -165,6 +167,7 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     retentionMs: Math.round((values.HERALD_RETENTION_HOURS as number) * 3_600_000),
     idempotencyMs: Math.round((values.HERALD_IDEMPOTENCY_HOURS as number) * 3_600_000),
     userRetentionMs: Math.round((values.HERALD_USER_RETENTION_DAYS as number) * 86_400_000),
+    inboxRetentionMs: Math.round((values.HERALD_INBOX_RETENTION_DAYS as number) * 86_400_000),
     redisPrefix: values.HERALD_REDIS_PREFIX as string,
     shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
     demoTokens: values.HERALD_DEMO_TOKENS as boolean,

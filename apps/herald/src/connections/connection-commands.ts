@@ -1,9 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { ClientFrame, CloseCode, ErrorCode, LimitCloseReason } from '@herald/protocol';
+import { ClientFrame, CloseCode, ErrorCode, type InboxAction, LimitCloseReason } from '@herald/protocol';
 import { AckService } from '../acks/ack.service';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
+import { InboxService } from '../inbox/inbox.service';
 import { ParseResult } from '../gateway/frame-parser';
 import { MetricsService } from '../metrics/metrics.service';
 import { UserRepository } from '../record/user.repository';
@@ -27,6 +28,7 @@ export class ConnectionCommands {
     private readonly tokens: UserTokenService,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly inbox: InboxService,
   ) {}
 
   /**
@@ -160,6 +162,14 @@ export class ConnectionCommands {
           }
           return;
         }
+        case 'seen':
+        case 'unseen':
+        case 'read':
+        case 'unread':
+        case 'archive':
+        case 'unarchive':
+          await this.inboxChange(connection, frame.type, frame.ids, frame.id);
+          return;
       }
     } catch (error) {
       this.logger.error({
@@ -174,6 +184,35 @@ export class ConnectionCommands {
         message: 'could not complete the command, retry',
         ...echoOf(frame),
       });
+    }
+  }
+
+  /**
+   * A state frame of the inbox (`read`, `seen`, …): applied to the ids that are the user's items, answered
+   * `ack` (with `id`) or `FORBIDDEN` naming the others. The change reaches the user's connections as `state`.
+   */
+  private async inboxChange(connection: Connection, action: InboxAction, ids: string[], id?: string): Promise<void> {
+    const withId = id !== undefined ? { id } : {};
+    if (!this.inbox.enabled) {
+      connection.send({
+        type: 'error',
+        code: ErrorCode.NotFound,
+        message: 'the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)',
+        ...withId,
+      });
+      return;
+    }
+    const { forbidden } = await this.inbox.apply(connection.userId, action, ids);
+    if (forbidden.length > 0) {
+      connection.send({
+        type: 'error',
+        code: ErrorCode.Forbidden,
+        message: `${forbidden.length} of the ids are not notifications in this user's inbox; the others were applied`,
+        ids: forbidden,
+        ...withId,
+      });
+    } else if (id !== undefined) {
+      connection.send({ type: 'ack', id, status: 'ok' });
     }
   }
 

@@ -29,6 +29,8 @@ export interface ConnectionMeta {
    * unacked ones come back on the redelivery schedule if no ack arrives.
    */
   resumeAfterSeq?: number;
+  /** The features the client asked for in its connect request (`?features=`); only `inbox` is asked for. */
+  features?: ReadonlySet<string>;
   /** The handshake's place under HERALD_MAX_PENDING_HANDSHAKES, given back once the first replay batch is sent. */
   admitted?: Admitted;
 }
@@ -101,6 +103,7 @@ export class ConnectionService implements OnModuleInit, BeforeApplicationShutdow
         remoteAddress: meta.remoteAddress,
         userAgent: meta.userAgent,
         tokenExpiresAt: meta.tokenExpiresAt,
+        ...(meta.features?.has('inbox') && this.config.inboxRetentionMs > 0 ? { inbox: true as const } : {}),
       },
       transport,
       this.limits,
@@ -306,8 +309,12 @@ function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The optional protocol features a connection's welcome lists: both on WebSockets, none on SSE (acks by POST). */
+/**
+ * The optional protocol features a connection's welcome lists: the ack features on WebSockets (SSE acks by
+ * POST), and `inbox` on either when the client asked for it.
+ */
 function featuresOf(connection: Connection): ProtocolFeature[] {
-  if (connection.transportKind !== 'websocket') return [];
-  return connection.ackThrough ? ['ackThrough', 'quietAcks'] : ['quietAcks'];
+  const inbox: ProtocolFeature[] = connection.info.inbox ? ['inbox'] : [];
+  if (connection.transportKind !== 'websocket') return inbox;
+  return [...(connection.ackThrough ? (['ackThrough', 'quietAcks'] as const) : (['quietAcks'] as const)), ...inbox];
 }

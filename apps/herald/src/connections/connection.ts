@@ -40,6 +40,8 @@ export interface ConnectionInfo {
   userAgent: string;
   /** Token expiry (epoch seconds); moved on by an in-band `auth` refresh. */
   tokenExpiresAt: number;
+  /** The client asked for the `inbox` feature (and the inbox is on): it is sent `state` frames. */
+  inbox?: true;
 }
 
 /**

@@ -8,6 +8,7 @@ import { BroadcastStreams1764130000000 } from './migrations/1764130000000-Broadc
 import { ChecksOnReplicas1764140000000 } from './migrations/1764140000000-ChecksOnReplicas';
 import { ExpireOpenDeliveries1764150000000 } from './migrations/1764150000000-ExpireOpenDeliveries';
 import { RetentionPartitions1764160000000 } from './migrations/1764160000000-RetentionPartitions';
+import { Inbox1764170000000 } from './migrations/1764170000000-Inbox';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   ChecksOnReplicas1764140000000,
   ExpireOpenDeliveries1764150000000,
   RetentionPartitions1764160000000,
+  Inbox1764170000000,
 ];
 
 /** This build's schema: the name of its last migration. Its presence beats carry it (the upgrade fence reads it). */

@@ -17,6 +17,7 @@ import { DeliveryService } from './delivery.service';
 import { LiveEvents } from './live-events';
 import { Replay } from './replay';
 import { HandshakeAdmission } from '../connections/handshake-admission';
+import { InboxService } from '../inbox/inbox.service';
 import { PresenceRepository } from '../routing/presence.repository';
 import { QueueMetrics } from '../redelivery/queue-metrics';
 import { SWEEP_QUEUE } from '../redelivery/queues';
@@ -44,6 +45,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     ConnectionService,
     DeliveryService,
     HandshakeAdmission,
+    InboxService,
     LiveEvents,
     NotificationRouter,
     PresenceRepository,
@@ -60,6 +62,7 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     DeliveryService,
     ConnectionRegistry,
     HandshakeAdmission,
+    InboxService,
     LiveEvents,
     NotificationRouter,
     PresenceRepository,

@@ -146,6 +146,10 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
         const connection = this.registry.get(message.connectionId);
         if (connection?.userId === userId) connection.close(CloseCode.Normal, 'disconnected by an admin');
       },
+      state: (userId, message) => {
+        for (const connection of this.registry.connectionsOf(userId))
+          if (connection.info.inbox) connection.send(message.frame);
+      },
     });
   }
 

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpgradeAuthService } from '../auth/upgrade-auth.service';
 
-/** The end-user REST paths a browser app on another origin calls (tickets, the SSE fallback and its acks). */
-const END_USER_PATHS = ['/v1/tickets', '/v1/stream', '/v1/acks'];
+/** The end-user REST paths a browser app on another origin calls (tickets, the SSE fallback and its acks, the inbox). */
+const END_USER_PATHS = ['/v1/tickets', '/v1/stream', '/v1/acks', '/v1/me'];
 
 /** Whether a path (lower case, no trailing slash) is one of the end-user paths, or under one. */
 export function isEndUserPath(path: string): boolean {

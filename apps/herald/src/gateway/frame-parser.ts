@@ -1,5 +1,6 @@
 import {
   AuthFrameSchema,
+  InboxStateFrameSchema,
   ClientAckFrame,
   ClientAcksFrame,
   ClientFrame,
@@ -25,6 +26,7 @@ const SCHEMAS = {
   subscribe: SubscribeFrameSchema,
   unsubscribe: UnsubscribeFrameSchema,
   auth: AuthFrameSchema,
+  ...InboxStateFrameSchema,
 } satisfies Record<string, z.ZodType<ClientFrame>>;
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -97,7 +99,13 @@ export function parseClientFrame(text: string): ParseResult {
     case 'ping':
     case 'subscribe':
     case 'unsubscribe':
-    case 'auth': {
+    case 'auth':
+    case 'seen':
+    case 'unseen':
+    case 'read':
+    case 'unread':
+    case 'archive':
+    case 'unarchive': {
       const parsed = SCHEMAS[type].safeParse(value);
       return parsed.success ? { ok: true, frame: parsed.data } : fail(parsed.error.issues[0]!.message);
     }

@@ -1,3 +1,4 @@
+import { featuresOfUrl } from './requested-features';
 import { Inject, Logger } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { CloseCode, retryAfterReason, WS_SUBPROTOCOL } from '@herald/protocol';
@@ -141,6 +142,7 @@ export class HeraldGateway implements OnGatewayInit<WebSocketServer>, OnGatewayC
       tokenExpiresAt: principal.expiresAt,
       remoteAddress: clientAddress(request, this.proxyTrust),
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+      features: featuresOfUrl(request.url),
       ...(admitted ? { admitted } : {}),
     });
     // The same four listeners for every socket (made once, in the constructor), finding the connection

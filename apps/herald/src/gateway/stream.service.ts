@@ -1,3 +1,4 @@
+import { requestedFeatures } from './requested-features';
 import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode, retryAfterReason } from '@herald/protocol';
 import type { FastifyReply } from 'fastify';
@@ -66,6 +67,7 @@ export class StreamService {
       tokenExpiresAt: principal.expiresAt,
       remoteAddress: request.ip,
       userAgent: String(request.headers['user-agent'] ?? '').slice(0, 256),
+      features: requestedFeatures(request.query.features),
       ...(resumeAfterSeq !== undefined ? { resumeAfterSeq } : {}),
       admitted,
     });

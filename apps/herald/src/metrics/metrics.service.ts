@@ -184,6 +184,11 @@ export class MetricsService {
     'Seconds one retention run took on this replica (partitions made and dropped, history, idempotency keys, users).',
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   );
+  readonly inboxChanges = this.counter(
+    'herald_inbox_changes_total',
+    'Inbox items whose state a user changed, by action (seen, unseen, read, unread, archive, unarchive), and "mark all read" requests (readAll).',
+    ['action'],
+  );
   readonly partitionsDropped = this.counter(
     'herald_retention_partitions_dropped_total',
     'Partitions of the record (a time window of notifications with their delivery rows and ack journal) dropped by retention.',

@@ -2,6 +2,13 @@ import {
   AcksRequestSchema,
   AcksResponseSchema,
   AdminBroadcastPreviewSchema,
+  AdminInboxResponseSchema,
+  InboxPageSchema,
+  InboxStateRequestSchema,
+  InboxStateResponseSchema,
+  ReadAllRequestSchema,
+  ReadAllResponseSchema,
+  UnreadCountSchema,
   AdminConnectionsResponseSchema,
   AdminLoginRequestSchema,
   AdminNotificationsResponseSchema,
@@ -32,6 +39,8 @@ const REQUESTS = {
   StreamPongRequest: StreamPongRequestSchema,
   AcksRequest: AcksRequestSchema,
   AdminLoginRequest: AdminLoginRequestSchema,
+  InboxStateRequest: InboxStateRequestSchema,
+  ReadAllRequest: ReadAllRequestSchema,
 };
 
 /** Response bodies: rendered as the server writes them. */
@@ -49,6 +58,11 @@ const RESPONSES = {
   AdminBroadcastPreview: AdminBroadcastPreviewSchema,
   AdminNotificationsResponse: AdminNotificationsResponseSchema,
   AdminStats: AdminStatsSchema,
+  AdminInboxResponse: AdminInboxResponseSchema,
+  InboxPage: InboxPageSchema,
+  InboxStateResponse: InboxStateResponseSchema,
+  ReadAllResponse: ReadAllResponseSchema,
+  UnreadCount: UnreadCountSchema,
 };
 
 /** A component of the document, by the `id` its schema carries in `@herald/protocol`. */

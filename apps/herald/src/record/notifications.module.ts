@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { ACK_DATA_SOURCE } from '../database/database.module';
 import { AdminRepository } from './admin.repository';
 import { DeliveryRepository } from './delivery.repository';
+import { InboxRepository } from './inbox.repository';
 import { NotificationRepository } from './notification.repository';
 import { RedeliveryRepository } from './redelivery.repository';
 import { ReplayRepository } from './replay.repository';
@@ -35,6 +36,7 @@ import { UserRepository } from './user.repository';
     },
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
+    { provide: InboxRepository, inject: [DataSource], useFactory: (ds: DataSource) => new InboxRepository(ds) },
   ],
   exports: [
     NotificationRepository,
@@ -44,6 +46,7 @@ import { UserRepository } from './user.repository';
     StreamRepository,
     UserRepository,
     AdminRepository,
+    InboxRepository,
   ],
 })
 export class NotificationsModule {}

@@ -124,7 +124,7 @@ export class RetentionRepository {
   }
 
   /**
-   * Drops the partition's tables and the idempotency keys of its notifications. Returns its notifications
+   * Drops the partition's tables, and the idempotency keys and inbox states of its notifications. Returns its notifications
    * (PostgreSQL's estimate, from the last ANALYZE), or null when another replica holds the lock.
    */
   async dropPartition(suffix: string): Promise<number | null> {
@@ -138,10 +138,9 @@ export class RetentionRepository {
         [suffix, `notifications_${suffix}`],
       );
       if (!window) return null;
-      await em.query(`DELETE FROM idempotency_keys WHERE notification_id >= $1 AND notification_id < $2`, [
-        idBoundAt(window.starts_at.getTime()),
-        idBoundAt(window.ends_at.getTime()),
-      ]);
+      const range = [idBoundAt(window.starts_at.getTime()), idBoundAt(window.ends_at.getTime())];
+      await em.query(`DELETE FROM idempotency_keys WHERE notification_id >= $1 AND notification_id < $2`, range);
+      await em.query(`DELETE FROM inbox_states WHERE notification_id >= $1 AND notification_id < $2`, range);
       await em.query(`DROP TABLE ${PARTITIONED.map(({ table }) => `${table}_${suffix}`).join(', ')}`);
       await em.query(`DELETE FROM herald_partitions WHERE suffix = $1`, [suffix]);
       return window.notifications;
@@ -149,11 +148,11 @@ export class RetentionRepository {
   }
 
   /**
-   * Up to `limit` notifications of the history whose TTL ended `retentionMs` ago, removed with their rows,
-   * journal and idempotency keys. (The history records no time a notification was last acked: it leaves by
-   * its TTL.) Returns how many.
+   * Up to `limit` notifications of the history whose TTL ended `retentionMs` ago and published more than
+   * `inboxMs` ago, removed with their rows, journal, idempotency keys and inbox states. (The history records
+   * no time a notification was last acked: it leaves by its TTL.) Returns how many.
    */
-  async purgeHistory(retentionMs: number, limit: number): Promise<number> {
+  async purgeHistory(retentionMs: number, inboxMs: number, limit: number): Promise<number> {
     const [row] = await query<{ n: number }>(
       this.dataSource,
       `WITH gone AS (
@@ -161,13 +160,15 @@ export class RetentionRepository {
            SELECT id FROM notifications_history
             WHERE created_at <= now() - $1 * interval '1 millisecond'
               AND expires_at <= now() - $1 * interval '1 millisecond'
+              AND created_at <= now() - $3 * interval '1 millisecond'
             ORDER BY created_at LIMIT $2))
          RETURNING id),
        d AS (DELETE FROM deliveries_history WHERE notification_id IN (SELECT id FROM gone)),
+       s AS (DELETE FROM inbox_states WHERE notification_id IN (SELECT id FROM gone)),
        b AS (DELETE FROM broadcast_acks_history WHERE notification_id IN (SELECT id FROM gone)),
        k AS (DELETE FROM idempotency_keys WHERE notification_id IN (SELECT id FROM gone))
        SELECT count(*)::int AS n FROM gone`,
-      [retentionMs, limit],
+      [retentionMs, limit, inboxMs],
     );
     return row?.n ?? 0;
   }
@@ -225,6 +226,7 @@ export class RetentionRepository {
       const present = await online(candidates.map((c) => c.id));
       const gone = candidates.map((c) => c.id).filter((id) => !present.has(id));
       await em.query(`DELETE FROM cursors WHERE user_id = ANY ($1::text[])`, [gone]);
+      await em.query(`DELETE FROM inbox_floors WHERE user_id = ANY ($1::text[])`, [gone]);
       await em.query(`DELETE FROM users WHERE id = ANY ($1::text[])`, [gone]);
       return gone.length;
     });

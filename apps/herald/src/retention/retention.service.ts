@@ -14,7 +14,8 @@ const BATCHES_PER_RUN = 4;
 /**
  * Keeps PostgreSQL the size of its retention (ADR 0020), on every replica (changes to the partitions take
  * turns under an advisory lock). Each run: makes the partitions of the coming windows; records which closed
- * partitions are final; drops those final for HERALD_RETENTION_HOURS; works through the history in bounded
+ * partitions are final; drops those final for HERALD_RETENTION_HOURS and past the inbox's window
+ * (HERALD_INBOX_RETENTION_DAYS from publish); works through the history in bounded
  * batches; deletes idempotency keys past their window, and users long gone when HERALD_USER_RETENTION_DAYS
  * is on. The first run completes before the replica serves.
  */
@@ -79,7 +80,9 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
     try {
       await this.makeAhead();
       await this.dropFinal();
-      await this.purge('history', () => this.repository.purgeHistory(this.config.retentionMs, BATCH));
+      await this.purge('history', () =>
+        this.repository.purgeHistory(this.config.retentionMs, this.config.inboxRetentionMs, BATCH),
+      );
       await this.purge('idempotency_keys', () =>
         this.repository.purgeIdempotencyKeys(this.config.idempotencyMs, BATCH),
       );
@@ -111,6 +114,8 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
       let finalAt = partition.finalAt?.getTime();
       if (finalAt === undefined && (await this.repository.markFinal(partition.suffix))) finalAt = Date.now();
       if (finalAt === undefined || finalAt + this.config.retentionMs > Date.now()) continue;
+      // Its notifications are listed in inboxes until the inbox window has passed all of them (ADR 0026).
+      if (partition.endsAt.getTime() + this.config.inboxRetentionMs > Date.now()) continue;
       const notifications = await this.repository.dropPartition(partition.suffix);
       if (notifications === null) return;
       this.metrics.partitionsDropped.inc();

@@ -1,4 +1,4 @@
-import type { JsonValue } from '@herald/protocol';
+import type { JsonValue, StateFrame } from '@herald/protocol';
 import type { StreamPosition } from '../record/notification.types';
 
 /** A notification as it travels between replicas (dates as ISO strings). */
@@ -53,8 +53,14 @@ export interface DisconnectMessage {
   connectionId: string;
 }
 
+/** A change of the user's inbox: sent to their connections that asked for the `inbox` feature. */
+export interface StateMessage {
+  kind: 'state';
+  frame: StateFrame;
+}
+
 /** What is sent to users, wherever they are connected. */
-export type UserMessage = DeliverMessage | StreamAliveMessage | DisconnectMessage;
+export type UserMessage = DeliverMessage | StreamAliveMessage | DisconnectMessage | StateMessage;
 
 /** What travels on a replica's channel: a user message, for those of its users that presence places there. */
 export type ReplicaMessage = UserMessage & { userIds: string[] };
@@ -72,6 +78,7 @@ export interface BusHandlers {
   broadcast(message: BroadcastMessage): void;
   alive(userId: string, message: StreamAliveMessage): void;
   disconnect(userId: string, message: DisconnectMessage): void;
+  state(userId: string, message: StateMessage): void;
 }
 
 /**

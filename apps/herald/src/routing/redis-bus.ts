@@ -220,7 +220,9 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
   }
 
   async publishToUsers(userIds: string[], message: UserMessage): Promise<number> {
-    if (this.route && message.kind === 'deliver') {
+    // A delivery or an inbox change goes to every replica holding the user; the rest to one connection's.
+    const toUser = message.kind === 'deliver' || message.kind === 'state';
+    if (this.route && toUser) {
       const [reached, sent] = await this.route(
         userIds.length,
         ...userIds.map((userId) => this.keys.userConnections(userId)),
@@ -238,7 +240,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
       if (!users) byReplica.set(replica, [userId]);
       else if (users.at(-1) !== userId) users.push(userId);
     };
-    if (message.kind === 'deliver') {
+    if (toUser) {
       (await this.presence.replicasOf(userIds)).forEach((replicas, i) => {
         for (const replica of replicas) add(replica, userIds[i]!);
       });
@@ -299,6 +301,7 @@ export class RedisBus extends Bus implements OnModuleInit, OnApplicationShutdown
     for (const userId of message.userIds) {
       if (message.kind === 'deliver') this.handlers.deliver(userId, message);
       else if (message.kind === 'alive') this.handlers.alive(userId, message);
+      else if (message.kind === 'state') this.handlers.state(userId, message);
       else this.handlers.disconnect(userId, message);
     }
   }
