@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
-import { HeraldClient } from '../../libs/client/src';
+import { HeraldClient, type StateFrame } from '../../libs/client/src';
 import { request, userToken } from '../helpers/api';
 import { JWT_PATTERN, launchChromium, recordUrls } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
@@ -190,6 +191,35 @@ describe('Demo page in Chromium', () => {
     // Nginx logs a stream when it ends, a moment after the client closed it.
     await waitFor('the stream in the access log', () => edge.accessLog().includes('GET /v1/stream'));
     expect(edge.accessLog() + edge.errorLog()).not.toContain(token);
+  });
+
+  it('keeps client.inbox in step over SSE too: actions by REST, state events on the stream, refusals named', async () => {
+    const user = `sse-inbox-${Date.now().toString(36)}`;
+    const client = new HeraldClient({ url: edge.ws, token: userToken(user), transport: 'sse', inbox: true });
+    const changes: StateFrame[] = [];
+    client.inbox.on('change', (change) => changes.push(change));
+    const opened = new Promise<void>((resolve) => client.on('open', () => resolve()));
+    client.connect();
+    try {
+      await opened;
+      expect(client.connection?.features).toContain('inbox');
+      await waitFor('the count fetched at the welcome', () => client.inbox.unreadCount === 0);
+      const first = await publishTo(user, 'sse.inbox.0');
+      await publishTo(user, 'sse.inbox.1');
+      await waitFor('both counted as they arrive', () => client.inbox.unreadCount === 2);
+      await client.inbox.markRead([first]);
+      await waitFor('the state event on the stream', () => changes.some((c) => c.action === 'read'));
+      expect(changes).toEqual([{ type: 'state', action: 'read', ids: [first], unreadCount: 1 }]);
+      expect(client.inbox.unreadCount).toBe(1);
+      const stranger = randomUUID();
+      await expect(client.inbox.archive([first, stranger])).rejects.toMatchObject({
+        code: 'FORBIDDEN',
+        ids: [stranger],
+      });
+      expect((await client.inbox.list({ archived: true })).items.map((item) => item.id)).toEqual([first]);
+    } finally {
+      client.close();
+    }
   });
 
   it('says so when demo tokens are off, instead of retrying forever', async () => {
