@@ -18,7 +18,8 @@ const USAGE = `usage: npm run capacity -- --users N --rate N [options]
   --rate N                   unicast notifications/s (one recipient each)
   --broadcasts-per-second N  topic or everyone broadcasts/s (default 0)
   --broadcast-size N         recipients of each broadcast (needed when broadcasts-per-second > 0)
-  --retention-hours N        how long notifications are kept (default 168)
+  --retention-hours N        how long notifications are kept after they are final (default 168)
+  --inbox-days N             how long they stay listed in inboxes from publish (default 30; 0: inbox off)
   --constants FILE           measured constants (default bench/capacity-constants.json)
   --json                     print the plan as JSON
   --help                     this text`;
@@ -32,9 +33,13 @@ const OPTIONS = {
   'broadcasts-per-second': { name: 'broadcastsPerSecond', min: 0, fallback: 0 },
   'broadcast-size': { name: 'broadcastSize', integer: true, min: 1 },
   'retention-hours': { name: 'retentionHours', min: 0, fallback: 168 },
+  'inbox-days': { name: 'inboxDays', min: 0, fallback: 30 },
 };
 
-/** The command line as { users, rate, broadcastsPerSecond, broadcastSize, retentionHours, constants, json }. */
+/**
+ * The command line as { users, rate, broadcastsPerSecond, broadcastSize, retentionHours, inboxDays, constants,
+ * json }.
+ */
 function parseArgs(argv) {
   const out = { constants: DEFAULT_CONSTANTS, json: false, help: false };
   const seen = new Set();
@@ -135,7 +140,7 @@ function render(p, doc, file) {
       : 'no broadcasts';
   lines.push(
     `  load: ${num(l.users)} connected users (${num(l.connections)} connections), ${num(l.rate)} unicast/s, ${broadcasts}` +
-      ` = ${num(l.deliveriesPerSecond)} deliveries/s; retention ${num(l.retentionHours)} h`,
+      ` = ${num(l.deliveriesPerSecond)} deliveries/s; retention ${num(l.retentionHours)} h, inbox ${num(l.inboxDays ?? 0)} days`,
   );
   const machine = m.machine ? `${m.machine.cpus} × ${m.machine.cpuModel}, Node ${m.machine.node}` : 'unknown machine';
   const shown = relative(ROOT, file).startsWith('..') ? file : relative(ROOT, file);
@@ -182,7 +187,7 @@ function render(p, doc, file) {
   );
   row(
     'storage',
-    `${bytes(pg.storedBytesPerDay)}/day; ${bytes(pg.storedBytesAtRetention)} at ${num(l.retentionHours)} h retention`,
+    `${bytes(pg.storedBytesPerDay)}/day; ${bytes(pg.storedBytesAtRetention)} held ${num(pg.heldDays)} days`,
     `(users and cursors: ${bytes(pg.usersBytes)})`,
   );
   lines.push('');

@@ -127,6 +127,7 @@ export function plan(load, doc) {
     load.rate * at('postgres', 'bytesPerUnicast', perReplicaRate) +
     broadcastDeliveries * c.postgres.bytesPerBroadcastDelivery.value;
   const storedPerDay = storedPerSecond * SECONDS_PER_DAY;
+  const heldDays = Math.max(load.retentionHours / 24, load.inboxDays ?? 0);
   const usersBytes = load.users * c.postgres.bytesPerUser.value;
 
   const redisCommands =
@@ -204,7 +205,9 @@ export function plan(load, doc) {
       walBytesPerSecond: walBytes,
       walBytesPerDay: walBytes * SECONDS_PER_DAY,
       storedBytesPerDay: storedPerDay,
-      storedBytesAtRetention: storedPerDay * (load.retentionHours / 24) + usersBytes,
+      // Kept for the retention after final, or the inbox window from publish when that is longer (ADR 0026).
+      heldDays,
+      storedBytesAtRetention: storedPerDay * heldDays + usersBytes,
       usersBytes,
     },
     redis: {

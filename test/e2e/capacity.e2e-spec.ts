@@ -197,6 +197,8 @@ describe('capacity calculator (npm run capacity)', () => {
       '5000',
       '--retention-hours',
       '48',
+      '--inbox-days',
+      '1',
     );
     // 10 000 connections / 1 000; 10 000 × 100 kB in 900 MB; (1 000 × 1 ms + 10 000 × 0.01 ms) / 500 ms per replica.
     expect(plan.replicas).toMatchObject({
@@ -211,6 +213,7 @@ describe('capacity calculator (npm run capacity)', () => {
     expect(plan.postgres.cpuCores).toBeCloseTo(1.1, 9);
     expect(plan.postgres.rowsPerSecond).toBeCloseTo(1000 * 4 + 10_000 * 1, 6);
     expect(plan.postgres.storedBytesPerDay).toBeCloseTo((1000 * 2000 + 10_000 * 50) * 86_400, 0);
+    // Held for the longer of the retention (48 h) and the inbox window (1 day).
     expect(plan.postgres.storedBytesAtRetention).toBeCloseTo(plan.postgres.storedBytesPerDay * 2 + 10_000 * 1000, 0);
     // 10 000 × 0.2 beats + 1 000 × 4 + 2 × 10 commands/s; (10 + 20 + 2 × 10 × 0.1) ms of CPU a second: one shard.
     expect(plan.redis.commandsPerSecond).toBeCloseTo(2000 + 4000 + 20, 6);
