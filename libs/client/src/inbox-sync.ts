@@ -15,6 +15,8 @@ import type { ClientEvents, InboxEvents } from './types.js';
 
 /** How long a state frame waits for its answer before it goes again by REST (every action is idempotent). */
 export const INBOX_COMMAND_TIMEOUT_MS = 10_000;
+/** A failed fetch of the count is tried again after 1 s, 2 s, 4 s, … at most this long, while connected. */
+const COUNT_RETRY_MAX_MS = 30_000;
 
 export interface InboxLink {
   /** Writes a frame on the open WebSocket; false when there is none. */
@@ -46,6 +48,7 @@ export class InboxSync extends Emitter<InboxEvents> {
   private arrivedDuringFetch: number[] | null = null;
   /** Bumped for every fetch of the count: an older answer is dropped. */
   private fetches = 0;
+  private fetchRetry: ReturnType<typeof setTimeout> | undefined;
   /** A `state` frame (or an action's answer) set the count while it was being fetched: it is newer. */
   private setDuringFetch = false;
   /** The current connection is a WebSocket whose welcome lists `inbox`: actions go as frames. */
@@ -84,6 +87,7 @@ export class InboxSync extends Emitter<InboxEvents> {
   connectionClosed(): void {
     this.framesAccepted = false;
     this.fetches++;
+    clearTimeout(this.fetchRetry);
     this.arrivedDuringFetch = null;
     for (const [id, command] of this.pending) {
       this.pending.delete(id);
@@ -158,7 +162,7 @@ export class InboxSync extends Emitter<InboxEvents> {
    * `GET /v1/me/unread-count`, and beside it the newest item, whose seq bounds what the count took in: a
    * notification up to it (a replay after the welcome) is in the count; one after it raises the count.
    */
-  private async fetchCount(): Promise<void> {
+  private async fetchCount(attempt = 1): Promise<void> {
     const fetch = ++this.fetches;
     this.arrivedDuringFetch = [];
     this.setDuringFetch = false;
@@ -170,7 +174,17 @@ export class InboxSync extends Emitter<InboxEvents> {
       if (!this.setDuringFetch) this.set(unreadCount + newer);
     } catch (error) {
       if (fetch !== this.fetches) return;
-      this.link.error({ message: `unread count not fetched: ${messageOf(error)}`, cause: error });
+      // A refusal (a wrong meUrl, the inbox off) stays; anything else (no network, 5xx, 429) may pass.
+      const status = error instanceof InboxError ? error.status : undefined;
+      const lasting = status !== undefined && status >= 400 && status < 500 && status !== 429;
+      const delayMs = Math.min(COUNT_RETRY_MAX_MS, 1000 * 2 ** (attempt - 1));
+      const retry = lasting ? '' : `; trying again in ${delayMs} ms`;
+      this.link.error({ message: `unread count not fetched: ${messageOf(error)}${retry}`, cause: error });
+      if (!lasting) {
+        this.fetchRetry = setTimeout(() => {
+          if (fetch === this.fetches) void this.fetchCount(attempt + 1);
+        }, delayMs);
+      }
     } finally {
       if (fetch === this.fetches) this.arrivedDuringFetch = null;
     }

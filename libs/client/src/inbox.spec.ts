@@ -315,6 +315,41 @@ describe('client.inbox', () => {
     });
   });
 
+  it('fetches the count again after a failure that may pass, with growing delays, while connected', async () => {
+    let answers = [503, 503, 200];
+    const rest = fakeRest({
+      'GET unread-count': () => {
+        const status = answers.shift() ?? 200;
+        return status === 200
+          ? { body: { unreadCount: 4 } }
+          : { status, body: { error: { code: 'UNAVAILABLE', message: 'store down' } } };
+      },
+    });
+    const errors: string[] = [];
+    const c = client({ inbox: true, fetch: rest.fetch });
+    c.on('error', (e) => errors.push(e.message));
+    c.connect();
+    await settle();
+    FakeSocket.last.accept(25_000, ['inbox']);
+    await settle(999);
+    expect(c.inbox.unreadCount).toBeNull();
+    await settle(1 + 2000);
+    expect(c.inbox.unreadCount).toBe(4);
+    expect(errors).toEqual([
+      'unread count not fetched: GET /v1/me/unread-count answered 503: store down; trying again in 1000 ms',
+      'unread count not fetched: GET /v1/me/unread-count answered 503: store down; trying again in 2000 ms',
+    ]);
+    // A refusal (a 4xx other than 429) is not tried again.
+    answers = [404];
+    FakeSocket.last.serverClose(1006);
+    await settle(1000);
+    FakeSocket.last.accept(25_000, ['inbox']);
+    await settle(5000);
+    expect(errors.at(-1)).toBe('unread count not fetched: GET /v1/me/unread-count answered 404: store down');
+    expect(rest.of('GET /v1/me/unread-count')).toHaveLength(4);
+    c.close();
+  });
+
   it('says so, once per welcome, when the server does not grant the feature, and keeps no count', async () => {
     const rest = fakeRest();
     const c = client({ inbox: true, fetch: rest.fetch });
