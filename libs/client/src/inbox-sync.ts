@@ -104,8 +104,16 @@ export class InboxSync extends Emitter<InboxEvents> {
     if (this.count !== null && frame.seq > this.horizon) this.set(this.count + 1);
   }
 
-  /** A `state` frame: the count it carries, and a `change` event for the app's list. */
+  /**
+   * A `state` frame: the count it carries, and a `change` event for the app's list. The items it names (or
+   * reads through) are in its count: if one of them arrives here only now (read on another device first),
+   * it does not raise the count again.
+   */
   changed(frame: StateFrame): void {
+    for (const id of frame.ids ?? []) this.counted.add(id);
+    if (frame.action === 'readAll' && frame.topic === undefined && frame.throughSeq !== undefined) {
+      this.horizon = Math.max(this.horizon, frame.throughSeq);
+    }
     this.set(frame.unreadCount, true);
     this.emit('change', frame);
   }
@@ -169,7 +177,7 @@ export class InboxSync extends Emitter<InboxEvents> {
     try {
       const [{ unreadCount }, newest] = await Promise.all([this.rest.unreadCount(), this.rest.list({ limit: 1 })]);
       if (fetch !== this.fetches) return;
-      this.horizon = newest.items[0]?.seq ?? 0;
+      this.horizon = Math.max(this.horizon, newest.items[0]?.seq ?? 0);
       const newer = (this.arrivedDuringFetch ?? []).filter((seq) => seq > this.horizon).length;
       if (!this.setDuringFetch) this.set(unreadCount + newer);
     } catch (error) {

@@ -142,6 +142,16 @@ describe('client.inbox', () => {
     c.close();
   });
 
+  it('does not count a notification that arrives after a state frame that took it in', async () => {
+    const c = await connected();
+    // Read on another device before it got here: the frame's count has it already.
+    FakeSocket.last.receive(state('read', 3, { ids: [id(11)] }), notification(11));
+    expect(c.inbox.unreadCount).toBe(3);
+    FakeSocket.last.receive(state('readAll', 0, { throughSeq: 20 }), notification(15), notification(21));
+    expect(c.inbox.unreadCount).toBe(1);
+    c.close();
+  });
+
   it('counts what arrives while the count is being fetched by the newest item the count took in', async () => {
     let answer: () => void = () => undefined;
     const rest = fakeRest({
