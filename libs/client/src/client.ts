@@ -1,11 +1,11 @@
 import type { ClientFrame, ServerFrame, WelcomeFrame } from '@herald/protocol';
 import { AckOutbox } from './acks.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
+import { Dispatcher } from './dispatcher.js';
 import { Emitter } from './emitter.js';
 import { Watchdog } from './heartbeat.js';
 import { httpUrlBeside, messageOf, webSocketUrl, withFeatures } from './http.js';
 import { createInbox, type InboxClient } from './inbox-client.js';
-import { Dispatcher } from './dispatcher.js';
 import { Reconnects } from './reconnect.js';
 import { SseDialer } from './sse-transport.js';
 import { Subscriptions } from './subscriptions.js';
@@ -26,7 +26,7 @@ export { ReadyState, type HeraldClientOptions, type Notification } from './types
 export { BEARER_PREFIX, SUBPROTOCOL, subprotocolsFor } from './websocket-transport.js';
 
 // The public facade: state, events, connect/close and the reconnect loop. The transports
-// (websocket-transport.ts, sse-transport.ts), dispatcher, acks, subscriptions and token live beside it.
+// (websocket-transport.ts, sse-transport.ts), dispatcher, acks, subscriptions, token and inbox live beside it.
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -139,7 +139,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * The user's synced inbox: its list, unread count and read state (docs/client.md, "The inbox"). Needs
+   * The user's synced inbox: its list, unread count and read state (docs/client.md, section 9). Needs
    * `inbox: true` in the options.
    */
   get inbox(): InboxClient {

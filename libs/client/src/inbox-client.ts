@@ -4,7 +4,7 @@ import { InboxSync, type InboxLink } from './inbox-sync.js';
 import type { InboxEvents, InboxListQuery } from './types.js';
 
 /**
- * `client.inbox`: the user's synced inbox (docs/client.md, "The inbox"). A page of it by REST, its unread
+ * `client.inbox`: the user's synced inbox (docs/client.md, section 9). A page of it by REST, its unread
  * count kept up to date, and the actions (`markRead`, `archive`, …), which every device of the user sees
  * as a `change` event.
  */
