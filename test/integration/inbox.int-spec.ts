@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type {
+  AdminInboxResponse,
+  AdminSession,
   ErrorFrame,
   InboxPage,
   InboxStateResponse,
@@ -7,9 +9,15 @@ import type {
   StateFrame,
   WelcomeFrame,
 } from '@herald/protocol';
+import { DataSource } from 'typeorm';
+import { createDataSource } from '../../apps/herald/src/database/data-source';
+import { InboxRepository } from '../../apps/herald/src/record/inbox.repository';
+import { idBoundAt } from '../../apps/herald/src/record/notification-id';
 import { request, publish, userToken, type HttpResult } from '../helpers/api';
 import { InProcessHerald } from '../helpers/in-process';
-import { holdFor } from '../helpers/wait';
+import { scrape } from '../helpers/metrics';
+import { TEST_ADMIN_PASSWORD } from '../helpers/replica';
+import { holdFor, waitFor } from '../helpers/wait';
 import { TestClient } from '../helpers/ws-client';
 
 /**
@@ -49,7 +57,7 @@ describe('The synced inbox', () => {
   const isState = (f: ServerFrame): f is StateFrame => f.type === 'state';
 
   beforeAll(async () => {
-    herald = await InProcessHerald.start('inbox');
+    herald = await InProcessHerald.start('inbox', { HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD });
   });
 
   afterEach(async () => {
@@ -227,5 +235,140 @@ describe('The synced inbox', () => {
     await me(ann, 'POST', 'unseen', { ids: [fromTopic] });
     expect((await list(ann)).items[1]).toMatchObject({ id: fromTopic, seen: false, read: false });
     expect(await unread(ann)).toBe(3);
+    const metrics = await scrape([herald.http]);
+    expect(metrics.get('herald_inbox_changes_total{action="readAll"}')).toBeGreaterThanOrEqual(2);
+    expect(metrics.get('herald_inbox_changes_total{action="unarchive"}')).toBeGreaterThanOrEqual(1);
   });
+
+  it('counts what ended before the upgrade as read (the epoch), and what was still open as unread', async () => {
+    const ann = user('ann');
+    const socket = await connect(ann);
+    const acked = await send(ann);
+    await socket.notification(acked);
+    await socket.close();
+    await waitFor('the ack to be recorded', async () => {
+      const [row] = await herald.db.query<{ status: string }>(
+        `SELECT status FROM deliveries WHERE notification_id = $1`,
+        [acked],
+      );
+      return row?.status === 'acked';
+    });
+    const open = await send(ann);
+    const [latest] = await herald.db.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM notifications`);
+    const seq = Number(latest!.seq);
+    const store: DataSource = await createDataSource(herald.db.url).initialize();
+    try {
+      const inbox = new InboxRepository(store);
+      const window = idBoundAt(Date.now() - 86_400_000);
+      const read = async (epoch: number) =>
+        (await inbox.list(ann, window, epoch, { limit: 10 })).items.map((i) => [i.id, i.read]);
+      expect(await read(0)).toEqual([
+        [open, false],
+        [acked, false],
+      ]);
+      // As if the upgrade ran now: the acked one is read, the open one is not.
+      expect(await read(seq)).toEqual([
+        [open, false],
+        [acked, true],
+      ]);
+      expect(await inbox.unreadCount(ann, window, seq)).toBe(1);
+    } finally {
+      await store.destroy();
+    }
+  });
+
+  it('shows an admin a user’s inbox, and refuses a bad user id or query', async () => {
+    const ann = user('ann');
+    const ids = [await send(ann, 'e', { n: 1 }), await send(ann, 'e', { n: 2 })];
+    await me(ann, 'POST', 'read', { ids: [ids[0]] });
+    const login = await request<AdminSession>(herald.http, 'POST', '/admin/api/login', {
+      apiKey: null,
+      body: { password: TEST_ADMIN_PASSWORD },
+    });
+    const admin = { apiKey: null, headers: { authorization: `Bearer ${login.body.token}` } };
+    const view = await request<AdminInboxResponse>(herald.http, 'GET', `/admin/api/users/${ann}/inbox`, admin);
+    expect(view.status).toBe(200);
+    expect(view.body).toMatchObject({ userId: ann, unreadCount: 1, inboxRetentionDays: 30, nextCursor: null });
+    expect(view.body.items.map((i) => [i.id, i.read, i.payload])).toEqual([
+      [ids[1], false, { n: 2 }],
+      [ids[0], true, { n: 1 }],
+    ]);
+    const nobody = await request<AdminInboxResponse>(herald.http, 'GET', `/admin/api/users/${user('x')}/inbox`, admin);
+    expect([nobody.status, nobody.body.items, nobody.body.unreadCount]).toEqual([200, [], 0]);
+    const badUser = await request<{ error: { message: string } }>(
+      herald.http,
+      'GET',
+      '/admin/api/users/a%20b/inbox',
+      admin,
+    );
+    expect([badUser.status, badUser.body.error.message]).toEqual([400, 'userId: must be a user id']);
+    const badQuery = await request<{ error: { message: string } }>(
+      herald.http,
+      'GET',
+      `/admin/api/users/${ann}/inbox?archived=maybe`,
+      admin,
+    );
+    expect([badQuery.status, badQuery.body.error.message]).toEqual([400, 'archived must be true or false']);
+    // A user token is not an admin session.
+    const asUser = await request(herald.http, 'GET', `/admin/api/users/${ann}/inbox`, {
+      apiKey: null,
+      headers: { authorization: `Bearer ${userToken(ann)}` },
+    });
+    expect(asUser.status).toBe(401);
+  });
+});
+
+describe('The inbox window holds retention (in-process, a retention of seconds)', () => {
+  /** 3.6 s of retention (partitions of 1 s); the inbox lists items 8 s from publish. */
+  const RETENTION_MS = 3_600;
+  const INBOX_MS = 8_000;
+  let herald: InProcessHerald;
+
+  beforeAll(async () => {
+    herald = await InProcessHerald.start('inboxret', {
+      HERALD_RETENTION_HOURS: String(RETENTION_MS / 3_600_000),
+      HERALD_INBOX_RETENTION_DAYS: String(INBOX_MS / 86_400_000),
+    });
+  });
+
+  afterAll(async () => {
+    await herald?.stop();
+  });
+
+  it('keeps a final notification listed until the inbox window passed all of its partition, then drops it with its state rows', async () => {
+    const ann = `ann-${randomUUID().slice(0, 8)}`;
+    const token = { apiKey: null, headers: { authorization: `Bearer ${userToken(ann)}` } };
+    const socket = await TestClient.connect(herald.ws, userToken(ann));
+    try {
+      const { id } = await publish(herald.http, { to: { users: [ann] }, event: 'e', payload: {} });
+      const publishedAt = Date.now();
+      await socket.notification(id);
+      await socket.ack(id);
+      expect((await request(herald.http, 'POST', '/v1/me/read', { ...token, body: { ids: [id] } })).status).toBe(200);
+      const states = async () =>
+        (
+          await herald.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM inbox_states WHERE notification_id = $1`,
+            [id],
+          )
+        )[0]!.n;
+      expect(await states()).toBe(1);
+
+      // Final at once (acked), so retention alone would drop it about 3.6 s on; the inbox keeps it 8 s.
+      await holdFor('past the retention, within the inbox window', publishedAt + RETENTION_MS + 2_000 - Date.now());
+      const listed = await request<InboxPage>(herald.http, 'GET', '/v1/me/notifications', token);
+      expect(listed.body.items.map((i) => [i.id, i.read])).toEqual([[id, true]]);
+
+      await waitFor(
+        'the partition to be dropped once the inbox window passed',
+        async () => (await herald.db.query(`SELECT 1 FROM notifications WHERE id = $1`, [id])).length === 0,
+        15_000,
+      );
+      expect(Date.now() - publishedAt).toBeGreaterThanOrEqual(INBOX_MS);
+      expect(await states()).toBe(0);
+      expect((await request<InboxPage>(herald.http, 'GET', '/v1/me/notifications', token)).body.items).toEqual([]);
+    } finally {
+      await socket.close();
+    }
+  }, 40_000);
 });

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { InboxAction, InboxPage, StateFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { NotFoundError } from '../common/errors';
+import { HeraldError, NotFoundError, UnavailableError } from '../common/errors';
 import { MetricsService } from '../metrics/metrics.service';
 import { InboxListQuery, InboxRepository } from '../record/inbox.repository';
 import { idBoundAt } from '../record/notification-id';
@@ -48,21 +48,21 @@ export class InboxService implements OnModuleInit {
 
   async list(userId: string, query: InboxListQuery): Promise<InboxPage> {
     this.check();
-    const { items, more } = await this.repository.list(userId, this.windowId(), this.epoch, query);
+    const { items, more } = await this.stored(() => this.repository.list(userId, this.windowId(), this.epoch, query));
     return { items, nextCursor: more && items.length > 0 ? String(items[items.length - 1]!.seq) : null };
   }
 
   async unreadCount(userId: string): Promise<number> {
     this.check();
-    return this.repository.unreadCount(userId, this.windowId(), this.epoch);
+    return this.stored(() => this.repository.unreadCount(userId, this.windowId(), this.epoch));
   }
 
   /** `ids`: 1 to MAX_INBOX_IDS_PER_REQUEST lowered UUIDs. */
   async apply(userId: string, action: InboxAction, ids: string[]): Promise<InboxChange> {
     this.check();
     const windowId = this.windowId();
-    const refused = new Set(await this.repository.apply(userId, windowId, action, ids));
-    const unreadCount = await this.repository.unreadCount(userId, windowId, this.epoch);
+    const refused = new Set(await this.stored(() => this.repository.apply(userId, windowId, action, ids)));
+    const unreadCount = await this.stored(() => this.repository.unreadCount(userId, windowId, this.epoch));
     // In the request's order, each once.
     const asked = [...new Set(ids)];
     const forbidden = asked.filter((id) => refused.has(id));
@@ -76,8 +76,8 @@ export class InboxService implements OnModuleInit {
   async readAll(userId: string, topic: string | null): Promise<{ throughSeq: number; unreadCount: number }> {
     this.check();
     const windowId = this.windowId();
-    const throughSeq = await this.repository.readAll(userId, windowId, topic);
-    const unreadCount = await this.repository.unreadCount(userId, windowId, this.epoch);
+    const throughSeq = await this.stored(() => this.repository.readAll(userId, windowId, topic));
+    const unreadCount = await this.stored(() => this.repository.unreadCount(userId, windowId, this.epoch));
     this.metrics.inboxChanges.inc({ action: 'readAll' });
     if (throughSeq > 0)
       this.notify(userId, {
@@ -99,15 +99,24 @@ export class InboxService implements OnModuleInit {
     if (!this.enabled) throw new NotFoundError('the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)');
   }
 
+  /** A store that fails answers 503 (and UNAVAILABLE on a socket): every change is safe to send again. */
+  private async stored<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof HeraldError) throw error;
+      this.logger.warn({ message: 'inbox store failed', error: (error as Error).message });
+      throw new UnavailableError('the inbox store is unavailable; retry');
+    }
+  }
+
   private notify(userId: string, frame: StateFrame): void {
-    this.bus
-      .publishToUsers([userId], { kind: 'state', frame })
-      .catch((error: Error) =>
-        this.logger.warn({
-          message: 'state change not sent; devices read it when they connect',
-          userId,
-          error: error.message,
-        }),
-      );
+    this.bus.publishToUsers([userId], { kind: 'state', frame }).catch((error: Error) =>
+      this.logger.warn({
+        message: 'state change not sent; devices read it when they connect',
+        userId,
+        error: error.message,
+      }),
+    );
   }
 }
