@@ -1,10 +1,11 @@
 import type { ClientFrame, ServerFrame, WelcomeFrame } from '@herald/protocol';
 import { AckOutbox } from './acks.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
+import { Dispatcher } from './dispatcher.js';
 import { Emitter } from './emitter.js';
 import { Watchdog } from './heartbeat.js';
-import { httpUrlBeside, messageOf } from './http.js';
-import { Inbox } from './inbox.js';
+import { httpUrlBeside, messageOf, webSocketUrl, withFeatures } from './http.js';
+import { createInbox, type InboxClient } from './inbox-client.js';
 import { Reconnects } from './reconnect.js';
 import { SseDialer } from './sse-transport.js';
 import { Subscriptions } from './subscriptions.js';
@@ -25,7 +26,7 @@ export { ReadyState, type HeraldClientOptions, type Notification } from './types
 export { BEARER_PREFIX, SUBPROTOCOL, subprotocolsFor } from './websocket-transport.js';
 
 // The public facade: state, events, connect/close and the reconnect loop. The transports
-// (websocket-transport.ts, sse-transport.ts), inbox, acks, subscriptions and token live beside it.
+// (websocket-transport.ts, sse-transport.ts), dispatcher, acks, subscriptions, token and inbox live beside it.
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -47,9 +48,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly acks = new AckOutbox(() => this.flushAcks());
   private readonly tokens: TokenKeeper;
   private readonly reconnects: Reconnects;
-  private readonly inbox: Inbox;
+  private readonly dispatcher: Dispatcher;
   private readonly subscriptions: Subscriptions;
   private readonly watchdog: Watchdog;
+  /** `client.inbox`, and the part of it the connection drives, when the options ask for it. */
+  private readonly inboxParts: ReturnType<typeof createInbox> | null;
 
   private state: ReadyState = ReadyState.CLOSED;
   /** Bumped whenever a transport is abandoned: events of an old one are ignored. */
@@ -64,23 +67,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   constructor(options: HeraldClientOptions) {
     super();
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch {
-      throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(options.url)}`);
-    }
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-      throw new TypeError(`url must start with ws:// or wss://, got ${JSON.stringify(options.url)}`);
-    }
+    const url = webSocketUrl(options.url);
     if (options.token === undefined && options.getToken === undefined) {
       throw new TypeError('give a token, a getToken callback, or both');
     }
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
     const fetchImpl = options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined);
+    const features = options.inbox ? ['inbox'] : [];
     const error = (event: ClientEvents['error']): void => this.emit('error', event);
     this.webSocket = new WebSocketDialer({
-      url,
+      url: withFeatures(url, features),
       credentials: options.credentials ?? 'protocol',
       ticketsUrl: options.ticketsUrl ?? httpUrlBeside(url, '/v1/tickets'),
       WebSocket: WebSocketImpl,
@@ -89,7 +85,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     });
     this.sse = new SseDialer({
       fetch: fetchImpl,
-      streamUrl: options.streamUrl ?? httpUrlBeside(url, '/v1/stream'),
+      streamUrl: withFeatures(new URL(options.streamUrl ?? httpUrlBeside(url, '/v1/stream')), features).toString(),
       acksUrl: options.acksUrl ?? httpUrlBeside(url, '/v1/acks'),
       acks: this.acks,
       open: () => this.state === ReadyState.OPEN && this.dialer === this.sse,
@@ -117,7 +113,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
       sendAuth: (token) => this.subscriptions.auth(token),
       error,
     });
-    this.inbox = new Inbox(this.acks, {
+    this.dispatcher = new Dispatcher(this.acks, {
       ackMode: options.ackMode ?? 'auto',
       dedupWindow: options.dedupWindow ?? 10_000,
       stopping: () => this.stopping,
@@ -128,6 +124,27 @@ export class HeraldClient extends Emitter<ClientEvents> {
       send: (frame) => this.send(frame),
       duplex: () => this.dialer.duplex,
     });
+    this.inboxParts = !options.inbox
+      ? null
+      : createInbox(
+          {
+            fetch: fetchImpl,
+            meUrl: options.meUrl ?? httpUrlBeside(url, '/v1/me'),
+            token: () => this.tokens.current(),
+            tokenRefused: () => (this.tokens.needFresh = true),
+            canRefreshToken: Boolean(options.getToken),
+          },
+          { send: (frame) => this.send(frame), dedupWindow: options.dedupWindow ?? 10_000, error },
+        );
+  }
+
+  /**
+   * The user's synced inbox: its list, unread count and read state (docs/client.md, section 9). Needs
+   * `inbox: true` in the options.
+   */
+  get inbox(): InboxClient {
+    if (!this.inboxParts) throw new Error('the inbox is off: create the client with { inbox: true }');
+    return this.inboxParts.inbox;
   }
 
   /** Like `WebSocket.readyState`: CONNECTING (also while waiting to reconnect), OPEN, CLOSING, CLOSED. */
@@ -147,7 +164,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Sets the handler; notifications that arrived before it wait for it. */
   onNotification(handler: NotificationHandler): () => void {
-    return this.inbox.onNotification(handler);
+    return this.dispatcher.onNotification(handler);
   }
 
   /** Starts connecting (and keeps the connection up until `close()`). */
@@ -193,7 +210,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
 
   /** Acks a notification by id (manual mode; auto mode does it for you). Queued while disconnected. */
   ack(id: string): void {
-    this.inbox.ack(id);
+    this.dispatcher.ack(id);
   }
 
   /** Where the next attempt goes: the one place that chooses between the transports. */
@@ -258,13 +275,18 @@ export class HeraldClient extends Emitter<ClientEvents> {
         this.opened(generation, frame);
         return;
       case 'notification':
-        this.inbox.arrived(frame);
+        this.dispatcher.arrived(frame);
+        this.inboxParts?.sync.arrived(frame);
+        return;
+      case 'state':
+        this.inboxParts?.sync.changed(frame);
         return;
       case 'ack':
-        this.subscriptions.answered(frame);
+        if (!this.subscriptions.answered(frame)) this.inboxParts?.sync.answered(frame);
         return;
       case 'error':
-        if (!this.subscriptions.answered(frame)) this.emit('error', { message: frame.message, code: frame.code });
+        if (this.subscriptions.answered(frame) || this.inboxParts?.sync.answered(frame)) return;
+        this.emit('error', { message: frame.message, code: frame.code });
         return;
       case 'acks':
       case 'pong':
@@ -295,6 +317,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const features = duplex ? (welcome.features ?? []) : [];
     this.acks.opened(features.includes('ackThrough'), features.includes('quietAcks'));
     this.flushAcks();
+    this.inboxParts?.sync.opened(welcome, duplex);
     this.emit('open', {
       transport: this.reconnects.kind,
       connectionId: welcome.connectionId,
@@ -359,6 +382,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.watchdog.stop();
     this.acks.closed();
     this.welcome = null;
+    this.inboxParts?.sync.connectionClosed();
     const active = this.active;
     this.active = null;
     active?.drop();

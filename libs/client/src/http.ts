@@ -12,6 +12,29 @@ export function httpUrlBeside(url: URL, path: string): string {
   return http.toString();
 }
 
+/** The client's `url` option, checked: an absolute ws:// or wss:// URL. */
+export function webSocketUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new TypeError(`url must be an absolute ws:// or wss:// URL, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new TypeError(`url must start with ws:// or wss://, got ${JSON.stringify(text)}`);
+  }
+  return url;
+}
+
+/** `url` asking for `features` too (`?features=a,b`, after any the URL names already). */
+export function withFeatures(url: URL, features: readonly string[]): URL {
+  if (features.length === 0) return url;
+  const withThem = new URL(url);
+  const named = withThem.searchParams.get('features')?.split(',').filter(Boolean) ?? [];
+  withThem.searchParams.set('features', [...new Set([...named, ...features])].join(','));
+  return withThem;
+}
+
 export function parseJson<T>(text: string): T | undefined {
   try {
     return JSON.parse(text) as T;
@@ -25,7 +48,7 @@ export async function errorMessageOf(response: Response): Promise<string> {
 }
 
 /** The error body's code (a Herald answer) and message, or the start of whatever else came. */
-async function errorOf(response: Response): Promise<{ code?: string; message: string }> {
+export async function errorOf(response: Response): Promise<{ code?: string; message: string }> {
   const text = await response.text().catch(() => '');
   const body = parseJson<{ error?: { code?: string; message?: string } }>(text);
   return {

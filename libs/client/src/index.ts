@@ -3,10 +3,14 @@
  * See docs/client.md.
  */
 export { HeraldClient } from './client.js';
+export { InboxClient } from './inbox-client.js';
+export { applyInboxChange, InboxError, type InboxFlags } from './inbox-state.js';
 export {
   ReadyState,
   type ClientEvents,
   type HeraldClientOptions,
+  type InboxEvents,
+  type InboxListQuery,
   type Notification,
   type NotificationHandler,
   type TokenSource,
@@ -17,4 +21,15 @@ export { reconnectDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from './backof
 export { RecentIds } from './dedup.js';
 export { SseParser, type SseEvent } from './sse.js';
 export { tokenExpiresAtMs } from './token.js';
-export type { JsonValue, NotificationFrame, ServerFrame, ClientFrame, WelcomeFrame } from '@herald/protocol';
+export type {
+  JsonValue,
+  NotificationFrame,
+  ServerFrame,
+  ClientFrame,
+  WelcomeFrame,
+  InboxAction,
+  InboxItem,
+  InboxPage,
+  ReadAllResponse,
+  StateFrame,
+} from '@herald/protocol';

@@ -1,5 +1,5 @@
 /** The SDK's public types: options, notifications, events, and the client's ready states. */
-import type { JsonValue } from '@herald/protocol';
+import type { JsonValue, StateFrame } from '@herald/protocol';
 import type { BackoffOptions } from './backoff.js';
 
 /** The browser's `WebSocket.readyState` values, with the same meaning for the client as a whole. */
@@ -65,6 +65,13 @@ export interface HeraldClientOptions {
   dedupWindow?: number;
   /** Random source for the jitter (tests pin it). */
   random?: () => number;
+  /**
+   * The synced inbox (`client.inbox`): asks the server for the `inbox` feature on connect (`?features=inbox`
+   * on both transports), keeps the unread count and turns `state` frames into `change` events (default false).
+   */
+  inbox?: boolean;
+  /** Base of the end-user REST the inbox uses (default: `url` with http(s) and `/v1/me` for `/ws`). */
+  meUrl?: string;
 }
 
 /** A notification as the app's handler sees it. */
@@ -96,4 +103,25 @@ export interface ClientEvents {
   state: ReadyState;
   /** Something the app may want to know; the client carries on. */
   error: { message: string; code?: string; cause?: unknown };
+}
+
+/** What `client.inbox.list()` asks for: a page of the user's inbox, newest first. */
+export interface InboxListQuery {
+  /** Items per page, 1-100 (the server's default: 20). */
+  limit?: number;
+  /** The `nextCursor` of the previous page; absent (or null) for the first. */
+  cursor?: string | null;
+  /** true: only unread items; false: only read ones. */
+  unread?: boolean;
+  /** true: only archived items; false or absent: only those not archived. */
+  archived?: boolean;
+  /** Only items of this event name. */
+  event?: string;
+}
+
+export interface InboxEvents {
+  /** A `state` frame: items of the inbox changed, on this device or another (apply it with `applyInboxChange`). */
+  change: StateFrame;
+  /** The unread count changed. */
+  unreadCount: number;
 }

@@ -4,7 +4,7 @@ import { RecentIds } from './dedup.js';
 import { messageOf } from './http.js';
 import type { ClientEvents, Notification, NotificationHandler } from './types.js';
 
-export interface InboxOptions {
+export interface DispatcherOptions {
   ackMode: 'auto' | 'manual';
   /** Notification ids remembered for dedup, across reconnects. */
   dedupWindow: number;
@@ -19,7 +19,7 @@ export interface InboxOptions {
  * Hands each notification to the app's handler once (dedup by id across reconnects), one at a time and
  * lowest `seq` first, and acks it: after the handler (auto mode) or when the app says so (manual).
  */
-export class Inbox {
+export class Dispatcher {
   private handler: NotificationHandler | undefined;
   /** Handled by the app: a copy is only acked again. */
   private readonly seen: RecentIds;
@@ -30,7 +30,7 @@ export class Inbox {
 
   constructor(
     private readonly acks: AckOutbox,
-    private readonly options: InboxOptions,
+    private readonly options: DispatcherOptions,
   ) {
     this.seen = new RecentIds(options.dedupWindow);
     this.acked = new RecentIds(options.dedupWindow);
