@@ -240,41 +240,82 @@ describe('The synced inbox', () => {
     expect(metrics.get('herald_inbox_changes_total{action="unarchive"}')).toBeGreaterThanOrEqual(1);
   });
 
-  it('counts what ended before the upgrade as read (the epoch), and what was still open as unread', async () => {
+  it('counts what had ended by the upgrade as read (the epoch), rows and stream offsets alike, and never changes that later', async () => {
     const ann = user('ann');
+    const topic = `t-${randomUUID().slice(0, 8)}`;
     const socket = await connect(ann);
+    socket.send({ type: 'subscribe', channel: topic, id: 's' });
+    await socket.next((f) => f.type === 'ack' && f.id === 's');
     const acked = await send(ann);
-    await socket.notification(acked);
-    await socket.close();
-    await waitFor('the ack to be recorded', async () => {
-      const [row] = await herald.db.query<{ status: string }>(
-        `SELECT status FROM deliveries WHERE notification_id = $1`,
-        [acked],
+    const streamAcked = (await publish(herald.http, { to: { topic }, event: 'news', payload: {} })).id;
+    await socket.notification(streamAcked);
+    await waitFor('both acks to be recorded', async () => {
+      const [row] = await herald.db.query<{ n: number }>(
+        `SELECT ((SELECT count(*) FROM deliveries WHERE notification_id = $1 AND status = 'acked')
+               + (SELECT count(*) FROM broadcast_acks WHERE notification_id = $2))::int AS n`,
+        [acked, streamAcked],
       );
-      return row?.status === 'acked';
+      return row?.n === 2;
     });
+    await socket.close();
     const open = await send(ann);
-    const [latest] = await herald.db.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM notifications`);
-    const seq = Number(latest!.seq);
+    const expired = await publish(herald.http, { to: { topic }, event: 'news', payload: {}, ttlSeconds: 1 });
+    await holdFor('the broadcast’s TTL to pass while ann is away', 1_100);
+    // As if the upgrade ran now.
+    await herald.db.query(`UPDATE inbox_epoch SET seq = (SELECT max(seq) FROM notifications), set_at = now()`);
+    const [epoch] = await herald.db.query<{ seq: string }>(`SELECT seq::text AS seq FROM inbox_epoch`);
     const store: DataSource = await createDataSource(herald.db.url).initialize();
     try {
       const inbox = new InboxRepository(store);
       const window = idBoundAt(Date.now() - 86_400_000);
-      const read = async (epoch: number) =>
-        (await inbox.list(ann, window, epoch, { limit: 10 })).items.map((i) => [i.id, i.read]);
+      const read = async (at: number) =>
+        (await inbox.list(ann, window, at, { limit: 10 })).items.map((i) => [i.id, i.read]);
       expect(await read(0)).toEqual([
+        [expired.id, false],
         [open, false],
+        [streamAcked, false],
         [acked, false],
       ]);
-      // As if the upgrade ran now: the acked one is read, the open one is not.
-      expect(await read(seq)).toEqual([
+      const atEpoch = [
+        [expired.id, true],
         [open, false],
+        [streamAcked, true],
         [acked, true],
-      ]);
-      expect(await inbox.unreadCount(ann, window, seq)).toBe(1);
+      ];
+      expect(await read(Number(epoch!.seq))).toEqual(atEpoch);
+      expect(await inbox.unreadCount(ann, window, Number(epoch!.seq))).toBe(1);
+      // Acked after the upgrade: still unread (the rule is the upgrade's, not the clock's).
+      const ack = await request<{ results: { status: string }[] }>(herald.http, 'POST', '/v1/acks', {
+        apiKey: null,
+        headers: { authorization: `Bearer ${userToken(ann)}` },
+        body: { ids: [open] },
+      });
+      expect(ack.body.results).toEqual([{ id: open, status: 'ok' }]);
+      expect(await read(Number(epoch!.seq))).toEqual(atEpoch);
     } finally {
       await store.destroy();
     }
+  });
+
+  it('keeps a topic’s earlier items when the user unsubscribes and subscribes again', async () => {
+    const ann = user('ann');
+    const topic = `t-${randomUUID().slice(0, 8)}`;
+    const socket = await connect(ann);
+    const command = async (type: string, id: string) => {
+      socket.send({ type, channel: topic, id });
+      await socket.next((f) => f.type === 'ack' && f.id === id);
+    };
+    await command('subscribe', 's1');
+    const before = (await publish(herald.http, { to: { topic }, event: 'news', payload: { n: 1 } })).id;
+    await socket.notification(before);
+    await command('unsubscribe', 'u1');
+    await command('subscribe', 's2');
+    const after = (await publish(herald.http, { to: { topic }, event: 'news', payload: { n: 2 } })).id;
+    await socket.notification(after);
+    expect((await list(ann)).items.map((i) => i.id)).toEqual([after, before]);
+    expect(await unread(ann)).toBe(2);
+    const marked = await me<InboxStateResponse>(ann, 'POST', 'read', { ids: [before] });
+    expect(marked.body).toEqual({ results: [{ id: before, status: 'ok' }], unreadCount: 1 });
   });
 
   it('shows an admin a user’s inbox, and refuses a bad user id or query', async () => {

@@ -3,37 +3,62 @@ import { DataSource } from 'typeorm';
 import { query } from './sql';
 
 /**
+ * Whether the user `$1` had acked the stream notification `x` by the upgrade's epoch `e` (the ack journal
+ * names them): what a settled offset at or below the epoch needs for the epoch's rule.
+ */
+const ACKED_BY_EPOCH = `EXISTS (SELECT 1 FROM broadcast_acks b
+                                  WHERE b.notification_id = x.id AND b.acked_at <= e.at AND $1 = ANY (b.user_ids))`;
+
+/**
  * A user's inbox items (ADR 0026), as the record holds them: $1 the user, $2 the lowest id of the window
  * (UUIDv7: ids below it were published before the window, and their partitions are not read), $3 the seq
- * to stay below (a page's cursor). Each with `ended`: its delivery is over (acked, expired, failed, or its
- * offset settled), for the upgrade's epoch.
+ * to stay below (a page's cursor), $4 the upgrade's epoch seq. Each with `ended`: at or below the epoch, its
+ * delivery had ended by the epoch's time (acked, expired, failed), which the epoch's rule reads; false above
+ * it, so the rule never changes with time.
  * - The user's `deliveries` rows, by the three partial indexes (open, acked, ended): user-list notifications
  *   and the broadcasts handed off to a row.
- * - The offsets of their streams' cursors (`(from_offset, until_offset]`) that no row of theirs holds.
+ * - The offsets of their streams' cursors (`(from_offset, until_offset]`), and of the earlier intervals a
+ *   resubscribe reset (`inbox_intervals`), that no row of theirs holds.
  */
 const ITEMS = `
+  e AS MATERIALIZED (SELECT COALESCE((SELECT set_at FROM inbox_epoch LIMIT 1), '-infinity') AS at),
   items AS (
-    SELECT d.notification_id AS id, d.seq, d.expires_at <= now() AS ended FROM deliveries d
+    SELECT d.notification_id AS id, d.seq, d.seq <= $4 AND d.expires_at <= e.at AS ended FROM deliveries d, e
      WHERE d.user_id = $1 AND d.status IN ('pending', 'sent') AND d.notification_id >= $2 AND d.seq < $3
     UNION ALL
-    SELECT d.notification_id, d.seq, true FROM deliveries d
+    SELECT d.notification_id, d.seq, d.seq <= $4 AND (d.acked_at <= e.at OR d.expires_at <= e.at)
+      FROM deliveries d, e
      WHERE d.user_id = $1 AND d.status = 'acked' AND d.notification_id >= $2 AND d.seq < $3
     UNION ALL
-    SELECT d.notification_id, d.seq, true FROM deliveries d
+    SELECT d.notification_id, d.seq, d.seq <= $4 AND (d.updated_at <= e.at OR d.expires_at <= e.at)
+      FROM deliveries d, e
      WHERE d.user_id = $1 AND d.status IN ('expired', 'failed') AND d.notification_id >= $2 AND d.seq < $3
     UNION ALL
-    SELECT x.id, x.seq, x.stream_offset <= c.settled_through OR x.stream_offset = ANY (c.settled_above)
-      FROM cursors c,
-           LATERAL (SELECT x.id, x.seq, x.stream_offset FROM notifications x
+    SELECT x.id, x.seq,
+           CASE WHEN x.seq > $4 THEN false WHEN x.expires_at <= e.at THEN true
+                WHEN x.stream_offset <= c.settled_through OR x.stream_offset = ANY (c.settled_above)
+                  THEN ${ACKED_BY_EPOCH}
+                ELSE false END
+      FROM e, cursors c,
+           LATERAL (SELECT x.id, x.seq, x.stream_offset, x.expires_at FROM notifications x
                      WHERE x.stream_id = c.stream_id AND x.stream_offset > c.from_offset
                        AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset)
                        AND x.id >= $2 AND x.seq < $3) x
      WHERE c.user_id = $1
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = x.id AND d.user_id = $1)
+    UNION ALL
+    SELECT x.id, x.seq,
+           CASE WHEN x.seq > $4 THEN false WHEN x.expires_at <= e.at THEN true ELSE ${ACKED_BY_EPOCH} END
+      FROM e, inbox_intervals v,
+           LATERAL (SELECT x.id, x.seq, x.expires_at FROM notifications x
+                     WHERE x.stream_id = v.stream_id AND x.stream_offset > v.from_offset
+                       AND x.stream_offset <= v.until_offset AND x.id >= $2 AND x.seq < $3) x
+     WHERE v.user_id = $1
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = x.id AND d.user_id = $1))`;
 
 /**
  * Each item with its notification and its state: read by its state row when that was set after the floor
- * of its stream (or the item is above the floor), else by the floor, else by the upgrade's epoch ($4).
+ * of its stream (or the item is above the floor), else by the floor, else by the upgrade's epoch (`ended`).
  * `seen` follows `read`.
  */
 const JUDGED = `${ITEMS},
@@ -43,7 +68,7 @@ const JUDGED = `${ITEMS},
                      AND (f.set_at IS NULL OR s.read_set_at > f.set_at OR i.seq > f.read_through_seq)
                   THEN s.read_at IS NOT NULL
                 WHEN f.read_through_seq >= i.seq THEN true
-                ELSE i.ended AND i.seq <= $4 END AS read,
+                ELSE i.ended END AS read,
            s.seen_at IS NOT NULL AS seen_set
       FROM items i
       JOIN LATERAL (SELECT x.event, x.topic, x.created_at, x.payload, x.stream_id FROM notifications x
@@ -171,7 +196,11 @@ export class InboxRepository {
             AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = a.id AND d.user_id = $1)
                  OR EXISTS (SELECT 1 FROM notifications x JOIN cursors c ON c.user_id = $1 AND c.stream_id = x.stream_id
                              WHERE x.id = a.id AND x.stream_offset > c.from_offset
-                               AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset)))),
+                               AND (c.until_offset IS NULL OR x.stream_offset <= c.until_offset))
+                 OR EXISTS (SELECT 1 FROM notifications x
+                              JOIN inbox_intervals v ON v.user_id = $1 AND v.stream_id = x.stream_id
+                             WHERE x.id = a.id AND x.stream_offset > v.from_offset
+                               AND x.stream_offset <= v.until_offset))),
        written AS (
          INSERT INTO inbox_states AS s (notification_id, user_id, seen_at, read_at, read_set_at, archived_at, updated_at)
          SELECT m.id, $1, ${insert}, t FROM mine m, (SELECT clock_timestamp() AS t) c
@@ -193,13 +222,13 @@ export class InboxRepository {
       this.dataSource,
       `WITH scope AS (
          SELECT c.stream_id FROM cursors c LEFT JOIN streams s ON s.id = c.stream_id
-          WHERE c.user_id = $1 AND ($4::text IS NULL OR s.topic = $4)
-         UNION SELECT 0 WHERE $4::text IS NULL),
+          WHERE c.user_id = $1 AND ($5::text IS NULL OR s.topic = $5)
+         UNION SELECT 0 WHERE $5::text IS NULL),
        ${ITEMS},
        through AS (
          SELECT max(i.seq) AS seq FROM items i
-          WHERE $4::text IS NULL
-             OR EXISTS (SELECT 1 FROM notifications x WHERE x.id = i.id AND x.topic = $4)),
+          WHERE $5::text IS NULL
+             OR EXISTS (SELECT 1 FROM notifications x WHERE x.id = i.id AND x.topic = $5)),
        floors AS (
          INSERT INTO inbox_floors (user_id, stream_id, read_through_seq, set_at)
          SELECT $1, scope.stream_id, through.seq, clock_timestamp() FROM scope, through
@@ -209,7 +238,7 @@ export class InboxRepository {
            SET read_through_seq = GREATEST(inbox_floors.read_through_seq, EXCLUDED.read_through_seq),
                set_at = EXCLUDED.set_at)
        SELECT seq AS through FROM through`,
-      [userId, windowId, NO_CURSOR, topic],
+      [userId, windowId, NO_CURSOR, 0, topic],
     );
     return Number(row?.through ?? 0);
   }
