@@ -293,7 +293,7 @@ export const CONFIG_VARIABLES = {
     schema: decimal(0, 36_500),
     default: '0',
     description:
-      'Remove a user not seen for this many days, with no topic subscription and nothing still to deliver; 0 keeps every user. See docs/reliability.md for what a returning user misses.',
+      'Remove a user not seen for this many days (and never before HERALD_INBOX_RETENTION_DAYS, while their inbox may still list something), with no topic subscription and nothing still to deliver; 0 keeps every user. See docs/reliability.md for what a returning user misses.',
   },
   HERALD_INBOX_RETENTION_DAYS: {
     schema: decimal(0, 3650),

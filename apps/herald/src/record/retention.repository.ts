@@ -227,6 +227,7 @@ export class RetentionRepository {
       const gone = candidates.map((c) => c.id).filter((id) => !present.has(id));
       await em.query(`DELETE FROM cursors WHERE user_id = ANY ($1::text[])`, [gone]);
       await em.query(`DELETE FROM inbox_floors WHERE user_id = ANY ($1::text[])`, [gone]);
+      await em.query(`DELETE FROM inbox_intervals WHERE user_id = ANY ($1::text[])`, [gone]);
       await em.query(`DELETE FROM users WHERE id = ANY ($1::text[])`, [gone]);
       return gone.length;
     });

@@ -88,7 +88,12 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
       );
       if (this.config.userRetentionMs > 0)
         await this.purge('users', () =>
-          this.repository.purgeUsers(this.config.userRetentionMs, BATCH, (ids) => this.presence.onlineUsers(ids)),
+          // Not while the inbox may still list what they were sent (their cursors say which).
+          this.repository.purgeUsers(
+            Math.max(this.config.userRetentionMs, this.config.inboxRetentionMs),
+            BATCH,
+            (ids) => this.presence.onlineUsers(ids),
+          ),
         );
       this.oldestAt = await this.admin.oldestNotification();
       this.historyLeft = await this.repository.historySize();
