@@ -232,7 +232,7 @@ export class AdminController {
   @ApiParam({ name: 'userId', description: '1-128 characters of letters, digits and `_ . @ : -`' })
   @ApiInboxQuery()
   @ApiResponse({ status: 200, schema: schemaRef('AdminInboxResponse') })
-  @ApiErrors(400, 404)
+  @ApiErrors(400, 404, 503)
   async userInbox(
     @Param('userId') userId: string,
     @Query(new ZodPipe(InboxQuerySchema, firstProblem)) query: z.output<typeof InboxQuerySchema>,
