@@ -216,6 +216,8 @@ describe('Admin console in Chromium', () => {
     // Unread only: the item read leaves the list, the count stays.
     await page.check('input[formControlName="unread"]');
     await page.waitForSelector(`[data-testid="inbox-table"] tr[data-id="${read.id}"]`, { state: 'detached' });
+    // The filtered page replaces the list: wait for its row, not only for the read one to go.
+    await page.waitForSelector(`[data-testid="inbox-table"] tr[data-id="${kept.id}"]`);
     expect(await page.locator('[data-testid="inbox-table"] tbody tr').count()).toBe(1);
     expect(await page.textContent('[data-testid="inbox-unread"]')).toBe('1');
     inboxUser = user;
