@@ -84,7 +84,8 @@ describe('OpenAPI description of the REST API', () => {
         const where = `${method.toUpperCase()} ${path}`;
         const admin = path.startsWith('/admin/api/') && path !== '/admin/api/login';
         if ((path.startsWith('/v1/') && !path.startsWith('/v1/demo/')) || admin) {
-          const scheme = admin ? 'adminSession' : userEndpoints.includes(where) ? 'userToken' : 'apiKey';
+          const user = userEndpoints.includes(where) || path.startsWith('/v1/me/');
+          const scheme = admin ? 'adminSession' : user ? 'userToken' : 'apiKey';
           expect({ where, security: operation.security }).toEqual({ where, security: [{ [scheme]: [] }] });
           expect({
             where,
