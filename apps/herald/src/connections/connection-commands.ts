@@ -4,7 +4,7 @@ import { AckService } from '../acks/ack.service';
 import { UserTokenService } from '../auth/user-token.service';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { InboxService } from '../inbox/inbox.service';
+import { INBOX_OFF_MESSAGE, InboxService } from '../inbox/inbox.service';
 import { ParseResult } from '../gateway/frame-parser';
 import { MetricsService } from '../metrics/metrics.service';
 import { UserRepository } from '../record/user.repository';
@@ -197,7 +197,7 @@ export class ConnectionCommands {
       connection.send({
         type: 'error',
         code: ErrorCode.NotFound,
-        message: 'the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)',
+        message: INBOX_OFF_MESSAGE,
         ...withId,
       });
       return;

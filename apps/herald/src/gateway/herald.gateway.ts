@@ -1,7 +1,7 @@
-import { featuresOfUrl } from './requested-features';
 import { Inject, Logger } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { CloseCode, retryAfterReason, WS_SUBPROTOCOL } from '@herald/protocol';
+import { featuresOfUrl } from './requested-features';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import { UpgradeAuthService, UpgradeDecision } from '../auth/upgrade-auth.service';

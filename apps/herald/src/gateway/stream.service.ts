@@ -1,6 +1,6 @@
-import { requestedFeatures } from './requested-features';
 import { Injectable, Logger } from '@nestjs/common';
 import { AcksResponse, CloseCode, retryAfterReason } from '@herald/protocol';
+import { requestedFeatures } from './requested-features';
 import type { FastifyReply } from 'fastify';
 import { AckService } from '../acks/ack.service';
 import { UpgradeAuthService } from '../auth/upgrade-auth.service';

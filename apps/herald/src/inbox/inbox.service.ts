@@ -8,6 +8,9 @@ import { InboxListQuery, InboxRepository } from '../record/inbox.repository';
 import { idBoundAt } from '../record/notification-id';
 import { Bus } from '../routing/bus';
 
+/** What every inbox request and frame answers while HERALD_INBOX_RETENTION_DAYS is 0 (404 NOT_FOUND). */
+export const INBOX_OFF_MESSAGE = 'the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)';
+
 /** What a state change answers: the ids that are not the user's items, and the count after it. */
 export interface InboxChange {
   forbidden: string[];
@@ -96,7 +99,7 @@ export class InboxService implements OnModuleInit {
   }
 
   private check(): void {
-    if (!this.enabled) throw new NotFoundError('the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)');
+    if (!this.enabled) throw new NotFoundError(INBOX_OFF_MESSAGE);
   }
 
   /** A store that fails answers 503 (and UNAVAILABLE on a socket): every change is safe to send again. */
