@@ -87,6 +87,7 @@ describe('Conversion migrations', () => {
       'ExpireOpenDeliveries1764150000000',
       'RetentionPartitions1764160000000',
       'Inbox1764170000000',
+      'Webhooks1764180000000',
     ]);
     // Every named delivery recorded as sent once; the open row past its TTL expired.
     expect(await deliveryStates(db)).toEqual({ 'sent/1': 450, 'expired/1': 1 });

@@ -149,6 +149,7 @@ describe('Upgrade of a previous release database', () => {
         'ChecksOnReplicas1764140000000',
         'ExpireOpenDeliveries1764150000000',
         'RetentionPartitions1764160000000',
+        'Inbox1764170000000',
         SCHEMA_VERSION,
       ]);
       expect(lastProgress(lines, 'tables partitioned (history attached as default)')).toMatchObject({

@@ -15,6 +15,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { PublishModule } from './publish/publish.module';
 import { RedisModule } from './redis/redis.module';
 import { RetentionModule } from './retention/retention.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 import { RedisKeys } from './redis/redis-keys';
 import { bullConnection } from './redis/redis-client';
 
@@ -66,6 +67,7 @@ export class AppModule {
         DemoModule,
         AdminModule,
         RetentionModule,
+        WebhooksModule,
       ],
     };
   }

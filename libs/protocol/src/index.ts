@@ -5,7 +5,7 @@
  * admin console and the client SDK. `docs/protocol.md` is the prose contract;
  * this file (the server's WebSocket frames), `constants.ts` (codes, patterns,
  * limits), `frames.ts` (the client's frames) `publish.ts`, `rest.ts` and
- * `admin.ts` (the REST bodies and queries) are its typed twin, and they change in the same commit.
+ * `admin.ts`, `inbox.ts`, `webhooks.ts` (the REST bodies and queries) are its typed twin, and they change in the same commit.
  */
 
 import type { ErrorCode } from './constants';
@@ -198,3 +198,4 @@ export * from './admin';
 export * from './frames';
 export * from './problems';
 export * from './inbox';
+export * from './webhooks';

@@ -8,6 +8,7 @@ import { ErrorCode, EVENT_PATTERN, MAX_PAYLOAD_DEPTH, TOPIC_PATTERN, USER_ID_PAT
 import type { JsonValue } from './index';
 import { aloneProblem, NO_BODY_REASON, type ProblemParams } from './problems';
 import { isPlainObject, ttlSecondsOf } from './schema-parts';
+import { WebhookUrlSchema } from './webhooks';
 
 // ---------------------------------------------------------------------------
 // Publish: POST /v1/notifications (and the console's broadcasts)
@@ -87,9 +88,15 @@ function bodyError(reason: string) {
     issue.code === 'invalid_type' ? (issue.input === undefined ? NO_BODY_REASON : reason) : undefined;
 }
 
+const CallbackUrlSchema = WebhookUrlSchema.optional().meta({
+  description:
+    "Where this notification's webhook events go (docs/webhooks.md), signed with the key's default secret (`POST /v1/webhooks/default-secret`)",
+  example: 'https://api.example.com/herald-events',
+});
+
 function publishRequestOf<A extends z.ZodType, T extends z.ZodType>(to: A, ttlSeconds: T) {
   return z.strictObject(
-    { to, event: EventNameSchema, payload: PayloadSchema, ttlSeconds },
+    { to, event: EventNameSchema, payload: PayloadSchema, ttlSeconds, callbackUrl: CallbackUrlSchema },
     { error: bodyError('must be a JSON object') },
   );
 }

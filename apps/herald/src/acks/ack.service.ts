@@ -15,6 +15,7 @@ import { isNotificationId } from '../gateway/frame-parser';
 import { MetricsService } from '../metrics/metrics.service';
 import { DeliveryRepository } from '../record/delivery.repository';
 import { RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
+import { WebhookEvents } from '../webhooks/webhook-events';
 import { AckWriter } from './ack-writer';
 
 export type AckResult = { ok: true; status: AckStatus } | { ok: false };
@@ -35,6 +36,7 @@ export class AckService {
     private readonly deliveries: DeliveryRepository,
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
+    private readonly webhooks: WebhookEvents,
   ) {}
 
   /**
@@ -101,6 +103,7 @@ export class AckService {
     }
     if (changed && outcome === 'acked') {
       this.metrics.delivery('acked');
+      this.webhooks.record('notification.acked', notificationId, userId);
       if (sincePublishMs !== undefined) this.metrics.publishToAck.observe(sincePublishMs / 1000);
       if (sinceSentMs !== undefined) this.metrics.sendToAck.observe(sinceSentMs / 1000);
     } else if (changed && outcome === 'expired') {

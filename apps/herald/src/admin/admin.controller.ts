@@ -19,6 +19,9 @@ import {
   AdminLoginRequestSchema,
   AdminNotificationsQuerySchema,
   InboxQuerySchema,
+  AdminWebhookAttemptsQuerySchema,
+  type AdminWebhookAttemptsResponse,
+  type AdminWebhooksResponse,
   NotificationQuerySchema,
   USER_ID_PATTERN,
   type AdminBroadcastPreview,
@@ -57,6 +60,7 @@ import { AdminSessionService } from './admin-session.service';
 import { AdminService } from './admin.service';
 import { BadRequestError } from '../common/errors';
 import { InboxService } from '../inbox/inbox.service';
+import { WebhookEndpointsService } from '../webhooks/webhook-endpoints.service';
 
 /** Query parameters are read one at a time: the first bad one is named (`limit must be …`). */
 const firstProblem = { firstOnly: true };
@@ -105,6 +109,7 @@ export class AdminController {
     private readonly events: AdminEventsService,
     private readonly tickets: TicketService,
     private readonly inbox: InboxService,
+    private readonly webhooks: WebhookEndpointsService,
   ) {}
 
   @Post('tickets')
@@ -221,6 +226,31 @@ export class AdminController {
     @Query(NotificationQueryPipe) query: z.output<typeof NotificationQuerySchema>,
   ): Promise<NotificationView> {
     return this.admin.notification(id, query);
+  }
+
+  @Get('webhooks')
+  @ApiOperation({
+    summary:
+      "Every publisher's webhook endpoints: state, why disabled, pending messages, the last hour's attempts and failures",
+  })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminWebhooksResponse') })
+  @ApiErrors(503)
+  async webhookEndpoints(): Promise<AdminWebhooksResponse> {
+    return { items: await this.webhooks.adminList() };
+  }
+
+  @Get('webhooks/:id/attempts')
+  @ApiOperation({ summary: "An endpoint's latest attempts: outcome, status, latency, error" })
+  @ApiParam({ name: 'id', format: 'uuid' })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } })
+  @ApiResponse({ status: 200, schema: schemaRef('AdminWebhookAttemptsResponse') })
+  @ApiErrors(400, 404, 503)
+  webhookAttempts(
+    @Param('id') id: string,
+    @Query(new ZodPipe(AdminWebhookAttemptsQuerySchema, firstProblem))
+    query: z.output<typeof AdminWebhookAttemptsQuerySchema>,
+  ): Promise<AdminWebhookAttemptsResponse> {
+    return this.webhooks.adminAttempts(id, query.limit);
   }
 
   @Get('users/:userId/inbox')

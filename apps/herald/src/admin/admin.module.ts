@@ -9,10 +9,11 @@ import { AdminGuard } from './admin.guard';
 import { AdminSessionService } from './admin-session.service';
 import { AdminService } from './admin.service';
 import { LoginAttemptsRepository } from './login-attempts.repository';
+import { WebhooksModule } from '../webhooks/webhooks.module';
 
 /** The admin API under /admin/api/ and its live event stream; off while HERALD_ADMIN_PASSWORD is empty. */
 @Module({
-  imports: [AuthModule, DeliveryModule, NotificationsModule, PublishModule],
+  imports: [AuthModule, DeliveryModule, NotificationsModule, PublishModule, WebhooksModule],
   controllers: [AdminLoginController, AdminController],
   providers: [AdminEventsService, AdminGuard, AdminSessionService, AdminService, LoginAttemptsRepository],
 })

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { decimal, int, list, url, VariableSpec } from './variable';
@@ -10,6 +10,19 @@ import { PUBLISHER_LIMIT_VARIABLES } from './publisher-limits.config';
  * place that looks at `process.env`); `docs/configuration.md` lists the same
  * table (`npm run docs:config`).
  */
+
+/** `address/prefix`, IPv4 or IPv6. */
+function isCidr(value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0 || !/^\d{1,3}$/.test(prefix ?? '')) return false;
+  try {
+    new BlockList().addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const CONFIG_VARIABLES = {
   PORT: { schema: int(1, 65535), default: '3000', description: 'HTTP and WebSocket port of this replica.' },
@@ -300,6 +313,53 @@ export const CONFIG_VARIABLES = {
     default: '30',
     description:
       "How long a notification stays listed in its users' inboxes (GET /v1/me/notifications), from publish and whatever its delivery state; retention keeps it at least as long. 0 turns the inbox off (its endpoints answer 404, and no connection gets the `inbox` feature).",
+  },
+  HERALD_WEBHOOK_ALLOWED_CIDRS: {
+    schema: list.pipe(
+      z.array(
+        z.string().refine(isCidr, { message: 'each entry must be a CIDR range such as 10.1.0.0/16 or fd00::/8' }),
+      ),
+    ),
+    default: '',
+    description:
+      'Comma-separated address ranges that webhook endpoints and callback URLs may resolve to although they are loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT, unspecified or multicast, which are refused by default (docs/webhooks.md). Empty: only public addresses.',
+  },
+  HERALD_WEBHOOK_DNS_SERVER: {
+    schema: z
+      .string()
+      .trim()
+      .regex(/^$|^[0-9.]+:\d{1,5}$/, 'must be empty or an IPv4 address and port, such as 10.0.0.2:53'),
+    default: '',
+    description:
+      "The DNS server (`ip:port`) webhook targets are resolved with; empty: the system's resolver (`/etc/hosts` and its servers). Every resolved address is checked at connect time.",
+  },
+  HERALD_WEBHOOK_TIMEOUT_MS: {
+    schema: int(100, 60_000),
+    default: '10000',
+    description:
+      'How long one webhook request may take, connect to answer, before it counts as failed (and is retried).',
+  },
+  HERALD_WEBHOOK_CONCURRENCY: {
+    schema: int(1, 256),
+    default: '16',
+    description: 'Webhook requests one replica makes at once.',
+  },
+  HERALD_WEBHOOK_RETRY_MS: {
+    schema: int(10, 3_600_000),
+    default: '5000',
+    description:
+      'Delay before the first retry of a failed webhook request; each next one waits 4 times longer (with jitter), at most 4 hours, until HERALD_WEBHOOK_RETRY_HOURS.',
+  },
+  HERALD_WEBHOOK_RETRY_HOURS: {
+    schema: decimal(0.0001, 168),
+    default: '24',
+    description: 'How long a webhook message is retried from when it was made; then it is given up (failed).',
+  },
+  HERALD_WEBHOOK_DISABLE_AFTER_HOURS: {
+    schema: decimal(0.0001, 168),
+    default: '24',
+    description:
+      'An endpoint whose requests have all failed for this long is disabled, with the reason shown to its publisher and in the console; enabling it again sends what it kept.',
   },
   HERALD_REDIS_PREFIX: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -'),

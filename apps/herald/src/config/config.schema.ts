@@ -5,6 +5,17 @@ import { PublisherLimits, publisherLimitsOf } from './publisher-limits.config';
 
 export type ConfigVariable = keyof typeof CONFIG_VARIABLES;
 
+export interface WebhookConfig {
+  allowedCidrs: string[];
+  /** `ip:port`, or '' for the system resolver. */
+  dnsServer: string;
+  timeoutMs: number;
+  concurrency: number;
+  retryMs: number;
+  retryForMs: number;
+  disableAfterMs: number;
+}
+
 export interface HeraldConfig {
   port: number;
   /** Empty: every interface. */
@@ -56,6 +67,8 @@ export interface HeraldConfig {
   userRetentionMs: number;
   /** HERALD_INBOX_RETENTION_DAYS in ms; 0: the inbox is off. */
   inboxRetentionMs: number;
+  /** Delivery webhooks (ADR 0027). */
+  webhooks: WebhookConfig;
   redisPrefix: string;
   shutdownGraceMs: number;
   /** POST /v1/demo/tokens answers (demo only). */
@@ -168,6 +181,15 @@ export function parseConfig(env: Record<string, string | undefined>): HeraldConf
     idempotencyMs: Math.round((values.HERALD_IDEMPOTENCY_HOURS as number) * 3_600_000),
     userRetentionMs: Math.round((values.HERALD_USER_RETENTION_DAYS as number) * 86_400_000),
     inboxRetentionMs: Math.round((values.HERALD_INBOX_RETENTION_DAYS as number) * 86_400_000),
+    webhooks: {
+      allowedCidrs: values.HERALD_WEBHOOK_ALLOWED_CIDRS as string[],
+      dnsServer: values.HERALD_WEBHOOK_DNS_SERVER as string,
+      timeoutMs: values.HERALD_WEBHOOK_TIMEOUT_MS as number,
+      concurrency: values.HERALD_WEBHOOK_CONCURRENCY as number,
+      retryMs: values.HERALD_WEBHOOK_RETRY_MS as number,
+      retryForMs: Math.round((values.HERALD_WEBHOOK_RETRY_HOURS as number) * 3_600_000),
+      disableAfterMs: Math.round((values.HERALD_WEBHOOK_DISABLE_AFTER_HOURS as number) * 3_600_000),
+    },
     redisPrefix: values.HERALD_REDIS_PREFIX as string,
     shutdownGraceMs: values.HERALD_SHUTDOWN_GRACE_MS as number,
     demoTokens: values.HERALD_DEMO_TOKENS as boolean,

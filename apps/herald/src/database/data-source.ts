@@ -9,6 +9,7 @@ import { ChecksOnReplicas1764140000000 } from './migrations/1764140000000-Checks
 import { ExpireOpenDeliveries1764150000000 } from './migrations/1764150000000-ExpireOpenDeliveries';
 import { RetentionPartitions1764160000000 } from './migrations/1764160000000-RetentionPartitions';
 import { Inbox1764170000000 } from './migrations/1764170000000-Inbox';
+import { Webhooks1764180000000 } from './migrations/1764180000000-Webhooks';
 
 export const MIGRATIONS = [
   InitialSchema1764090000000,
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   ExpireOpenDeliveries1764150000000,
   RetentionPartitions1764160000000,
   Inbox1764170000000,
+  Webhooks1764180000000,
 ];
 
 /** This build's schema: the name of its last migration. Its presence beats carry it (the upgrade fence reads it). */

@@ -26,6 +26,9 @@ import { RedeliveryService } from '../redelivery/redelivery.service';
 import { NotificationRouter } from '../routing/notification-router';
 import { RedisBus } from '../routing/redis-bus';
 import { SweepProcessor } from '../redelivery/sweep.processor';
+import { WebhookEvents } from '../webhooks/webhook-events';
+import { WebhookInterest } from '../webhooks/webhook-interest';
+import { WebhookTargets } from '../webhooks/webhook-targets';
 
 @Module({
   imports: [AuthModule, NotificationsModule, BullModule.registerQueue({ name: SWEEP_QUEUE })],
@@ -54,6 +57,9 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     RedeliveryService,
     Replay,
     SweepProcessor,
+    WebhookEvents,
+    WebhookInterest,
+    WebhookTargets,
   ],
   exports: [
     AckService,
@@ -67,6 +73,9 @@ import { SweepProcessor } from '../redelivery/sweep.processor';
     NotificationRouter,
     PresenceRepository,
     Bus,
+    WebhookEvents,
+    WebhookInterest,
+    WebhookTargets,
   ],
 })
 export class DeliveryModule {}

@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { InboxListQuery, InboxRepository } from '../record/inbox.repository';
 import { idBoundAt } from '../record/notification-id';
 import { Bus } from '../routing/bus';
+import { WebhookEvents } from '../webhooks/webhook-events';
 
 /** What every inbox request and frame answers while HERALD_INBOX_RETENTION_DAYS is 0 (404 NOT_FOUND). */
 export const INBOX_OFF_MESSAGE = 'the inbox is off on this server (HERALD_INBOX_RETENTION_DAYS=0)';
@@ -33,6 +34,7 @@ export class InboxService implements OnModuleInit {
     private readonly repository: InboxRepository,
     private readonly bus: Bus,
     private readonly metrics: MetricsService,
+    private readonly webhooks: WebhookEvents,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -71,6 +73,7 @@ export class InboxService implements OnModuleInit {
     const forbidden = asked.filter((id) => refused.has(id));
     const changed = asked.filter((id) => !refused.has(id));
     this.metrics.inboxChanges.inc({ action }, changed.length);
+    if (action === 'read') for (const id of changed) this.webhooks.record('notification.read', id, userId);
     if (changed.length > 0) this.notify(userId, { type: 'state', action, ids: changed, unreadCount });
     return { forbidden, unreadCount };
   }

@@ -198,6 +198,25 @@ export class MetricsService {
     'Rows retention deleted one by one: history (notifications from before partitioning), idempotency_keys, users.',
     ['what'],
   );
+  readonly webhookAttempts = this.counter(
+    'herald_webhook_attempts_total',
+    'Webhook requests made by this replica, by event type and outcome: ok (2xx), http (another status), redirect (not followed), refused (a refused address), network, timeout.',
+    ['type', 'outcome'],
+  );
+  readonly webhookAttemptSeconds = this.histogram(
+    'herald_webhook_attempt_duration_seconds',
+    'Seconds from connect to answer of each webhook request made by this replica (refused ones included).',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  readonly webhookMessages = this.counter(
+    'herald_webhook_messages_total',
+    'Webhook messages by what became of them on this replica: made (by the batcher), delivered, failed (given up after HERALD_WEBHOOK_RETRY_HOURS).',
+    ['result'],
+  );
+  readonly webhookEndpointsDisabled = this.counter(
+    'herald_webhook_endpoints_disabled_total',
+    'Endpoints disabled by this replica after failing for HERALD_WEBHOOK_DISABLE_AFTER_HOURS.',
+  );
   readonly httpRequests = this.counter(
     'herald_http_requests_total',
     'REST requests answered, by method, route pattern and status.',

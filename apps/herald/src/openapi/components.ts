@@ -9,6 +9,15 @@ import {
   ReadAllRequestSchema,
   ReadAllResponseSchema,
   UnreadCountSchema,
+  AdminWebhookAttemptsResponseSchema,
+  AdminWebhooksResponseSchema,
+  WebhookCreateRequestSchema,
+  WebhookEndpointCreatedSchema,
+  WebhookEndpointListSchema,
+  WebhookEndpointSchema,
+  WebhookEventSchema,
+  WebhookSecretSchema,
+  WebhookUpdateRequestSchema,
   AdminConnectionsResponseSchema,
   AdminLoginRequestSchema,
   AdminNotificationsResponseSchema,
@@ -41,6 +50,8 @@ const REQUESTS = {
   AdminLoginRequest: AdminLoginRequestSchema,
   InboxStateRequest: InboxStateRequestSchema,
   ReadAllRequest: ReadAllRequestSchema,
+  WebhookCreateRequest: WebhookCreateRequestSchema,
+  WebhookUpdateRequest: WebhookUpdateRequestSchema,
 };
 
 /** Response bodies: rendered as the server writes them. */
@@ -63,6 +74,13 @@ const RESPONSES = {
   InboxStateResponse: InboxStateResponseSchema,
   ReadAllResponse: ReadAllResponseSchema,
   UnreadCount: UnreadCountSchema,
+  WebhookEndpoint: WebhookEndpointSchema,
+  WebhookEndpointCreated: WebhookEndpointCreatedSchema,
+  WebhookEndpointList: WebhookEndpointListSchema,
+  WebhookSecret: WebhookSecretSchema,
+  WebhookEvent: WebhookEventSchema,
+  AdminWebhooksResponse: AdminWebhooksResponseSchema,
+  AdminWebhookAttemptsResponse: AdminWebhookAttemptsResponseSchema,
 };
 
 /** A component of the document, by the `id` its schema carries in `@herald/protocol`. */

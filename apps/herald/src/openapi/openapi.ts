@@ -55,6 +55,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       },
       'adminSession',
     )
+    .addTag(
+      'webhooks',
+      'Delivery webhooks: endpoints told what became of your notifications (API key; docs/webhooks.md).',
+    )
     .addTag('admin', 'The admin console’s API: live connections, broadcasts, history, statistics (admin session).')
     .addTag('demo', 'Tokens for the demo page: no authentication, off unless HERALD_DEMO_TOKENS=true.')
     .addTag('health', 'Liveness and readiness, no authentication.')

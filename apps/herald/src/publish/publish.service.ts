@@ -29,6 +29,7 @@ import { parseOrThrow } from '../common/zod.pipe';
 import { canonicalJson, parseIdempotencyKey } from './publish.dto';
 import { PublisherLimiter } from './publisher-limiter';
 import { NotificationRouter } from '../routing/notification-router';
+import { WebhookEvents } from '../webhooks/webhook-events';
 
 /**
  * Concurrent publishes to user lists are stored together: one statement and one commit per batch (group
@@ -79,6 +80,7 @@ export class PublishService {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly limiter: PublisherLimiter,
+    private readonly webhooks: WebhookEvents,
   ) {
     this.requestSchema = publishRequestSchema(config);
     this.toUsers = new Batcher(
@@ -147,6 +149,7 @@ export class PublishService {
       ttlSeconds: request.ttlSeconds,
     };
     const idempotencyKey = parseIdempotencyKey(idempotencyHeader);
+    const callbackUrl = request.callbackUrl ?? null;
     // A user list is its own resolved audience: charged before it is stored (a topic's is charged inside).
     if ('users' in input.audience) {
       const admitting = this.limiter.admit(publisherId, input.audience.users.length);
@@ -163,12 +166,17 @@ export class PublishService {
                 event: input.event,
                 payload: input.payload,
                 ttlSeconds: input.ttlSeconds,
+                // Only when given: the hashes of publishes without one stay what they were.
+                ...(callbackUrl !== null ? { callbackUrl } : {}),
               }),
             )
             .digest('hex');
+    const record: NewNotification = { id: newNotificationId(), publisherId, idempotencyKey, requestHash, ...input };
+    if (callbackUrl !== null) {
+      await this.store(() => this.webhooks.beforePublish(publisherId, record.id, callbackUrl, input.ttlSeconds), true);
+    }
     let created;
     try {
-      const record: NewNotification = { id: newNotificationId(), publisherId, idempotencyKey, requestHash, ...input };
       created = await ('users' in input.audience ? this.toUsers : this.toAudiences).add(record);
       if (created instanceof RateLimitedError) throw created;
     } catch (error) {
@@ -194,6 +202,7 @@ export class PublishService {
         event: notification.event,
         recipients,
       });
+      await this.webhooks.published(notification, publisherId, callbackUrl);
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
       this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {
@@ -246,10 +255,11 @@ export class PublishService {
   }
 
   /** A read from the store: failing is 503 (retry later), not 500. */
-  private async store<T>(read: () => Promise<T>): Promise<T> {
+  private async store<T>(read: () => Promise<T>, passRefusals = false): Promise<T> {
     try {
       return await read();
     } catch (error) {
+      if (passRefusals && error instanceof HeraldError) throw error;
       this.logger.error({ message: 'store read failed', error: (error as Error).message });
       throw new UnavailableError('the notification store is unavailable, retry later');
     }

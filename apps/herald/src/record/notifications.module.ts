@@ -9,6 +9,7 @@ import { RedeliveryRepository } from './redelivery.repository';
 import { ReplayRepository } from './replay.repository';
 import { StreamRepository } from './stream.repository';
 import { UserRepository } from './user.repository';
+import { WebhookRepository } from './webhook.repository';
 
 /** The repositories are framework-free (tested directly against PostgreSQL); Nest builds them here. */
 @Module({
@@ -37,6 +38,11 @@ import { UserRepository } from './user.repository';
     { provide: UserRepository, inject: [DataSource], useFactory: (ds: DataSource) => new UserRepository(ds) },
     { provide: AdminRepository, inject: [DataSource], useFactory: (ds: DataSource) => new AdminRepository(ds) },
     { provide: InboxRepository, inject: [DataSource], useFactory: (ds: DataSource) => new InboxRepository(ds) },
+    {
+      provide: WebhookRepository,
+      inject: [DataSource],
+      useFactory: (ds: DataSource) => new WebhookRepository(ds),
+    },
   ],
   exports: [
     NotificationRepository,
@@ -47,6 +53,7 @@ import { UserRepository } from './user.repository';
     UserRepository,
     AdminRepository,
     InboxRepository,
+    WebhookRepository,
   ],
 })
 export class NotificationsModule {}

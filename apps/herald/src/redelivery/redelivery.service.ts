@@ -12,6 +12,7 @@ import { toBusNotification } from '../delivery/notification-frame';
 import { LiveEvents } from '../delivery/live-events';
 import { PresenceRepository } from '../routing/presence.repository';
 import { RedeliveryJobData } from './queues';
+import { WebhookEvents } from '../webhooks/webhook-events';
 
 export type CheckOutcome = 'stale' | 'parked' | 'failed' | 'resent' | 'postponed';
 
@@ -42,6 +43,7 @@ export class RedeliveryService {
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
     private readonly live: LiveEvents,
+    private readonly webhooks: WebhookEvents,
   ) {}
 
   /**
@@ -154,6 +156,7 @@ export class RedeliveryService {
       const failed = await this.deliveries.markFailed(notification.id, userId, attempts);
       if (failed) {
         this.metrics.delivery('failed');
+        this.webhooks.record('notification.failed', notification.id, userId);
         this.live.emit({ type: 'deliveries.changed', notificationIds: [notification.id] });
         this.logger.log({ message: 'delivery failed', notificationId: notification.id, userId, attempts, requestId });
       }

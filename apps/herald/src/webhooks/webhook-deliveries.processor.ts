@@ -1,0 +1,137 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Job, Queue, Worker } from 'bullmq';
+import { HERALD_CONFIG } from '../config/config.module';
+import { HeraldConfig } from '../config/config.schema';
+import { MetricsService } from '../metrics/metrics.service';
+import { AttemptResult, WebhookRepository } from '../record/webhook.repository';
+import { closeWorker } from '../redelivery/worker-shutdown';
+import { deliveryJob, WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryJobData } from './queues';
+import { signatureHeader } from './signature';
+import { WebhookTargets } from './webhook-targets';
+import type { WebhookResponse } from './webhook-http';
+
+/** Each retry waits this many times longer than the one before, at most MAX_RETRY_DELAY_MS. */
+const RETRY_GROWTH = 4;
+const MAX_RETRY_DELAY_MS = 4 * 3_600_000;
+
+/** The delay before try `attempt + 1`: HERALD_WEBHOOK_RETRY_MS × 4^(attempt−1), at most 4 h, ±20% jitter. */
+export function retryDelayMs(firstMs: number, attempt: number, random = Math.random): number {
+  const base = Math.min(firstMs * RETRY_GROWTH ** Math.min(attempt - 1, 20), MAX_RETRY_DELAY_MS);
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** What an attempt that did not get a 2xx says, for the console and the disabled reason. */
+function describe(response: WebhookResponse): string | null {
+  switch (response.kind) {
+    case 'ok':
+      return null;
+    case 'http':
+      return `HTTP ${response.status}${response.bodyExcerpt ? `: ${response.bodyExcerpt.slice(0, 200)}` : ''}`;
+    case 'redirect':
+    case 'refused':
+    case 'network':
+    case 'timeout':
+      return response.error;
+  }
+}
+
+/**
+ * The one processor of the webhook deliveries (ADR 0027): each job is one try of one message. It signs
+ * the message's fixed body (Standard Webhooks: `webhook-id` the message's id, the same on every retry),
+ * posts it through WebhookTargets' guard, records the attempt, and queues the next try (backoff with
+ * jitter) until HERALD_WEBHOOK_RETRY_HOURS from the message's making; an endpoint whose tries have all
+ * failed for HERALD_WEBHOOK_DISABLE_AFTER_HOURS is disabled, and keeps its messages for when it is enabled.
+ */
+@Injectable()
+export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(WebhookDeliveriesProcessor.name);
+  private worker: Worker<WebhookDeliveryJobData> | undefined;
+
+  constructor(
+    private readonly repository: WebhookRepository,
+    private readonly targets: WebhookTargets,
+    @InjectQueue(WEBHOOK_DELIVERY_QUEUE) private readonly queue: Queue<WebhookDeliveryJobData>,
+    @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.worker = new Worker<WebhookDeliveryJobData>(WEBHOOK_DELIVERY_QUEUE, (job) => this.process(job), {
+      connection: this.queue.opts.connection,
+      prefix: this.queue.opts.prefix,
+      concurrency: this.config.webhooks.concurrency,
+    });
+    this.worker.on('error', () => undefined); // logged by WebhookBatchesProcessor's queue listeners, rate-limited
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.worker) await closeWorker(this.worker, this.config.shutdownGraceMs);
+  }
+
+  async process(job: Job<WebhookDeliveryJobData>): Promise<string> {
+    const { messageId, attempt } = job.data;
+    const message = await this.repository.messageToSend(messageId);
+    // Delivered, given up, deleted with its endpoint, or this try already made (a job queued twice).
+    if (!message || message.status !== 'pending' || message.attempts >= attempt) return 'stale';
+    if (!message.enabled) {
+      await this.repository.park(messageId);
+      return 'parked';
+    }
+    const { webhooks } = this.config;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const response: WebhookResponse =
+      message.url === null || message.secrets.length === 0
+        ? { kind: 'refused', error: 'no URL or signing secret', latencyMs: 0 }
+        : await this.targets.post({
+            url: message.url,
+            headers: {
+              'webhook-id': message.id,
+              'webhook-timestamp': String(timestamp),
+              'webhook-signature': signatureHeader(message.secrets, message.id, timestamp, message.body),
+            },
+            body: message.body,
+            timeoutMs: webhooks.timeoutMs,
+          });
+    this.metrics.webhookAttempts.inc({ type: message.type, outcome: response.kind });
+    this.metrics.webhookAttemptSeconds.observe(response.latencyMs / 1000);
+    const error = describe(response);
+    const deadline = message.createdAt.getTime() + webhooks.retryForMs;
+    let result: AttemptResult;
+    if (response.kind === 'ok') result = { next: 'delivered' };
+    else if (Date.now() >= deadline) result = { next: 'failed' };
+    else
+      result = {
+        next: 'retry',
+        at: new Date(Math.min(Date.now() + retryDelayMs(webhooks.retryMs, attempt), deadline)),
+      };
+    const { disabled } = await this.repository.recordAttempt(
+      {
+        messageId,
+        endpointId: message.endpointId,
+        attempt,
+        outcome: response.kind,
+        statusCode: 'status' in response && response.status !== undefined ? response.status : null,
+        latencyMs: Math.round(response.latencyMs),
+        error,
+      },
+      result,
+      new Date(Date.now() - webhooks.disableAfterMs),
+      `disabled after failing for ${webhooks.disableAfterMs / 3_600_000} h; last error: ${error ?? ''}`,
+    );
+    if (disabled) {
+      this.metrics.webhookEndpointsDisabled.inc();
+      this.logger.warn({ message: 'webhook endpoint disabled', endpointId: message.endpointId, error });
+    }
+    if (result.next === 'retry') {
+      const job = deliveryJob(messageId, attempt + 1, Math.max(0, result.at.getTime() - Date.now()));
+      await this.queue.add(job.name, job.data, job.opts);
+    } else {
+      this.metrics.webhookMessages.inc({ result: result.next });
+      if (result.next === 'failed') {
+        this.logger.warn({ message: 'webhook message given up', messageId, endpointId: message.endpointId, error });
+      }
+    }
+    return response.kind;
+  }
+}

@@ -1,0 +1,54 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { WebhookEventType } from '@herald/protocol';
+import { WebhookRepository } from '../record/webhook.repository';
+
+/** While PostgreSQL is away, a failed read of who wants events is logged at most this often. */
+const WARN_EVERY_MS = 30_000;
+
+/**
+ * Who wants webhook events, as this replica last read it (WebhookEvents reads it again every second): the
+ * publishers with an enabled endpoint and what each wants, and until when a publish's callback URL may
+ * still hear of its notification. With nobody at all, nothing is recorded: no statement runs on a publish,
+ * an ack, a failure or a read.
+ */
+@Injectable()
+export class WebhookInterest {
+  private readonly logger = new Logger(WebhookInterest.name);
+  private byPublisher = new Map<string, Set<WebhookEventType>>();
+  private callbacksUntil = 0;
+  private lastWarned = 0;
+
+  constructor(private readonly repository: WebhookRepository) {}
+
+  /** Reads it again; a failed read keeps what was known. */
+  async refresh(): Promise<void> {
+    try {
+      const { endpoints, callbacksUntil } = await this.repository.interest();
+      const byPublisher = new Map<string, Set<WebhookEventType>>();
+      for (const { publisherId, events } of endpoints) {
+        const wanted = byPublisher.get(publisherId) ?? new Set<WebhookEventType>();
+        for (const event of events) wanted.add(event);
+        byPublisher.set(publisherId, wanted);
+      }
+      this.byPublisher = byPublisher;
+      this.callbacksUntil = callbacksUntil?.getTime() ?? 0;
+    } catch (error) {
+      if (Date.now() - this.lastWarned < WARN_EVERY_MS) return;
+      this.lastWarned = Date.now();
+      this.logger.warn({
+        message: 'could not read webhook endpoints; using the last known',
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /** Anyone at all: an enabled endpoint, or a callback URL whose notification has not expired. */
+  get any(): boolean {
+    return this.byPublisher.size > 0 || this.callbacksUntil > Date.now();
+  }
+
+  /** Whether an enabled endpoint of `publisherId` wants `type`. */
+  wants(publisherId: string, type: WebhookEventType): boolean {
+    return this.byPublisher.get(publisherId)?.has(type) === true;
+  }
+}
