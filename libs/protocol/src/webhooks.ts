@@ -86,12 +86,9 @@ export const WebhookEndpointSchema = z
     events: z.array(z.enum(WEBHOOK_EVENTS)),
     description: z.string(),
     enabled: z.boolean(),
-    disabledReason: z
-      .string()
-      .nullable()
-      .meta({
-        description: 'Why it is disabled: by its publisher, or after failing for HERALD_WEBHOOK_DISABLE_AFTER_HOURS',
-      }),
+    disabledReason: z.string().nullable().meta({
+      description: 'Why it is disabled: by its publisher, or after failing for HERALD_WEBHOOK_DISABLE_AFTER_HOURS',
+    }),
     disabledAt: isoTime().nullable(),
     failingSince: isoTime('Start of its current run of failed attempts (null after a success)').nullable(),
     createdAt: isoTime(),

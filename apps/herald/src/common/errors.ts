@@ -102,3 +102,22 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   UNAVAILABLE: 503,
 };
+
+/**
+ * Runs `work` on a store: a refusal it throws (a HeraldError) passes as it is, any other failure is logged
+ * and answered 503 with `message` (nothing was changed, or the change is safe to send again).
+ */
+export async function storedOr503<T>(
+  logger: { warn(entry: object): void },
+  what: string,
+  message: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof HeraldError) throw error;
+    logger.warn({ message: `${what} failed`, error: (error as Error).message });
+    throw new UnavailableError(message);
+  }
+}

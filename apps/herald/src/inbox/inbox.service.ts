@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { InboxAction, InboxPage, StateFrame } from '@herald/protocol';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { HeraldError, NotFoundError, UnavailableError } from '../common/errors';
+import { NotFoundError, storedOr503 } from '../common/errors';
 import { MetricsService } from '../metrics/metrics.service';
 import { InboxListQuery, InboxRepository } from '../record/inbox.repository';
 import { idBoundAt } from '../record/notification-id';
@@ -106,14 +106,8 @@ export class InboxService implements OnModuleInit {
   }
 
   /** A store that fails answers 503 (and UNAVAILABLE on a socket): every change is safe to send again. */
-  private async stored<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof HeraldError) throw error;
-      this.logger.warn({ message: 'inbox store failed', error: (error as Error).message });
-      throw new UnavailableError('the inbox store is unavailable; retry');
-    }
+  private stored<T>(work: () => Promise<T>): Promise<T> {
+    return storedOr503(this.logger, 'inbox store', 'the inbox store is unavailable; retry', work);
   }
 
   private notify(userId: string, frame: StateFrame): void {

@@ -1,11 +1,11 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job, Queue, Worker } from 'bullmq';
+import { AttemptResult, WebhookRepository } from '../record/webhook.repository';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { MetricsService } from '../metrics/metrics.service';
-import { AttemptResult, WebhookRepository } from '../record/webhook.repository';
 import { closeWorker } from '../redelivery/worker-shutdown';
+import { MetricsService } from '../metrics/metrics.service';
 import { deliveryJob, WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryJobData } from './queues';
 import { signatureHeader } from './signature';
 import { WebhookTargets } from './webhook-targets';

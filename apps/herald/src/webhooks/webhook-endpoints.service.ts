@@ -15,7 +15,7 @@ import {
 } from '@herald/protocol';
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { BadRequestError, HeraldError, NotFoundError, UnavailableError } from '../common/errors';
+import { BadRequestError, NotFoundError, storedOr503 } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { AdminEndpointRow, AttemptRow, EndpointRow, WebhookRepository } from '../record/webhook.repository';
@@ -188,13 +188,7 @@ export class WebhookEndpointsService {
   }
 
   /** A store that fails answers 503: nothing was changed, retry. */
-  private async stored<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof HeraldError) throw error;
-      this.logger.error({ message: 'webhook store failed', error: (error as Error).message });
-      throw new UnavailableError('the webhook store is unavailable; retry');
-    }
+  private stored<T>(work: () => Promise<T>): Promise<T> {
+    return storedOr503(this.logger, 'webhook store', 'the webhook store is unavailable; retry', work);
   }
 }
