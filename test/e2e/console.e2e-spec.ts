@@ -1,14 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { InboxStateResponse, TokenResponse } from '@herald/protocol';
+import type { InboxStateResponse, TokenResponse, WebhookEndpointCreated } from '@herald/protocol';
 import { publish, request, userToken } from '../helpers/api';
 import { JWT_PATTERN, launchChromium, recordUrls } from '../helpers/browser';
 import { TestCluster } from '../helpers/cluster';
 import { Edge } from '../helpers/edge';
 import { repoRoot } from '../helpers/paths';
 import { TEST_ADMIN_PASSWORD } from '../helpers/replica';
-import { waitFor } from '../helpers/wait';
+import { holdFor, waitFor } from '../helpers/wait';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 import { TestClient } from '../helpers/ws-client';
 
 const CONSOLE_ROOT = join(repoRoot(), 'dist', 'admin', 'browser');
@@ -25,6 +26,9 @@ describe('Admin console in Chromium', () => {
   const pageErrors: string[] = [];
   /** The user whose inbox the inbox test filled, for the phone test to show it too. */
   let inboxUser: string | undefined;
+  /** The webhook endpoint the webhooks test registered, for the phone test to show it too. */
+  let webhookId: string | undefined;
+  let receiver: WebhookReceiver | undefined;
   const shot = async (name: string, target: Page = page) => {
     // `HERALD_SCREENSHOTS=1 npm test` refreshes the pictures in the README.
     if (process.env.HERALD_SCREENSHOTS) {
@@ -38,6 +42,9 @@ describe('Admin console in Chromium', () => {
       HERALD_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
       HERALD_DEMO_TOKENS: 'true',
       HERALD_TRUSTED_PROXIES: '127.0.0.1',
+      // The webhooks test's receiver listens on 127.0.0.1, which the guard refuses unless allowed.
+      HERALD_WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32',
+      HERALD_WEBHOOK_RETRY_MS: '300',
     });
     edge = await Edge.start(
       cluster.replicas.map((r) => r.port),
@@ -54,6 +61,7 @@ describe('Admin console in Chromium', () => {
     await browser?.close();
     await edge?.stop();
     await cluster?.stop();
+    await receiver?.stop();
   });
 
   it('refuses a wrong password, then logs in and shows the live overview', async () => {
@@ -224,6 +232,68 @@ describe('Admin console in Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it("lists a publisher's webhook endpoint and its attempts: a receiver's 500 is a failed attempt with its status", async () => {
+    receiver = await WebhookReceiver.start();
+    receiver.answer('/console-hooks', () => ({ status: 500 }));
+    const created = await request<WebhookEndpointCreated>(edge.http, 'POST', '/v1/webhooks', {
+      body: { url: receiver.url('/console-hooks'), events: ['notification.acked'], description: 'console test' },
+    });
+    expect(created.status).toBe(201);
+    const endpoint = created.body;
+    webhookId = endpoint.id;
+    // Every replica reads the endpoints again within a second (ADR 0027).
+    await holdFor('both replicas to read the new endpoint', 1200);
+    // A user acks a notification: Herald tells the endpoint, which answers 500.
+    const user = `hooked-${Date.now().toString(36)}`;
+    const client = await TestClient.connect(edge.ws, userToken(user), { autoAck: true });
+    await publish(edge.http, { to: { users: [user] }, event: 'console.webhook' });
+    await waitFor('the receiver to be asked', () => receiver!.on('/console-hooks').length > 0, 15_000);
+    await client.close();
+
+    await page.click('a[href="/admin/webhooks"]');
+    const row = `[data-testid="webhooks-table"] tr[data-id="${endpoint.id}"]`;
+    // The list is read when opened: Refresh until the failed attempt is recorded and shown.
+    await waitFor('the endpoint failing, with its last attempt', async () => {
+      if (!(await page.$(row))) return false;
+      const lastAttempt = (await page.textContent(`${row} [data-field="last-attempt"]`)) ?? '';
+      if (/http\s+500/.test(lastAttempt)) return true;
+      await page.click('[data-testid="webhooks-refresh"]');
+      return false;
+    });
+    expect(await page.textContent(`${row} [data-field="publisher"]`)).toBeTruthy();
+    expect(await page.textContent(`${row} [data-field="url"]`)).toContain(endpoint.url);
+    expect(await page.textContent(`${row} [data-field="events"]`)).toBe('notification.acked');
+    expect(await page.getAttribute(row, 'class')).toContain('failure');
+
+    await page.click(`${row} a`);
+    await page.waitForSelector('[data-testid="attempts-table"]');
+    expect(new URL(page.url()).pathname).toBe(`/admin/webhooks/${endpoint.id}`);
+    expect(await page.textContent('[data-testid="webhook-url"]')).toBe(endpoint.url);
+    const attempt = '[data-testid="attempts-table"] tbody tr >> nth=-1';
+    expect(await page.textContent(`${attempt} >> [data-field="type"]`)).toBe('notification.acked');
+    expect(await page.textContent(`${attempt} >> [data-field="attempt"]`)).toBe('1');
+    expect((await page.textContent(`${attempt} >> [data-field="outcome"]`))?.trim()).toBe('http');
+    expect(await page.textContent(`${attempt} >> [data-field="status"]`)).toBe('500');
+    expect(Number(await page.textContent(`${attempt} >> [data-field="latency"]`))).toBeGreaterThanOrEqual(0);
+    expect(await page.getAttribute(attempt, 'class')).toContain('failure');
+    // Retried after the 500 (HERALD_WEBHOOK_RETRY_MS): Refresh shows the next try, with the same webhook-id.
+    await waitFor(
+      'a retry in the list',
+      async () => {
+        if ((await page.locator('[data-testid="attempts-table"] tbody tr').count()) >= 2) return true;
+        await page.click('[data-testid="attempts-refresh"]');
+        return false;
+      },
+      15_000,
+      300,
+    );
+    const rows = await page.locator('[data-testid="attempts-table"] tbody tr').all();
+    const messages = await Promise.all(rows.map((tr) => tr.getAttribute('data-message')));
+    expect(new Set(messages).size).toBe(1);
+    await shot('console-webhooks');
+    expect(pageErrors).toEqual([]);
+  });
+
   it('never puts the admin session or a user token in a URL: the event stream opens with one-time tickets', () => {
     const urls = urlLists.flat();
     const streams = urls.filter((url) => url.includes('/admin/api/events'));
@@ -249,6 +319,13 @@ describe('Admin console in Chromium', () => {
       await small.fill('[data-testid="inbox-user-input"]', inboxUser);
       await small.click('form[aria-label="User"] button[type="submit"]');
       await small.waitForSelector('[data-testid="inbox-table"]');
+      expect(await small.evaluate('document.documentElement.scrollWidth - window.innerWidth')).toBeLessThanOrEqual(0);
+    }
+    // The webhooks list and an endpoint's page, with its attempts.
+    if (webhookId) {
+      await small.click('a[href="/admin/webhooks"]');
+      await small.click(`[data-testid="webhooks-table"] tr[data-id="${webhookId}"] a`);
+      await small.waitForSelector('[data-testid="attempts-table"]');
       expect(await small.evaluate('document.documentElement.scrollWidth - window.innerWidth')).toBeLessThanOrEqual(0);
     }
     await phone.close();

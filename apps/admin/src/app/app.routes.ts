@@ -44,6 +44,16 @@ export const routes: Routes = [
         title: 'Inbox · Herald',
         loadComponent: () => import('./inbox/user-inbox').then((m) => m.UserInbox),
       },
+      {
+        path: 'webhooks',
+        title: 'Webhooks · Herald',
+        loadComponent: () => import('./webhooks/webhooks').then((m) => m.Webhooks),
+      },
+      {
+        path: 'webhooks/:id',
+        title: 'Webhook endpoint · Herald',
+        loadComponent: () => import('./webhooks/webhook-detail').then((m) => m.WebhookDetail),
+      },
     ],
   },
   { path: '**', redirectTo: '' },

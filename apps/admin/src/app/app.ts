@@ -17,6 +17,7 @@ import { RealtimeService } from './core/realtime.service';
           <a routerLink="/broadcast" routerLinkActive="active">Broadcast</a>
           <a routerLink="/notifications" routerLinkActive="active">Notifications</a>
           <a routerLink="/inbox" routerLinkActive="active">Inbox</a>
+          <a routerLink="/webhooks" routerLinkActive="active">Webhooks</a>
         </nav>
         <span class="live" [attr.data-status]="realtime.status()" data-testid="live-status">{{
           realtime.status()
