@@ -7,7 +7,7 @@ import { WebhookTargets } from './webhook-targets';
 
 /** How often what happened here is recorded (and who wants it read again). */
 const FLUSH_EVERY_MS = 1000;
-/** Most events kept here while PostgreSQL is away; past it the oldest are dropped (and counted in the log). */
+/** Most events kept here while PostgreSQL is away; past it the oldest are dropped. */
 const MAX_BUFFERED = 200_000;
 /** An expiry is reported this long after the TTL, once the last acks in flight have landed. */
 const EXPIRY_GRACE_MS = 1000;
@@ -47,7 +47,8 @@ export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutd
   /** A recipient's first ack, a delivery given up, or a read: recorded with the next flush. */
   record(type: WebhookEventType, notificationId: string, userId: string): void {
     this.buffer.push({ type, notificationId, userId, at: new Date() });
-    if (this.buffer.length > MAX_BUFFERED) this.buffer.splice(0, this.buffer.length - MAX_BUFFERED);
+    // Over the cap (PostgreSQL away for long), the oldest tenth goes at once, not one per event.
+    if (this.buffer.length > MAX_BUFFERED) this.buffer.splice(0, MAX_BUFFERED / 10);
   }
 
   /**
