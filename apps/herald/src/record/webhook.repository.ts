@@ -267,18 +267,24 @@ export class WebhookRepository {
     retryFrom: Date,
   ): Promise<{ endpoint: EndpointRow; resumed: { id: string; attempts: number }[] } | null> {
     return this.dataSource.transaction(async (em) => {
-      const rows = await query<RawEndpoint>(
+      const rows = await query<RawEndpoint & { was_enabled: boolean }>(
         em,
-        `UPDATE webhook_endpoints
-            SET enabled = $3, disabled_reason = CASE WHEN $3 THEN NULL ELSE $4 END,
-                disabled_at = CASE WHEN $3 THEN NULL ELSE COALESCE(disabled_at, now()) END,
-                failing_since = CASE WHEN $3 THEN NULL ELSE failing_since END, updated_at = now()
-          WHERE id = $1 AND publisher_id = $2
-         RETURNING ${ENDPOINT_COLUMNS}`,
+        `WITH old AS (SELECT id, enabled FROM webhook_endpoints WHERE id = $1 AND publisher_id = $2 FOR UPDATE)
+         UPDATE webhook_endpoints e
+            SET enabled = $3, disabled_reason = CASE WHEN $3 THEN NULL ELSE COALESCE(e.disabled_reason, $4) END,
+                disabled_at = CASE WHEN $3 THEN NULL ELSE COALESCE(e.disabled_at, now()) END,
+                failing_since = CASE WHEN $3 THEN NULL ELSE e.failing_since END, updated_at = now()
+           FROM old WHERE e.id = old.id
+         RETURNING ${ENDPOINT_COLUMNS.split(',')
+           .map((c) => `e.${c.trim()}`)
+           .join(', ')}, old.enabled AS was_enabled`,
         [id, publisherId, enabled, reason],
       );
-      if (!rows[0]) return null;
-      return { endpoint: endpointOf(rows[0]), resumed: enabled ? await this.resumePending(em, id, retryFrom) : [] };
+      const row = rows[0];
+      if (!row) return null;
+      // Only an endpoint that was disabled has parked messages to resume; enabling one twice resumes nothing.
+      const resumed = enabled && !row.was_enabled ? await this.resumePending(em, id, retryFrom) : [];
+      return { endpoint: endpointOf(row), resumed };
     });
   }
 
@@ -531,6 +537,19 @@ export class WebhookRepository {
     };
   }
 
+  /**
+   * Takes try `attempt` of a pending message, before it is made: false when another job took it (a try queued
+   * twice, an endpoint enabled while its retry was due), so no try is posted twice at once.
+   */
+  async claim(messageId: string, attempt: number): Promise<boolean> {
+    const rows = await query(
+      this.dataSource,
+      `UPDATE webhook_messages SET attempts = $2 WHERE id = $1 AND status = 'pending' AND attempts < $2 RETURNING 1`,
+      [messageId, attempt],
+    );
+    return rows.length > 0;
+  }
+
   /** Keeps a message of a disabled endpoint for when it is enabled again (`setEnabled`). */
   async park(messageId: string): Promise<void> {
     await query(
@@ -543,12 +562,13 @@ export class WebhookRepository {
   /**
    * Records one attempt and what follows it, in one transaction: the message delivered, retried at `result.at`
    * or failed; its endpoint's run of failures ended (a success) or extended, and the endpoint disabled with
-   * `disableReason` once that run is older than `disableBefore`. Returns whether this disabled it.
+   * `disableReason` once that run is `disableAfterMs` old (by PostgreSQL's clock, which `failing_since` is
+   * on). Returns whether this disabled it.
    */
   async recordAttempt(
     attempt: AttemptRecord,
     result: AttemptResult,
-    disableBefore: Date,
+    disableAfterMs: number,
     disableReason: string,
   ): Promise<{ disabled: boolean }> {
     return this.dataSource.transaction(async (em) => {
@@ -590,16 +610,18 @@ export class WebhookRepository {
       }
       const rows = await query<{ disabled: boolean }>(
         em,
-        `UPDATE webhook_endpoints
+        `WITH cut AS (SELECT now() - make_interval(secs => $2 / 1000.0) AS before)
+         UPDATE webhook_endpoints
             SET failing_since = COALESCE(failing_since, now()),
-                enabled = enabled AND COALESCE(failing_since, now()) > $2,
-                disabled_reason = CASE WHEN enabled AND COALESCE(failing_since, now()) <= $2 THEN $3
+                enabled = enabled AND COALESCE(failing_since, now()) > cut.before,
+                disabled_reason = CASE WHEN enabled AND COALESCE(failing_since, now()) <= cut.before THEN $3
                                        ELSE disabled_reason END,
-                disabled_at = CASE WHEN enabled AND COALESCE(failing_since, now()) <= $2 THEN now()
+                disabled_at = CASE WHEN enabled AND COALESCE(failing_since, now()) <= cut.before THEN now()
                                    ELSE disabled_at END
+           FROM cut
           WHERE id = $1
          RETURNING disabled_at = now() AND NOT enabled AS disabled`,
-        [attempt.endpointId, disableBefore, disableReason],
+        [attempt.endpointId, disableAfterMs, disableReason],
       );
       return { disabled: rows[0]?.disabled === true };
     });
@@ -630,11 +652,11 @@ export class WebhookRepository {
     return rows.length;
   }
 
-  /** Events waiting for a message, and messages still to deliver: the queue's depth. */
+  /** Events due and waiting for a message (not expiries still to come), and messages still to deliver. */
   async depth(): Promise<{ events: number; messages: number }> {
     const [row] = await query<{ events: number; messages: number }>(
       this.dataSource,
-      `SELECT (SELECT count(*) FROM webhook_events)::int AS events,
+      `SELECT (SELECT count(*) FROM webhook_events WHERE due_at <= now())::int AS events,
               (SELECT count(*) FROM webhook_messages WHERE status = 'pending')::int AS messages`,
     );
     return row ?? { events: 0, messages: 0 };

@@ -81,6 +81,11 @@ describe('AddressGuard', () => {
     ['239.255.255.250', '239.255.255.250 is a multicast address (224.0.0.0/4)'],
     ['ff02::1', 'ff02::1 is a multicast address (ff00::/8)'],
     ['255.255.255.255', '255.255.255.255 is the broadcast address (255.255.255.255/32)'],
+    ['192.0.0.192', '192.0.0.192 is an IETF protocol, cloud metadata address (192.0.0.0/24)'],
+    ['198.18.0.1', '198.18.0.1 is a benchmarking address (198.18.0.0/15)'],
+    ['240.0.0.1', '240.0.0.1 is a reserved address (240.0.0.0/4)'],
+    ['::7f00:1', '::7f00:1 is an IPv4-compatible address (::/96)'],
+    ['64:ff9b:1::a00:1', '64:ff9b:1::a00:1 is a local NAT64 address (64:ff9b:1::/48)'],
     ['not-an-ip', 'not-an-ip is not an IP address'],
   ])('refuses %s by default', (address, reason) => {
     expect(guard.refusal(address)).toBe(reason);

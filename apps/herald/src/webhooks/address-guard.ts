@@ -48,18 +48,26 @@ const BLOCKED_RANGES: readonly BlockedRange[] = [
   { cidr: '127.0.0.0/8', what: 'a loopback address' },
   { cidr: '169.254.0.0/16', what: 'a link-local address' },
   { cidr: '172.16.0.0/12', what: 'a private address' },
+  { cidr: '192.0.0.0/24', what: 'an IETF protocol address' },
   { cidr: '192.168.0.0/16', what: 'a private address' },
+  { cidr: '198.18.0.0/15', what: 'a benchmarking address' },
   { cidr: '224.0.0.0/4', what: 'a multicast address' },
   { cidr: '255.255.255.255/32', what: 'the broadcast address' },
+  { cidr: '240.0.0.0/4', what: 'a reserved address' },
   { cidr: '::/128', what: 'an unspecified address' },
   { cidr: '::1/128', what: 'a loopback address' },
+  { cidr: '::/96', what: 'an IPv4-compatible address' },
+  { cidr: '64:ff9b:1::/48', what: 'a local NAT64 address' },
   { cidr: 'fc00::/7', what: 'a unique local address' },
   { cidr: 'fe80::/10', what: 'a link-local address' },
   { cidr: 'ff00::/8', what: 'a multicast address' },
 ];
 
-/** The instance metadata services (AWS, GCP, Azure, OpenStack at 169.254.169.254; AWS's IPv6 one): named in refusals. */
-const CLOUD_METADATA = ['169.254.169.254', 'fd00:ec2::254'];
+/**
+ * The instance metadata services (AWS, GCP, Azure, OpenStack at 169.254.169.254; Oracle's legacy one;
+ * AWS's IPv6 one): named in refusals.
+ */
+const CLOUD_METADATA = ['169.254.169.254', '192.0.0.192', 'fd00:ec2::254'];
 
 /**
  * Parses `10.1.0.0/16`, `::1/128` or a bare address (a single host). Answers an error message instead

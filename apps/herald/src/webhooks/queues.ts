@@ -26,7 +26,9 @@ export function deliveryJob(messageId: string, attempt: number, delayMs = 0, rea
       jobId: reason === undefined ? `${messageId}.${attempt}` : `${messageId}.${attempt}.${reason}`,
       delay: delayMs,
       removeOnComplete: true,
-      removeOnFail: { count: 1000 },
+      // A try that threw (a store away) is gone at once: the housekeeping queues it again under this same id,
+      // which BullMQ would ignore while a failed job kept it.
+      removeOnFail: true,
     },
   };
 }

@@ -1,7 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { Job, Queue, Worker } from 'bullmq';
-import { AttemptResult, WebhookRepository } from '../record/webhook.repository';
+import { DelayedError, Job, Queue, Worker } from 'bullmq';
+import { AttemptResult, MessageToSend, WebhookRepository } from '../record/webhook.repository';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
 import { closeWorker } from '../redelivery/worker-shutdown';
@@ -14,6 +14,13 @@ import type { WebhookResponse } from './webhook-http';
 /** Each retry waits this many times longer than the one before, at most MAX_RETRY_DELAY_MS. */
 const RETRY_GROWTH = 4;
 const MAX_RETRY_DELAY_MS = 4 * 3_600_000;
+/**
+ * Tries one replica makes to one target at once. More wait a second (as they are): an endpoint that
+ * answers slowly or not at all holds at most this many of the replica's HERALD_WEBHOOK_CONCURRENCY slots,
+ * and the other publishers' messages go on.
+ */
+const MAX_IN_FLIGHT_PER_TARGET = 4;
+const BUSY_TARGET_DELAY_MS = 1000;
 
 /** The delay before try `attempt + 1`: HERALD_WEBHOOK_RETRY_MS × 4^(attempt−1), at most 4 h, ±20% jitter. */
 export function retryDelayMs(firstMs: number, attempt: number, random = Math.random): number {
@@ -47,6 +54,8 @@ function describe(response: WebhookResponse): string | null {
 export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WebhookDeliveriesProcessor.name);
   private worker: Worker<WebhookDeliveryJobData> | undefined;
+  /** Tries in flight on this replica, by target (an endpoint's id, or a callback URL). */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(
     private readonly repository: WebhookRepository,
@@ -57,7 +66,7 @@ export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, Befor
   ) {}
 
   onApplicationBootstrap(): void {
-    this.worker = new Worker<WebhookDeliveryJobData>(WEBHOOK_DELIVERY_QUEUE, (job) => this.process(job), {
+    this.worker = new Worker<WebhookDeliveryJobData>(WEBHOOK_DELIVERY_QUEUE, (job, token) => this.process(job, token), {
       connection: this.queue.opts.connection,
       prefix: this.queue.opts.prefix,
       concurrency: this.config.webhooks.concurrency,
@@ -69,7 +78,7 @@ export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, Befor
     if (this.worker) await closeWorker(this.worker, this.config.shutdownGraceMs);
   }
 
-  async process(job: Job<WebhookDeliveryJobData>): Promise<string> {
+  async process(job: Job<WebhookDeliveryJobData>, token?: string): Promise<string> {
     const { messageId, attempt } = job.data;
     const message = await this.repository.messageToSend(messageId);
     // Delivered, given up, deleted with its endpoint, or this try already made (a job queued twice).
@@ -78,6 +87,25 @@ export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, Befor
       await this.repository.park(messageId);
       return 'parked';
     }
+    const target = message.endpointId ?? message.url ?? '';
+    const busy = this.inFlight.get(target) ?? 0;
+    if (busy >= MAX_IN_FLIGHT_PER_TARGET) {
+      await job.moveToDelayed(Date.now() + BUSY_TARGET_DELAY_MS, token);
+      throw new DelayedError();
+    }
+    if (!(await this.repository.claim(messageId, attempt))) return 'stale';
+    this.inFlight.set(target, busy + 1);
+    try {
+      return await this.attempt(message, attempt);
+    } finally {
+      const left = (this.inFlight.get(target) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(target, left);
+      else this.inFlight.delete(target);
+    }
+  }
+
+  private async attempt(message: MessageToSend, attempt: number): Promise<string> {
+    const messageId = message.id;
     const { webhooks } = this.config;
     const timestamp = Math.floor(Date.now() / 1000);
     const response: WebhookResponse =
@@ -116,7 +144,7 @@ export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, Befor
         error,
       },
       result,
-      new Date(Date.now() - webhooks.disableAfterMs),
+      webhooks.disableAfterMs,
       `disabled after failing for ${webhooks.disableAfterMs / 3_600_000} h; last error: ${error ?? ''}`,
     );
     if (disabled) {

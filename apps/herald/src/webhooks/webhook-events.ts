@@ -41,14 +41,18 @@ export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    // A flush under way took its events before the last ones came: flush until none are left.
+    for (let round = 0; round < 3 && (this.buffer.length > 0 || this.flushing); round++) await this.flush();
   }
 
   /** A recipient's first ack, a delivery given up, or a read: recorded with the next flush. */
   record(type: WebhookEventType, notificationId: string, userId: string): void {
     this.buffer.push({ type, notificationId, userId, at: new Date() });
     // Over the cap (PostgreSQL away for long), the oldest tenth goes at once, not one per event.
-    if (this.buffer.length > MAX_BUFFERED) this.buffer.splice(0, MAX_BUFFERED / 10);
+    if (this.buffer.length > MAX_BUFFERED) {
+      this.buffer.splice(0, MAX_BUFFERED / 10);
+      this.logger.error({ message: 'webhook events dropped: PostgreSQL away too long', count: MAX_BUFFERED / 10 });
+    }
   }
 
   /**
