@@ -129,18 +129,21 @@ describe('Publisher limiter', () => {
     // allowance of 10 more for the first replica, which it spends without asking Redis.
     const { replica: first, prefix } = await start('1/100/1000000');
     const { replica: second } = await start('1/100/1000000', TEST_REDIS_URL, prefix);
+    const started = Date.now();
     await first.limiter.admit(KEY_ID, 1);
     const level = await bucketLevel(prefix, 'notifications');
     expect(level).toBeGreaterThan(88);
     expect(level).toBeLessThanOrEqual(89.1);
     for (let i = 1; i < 40; i++) await first.limiter.admit(KEY_ID, 1);
     const { admitted } = await second.burst(100);
-    // 60 left, less what the first replica still holds (at most 10), plus a token or two refilled.
+    // 60 left, less what the first replica still holds (at most 10), plus what refilled meanwhile (1 a
+    // second: a token or two on a quiet machine, more on a loaded one).
+    const refilled = () => 2 + Math.ceil((Date.now() - started) / 1000);
     expect(admitted).toBeGreaterThanOrEqual(50);
-    expect(40 + admitted).toBeLessThanOrEqual(102);
+    expect(40 + admitted).toBeLessThanOrEqual(100 + refilled());
     // Below half, each publish is Redis's decision: the first replica gets nothing more than the rest.
     const { admitted: more } = await first.burst(20);
-    expect(40 + admitted + more).toBeLessThanOrEqual(102);
+    expect(40 + admitted + more).toBeLessThanOrEqual(100 + refilled());
   });
 
   it('hands out an allowance of both kinds or none, and limits API keys only', async () => {
