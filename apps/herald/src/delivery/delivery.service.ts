@@ -18,6 +18,7 @@ import { ConnectionRegistry } from '../connections/connection-registry';
 import { LiveEvents } from './live-events';
 import { toNotificationFrame } from './notification-frame';
 import { CHECK_SLOT_MS, RedeliveryScheduler } from '../redelivery/redelivery.scheduler';
+import { WebhookInterest } from '../webhooks/webhook-interest';
 
 /**
  * Sends to one user (the usual live send, and every redelivery) are recorded together: what the bus
@@ -103,6 +104,7 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     private readonly streams: StreamRepository,
     /** Acks of every connection here: told which notifications this replica sent from a stream. */
     private readonly acks: AckWriter,
+    private readonly webhooks: WebhookInterest,
   ) {
     this.follower = new StreamFollower(
       streams,
@@ -128,13 +130,16 @@ export class DeliveryService implements OnModuleInit, OnModuleDestroy {
     this.catchUpTimer = setInterval(() => void this.follower.tick(), STREAM_CATCH_UP_MS);
     this.catchUpTimer.unref();
     this.bus.setHandlers({
-      deliver: (userId, message) =>
+      deliver: (userId, message) => {
+        if (message.notification.callback) this.webhooks.expectCallback(message.notification.expiresAt);
         this.track(
           this.inOrderFor(userId, () => this.deliverToLocal([userId], message.notification, message.attempt, true)),
-        ),
+        );
+      },
       // A topic or everyone broadcast names no users: it goes through its stream, in offset order, to the
       // local users whose cursor has it open (deliverStream). A user list names its recipients.
       broadcast: (message) => {
+        if (message.notification.callback) this.webhooks.expectCallback(message.notification.expiresAt);
         if (message.userIds) {
           this.track(this.deliverToLocal(message.userIds, message.notification, 1, true));
         } else if (message.notification.stream) {

@@ -16,6 +16,7 @@ export function toBusNotification(n: StoredNotification, requestId?: string): Bu
     expiresAt: n.expiresAt.getTime(),
     ...(n.stream ? { stream: n.stream } : {}),
     ...(requestId !== undefined ? { requestId } : {}),
+    ...(n.callback ? { callback: true } : {}),
   };
 }
 

@@ -203,6 +203,7 @@ export class PublishService {
         recipients,
       });
       await this.webhooks.published(notification, publisherId, callbackUrl);
+      if (callbackUrl !== null) notification.callback = true;
       const kind = 'users' in input.audience ? 'users' : 'topic' in input.audience ? 'topic' : 'all';
       this.metrics.notificationsPublished.inc({ audience: kind });
       if (recipients > 0) {

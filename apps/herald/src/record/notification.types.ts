@@ -23,6 +23,8 @@ export interface StoredNotification {
   expiresAt: Date;
   /** A topic or everyone publish recorded on its stream (ADR 0007): the stream and the offset there. */
   stream?: StreamPosition;
+  /** Its publish named a `callbackUrl` (carried on the bus: BusNotification.callback). */
+  callback?: true;
 }
 
 /** Where a broadcast sits in its stream: offsets are gapless and follow commit order. */

@@ -60,6 +60,8 @@ function endpointOf(r: RawEndpoint): EndpointRow {
 export interface WebhookInterestRows {
   endpoints: { publisherId: string; events: WebhookEventType[] }[];
   callbacksUntil: Date | null;
+  /** Any message still to deliver (a callback's retries outlive its notification). */
+  pendingMessages: boolean;
 }
 
 /** Something that happened to one recipient's delivery (acked, failed, read). */
@@ -345,13 +347,22 @@ export class WebhookRepository {
 
   /** Who wants events: read every second by each replica (two small index reads). */
   async interest(): Promise<WebhookInterestRows> {
-    const [row] = await query<{ endpoints: { publisherId: string; events: WebhookEventType[] }[]; until: Date | null }>(
+    const [row] = await query<{
+      endpoints: { publisherId: string; events: WebhookEventType[] }[];
+      until: Date | null;
+      pending: boolean;
+    }>(
       this.dataSource,
       `SELECT COALESCE((SELECT json_agg(json_build_object('publisherId', publisher_id, 'events', events))
                           FROM webhook_endpoints WHERE enabled), '[]') AS endpoints,
-              (SELECT max(expires_at) FROM webhook_callbacks) AS until`,
+              (SELECT max(expires_at) FROM webhook_callbacks) AS until,
+              EXISTS (SELECT 1 FROM webhook_messages WHERE status = 'pending') AS pending`,
     );
-    return { endpoints: row?.endpoints ?? [], callbacksUntil: row?.until ?? null };
+    return {
+      endpoints: row?.endpoints ?? [],
+      callbacksUntil: row?.until ?? null,
+      pendingMessages: row?.pending ?? false,
+    };
   }
 
   // -------------------------------------------------------------------------

@@ -18,6 +18,11 @@ export interface BusNotification {
   stream?: StreamPosition;
   /** The publish request's X-Request-Id, for the logs of every replica and check that handle it. */
   requestId?: string;
+  /**
+   * The publish named a `callbackUrl` (ADR 0027): a replica that sends it keeps its acks for webhooks even
+   * before its own read of who wants events (once a second) has seen the callback.
+   */
+  callback?: true;
 }
 
 /** Send `notification` to one user's connections, as send number `attempt`. */

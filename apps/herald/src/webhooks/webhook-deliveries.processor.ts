@@ -8,6 +8,7 @@ import { closeWorker } from '../redelivery/worker-shutdown';
 import { MetricsService } from '../metrics/metrics.service';
 import { deliveryJob, WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryJobData } from './queues';
 import { signatureHeader } from './signature';
+import { WebhookInterest } from './webhook-interest';
 import { WebhookTargets } from './webhook-targets';
 import type { WebhookResponse } from './webhook-http';
 
@@ -21,6 +22,8 @@ const MAX_RETRY_DELAY_MS = 4 * 3_600_000;
  */
 const MAX_IN_FLIGHT_PER_TARGET = 4;
 const BUSY_TARGET_DELAY_MS = 1000;
+/** How often a replica without its worker looks whether there is something to send. */
+const START_CHECK_MS = 1000;
 
 /** The delay before try `attempt + 1`: HERALD_WEBHOOK_RETRY_MS × 4^(attempt−1), at most 4 h, ±20% jitter. */
 export function retryDelayMs(firstMs: number, attempt: number, random = Math.random): number {
@@ -54,27 +57,44 @@ function describe(response: WebhookResponse): string | null {
 export class WebhookDeliveriesProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WebhookDeliveriesProcessor.name);
   private worker: Worker<WebhookDeliveryJobData> | undefined;
+  private starter: NodeJS.Timeout | undefined;
   /** Tries in flight on this replica, by target (an endpoint's id, or a callback URL). */
   private readonly inFlight = new Map<string, number>();
 
   constructor(
     private readonly repository: WebhookRepository,
     private readonly targets: WebhookTargets,
+    private readonly interest: WebhookInterest,
     @InjectQueue(WEBHOOK_DELIVERY_QUEUE) private readonly queue: Queue<WebhookDeliveryJobData>,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
   ) {}
 
+  /**
+   * The worker starts once there is something to send (WebhookInterest.sending), then runs until shutdown:
+   * an idle BullMQ worker with HERALD_WEBHOOK_CONCURRENCY slots costs CPU, which a replica of a cluster
+   * with no endpoint and no callback URL does not pay (a catch-up's replica CPU rose a fifth with it).
+   */
   onApplicationBootstrap(): void {
+    this.starter = setInterval(() => this.startWhenNeeded(), START_CHECK_MS);
+    this.starter.unref();
+    this.startWhenNeeded();
+  }
+
+  private startWhenNeeded(): void {
+    if (this.worker || !this.interest.sending) return;
+    clearInterval(this.starter);
     this.worker = new Worker<WebhookDeliveryJobData>(WEBHOOK_DELIVERY_QUEUE, (job, token) => this.process(job, token), {
       connection: this.queue.opts.connection,
       prefix: this.queue.opts.prefix,
       concurrency: this.config.webhooks.concurrency,
     });
     this.worker.on('error', () => undefined); // logged by WebhookBatchesProcessor's queue listeners, rate-limited
+    this.logger.log({ message: 'webhook delivery worker started' });
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.starter);
     if (this.worker) await closeWorker(this.worker, this.config.shutdownGraceMs);
   }
 

@@ -16,9 +16,9 @@ type Buffered = RecipientEvent & { type: WebhookEventType };
 
 /**
  * Where the delivery path tells webhooks what happened (ADR 0027): an ack, a failure, a read, a publish.
- * Recipient events are kept here and recorded once a second in one statement per type, which keeps only
- * those some endpoint or callback URL wants; with nobody wanting any, they are dropped unread. So an ack
- * costs one array push, and a replica with no endpoint anywhere runs one small read a second.
+ * While anyone wants events (WebhookInterest), recipient events are kept here and recorded once a second in
+ * one statement per type, which keeps only those some endpoint or callback URL wants. With nobody wanting
+ * any, an ack costs a boolean check, and a replica runs one small read a second.
  */
 @Injectable()
 export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -45,8 +45,13 @@ export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutd
     for (let round = 0; round < 3 && (this.buffer.length > 0 || this.flushing); round++) await this.flush();
   }
 
-  /** A recipient's first ack, a delivery given up, or a read: recorded with the next flush. */
+  /**
+   * A recipient's first ack, a delivery given up, or a read: recorded with the next flush, when anyone wants
+   * events at all (else a boolean is all an ack pays: keeping every ack of a catch-up for a second cost it a
+   * fifth more CPU, in garbage collection).
+   */
   record(type: WebhookEventType, notificationId: string, userId: string): void {
+    if (!this.interest.any) return;
     this.buffer.push({ type, notificationId, userId, at: new Date() });
     // Over the cap (PostgreSQL away for long), the oldest tenth goes at once, not one per event.
     if (this.buffer.length > MAX_BUFFERED) {

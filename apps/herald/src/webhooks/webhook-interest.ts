@@ -16,6 +16,7 @@ export class WebhookInterest {
   private readonly logger = new Logger(WebhookInterest.name);
   private byPublisher = new Map<string, Set<WebhookEventType>>();
   private callbacksUntil = 0;
+  private pendingMessages = false;
   private lastWarned = 0;
 
   constructor(private readonly repository: WebhookRepository) {}
@@ -23,7 +24,7 @@ export class WebhookInterest {
   /** Reads it again; a failed read keeps what was known. */
   async refresh(): Promise<void> {
     try {
-      const { endpoints, callbacksUntil } = await this.repository.interest();
+      const { endpoints, callbacksUntil, pendingMessages } = await this.repository.interest();
       const byPublisher = new Map<string, Set<WebhookEventType>>();
       for (const { publisherId, events } of endpoints) {
         const wanted = byPublisher.get(publisherId) ?? new Set<WebhookEventType>();
@@ -31,7 +32,9 @@ export class WebhookInterest {
         byPublisher.set(publisherId, wanted);
       }
       this.byPublisher = byPublisher;
-      this.callbacksUntil = callbacksUntil?.getTime() ?? 0;
+      // Never below what a delivered notification told (expectCallback): the read may predate its publish.
+      this.callbacksUntil = Math.max(this.callbacksUntil, callbacksUntil?.getTime() ?? 0);
+      this.pendingMessages = pendingMessages;
     } catch (error) {
       if (Date.now() - this.lastWarned < WARN_EVERY_MS) return;
       this.lastWarned = Date.now();
@@ -42,9 +45,22 @@ export class WebhookInterest {
     }
   }
 
+  /**
+   * This replica sends a notification whose publish named a callback URL, live until `expiresAtMs` (ms since
+   * the epoch): its acks are kept from now, not from the next read.
+   */
+  expectCallback(expiresAtMs: number | undefined): void {
+    if (expiresAtMs !== undefined && expiresAtMs > this.callbacksUntil) this.callbacksUntil = expiresAtMs;
+  }
+
   /** Anyone at all: an enabled endpoint, or a callback URL whose notification has not expired. */
   get any(): boolean {
     return this.byPublisher.size > 0 || this.callbacksUntil > Date.now();
+  }
+
+  /** Anything to send: someone wants events, or messages are still to deliver. */
+  get sending(): boolean {
+    return this.any || this.pendingMessages;
   }
 
   /** Whether an enabled endpoint of `publisherId` wants `type`. */
