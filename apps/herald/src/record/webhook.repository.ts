@@ -60,8 +60,8 @@ function endpointOf(r: RawEndpoint): EndpointRow {
 export interface WebhookInterestRows {
   endpoints: { publisherId: string; events: WebhookEventType[] }[];
   callbacksUntil: Date | null;
-  /** Any message still to deliver (a callback's retries outlive its notification). */
-  pendingMessages: boolean;
+  /** Any event still to batch, or message still to deliver (a callback's retries outlive its notification). */
+  pendingWork: boolean;
 }
 
 /** Something that happened to one recipient's delivery (acked, failed, read). */
@@ -356,12 +356,13 @@ export class WebhookRepository {
       `SELECT COALESCE((SELECT json_agg(json_build_object('publisherId', publisher_id, 'events', events))
                           FROM webhook_endpoints WHERE enabled), '[]') AS endpoints,
               (SELECT max(expires_at) FROM webhook_callbacks) AS until,
-              EXISTS (SELECT 1 FROM webhook_messages WHERE status = 'pending') AS pending`,
+              EXISTS (SELECT 1 FROM webhook_messages WHERE status = 'pending')
+                OR EXISTS (SELECT 1 FROM webhook_events) AS pending`,
     );
     return {
       endpoints: row?.endpoints ?? [],
       callbacksUntil: row?.until ?? null,
-      pendingMessages: row?.pending ?? false,
+      pendingWork: row?.pending ?? false,
     };
   }
 

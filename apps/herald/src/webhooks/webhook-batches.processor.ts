@@ -17,6 +17,7 @@ import {
   WebhookBatchJobData,
   WebhookDeliveryJobData,
 } from './queues';
+import { WebhookInterest } from './webhook-interest';
 
 const BATCH_EVERY_MS = 1000;
 /** Every this many batches: queue again what lost its job (Redis emptied), and forget old messages. */
@@ -26,6 +27,8 @@ const OVERDUE_GRACE_MS = 30_000;
 /** Delivered and given-up messages (with their attempts) are kept this long, for the console. */
 const HISTORY_MS = 7 * 86_400_000;
 const ERROR_LOG_EVERY_MS = 10_000;
+/** How often a replica without its worker looks whether there is something to batch. */
+const START_CHECK_MS = 1000;
 
 /** A Standard Webhooks message id: `msg_` and 32 hex digits. */
 function messageId(): string {
@@ -74,6 +77,7 @@ export class WebhookBatchesProcessor implements OnApplicationBootstrap, BeforeAp
   private readonly logger = new Logger(WebhookBatchesProcessor.name);
   private worker: Worker<WebhookBatchJobData> | undefined;
   private refresh: NodeJS.Timeout | undefined;
+  private starter: NodeJS.Timeout | undefined;
   private runs = 0;
   private lastErrorLogged = 0;
 
@@ -83,6 +87,7 @@ export class WebhookBatchesProcessor implements OnApplicationBootstrap, BeforeAp
     @InjectQueue(WEBHOOK_DELIVERY_QUEUE) private readonly deliveries: Queue<WebhookDeliveryJobData>,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,
     private readonly metrics: MetricsService,
+    private readonly interest: WebhookInterest,
   ) {
     metrics.gauge(
       'herald_webhook_pending',
@@ -101,15 +106,17 @@ export class WebhookBatchesProcessor implements OnApplicationBootstrap, BeforeAp
     );
   }
 
+  /**
+   * The schedule is kept from the start; the worker starts once there is something to batch or send
+   * (WebhookInterest.sending), then runs until shutdown: a replica of a cluster where nobody wants webhooks
+   * runs no webhook worker at all.
+   */
   async onApplicationBootstrap(): Promise<void> {
-    this.worker = new Worker<WebhookBatchJobData>(WEBHOOK_BATCH_QUEUE, () => this.run(), {
-      connection: this.queue.opts.connection,
-      prefix: this.queue.opts.prefix,
-      concurrency: 1,
-    });
-    this.worker.on('error', (error) => this.redisError(error));
     this.queue.on('error', (error) => this.redisError(error));
     this.deliveries.on('error', (error) => this.redisError(error));
+    this.starter = setInterval(() => this.startWhenNeeded(), START_CHECK_MS);
+    this.starter.unref();
+    this.startWhenNeeded();
     await this.ensureScheduled();
     // As the sweep's: brings the schedule back after Redis lost its data.
     this.refresh = setInterval(() => {
@@ -119,8 +126,20 @@ export class WebhookBatchesProcessor implements OnApplicationBootstrap, BeforeAp
     }, 30_000);
   }
 
+  private startWhenNeeded(): void {
+    if (this.worker || !this.interest.sending) return;
+    clearInterval(this.starter);
+    this.worker = new Worker<WebhookBatchJobData>(WEBHOOK_BATCH_QUEUE, () => this.run(), {
+      connection: this.queue.opts.connection,
+      prefix: this.queue.opts.prefix,
+      concurrency: 1,
+    });
+    this.worker.on('error', (error) => this.redisError(error));
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.refresh);
+    clearInterval(this.starter);
     if (this.worker) await closeWorker(this.worker, this.config.shutdownGraceMs);
   }
 

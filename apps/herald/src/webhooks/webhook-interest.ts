@@ -16,7 +16,7 @@ export class WebhookInterest {
   private readonly logger = new Logger(WebhookInterest.name);
   private byPublisher = new Map<string, Set<WebhookEventType>>();
   private callbacksUntil = 0;
-  private pendingMessages = false;
+  private pendingWork = false;
   private lastWarned = 0;
 
   constructor(private readonly repository: WebhookRepository) {}
@@ -24,7 +24,7 @@ export class WebhookInterest {
   /** Reads it again; a failed read keeps what was known. */
   async refresh(): Promise<void> {
     try {
-      const { endpoints, callbacksUntil, pendingMessages } = await this.repository.interest();
+      const { endpoints, callbacksUntil, pendingWork } = await this.repository.interest();
       const byPublisher = new Map<string, Set<WebhookEventType>>();
       for (const { publisherId, events } of endpoints) {
         const wanted = byPublisher.get(publisherId) ?? new Set<WebhookEventType>();
@@ -34,7 +34,7 @@ export class WebhookInterest {
       this.byPublisher = byPublisher;
       // Never below what a delivered notification told (expectCallback): the read may predate its publish.
       this.callbacksUntil = Math.max(this.callbacksUntil, callbacksUntil?.getTime() ?? 0);
-      this.pendingMessages = pendingMessages;
+      this.pendingWork = pendingWork;
     } catch (error) {
       if (Date.now() - this.lastWarned < WARN_EVERY_MS) return;
       this.lastWarned = Date.now();
@@ -58,9 +58,9 @@ export class WebhookInterest {
     return this.byPublisher.size > 0 || this.callbacksUntil > Date.now();
   }
 
-  /** Anything to send: someone wants events, or messages are still to deliver. */
+  /** Anything to do: someone wants events, or events or messages are left from when someone did. */
   get sending(): boolean {
-    return this.any || this.pendingMessages;
+    return this.any || this.pendingWork;
   }
 
   /** Whether an enabled endpoint of `publisherId` wants `type`. */
