@@ -9,6 +9,7 @@ import { RedeliveryRepository } from './redelivery.repository';
 import { ReplayRepository } from './replay.repository';
 import { StreamRepository } from './stream.repository';
 import { UserRepository } from './user.repository';
+import { WebhookEndpointRepository } from './webhook-endpoint.repository';
 import { WebhookRepository } from './webhook.repository';
 
 /** The repositories are framework-free (tested directly against PostgreSQL); Nest builds them here. */
@@ -43,6 +44,11 @@ import { WebhookRepository } from './webhook.repository';
       inject: [DataSource],
       useFactory: (ds: DataSource) => new WebhookRepository(ds),
     },
+    {
+      provide: WebhookEndpointRepository,
+      inject: [DataSource],
+      useFactory: (ds: DataSource) => new WebhookEndpointRepository(ds),
+    },
   ],
   exports: [
     NotificationRepository,
@@ -54,6 +60,7 @@ import { WebhookRepository } from './webhook.repository';
     AdminRepository,
     InboxRepository,
     WebhookRepository,
+    WebhookEndpointRepository,
   ],
 })
 export class NotificationsModule {}

@@ -18,7 +18,8 @@ import type { z } from 'zod';
 import { BadRequestError, NotFoundError, storedOr503 } from '../common/errors';
 import { HERALD_CONFIG } from '../config/config.module';
 import { HeraldConfig } from '../config/config.schema';
-import { AdminEndpointRow, AttemptRow, EndpointRow, WebhookRepository } from '../record/webhook.repository';
+import type { AttemptRow } from '../record/webhook.repository';
+import { AdminEndpointRow, EndpointRow, WebhookEndpointRepository } from '../record/webhook-endpoint.repository';
 import { deliveryJob, WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryJobData } from './queues';
 import { newSigningSecret } from './signature';
 import { WebhookInterest } from './webhook-interest';
@@ -74,7 +75,7 @@ export class WebhookEndpointsService {
   private readonly logger = new Logger(WebhookEndpointsService.name);
 
   constructor(
-    private readonly repository: WebhookRepository,
+    private readonly repository: WebhookEndpointRepository,
     private readonly targets: WebhookTargets,
     private readonly interest: WebhookInterest,
     @Inject(HERALD_CONFIG) private readonly config: HeraldConfig,

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { WebhookEventType } from '@herald/protocol';
 import { BadRequestError } from '../common/errors';
+import { WebhookEndpointRepository } from '../record/webhook-endpoint.repository';
 import { RecipientEvent, WebhookRepository } from '../record/webhook.repository';
 import { WebhookInterest } from './webhook-interest';
 import { WebhookTargets } from './webhook-targets';
@@ -31,6 +32,7 @@ export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutd
     private readonly repository: WebhookRepository,
     private readonly interest: WebhookInterest,
     private readonly targets: WebhookTargets,
+    private readonly endpoints: WebhookEndpointRepository,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -71,7 +73,7 @@ export class WebhookEvents implements OnApplicationBootstrap, OnApplicationShutd
     ttlSeconds: number,
   ): Promise<void> {
     await this.targets.check('callbackUrl', callbackUrl);
-    if (!(await this.repository.hasDefaultSecret(publisherId))) {
+    if (!(await this.endpoints.hasDefaultSecret(publisherId))) {
       throw new BadRequestError(
         'callbackUrl needs a default signing secret: create it with POST /v1/webhooks/default-secret',
         [{ field: 'callbackUrl', reason: 'this API key has no default signing secret yet' }],

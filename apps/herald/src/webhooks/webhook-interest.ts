@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { WebhookEventType } from '@herald/protocol';
-import { WebhookRepository } from '../record/webhook.repository';
+import { WebhookEndpointRepository } from '../record/webhook-endpoint.repository';
 
 /** While PostgreSQL is away, a failed read of who wants events is logged at most this often. */
 const WARN_EVERY_MS = 30_000;
@@ -19,7 +19,7 @@ export class WebhookInterest {
   private pendingWork = false;
   private lastWarned = 0;
 
-  constructor(private readonly repository: WebhookRepository) {}
+  constructor(private readonly repository: WebhookEndpointRepository) {}
 
   /** Reads it again; a failed read keeps what was known. */
   async refresh(): Promise<void> {
